@@ -1,0 +1,125 @@
+"""camera node: publish sensor_msgs/Image from a V4L2 device, video file, image folder or topic.
+
+Images are bgr8, stamped at capture (right after the grab) with the configured frame_id.
+A source that fails is reopened with exponential backoff; a file that ends is reported once.
+"""
+
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+
+from facetrack_ros.conversions import bgr_to_compressed, bgr_to_image, sec_to_time
+from facetrack_ros.core.camera import Backoff, FrameSource, open_source, SourceEnded, SourceError
+from facetrack_ros.diagnostics import NodeDiagnostics
+from facetrack_ros.parameters import declare_parameters, IMAGE_QOS, image_qos_profile, ParamSpec
+from facetrack_ros.runner import run_node
+
+TOPIC_PREFIX = 'topic:'
+
+PARAMETERS = (
+    ParamSpec('source', '0',
+              'Frame source: V4L2 index or /dev/videoN, a video file, an image folder, or '
+              f'{TOPIC_PREFIX}<image topic> to relay an existing sensor_msgs/Image topic.',
+              read_only=True),
+    ParamSpec('frame_id', 'camera_optical_frame', 'frame_id written into every image header.'),
+    ParamSpec('loop', False, 'Restart a video file or image folder when it ends.'),
+    ParamSpec('realtime', True,
+              'Pace a video file at its own frame rate; false reads as fast as possible.'),
+    ParamSpec('fps', 10.0, 'Image folder rate; also the V4L2 rate asked for (0 = default) [Hz].',
+              min_value=0.0, max_value=240.0),
+    ParamSpec('width', 0, 'V4L2 capture width (0 = device default) [px].', 0, 7680),
+    ParamSpec('height', 0, 'V4L2 capture height (0 = device default) [px].', 0, 4320),
+    ParamSpec('publish_compressed', False, 'Also publish image_raw/compressed (JPEG).'),
+    ParamSpec('jpeg_quality', 80, 'JPEG quality of image_raw/compressed [1..100].', 1, 100),
+    ParamSpec('reconnect_max_delay', 10.0,
+              'Longest wait between attempts to reopen a failed source [s].', 0.1, 300.0),
+    IMAGE_QOS,
+)
+
+
+class CameraNode(Node):
+    """Reads frames on a thread of its own and publishes them as they are captured."""
+
+    def __init__(self, **kwargs) -> None:
+        """Declare parameters, create publishers and start reading."""
+        super().__init__('camera', **kwargs)
+        self.params = declare_parameters(self, PARAMETERS)
+        qos = image_qos_profile(self.params.image_qos)
+        self.image_pub = self.create_publisher(Image, 'image_raw', qos)
+        self.compressed_pub = (
+            self.create_publisher(CompressedImage, 'image_raw/compressed', qos)
+            if self.params.publish_compressed else None)
+        self.diagnostics = NodeDiagnostics(self)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        source = self.params.source
+        if source.startswith(TOPIC_PREFIX):
+            self.create_subscription(Image, source[len(TOPIC_PREFIX):], self._relay, qos)
+            self.diagnostics.set_state(DiagnosticStatus.OK, f'relaying {source}')
+        else:
+            self._thread = threading.Thread(target=self._read_loop, daemon=True)
+            self._thread.start()
+
+    def _relay(self, msg: Image) -> None:
+        """Republish an image from another topic, keeping its capture stamp."""
+        if self.params.frame_id:
+            msg.header.frame_id = self.params.frame_id
+        self.image_pub.publish(msg)
+        self.diagnostics.processed(0.0)
+
+    def _read_loop(self) -> None:
+        """Open the source, publish until it ends, reopen it with backoff when it fails."""
+        backoff = Backoff(max_s=self.params.reconnect_max_delay)
+        while not self._stop.is_set():
+            source = open_source(
+                self.params.source, width=self.params.width, height=self.params.height,
+                fps=self.params.fps, loop=self.params.loop, realtime=self.params.realtime,
+                warn=self.get_logger().warning)
+            try:
+                source.open()
+                self.get_logger().info(f'publishing {source.description}')
+                self.diagnostics.set_state(DiagnosticStatus.OK, source.description)
+                backoff.reset()
+                self._publish_frames(source)
+                self.get_logger().info(f'{source.description} ended; no more frames')
+                self.diagnostics.set_state(DiagnosticStatus.WARN, 'source ended')
+                return
+            except SourceError as error:
+                delay = backoff.next_delay()
+                self.get_logger().error(f'{error}; reopening in {delay:.1f} s')
+                self.diagnostics.errors += 1
+                self.diagnostics.set_state(DiagnosticStatus.ERROR, str(error))
+                self._stop.wait(delay)
+            finally:
+                source.close()
+
+    def _publish_frames(self, source: FrameSource) -> None:
+        """Publish frames from an open source until it ends (returns) or fails (raises)."""
+        while not self._stop.is_set():
+            try:
+                frame = source.read()
+            except SourceEnded:
+                return
+            msg = bgr_to_image(frame.image)
+            msg.header.stamp = sec_to_time(frame.stamp)
+            msg.header.frame_id = self.params.frame_id
+            self.image_pub.publish(msg)
+            if self.compressed_pub is not None:
+                self.compressed_pub.publish(
+                    bgr_to_compressed(frame.image, msg.header, self.params.jpeg_quality))
+            self.diagnostics.processed(time.time() - frame.stamp)
+
+    def destroy_node(self) -> None:
+        """Stop the reading thread before the node goes."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the camera node until shut down."""
+    return run_node(CameraNode, args)

@@ -1,0 +1,93 @@
+"""Message <-> numpy conversions shared by the nodes (cv_bridge is not a dependency)."""
+
+from builtin_interfaces.msg import Time
+import cv2
+import numpy as np
+from sensor_msgs.msg import CompressedImage, Image
+
+_CHANNELS = {'bgr8': 3, 'rgb8': 3, 'bgra8': 4, 'rgba8': 4, 'mono8': 1}
+
+
+class ImageConversionError(ValueError):
+    """An image message that cannot be turned into a BGR array; the message says why."""
+
+
+def image_to_bgr(msg: Image) -> np.ndarray:
+    """Return a contiguous HxWx3 uint8 BGR copy of an 8-bit Image message."""
+    channels = _CHANNELS.get(msg.encoding)
+    if channels is None:
+        raise ImageConversionError(
+            f'unsupported encoding {msg.encoding!r}; use one of {sorted(_CHANNELS)}')
+    if msg.width == 0 or msg.height == 0:
+        raise ImageConversionError('image has zero width or height')
+    row_bytes = msg.width * channels
+    if msg.step < row_bytes or len(msg.data) < msg.step * msg.height:
+        raise ImageConversionError(
+            f'image data of {len(msg.data)} bytes does not hold {msg.height} rows of step '
+            f'{msg.step} for {msg.width}x{msg.height} {msg.encoding}')
+    rows = np.frombuffer(msg.data, dtype=np.uint8, count=msg.step * msg.height)
+    pixels = rows.reshape(msg.height, msg.step)[:, :row_bytes].reshape(
+        msg.height, msg.width, channels)
+    if msg.encoding == 'bgr8':
+        return np.ascontiguousarray(pixels)
+    conversion = {
+        'rgb8': cv2.COLOR_RGB2BGR, 'bgra8': cv2.COLOR_BGRA2BGR,
+        'rgba8': cv2.COLOR_RGBA2BGR, 'mono8': cv2.COLOR_GRAY2BGR,
+    }[msg.encoding]
+    return cv2.cvtColor(pixels, conversion)
+
+
+def bgr_to_image(image: np.ndarray, header=None) -> Image:
+    """Return a bgr8 Image message of an HxWx3 uint8 array, with the given header."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ImageConversionError(f'expected HxWx3 uint8, got {image.dtype} {image.shape}')
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = image.shape[:2]
+    msg.encoding = 'bgr8'
+    msg.step = msg.width * 3
+    msg.data = np.ascontiguousarray(image).tobytes()
+    return msg
+
+
+def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
+    """Decode a JPEG/PNG CompressedImage into a BGR array."""
+    image = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageConversionError(f'cannot decode {len(msg.data)} bytes of {msg.format!r}')
+    return image
+
+
+def bgr_to_compressed(image: np.ndarray, header=None, quality: int = 80) -> CompressedImage:
+    """Return a JPEG CompressedImage of a BGR array, with the given header."""
+    ok, data = cv2.imencode('.jpg', image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ImageConversionError(f'JPEG encoding failed for {image.shape}')
+    msg = CompressedImage()
+    if header is not None:
+        msg.header = header
+    msg.format = 'jpeg'
+    msg.data = data.tobytes()
+    return msg
+
+
+def time_to_sec(stamp: Time) -> float:
+    """Return a builtin_interfaces/Time as seconds [s]."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def time_to_ns(stamp: Time) -> int:
+    """Return a builtin_interfaces/Time as integer nanoseconds."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def sec_to_time(seconds: float) -> Time:
+    """Return seconds [s] as a builtin_interfaces/Time."""
+    return ns_to_time(int(round(seconds * 1e9)))
+
+
+def ns_to_time(nanoseconds: int) -> Time:
+    """Return integer nanoseconds as a builtin_interfaces/Time."""
+    sec, nanosec = divmod(int(nanoseconds), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)

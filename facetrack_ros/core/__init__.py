@@ -1,0 +1,1 @@
+"""ROS-free algorithms: plain numpy/OpenCV, tested without rclpy."""

@@ -1,0 +1,323 @@
+"""Frame sources: V4L2 cameras, video files and image folders, plus reconnect backoff."""
+
+import abc
+from dataclasses import dataclass
+import logging
+import math
+from pathlib import Path
+import time
+from types import TracebackType
+from typing import Callable
+
+import cv2
+import numpy as np
+
+_LOG = logging.getLogger(__name__)
+
+#: File name endings ImageFolderSource reads (compared lower-case); other files are ignored.
+IMAGE_SUFFIXES = frozenset({'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm',
+                            '.pgm'})
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured image.
+
+    image: HxWx3 uint8 BGR.
+    stamp: capture time [s since the epoch], taken right after the grab.
+    index: position in the source's output, counting from 0 and not reset by looping.
+    """
+
+    image: np.ndarray
+    stamp: float
+    index: int
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened or read: missing file, vanished device, bad stream."""
+
+
+class SourceEnded(Exception):
+    """A non-looping file or folder has no more frames.
+
+    Not a SourceError: the end of a recording is normal and must not trigger a reconnect.
+    """
+
+
+class FrameSource(abc.ABC):
+    """Something that yields frames: open(), then read() until SourceEnded, then close()."""
+
+    #: Human-readable name of the source, for logs and diagnostics.
+    description: str
+    #: Frame rate the source is meant to run at [Hz], or None when unknown.
+    nominal_fps: float | None
+
+    def __init__(self, description: str, nominal_fps: float | None) -> None:
+        """Set the common attributes; subclasses open nothing here."""
+        self.description = description
+        self.nominal_fps = nominal_fps
+        self._next_index = 0
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Open (or reopen) the source; raise SourceError if it cannot be used."""
+
+    @abc.abstractmethod
+    def read(self) -> Frame:
+        """Return the next frame; raise SourceEnded at the end, SourceError on failure."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the source; safe to call more than once."""
+
+    def __enter__(self) -> 'FrameSource':
+        """Open the source for a with-block."""
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        """Close the source at the end of a with-block."""
+        self.close()
+
+    def _frame(self, image: np.ndarray, stamp: float) -> Frame:
+        frame = Frame(image=image, stamp=stamp, index=self._next_index)
+        self._next_index += 1
+        return frame
+
+
+class _Pacer:
+    """Spaces calls to wait() one period apart on the monotonic clock (no-op without a rate)."""
+
+    def __init__(self, fps: float | None) -> None:
+        self._period = 1.0 / fps if fps else 0.0
+        self._due: float | None = None
+
+    def wait(self) -> None:
+        if not self._period:
+            return
+        now = time.monotonic()
+        # More than a period late (first call, slow consumer): restart the schedule rather
+        # than hand out a burst of frames to catch up.
+        if self._due is None or now - self._due > self._period:
+            self._due = now
+        elif self._due > now:
+            time.sleep(self._due - now)
+        self._due += self._period
+
+
+def _capture_fps(capture: cv2.VideoCapture) -> float | None:
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return fps if math.isfinite(fps) and fps > 0 else None
+
+
+class _CaptureSource(FrameSource):
+    """Shared grab/retrieve logic for sources read through cv2.VideoCapture."""
+
+    def __init__(self, description: str, nominal_fps: float | None) -> None:
+        super().__init__(description, nominal_fps)
+        self._capture: cv2.VideoCapture | None = None
+
+    def close(self) -> None:
+        """Release the capture; safe to call more than once."""
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+    def _grab(self) -> Frame | None:
+        """Grab and decode one frame, or return None when the capture has nothing more."""
+        if self._capture is None:
+            raise SourceError(f'{self.description} is not open; call open() first')
+        if not self._capture.grab():
+            return None
+        stamp = time.time()
+        ok, image = self._capture.retrieve()
+        if not ok or image is None:
+            raise SourceError(f'{self.description}: grabbed a frame but could not decode it')
+        return self._frame(image, stamp)
+
+
+class V4L2Source(_CaptureSource):
+    """A Video4Linux2 camera, by index (0 for /dev/video0) or device path."""
+
+    def __init__(self, device: str | int, width: int = 0, height: int = 0,
+                 fps: float = 0) -> None:
+        """Describe the camera; width, height and fps of 0 keep the driver's defaults."""
+        super().__init__(f'V4L2 camera {device}', fps or None)
+        self._device = device
+        self._width = width
+        self._height = height
+        self._fps = fps
+
+    def open(self) -> None:
+        """Open the device and apply the requested format; raise SourceError if impossible."""
+        self.close()
+        path = Path(f'/dev/video{self._device}' if isinstance(self._device, int)
+                    else self._device)
+        # OpenCV only logs a warning for a missing device; checking first gives a clear error.
+        if not path.exists():
+            raise SourceError(f'{self.description}: {path} does not exist')
+        capture = cv2.VideoCapture(str(path), cv2.CAP_V4L2)
+        if not capture.isOpened():
+            capture.release()
+            raise SourceError(f'{self.description}: cannot open {path} (busy, or no permission?)')
+        for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, self._width),
+                            (cv2.CAP_PROP_FRAME_HEIGHT, self._height),
+                            (cv2.CAP_PROP_FPS, self._fps)):
+            if value:
+                capture.set(prop, value)
+        self._capture = capture
+        self.nominal_fps = _capture_fps(capture) or self._fps or None
+
+    def read(self) -> Frame:
+        """Return the next camera frame; raise SourceError if the device stopped delivering."""
+        frame = self._grab()
+        if frame is None:
+            raise SourceError(f'{self.description}: frame grab failed (device unplugged?)')
+        return frame
+
+
+class VideoFileSource(_CaptureSource):
+    """A video file, read once or looped, as fast as possible or at its own frame rate."""
+
+    def __init__(self, path: str | Path, loop: bool = False, realtime: bool = False) -> None:
+        """Describe the file; realtime paces read() at the file's FPS, else no waiting."""
+        super().__init__(f'video file {path}', None)
+        self._path = Path(path)
+        self._loop = loop
+        self._realtime = realtime
+        self._pacer = _Pacer(None)
+
+    def open(self) -> None:
+        """Open the file from its start; raise SourceError if it is missing or undecodable."""
+        self._open_capture()
+        self._pacer = _Pacer(self.nominal_fps if self._realtime else None)
+
+    def _open_capture(self) -> None:
+        self.close()
+        if not self._path.is_file():
+            raise SourceError(f'{self.description}: no such file')
+        capture = cv2.VideoCapture(str(self._path))
+        if not capture.isOpened():
+            capture.release()
+            raise SourceError(f'{self.description}: OpenCV cannot decode it')
+        self._capture = capture
+        self.nominal_fps = _capture_fps(capture)
+
+    def read(self) -> Frame:
+        """Return the next frame, rewinding at the end when looping, else raise SourceEnded."""
+        self._pacer.wait()
+        frame = self._grab()
+        if frame is None and self._loop:
+            # Reopening is more reliable than seeking to frame 0 across codecs.
+            self._open_capture()
+            frame = self._grab()
+            if frame is None:
+                raise SourceError(f'{self.description}: no frames to loop over')
+        if frame is None:
+            raise SourceEnded(self.description)
+        return frame
+
+
+class ImageFolderSource(FrameSource):
+    """The image files of one folder in name order, at a given rate, once or looped."""
+
+    def __init__(self, path: str | Path, fps: float = 0.0, loop: bool = False,
+                 warn: Callable[[str], None] = _LOG.warning) -> None:
+        """Describe the folder; fps > 0 paces read(), 0 reads as fast as possible.
+
+        warn receives a message for each unreadable image, which is skipped.
+        """
+        super().__init__(f'image folder {path}', fps or None)
+        self._path = Path(path)
+        self._pacer = _Pacer(fps)
+        self._loop = loop
+        self._warn = warn
+        self._files: list[Path] = []
+        self._position = 0
+
+    def open(self) -> None:
+        """List the images; raise SourceError if the folder is missing or has none."""
+        if not self._path.is_dir():
+            raise SourceError(f'{self.description}: no such folder')
+        self._files = sorted(p for p in self._path.iterdir()
+                             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise SourceError(f'{self.description}: no image files '
+                              f'({", ".join(sorted(IMAGE_SUFFIXES))})')
+        self._position = 0
+
+    def read(self) -> Frame:
+        """Return the next readable image; raise SourceEnded after the last one unless looping."""
+        if not self._files:
+            raise SourceError(f'{self.description} is not open; call open() first')
+        self._pacer.wait()
+        skipped = 0
+        while True:
+            if self._position == len(self._files):
+                if not self._loop:
+                    raise SourceEnded(self.description)
+                self._position = 0
+            if skipped == len(self._files):
+                # Every file failed: looping on would spin forever.
+                raise SourceError(f'{self.description}: none of the images can be read')
+            path = self._files[self._position]
+            self._position += 1
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            stamp = time.time()
+            if image is not None:
+                return self._frame(image, stamp)
+            skipped += 1
+            self._warn(f'{self.description}: skipping unreadable image {path.name}')
+
+    def close(self) -> None:
+        """Forget the file list; open() lists the folder again."""
+        self._files = []
+
+
+def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 0.0,
+                loop: bool = False, realtime: bool = True,
+                warn: Callable[[str], None] = _LOG.warning) -> FrameSource:
+    """Pick the source for spec, without opening it.
+
+    An integer or /dev/video* is a V4L2 camera (width, height, fps requested from it); a folder
+    is an ImageFolderSource at fps (warn gets its skipped files); a file is a VideoFileSource
+    (realtime paces it at its own FPS). loop applies to files and folders. Raise ValueError for
+    anything else.
+    """
+    text = spec.strip()
+    if text.isdigit():
+        return V4L2Source(int(text), width, height, fps)
+    if text.startswith('/dev/video'):
+        return V4L2Source(text, width, height, fps)
+    path = Path(text).expanduser()
+    if text and path.is_dir():
+        return ImageFolderSource(path, fps, loop, warn)
+    if path.is_file():
+        return VideoFileSource(path, loop, realtime)
+    raise ValueError(f'source {spec!r} is neither a camera index, a /dev/video* device, '
+                     'an image folder nor a video file')
+
+
+class Backoff:
+    """Exponentially growing wait between attempts to reopen a dropped source."""
+
+    def __init__(self, initial_s: float = 0.5, max_s: float = 10.0, factor: float = 2.0) -> None:
+        """Start at initial_s, multiply by factor after each delay, never exceed max_s."""
+        if not 0 < initial_s <= max_s or factor < 1:
+            raise ValueError('Backoff needs 0 < initial_s <= max_s and factor >= 1, got '
+                             f'initial_s={initial_s}, max_s={max_s}, factor={factor}')
+        self._initial = initial_s
+        self._max = max_s
+        self._factor = factor
+        self._delay = initial_s
+
+    def next_delay(self) -> float:
+        """Return how long to wait before the next attempt [s], and lengthen the one after."""
+        delay = self._delay
+        self._delay = min(self._delay * self._factor, self._max)
+        return delay
+
+    def reset(self) -> None:
+        """Go back to initial_s, after a successful reopen."""
+        self._delay = self._initial

@@ -1,0 +1,172 @@
+"""Person detection: a YOLO model through ultralytics, or people found from their faces."""
+
+import abc
+from dataclasses import dataclass
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from facetrack_ros.core.face import check_image, FaceDetector
+
+
+class ModelUnavailableError(RuntimeError):
+    """The person model cannot be used: missing file, download refused, or it failed to load."""
+
+
+@dataclass(frozen=True)
+class PersonBox:
+    """One detected person.
+
+    box: (4,) float32 x1, y1, x2, y2 [px] in the input image.
+    confidence: detector score in [0, 1].
+    """
+
+    box: np.ndarray
+    confidence: float
+
+
+class PersonDetector(abc.ABC):
+    """Finds people in a BGR image."""
+
+    #: Short label of the detector, for logs and diagnostics.
+    name: str
+
+    @abc.abstractmethod
+    def detect(self, image_bgr: np.ndarray) -> list[PersonBox]:
+        """Return the people in image_bgr (HxWx3 uint8).
+
+        Raise ValueError (face.FaceInputError) for any other image.
+        """
+
+    def close(self) -> None:
+        """Release what the detector holds; it must not be used afterwards."""
+
+
+def configure_ultralytics_offline() -> None:
+    """Keep ultralytics off the network: no pip installs, update checks, telemetry or sync.
+
+    Weight downloads are not covered here: YoloPersonDetector refuses a missing model file itself.
+    """
+    # Read when ultralytics is first imported, so they must be in place before that import.
+    # YOLO_OFFLINE makes is_online() false: no DNS probe at import, no PyPI update check,
+    # no analytics events or Sentry reports.
+    os.environ['YOLO_OFFLINE'] = '1'
+    # Missing requirements (e.g. the 'onnx' package for ONNX models) are logged, not pip-installed.
+    os.environ['YOLO_AUTOINSTALL'] = '0'
+    from ultralytics import utils
+    from ultralytics.utils import checks, events
+    # The module-level copies taken by an import that happened before this call.
+    utils.ONLINE = checks.ONLINE = events.ONLINE = False
+    utils.AUTOINSTALL = checks.AUTOINSTALL = False
+    events.events.enabled = False
+    if utils.SETTINGS['sync']:
+        utils.SETTINGS.update(sync=False)  # persistent opt-out, as `yolo settings sync=False`
+
+
+class YoloPersonDetector(PersonDetector):
+    """A YOLO detection model (.pt, .onnx, TensorRT .engine, ...) loaded by ultralytics."""
+
+    def __init__(self, model: str, device: str = 'cpu', confidence: float = 0.35,
+                 image_size: int = 640, half: bool = False, classes: Sequence[int] = (0,),
+                 allow_download: bool = False) -> None:
+        """Load the model and run it once, so the first real frame is not slow.
+
+        model is a path, or (only with allow_download) a name ultralytics fetches, such as
+        'yolo11n.pt'. classes are the model's class ids to report (0 is person in COCO).
+        Raise ModelUnavailableError if the model is missing or fails to load on device.
+        """
+        configure_ultralytics_offline()
+        path = Path(model).expanduser()
+        if not allow_download and not (model and path.exists()):
+            raise ModelUnavailableError(
+                f'person model {model!r} not found and downloads are disabled; set the `model` '
+                'parameter to an existing .pt, .onnx or .engine file')
+        from ultralytics import YOLO
+        self.name = f'yolo {path.name}'
+        self._options: dict[str, Any] = dict(
+            device=device, conf=confidence, imgsz=image_size, classes=list(classes),
+            quantize=16 if half else None, verbose=False)  # quantize=16 replaces the old half
+        try:
+            self._model: Any = YOLO(str(path), task='detect')
+            self._predict(np.zeros((image_size, image_size, 3), np.uint8))
+        except Exception as error:  # any load failure means the same to the caller: no model
+            raise ModelUnavailableError(
+                f'person model {model!r} (parameter `model`) cannot run on {device!r}: '
+                f'{error}') from error
+
+    def _predict(self, image_bgr: np.ndarray) -> list[PersonBox]:
+        if self._model is None:
+            raise RuntimeError(f'{self.name} detector is closed')
+        result = self._model.predict(image_bgr, **self._options)[0]
+        boxes = result.boxes.xyxy.cpu().numpy().astype(np.float32)
+        scores = result.boxes.conf.cpu().numpy()
+        return [PersonBox(box=box, confidence=float(score)) for box, score in zip(boxes, scores)]
+
+    def detect(self, image_bgr: np.ndarray) -> list[PersonBox]:
+        """Return the detections of the configured classes above the confidence threshold."""
+        check_image(image_bgr)
+        return self._predict(image_bgr)
+
+    def close(self) -> None:
+        """Drop the model so its memory (and GPU context) can be freed."""
+        self._model = None
+
+
+class FaceFirstPersonDetector(PersonDetector):
+    """Finds people from their faces over the whole frame, for when no person model is available.
+
+    The person box is extrapolated from the face box with body proportions: width_factor face
+    widths wide around the face centre, height_factor face heights tall starting head_margin
+    face heights above the face box (the forehead and hair a face detector leaves out).
+    """
+
+    name = 'face-first'
+
+    def __init__(self, face_detector: FaceDetector, width_factor: float = 3.0,
+                 height_factor: float = 7.0, head_margin: float = 0.5) -> None:
+        """Use face_detector (owned by the caller) with the given body proportions."""
+        self._faces = face_detector
+        self._width_factor = width_factor
+        self._height_factor = height_factor
+        self._head_margin = head_margin
+
+    def detect(self, image_bgr: np.ndarray) -> list[PersonBox]:
+        """Return one person box per face found, clipped to the image."""
+        check_image(image_bgr)
+        height, width = image_bgr.shape[:2]
+        people = []
+        for face in self._faces.detect(image_bgr):
+            x1, y1, x2, y2 = (float(v) for v in face.box)
+            face_w, face_h = x2 - x1, y2 - y1
+            centre = (x1 + x2) / 2
+            top = y1 - self._head_margin * face_h
+            box = np.array([centre - self._width_factor * face_w / 2, top,
+                            centre + self._width_factor * face_w / 2,
+                            top + self._height_factor * face_h], np.float32)
+            box = np.clip(box, 0, [width, height, width, height]).astype(np.float32)
+            if box[2] > box[0] and box[3] > box[1]:
+                # Face scores are not all probabilities (dlib HOG gives SVM margins).
+                people.append(PersonBox(box=box, confidence=float(np.clip(face.score, 0, 1))))
+        return people
+
+
+def create_person_detector(model: str, device: str, confidence: float, image_size: int,
+                           half: bool, require_model: bool,
+                           face_detector_factory: Callable[[], FaceDetector],
+                           allow_download: bool = False) -> tuple[PersonDetector, str]:
+    """Return the YOLO detector for model, or the face-first fallback, with a status line.
+
+    Raise ModelUnavailableError (naming the `model` parameter) if require_model is set and
+    the model cannot be used. A model missing on disk is downloaded only with allow_download.
+    """
+    try:
+        detector = YoloPersonDetector(model, device, confidence, image_size, half,
+                                      allow_download=allow_download)
+    except ModelUnavailableError as error:
+        if require_model:
+            raise
+        return (FaceFirstPersonDetector(face_detector_factory()),
+                f'no person model ({error}): face-first fallback')
+    return detector, f'yolo model {model} on {device}'

@@ -1,0 +1,132 @@
+"""detector node: ultralytics YOLO person detection, as a lifecycle node.
+
+The model loads on configure and is freed on cleanup; images are taken only while active.
+With no person model available it stops with an error naming the `model` parameter
+(require_model: true) or falls back to finding people from their faces (face-first).
+"""
+
+import time
+
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import Image
+
+from facetrack_ros.conversions import image_to_bgr, ImageConversionError, time_to_sec
+from facetrack_ros.core.detection import create_person_detector, ModelUnavailableError
+from facetrack_ros.core.face import FaceDetector
+from facetrack_ros.diagnostics import NodeDiagnostics
+from facetrack_ros.msg import PersonDetection, PersonDetectionArray
+from facetrack_ros.parameters import (declare_parameters, IMAGE_QOS, image_qos_profile,
+                                      ParamSpec, RELIABLE_QOS)
+from facetrack_ros.runner import run_node
+
+PARAMETERS = (
+    ParamSpec('model', 'yolo11n.pt',
+              'YOLO weights: a .pt, .onnx or TensorRT .engine path, or an ultralytics model '
+              'name (downloaded only when allow_download is true).'),
+    ParamSpec('device', 'cpu', 'Inference device: cpu, cuda, cuda:0, ...'),
+    ParamSpec('confidence', 0.35, 'Smallest person score kept [0..1].', 0.01, 1.0),
+    ParamSpec('image_size', 640, 'Inference image size (longest side) [px].', 32, 4096),
+    ParamSpec('half', False, 'FP16 inference (CUDA and TensorRT only).'),
+    ParamSpec('require_model', False,
+              'Fail when the person model is unavailable, instead of the face-first fallback.'),
+    ParamSpec('allow_download', False,
+              'Let ultralytics download a named model that is not on disk (needs a network).'),
+    ParamSpec('fallback_face_detector', 'hog', 'Face detector of the face-first fallback.',
+              choices=('hog', 'cnn')),
+    ParamSpec('autostart', True, 'Configure and activate on start (no lifecycle manager).'),
+    IMAGE_QOS,
+)
+
+
+class DetectorNode(LifecycleNode):
+    """Subscribes to images, publishes PersonDetectionArray with the image's header."""
+
+    def __init__(self, **kwargs) -> None:
+        """Declare parameters; nothing is loaded until configure."""
+        super().__init__('detector', **kwargs)
+        self.params = declare_parameters(self, PARAMETERS)
+        self.detector = None
+        self.subscription = None
+        self.publisher = None
+        self.diagnostics = NodeDiagnostics(self)
+        self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no model loaded')
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the person model (or the face-first fallback)."""
+        try:
+            self.detector, status = create_person_detector(
+                model=self.params.model, device=self.params.device,
+                confidence=self.params.confidence, image_size=self.params.image_size,
+                half=self.params.half, require_model=self.params.require_model,
+                allow_download=self.params.allow_download,
+                face_detector_factory=lambda: FaceDetector(self.params.fallback_face_detector))
+        except ModelUnavailableError as error:
+            self.get_logger().error(str(error))
+            self.diagnostics.set_state(DiagnosticStatus.ERROR, str(error))
+            return TransitionCallbackReturn.FAILURE
+        level = DiagnosticStatus.OK if 'fallback' not in status else DiagnosticStatus.WARN
+        (self.get_logger().info if level == DiagnosticStatus.OK else
+         self.get_logger().warning)(status)
+        self.diagnostics.set_state(level, status)
+        self.diagnostics.values['model'] = self.detector.name
+        self.publisher = self.create_lifecycle_publisher(
+            PersonDetectionArray, 'detections', RELIABLE_QOS)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Start taking images."""
+        self.subscription = self.create_subscription(
+            Image, 'image_raw', self.on_image, image_qos_profile(self.params.image_qos))
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop taking images; the model stays loaded."""
+        self.destroy_subscription(self.subscription)
+        self.subscription = None
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Free the model and the publisher."""
+        self._release()
+        self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no model loaded')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Free everything on the way out."""
+        if self.subscription is not None:
+            self.destroy_subscription(self.subscription)
+            self.subscription = None
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        if self.detector is not None:
+            self.detector.close()
+            self.detector = None
+        if self.publisher is not None:
+            self.destroy_lifecycle_publisher(self.publisher)
+            self.publisher = None
+
+    def on_image(self, msg: Image) -> None:
+        """Detect persons in one image; a bad image is reported and skipped."""
+        if self.detector is None:
+            return
+        try:
+            image = image_to_bgr(msg)
+        except ImageConversionError as error:
+            self.diagnostics.errors += 1
+            self.get_logger().warning(f'skipping image: {error}', throttle_duration_sec=5.0)
+            return
+        boxes = self.detector.detect(image)
+        out = PersonDetectionArray(header=msg.header, image_width=msg.width,
+                                   image_height=msg.height)
+        out.detections = [PersonDetection(box=b.box.tolist(), confidence=float(b.confidence))
+                          for b in boxes]
+        self.publisher.publish(out)
+        self.diagnostics.processed(time.time() - time_to_sec(msg.header.stamp))
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the detector node."""
+    return run_node(DetectorNode, args)

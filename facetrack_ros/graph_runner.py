@@ -1,0 +1,106 @@
+"""Start the node graph as processes without `ros2 launch` (demo, end-to-end tests, benchmarks).
+
+On a full ROS install, use launch/facetrack.launch.py instead; this runs the same installed
+executables with the same parameter file, for machines that have rclpy but not ros2launch.
+"""
+
+from dataclasses import dataclass, field
+import os
+from pathlib import Path
+import signal
+import subprocess
+from typing import IO, Mapping
+
+
+@dataclass
+class NodeProcess:
+    """One running node executable."""
+
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+    log: IO = field(repr=False)
+
+
+def executable(name: str) -> str:
+    """Return the path of a facetrack_ros node executable from the sourced install."""
+    for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
+        path = Path(prefix) / 'lib' / 'facetrack_ros' / name
+        if path.is_file():
+            return str(path)
+    raise FileNotFoundError(f'no facetrack_ros executable {name!r}: source install/setup.bash')
+
+
+def ros_arguments(params_file: str | None, overrides: Mapping[str, object],
+                  namespace: str = '') -> list[str]:
+    """Return `--ros-args` for a parameter file, overrides and a namespace."""
+    args = ['--ros-args']
+    if namespace:
+        args += ['-r', f'__ns:=/{namespace.strip("/")}']
+    if params_file:
+        args += ['--params-file', params_file]
+    for key, value in overrides.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        args += ['-p', f'{key}:={text}']
+    return args
+
+
+class GraphRunner:
+    """Starts node processes, logs each to a file, and stops them all with SIGINT."""
+
+    def __init__(self, log_dir: str | Path, params_file: str | None = None,
+                 namespace: str = '') -> None:
+        """Write each node's output to log_dir/<node>.log."""
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.params_file = params_file
+        self.namespace = namespace
+        self.nodes: list[NodeProcess] = []
+
+    def start(self, name: str, **overrides: object) -> NodeProcess:
+        """Start the node executable `name` with parameter overrides."""
+        log_path = self.log_dir / f'{name}.log'
+        log = open(log_path, 'w')
+        command = [executable(name),
+                   *ros_arguments(self.params_file, overrides, self.namespace)]
+        env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'RCUTILS_COLORIZED_OUTPUT': '0'}
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        node = NodeProcess(name, process, log_path, log)
+        self.nodes.append(node)
+        return node
+
+    def failed(self) -> list[str]:
+        """Return the names of nodes that have exited already."""
+        return [n.name for n in self.nodes if n.process.poll() is not None]
+
+    def stop(self, timeout: float = 10.0) -> dict[str, int]:
+        """Interrupt every node (as Ctrl-C would), wait, kill stragglers; return exit codes."""
+        for node in self.nodes:
+            if node.process.poll() is None:
+                node.process.send_signal(signal.SIGINT)
+        codes = {}
+        for node in self.nodes:
+            try:
+                codes[node.name] = node.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                codes[node.name] = node.process.wait()
+            node.log.close()
+        self.nodes = []
+        return codes
+
+    def tail(self, lines: int = 20) -> str:
+        """Return the last lines of every node's log, for failure reports."""
+        parts = []
+        for path in sorted(self.log_dir.glob('*.log')):
+            text = path.read_text(errors='replace').splitlines()[-lines:]
+            parts.append(f'--- {path.name}\n' + '\n'.join(text))
+        return '\n'.join(parts)
+
+    def __enter__(self) -> 'GraphRunner':
+        """Use as a context manager that always stops the nodes."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop every node."""
+        self.stop()

@@ -1,0 +1,114 @@
+"""Declare node parameters from one table per node, with descriptors, ranges and validation.
+
+Each node module lists its parameters as `PARAMETERS: tuple[ParamSpec, ...]`; the same table
+declares them (with a ParameterDescriptor each), refuses invalid values with a reason, and
+generates the README's parameter reference (scripts/param_reference.py), so they cannot drift.
+"""
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, Callable, Sequence
+
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One node parameter: name, default, description (with units) and constraints."""
+
+    name: str
+    default: Any
+    description: str
+    min_value: float | None = None
+    max_value: float | None = None
+    choices: Sequence[str] = ()
+    read_only: bool = False
+    #: Extra check returning an error text, or None when the value is fine.
+    check: Callable[[Any], str | None] | None = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        """Return the ParameterDescriptor that rqt and `ros2 param describe` show."""
+        text = self.description
+        if self.choices:
+            text += f' One of: {", ".join(self.choices)}.'
+        descriptor = ParameterDescriptor(description=text, read_only=self.read_only)
+        bounded = self.min_value is not None and self.max_value is not None
+        if bounded and not isinstance(self.default, bool):
+            if isinstance(self.default, int):
+                descriptor.integer_range = [IntegerRange(
+                    from_value=int(self.min_value), to_value=int(self.max_value), step=0)]
+            elif isinstance(self.default, float):
+                descriptor.floating_point_range = [FloatingPointRange(
+                    from_value=float(self.min_value), to_value=float(self.max_value), step=0.0)]
+        return descriptor
+
+    def error(self, value: Any) -> str | None:
+        """Return why value is invalid for this parameter, or None."""
+        if self.min_value is not None and value < self.min_value:
+            return f'{self.name}={value!r} is below the minimum {self.min_value}'
+        if self.max_value is not None and value > self.max_value:
+            return f'{self.name}={value!r} is above the maximum {self.max_value}'
+        if self.choices and value not in self.choices:
+            return f'{self.name}={value!r} is not one of {", ".join(self.choices)}'
+        return self.check(value) if self.check else None
+
+
+class InvalidParameterError(ValueError):
+    """A parameter value refused at start-up; the message names the parameter and why."""
+
+
+def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> SimpleNamespace:
+    """Declare specs on node and return their values; later invalid sets are refused.
+
+    Raises InvalidParameterError when a value given at start-up (YAML or command line) is
+    invalid, so a misconfigured node stops with the reason instead of running wrongly.
+    """
+    by_name = {spec.name: spec for spec in specs}
+    for spec in specs:
+        node.declare_parameter(spec.name, spec.default, spec.descriptor())
+    values = SimpleNamespace(**{
+        spec.name: node.get_parameter(spec.name).value for spec in specs})
+    for spec in specs:
+        reason = spec.error(getattr(values, spec.name))
+        if reason:
+            raise InvalidParameterError(reason)
+
+    def on_set(parameters: list[Parameter]) -> SetParametersResult:
+        for parameter in parameters:
+            spec = by_name.get(parameter.name)
+            reason = spec.error(parameter.value) if spec else None
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        for parameter in parameters:
+            if parameter.name in by_name:
+                setattr(values, parameter.name, parameter.value)
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(on_set)
+    return values
+
+
+#: Image QoS choices: 'sensor_data' (best effort, keep last 1: a slow consumer sees the newest
+#: frame instead of a backlog) or 'reliable' (for rosbag play and lossless pipelines).
+IMAGE_QOS = ParamSpec(
+    'image_qos', 'sensor_data',
+    'QoS of image topics: sensor_data (best effort, newest frame) or reliable.',
+    choices=('sensor_data', 'reliable'), read_only=True)
+
+
+def image_qos_profile(name: str) -> QoSProfile:
+    """Return the QoS profile for an IMAGE_QOS choice."""
+    if name == 'reliable':
+        return QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE,
+                          history=HistoryPolicy.KEEP_LAST)
+    return QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                      history=HistoryPolicy.KEEP_LAST)
+
+
+#: Events, detections and tracks: reliable, so none is lost between nodes.
+RELIABLE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
+                          history=HistoryPolicy.KEEP_LAST)

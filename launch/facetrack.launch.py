@@ -1,0 +1,58 @@
+"""Start the facetrack_ros graph: camera, detector, face_embedding, tracker, frame_history.
+
+  ros2 launch facetrack_ros facetrack.launch.py source:=/dev/video0 robot_id:=r1 namespace:=r1
+
+Several robots can share one DDS domain: give each its own namespace and robot_id.
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+ARGUMENTS = {
+    'source': ('0', 'Camera source: V4L2 index or /dev/videoN, video file, image folder, or '
+                    'topic:<image topic>.'),
+    'model': ('yolo11n.pt', 'Person model for the detector: .pt, .onnx or TensorRT .engine.'),
+    'device': ('cpu', 'Inference device of the detector: cpu, cuda:0, ...'),
+    'namespace': ('', 'Namespace of every node and topic (one per robot on a shared domain).'),
+    'robot_id': ('robot', 'Robot name written into events and history.'),
+    'camera_id': ('camera', 'Camera name written into events and history.'),
+    'log_dir': ('~/.ros/facetrack', 'Folder of the event log (events/) and history (history/).'),
+    'params_file': ('', 'Parameter YAML; empty uses the package default config/facetrack.yaml.'),
+    'annotate': ('false', 'Also start the annotator (annotated image for rqt_image_view).'),
+    'loop': ('false', 'Loop a video file or image folder source.'),
+}
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Declare the arguments and the nodes."""
+    arg = {name: LaunchConfiguration(name) for name in ARGUMENTS}
+    default_params = PathJoinSubstitution(
+        [FindPackageShare('facetrack_ros'), 'config', 'facetrack.yaml'])
+    actions = [DeclareLaunchArgument(
+        name, description=description,
+        default_value=default_params if name == 'params_file' else default)
+        for name, (default, description) in ARGUMENTS.items()]
+    params = arg['params_file']
+
+    def node(executable: str, overrides: dict, **kwargs) -> Node:
+        return Node(package='facetrack_ros', executable=executable, name=executable,
+                    namespace=arg['namespace'], parameters=[params, overrides],
+                    output='screen', emulate_tty=True, **kwargs)
+
+    history_dir = PathJoinSubstitution([arg['log_dir'], 'history'])
+    actions += [
+        node('camera', {'source': arg['source'], 'loop': arg['loop'],
+                        'frame_id': [arg['camera_id'], '_optical_frame']}),
+        node('detector', {'model': arg['model'], 'device': arg['device']}),
+        node('face_embedding', {}),
+        node('tracker', {'robot_id': arg['robot_id'], 'camera_id': arg['camera_id'],
+                         'event_log_dir': PathJoinSubstitution([arg['log_dir'], 'events'])}),
+        node('frame_history', {'robot_id': arg['robot_id'], 'camera_id': arg['camera_id'],
+                               'history_dir': history_dir}),
+        node('annotator', {}, condition=IfCondition(arg['annotate'])),
+    ]
+    return LaunchDescription(actions)

