@@ -107,17 +107,6 @@ def test_yolo_rejects_bad_images(yolo: YoloPersonDetector) -> None:
             yolo.detect(bad)
 
 
-def test_yolo_timing(yolo: YoloPersonDetector, shared_dir: Path) -> None:
-    """Measure (print, not assert) inference time per 640x360 frame on this machine."""
-    frames = _frames(shared_dir / 'data' / 'video' / 'hamilton_clip.mp4', 10, 5)
-    assert frames[0].shape == (360, 640, 3)
-    start = time.perf_counter()
-    for frame in frames:
-        yolo.detect(frame)
-    per_frame = (time.perf_counter() - start) / len(frames)
-    print(f'\n{yolo.name} on cpu: {1000 * per_frame:.0f} ms per 640x360 frame')
-
-
 def test_closed_detector_refuses(model_path: str, two_people: np.ndarray) -> None:
     """detect() after close() raises instead of crashing inside ultralytics."""
     detector = YoloPersonDetector(model_path)

@@ -1,0 +1,175 @@
+"""face_embedding node: find, align and embed the faces of tracked persons.
+
+For each `tracks` message it looks up the image with the same stamp, asks the embedding
+scheduler which tracks need a face now (new track, bigger box, periodic refresh), finds the
+face in the upper part of each such person box, aligns it with dlib's 5-point landmarks and
+computes a 128-d dlib ResNet descriptor. Results go out on `faces` with the image's header.
+A lifecycle node: models load on configure and are freed on cleanup.
+"""
+
+from collections import OrderedDict
+import time
+
+from diagnostic_msgs.msg import DiagnosticStatus
+import numpy as np
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from sensor_msgs.msg import Image
+
+from facetrack_ros.conversions import image_to_bgr, ImageConversionError, time_to_ns, time_to_sec
+from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
+from facetrack_ros.core.tracking import EmbeddingScheduler, TrackedPerson
+from facetrack_ros.diagnostics import NodeDiagnostics
+from facetrack_ros.msg import PersonDetection, PersonDetectionArray
+from facetrack_ros.parameters import (declare_parameters, IMAGE_QOS, image_qos_profile,
+                                      ParamSpec, RELIABLE_QOS)
+from facetrack_ros.runner import run_node
+
+PARAMETERS = (
+    ParamSpec('face_detector', 'hog',
+              'Face detector inside person boxes: hog or cnn (dlib), or yunet (needs '
+              'yunet_model).', choices=('hog', 'cnn', 'yunet'), read_only=True),
+    ParamSpec('yunet_model', '', 'Path of a YuNet .onnx model for face_detector yunet.',
+              read_only=True),
+    ParamSpec('upper_fraction', 0.5, 'Part of the person box searched for the face [0..1].',
+              0.1, 1.0),
+    ParamSpec('refresh_period', 2.0, 'Re-embed a tracked person at least this often [s].',
+              0.1, 3600.0),
+    ParamSpec('better_box_ratio', 1.3,
+              'Re-embed when a person box grew by this factor (a bigger face is better).',
+              1.0, 10.0),
+    ParamSpec('max_faces_per_frame', 4, 'Most faces embedded per frame.', 1, 100),
+    ParamSpec('image_cache_size', 30,
+              'Recent images kept to pair with tracks that arrive later [frames].', 1, 1000),
+    ParamSpec('autostart', True, 'Configure and activate on start (no lifecycle manager).'),
+    IMAGE_QOS,
+)
+
+
+class FaceEmbeddingNode(LifecycleNode):
+    """Thin adapter over core.face.FaceAnalyzer and core.tracking.EmbeddingScheduler."""
+
+    def __init__(self, **kwargs) -> None:
+        """Declare parameters; models load on configure."""
+        super().__init__('face_embedding', **kwargs)
+        self.params = declare_parameters(self, PARAMETERS)
+        self.analyzer: FaceAnalyzer | None = None
+        self.scheduler: EmbeddingScheduler | None = None
+        self.images: OrderedDict[int, Image] = OrderedDict()
+        self.subscriptions_ = []
+        self.publisher = None
+        self.diagnostics = NodeDiagnostics(self)
+        self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no model loaded')
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the face detector and the embedding model."""
+        p = self.params
+        try:
+            detector = FaceDetector(p.face_detector, yunet_model=p.yunet_model or None)
+            self.analyzer = FaceAnalyzer(detector, DlibResNetEmbedder(),
+                                         upper_fraction=p.upper_fraction)
+        except (FileNotFoundError, ValueError, RuntimeError) as error:
+            self.get_logger().error(f'cannot load face models: {error}')
+            self.diagnostics.set_state(DiagnosticStatus.ERROR, str(error))
+            return TransitionCallbackReturn.FAILURE
+        self.scheduler = EmbeddingScheduler(
+            refresh_s=p.refresh_period, better_box_ratio=p.better_box_ratio,
+            max_per_frame=p.max_faces_per_frame)
+        self.publisher = self.create_lifecycle_publisher(
+            PersonDetectionArray, 'faces', RELIABLE_QOS)
+        self.diagnostics.set_state(DiagnosticStatus.OK, f'{p.face_detector} + dlib_resnet_v1')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Start taking images and tracks."""
+        self.subscriptions_ = [
+            self.create_subscription(Image, 'image_raw', self.on_image,
+                                     image_qos_profile(self.params.image_qos)),
+            self.create_subscription(PersonDetectionArray, 'tracks', self.on_tracks,
+                                     RELIABLE_QOS),
+        ]
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop taking inputs; models stay loaded."""
+        self._unsubscribe()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Free the models."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Free everything on the way out."""
+        self._unsubscribe()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _unsubscribe(self) -> None:
+        for subscription in self.subscriptions_:
+            self.destroy_subscription(subscription)
+        self.subscriptions_ = []
+        self.images.clear()
+
+    def _release(self) -> None:
+        self.analyzer = self.scheduler = None
+        if self.publisher is not None:
+            self.destroy_lifecycle_publisher(self.publisher)
+            self.publisher = None
+        self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no model loaded')
+
+    def on_image(self, msg: Image) -> None:
+        """Keep the image until the tracks of its frame arrive."""
+        self.images[time_to_ns(msg.header.stamp)] = msg
+        while len(self.images) > self.params.image_cache_size:
+            self.images.popitem(last=False)
+
+    def on_tracks(self, msg: PersonDetectionArray) -> None:
+        """Embed the faces of the tracks that need one."""
+        if self.analyzer is None or not msg.detections:
+            return
+        image_msg = self.images.get(time_to_ns(msg.header.stamp))
+        if image_msg is None:
+            self.diagnostics.dropped += 1
+            return
+        stamp = time_to_sec(msg.header.stamp)
+        persons = [TrackedPerson(track_id=d.track_id, person_id=d.person_id,
+                                 box=np.asarray(d.box, dtype=np.float32),
+                                 confidence=d.confidence, match_similarity=d.match_similarity)
+                   for d in msg.detections if d.track_id >= 0]
+        wanted = set(self.scheduler.select(stamp, persons))
+        if not wanted:
+            return
+        try:
+            image = image_to_bgr(image_msg)
+        except ImageConversionError as error:
+            self.diagnostics.errors += 1
+            self.get_logger().warning(f'skipping image: {error}', throttle_duration_sec=5.0)
+            return
+        out = PersonDetectionArray(header=msg.header, image_width=msg.image_width,
+                                   image_height=msg.image_height)
+        for detection in msg.detections:
+            if detection.track_id in wanted:
+                out.detections.append(self._embed(image, detection, stamp))
+        self.publisher.publish(out)
+        self.diagnostics.processed(time.time() - stamp)
+
+    def _embed(self, image: np.ndarray, person: PersonDetection, stamp: float
+               ) -> PersonDetection:
+        face = self.analyzer.face_in_person(image, np.asarray(person.box, dtype=np.float32))
+        self.scheduler.record(person.track_id, stamp, face.quality if face else 0.0,
+                              np.asarray(person.box, dtype=np.float32))
+        result = PersonDetection(box=person.box, confidence=person.confidence,
+                                 track_id=person.track_id, person_id=person.person_id)
+        if face is not None:
+            result.has_face = True
+            result.face_box = face.box.tolist()
+            result.face_quality = float(face.quality)
+            result.embedding = face.embedding.tolist()
+            result.embedding_model = self.analyzer.embedder.name
+        return result
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run the face_embedding node."""
+    return run_node(FaceEmbeddingNode, args)

@@ -1,0 +1,104 @@
+"""The JSON-lines event log: every record once, daily files, corrupt lines skipped."""
+
+import datetime
+import json
+from pathlib import Path
+
+import pytest
+
+from facetrack_ros.core.event_log import EventLog, read_events
+
+#: 2024-03-01 23:59:50 UTC [s since the epoch], ten seconds before a UTC day boundary.
+BEFORE_MIDNIGHT = datetime.datetime(2024, 3, 1, 23, 59, 50,
+                                    tzinfo=datetime.timezone.utc).timestamp()
+
+
+def _record(stamp: float, person: int) -> dict:
+    return {'kind': 'PERSON_IN', 'stamp': stamp, 'person_id': f'person-{person}',
+            'box': [1.0, 2.0, 3.0, 4.0], 'embedding': None}
+
+
+def test_every_record_is_logged_once_as_valid_json(tmp_path: Path) -> None:
+    """Each appended record comes back exactly once, in order, from valid JSON lines."""
+    records = [_record(1_700_000_000.0 + i, i) for i in range(50)]
+    with EventLog(tmp_path / 'log') as log:
+        paths = {log.append(record) for record in records}
+    assert len(paths) == 1
+    lines = next(iter(paths)).read_text(encoding='utf-8').splitlines()
+    assert [json.loads(line) for line in lines] == records
+    assert read_events(tmp_path / 'log') == records
+
+
+def test_utc_day_boundary_starts_a_new_file(tmp_path: Path) -> None:
+    """Records either side of midnight UTC go to two dated files; reading joins them in order."""
+    records = [_record(BEFORE_MIDNIGHT + 4 * i, i) for i in range(6)]  # 23:59:50 .. 00:00:10
+    with EventLog(tmp_path, prefix='cam0') as log:
+        paths = [log.append(record) for record in records]
+    assert [p.name for p in paths] == ['cam0-2024-03-01.jsonl'] * 3 + ['cam0-2024-03-02.jsonl'] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['cam0-2024-03-01.jsonl',
+                                                          'cam0-2024-03-02.jsonl']
+    assert read_events(tmp_path, prefix='cam0') == records
+    assert read_events(tmp_path, prefix='other') == []
+
+
+def test_reopening_appends_and_mends_a_torn_line(tmp_path: Path) -> None:
+    """A second log appends to the day's file; a line torn by a crash costs only itself."""
+    with EventLog(tmp_path) as log:
+        path = log.append(_record(BEFORE_MIDNIGHT, 1))
+    with path.open('a', encoding='utf-8') as file:
+        file.write('{"kind": "PERSON_OU')  # the crash
+    with EventLog(tmp_path) as log:
+        assert log.append(_record(BEFORE_MIDNIGHT + 1, 2)) == path
+    with pytest.warns(RuntimeWarning, match=f'{path.name}:2'):
+        records = read_events(tmp_path)
+    assert [r['person_id'] for r in records] == ['person-1', 'person-2']
+
+
+def test_corrupt_lines_are_skipped_with_a_warning(tmp_path: Path) -> None:
+    """Garbage and non-object lines are reported and skipped; the other lines are read."""
+    (tmp_path / 'events-2024-03-01.jsonl').write_text(
+        '{"stamp": 1, "person_id": "a"}\nnot json\n[1, 2]\n\n{"stamp": 2, "person_id": "b"}\n',
+        encoding='utf-8')
+    with pytest.warns(RuntimeWarning) as caught:
+        records = read_events(tmp_path)
+    assert [r['person_id'] for r in records] == ['a', 'b']
+    assert [str(w.message).split(': ')[0].rsplit(':', 1)[1] for w in caught] == ['2', '3']
+
+
+def test_record_without_stamp_uses_the_wall_clock_day(tmp_path: Path) -> None:
+    """A record with no 'stamp' is filed under today's UTC date."""
+    def today() -> str:
+        return datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+
+    before = today()
+    with EventLog(tmp_path) as log:
+        path = log.append({'note': 'no stamp'})
+    assert path.name in {f'events-{before}.jsonl', f'events-{today()}.jsonl'}  # midnight race
+
+
+@pytest.mark.parametrize('record, error', [
+    ({'stamp': float('nan')}, ValueError),
+    ({'stamp': 'yesterday'}, ValueError),
+    ({'stamp': 1.0, 'value': float('inf')}, ValueError),
+    ({'stamp': 1.0, 'value': object()}, TypeError),
+])
+def test_bad_records_are_refused_and_nothing_is_written(tmp_path: Path, record: dict,
+                                                        error: type) -> None:
+    """Bad stamps and values that are not strict JSON raise before anything is written."""
+    with EventLog(tmp_path) as log:
+        with pytest.raises(error):
+            log.append(record)
+    assert read_events(tmp_path) == []
+
+
+def test_closed_log_and_bad_arguments(tmp_path: Path) -> None:
+    """Appending after close, a path-like prefix and a missing directory raise."""
+    log = EventLog(tmp_path)
+    log.close()
+    log.close()
+    with pytest.raises(ValueError, match='closed'):
+        log.append(_record(1.0, 1))
+    with pytest.raises(ValueError, match='prefix'):
+        EventLog(tmp_path, prefix='../x')
+    with pytest.raises(FileNotFoundError):
+        read_events(tmp_path / 'missing')
