@@ -51,11 +51,11 @@ def bgr_to_image(image: np.ndarray, header=None) -> Image:
     return msg
 
 
-def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
-    """Decode a JPEG/PNG CompressedImage into a BGR array."""
-    image = cv2.imdecode(np.frombuffer(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR)
+def jpeg_to_bgr(data: bytes) -> np.ndarray:
+    """Decode JPEG (or PNG) bytes into a BGR array."""
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise ImageConversionError(f'cannot decode {len(msg.data)} bytes of {msg.format!r}')
+        raise ImageConversionError(f'cannot decode {len(data)} bytes as an image')
     return image
 
 

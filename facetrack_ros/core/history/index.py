@@ -1,0 +1,528 @@
+"""Embedding index of the frame history: the best face of each person per time bucket.
+
+Entries are stored in sqlite (WAL) in blocks: one row per (robot, camera, block_s of capture
+time) holding packed numpy arrays, the embeddings as one float32 matrix. A search reads the
+blocks that overlap its window, one at a time, and scores each with a single matrix-vector
+product, so its cost follows the entries in the window, never the frames, and its memory the
+block size, never the history length.
+"""
+
+from dataclasses import dataclass, field
+import logging
+from pathlib import Path
+import sqlite3
+import threading
+import time
+from typing import Callable, Collection, Iterator, Sequence
+
+import numpy as np
+
+from facetrack_ros.core.embedding import (cosine_similarity, DEFAULT_MIN_SIMILARITY,
+                                          DLIB_EMBEDDING_DIM, validate_embedding)
+from facetrack_ros.core.history.config import seconds_to_ns
+
+_LOG = logging.getLogger(__name__)
+
+#: Sightings of one person on one camera further apart than this start a new appearance [s].
+DEFAULT_APPEARANCE_GAP_S = 10.0
+
+#: Layout of the per-entry fields packed in a block (the embeddings are a separate matrix).
+ROW_DTYPE = np.dtype([('stamp', '<i8'), ('frame_stamp', '<i8'), ('person', '<i4'),
+                      ('segment', '<i4'), ('quality', '<f4'), ('box', '<f4', (4,))])
+_NO_SEGMENT = -1
+_MIN_NS, _MAX_NS = -(2 ** 62), 2 ** 62   # open window ends; 2**62 leaves room for arithmetic
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS persons (code INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
+CREATE TABLE IF NOT EXISTS segments (code INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    id INTEGER PRIMARY KEY, robot_id TEXT NOT NULL, camera_id TEXT NOT NULL,
+    start_ns INTEGER NOT NULL, first_ns INTEGER NOT NULL, last_ns INTEGER NOT NULL,
+    count INTEGER NOT NULL, UNIQUE (robot_id, camera_id, start_ns));
+CREATE INDEX IF NOT EXISTS blocks_by_time ON blocks (start_ns);
+CREATE TABLE IF NOT EXISTS block_data (
+    id INTEGER PRIMARY KEY REFERENCES blocks (id), rows BLOB NOT NULL,
+    embeddings BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS block_persons (
+    block_id INTEGER NOT NULL, person INTEGER NOT NULL, PRIMARY KEY (block_id, person))
+    WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blocks_by_person ON block_persons (person, block_id);
+"""
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One face sighting offered to the index."""
+
+    stamp_ns: int                               # capture stamp of the face [ns]
+    robot_id: str
+    camera_id: str
+    person_id: str
+    box: tuple[float, float, float, float]      # x1, y1, x2, y2 [px]
+    quality: float                              # face quality; the best per bucket is kept
+    embedding: np.ndarray = field(compare=False, repr=False)   # (dim,), normalised on add
+    segment: str = ''                           # segment file holding the frame; '' unknown
+    frame_stamp_ns: int | None = None           # stamp of that frame; None: stamp_ns
+
+
+@dataclass(frozen=True)
+class Hit:
+    """An index entry that matched a query."""
+
+    stamp_ns: int
+    robot_id: str
+    camera_id: str
+    person_id: str
+    box: tuple[float, float, float, float]
+    quality: float
+    similarity: float        # cosine similarity to the query [-1..1]
+    segment: str             # segment file holding the frame; '' unknown
+    frame_stamp_ns: int
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """A contiguous interval in which one person was seen by one camera of one robot."""
+
+    robot_id: str
+    camera_id: str
+    person_id: str
+    first_seen_ns: int
+    last_seen_ns: int
+    sightings: int           # hits merged into the interval
+    best: Hit                # the most similar hit of the interval
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Appearances found by a search, best first, and what the search covered."""
+
+    appearances: list[Appearance]
+    entries_searched: int    # index entries compared with the query
+    hits: int                # entries at or above min_similarity
+    searched_from_ns: int    # the window searched, clipped to the entries stored in it
+    searched_to_ns: int
+    elapsed_s: float
+
+
+def _group_columns(keys: np.ndarray, stamps: np.ndarray, similarities: np.ndarray,
+                   gap_ns: int, max_results: int) -> list[tuple[int, int, int, int]]:
+    """Group hits into appearances, vectorised.
+
+    keys identify (robot, camera, person). Returns (first, last, sightings, best hit index),
+    best similarity first, at most max_results (0: all).
+    """
+    if not len(keys):
+        return []
+    order = np.lexsort((stamps, keys))
+    keys, stamps, similarities = keys[order], stamps[order], similarities[order]
+    new = np.ones(len(keys), dtype=bool)
+    new[1:] = (keys[1:] != keys[:-1]) | (np.diff(stamps) > gap_ns)
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], len(keys)) - 1
+    group = np.cumsum(new) - 1
+    # Within each group (contiguous), order by similarity descending; stable keeps the earliest.
+    best = np.lexsort((-similarities, group))[starts]
+    rank = np.lexsort((stamps[starts], -similarities[best]))
+    if max_results > 0:
+        rank = rank[:max_results]
+    return [(int(stamps[starts[g]]), int(stamps[ends[g]]), int(ends[g] - starts[g] + 1),
+             int(order[best[g]])) for g in rank]
+
+
+def group_appearances(hits: Sequence[Hit], gap_s: float = DEFAULT_APPEARANCE_GAP_S,
+                      max_results: int = 0) -> list[Appearance]:
+    """Merge hits into appearances per (robot, camera, person), split at gaps over gap_s.
+
+    Each appearance spans its first to last hit and carries its most similar hit; the list is
+    sorted by that similarity, best first, and holds at most max_results (0: all).
+    """
+    names: dict[tuple[str, str, str], int] = {}
+    keys = np.array([names.setdefault((h.robot_id, h.camera_id, h.person_id), len(names))
+                     for h in hits], dtype=np.int64)
+    stamps = np.array([h.stamp_ns for h in hits], dtype=np.int64)
+    similarities = np.array([h.similarity for h in hits], dtype=np.float32)
+    return [Appearance(hits[best].robot_id, hits[best].camera_id, hits[best].person_id,
+                       first, last, count, hits[best])
+            for first, last, count, best in _group_columns(keys, stamps, similarities,
+                                                           seconds_to_ns(gap_s), max_results)]
+
+
+class _Names:
+    """A table of names with small integer codes, cached in memory (persons, segments)."""
+
+    def __init__(self, connection: sqlite3.Connection, table: str) -> None:
+        self._connection = connection
+        self._table = table
+        self._codes = dict(connection.execute(f'SELECT name, code FROM {table}'))
+        self._names = {code: name for name, code in self._codes.items()}
+
+    def get(self, name: str) -> int | None:
+        return self._codes.get(name)
+
+    def code(self, name: str) -> int:
+        code = self._codes.get(name)
+        if code is None:
+            code = self._connection.execute(f'INSERT INTO {self._table} (name) VALUES (?)',
+                                            (name,)).lastrowid
+            self._codes[name] = code
+            self._names[code] = name
+        return code
+
+    def name(self, code: int) -> str:
+        return self._names.get(code, '')
+
+    def remove(self, name: str) -> None:
+        code = self._codes.pop(name, None)
+        if code is not None:
+            del self._names[code]
+            self._connection.execute(f'DELETE FROM {self._table} WHERE code = ?', (code,))
+
+    def keep(self, codes: set[int]) -> None:
+        for name in [name for name, code in self._codes.items() if code not in codes]:
+            self.remove(name)
+
+
+@dataclass
+class _Block:
+    """A block being filled: its best entry per (person, bucket)."""
+
+    slots: dict[tuple[int, int], tuple[tuple, np.ndarray]] = field(default_factory=dict)
+    dirty: bool = False
+
+
+class EmbeddingIndex:
+    """Face embeddings of the history in sqlite, searchable by similarity and time window.
+
+    Thread-safe. Committed entries survive a crash: WAL with synchronous=FULL, a commit every
+    commit_interval_s of wall time while entries arrive, and on flush() (call it from a timer
+    so the last entries before a pause are committed too), search and close.
+    """
+
+    def __init__(self, path: Path | str, dim: int = DLIB_EMBEDDING_DIM, bucket_s: float = 1.0,
+                 block_s: float = 60.0, commit_interval_s: float = 1.0) -> None:
+        """Open or create the index file at path.
+
+        An existing index keeps the bucket and block lengths it was created with; its
+        embedding length must equal dim (ValueError otherwise).
+        """
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.dim = dim
+        self.commit_interval_s = commit_interval_s
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # Big pages keep a block's blobs in a few pages; set before the first table exists.
+        self._db.execute('PRAGMA page_size = 65536')
+        self._db.execute('PRAGMA journal_mode = WAL')
+        self._db.execute('PRAGMA synchronous = FULL')
+        self._db.executescript(_SCHEMA)
+        wanted = {'dim': dim, 'bucket_ns': seconds_to_ns(bucket_s),
+                  'block_ns': seconds_to_ns(block_s)}
+        stored = {key: int(value) for key, value in self._db.execute('SELECT * FROM meta')}
+        if stored.get('dim', dim) != dim:
+            raise ValueError(f'{self.path} holds {stored["dim"]}-value embeddings, not {dim}')
+        for key, value in wanted.items():
+            if key in stored and stored[key] != value:
+                _LOG.warning('%s keeps its %s of %d, not %d', self.path, key, stored[key], value)
+        settings = {**wanted, **stored}
+        self._db.executemany('INSERT OR IGNORE INTO meta VALUES (?, ?)',
+                             [(key, str(value)) for key, value in settings.items()])
+        self._bucket_ns, self._block_ns = settings['bucket_ns'], settings['block_ns']
+        if self._bucket_ns <= 0 or self._block_ns % self._bucket_ns:
+            raise ValueError('block_s must be a positive multiple of bucket_s')
+        self._persons = _Names(self._db, 'persons')
+        self._segments = _Names(self._db, 'segments')
+        self._open: dict[tuple[str, str, int], _Block] = {}
+        self._newest_block = _MIN_NS
+        self._last_commit = time.monotonic()
+
+    def __enter__(self) -> 'EmbeddingIndex':
+        """Return self."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Commit and close."""
+        self.close()
+
+    def add(self, entry: IndexEntry) -> bool:
+        """Offer an entry; False when its bucket already holds a face at least as good.
+
+        Raises EmbeddingError for an unusable embedding and ValueError for a box that is not
+        four numbers.
+        """
+        embedding = validate_embedding(entry.embedding, self.dim)
+        box = tuple(float(value) for value in entry.box)
+        if len(box) != 4:
+            raise ValueError(f'box must be x1, y1, x2, y2, got {entry.box}')
+        with self._lock:
+            person = self._persons.code(entry.person_id)
+            segment = self._segments.code(entry.segment) if entry.segment else _NO_SEGMENT
+            start = entry.stamp_ns // self._block_ns * self._block_ns
+            block = self._block((entry.robot_id, entry.camera_id, start))
+            slot = (person, entry.stamp_ns // self._bucket_ns)
+            kept = block.slots.get(slot)
+            stored = kept is None or entry.quality > kept[0][4]
+            if stored:
+                frame_stamp = entry.stamp_ns if entry.frame_stamp_ns is None \
+                    else entry.frame_stamp_ns
+                block.slots[slot] = ((entry.stamp_ns, frame_stamp, person, segment,
+                                      float(entry.quality), box), embedding)
+                block.dirty = True
+            self._newest_block = max(self._newest_block, start)
+            if time.monotonic() - self._last_commit >= self.commit_interval_s:
+                self.flush()
+            return stored
+
+    def _block(self, key: tuple[str, str, int]) -> _Block:
+        """Return the block being filled for key, loading it if it was stored already."""
+        block = self._open.get(key)
+        if block is None:
+            block = _Block()
+            row = self._db.execute(
+                'SELECT d.rows, d.embeddings FROM blocks b JOIN block_data d ON d.id = b.id'
+                ' WHERE b.robot_id = ? AND b.camera_id = ? AND b.start_ns = ?', key).fetchone()
+            if row is not None:
+                rows, embeddings = self._unpack(*row)
+                for item, embedding in zip(rows.tolist(), embeddings):
+                    block.slots[item[2], item[0] // self._bucket_ns] = (item, embedding)
+            self._open[key] = block
+        return block
+
+    def _unpack(self, rows: bytes, embeddings: bytes) -> tuple[np.ndarray, np.ndarray]:
+        packed = np.frombuffer(rows, dtype=ROW_DTYPE)
+        return packed, np.frombuffer(embeddings, dtype=np.float32).reshape(len(packed), self.dim)
+
+    def _store(self, key: tuple[str, str, int], rows: np.ndarray,
+               embeddings: np.ndarray) -> None:
+        """Write (or with no rows delete) one block; the caller holds a transaction."""
+        found = self._db.execute('SELECT id FROM blocks WHERE robot_id = ? AND camera_id = ?'
+                                 ' AND start_ns = ?', key).fetchone()
+        if found is not None:
+            self._db.execute('DELETE FROM block_persons WHERE block_id = ?', found)
+        if not len(rows):
+            if found is not None:
+                self._db.execute('DELETE FROM block_data WHERE id = ?', found)
+                self._db.execute('DELETE FROM blocks WHERE id = ?', found)
+            return
+        (block_id,) = self._db.execute(
+            'INSERT INTO blocks (robot_id, camera_id, start_ns, first_ns, last_ns, count)'
+            ' VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (robot_id, camera_id, start_ns) DO UPDATE'
+            ' SET first_ns = excluded.first_ns, last_ns = excluded.last_ns,'
+            ' count = excluded.count RETURNING id',
+            (*key, int(rows['stamp'].min()), int(rows['stamp'].max()), len(rows))).fetchone()
+        self._db.execute('INSERT OR REPLACE INTO block_data VALUES (?, ?, ?)',
+                         (block_id, rows.tobytes(), np.ascontiguousarray(embeddings).tobytes()))
+        self._db.executemany('INSERT INTO block_persons VALUES (?, ?)',
+                             [(block_id, int(p)) for p in np.unique(rows['person'])])
+
+    def flush(self) -> None:
+        """Commit every pending entry and forget blocks too old to be filled any more."""
+        with self._lock:
+            dirty = [(key, block) for key, block in self._open.items() if block.dirty]
+            if dirty:
+                self._db.execute('BEGIN')
+                for key, block in dirty:
+                    items = list(block.slots.values())
+                    rows = np.array([item for item, _ in items], dtype=ROW_DTYPE)
+                    order = np.argsort(rows['stamp'], kind='stable')
+                    self._store(key, rows[order], np.stack([e for _, e in items])[order])
+                    block.dirty = False
+                self._db.execute('COMMIT')
+            self._last_commit = time.monotonic()
+            # Keep the newest two blocks per camera in memory; late entries reload theirs.
+            horizon = self._newest_block - self._block_ns
+            for key in [key for key in self._open if key[2] < horizon]:
+                del self._open[key]
+
+    def close(self) -> None:
+        """Commit and close the database."""
+        with self._lock:
+            self.flush()
+            self._db.close()
+
+    def _blocks_in(self, start_ns: int, end_ns: int,
+                   person: int | None = None) -> Iterator[tuple]:
+        """Yield (robot, camera, first, last, rows, embeddings) of blocks overlapping a window.
+
+        Oldest first, one at a time; with person, only the blocks holding that person.
+        """
+        join = ('JOIN block_persons p ON p.block_id = b.id AND p.person = ?'
+                if person is not None else '')
+        yield from self._db.execute(
+            'SELECT b.robot_id, b.camera_id, b.first_ns, b.last_ns, d.rows, d.embeddings'
+            f' FROM blocks b {join} JOIN block_data d ON d.id = b.id'
+            ' WHERE b.start_ns > ? AND b.start_ns <= ? AND b.last_ns >= ? AND b.first_ns <= ?'
+            ' ORDER BY b.start_ns',
+            (*(() if person is None else (person,)),
+             start_ns - self._block_ns, end_ns, start_ns, end_ns))
+
+    def search(self, query: np.ndarray, start_ns: int | None = None, end_ns: int | None = None,
+               min_similarity: float = DEFAULT_MIN_SIMILARITY, max_results: int = 10,
+               person_filter: Collection[str] | None = None,
+               gap_s: float = DEFAULT_APPEARANCE_GAP_S) -> SearchResult:
+        """Find the appearances of the face query in [start_ns, end_ns] (None: unbounded).
+
+        Entries at or above min_similarity are grouped by group_appearances' rules; at most
+        max_results appearances (0: all), best first. person_filter limits the entries
+        compared to those person ids. Raises EmbeddingError for an unusable query.
+        """
+        began = time.perf_counter()
+        query = validate_embedding(query, self.dim)
+        start = _MIN_NS if start_ns is None else start_ns
+        end = _MAX_NS if end_ns is None else end_ns
+        compared, low, high = 0, _MAX_NS, _MIN_NS
+        places: dict[tuple[str, str], int] = {}
+        found_rows: list[np.ndarray] = []
+        found_places: list[np.ndarray] = []
+        found_similarities: list[np.ndarray] = []
+        with self._lock:
+            self.flush()
+            codes = None if person_filter is None else np.array(
+                [code for code in map(self._persons.get, person_filter) if code is not None],
+                dtype=np.int32)
+            for robot, camera, first, last, packed_rows, packed_embeddings in self._blocks_in(
+                    start, end):
+                rows, embeddings = self._unpack(packed_rows, packed_embeddings)
+                keep = None
+                if first < start or last > end:
+                    keep = (rows['stamp'] >= start) & (rows['stamp'] <= end)
+                if codes is not None:
+                    chosen = np.isin(rows['person'], codes)
+                    keep = chosen if keep is None else keep & chosen
+                if keep is not None:
+                    rows, embeddings = rows[keep], embeddings[keep]
+                if not len(rows):
+                    continue
+                compared += len(rows)
+                low = min(low, int(rows['stamp'].min()))
+                high = max(high, int(rows['stamp'].max()))
+                similarities = cosine_similarity(query, embeddings)
+                hit = similarities >= min_similarity
+                if hit.any():
+                    place = places.setdefault((robot, camera), len(places))
+                    found_rows.append(rows[hit])
+                    found_similarities.append(similarities[hit])
+                    found_places.append(np.full(int(hit.sum()), place, dtype=np.int64))
+            rows = np.concatenate(found_rows) if found_rows else np.empty(0, ROW_DTYPE)
+            similarities = np.concatenate(found_similarities) if found_rows else np.empty(0)
+            keys = (np.concatenate(found_places) << 32 | rows['person'].astype(np.int64)
+                    if found_rows else np.empty(0, np.int64))
+            where = {place: key for key, place in places.items()}
+            appearances = []
+            for first, last, count, best in _group_columns(keys, rows['stamp'], similarities,
+                                                           seconds_to_ns(gap_s), max_results):
+                robot, camera = where[int(keys[best] >> 32)]
+                hit = self._hit(rows[best], robot, camera, float(similarities[best]))
+                appearances.append(Appearance(robot, camera, hit.person_id, first, last, count,
+                                              hit))
+        if not compared:
+            low, high = (0 if start_ns is None else start_ns), (0 if end_ns is None else end_ns)
+        return SearchResult(appearances, compared, len(rows), low, high,
+                            time.perf_counter() - began)
+
+    def _hit(self, row: np.void, robot: str, camera: str, similarity: float) -> Hit:
+        return Hit(int(row['stamp']), robot, camera, self._persons.name(int(row['person'])),
+                   tuple(float(v) for v in row['box']), float(row['quality']), similarity,
+                   self._segments.name(int(row['segment'])), int(row['frame_stamp']))
+
+    def embeddings_of(self, person_id: str, start_ns: int | None = None,
+                      end_ns: int | None = None, limit: int = 100) -> np.ndarray:
+        """Return person_id's stored embeddings in the window, best quality first.
+
+        Shape (n, dim), n at most limit (0: all); empty for an unknown person.
+        """
+        start = _MIN_NS if start_ns is None else start_ns
+        end = _MAX_NS if end_ns is None else end_ns
+        qualities, embeddings = np.empty(0, np.float32), np.empty((0, self.dim), np.float32)
+        with self._lock:
+            person = self._persons.get(person_id)
+            if person is None:
+                return embeddings
+            self.flush()
+            for *_, packed_rows, packed_embeddings in self._blocks_in(start, end, person):
+                rows, block_embeddings = self._unpack(packed_rows, packed_embeddings)
+                keep = ((rows['person'] == person) & (rows['stamp'] >= start)
+                        & (rows['stamp'] <= end))
+                qualities = np.concatenate([qualities, rows['quality'][keep]])
+                embeddings = np.concatenate([embeddings, block_embeddings[keep]])
+                if limit and len(qualities) > 2 * limit:   # keep memory flat on long windows
+                    best = np.argsort(-qualities, kind='stable')[:limit]
+                    qualities, embeddings = qualities[best], embeddings[best]
+        order = np.argsort(-qualities, kind='stable')
+        return embeddings[order[:limit] if limit else order]
+
+    def entry_count(self, start_ns: int | None = None, end_ns: int | None = None) -> int:
+        """Return the number of entries stamped in [start_ns, end_ns] (None: unbounded)."""
+        start = _MIN_NS if start_ns is None else start_ns
+        end = _MAX_NS if end_ns is None else end_ns
+        with self._lock:
+            self.flush()
+            (inside,) = self._db.execute(
+                'SELECT COALESCE(SUM(count), 0) FROM blocks WHERE start_ns > ? AND start_ns <= ?'
+                ' AND first_ns >= ? AND last_ns <= ?',
+                (start - self._block_ns, end, start, end)).fetchone()
+            edges = self._db.execute(
+                'SELECT d.rows FROM blocks b JOIN block_data d ON d.id = b.id'
+                ' WHERE b.start_ns > ? AND b.start_ns <= ? AND b.last_ns >= ?'
+                ' AND b.first_ns <= ? AND (b.first_ns < ? OR b.last_ns > ?)',
+                (start - self._block_ns, end, start, end, start, end))
+            for (packed_rows,) in edges:
+                stamps = np.frombuffer(packed_rows, dtype=ROW_DTYPE)['stamp']
+                inside += int(np.count_nonzero((stamps >= start) & (stamps <= end)))
+            return inside
+
+    def time_span(self) -> tuple[int, int] | None:
+        """Return the first and last entry stamps, or None when the index is empty."""
+        with self._lock:
+            self.flush()
+            first, last = self._db.execute('SELECT MIN(first_ns), MAX(last_ns) FROM blocks'
+                                           ).fetchone()
+            return None if first is None else (first, last)
+
+    def _drop(self, where: str, params: tuple, drop: Callable[[np.ndarray], np.ndarray]) -> int:
+        """Delete the entries drop() marks in the blocks matching where; return how many."""
+        with self._lock:
+            self.flush()
+            self._open.clear()   # blocks change below; reload them on the next add
+            deleted = 0
+            self._db.execute('BEGIN')
+            for block_id, robot, camera, start, packed_rows in self._db.execute(
+                    'SELECT b.id, b.robot_id, b.camera_id, b.start_ns, d.rows FROM blocks b'
+                    f' JOIN block_data d ON d.id = b.id WHERE {where}', params).fetchall():
+                rows = np.frombuffer(packed_rows, dtype=ROW_DTYPE)
+                doomed = drop(rows)
+                if not doomed.any():
+                    continue
+                deleted += int(doomed.sum())
+                (packed_embeddings,) = self._db.execute(
+                    'SELECT embeddings FROM block_data WHERE id = ?', (block_id,)).fetchone()
+                rows, embeddings = self._unpack(packed_rows, packed_embeddings)
+                self._store((robot, camera, start), rows[~doomed], embeddings[~doomed])
+            # Forget the ids of people no entry mentions any more, so the names stay bounded.
+            self._persons.keep({code for (code,) in self._db.execute(
+                'SELECT DISTINCT person FROM block_persons')})
+            self._db.execute('COMMIT')
+            return deleted
+
+    def delete_before(self, cutoff_ns: int) -> int:
+        """Delete the entries stamped before cutoff_ns (retention by age); return how many."""
+        return self._drop('b.first_ns < ?', (cutoff_ns,),
+                          lambda rows: rows['stamp'] < cutoff_ns)
+
+    def delete_segment(self, name: str, start_ns: int, end_ns: int) -> int:
+        """Delete the entries whose frame lives in segment name, which spans [start_ns, end_ns].
+
+        Returns how many; the span limits the blocks read.
+        """
+        with self._lock:
+            code = self._segments.get(name)
+            if code is None:
+                return 0
+            deleted = self._drop(
+                'b.start_ns > ? AND b.start_ns <= ?',
+                (start_ns - 2 * self._block_ns, end_ns + self._block_ns),
+                lambda rows: rows['segment'] == code)
+            self._segments.remove(name)
+            return deleted

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""`make demo`: run the whole graph on a sample clip, print events, search the history.
+
+Starts camera, detector, face_embedding, tracker, frame_history and annotator as processes (the
+installed executables, config/facetrack.yaml), prints every PersonEvent, writes the event log
+and an annotated video under demo_output/, and ends with a BacktrackSearch by photo that prints
+the intervals found.
+"""
+
+import argparse
+from pathlib import Path
+import shutil
+import subprocess
+import sys
+import time
+
+import cv2
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import Image
+
+from facetrack_ros.conversions import bgr_to_image, image_to_bgr, time_to_sec
+from facetrack_ros.graph_runner import GraphRunner
+from facetrack_ros.msg import PersonEvent
+from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
+from facetrack_ros.srv import BacktrackSearch
+
+REPO = Path(__file__).resolve().parents[1]
+KINDS = {PersonEvent.PERSON_IN: 'PERSON_IN', PersonEvent.PERSON_OUT: 'PERSON_OUT',
+         PersonEvent.PERSON_RETURNED: 'PERSON_RETURNED'}
+
+
+def sample_clip() -> tuple[str, str]:
+    """Return (clip, query photo) made by make_demo_clip.py."""
+    out = subprocess.run([sys.executable, str(REPO / 'scripts' / 'make_demo_clip.py')],
+                         check=True, capture_output=True, text=True).stdout.split()
+    return out[0], out[1]
+
+
+def main() -> int:
+    """Run the demo; return a process exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--video', help='video file or camera (default: the sample clip)')
+    parser.add_argument('--photo', help='photo of the person to search for at the end')
+    parser.add_argument('--model', default='yolo11n.pt', help='detector model parameter')
+    parser.add_argument('--output', type=Path, default=REPO / 'demo_output')
+    parser.add_argument('--duration', type=float, default=0.0,
+                        help='stop after this long [s] (default: when the video ends)')
+    args = parser.parse_args()
+    clip, photo = sample_clip() if not args.video else (args.video, args.photo)
+    shutil.rmtree(args.output, ignore_errors=True)
+    args.output.mkdir(parents=True)
+
+    rclpy.init()
+    node = rclpy.create_node('facetrack_demo')
+    events: list[PersonEvent] = []
+    video = {'writer': None}
+
+    def on_event(msg: PersonEvent) -> None:
+        events.append(msg)
+        extra = f' after {msg.duration:.1f} s' if msg.kind == PersonEvent.PERSON_OUT else ''
+        print(f'[{time_to_sec(msg.header.stamp):.2f}] {KINDS.get(msg.kind, msg.kind):<15} '
+              f'{msg.person_id} (track {msg.track_id}, robot {msg.robot_id}){extra}',
+              flush=True)
+
+    def on_annotated(msg: Image) -> None:
+        frame = image_to_bgr(msg)
+        if video['writer'] is None:
+            video['writer'] = cv2.VideoWriter(
+                str(args.output / 'annotated.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), 10,
+                (frame.shape[1], frame.shape[0]))
+        video['writer'].write(frame)
+
+    node.create_subscription(PersonEvent, 'person_events', on_event, RELIABLE_QOS)
+    node.create_subscription(Image, 'annotated', on_annotated, image_qos_profile('reliable'))
+    search = node.create_client(BacktrackSearch, 'backtrack_search')
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+
+    runner = GraphRunner(args.output / 'logs', str(REPO / 'config' / 'facetrack.yaml'))
+    print(f'demo: source {clip}; node logs in {runner.log_dir}', flush=True)
+    runner.start('frame_history', robot_id='demo', history_dir=str(args.output / 'history'))
+    runner.start('tracker', robot_id='demo', event_log_dir=str(args.output / 'events'))
+    runner.start('face_embedding')
+    runner.start('annotator', image_qos='reliable')
+    runner.start('detector', model=args.model)
+    # Let the graph come up (models load) before the first frame is published.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not search.service_is_ready():
+        executor.spin_once(timeout_sec=0.2)
+    time.sleep(3.0)
+    camera = runner.start('camera', source=clip, realtime=True, loop=False)
+    code = 0
+    try:
+        end = time.monotonic() + args.duration if args.duration else None
+        while camera.process.poll() is None and (end is None or time.monotonic() < end):
+            executor.spin_once(timeout_sec=0.1)
+            if 'source ended' in camera.log_path.read_text() or runner.failed():
+                break
+        # Give the tracker time to report everyone who left (absence timeout).
+        settle = time.monotonic() + 5.0
+        while time.monotonic() < settle:
+            executor.spin_once(timeout_sec=0.1)
+        code = report_search(node, executor, search, photo)
+    finally:
+        runner.stop()
+        if video['writer'] is not None:
+            video['writer'].release()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    print(f'demo: {len(events)} events; event log {args.output / "events"}; annotated video '
+          f'{args.output / "annotated.mp4"}')
+    return code
+
+
+def report_search(node, executor, client, photo: str | None) -> int:
+    """Search the history for the person in photo and print the intervals found."""
+    if not photo:
+        print('demo: no --photo given; skipping the backtrack search')
+        return 0
+    image = cv2.imread(photo)
+    if image is None:
+        print(f'demo: cannot read photo {photo}')
+        return 1
+    request = BacktrackSearch.Request(query_type=BacktrackSearch.Request.QUERY_IMAGE,
+                                      image=bgr_to_image(image), window_width=0.0,
+                                      include_thumbnails=False)
+    future = client.call_async(request)
+    executor.spin_until_future_complete(future, timeout_sec=30.0)
+    response = future.result()
+    if response is None:
+        print('demo: backtrack_search did not answer')
+        return 1
+    print(f'\nBacktrackSearch for {Path(photo).name}: {response.message} '
+          f'({response.entries_searched} index entries, {1000 * response.elapsed:.1f} ms)')
+    for a in response.appearances:
+        print(f'  {a.person_id} on {a.robot_id}/{a.camera_id}: '
+              f'{time_to_sec(a.first_seen):.2f} .. {time_to_sec(a.last_seen):.2f} '
+              f'({a.sightings} sightings, best similarity {a.best.similarity:.3f})')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

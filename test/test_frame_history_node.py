@@ -1,0 +1,188 @@
+"""frame_history node over real DDS: record frames and faces, search them, survive a restart."""
+
+import cv2
+import numpy as np
+import pytest
+from rclpy import create_node
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+
+from facetrack_ros.conversions import bgr_to_image, jpeg_to_bgr, ns_to_time, time_to_sec
+from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
+from facetrack_ros.frame_history_node import FrameHistoryNode
+from facetrack_ros.msg import PersonDetection, PersonDetectionArray
+from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
+from facetrack_ros.srv import BacktrackSearch, GetFrames
+from rostest_utils import spin_until
+
+pytestmark = pytest.mark.ros
+T0 = 1_700_000_000_000_000_000  # [ns]
+Request, Response = BacktrackSearch.Request, BacktrackSearch.Response
+
+
+@pytest.fixture(scope='module')
+def photos(shared_dir):
+    """Return {person: (image 640x360, face)} from the labelled photos."""
+    analyzer = FaceAnalyzer(FaceDetector('hog'), DlibResNetEmbedder())
+    out = {}
+    for person in ('lin-manuel-miranda', 'alex-lacamoire'):
+        image = cv2.imread(str(shared_dir / 'data' / 'faces' / f'{person}.png'))
+        image = _letterbox(image)
+        out[person] = (image, analyzer.largest_face(image))
+        assert out[person][1] is not None
+    return out
+
+
+def _letterbox(image: np.ndarray, width: int = 640, height: int = 360) -> np.ndarray:
+    """Fit image into a width x height frame without distorting it."""
+    scale = min(width / image.shape[1], height / image.shape[0])
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    frame = np.zeros((height, width, 3), np.uint8)
+    frame[:small.shape[0], :small.shape[1]] = small
+    return frame
+
+
+class Harness:
+    """A FrameHistoryNode plus a probe that feeds it and calls its services."""
+
+    def __init__(self, context, history_dir):
+        """Start the node over history_dir and wait for its services."""
+        self.node = FrameHistoryNode(context=context, parameter_overrides=[
+            Parameter('history_dir', value=str(history_dir)),
+            Parameter('robot_id', value='r1'), Parameter('camera_id', value='hall'),
+            Parameter('image_qos', value='reliable'), Parameter('store_rate', value=30.0)])
+        self.probe = create_node('history_probe', context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.probe)
+        assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        self.images = self.probe.create_publisher(Image, 'image_raw',
+                                                  image_qos_profile('reliable'))
+        self.faces = self.probe.create_publisher(PersonDetectionArray, 'identified_faces',
+                                                 RELIABLE_QOS)
+        self.search = self.probe.create_client(BacktrackSearch, 'backtrack_search')
+        self.frames = self.probe.create_client(GetFrames, 'get_frames')
+        assert spin_until(self.executor, lambda: self.search.service_is_ready()
+                          and self.images.get_subscription_count() > 0
+                          and self.faces.get_subscription_count() > 0)
+
+    def feed(self, stamp_ns: int, image: np.ndarray, person: str, face) -> None:
+        """Publish one frame and the identified face seen in it."""
+        frame = bgr_to_image(image)
+        frame.header.stamp, frame.header.frame_id = ns_to_time(stamp_ns), 'hall_optical'
+        self.images.publish(frame)
+        faces = PersonDetectionArray(header=frame.header)
+        faces.detections = [PersonDetection(
+            person_id=person, has_face=True, face_box=face.box.tolist(),
+            face_quality=face.quality, embedding=face.embedding.tolist())]
+        self.faces.publish(faces)
+        assert spin_until(self.executor, lambda: self.node.last_stored_ns == stamp_ns)
+
+    def call(self, client, request):
+        """Call a service and return its response."""
+        future = client.call_async(request)
+        self.executor.spin_until_future_complete(future, timeout_sec=30)
+        assert future.result() is not None
+        return future.result()
+
+    def close(self):
+        """Destroy both nodes (the history's segments are finished)."""
+        self.executor.shutdown()
+        self.node.trigger_deactivate()
+        self.node.trigger_cleanup()
+        self.node.destroy_node()
+        self.probe.destroy_node()
+
+
+def _record(h: Harness, photos) -> None:
+    """Lin seen at 0-5 s and 60-63 s, Alex at 20-24 s (5 frames a second)."""
+    plan = [('lin-manuel-miranda', 0, 5), ('alex-lacamoire', 20, 24),
+            ('lin-manuel-miranda', 60, 63)]
+    for person, start, end in plan:
+        image, face = photos[person]
+        for k in range((end - start) * 5 + 1):
+            h.feed(T0 + start * 10**9 + k * 200_000_000, image, person, face)
+    # One entry per person per second: 6 + 5 + 4 buckets.
+    assert spin_until(h.executor, lambda: h.node.history.index.entry_count() == 15)
+    h.node.history.store.flush()
+    h.node.history.index.flush()
+
+
+def test_search_modes_results_and_restart(ros_context, tmp_path, photos, shared_dir):
+    """Search by id, embedding and photo; refusals have codes; a restart keeps everything."""
+    h = Harness(ros_context, tmp_path / 'history')
+    _record(h, photos)
+    window = dict(center_stamp=ns_to_time(T0 + 30 * 10**9), window_width=200.0)
+
+    by_id = h.call(h.search, Request(query_type=Request.QUERY_PERSON_ID,
+                                     person_id='lin-manuel-miranda', include_thumbnails=True,
+                                     **window))
+    assert by_id.result == Response.RESULT_OK, by_id.message
+    spans = sorted((time_to_sec(a.first_seen) - T0 / 1e9, time_to_sec(a.last_seen) - T0 / 1e9)
+                   for a in by_id.appearances)
+    assert spans == [pytest.approx((0.0, 5.0), abs=0.25), pytest.approx((60.0, 63.0), abs=0.25)]
+    assert {a.person_id for a in by_id.appearances} == {'lin-manuel-miranda'}
+    best = by_id.appearances[0]
+    assert best.best.similarity > 0.99 and best.best.camera_id == 'hall'
+    thumbnail = jpeg_to_bgr(bytes(best.thumbnail.data))
+    assert thumbnail.shape[1] == 320 and best.thumbnail.header.frame_id == 'hall_optical'
+    assert by_id.entries_searched == 15 and by_id.elapsed > 0
+
+    alex = photos['alex-lacamoire'][1].embedding
+    by_embedding = h.call(h.search, Request(query_type=Request.QUERY_EMBEDDING,
+                                            embedding=alex.tolist(), **window))
+    assert by_embedding.result == Response.RESULT_OK
+    assert [a.person_id for a in by_embedding.appearances] == ['alex-lacamoire']
+
+    photo = cv2.imread(str(shared_dir / 'data' / 'faces' / 'lin-manuel-miranda.png'))
+    by_photo = h.call(h.search, Request(query_type=Request.QUERY_IMAGE,
+                                        image=bgr_to_image(photo), **window))
+    assert by_photo.result == Response.RESULT_OK
+    assert {a.person_id for a in by_photo.appearances} == {'lin-manuel-miranda'}
+
+    biden = cv2.imread(str(shared_dir / 'data' / 'faces' / 'biden.jpg'))
+    never_seen = h.call(h.search, Request(query_type=Request.QUERY_IMAGE,
+                                          image=bgr_to_image(biden), **window))
+    assert never_seen.result == Response.RESULT_NO_MATCH and not never_seen.appearances
+    assert 'no appearance' in never_seen.message
+
+    refusals = {
+        Response.RESULT_UNKNOWN_PERSON: Request(person_id='nobody', **window),
+        Response.RESULT_INVALID_REQUEST: Request(query_type=Request.QUERY_EMBEDDING,
+                                                 embedding=[0.1] * 5, **window),
+        Response.RESULT_NO_FACE: Request(query_type=Request.QUERY_IMAGE,
+                                         image=bgr_to_image(np.zeros((120, 160, 3), np.uint8)),
+                                         **window),
+        Response.RESULT_NO_HISTORY: Request(query_type=Request.QUERY_EMBEDDING,
+                                            embedding=alex.tolist(),
+                                            center_stamp=ns_to_time(T0 + 10**12),
+                                            window_width=10.0),
+    }
+    for code, request in refusals.items():
+        response = h.call(h.search, request)
+        assert response.result == code, response.message
+        assert response.message and not response.appearances
+    bad_type = h.call(h.search, Request(query_type=9))
+    assert bad_type.result == Response.RESULT_INVALID_REQUEST and 'query_type' in bad_type.message
+    nan = h.call(h.search, Request(query_type=Request.QUERY_EMBEDDING,
+                                   embedding=[float('nan')] * 128))
+    assert nan.result == Response.RESULT_INVALID_REQUEST
+
+    nearest = h.call(h.frames, GetFrames.Request(start=ns_to_time(T0 + 21 * 10**9)))
+    assert nearest.result == GetFrames.Response.RESULT_OK and len(nearest.frames) == 1
+    assert nearest.frames[0].header.stamp == ns_to_time(T0 + 21 * 10**9)
+    span = h.call(h.frames, GetFrames.Request(start=ns_to_time(T0), end=ns_to_time(T0 + 5 * 10**9),
+                                              limit=4))
+    assert len(span.frames) == 4
+    h.close()
+
+    # Restart over the same folder: everything recorded is searchable again.
+    again = Harness(ros_context, tmp_path / 'history')
+    after = again.call(again.search, Request(query_type=Request.QUERY_PERSON_ID,
+                                             person_id='lin-manuel-miranda', **window))
+    assert after.result == Response.RESULT_OK
+    assert len(after.appearances) == 2 and after.entries_searched == by_id.entries_searched
+    again.close()
