@@ -8,6 +8,7 @@ from collections import OrderedDict
 
 import numpy as np
 from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from facetrack_ros.conversions import bgr_to_image, image_to_bgr, ImageConversionError, time_to_ns
@@ -16,6 +17,8 @@ from facetrack_ros.msg import PersonDetectionArray
 from facetrack_ros.parameters import (declare_parameters, IMAGE_QOS, image_qos_profile,
                                       ParamSpec, RELIABLE_QOS)
 from facetrack_ros.runner import run_node
+
+ANNOTATED_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 
 PARAMETERS = (
     ParamSpec('image_cache_size', 30,
@@ -34,7 +37,9 @@ class AnnotatorNode(Node):
         qos = image_qos_profile(self.params.image_qos)
         self.images: OrderedDict[int, Image] = OrderedDict()
         self.faces: dict[str, tuple[np.ndarray, float]] = {}
-        self.publisher = self.create_publisher(Image, 'annotated', qos)
+        # Reliable, keep last 2: every subscriber (rqt's best effort, a recorder's reliable)
+        # matches, and a slow one never makes the publisher queue frames.
+        self.publisher = self.create_publisher(Image, 'annotated', ANNOTATED_QOS)
         self.create_subscription(Image, 'image_raw', self.on_image, qos)
         self.create_subscription(PersonDetectionArray, 'tracks', self.on_tracks, RELIABLE_QOS)
         self.create_subscription(

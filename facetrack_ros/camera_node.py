@@ -19,6 +19,9 @@ from facetrack_ros.runner import run_node
 
 TOPIC_PREFIX = 'topic:'
 
+#: Logged once when a non-looping file or folder has no more frames (tools wait for it).
+END_OF_SOURCE = 'no more frames'
+
 PARAMETERS = (
     ParamSpec('source', '0',
               'Frame source: V4L2 index or /dev/videoN, a video file, an image folder, or '
@@ -84,7 +87,7 @@ class CameraNode(Node):
                 self.diagnostics.set_state(DiagnosticStatus.OK, source.description)
                 backoff.reset()
                 self._publish_frames(source)
-                self.get_logger().info(f'{source.description} ended; no more frames')
+                self.get_logger().info(f'{source.description} ended; {END_OF_SOURCE}')
                 self.diagnostics.set_state(DiagnosticStatus.WARN, 'source ended')
                 return
             except SourceError as error:

@@ -69,8 +69,9 @@ PARAMETERS = (
     ParamSpec('min_similarity', DEFAULT_MIN_SIMILARITY,
               'Default search threshold (cosine, calibrated on labelled photos) [-1..1].',
               -1.0, 1.0),
-    ParamSpec('appearance_gap', 10.0,
-              'Sightings further apart than this start a new appearance [s].', 0.1, 3600.0),
+    ParamSpec('appearance_gap', 5.0,
+              'Sightings further apart than this start a new appearance; keep it above twice '
+              'the face node\'s refresh_period [s].', 0.1, 3600.0),
     ParamSpec('thumbnail_width', 320, 'Width of search thumbnails [px].', 32, 4096),
     ParamSpec('face_detector', 'hog', 'Face detector for searches by photo and deep mode.',
               choices=('hog', 'cnn', 'yunet'), read_only=True),

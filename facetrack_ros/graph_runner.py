@@ -9,7 +9,13 @@ import os
 from pathlib import Path
 import signal
 import subprocess
+import time
 from typing import IO, Mapping
+
+from rclpy.executors import Executor
+from rclpy.node import Node
+
+from facetrack_ros.camera_node import END_OF_SOURCE
 
 
 @dataclass
@@ -69,6 +75,10 @@ class GraphRunner:
         self.nodes.append(node)
         return node
 
+    def source_ended(self, name: str = 'camera') -> bool:
+        """Return whether the camera node `name` reported the end of its file or folder."""
+        return END_OF_SOURCE in (self.log_dir / f'{name}.log').read_text(errors='replace')
+
     def failed(self) -> list[str]:
         """Return the names of nodes that have exited already."""
         return [n.name for n in self.nodes if n.process.poll() is not None]
@@ -104,3 +114,24 @@ class GraphRunner:
     def __exit__(self, *exc_info: object) -> None:
         """Stop every node."""
         self.stop()
+
+
+def wait_for_graph(runner: GraphRunner, probe: Node, executor: Executor,
+                   publishers: tuple[str, ...], image_readers: int,
+                   timeout: float = 90.0) -> None:
+    """Spin until the graph is connected and its models are loaded.
+
+    That is: every topic in publishers has a publisher, and image_raw has image_readers
+    subscribers (lifecycle nodes subscribe once active, with their models loaded), so that no
+    message published afterwards goes unheard. Raises RuntimeError with the nodes' log tails
+    when a node died or the graph is not up in time.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.2)
+        if runner.failed():
+            raise RuntimeError(f'nodes exited: {runner.failed()}\n{runner.tail()}')
+        if (all(probe.count_publishers(topic) > 0 for topic in publishers)
+                and probe.count_subscribers('image_raw') >= image_readers):
+            return
+    raise RuntimeError(f'graph not up after {timeout} s\n{runner.tail()}')

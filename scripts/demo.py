@@ -19,10 +19,11 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
 
+from facetrack_ros.annotator_node import ANNOTATED_QOS
 from facetrack_ros.conversions import bgr_to_image, image_to_bgr, time_to_sec
-from facetrack_ros.graph_runner import GraphRunner
+from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
 from facetrack_ros.msg import PersonEvent
-from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
+from facetrack_ros.parameters import RELIABLE_QOS
 from facetrack_ros.srv import BacktrackSearch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def main() -> int:
         video['writer'].write(frame)
 
     node.create_subscription(PersonEvent, 'person_events', on_event, RELIABLE_QOS)
-    node.create_subscription(Image, 'annotated', on_annotated, image_qos_profile('reliable'))
+    node.create_subscription(Image, 'annotated', on_annotated, ANNOTATED_QOS)
     search = node.create_client(BacktrackSearch, 'backtrack_search')
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -82,20 +83,18 @@ def main() -> int:
     runner.start('frame_history', robot_id='demo', history_dir=str(args.output / 'history'))
     runner.start('tracker', robot_id='demo', event_log_dir=str(args.output / 'events'))
     runner.start('face_embedding')
-    runner.start('annotator', image_qos='reliable')
+    runner.start('annotator')
     runner.start('detector', model=args.model)
-    # Let the graph come up (models load) before the first frame is published.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not search.service_is_ready():
-        executor.spin_once(timeout_sec=0.2)
-    time.sleep(3.0)
-    camera = runner.start('camera', source=clip, realtime=True, loop=False)
     code = 0
     try:
+        # Models load before the first frame: image_raw readers are the detector, the face
+        # node, the history and the annotator.
+        wait_for_graph(runner, node, executor, ('person_events', 'annotated'), 4)
+        camera = runner.start('camera', source=clip, realtime=True, loop=False)
         end = time.monotonic() + args.duration if args.duration else None
         while camera.process.poll() is None and (end is None or time.monotonic() < end):
             executor.spin_once(timeout_sec=0.1)
-            if 'source ended' in camera.log_path.read_text() or runner.failed():
+            if runner.source_ended() or runner.failed():
                 break
         # Give the tracker time to report everyone who left (absence timeout).
         settle = time.monotonic() + 5.0
@@ -132,7 +131,7 @@ def report_search(node, executor, client, photo: str | None) -> int:
         print('demo: backtrack_search did not answer')
         return 1
     print(f'\nBacktrackSearch for {Path(photo).name}: {response.message} '
-          f'({response.entries_searched} index entries, {1000 * response.elapsed:.1f} ms)')
+          f'in {1000 * response.elapsed:.1f} ms')
     for a in response.appearances:
         print(f'  {a.person_id} on {a.robot_id}/{a.camera_id}: '
               f'{time_to_sec(a.first_seen):.2f} .. {time_to_sec(a.last_seen):.2f} '

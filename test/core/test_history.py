@@ -294,6 +294,7 @@ def test_search_window_and_filters(two_visits: tuple[EmbeddingIndex, np.ndarray]
     assert index.search(alice, person_filter=['bob']).appearances == []
     assert index.search(alice, person_filter=['bob']).entries_searched == 201
     assert len(index.search(alice, person_filter=['alice', 'eve']).appearances) == 2
+    assert index.time_span() == (T0 + S // 2, T0 + 200 * S + S // 2)
     empty = index.search(alice, T0 + 1000 * S, T0 + 2000 * S)
     assert (empty.entries_searched, empty.appearances) == (0, [])
     assert (empty.searched_from_ns, empty.searched_to_ns) == (T0 + 1000 * S, T0 + 2000 * S)
@@ -403,7 +404,9 @@ def test_restart_serves_what_is_on_disk(tmp_path: Path, jpeg: bytes, definition:
         assert appearance.best.segment in names
         # Writing goes on in new segments beside the old ones.
         write_frames(reopened.store, jpeg, definition, 10.0, 11.0, 5.0)
+        reopened.flush_if_due()
         assert len(reopened.store.segments()) == len(names) + 1
+        assert reopened.store.segment_for('back', T0) == ''
     assert not reopened.store.problems
 
 

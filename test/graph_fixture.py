@@ -1,0 +1,88 @@
+"""Run the real node graph (processes over DDS) on a video and collect what it publishes."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+import time
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import Image
+
+from facetrack_ros.conversions import time_to_sec
+from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
+from facetrack_ros.msg import PersonDetectionArray, PersonEvent
+from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
+
+NODES_BEFORE_CAMERA = ('frame_history', 'tracker', 'face_embedding', 'detector')
+
+
+@dataclass
+class GraphRun:
+    """Messages collected from one run, and the probe node to call services with."""
+
+    runner: GraphRunner
+    node: rclpy.node.Node
+    executor: SingleThreadedExecutor
+    log_dir: Path
+    history_dir: Path
+    image_stamps: list[float] = field(default_factory=list)
+    events: list[PersonEvent] = field(default_factory=list)
+    tracks: list[PersonDetectionArray] = field(default_factory=list)
+    faces: list[PersonDetectionArray] = field(default_factory=list)
+
+    def spin_for(self, seconds: float) -> None:
+        """Process incoming messages for a while."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def clip_time(self, stamp) -> float:
+        """Return a header stamp as seconds since the first published frame."""
+        return time_to_sec(stamp) - self.image_stamps[0]
+
+
+def run_graph(video: Path, model: Path, work: Path, context, settle: float = 4.0,
+              **camera) -> GraphRun:
+    """Start the graph, play video once (real time), wait for the last PERSON_OUT."""
+    params = Path(__file__).resolve().parents[1] / 'config' / 'facetrack.yaml'
+    runner = GraphRunner(work / 'logs', str(params))
+    node = rclpy.create_node('graph_probe', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    run = GraphRun(runner, node, executor, work / 'events', work / 'history')
+    node.create_subscription(Image, 'image_raw',
+                             lambda m: run.image_stamps.append(time_to_sec(m.header.stamp)),
+                             image_qos_profile('sensor_data'))
+    node.create_subscription(PersonEvent, 'person_events', run.events.append, RELIABLE_QOS)
+    node.create_subscription(PersonDetectionArray, 'tracks', run.tracks.append, RELIABLE_QOS)
+    node.create_subscription(
+        PersonDetectionArray, 'identified_faces', run.faces.append, RELIABLE_QOS)
+    try:
+        runner.start('frame_history', robot_id='test_robot', camera_id='stage',
+                     history_dir=str(run.history_dir))
+        runner.start('tracker', robot_id='test_robot', camera_id='stage',
+                     event_log_dir=str(run.log_dir))
+        runner.start('face_embedding')
+        runner.start('detector', model=str(model), require_model=True)
+        # image_raw readers: this probe, detector, face_embedding and frame_history.
+        wait_for_graph(runner, node, executor,
+                       ('detections', 'faces', 'tracks', 'person_events', 'identified_faces'), 4)
+        runner.start('camera', source=str(video), realtime=True, loop=False,
+                     frame_id='stage_optical', **camera)
+        deadline = time.monotonic() + 180
+        while not runner.source_ended() and time.monotonic() < deadline:
+            run.spin_for(0.2)
+            assert not runner.failed(), runner.tail()
+        run.spin_for(settle)
+    except BaseException:
+        stop_graph(run)
+        raise
+    return run
+
+
+def stop_graph(run: GraphRun) -> dict[str, int]:
+    """Stop every node process (SIGINT) and the probe; return exit codes."""
+    codes = run.runner.stop()
+    run.executor.shutdown()
+    run.node.destroy_node()
+    return codes
