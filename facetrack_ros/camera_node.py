@@ -37,6 +37,9 @@ PARAMETERS = (
     ParamSpec('height', 0, 'V4L2 capture height (0 = device default) [px].', 0, 4320),
     ParamSpec('publish_compressed', False, 'Also publish image_raw/compressed (JPEG).'),
     ParamSpec('jpeg_quality', 80, 'JPEG quality of image_raw/compressed [1..100].', 1, 100),
+    ParamSpec('wait_for_subscribers', 0,
+              'Before reading a file or folder, wait until this many image_raw subscribers '
+              'have matched, so the first frames reach everyone (0: start at once).', 0, 100),
     ParamSpec('reconnect_max_delay', 10.0,
               'Longest wait between attempts to reopen a failed source [s].', 0.1, 300.0),
     IMAGE_QOS,
@@ -76,6 +79,11 @@ class CameraNode(Node):
     def _read_loop(self) -> None:
         """Open the source, publish until it ends, reopen it with backoff when it fails."""
         backoff = Backoff(max_s=self.params.reconnect_max_delay)
+        wanted = self.params.wait_for_subscribers
+        if wanted:
+            self.get_logger().info(f'waiting for {wanted} image_raw subscribers')
+        while self.image_pub.get_subscription_count() < wanted and not self._stop.wait(0.05):
+            pass
         while not self._stop.is_set():
             source = open_source(
                 self.params.source, width=self.params.width, height=self.params.height,

@@ -41,12 +41,16 @@ class GraphRun:
         return time_to_sec(stamp) - self.image_stamps[0]
 
 
-def run_graph(video: Path, model: Path, work: Path, context, settle: float = 4.0,
-              **camera) -> GraphRun:
-    """Start the graph, play video once (real time), wait for the last PERSON_OUT."""
+def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
+              settle: float = 4.0) -> GraphRun:
+    """Start the graph in namespace, play video once (real time), wait for the last OUT.
+
+    Each run has a namespace of its own, as each robot on a shared domain would, so that
+    graphs left running for later tests never mix with the next one.
+    """
     params = Path(__file__).resolve().parents[1] / 'config' / 'facetrack.yaml'
-    runner = GraphRunner(work / 'logs', str(params))
-    node = rclpy.create_node('graph_probe', context=context)
+    runner = GraphRunner(work / 'logs', str(params), namespace)
+    node = rclpy.create_node('graph_probe', namespace=namespace, context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     run = GraphRun(runner, node, executor, work / 'events', work / 'history')
@@ -68,7 +72,7 @@ def run_graph(video: Path, model: Path, work: Path, context, settle: float = 4.0
         wait_for_graph(runner, node, executor,
                        ('detections', 'faces', 'tracks', 'person_events', 'identified_faces'), 4)
         runner.start('camera', source=str(video), realtime=True, loop=False,
-                     frame_id='stage_optical', **camera)
+                     frame_id='stage_optical', wait_for_subscribers=4)
         deadline = time.monotonic() + 180
         while not runner.source_ended() and time.monotonic() < deadline:
             run.spin_for(0.2)

@@ -26,6 +26,10 @@ from facetrack_ros.core.embedding import (cosine_similarity, DEFAULT_MIN_SIMILAR
 #: ignored: the face in the crop may be the other person's, which would poison embeddings.
 AMBIGUOUS_BOX_IOU = 0.3
 
+#: Faces at least this good may break a track's identity when they contradict it; poorer
+#: faces (blurred, turned away) are only ignored.
+BREAK_MIN_QUALITY = 0.5
+
 #: Weight of a zero-quality face in a running embedding, so the weighted mean stays defined.
 _MIN_SAMPLE_WEIGHT = 1e-3
 
@@ -367,10 +371,20 @@ class PersonTracker:
         track.similarity = self._similarity(person, vector)
         self._fix_swap(track, vector)
         person = self._persons[track.person_id]  # the swap may have changed it
+        if self._contradicts(person, track, quality):
+            # A good face far below the match threshold is someone else: ByteTrack carried the
+            # box across a cut or a hand-over. Identify the track afresh.
+            track.person_id = None
+            return self._identify(stamp, track, vector, quality)
         # A face unlike the person's known face is more likely a bad crop than new information.
         if person.embedding is None or track.similarity >= self._config.min_similarity:
             person.add_sample(vector, quality, self._config.max_samples)
         return []
+
+    def _contradicts(self, person: '_Person', track: '_Track', quality: float) -> bool:
+        """Return whether a face of good quality clearly belongs to someone else."""
+        return (person.embedding is not None and quality >= BREAK_MIN_QUALITY
+                and track.similarity < self._config.min_similarity - self._config.swap_margin)
 
     def _buffer_frames(self) -> int:
         return max(1, round(self._config.track_buffer_s / self._frame_interval))

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from facetrack_ros.core.embedding import cosine_similarity, EmbeddingError, l2_normalize
-from facetrack_ros.core.tracking import (Detection, EmbeddingScheduler, EventKind,
+from facetrack_ros.core.tracking import (BREAK_MIN_QUALITY, Detection, EmbeddingScheduler,
+                                         EventKind,
                                          PersonEventRecord, PersonTracker, TrackedPerson,
                                          TrackerConfig)
 
@@ -190,6 +191,33 @@ def test_returning_face_is_person_returned_and_a_new_face_a_new_person() -> None
     assert [(e.kind, e.person_id) for e in other] == [(EventKind.PERSON_IN, 'person-2')]
     _check_pairing(events + back + other, closed=False)
     assert set(tracker.persons) == {'person-1', 'person-2'}
+
+
+def test_a_cut_that_hands_a_box_to_someone_else_breaks_the_identity() -> None:
+    """One box kept by ByteTrack across a camera cut: the new face makes a new person."""
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(5)
+    events: list[PersonEventRecord] = []
+    for i in range(120):
+        persons, new = tracker.update(i / FPS, [_box(200 + i * 0.5)])
+        events += new
+        if i % 20 == 5:  # a face every 20 frames: person 1's before the cut, person 2's after
+            face = _sighting(_face(1 if i < 60 else 2), rng)
+            events += tracker.add_face(i / FPS, persons[0].track_id, face, 0.9)
+    assert len({p.track_id for p in persons}) == 1, 'ByteTrack kept one track throughout'
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, 'person-1'), (EventKind.PERSON_IN, 'person-2')]
+    assert persons[0].person_id == 'person-2'
+    events += _run_empty(tracker, 120, 90)
+    _check_pairing(events)
+    # A poor face of someone else is ignored rather than trusted.
+    tracker = PersonTracker(CONFIG)
+    for i in range(40):
+        persons, _ = tracker.update(i / FPS, [_box(200)])
+        if i == 5:
+            tracker.add_face(i / FPS, persons[0].track_id, _face(1), 0.9)
+    tracker.add_face(40 / FPS, persons[0].track_id, _face(2), BREAK_MIN_QUALITY / 2)
+    assert tracker.person_of_track(persons[0].track_id) == 'person-1'
 
 
 def test_brief_occlusion_with_new_track_is_the_same_appearance() -> None:
