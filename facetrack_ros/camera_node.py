@@ -31,6 +31,9 @@ PARAMETERS = (
     ParamSpec('loop', False, 'Restart a video file or image folder when it ends.'),
     ParamSpec('realtime', True,
               'Pace a video file at its own frame rate; false reads as fast as possible.'),
+    ParamSpec('rate', 1.0,
+              'Playback speed of a video file relative to its own frame rate, with realtime '
+              '(like ros2 bag play --rate).', 0.01, 100.0),
     ParamSpec('fps', 10.0, 'Image folder rate; also the V4L2 rate asked for (0 = default) [Hz].',
               min_value=0.0, max_value=240.0),
     ParamSpec('width', 0, 'V4L2 capture width (0 = device default) [px].', 0, 7680),
@@ -88,6 +91,7 @@ class CameraNode(Node):
             source = open_source(
                 self.params.source, width=self.params.width, height=self.params.height,
                 fps=self.params.fps, loop=self.params.loop, realtime=self.params.realtime,
+                rate=self.params.rate,
                 warn=self.get_logger().warning)
             try:
                 source.open()

@@ -173,6 +173,13 @@ class FrameHistoryNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self) -> None:
+        """Finish the open segments and close the index, also on Ctrl-C (no transition)."""
+        if self.history is not None:
+            self.history.close()
+            self.history = None
+        super().destroy_node()
+
     def _drop_handles(self) -> None:
         for handle in self.handles:
             kind = type(handle).__name__

@@ -3,6 +3,7 @@
 from typing import Callable
 
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
@@ -29,7 +30,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
             executor = MultiThreadedExecutor(num_threads=2)
             executor.add_node(node)
             executor.spin()
-    except InvalidParameterError as error:
+    except (InvalidParameterError, ParameterException) as error:
         rclpy.logging.get_logger('facetrack_ros').fatal(f'invalid parameter: {error}')
         code = 2
     except (KeyboardInterrupt, ExternalShutdownException):

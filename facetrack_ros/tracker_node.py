@@ -8,6 +8,7 @@ and an append-only JSONL event log rotated daily.
 
 import os
 import time
+from types import SimpleNamespace
 
 from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
@@ -20,7 +21,8 @@ from facetrack_ros.core.tracking import (Detection, PersonEventRecord, PersonTra
                                          TrackerConfig)
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray, PersonEvent
-from facetrack_ros.parameters import declare_parameters, ParamSpec, RELIABLE_QOS
+from facetrack_ros.parameters import (declare_parameters, InvalidParameterError, ParamSpec,
+                                      RELIABLE_QOS)
 from facetrack_ros.runner import run_node
 
 PARAMETERS = (
@@ -56,6 +58,22 @@ PARAMETERS = (
 )
 
 
+def tracker_config(p: SimpleNamespace) -> TrackerConfig:
+    """Return the TrackerConfig of the tracker parameters p, refusing inconsistent ones."""
+    config = TrackerConfig(
+        frame_rate=p.frame_rate, track_high_thresh=p.track_high_thresh,
+        track_low_thresh=p.track_low_thresh, new_track_thresh=p.new_track_thresh,
+        match_thresh=p.match_thresh, track_buffer_s=p.track_buffer,
+        identity_wait_s=p.identity_wait, absence_timeout_s=p.absence_timeout,
+        reid_memory_s=p.reid_memory, min_similarity=p.min_similarity,
+        max_samples=p.max_samples)
+    try:
+        config.validate()
+    except ValueError as error:
+        raise InvalidParameterError(str(error)) from error
+    return config
+
+
 class TrackerNode(Node):
     """Thin adapter over core.tracking.PersonTracker."""
 
@@ -63,15 +81,7 @@ class TrackerNode(Node):
         """Declare parameters, build the tracker, open the event log."""
         super().__init__('tracker', **kwargs)
         p = self.params = declare_parameters(self, PARAMETERS)
-        config = TrackerConfig(
-            frame_rate=p.frame_rate, track_high_thresh=p.track_high_thresh,
-            track_low_thresh=p.track_low_thresh, new_track_thresh=p.new_track_thresh,
-            match_thresh=p.match_thresh, track_buffer_s=p.track_buffer,
-            identity_wait_s=p.identity_wait, absence_timeout_s=p.absence_timeout,
-            reid_memory_s=p.reid_memory, min_similarity=p.min_similarity,
-            max_samples=p.max_samples)
-        config.validate()
-        self.tracker = PersonTracker(config)
+        self.tracker = PersonTracker(tracker_config(p))
         self.event_log = EventLog(os.path.expanduser(p.event_log_dir)) if p.event_log_dir else None
         self.tracks_pub = self.create_publisher(PersonDetectionArray, 'tracks', RELIABLE_QOS)
         self.faces_pub = self.create_publisher(

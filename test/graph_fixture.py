@@ -29,6 +29,7 @@ class GraphRun:
     events: list[PersonEvent] = field(default_factory=list)
     tracks: list[PersonDetectionArray] = field(default_factory=list)
     faces: list[PersonDetectionArray] = field(default_factory=list)
+    stopped: bool = False
 
     def spin_for(self, seconds: float) -> None:
         """Process incoming messages for a while."""
@@ -85,7 +86,10 @@ def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
 
 
 def stop_graph(run: GraphRun) -> dict[str, int]:
-    """Stop every node process (SIGINT) and the probe; return exit codes."""
+    """Stop every node process (SIGINT) and the probe; return exit codes. Idempotent."""
+    if run.stopped:
+        return {}
+    run.stopped = True
     codes = run.runner.stop()
     run.executor.shutdown()
     run.node.destroy_node()

@@ -3,13 +3,15 @@
 import numpy as np
 import pytest
 from rclpy import create_node
+from rclpy.exceptions import ParameterException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 
 from facetrack_ros.conversions import sec_to_time
 from facetrack_ros.core.event_log import read_events
+from facetrack_ros.face_embedding_node import FaceEmbeddingNode
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray, PersonEvent
-from facetrack_ros.parameters import RELIABLE_QOS
+from facetrack_ros.parameters import InvalidParameterError, RELIABLE_QOS
 from facetrack_ros.tracker_node import TrackerNode
 from rostest_utils import spin_until
 
@@ -84,3 +86,21 @@ def test_walker_in_face_then_out_and_logged(ros_context, tmp_path):
         ('PERSON_IN', person), ('PERSON_OUT', person)]
     probe.destroy_node()
     executor.shutdown()
+
+
+def test_invalid_parameters_are_refused_with_a_reason(ros_context):
+    """Out of range or inconsistent at start: refused; at run time: refused with the reason."""
+    with pytest.raises(ParameterException, match='min_similarity'):
+        TrackerNode(context=ros_context,
+                    parameter_overrides=[Parameter('min_similarity', value=2.0)])
+    with pytest.raises(InvalidParameterError, match='track_low_thresh'):
+        TrackerNode(context=ros_context,
+                    parameter_overrides=[Parameter('track_low_thresh', value=0.9)])
+    node = FaceEmbeddingNode(context=ros_context)
+    refused = node.set_parameters([Parameter('upper_fraction', value=5.0)])[0]
+    assert not refused.successful and 'upper_fraction' in refused.reason
+    assert node.set_parameters([Parameter('upper_fraction', value=0.6)])[0].successful
+    assert node.params.upper_fraction == 0.6
+    read_only = node.set_parameters([Parameter('face_detector', value='cnn')])[0]
+    assert not read_only.successful and 'read-only' in read_only.reason
+    node.destroy_node()

@@ -180,18 +180,27 @@ class V4L2Source(_CaptureSource):
 class VideoFileSource(_CaptureSource):
     """A video file, read once or looped, as fast as possible or at its own frame rate."""
 
-    def __init__(self, path: str | Path, loop: bool = False, realtime: bool = False) -> None:
-        """Describe the file; realtime paces read() at the file's FPS, else no waiting."""
+    def __init__(self, path: str | Path, loop: bool = False, realtime: bool = False,
+                 rate: float = 1.0) -> None:
+        """Describe the file; realtime paces read() at rate x the file's FPS, else no waiting.
+
+        A rate below 1 plays slower than recorded, as `ros2 bag play --rate` does, e.g. to
+        give a slow machine's detector every frame of a replay.
+        """
+        if not rate > 0:
+            raise ValueError(f'playback rate must be positive, got {rate}')
         super().__init__(f'video file {path}', None)
         self._path = Path(path)
         self._loop = loop
         self._realtime = realtime
+        self._rate = rate
         self._pacer = _Pacer(None)
 
     def open(self) -> None:
         """Open the file from its start; raise SourceError if it is missing or undecodable."""
         self._open_capture()
-        self._pacer = _Pacer(self.nominal_fps if self._realtime else None)
+        paced = self._realtime and self.nominal_fps
+        self._pacer = _Pacer(self.nominal_fps * self._rate if paced else None)
 
     def _open_capture(self) -> None:
         self.close()
@@ -276,14 +285,14 @@ class ImageFolderSource(FrameSource):
 
 
 def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 0.0,
-                loop: bool = False, realtime: bool = True,
+                loop: bool = False, realtime: bool = True, rate: float = 1.0,
                 warn: Callable[[str], None] = _LOG.warning) -> FrameSource:
     """Pick the source for spec, without opening it.
 
     An integer or /dev/video* is a V4L2 camera (width, height, fps requested from it); a folder
     is an ImageFolderSource at fps (warn gets its skipped files); a file is a VideoFileSource
-    (realtime paces it at its own FPS). loop applies to files and folders. Raise ValueError for
-    anything else.
+    (realtime paces it at rate x its own FPS). loop applies to files and folders. Raise
+    ValueError for anything else.
     """
     text = spec.strip()
     if text.isdigit():
@@ -294,7 +303,7 @@ def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 0.0,
     if text and path.is_dir():
         return ImageFolderSource(path, fps, loop, warn)
     if path.is_file():
-        return VideoFileSource(path, loop, realtime)
+        return VideoFileSource(path, loop, realtime, rate)
     raise ValueError(f'source {spec!r} is neither a camera index, a /dev/video* device, '
                      'an image folder nor a video file')
 

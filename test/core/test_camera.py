@@ -69,6 +69,13 @@ def test_video_file_realtime_follows_fps(clip: Path) -> None:
         for _ in range(n):
             source.read()
         assert time.monotonic() - start < paced
+    with VideoFileSource(clip, realtime=True, rate=0.5) as source:
+        start = time.monotonic()
+        for _ in range(n):
+            source.read()
+        assert time.monotonic() - start > 1.6 * expected, 'half rate takes twice as long'
+    with pytest.raises(ValueError, match='rate'):
+        VideoFileSource(clip, realtime=True, rate=0.0)
 
 
 def test_video_file_errors(tmp_path: Path) -> None:
