@@ -12,7 +12,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from facetrack_ros.conversions import bgr_to_compressed, bgr_to_image, sec_to_time
-from facetrack_ros.core.camera import Backoff, FrameSource, open_source, SourceEnded, SourceError
+from facetrack_ros.core.camera import Backoff, FrameSource, open_source, SourceEnded
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.parameters import declare_parameters, IMAGE_QOS, image_qos_profile, ParamSpec
 from facetrack_ros.runner import run_node
@@ -27,24 +27,32 @@ PARAMETERS = (
               'Frame source: V4L2 index or /dev/videoN, a video file, an image folder, or '
               f'{TOPIC_PREFIX}<image topic> to relay an existing sensor_msgs/Image topic.',
               read_only=True),
-    ParamSpec('frame_id', 'camera_optical_frame', 'frame_id written into every image header.'),
-    ParamSpec('loop', False, 'Restart a video file or image folder when it ends.'),
+    ParamSpec('frame_id', 'camera_optical_frame',
+              'frame_id written into every image header ("" keeps a relayed image\'s own).'),
+    ParamSpec('loop', False, 'Restart a video file or image folder when it ends.',
+              read_only=True),
     ParamSpec('realtime', True,
-              'Pace a video file at its own frame rate; false reads as fast as possible.'),
+              'Pace a video file at its own frame rate; false reads as fast as possible.',
+              read_only=True),
     ParamSpec('rate', 1.0,
               'Playback speed of a video file relative to its own frame rate, with realtime '
-              '(like ros2 bag play --rate).', 0.01, 100.0),
+              '(like ros2 bag play --rate).', 0.01, 100.0, read_only=True),
     ParamSpec('fps', 10.0, 'Image folder rate; also the V4L2 rate asked for (0 = default) [Hz].',
-              min_value=0.0, max_value=240.0),
-    ParamSpec('width', 0, 'V4L2 capture width (0 = device default) [px].', 0, 7680),
-    ParamSpec('height', 0, 'V4L2 capture height (0 = device default) [px].', 0, 4320),
-    ParamSpec('publish_compressed', False, 'Also publish image_raw/compressed (JPEG).'),
+              min_value=0.0, max_value=240.0, read_only=True),
+    ParamSpec('width', 0, 'V4L2 capture width (0 = device default) [px].', 0, 7680,
+              read_only=True),
+    ParamSpec('height', 0, 'V4L2 capture height (0 = device default) [px].', 0, 4320,
+              read_only=True),
+    ParamSpec('publish_compressed', False, 'Also publish image_raw/compressed (JPEG).',
+              read_only=True),
     ParamSpec('jpeg_quality', 80, 'JPEG quality of image_raw/compressed [1..100].', 1, 100),
     ParamSpec('wait_for_subscribers', 0,
-              'Before reading a file or folder, wait until this many image_raw subscribers '
-              'have matched, so the first frames reach everyone (0: start at once).', 0, 100),
+              'Before reading the source, wait until this many image_raw subscribers '
+              'have matched, so the first frames reach everyone (0: start at once).', 0, 100,
+              read_only=True),
     ParamSpec('reconnect_max_delay', 10.0,
-              'Longest wait between attempts to reopen a failed source [s].', 0.1, 300.0),
+              'Longest wait between attempts to reopen a failed source [s].', 0.1, 300.0,
+              read_only=True),
     IMAGE_QOS,
 )
 
@@ -66,7 +74,8 @@ class CameraNode(Node):
         self._thread: threading.Thread | None = None
         source = self.params.source
         if source.startswith(TOPIC_PREFIX):
-            self.create_subscription(Image, source[len(TOPIC_PREFIX):], self._relay, qos)
+            self.create_subscription(Image, source[len(TOPIC_PREFIX):],
+                                     self.diagnostics.guarded(self._relay), qos)
             self.diagnostics.set_state(DiagnosticStatus.OK, f'relaying {source}')
         else:
             self._thread = threading.Thread(target=self._read_loop, daemon=True)
@@ -81,19 +90,20 @@ class CameraNode(Node):
 
     def _read_loop(self) -> None:
         """Open the source, publish until it ends, reopen it with backoff when it fails."""
-        backoff = Backoff(max_s=self.params.reconnect_max_delay)
+        max_delay = self.params.reconnect_max_delay
+        backoff = Backoff(initial_s=min(0.5, max_delay), max_s=max_delay)
         wanted = self.params.wait_for_subscribers
         if wanted:
             self.get_logger().info(f'waiting for {wanted} image_raw subscribers')
         while self.image_pub.get_subscription_count() < wanted and not self._stop.wait(0.05):
             pass
         while not self._stop.is_set():
-            source = open_source(
-                self.params.source, width=self.params.width, height=self.params.height,
-                fps=self.params.fps, loop=self.params.loop, realtime=self.params.realtime,
-                rate=self.params.rate,
-                warn=self.get_logger().warning)
+            source = None
             try:
+                source = open_source(
+                    self.params.source, width=self.params.width, height=self.params.height,
+                    fps=self.params.fps, loop=self.params.loop, realtime=self.params.realtime,
+                    rate=self.params.rate, warn=self.get_logger().warning)
                 source.open()
                 self.get_logger().info(f'publishing {source.description}')
                 self.diagnostics.set_state(DiagnosticStatus.OK, source.description)
@@ -102,14 +112,15 @@ class CameraNode(Node):
                 self.get_logger().info(f'{source.description} ended; {END_OF_SOURCE}')
                 self.diagnostics.set_state(DiagnosticStatus.WARN, 'source ended')
                 return
-            except SourceError as error:
+            except Exception as error:  # SourceError, a bad spec, a decoder failure: retry
                 delay = backoff.next_delay()
-                self.get_logger().error(f'{error}; reopening in {delay:.1f} s')
+                self.get_logger().error(f'{error}; trying again in {delay:.1f} s')
                 self.diagnostics.errors += 1
                 self.diagnostics.set_state(DiagnosticStatus.ERROR, str(error))
                 self._stop.wait(delay)
             finally:
-                source.close()
+                if source is not None:
+                    source.close()
 
     def _publish_frames(self, source: FrameSource) -> None:
         """Publish frames from an open source until it ends (returns) or fails (raises)."""

@@ -1,5 +1,8 @@
 """Message <-> numpy conversions shared by the nodes (cv_bridge is not a dependency)."""
 
+from collections import OrderedDict
+import threading
+
 from builtin_interfaces.msg import Time
 import cv2
 import numpy as np
@@ -91,3 +94,35 @@ def ns_to_time(nanoseconds: int) -> Time:
     """Return integer nanoseconds as a builtin_interfaces/Time."""
     sec, nanosec = divmod(int(nanoseconds), 1_000_000_000)
     return Time(sec=sec, nanosec=nanosec)
+
+
+class StampedCache:
+    """The latest messages by header stamp, bounded, safe to fill and read from two threads.
+
+    Nodes that pair an image with detections of the same frame (which arrive later) keep the
+    recent images here.
+    """
+
+    def __init__(self, size: int) -> None:
+        """Keep at most size messages."""
+        self._size = size
+        self._items: OrderedDict[int, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, msg) -> None:
+        """Keep msg under its header stamp, dropping the oldest beyond the size."""
+        with self._lock:
+            self._items[time_to_ns(msg.header.stamp)] = msg
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def get(self, stamp: Time, remove: bool = False):
+        """Return the message stamped stamp (and forget it when remove), or None."""
+        with self._lock:
+            key = time_to_ns(stamp)
+            return self._items.pop(key, None) if remove else self._items.get(key)
+
+    def clear(self) -> None:
+        """Forget every message."""
+        with self._lock:
+            self._items.clear()

@@ -34,7 +34,8 @@ PARAMETERS = (
               'Let ultralytics download a named model that is not on disk (needs a network).'),
     ParamSpec('fallback_face_detector', 'hog', 'Face detector of the face-first fallback.',
               choices=('hog', 'cnn')),
-    ParamSpec('autostart', True, 'Configure and activate on start (no lifecycle manager).'),
+    ParamSpec('autostart', True, 'Configure and activate on start (no lifecycle manager).',
+              read_only=True),
     IMAGE_QOS,
 )
 
@@ -77,7 +78,8 @@ class DetectorNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Start taking images."""
         self.subscription = self.create_subscription(
-            Image, 'image_raw', self.on_image, image_qos_profile(self.params.image_qos))
+            Image, 'image_raw', self.diagnostics.guarded(self.on_image),
+            image_qos_profile(self.params.image_qos))
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -1,7 +1,9 @@
 """Per-node /diagnostics: processing rate, latency, dropped inputs and model state."""
 
 from collections import deque
+import functools
 import time
+from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
@@ -31,6 +33,23 @@ class NodeDiagnostics:
     def set_state(self, level: bytes, message: str) -> None:
         """Set the overall level (DiagnosticStatus.OK/WARN/ERROR) and its reason."""
         self.level, self.message = level, message
+
+    def guarded(self, callback: Callable) -> Callable:
+        """Wrap a subscription or timer callback so that a failure is counted and logged.
+
+        Bad input (a malformed message, a failing model call, a full disk) must not end the
+        node: the executor would re-raise the exception and stop spinning.
+        """
+        @functools.wraps(callback)
+        def run(*args):
+            try:
+                return callback(*args)
+            except Exception as error:  # the node must keep running
+                self.errors += 1
+                self.set_state(DiagnosticStatus.ERROR, f'{callback.__name__}: {error}')
+                self._node.get_logger().error(
+                    f'{callback.__name__} failed: {error!r}', throttle_duration_sec=5.0)
+        return run
 
     def rate(self) -> float:
         """Return the recent processing rate [Hz]."""

@@ -7,15 +7,15 @@ computes a 128-d dlib ResNet descriptor. Results go out on `faces` with the imag
 A lifecycle node: models load on configure and are freed on cleanup.
 """
 
-from collections import OrderedDict
 import time
 
 from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import Image
 
-from facetrack_ros.conversions import image_to_bgr, ImageConversionError, time_to_ns, time_to_sec
+from facetrack_ros.conversions import image_to_bgr, ImageConversionError, StampedCache, time_to_sec
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.tracking import EmbeddingScheduler, TrackedPerson
 from facetrack_ros.diagnostics import NodeDiagnostics
@@ -39,8 +39,10 @@ PARAMETERS = (
               1.0, 10.0),
     ParamSpec('max_faces_per_frame', 4, 'Most faces embedded per frame.', 1, 100),
     ParamSpec('image_cache_size', 30,
-              'Recent images kept to pair with tracks that arrive later [frames].', 1, 1000),
-    ParamSpec('autostart', True, 'Configure and activate on start (no lifecycle manager).'),
+              'Recent images kept to pair with tracks that arrive later [frames].', 1, 1000,
+              read_only=True),
+    ParamSpec('autostart', True, 'Configure and activate on start (no lifecycle manager).',
+              read_only=True),
     IMAGE_QOS,
 )
 
@@ -54,7 +56,7 @@ class FaceEmbeddingNode(LifecycleNode):
         self.params = declare_parameters(self, PARAMETERS)
         self.analyzer: FaceAnalyzer | None = None
         self.scheduler: EmbeddingScheduler | None = None
-        self.images: OrderedDict[int, Image] = OrderedDict()
+        self.images = StampedCache(self.params.image_cache_size)
         self.subscriptions_ = []
         self.publisher = None
         self.diagnostics = NodeDiagnostics(self)
@@ -81,10 +83,14 @@ class FaceEmbeddingNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Start taking images and tracks."""
+        guarded = self.diagnostics.guarded
         self.subscriptions_ = [
-            self.create_subscription(Image, 'image_raw', self.on_image,
-                                     image_qos_profile(self.params.image_qos)),
-            self.create_subscription(PersonDetectionArray, 'tracks', self.on_tracks,
+            # Images have a group of their own: while on_tracks embeds faces (tens of ms
+            # each), the next images are still cached for the tracks that will follow.
+            self.create_subscription(Image, 'image_raw', guarded(self.images.add),
+                                     image_qos_profile(self.params.image_qos),
+                                     callback_group=MutuallyExclusiveCallbackGroup()),
+            self.create_subscription(PersonDetectionArray, 'tracks', guarded(self.on_tracks),
                                      RELIABLE_QOS),
         ]
         return super().on_activate(state)
@@ -118,19 +124,19 @@ class FaceEmbeddingNode(LifecycleNode):
             self.publisher = None
         self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no model loaded')
 
-    def on_image(self, msg: Image) -> None:
-        """Keep the image until the tracks of its frame arrive."""
-        self.images[time_to_ns(msg.header.stamp)] = msg
-        while len(self.images) > self.params.image_cache_size:
-            self.images.popitem(last=False)
-
     def on_tracks(self, msg: PersonDetectionArray) -> None:
         """Embed the faces of the tracks that need one."""
         if self.analyzer is None or not msg.detections:
             return
-        image_msg = self.images.get(time_to_ns(msg.header.stamp))
+        image_msg = self.images.get(msg.header.stamp)
         if image_msg is None:
             self.diagnostics.dropped += 1
+            return
+        try:
+            image = image_to_bgr(image_msg)
+        except ImageConversionError as error:
+            self.diagnostics.errors += 1
+            self.get_logger().warning(f'skipping image: {error}', throttle_duration_sec=5.0)
             return
         stamp = time_to_sec(msg.header.stamp)
         persons = [TrackedPerson(track_id=d.track_id, person_id=d.person_id,
@@ -139,12 +145,6 @@ class FaceEmbeddingNode(LifecycleNode):
                    for d in msg.detections if d.track_id >= 0]
         wanted = set(self.scheduler.select(stamp, persons))
         if not wanted:
-            return
-        try:
-            image = image_to_bgr(image_msg)
-        except ImageConversionError as error:
-            self.diagnostics.errors += 1
-            self.get_logger().warning(f'skipping image: {error}', throttle_duration_sec=5.0)
             return
         out = PersonDetectionArray(header=msg.header, image_width=msg.image_width,
                                    image_height=msg.image_height)

@@ -10,17 +10,22 @@ the history and the face model (for searches by photo) open on configure, close 
 
 import math
 import os
+import sqlite3
 import time
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.serialization import serialize_message
+from rclpy.service import Service
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 
-from facetrack_ros.conversions import (bgr_to_image, image_to_bgr, ImageConversionError,
-                                       jpeg_to_bgr, ns_to_time, time_to_ns)
+from facetrack_ros.conversions import (bgr_to_compressed, bgr_to_image, image_to_bgr,
+                                       ImageConversionError, jpeg_to_bgr, ns_to_time,
+                                       time_to_ns)
 from facetrack_ros.core.annotate import draw_overlays, Overlay
 from facetrack_ros.core.embedding import (DEFAULT_MIN_SIMILARITY, DLIB_EMBEDDING_DIM,
                                           EmbeddingError, l2_normalize, validate_embedding)
@@ -76,7 +81,8 @@ PARAMETERS = (
     ParamSpec('face_detector', 'hog', 'Face detector for searches by photo and deep mode.',
               choices=('hog', 'cnn', 'yunet'), read_only=True),
     ParamSpec('yunet_model', '', 'YuNet .onnx path for face_detector yunet.', read_only=True),
-    ParamSpec('autostart', True, 'Configure and activate on start (no lifecycle manager).'),
+    ParamSpec('autostart', True, 'Configure and activate on start (no lifecycle manager).',
+              read_only=True),
     IMAGE_QOS,
 )
 
@@ -84,8 +90,14 @@ PARAMETERS = (
 FRAME_TOLERANCE_S = 0.5
 
 #: Frames a deep search samples per second of its budget (a whole-frame face pass takes
-#: roughly 0.25 s on a 2-core CPU).
+#: roughly 0.25 s on a 2-core CPU), and the longest budget it accepts [s].
 DEEP_FRAMES_PER_S = 4
+MAX_DEEP_BUDGET_S = 120.0
+
+#: Most frames one GetFrames call returns (a response is one DDS message), and the widest
+#: nearest-frame tolerance it accepts [s].
+MAX_FRAMES_PER_CALL = 100
+MAX_TOLERANCE_S = 3600.0
 
 
 class FrameHistoryNode(LifecycleNode):
@@ -121,7 +133,7 @@ class FrameHistoryNode(LifecycleNode):
             self.definitions = {name: message_definition(name) for name in (
                 COMPRESSED_IMAGE_TYPE, 'facetrack_ros/msg/PersonDetectionArray',
                 'facetrack_ros/msg/PersonEvent')}
-        except (OSError, ValueError, RuntimeError) as error:
+        except (OSError, ValueError, RuntimeError, sqlite3.Error) as error:
             self.get_logger().error(f'cannot open history {p.history_dir}: {error}')
             self.diagnostics.set_state(DiagnosticStatus.ERROR, str(error))
             self._release()
@@ -138,20 +150,28 @@ class FrameHistoryNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Start recording and serving."""
         qos = image_qos_profile(self.params.image_qos)
+        guarded = self.diagnostics.guarded
         if self.params.image_transport == 'compressed':
             image_sub = self.create_subscription(
-                CompressedImage, 'image_raw/compressed', self.on_compressed, qos)
+                CompressedImage, 'image_raw/compressed', guarded(self.on_compressed), qos)
         else:
-            image_sub = self.create_subscription(Image, 'image_raw', self.on_image, qos)
+            image_sub = self.create_subscription(Image, 'image_raw', guarded(self.on_image), qos)
+        # Searches have a group of their own so recording goes on while one runs (the store
+        # and the index lock internally).
+        services = MutuallyExclusiveCallbackGroup()
         self.handles = [
             image_sub,
-            self.create_subscription(PersonDetectionArray, 'identified_faces', self.on_faces,
+            self.create_subscription(PersonDetectionArray, 'identified_faces',
+                                     guarded(self.on_faces), RELIABLE_QOS),
+            self.create_subscription(PersonEvent, 'person_events', guarded(self.on_event),
                                      RELIABLE_QOS),
-            self.create_subscription(PersonEvent, 'person_events', self.on_event, RELIABLE_QOS),
-            self.create_service(BacktrackSearch, 'backtrack_search', self.on_search),
-            self.create_service(GetFrames, 'get_frames', self.on_get_frames),
-            self.create_timer(self.params.flush_interval / 2, self.history.flush_if_due),
-            self.create_timer(10.0, self.on_retention),
+            self.create_service(BacktrackSearch, 'backtrack_search', self.on_search,
+                                callback_group=services),
+            self.create_service(GetFrames, 'get_frames', self.on_get_frames,
+                                callback_group=services),
+            self.create_timer(self.params.flush_interval / 2,
+                              guarded(self.history.flush_if_due)),
+            self.create_timer(10.0, guarded(self.on_retention)),
         ]
         return super().on_activate(state)
 
@@ -182,10 +202,9 @@ class FrameHistoryNode(LifecycleNode):
 
     def _drop_handles(self) -> None:
         for handle in self.handles:
-            kind = type(handle).__name__
-            if kind == 'Subscription':
+            if isinstance(handle, Subscription):
                 self.destroy_subscription(handle)
-            elif kind == 'Service':
+            elif isinstance(handle, Service):
                 self.destroy_service(handle)
             else:
                 self.destroy_timer(handle)
@@ -204,8 +223,12 @@ class FrameHistoryNode(LifecycleNode):
     # Recording ---------------------------------------------------------------------------
 
     def _due(self, stamp_ns: int) -> bool:
-        """Return whether a frame at stamp_ns should be stored under store_rate."""
-        return stamp_ns - self.last_stored_ns >= 1e9 / self.params.store_rate
+        """Return whether a frame at stamp_ns should be stored under store_rate.
+
+        A stamp before the last stored one (a replay looped, the clock was reset) is due.
+        """
+        since = stamp_ns - self.last_stored_ns
+        return since < 0 or since >= 1e9 / self.params.store_rate
 
     def on_image(self, msg: Image) -> None:
         """JPEG-encode and store a raw frame (at most store_rate per second)."""
@@ -218,10 +241,7 @@ class FrameHistoryNode(LifecycleNode):
             self.diagnostics.errors += 1
             self.get_logger().warning(f'skipping image: {error}', throttle_duration_sec=5.0)
             return
-        ok, jpeg = cv2.imencode('.jpg', image, [cv2.IMWRITE_JPEG_QUALITY,
-                                                self.params.jpeg_quality])
-        compressed = CompressedImage(header=msg.header, format='jpeg', data=jpeg.tobytes())
-        self._store_frame(compressed)
+        self._store_frame(bgr_to_compressed(image, msg.header, self.params.jpeg_quality))
 
     def on_compressed(self, msg: CompressedImage) -> None:
         """Store a compressed frame as it is (at most store_rate per second)."""
@@ -374,13 +394,14 @@ class FrameHistoryNode(LifecycleNode):
         Frames are taken evenly spread over the window (about DEEP_FRAMES_PER_S per second of
         budget), so a short budget still covers the whole window coarsely.
         """
-        deadline = time.monotonic() + max(request.deep_budget, 0.0)
+        budget = min(max(request.deep_budget, 0.0), MAX_DEEP_BUDGET_S)
+        deadline = time.monotonic() + budget
         segments = self.history.store.segments()
         if not segments:
             return [], 0, ''
         start = min(s.start_ns for s in segments) if start_ns is None else start_ns
         end = max(s.end_ns for s in segments) if end_ns is None else end_ns
-        limit = max(1, int(request.deep_budget * DEEP_FRAMES_PER_S))
+        limit = max(1, int(budget * DEEP_FRAMES_PER_S))
         frames = self.history.store.frames_in_range(start, end, limit, self.params.camera_id)
         hits: list[Hit] = []
         done = 0
@@ -394,7 +415,7 @@ class FrameHistoryNode(LifecycleNode):
                     hits.append(Hit(frame.stamp_ns, self.params.robot_id, frame.camera_id,
                                     '', tuple(float(v) for v in face.box), face.quality,
                                     similarity, '', frame.stamp_ns))
-        note = f' (deep: {done} of {len(frames)} stored frames within {request.deep_budget} s)'
+        note = f' (deep: {done} of {len(frames)} sampled stored frames within {budget:.0f} s)'
         return group_appearances(hits, self.params.appearance_gap, request.max_results), done, note
 
     def _appearance_msg(self, appearance: Appearance, thumbnail: bool) -> AppearanceMsg:
@@ -422,8 +443,7 @@ class FrameHistoryNode(LifecycleNode):
         image = self._annotated(frame, hit)
         scale = self.params.thumbnail_width / image.shape[1]
         small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        ok, jpeg = cv2.imencode('.jpg', small, [cv2.IMWRITE_JPEG_QUALITY, 85])
-        msg = CompressedImage(format='jpeg', data=jpeg.tobytes())
+        msg = bgr_to_compressed(small, quality=85)
         msg.header.stamp = ns_to_time(frame.stamp_ns)
         msg.header.frame_id = frame.frame_id
         return msg
@@ -449,29 +469,35 @@ class FrameHistoryNode(LifecycleNode):
 
     def on_get_frames(self, request: GetFrames.Request,
                       response: GetFrames.Response) -> GetFrames.Response:
-        """Return the frame nearest a stamp, or the frames of a range."""
+        """Return the frame nearest a stamp, or up to MAX_FRAMES_PER_CALL frames of a range."""
+        codes = GetFrames.Response
         start_ns, end_ns = time_to_ns(request.start), time_to_ns(request.end)
         store = self.history.store
-        if end_ns == 0:
-            if not math.isfinite(request.tolerance) or request.tolerance < 0:
-                response.result = GetFrames.Response.RESULT_INVALID_REQUEST
-                response.message = f'tolerance {request.tolerance} must be >= 0'
-                return response
-            frame = store.nearest_frame(start_ns, request.tolerance, request.camera_id)
-            frames = [frame] if frame else []
-        elif end_ns < start_ns:
-            response.result = GetFrames.Response.RESULT_INVALID_REQUEST
-            response.message = 'end is before start'
+        nearest = end_ns == 0
+        if nearest and not 0 <= request.tolerance <= MAX_TOLERANCE_S:
+            response.result = codes.RESULT_INVALID_REQUEST
+            response.message = f'tolerance must be in [0, {MAX_TOLERANCE_S}] s'
             return response
-        else:
-            frames = store.frames_in_range(start_ns, end_ns, request.limit, request.camera_id)
+        if not nearest and end_ns < start_ns:
+            response.result, response.message = codes.RESULT_INVALID_REQUEST, 'end is before start'
+            return response
+        try:
+            if nearest:
+                frame = store.nearest_frame(start_ns, request.tolerance, request.camera_id)
+                frames = [frame] if frame else []
+            else:
+                limit = min(request.limit or MAX_FRAMES_PER_CALL, MAX_FRAMES_PER_CALL)
+                frames = store.frames_in_range(start_ns, end_ns, limit, request.camera_id)
+        except Exception as error:  # a service must answer, and never take the node down
+            self.get_logger().error(f'get_frames failed: {error!r}')
+            response.result, response.message = codes.RESULT_ERROR, f'failed: {error}'
+            return response
         for frame in frames:
             image = CompressedImage(format=frame.format, data=frame.data)
             image.header.stamp = ns_to_time(frame.stamp_ns)
             image.header.frame_id = frame.frame_id
             response.frames.append(image)
-        response.result = (GetFrames.Response.RESULT_OK if frames
-                           else GetFrames.Response.RESULT_NOT_FOUND)
+        response.result = codes.RESULT_OK if frames else codes.RESULT_NOT_FOUND
         response.message = f'{len(frames)} frame(s)'
         return response
 
@@ -491,9 +517,12 @@ def _window(request: Request) -> tuple[int | None, int | None]:
                        f'window_width {request.window_width} must be >= 0 (0: all history)')
     if request.window_width == 0:
         return None, None
-    center = time_to_ns(request.center_stamp) or time.time_ns()
-    half = int(request.window_width * 5e8)
-    return center - half, center + half
+    width = int(request.window_width * 1e9)
+    center = time_to_ns(request.center_stamp)
+    if center == 0:  # the window ending now: window_width 3600 is "the last hour"
+        now = time.time_ns()
+        return now - width, now
+    return center - width // 2, center + width // 2
 
 
 def main(args: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ executables with the same parameter file, for machines that have rclpy but not r
 """
 
 from dataclasses import dataclass, field
+import json
 import os
 from pathlib import Path
 import signal
@@ -46,7 +47,8 @@ def ros_arguments(params_file: str | None, overrides: Mapping[str, object],
     if params_file:
         args += ['--params-file', params_file]
     for key, value in overrides.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
+        # -p values are parsed as YAML: quote text so that source:=0 stays a string.
+        text = json.dumps(value) if isinstance(value, (str, bool)) else str(value)
         args += ['-p', f'{key}:={text}']
     return args
 

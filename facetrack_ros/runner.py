@@ -20,13 +20,15 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """
     rclpy.init(args=args)
     node = None
+    executor = None
     code = 0
     try:
         node = factory()
         if isinstance(node, LifecycleNode) and node.get_parameter('autostart').value:
             code = autostart(node)
         if code == 0:
-            # Two threads: a slow callback (model inference) never starves timers and services.
+            # Two threads: callbacks a node puts in a callback group of their own (searches,
+            # image caching) run beside its slow ones (inference, face embedding).
             executor = MultiThreadedExecutor(num_threads=2)
             executor.add_node(node)
             executor.spin()
@@ -36,6 +38,9 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        if executor is not None:
+            # Let running callbacks finish before the node closes what they use.
+            executor.shutdown(timeout_sec=5.0)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

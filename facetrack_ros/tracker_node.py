@@ -15,7 +15,7 @@ import numpy as np
 from rclpy.node import Node
 
 from facetrack_ros.conversions import sec_to_time, time_to_sec
-from facetrack_ros.core.embedding import DEFAULT_MIN_SIMILARITY, EmbeddingError
+from facetrack_ros.core.embedding import DEFAULT_MIN_SIMILARITY
 from facetrack_ros.core.event_log import EventLog
 from facetrack_ros.core.tracking import (Detection, PersonEventRecord, PersonTracker,
                                          TrackerConfig)
@@ -87,10 +87,12 @@ class TrackerNode(Node):
         self.faces_pub = self.create_publisher(
             PersonDetectionArray, 'identified_faces', RELIABLE_QOS)
         self.events_pub = self.create_publisher(PersonEvent, 'person_events', RELIABLE_QOS)
-        self.create_subscription(
-            PersonDetectionArray, 'detections', self.on_detections, RELIABLE_QOS)
-        self.create_subscription(PersonDetectionArray, 'faces', self.on_faces, RELIABLE_QOS)
         self.diagnostics = NodeDiagnostics(self)
+        guarded = self.diagnostics.guarded
+        self.create_subscription(PersonDetectionArray, 'detections',
+                                 guarded(self.on_detections), RELIABLE_QOS)
+        self.create_subscription(PersonDetectionArray, 'faces', guarded(self.on_faces),
+                                 RELIABLE_QOS)
         self.diagnostics.set_state(DiagnosticStatus.OK, 'tracking')
         self.frame_id = ''
         # Camera time of the last detections and the wall time they arrived: when detections
@@ -99,7 +101,7 @@ class TrackerNode(Node):
         self.clock: float | None = None
         self.last_stamp: float | None = None
         self.last_arrival = 0.0
-        self.create_timer(0.5, self.on_idle)
+        self.create_timer(0.5, guarded(self.on_idle))
 
     def on_detections(self, msg: PersonDetectionArray) -> None:
         """Track one frame's persons; publish tracks and any events."""
@@ -138,7 +140,7 @@ class TrackerNode(Node):
             try:
                 self._emit(self.tracker.add_face(
                     stamp, face.track_id, np.asarray(face.embedding), face.face_quality))
-            except EmbeddingError as error:
+            except ValueError as error:  # EmbeddingError, or a quality outside [0, 1]
                 self.diagnostics.errors += 1
                 self.get_logger().warning(f'face of track {face.track_id} ignored: {error}')
                 continue

@@ -10,6 +10,7 @@ from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 ARGUMENTS = {
@@ -21,7 +22,7 @@ ARGUMENTS = {
     'robot_id': ('robot', 'Robot name written into events and history.'),
     'camera_id': ('camera', 'Camera name written into events and history.'),
     'log_dir': ('~/.ros/facetrack', 'Folder of the event log (events/) and history (history/).'),
-    'params_file': ('', 'Parameter YAML; empty uses the package default config/facetrack.yaml.'),
+    'params_file': ('', 'Parameter YAML (default: the package\'s config/facetrack.yaml).'),
     'annotate': ('false', 'Also start the annotator (annotated image for rqt_image_view).'),
     'loop': ('false', 'Loop a video file or image folder source.'),
 }
@@ -30,6 +31,10 @@ ARGUMENTS = {
 def generate_launch_description() -> LaunchDescription:
     """Declare the arguments and the nodes."""
     arg = {name: LaunchConfiguration(name) for name in ARGUMENTS}
+    # launch_ros parses substituted values as YAML: source:=0 would become an integer and
+    # robot_id:=1 too, which string parameters refuse. Keep text parameters text.
+    text = {name: ParameterValue(arg[name], value_type=str)
+            for name in ('source', 'model', 'device', 'robot_id', 'camera_id')}
     default_params = PathJoinSubstitution(
         [FindPackageShare('facetrack_ros'), 'config', 'facetrack.yaml'])
     actions = [DeclareLaunchArgument(
@@ -43,16 +48,19 @@ def generate_launch_description() -> LaunchDescription:
                     namespace=arg['namespace'], parameters=[params, overrides],
                     output='screen', emulate_tty=True, **kwargs)
 
-    history_dir = PathJoinSubstitution([arg['log_dir'], 'history'])
+    def folder(name: str) -> ParameterValue:
+        return ParameterValue(PathJoinSubstitution([arg['log_dir'], name]), value_type=str)
+
     actions += [
-        node('camera', {'source': arg['source'], 'loop': arg['loop'],
-                        'frame_id': [arg['camera_id'], '_optical_frame']}),
-        node('detector', {'model': arg['model'], 'device': arg['device']}),
+        node('camera', {'source': text['source'], 'loop': arg['loop'],
+                        'frame_id': ParameterValue([arg['camera_id'], '_optical_frame'],
+                                                   value_type=str)}),
+        node('detector', {'model': text['model'], 'device': text['device']}),
         node('face_embedding', {}),
-        node('tracker', {'robot_id': arg['robot_id'], 'camera_id': arg['camera_id'],
-                         'event_log_dir': PathJoinSubstitution([arg['log_dir'], 'events'])}),
-        node('frame_history', {'robot_id': arg['robot_id'], 'camera_id': arg['camera_id'],
-                               'history_dir': history_dir}),
+        node('tracker', {'robot_id': text['robot_id'], 'camera_id': text['camera_id'],
+                         'event_log_dir': folder('events')}),
+        node('frame_history', {'robot_id': text['robot_id'], 'camera_id': text['camera_id'],
+                               'history_dir': folder('history')}),
         node('annotator', {}, condition=IfCondition(arg['annotate'])),
     ]
     return LaunchDescription(actions)

@@ -21,14 +21,13 @@ from sensor_msgs.msg import Image
 
 from facetrack_ros.annotator_node import ANNOTATED_QOS
 from facetrack_ros.conversions import bgr_to_image, image_to_bgr, time_to_sec
+from facetrack_ros.core.tracking import EventKind
 from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
 from facetrack_ros.msg import PersonEvent
 from facetrack_ros.parameters import RELIABLE_QOS
 from facetrack_ros.srv import BacktrackSearch
 
 REPO = Path(__file__).resolve().parents[1]
-KINDS = {PersonEvent.PERSON_IN: 'PERSON_IN', PersonEvent.PERSON_OUT: 'PERSON_OUT',
-         PersonEvent.PERSON_RETURNED: 'PERSON_RETURNED'}
 
 
 def sample_clip() -> tuple[str, str]:
@@ -60,7 +59,7 @@ def main() -> int:
     def on_event(msg: PersonEvent) -> None:
         events.append(msg)
         extra = f' after {msg.duration:.1f} s' if msg.kind == PersonEvent.PERSON_OUT else ''
-        print(f'[{time_to_sec(msg.header.stamp):.2f}] {KINDS.get(msg.kind, msg.kind):<15} '
+        print(f'[{time_to_sec(msg.header.stamp):.2f}] {EventKind(msg.kind).name:<15} '
               f'{msg.person_id} (track {msg.track_id}, robot {msg.robot_id}){extra}',
               flush=True)
 

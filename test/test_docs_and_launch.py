@@ -45,13 +45,41 @@ def test_launch_file_arguments_and_nodes(repo_dir):
     for key, value in zip(arguments.keys, arguments.values):
         default, description = ast.literal_eval(value)
         assert len(description) > 15, f'launch argument {key.value} lacks a description'
+    by_node = {name: {spec.name: spec for spec in specs} for name, specs in declared.items()}
     launched = {}
     for call in ast.walk(tree):
         if (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
                 and call.func.id == 'node'):
             name = call.args[0].value
             launched[name] = {k.value for k in call.args[1].keys}
+            for key, value in zip(call.args[1].keys, call.args[1].values):
+                # launch_ros reads substituted values as YAML; text needs value_type=str.
+                if isinstance(by_node[name][key.value].default, str):
+                    assert _is_text_value(value), f'{name}.{key.value} needs value_type=str'
+
     assert set(launched) == set(declared)
     for name, overrides in launched.items():
         names = {spec.name for spec in declared[name]}
         assert overrides <= names, f'launch sets undeclared {name} parameters'
+
+
+def _is_text_value(node: ast.expr) -> bool:
+    """Return whether a launch parameter expression is typed as text (value_type=str)."""
+    if isinstance(node, ast.Subscript):     # text['source']: built as ParameterValue(str)
+        return isinstance(node.value, ast.Name) and node.value.id == 'text'
+    if isinstance(node, ast.Call):
+        name = getattr(node.func, 'id', '')
+        if name == 'folder':
+            return True
+        return name == 'ParameterValue' and any(
+            k.arg == 'value_type' and getattr(k.value, 'id', '') == 'str' for k in node.keywords)
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+def test_ros_arguments_keep_text_parameters_text():
+    """-p values are YAML: a numeric-looking text value must be quoted."""
+    from facetrack_ros.graph_runner import ros_arguments
+    args = ros_arguments(None, {'source': '0', 'loop': True, 'rate': 0.5}, 'r1')
+    assert args == ['--ros-args', '-r', '__ns:=/r1', '-p', 'source:="0"', '-p', 'loop:=true',
+                    '-p', 'rate:=0.5']
+    assert [yaml.safe_load(a.split(':=')[1]) for a in args[4::2]] == ['0', True, 0.5]
