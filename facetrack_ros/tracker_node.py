@@ -25,6 +25,10 @@ from facetrack_ros.parameters import (declare_parameters, InvalidParameterError,
                                       RELIABLE_QOS)
 from facetrack_ros.runner import run_node
 
+#: Detections older than tracker time by at most this are late and skipped; a larger jump back
+#: (a rosbag loop, a sim-time reset) restarts tracking [s].
+MAX_REORDER_S = 2.0
+
 PARAMETERS = (
     ParamSpec('robot_id', 'robot', 'Robot name written into every event.', read_only=True),
     ParamSpec('camera_id', 'camera', 'Camera name written into every event.', read_only=True),
@@ -107,11 +111,13 @@ class TrackerNode(Node):
         """Track one frame's persons; publish tracks and any events."""
         stamp = time_to_sec(msg.header.stamp)
         if self.clock is not None and stamp < self.clock:
+            if self.clock - stamp <= MAX_REORDER_S:
+                self.diagnostics.dropped += 1  # out of order: tracking has moved past it
+                return
             self.get_logger().warning(
-                f'detections stamped {stamp:.3f} are older than tracker time {self.clock:.3f};'
-                ' skipped', throttle_duration_sec=5.0)
-            self.diagnostics.dropped += 1
-            return
+                f'time jumped back {self.clock - stamp:.1f} s (replay loop or clock reset): '
+                'tracking restarts; known faces are kept')
+            self._emit(self.tracker.reset(stamp))
         self.frame_id = msg.header.frame_id
         self.clock = self.last_stamp = stamp
         self.last_arrival = time.monotonic()

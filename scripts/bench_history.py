@@ -5,41 +5,100 @@
     CDR by rclpy as the node does, written into MCAP segments (flushed once per capture second,
     as the node's timer would), and one index entry per person per second.
 (b) 24 hours of the index alone (five people, one entry per second each).
+(c) The old approach on a short window of real video stored as JPEG: every frame decoded, the
+    person detector and the face model run again, each face compared with a real query face.
+(d) The frame_history node itself (a process, config/facetrack.yaml) serving (a) and then (b):
+    BacktrackSearch calls over the whole history and the node's resident memory.
 
 Then it times searches over each whole window (random person embedding plus noise) and frame
-lookups, and prints one table. Figures only; nothing is asserted.
+lookups, and prints one table, then the targets and whether each is met. Nothing is asserted.
 """
 
 import argparse
 from concurrent.futures import ProcessPoolExecutor
 import multiprocessing
+import os
 from pathlib import Path
+import resource
 import sys
 import tempfile
 import time
+from typing import Callable
 
 import cv2
 import numpy as np
 import psutil
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CompressedImage
 
-from facetrack_ros.core.embedding import DLIB_EMBEDDING_DIM
+from facetrack_ros import frame_history_node
+from facetrack_ros.conversions import bgr_to_compressed, jpeg_to_bgr
+from facetrack_ros.core.camera import SourceEnded, VideoFileSource
+from facetrack_ros.core.detection import YoloPersonDetector
+from facetrack_ros.core.embedding import DEFAULT_MIN_SIMILARITY, DLIB_EMBEDDING_DIM
+from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.history import (COMPRESSED_IMAGE_TYPE, EmbeddingIndex, FrameHistory,
                                         HistoryConfig, IndexEntry, message_definition,
                                         SerializedMessage)
 from facetrack_ros.core.history.config import NS_PER_S
+from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
+from facetrack_ros.srv import BacktrackSearch
 
-T0 = 1_750_000_000 * NS_PER_S
+REPO = Path(__file__).resolve().parents[1]
+PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
+# Test material beside the checkout, as the tests find it (FACETRACK_SHARED overrides it).
+SHARED = Path(os.environ.get('FACETRACK_SHARED', Path(__file__).resolve().parents[2] / 'shared'))
+DEFAULT_VIDEO = str(SHARED / 'data/video/hamilton_clip.mp4')
+DEFAULT_MODEL = str(SHARED / 'models/yolov8n_int8.onnx')
+DEFAULT_PHOTO = str(SHARED / 'data/faces/lin-manuel-miranda.png')
+
+#: Start of the synthetic histories, two days before the run: the frame_history node deletes
+#: history older than its max_age on a timer, so (d) must serve recent stamps (NODE_MAX_AGE_S).
+T0 = (int(time.time()) - 2 * 86400) * NS_PER_S
+#: max_age given to the node in (d): longer than the synthetic histories are old [s].
+NODE_MAX_AGE_S = 7 * 86400.0
 PEOPLE = 5
 FPS = 30
 JPEG_POOL = 30      # distinct JPEGs, reused in turn, to keep the build short
 NOISE = 0.015       # per-value noise of a sighting: same-person similarity ~0.97
+#: Random seeds of (a) and (b); (d) draws their people's faces again from them.
+HOUR_SEED, DAY_SEED = 7, 8
+#: JPEG quality of stored frames: the frame_history node's default.
+JPEG_QUALITY = next(spec.default for spec in frame_history_node.PARAMETERS
+                    if spec.name == 'jpeg_quality')
+#: BacktrackSearch calls per history in (d).
+NODE_SEARCHES = 10
+
+#: Targets of the issue: search p95 over 1 h and 24 h [ms]; memory independent of history
+#: length, read as: RSS growth over the second half of the history below this fraction.
+MAX_P95_1H_MS = 50.0
+MAX_P95_24H_MS = 500.0
+MAX_RSS_GROWTH = 0.10
+
+#: One line of the table: name, value.
+Row = tuple[str, str]
+#: Numbers a part hands to the targets table, by name.
+Figures = dict[str, float]
 
 
 def rss_mib() -> float:
     """Return this process's resident memory [MiB]."""
     return psutil.Process().memory_info().rss / 2 ** 20
+
+
+def busy_cpu_s() -> float:
+    """Return the CPU time [s] every process on the machine has used since boot."""
+    times = psutil.cpu_times()
+    return times.user + times.nice + times.system + times.irq + times.softirq
+
+
+def own_cpu_s() -> float:
+    """Return the CPU time [s] of this process and of its children that have ended."""
+    return sum(getattr(resource.getrusage(who), kind)
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for kind in ('ru_utime', 'ru_stime'))
 
 
 def synthetic_jpegs(rng: np.random.Generator) -> list[bytes]:
@@ -51,8 +110,7 @@ def synthetic_jpegs(rng: np.random.Generator) -> list[bytes]:
         for person in range(PEOPLE):
             cv2.circle(image, (20 + 30 * person, 60 + (i + person) % 9), 12, (200, 170, 150), -1)
         noise = rng.integers(0, 12, image.shape, dtype=np.uint8)
-        jpegs.append(cv2.imencode('.jpg', cv2.add(image, noise),
-                                  [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes())
+        jpegs.append(bytes(bgr_to_compressed(cv2.add(image, noise), quality=JPEG_QUALITY).data))
     return jpegs
 
 
@@ -85,7 +143,7 @@ def time_searches(index: EmbeddingIndex, people: np.ndarray, end_s: int, queries
     return np.array(latencies), entries, appearances
 
 
-def time_calls(call, arguments: list) -> np.ndarray:
+def time_calls(call: Callable[..., object], arguments: list) -> np.ndarray:
     """Return the latency [ms] of call(*a) for each a in arguments."""
     latencies = []
     for argument in arguments:
@@ -106,9 +164,9 @@ def unit_people(rng: np.random.Generator) -> np.ndarray:
     return people / np.linalg.norm(people, axis=1, keepdims=True)
 
 
-def bench_hour(scratch: str, queries: int) -> list[tuple[str, str]]:
+def bench_hour(scratch: str, queries: int) -> tuple[list[Row], Figures]:
     """Build part (a), one hour of frames and faces; time searches and frame lookups."""
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(HOUR_SEED)
     people = unit_people(rng)
     definition = message_definition(COMPRESSED_IMAGE_TYPE)
     jpegs = synthetic_jpegs(rng)
@@ -159,21 +217,26 @@ def bench_hour(scratch: str, queries: int) -> list[tuple[str, str]]:
          f'{total / 2 ** 20:.0f} MiB (index {index_bytes / 2 ** 20:.1f} MiB)'),
         ('(a) 1 h: resident memory at start / after build + queries (ring full)',
          f'{rss_start:.0f} / {rss_end:.0f} MiB'),
-    ]
+    ], {'p95 1 h': float(np.percentile(search, 95))}
 
 
-def bench_index(scratch: str, hours: int, queries: int) -> list[tuple[str, str]]:
-    """Build part (b), `hours` of index alone; time whole-window searches, watch memory."""
-    rng = np.random.default_rng(8)
+def bench_index(scratch: str, hours: int, queries: int) -> tuple[list[Row], Figures]:
+    """Build part (b), `hours` of index alone; time whole-window searches, watch memory.
+
+    The index file is where the node keeps it in a history folder, so (d) can serve it.
+    """
+    rng = np.random.default_rng(DAY_SEED)
     people = unit_people(rng)
     path = Path(scratch) / 'day' / 'index.sqlite3'
+    half = max(1, hours // 2)
+    marks = {1, half, *range(6, hours, 6)}   # hours after which RSS is read (and at the end)
     rss = {'start': rss_mib()}
     began = time.perf_counter()
     with EmbeddingIndex(path) as index:
         for second in range(hours * 3600):
             add_entries(index, people, second, '', rng)
-            if second % (6 * 3600) == 3599:
-                rss[f'{second // 3600 + 1} h'] = rss_mib()
+            if (second + 1) % 3600 == 0 and (second + 1) // 3600 in marks:
+                rss[f'{(second + 1) // 3600} h'] = rss_mib()
         index.flush()
         build = time.perf_counter() - began
         rss[f'{hours} h'] = rss_mib()
@@ -189,28 +252,217 @@ def bench_index(scratch: str, hours: int, queries: int) -> list[tuple[str, str]]
         (f'(b) {hours} h index: disk per hour', f'{size / hours / 2 ** 20:.1f} MiB'),
         (f'(b) {hours} h index: resident memory ' + ' / '.join(rss),
          ' / '.join(f'{value:.0f}' for value in rss.values()) + ' MiB'),
+    ], {f'p95 {hours} h': float(np.percentile(search, 95)), 'rss half': rss[f'{half} h'],
+        'rss end': rss['queries']}
+
+
+def bench_old(video: str, seconds: float, model: str, photo: str) -> tuple[list[Row], Figures]:
+    """Run part (c): the old approach's search over the first `seconds` of video.
+
+    The old design answered a search by decoding every stored frame of the window, running
+    the person detector on it and embedding the face in each person box. The frames are
+    stored first as the node stores them (full size, JPEG at its default quality).
+    """
+    analyzer = FaceAnalyzer(FaceDetector('hog'), DlibResNetEmbedder())
+    query = analyzer.largest_face(jpeg_to_bgr(Path(photo).read_bytes()))
+    if query is None:
+        raise RuntimeError(f'no face found in the query photo {photo}')
+    detector = YoloPersonDetector(model)
+    jpegs = []
+    with VideoFileSource(video) as source:
+        fps = source.nominal_fps or FPS
+        while len(jpegs) < round(seconds * fps):
+            try:
+                image = source.read().image
+            except SourceEnded:
+                break
+            jpegs.append(bytes(bgr_to_compressed(image, quality=JPEG_QUALITY).data))
+    if not jpegs:
+        raise RuntimeError(f'no frames in {video}')
+    height, width = image.shape[:2]   # of the last frame read: every frame's size
+    durations, persons, faces, matches = [], 0, 0, 0
+    for jpeg in jpegs:
+        began = time.perf_counter()
+        image = jpeg_to_bgr(jpeg)
+        for person in detector.detect(image):
+            face = analyzer.face_in_person(image, person.box)
+            persons += 1
+            if face is not None:
+                faces += 1
+                matches += float(face.embedding @ query.embedding) >= DEFAULT_MIN_SIMILARITY
+        durations.append(time.perf_counter() - began)
+    per_frame = float(np.mean(durations))
+    hour = per_frame * 3600 * FPS
+    return [
+        (f'(c) old: window, first {len(jpegs) / fps:.1f} s of {Path(video).name}',
+         f'{len(jpegs)} frames, {width}x{height}, mean JPEG '
+         f'{np.mean([len(j) for j in jpegs]) / 1024:.1f} KiB'),
+        ('(c) old: whole window (decode, YOLO, HOG face + dlib embedding per person)',
+         f'{sum(durations):.1f} s'),
+        ('(c) old: per frame mean / p95',
+         f'{1000 * per_frame:.0f} / {1000 * np.percentile(durations, 95):.0f} ms'),
+        (f'(c) old: persons / faces / faces like the query (>= {DEFAULT_MIN_SIMILARITY})',
+         f'{persons} / {faces} / {matches}'),
+        (f'(c) old: 1 h window at {FPS} FPS ({3600 * FPS} frames), extrapolated',
+         f'{hour:.0f} s ({hour / 3600:.1f} h)'),
+    ], {'old per frame': per_frame}
+
+
+def bench_node(history_dir: str, label: str, seed: int,
+               domain_id: int) -> tuple[list[Row], Figures]:
+    """Run part (d) on one history: start the frame_history node, search it, read its RSS.
+
+    Each round asks twice for person0 over the whole history: by the face the history was
+    built from (the search that (a) and (b) time) and by person id (the node first gathers
+    that person's stored faces).
+    """
+    request = BacktrackSearch.Request
+    queries = {  # window_width 0: the whole history
+        'embedding': request(query_type=request.QUERY_EMBEDDING, window_width=0.0,
+                             embedding=unit_people(np.random.default_rng(seed))[0].tolist(),
+                             include_thumbnails=True),
+        'person id': request(query_type=request.QUERY_PERSON_ID, person_id='person0',
+                             window_width=0.0, include_thumbnails=True),
+    }
+    answers: dict[str, list[tuple[BacktrackSearch.Response, float]]] = {
+        kind: [] for kind in queries}   # per query: response, round trip [s]
+    # Before rclpy.init and the node's start: only this run's processes may see each other.
+    os.environ['ROS_DOMAIN_ID'] = str(domain_id)
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    rclpy.init()
+    try:
+        probe = rclpy.create_node('bench_history_probe')
+        executor = SingleThreadedExecutor()
+        executor.add_node(probe)
+        client = probe.create_client(BacktrackSearch, 'backtrack_search')
+        with GraphRunner(Path(history_dir).parent / f'logs_{Path(history_dir).name}',
+                         str(PARAMS_FILE)) as runner:
+            began = time.perf_counter()
+            node = runner.start('frame_history', history_dir=history_dir, camera_id='front',
+                                max_age=NODE_MAX_AGE_S)
+            # The node subscribes to image_raw on activation, when it also offers its
+            # services: that is, once the history is open and the face model loaded.
+            wait_for_graph(runner, probe, executor, (), 1)
+            if not client.wait_for_service(timeout_sec=30.0):
+                raise RuntimeError(f'no backtrack_search service\n{runner.tail()}')
+            ready = time.perf_counter() - began
+            process = psutil.Process(node.process.pid)
+            rss_ready = process.memory_info().rss / 2 ** 20
+            for _ in range(NODE_SEARCHES):
+                for kind, query in queries.items():
+                    sent = time.perf_counter()
+                    future = client.call_async(query)
+                    executor.spin_until_future_complete(future, timeout_sec=60.0)
+                    if future.result() is None:
+                        raise RuntimeError(f'backtrack_search did not answer\n{runner.tail()}')
+                    answers[kind].append((future.result(), time.perf_counter() - sent))
+            rss_end = process.memory_info().rss / 2 ** 20
+        executor.shutdown()
+        probe.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+    last = answers['embedding'][-1][0]
+    result = next(name[len('RESULT_'):] for name in dir(BacktrackSearch.Response)
+                  if name.startswith('RESULT_')
+                  and getattr(BacktrackSearch.Response, name) == last.result)
+    thumbnails = sum(len(a.thumbnail.data) > 0 for a in last.appearances)
+    rows = [
+        (f'(d) node, {label}: ready after start / RSS ready / after {2 * NODE_SEARCHES} '
+         'searches', f'{ready:.1f} s / {rss_ready:.0f} / {rss_end:.0f} MiB'),
+        (f'(d) node, {label}: result / entries searched / appearances (with thumbnail)',
+         f'{result} / {last.entries_searched} / {len(last.appearances)} ({thumbnails})'),
+    ]
+    for kind, pairs in answers.items():
+        elapsed = [1000 * response.elapsed for response, _ in pairs]
+        round_trip = [1000 * seconds for _, seconds in pairs]
+        rows.append((f'(d) node, {label}: by {kind}, in node p50 / p95; round trip p95',
+                     f'{np.percentile(elapsed, 50):.1f} / {np.percentile(elapsed, 95):.1f}; '
+                     f'{np.percentile(round_trip, 95):.1f} ms'))
+    return rows, {f'node rss {label}': rss_end}
+
+
+def targets(figures: Figures, hours: int) -> list[tuple[str, str, str, str]]:
+    """Return the targets table: metric, value, target, met."""
+    def met(ok: bool) -> str:
+        return 'yes' if ok else 'NO'
+
+    p95_hour, p95_day = figures['p95 1 h'], figures[f'p95 {hours} h']
+    growth = figures['rss end'] / figures['rss half'] - 1
+    node_hour, node_day = figures['node rss 1 h'], figures[f'node rss {hours} h']
+    node_growth = node_day / node_hour - 1
+    old_hour = figures['old per frame'] * 3600 * FPS
+    old_day = old_hour * hours
+    return [
+        ('search p95, 1 h (a)', f'{p95_hour:.1f} ms', f'< {MAX_P95_1H_MS:.0f} ms',
+         met(p95_hour < MAX_P95_1H_MS)),
+        (f'search p95, {hours} h (b)', f'{p95_day:.0f} ms', f'< {MAX_P95_24H_MS:.0f} ms',
+         met(p95_day < MAX_P95_24H_MS)),
+        (f'memory vs history length: RSS of (b) at {max(1, hours // 2)} h -> {hours} h + '
+         'queries', f'{figures["rss half"]:.0f} -> {figures["rss end"]:.0f} MiB '
+         f'({100 * growth:+.0f} %)', f'< {100 * MAX_RSS_GROWTH:+.0f} %',
+         met(growth < MAX_RSS_GROWTH)),
+        (f'memory vs history length: node RSS, 1 h (a) -> {hours} h (b), after searches',
+         f'{node_hour:.0f} -> {node_day:.0f} MiB ({100 * node_growth:+.0f} %)',
+         f'< {100 * MAX_RSS_GROWTH:+.0f} %', met(node_growth < MAX_RSS_GROWTH)),
+        ('old approach (c) / index search p95, 1 h',
+         f'{old_hour / (p95_hour / 1000):,.0f}x ({old_hour:.0f} s vs {p95_hour:.1f} ms)',
+         '-', '-'),
+        (f'old approach (c) / index search p95, {hours} h',
+         f'{old_day / (p95_day / 1000):,.0f}x ({old_day:.0f} s vs {p95_day:.0f} ms)',
+         '-', '-'),
     ]
 
 
+def print_table(rows: list[tuple[str, ...]]) -> None:
+    """Print rows indented, every column but the last padded to its widest cell."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print('  ' + '  '.join([*(cell.ljust(w) for cell, w in zip(row, widths)), row[-1]]))
+
+
 def main() -> None:
-    """Run both parts, each in a fresh process so that memory figures stay apart."""
+    """Run every part, each in a fresh process so that memory figures stay apart."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--hours', type=int, default=24, help='length of history (b) [h]')
     parser.add_argument('--queries', type=int, default=60, help='searches per history')
     parser.add_argument('--dir', default=None, help='scratch folder (default: a temp dir)')
+    parser.add_argument('--video', default=DEFAULT_VIDEO, help='real video of part (c)')
+    parser.add_argument('--old-seconds', type=float, default=10.0,
+                        help='window of the old approach (c): first seconds of the video')
+    parser.add_argument('--model', default=DEFAULT_MODEL, help='YOLO person model of (c)')
+    parser.add_argument('--photo', default=DEFAULT_PHOTO, help='query face photo of (c)')
+    # 101: the tests pick domains 1..100 and the pipeline benchmark 77.
+    parser.add_argument('--domain-id', type=int, default=101,
+                        help='ROS_DOMAIN_ID of the node runs (d), away from other graphs')
     args = parser.parse_args()
-    rows = []
+    started, busy, own = time.monotonic(), busy_cpu_s(), own_cpu_s()
+    rows: list[Row] = []
+    figures: Figures = {}
     with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
-        for part, arguments in ((bench_hour, (scratch, args.queries)),
-                                (bench_index, (scratch, args.hours, args.queries))):
+        hour, day = str(Path(scratch) / 'hour'), str(Path(scratch) / 'day')
+        for part, arguments in (
+                (bench_hour, (scratch, args.queries)),
+                (bench_index, (scratch, args.hours, args.queries)),
+                (bench_old, (args.video, args.old_seconds, args.model, args.photo)),
+                (bench_node, (hour, '1 h', HOUR_SEED, args.domain_id)),
+                (bench_node, (day, f'{args.hours} h', DAY_SEED, args.domain_id))):
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
-                rows += pool.submit(part, *arguments).result()
-    width = max(len(name) for name, _ in rows)
+                part_rows, part_figures = pool.submit(part, *arguments).result()
+            rows += part_rows
+            figures.update(part_figures)
     print(f'frame history benchmark ({psutil.cpu_count()} CPUs, Python {sys.version.split()[0]},'
           f' {args.queries} queries per history; frames: a pool of {JPEG_POOL} JPEGs encoded'
           ' once and reused, each frame serialized to CDR on its own)')
-    for name, value in rows:
-        print(f'  {name:<{width}}  {value}')
+    print_table(rows)
+    print('targets')
+    print_table([('metric', 'value', 'target', 'met'), *targets(figures, args.hours)])
+    # The parts, and the node processes they start, have all ended: what they used is in
+    # own_cpu_s, and the rest of the machine's CPU time went to other work.
+    wall, cpus = time.monotonic() - started, psutil.cpu_count()
+    other = (busy_cpu_s() - busy - (own_cpu_s() - own)) / (wall * cpus)
+    noisy = ' (expect noisy timings)' if other > 0.1 else ''
+    print(f'finished in {wall:.0f} s; other processes used {100 * other:.0f} % of the {cpus} '
+          f'CPUs meanwhile{noisy}')
 
 
 if __name__ == '__main__':

@@ -6,8 +6,9 @@ For each video, with the real models:
    throughput and the share of the frame time spent beyond the person detector;
 2. the old loop on the same frames (YOLO, then an ImageNet ResNet-50 embedding of every person
    box in every frame, named by box corner), and the speed-up of the new pipeline over it;
-3. the node graph as processes (GraphRunner, config/facetrack.yaml): latency from capture to
-   each topic, achieved detection rate, frames published vs detected;
+3. the node graph as processes (GraphRunner, config/facetrack.yaml; camera, detector, tracker,
+   face_embedding and frame_history): latency from capture to each topic, achieved detection
+   rate, frames published vs detected;
 4. the cost of moving the raw image over DDS.
 Prints figures only; nothing is asserted. Run with `source scripts/env.sh` first.
 """
@@ -42,16 +43,18 @@ from facetrack_ros.core.camera import SourceEnded, VideoFileSource
 from facetrack_ros.core.detection import YoloPersonDetector
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.tracking import (Detection, EmbeddingScheduler, PersonTracker,
-                                         TrackedPerson, TrackerConfig)
-from facetrack_ros.graph_runner import GraphRunner
+                                         TrackedPerson)
+from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
 from facetrack_ros.msg import PersonDetectionArray
 from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
-DEFAULT_VIDEOS = ('/work/shared/data/video/hamilton_clip.mp4',
-                  '/work/shared/data/video/pedestrians_vtest.avi')
-DEFAULT_MODEL = '/work/shared/models/yolov8n_int8.onnx'
+# Test material beside the checkout, as the tests find it (FACETRACK_SHARED overrides it).
+SHARED = Path(os.environ.get('FACETRACK_SHARED', Path(__file__).resolve().parents[2] / 'shared'))
+DEFAULT_VIDEOS = (str(SHARED / 'data/video/hamilton_clip.mp4'),
+                  str(SHARED / 'data/video/pedestrians_vtest.avi'))
+DEFAULT_MODEL = str(SHARED / 'models/yolov8n_int8.onnx')
 
 #: Targets: share of the core frame time beyond the detector, and speed-up over the old loop.
 MAX_BEYOND_DETECTOR = 0.15
@@ -60,6 +63,8 @@ MIN_SPEEDUP = 3.0
 #: Nodes of the design that subscribe to image_raw: each is one more DDS delivery of every
 #: frame (frame_history is in the default launch; annotator only with annotate:=true).
 DESIGN_IMAGE_SUBSCRIBERS = ('detector', 'face_embedding', 'frame_history', 'annotator')
+#: Those the graph runs here start (without the optional annotator).
+RUN_IMAGE_SUBSCRIBERS = ('detector', 'face_embedding', 'frame_history')
 
 #: Topics the probe listens to, in pipeline order; each carries the capture stamp.
 TOPICS = ('image_raw', 'detections', 'tracks', 'faces')
@@ -70,7 +75,7 @@ WARMUP_S = 2.0
 SETTLE_S = 2.0
 #: Length of the camera-only run that measures image transport without the models' load [s].
 TRANSPORT_ONLY_S = 8.0
-#: Longest wait for the detector and face models to load in their processes [s].
+#: Longest wait for the models to load in their processes, and then for the first image [s].
 READY_TIMEOUT_S = 120.0
 
 #: ImageNet input of the old loop's ResNet-50.
@@ -149,17 +154,6 @@ def node_parameters(node: str, specs: Sequence) -> SimpleNamespace:
     return SimpleNamespace(**values)
 
 
-def tracker_config(p: SimpleNamespace) -> TrackerConfig:
-    """Return the TrackerConfig that TrackerNode builds from the same parameters."""
-    return TrackerConfig(
-        frame_rate=p.frame_rate, track_high_thresh=p.track_high_thresh,
-        track_low_thresh=p.track_low_thresh, new_track_thresh=p.new_track_thresh,
-        match_thresh=p.match_thresh, track_buffer_s=p.track_buffer,
-        identity_wait_s=p.identity_wait, absence_timeout_s=p.absence_timeout,
-        reid_memory_s=p.reid_memory, min_similarity=p.min_similarity,
-        max_samples=p.max_samples)
-
-
 def load_detector(model: str) -> YoloPersonDetector:
     """Load the person detector with the detector node's settings (model from the CLI)."""
     p = node_parameters('detector', detector_node.PARAMETERS)
@@ -233,7 +227,8 @@ def run_core(video: str, frames: int, detector: YoloPersonDetector,
              analyzer: FaceAnalyzer) -> CoreResult:
     """Run capture, detection, tracking and face work on the first frames of video."""
     result = CoreResult()
-    tracker = PersonTracker(tracker_config(node_parameters('tracker', tracker_node.PARAMETERS)))
+    params = node_parameters('tracker', tracker_node.PARAMETERS)
+    tracker = PersonTracker(tracker_node.tracker_config(params))
     scheduler = new_scheduler()
     with VideoFileSource(video) as source:
         fps = source.nominal_fps or 30.0
@@ -388,19 +383,9 @@ class Probe:
         return min(images) if images else None
 
 
-def wait_until(executor: SingleThreadedExecutor, runner: GraphRunner, ready: Callable[[], bool],
-               timeout: float, what: str) -> None:
-    """Spin until ready() is true; raise RuntimeError with the node logs on failure."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if runner.failed() or time.monotonic() > deadline:
-            raise RuntimeError(f'{what} failed (exited: {runner.failed()}):\n{runner.tail()}')
-        executor.spin_once(timeout_sec=0.1)
-
-
 def run_graph(video: str, model: str, seconds: float, log_dir: Path,
               with_models: bool) -> GraphResult:
-    """Run the camera (and the detector, tracker and face_embedding nodes) and probe topics.
+    """Run the camera (and the nodes of RUN_IMAGE_SUBSCRIBERS and the tracker); probe topics.
 
     The camera plays video in real time, looping, for WARMUP_S + seconds after the first image.
     """
@@ -409,32 +394,35 @@ def run_graph(video: str, model: str, seconds: float, log_dir: Path,
     executor.add_node(node)
     probe = Probe(node)
     runner = GraphRunner(log_dir, str(PARAMS_FILE))
+    readers = 1 + (len(RUN_IMAGE_SUBSCRIBERS) if with_models else 0)   # the probe is one
     try:
         if with_models:
+            runner.start('frame_history', history_dir=str(log_dir / 'history'))
             runner.start('tracker', event_log_dir=str(log_dir / 'events'))
             runner.start('face_embedding')
             runner.start('detector', model=model, require_model=True)
-            # Lifecycle nodes create their publishers once their models are loaded; the
-            # camera starts after that so that no frame is published into a cold graph.
-            wait_until(executor, runner, lambda: (
-                node.count_publishers('detections') > 0 and node.count_publishers('faces') > 0
-                and node.count_publishers('tracks') > 0
-                and node.count_subscribers('image_raw') >= 3),
-                READY_TIMEOUT_S, 'graph start')
-        runner.start('camera', source=video, realtime=True, loop=True)
-        wait_until(executor, runner, lambda: probe.first_stamp() is not None,
-                   READY_TIMEOUT_S, 'first image')
-        start = probe.first_stamp() + WARMUP_S
-        end = start + seconds
-        image_subscribers = node.count_subscribers('image_raw') - 1
-        while time.time() < end + SETTLE_S:
-            if runner.failed():
-                raise RuntimeError(f'nodes exited: {runner.failed()}\n{runner.tail()}')
+            # Lifecycle nodes subscribe and create their publishers once their models are
+            # loaded; the camera starts after that so that no frame meets a cold graph.
+            wait_for_graph(runner, node, executor, TOPICS[1:], readers, READY_TIMEOUT_S)
+        # The camera publishes its first frame once every image reader has matched.
+        runner.start('camera', source=video, realtime=True, loop=True,
+                     wait_for_subscribers=readers)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            first = probe.first_stamp()
+            if first is not None and time.time() >= first + WARMUP_S + seconds + SETTLE_S:
+                break
+            if runner.failed() or (first is None and time.monotonic() > deadline):
+                raise RuntimeError(f'no first image, or nodes exited: {runner.failed()}\n'
+                                   f'{runner.tail()}')
             executor.spin_once(timeout_sec=0.05)
+        image_subscribers = node.count_subscribers('image_raw') - 1
     finally:
         runner.stop()
         executor.shutdown()
         node.destroy_node()
+    start = first + WARMUP_S
+    end = start + seconds
     with VideoFileSource(video) as source:
         nominal_fps = source.nominal_fps or float('nan')
     latencies = {topic: [arrival - stamp for stamp, arrival in arrivals.items()
@@ -667,7 +655,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_summary(reports, design_copies)
     print(f'\nimage_raw crosses DDS once per subscriber: {design_copies} times per frame in the '
           f'full design ({", ".join(DESIGN_IMAGE_SUBSCRIBERS)}); the ROS runs here started '
-          'camera, detector, tracker and face_embedding (their image readers: see above).')
+          f'camera, tracker, {", ".join(RUN_IMAGE_SUBSCRIBERS)} (image readers: see above).')
     print(f'finished in {time.monotonic() - started:.0f} s; {load_note()}')
     return 0
 

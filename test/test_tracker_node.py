@@ -80,6 +80,14 @@ def test_walker_in_face_then_out_and_logged(ros_context, tmp_path):
     assert (events[1].robot_id, events[1].camera_id) == ('r1', 'front')
     assert len(events[1].embedding) == 128
 
+    # A replay that loops: time jumps back 60 s; tracking restarts instead of stalling.
+    replay = [start - 60 + i / 10 for i in range(5)]
+    for stamp in replay:
+        detections.publish(_frame(stamp, [[100, 50, 180, 300]]))
+    last = sec_to_time(replay[-1])
+    assert spin_until(executor, lambda: any(t.header.stamp == last and t.detections
+                                            for t in tracks))
+
     node.destroy_node()  # closes the log
     logged = read_events(tmp_path)
     assert [(r['kind'], r['person_id']) for r in logged] == [

@@ -5,7 +5,8 @@ PersonTracker puts stable person ids on its tracks: a confirmed track waits up t
 identity_wait_s for a face; a face that matches a person who left within reid_memory_s gives
 that person's id back, otherwise the track becomes a new person. Each person's appearance
 yields exactly one PERSON_IN (or PERSON_RETURNED) and, after absence_timeout_s unseen, exactly
-one PERSON_OUT. Time only moves with the stamps passed in, so replays behave like live runs.
+one PERSON_OUT. Time only moves with the stamps passed in, so replays behave like live runs;
+after a jump back in time (a rosbag loop, a sim-time reset) reset() restarts tracking.
 
 EmbeddingScheduler picks the few tracks whose face is worth embedding in a given frame.
 """
@@ -274,6 +275,8 @@ class PersonTracker:
     Two people who cross keep their ids through ByteTrack's motion model. If ByteTrack swaps
     them anyway, the next unambiguous face of one of the tracks matches the other visible
     person much better than its own, and the two tracks' person ids are swapped back.
+
+    Stamps must not go back; update() refuses an earlier one. Call reset() when time jumps back.
     """
 
     def __init__(self, config: TrackerConfig, id_prefix: str = 'person') -> None:
@@ -287,6 +290,10 @@ class PersonTracker:
             new_track_thresh=config.new_track_thresh, match_thresh=config.match_thresh,
             fuse_score=config.fuse_score, track_buffer=self._buffer_frames()))
         self._now = -math.inf  # stamp of the latest update
+        # ByteTrack numbers its tracks from 1 again after a reset; adding the highest id handed
+        # out before keeps track ids unique, so a late face of an old track cannot hit a new one.
+        self._track_id_offset = 0
+        self._max_track_id = 0
         self._tracks: dict[int, _Track] = {}
         self._persons: dict[str, _Person] = {}
         self._next_person = 1
@@ -315,9 +322,14 @@ class PersonTracker:
 
     def update(self, stamp: float, detections: Sequence[Detection]
                ) -> tuple[list[TrackedPerson], list[PersonEventRecord]]:
-        """Track one frame's detections; return its visible tracks and the events it caused."""
+        """Track one frame's detections; return its visible tracks and the events it caused.
+
+        Raises ValueError for a stamp earlier than the previous one (see reset()) and for
+        detections with NaN or infinite values.
+        """
         if not math.isfinite(stamp) or stamp < self._now:
-            raise ValueError(f'stamp {stamp} is not finite or goes back from {self._now}')
+            raise ValueError(f'stamp {stamp} is not finite or goes back from {self._now};'
+                             ' call reset() after a jump back in time')
         boxes = np.array([d.box for d in detections], np.float32).reshape(-1, 4)
         conf = np.array([d.confidence for d in detections], np.float32)
         if not (np.all(np.isfinite(boxes)) and np.all(np.isfinite(conf))):
@@ -329,7 +341,8 @@ class PersonTracker:
         events: list[PersonEventRecord] = []
         visible: list[_Track] = []
         for row in rows.reshape(-1, 8):
-            track_id, idx = int(row[4]), int(row[7])
+            track_id, idx = int(row[4]) + self._track_id_offset, int(row[7])
+            self._max_track_id = max(self._max_track_id, track_id)
             track = self._tracks.get(track_id)
             if track is None:
                 track = self._tracks[track_id] = _Track(track_id, stamp, stamp, boxes[idx],
@@ -350,6 +363,35 @@ class PersonTracker:
         events += self._expire(stamp)
         return [TrackedPerson(t.track_id, t.person_id or '', t.box, t.confidence, t.similarity)
                 for t in visible], events
+
+    def reset(self, stamp: float) -> list[PersonEventRecord]:
+        """Restart tracking at stamp after time jumped (a rosbag loop, a sim-time reset).
+
+        Every track is forgotten and the next update() may carry any stamp from stamp on; new
+        tracks get ids never used before. Persons still present get their PERSON_OUT, returned
+        here and stamped at the latest update, so each PERSON_IN keeps its PERSON_OUT.
+
+        Persons and their face embeddings are kept, so someone seen before the jump who shows
+        up again is re-identified (PERSON_RETURNED, same id; ids are never reused). Their
+        times are moved by stamp minus the latest update's stamp, as if the new timeline
+        continued the old one without a gap: reid_memory_s still counts from their last
+        sighting. Raises ValueError for a stamp that is not finite.
+        """
+        if not math.isfinite(stamp):
+            raise ValueError(f'reset stamp {stamp} is not finite')
+        events = [self._leave(person, self._now) for person in self._persons.values()
+                  if person.state is PersonState.PRESENT]
+        shift = stamp - self._now   # persons exist only after an update, so _now is finite
+        for person in self._persons.values():
+            person.first_seen += shift
+            person.appearance_start += shift
+            person.last_seen += shift
+            person.last_event_stamp += shift
+        self._byte.reset()
+        self._track_id_offset = self._max_track_id
+        self._tracks.clear()
+        self._now = stamp
+        return events
 
     def add_face(self, stamp: float, track_id: int, embedding: np.ndarray, quality: float
                  ) -> list[PersonEventRecord]:
@@ -419,10 +461,9 @@ class PersonTracker:
     def _rebind(self, stamp: float, track: _Track, person: _Person, similarity: float,
                 vector: np.ndarray, quality: float) -> list[PersonEventRecord]:
         """Give a pending track a remembered person's id; RETURNED if they had been OUT."""
-        # The person's old tracks are not visible; if ByteTrack re-finds one it starts over
-        # as an unknown track rather than giving the person two tracks.
-        for old in [t for t in self._tracks.values() if t.person_id == person.person_id]:
-            del self._tracks[old.track_id]
+        # The person's old tracks stay bound to them: ByteTrack may still re-find one (it keeps
+        # lost tracks for track_buffer_s), and it must come back as this person, not as a
+        # pending track that would turn into a second person.
         track.person_id, track.similarity = person.person_id, similarity
         person.add_sample(vector, quality, self._config.max_samples)
         if person.state is PersonState.PRESENT:  # brief occlusion: the appearance goes on
@@ -488,20 +529,24 @@ class PersonTracker:
                                  track.track_id, track.box, track.confidence, 0.0,
                                  person.embedding)
 
+    def _leave(self, person: _Person, stamp: float) -> PersonEventRecord:
+        """Mark the person GONE and return its PERSON_OUT for the appearance that ended."""
+        person.state, person.last_event_stamp = PersonState.GONE, stamp
+        return PersonEventRecord(EventKind.PERSON_OUT, stamp, person.person_id, person.track_id,
+                                 person.box, person.confidence,
+                                 person.last_seen - person.appearance_start, person.embedding)
+
     def _expire(self, stamp: float) -> list[PersonEventRecord]:
         """Send PERSON_OUT for absent persons and forget old persons and dropped tracks."""
         events = []
         for person in list(self._persons.values()):
             unseen = stamp - person.last_seen
             if person.state is PersonState.PRESENT and unseen >= self._config.absence_timeout_s:
-                person.state, person.last_event_stamp = PersonState.GONE, stamp
-                events.append(PersonEventRecord(
-                    EventKind.PERSON_OUT, stamp, person.person_id, person.track_id, person.box,
-                    person.confidence, person.last_seen - person.appearance_start,
-                    person.embedding))
+                events.append(self._leave(person, stamp))
             elif person.state is PersonState.GONE and unseen > self._config.reid_memory_s:
                 del self._persons[person.person_id]
-        live = {t.track_id for t in self._byte.tracked_stracks + self._byte.lost_stracks}
+        live = {t.track_id + self._track_id_offset
+                for t in self._byte.tracked_stracks + self._byte.lost_stracks}
         self._tracks = {tid: t for tid, t in self._tracks.items()
                         if tid in live and (t.person_id is None or t.person_id in self._persons)}
         return events

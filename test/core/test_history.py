@@ -1,8 +1,10 @@
 """Frame history on real files: MCAP segments, frame ring, embedding index, restart, damage."""
 
+import json
 import logging
 import os
 from pathlib import Path
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -151,27 +153,47 @@ def test_rotation_by_size(tmp_path: Path, jpeg: bytes, definition: str) -> None:
 
 # --- frame lookups ----------------------------------------------------------------------------
 
-def test_frame_ring_stays_under_budget_and_finds_frames() -> None:
-    """The ring drops its oldest frames to stay under budget; nearest and range use stamps."""
+def test_frame_ring_stays_under_budget() -> None:
+    """The ring drops its oldest frames to stay under budget and says from when it holds all."""
     ring = FrameRing(max_bytes=20_000)
     for i in range(100):
         ring.add(T0 + i * S // 10, 'front' if i % 2 else 'back', bytes(1000))
         assert ring.bytes_used <= 20_000
     assert 10 <= len(ring) < 20
     assert not ring.add(T0, 'front', bytes(30_000))   # alone over budget
-    assert ring.covered_from('front') > T0 + 80 * S // 10   # older ones were dropped
-    newest = ring.nearest(T0 + 99 * S // 10 + 10, tolerance_s=0.05)
-    assert (newest.stamp_ns, newest.camera_id) == (T0 + 99 * S // 10, 'front')
-    tie = ring.nearest(T0 + 98 * S // 10, tolerance_s=0.15, camera_id='front')
-    assert tie.stamp_ns == T0 + 97 * S // 10   # equally near: the earlier frame
-    assert ring.nearest(T0, tolerance_s=1.0) is None
-    everything = ring.range(T0, T0 + 10 * S)
-    assert len(everything) == len(ring)
-    spread = ring.range(T0, T0 + 10 * S, limit=4)
-    assert len(spread) == 4
-    assert spread[0] == everything[0] and spread[-1] == everything[-1]
-    assert [f.stamp_ns for f in spread] == sorted(f.stamp_ns for f in spread)
-    assert all(f.camera_id == 'back' for f in ring.range(T0, T0 + 10 * S, camera_id='back'))
+    assert ring.cameras == ['back', 'front'] and ring.covered_from('side') is None
+    held = ring.stamps('front', T0, T0 + 10 * S)
+    assert held == sorted(held) and held[-1] == T0 + 99 * S // 10
+    assert T0 + 80 * S // 10 < ring.covered_from('front') <= held[0]   # older ones dropped
+    assert ring.get('front', held[0]).stamp_ns == held[0]
+    assert ring.get('front', T0 + S // 10) is None
+
+
+def test_frame_lookups_span_ring_and_segments(tmp_path: Path, jpeg: bytes,
+                                              definition: str) -> None:
+    """Two cameras at 10 Hz, the ring holding the newest 20 frames: lookups see them all."""
+    config = HistoryConfig(segment_duration_s=3.0, ring_bytes=20 * (len(jpeg) + 256))
+    added = [(T0 + i * S // 10, 'front' if i % 2 else 'back') for i in range(100)]
+    with FrameStore(tmp_path, config) as store:
+        for stamp, camera in added:
+            store.add_frame(camera, frame_message(stamp, jpeg, definition), jpeg)
+        assert len(store.ring) == 20
+        newest = store.nearest_frame(T0 + 99 * S // 10 + 10, tolerance_s=0.05)
+        assert (newest.stamp_ns, newest.camera_id) == (T0 + 99 * S // 10, 'front')
+        tie = store.nearest_frame(T0 + 98 * S // 10, 0.15, camera_id='front')
+        assert tie.stamp_ns == T0 + 97 * S // 10   # equally near: the earlier frame
+        # 7.9 s is on disk, 8.1 s in the ring: the earlier still wins.
+        assert store.nearest_frame(T0 + 8 * S, 0.15, 'front').stamp_ns == T0 + 79 * S // 10
+        oldest = store.nearest_frame(T0, tolerance_s=1.0)   # long gone from the ring
+        assert (oldest.stamp_ns, oldest.camera_id) == (T0, 'back')
+        everything = store.frames_in_range(T0, T0 + 10 * S, limit=0)
+        assert [(f.stamp_ns, f.camera_id) for f in everything] == added
+        spread = store.frames_in_range(T0, T0 + 10 * S, limit=4)
+        assert len(spread) == 4
+        assert spread[0] == everything[0] and spread[-1] == everything[-1]
+        assert [f.stamp_ns for f in spread] == sorted(f.stamp_ns for f in spread)
+        back = store.frames_in_range(T0, T0 + 10 * S, limit=0, camera_id='back')
+        assert [f.stamp_ns for f in back] == [stamp for stamp, _ in added[::2]]
 
 
 def test_frames_come_from_ring_and_segments(tmp_path: Path, jpeg: bytes,
@@ -211,8 +233,8 @@ def test_frames_of_several_cameras(tmp_path: Path, jpeg: bytes, definition: str)
         assert sorted(f.camera_id for f in spread) == ['back', 'back', 'front', 'front']
         assert store.nearest_frame(T0 + S // 10 + 1, 0.2).camera_id == 'back'
         assert store.nearest_frame(T0 + S // 10 + 1, 0.2, camera_id='front').stamp_ns == T0
-    with pytest.raises(ValueError):
-        store.write('bad/name', frame_message(T0, jpeg, definition))
+        with pytest.raises(ValueError):
+            store.write('bad/name', frame_message(T0, jpeg, definition))
 
 
 # --- index --------------------------------------------------------------------------------------
@@ -298,6 +320,106 @@ def test_search_window_and_filters(two_visits: tuple[EmbeddingIndex, np.ndarray]
     empty = index.search(alice, T0 + 1000 * S, T0 + 2000 * S)
     assert (empty.entries_searched, empty.appearances) == (0, [])
     assert (empty.searched_from_ns, empty.searched_to_ns) == (T0 + 1000 * S, T0 + 2000 * S)
+
+
+def test_index_write_refused_by_a_lock_is_rolled_back(tmp_path: Path) -> None:
+    """A write failing on another writer's lock leaves no open transaction: the next works."""
+    rng = np.random.default_rng(6)
+    path = tmp_path / 'index.sqlite3'
+    with EmbeddingIndex(path, commit_interval_s=3600.0, lock_timeout_s=0.05) as index:
+        index.add(entry(1.0, 'alice', unit(rng)))
+        index.add(entry(70.0, 'bob', unit(rng)))
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute('BEGIN IMMEDIATE')   # holds the write lock past lock_timeout_s
+        with pytest.raises(sqlite3.OperationalError, match='locked'):
+            index.flush()
+        other.execute('ROLLBACK')
+        index.flush()
+        assert index.entry_count() == 2
+        other.execute('BEGIN IMMEDIATE')
+        with pytest.raises(sqlite3.OperationalError, match='locked'):
+            index.delete_before(T0 + 3 * S)
+        other.execute('ROLLBACK')
+        other.close()
+        assert index.delete_before(T0 + 3 * S) == 1
+    with EmbeddingIndex(path) as reopened:
+        assert reopened.entry_count() == 1
+
+
+DISK_FULL_WRITER = textwrap.dedent('''
+    import json, os, resource, signal, sqlite3, sys
+    import numpy as np
+    from facetrack_ros.core.history import EmbeddingIndex, IndexEntry
+    path, T0, S = sys.argv[1], {T0}, {S}
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # so a write past the limit fails (EFBIG)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+
+    def entry(second, person):
+        return IndexEntry(T0 + second * S, 'r1', 'front', person, (0, 0, 1, 1), 0.5,
+                          np.ones(128, np.float32))
+
+    def full(write):
+        """Run write while no file may grow, as on a full disk; return its error."""
+        resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path + '-wal'), hard))
+        try:
+            write()
+            return ''
+        except sqlite3.Error as error:
+            return str(error)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+    found = {{}}
+    with EmbeddingIndex(path, commit_interval_s=3600.0) as index:
+        index.add(entry(1, 'alice'))
+        index.flush()
+        index.add(entry(2, 'alice'))
+        index.add(entry(70, 'bob'))
+        found['flush error'] = full(index.flush)
+        index.flush()
+        found['after flush'] = index.entry_count()
+        found['delete error'] = full(lambda: index.delete_before(T0 + 3 * S))
+        found['after delete'] = index.entry_count()
+        index.add(entry(80, 'alice'))   # the rolled-back delete had dropped her name
+        found['deleted'] = index.delete_before(T0 + 3 * S)
+    print(json.dumps(found))
+''').format(T0=T0, S=S)
+
+
+def test_index_commit_failing_on_a_full_disk_loses_nothing(tmp_path: Path) -> None:
+    """A COMMIT that cannot write (file size limit, like a full disk) keeps entries pending."""
+    done = subprocess.run([sys.executable, '-c', DISK_FULL_WRITER, str(tmp_path / 'index.db')],
+                          capture_output=True, text=True, check=False,
+                          env={**os.environ, 'PYTHONPATH': os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found.pop('flush error') and found.pop('delete error')   # both writes failed
+    assert found == {'after flush': 3, 'after delete': 3, 'deleted': 2}
+
+
+def test_closed_history_refuses_writes(tmp_path: Path, jpeg: bytes, definition: str) -> None:
+    """After close() writes raise RuntimeError and leave no unfinished segment behind."""
+    face = unit(np.random.default_rng(7))
+    history = FrameHistory(tmp_path)
+    history.store.add_frame('front', frame_message(T0, jpeg, definition), jpeg)
+    history.index.add(entry(0.0, 'alice', face))
+    history.close()
+    history.close()   # again: nothing happens
+    history.flush_if_due()   # a timer firing during shutdown is harmless
+    with pytest.raises(RuntimeError, match='closed'):
+        history.store.add_frame('front', frame_message(T0 + S, jpeg, definition), jpeg)
+    with pytest.raises(RuntimeError, match='closed'):
+        history.store.write('robot', frame_message(T0 + S, jpeg, definition))
+    with pytest.raises(RuntimeError, match='closed'):
+        history.index.add(entry(0.5, 'alice', face, quality=0.9))
+    for delete in (lambda: history.index.delete_before(T0 + S),
+                   lambda: history.index.delete_segment('x.mcap', T0, T0 + S)):
+        with pytest.raises(RuntimeError, match='closed'):
+            delete()
+    assert [info.finished for info in history.store.segments()] == [True]
+    with FrameHistory(tmp_path) as reopened:
+        assert len(reopened.store.segments()) == 1 and not reopened.store.problems
+        assert reopened.index.entry_count() == 1
 
 
 def test_unknown_face_and_bad_queries(two_visits: tuple[EmbeddingIndex, np.ndarray]) -> None:

@@ -235,6 +235,60 @@ def test_brief_occlusion_with_new_track_is_the_same_appearance() -> None:
     assert out[0].track_id == later[0].track_id
 
 
+def test_old_track_refound_after_reidentification_stays_the_same_person() -> None:
+    """Occluded briefly, re-identified on a new track, then ByteTrack re-finds the old track.
+
+    The old track comes back as the same person at once: no second person, no new event.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(9)
+    seen, events = _visit(tracker, 0, 60, 100, _face(1), rng)
+    events += _run_empty(tracker, 60, 5)
+    elsewhere, more = _visit(tracker, 65, 10, 400, _face(1), rng)
+    assert elsewhere[0].track_id != seen[0].track_id
+    assert elsewhere[-1].person_id == 'person-1'
+    # Back where the old track was lost, within track_buffer_s: ByteTrack re-finds that track.
+    back, later = _visit(tracker, 75, 60, 100, None, rng)
+    assert {p.track_id for p in back} == {seen[0].track_id}, 'ByteTrack did not re-find it'
+    assert {p.person_id for p in back} == {'person-1'}
+    assert set(tracker.persons) == {'person-1'}
+    out = _run_empty(tracker, 135, 90)
+    assert [(e.kind, e.person_id) for e in events + more + later + out] == [
+        (EventKind.PERSON_IN, 'person-1'), (EventKind.PERSON_OUT, 'person-1')]
+    assert out[0].track_id == seen[0].track_id
+
+
+def test_reset_restarts_tracking_after_time_jumps_back() -> None:
+    """A rosbag loop: reset() ends the appearances, forgets tracks and keeps faces for re-id."""
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(10)
+    seen, events = _visit(tracker, 0, 60, 100, _face(1), rng)
+    with pytest.raises(ValueError, match='reset'):
+        tracker.update(0.0, [_box(100)])
+    out = tracker.reset(0.0)
+    assert [(e.kind, e.person_id, e.stamp) for e in out] == [
+        (EventKind.PERSON_OUT, 'person-1', 59 / FPS)]
+    assert out[0].duration == pytest.approx(59 / FPS)
+    assert tracker.active_count == 0
+    # Person times continue the old timeline into the new one.
+    assert tracker.persons['person-1'].last_seen == pytest.approx(0.0)
+    assert tracker.persons['person-1'].first_seen == pytest.approx(-59 / FPS)
+
+    replay, back = _visit(tracker, 0, 60, 100, _face(1), rng)
+    assert [(e.kind, e.person_id) for e in back] == [(EventKind.PERSON_RETURNED, 'person-1')]
+    assert replay[-1].track_id > seen[-1].track_id   # track ids are never reused
+    # A late face of the track from before the reset is ignored, not put on a new track.
+    assert tracker.add_face(1 / FPS, seen[-1].track_id, _sighting(_face(2), rng), 0.9) == []
+    _, other = _visit(tracker, 60, 30, 400, _face(2), rng)
+    assert [(e.kind, e.person_id) for e in other] == [(EventKind.PERSON_IN, 'person-2')]
+    gone = _run_empty(tracker, 90, 90)
+    assert sorted((e.kind, e.person_id) for e in gone) == [
+        (EventKind.PERSON_OUT, 'person-1'), (EventKind.PERSON_OUT, 'person-2')]
+    assert tracker.active_count == 0
+    with pytest.raises(ValueError, match='finite'):
+        tracker.reset(float('nan'))
+
+
 def test_visible_persons_id_is_never_taken() -> None:
     """A new track with the face of someone visible on another track becomes a new person."""
     tracker = PersonTracker(CONFIG)

@@ -78,6 +78,6 @@ class FrameHistory:
         return self.store.disk_bytes() + sum(path.stat().st_size for path in index_files)
 
     def close(self) -> None:
-        """Finish the open segments and close the index."""
+        """Finish the open segments and close the index; later writes raise RuntimeError."""
         self.store.close()
         self.index.close()

@@ -7,6 +7,7 @@ product, so its cost follows the entries in the window, never the frames, and it
 block size, never the history length.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 import logging
 from pathlib import Path
@@ -174,10 +175,11 @@ class _Names:
         return self._names.get(code, '')
 
     def remove(self, name: str) -> None:
-        code = self._codes.pop(name, None)
+        code = self._codes.get(name)
         if code is not None:
-            del self._names[code]
+            # The row first: if deleting it fails, the cache must still know the name.
             self._connection.execute(f'DELETE FROM {self._table} WHERE code = ?', (code,))
+            del self._codes[name], self._names[code]
 
     def keep(self, codes: set[int]) -> None:
         for name in [name for name, code in self._codes.items() if code not in codes]:
@@ -197,22 +199,28 @@ class EmbeddingIndex:
 
     Thread-safe. Committed entries survive a crash: WAL with synchronous=FULL, a commit every
     commit_interval_s of wall time while entries arrive, and on flush() (call it from a timer
-    so the last entries before a pause are committed too), search and close.
+    so the last entries before a pause are committed too), search and close. A failed commit
+    (disk full, I/O error, a lock held by another connection) is rolled back and raised; its
+    entries stay pending and the next flush writes them.
     """
 
     def __init__(self, path: Path | str, dim: int = DLIB_EMBEDDING_DIM, bucket_s: float = 1.0,
-                 block_s: float = 60.0, commit_interval_s: float = 1.0) -> None:
+                 block_s: float = 60.0, commit_interval_s: float = 1.0,
+                 lock_timeout_s: float = 5.0) -> None:
         """Open or create the index file at path.
 
         An existing index keeps the bucket and block lengths it was created with; its
-        embedding length must equal dim (ValueError otherwise).
+        embedding length must equal dim (ValueError otherwise). A write waits up to
+        lock_timeout_s for a lock another connection holds on the file, then fails.
         """
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.dim = dim
         self.commit_interval_s = commit_interval_s
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._closed = False
+        self._db = sqlite3.connect(self.path, timeout=lock_timeout_s, isolation_level=None,
+                                   check_same_thread=False)
         # Big pages keep a block's blobs in a few pages; set before the first table exists.
         self._db.execute('PRAGMA page_size = 65536')
         self._db.execute('PRAGMA journal_mode = WAL')
@@ -232,8 +240,7 @@ class EmbeddingIndex:
         self._bucket_ns, self._block_ns = settings['bucket_ns'], settings['block_ns']
         if self._bucket_ns <= 0 or self._block_ns % self._bucket_ns:
             raise ValueError('block_s must be a positive multiple of bucket_s')
-        self._persons = _Names(self._db, 'persons')
-        self._segments = _Names(self._db, 'segments')
+        self._load_names()
         self._open: dict[tuple[str, str, int], _Block] = {}
         self._newest_block = _MIN_NS
         self._last_commit = time.monotonic()
@@ -246,17 +253,46 @@ class EmbeddingIndex:
         """Commit and close."""
         self.close()
 
+    def _load_names(self) -> None:
+        """(Re)read the person and segment name tables into their caches."""
+        self._persons = _Names(self._db, 'persons')
+        self._segments = _Names(self._db, 'segments')
+
+    def _check_open(self) -> None:
+        """Raise RuntimeError once closed: a late write would never be committed."""
+        if self._closed:
+            raise RuntimeError(f'embedding index {self.path} is closed')
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Run the body in one transaction, rolled back if anything in it fails.
+
+        Without the rollback a failed statement or COMMIT would leave the connection inside
+        the transaction, and every later BEGIN would fail.
+        """
+        self._db.execute('BEGIN')
+        try:
+            yield
+            self._db.execute('COMMIT')
+        except BaseException:
+            if self._db.in_transaction:   # sqlite already rolled back after some errors
+                self._db.execute('ROLLBACK')
+            self._load_names()   # names the rolled-back statements deleted are back
+            raise
+
     def add(self, entry: IndexEntry) -> bool:
         """Offer an entry; False when its bucket already holds a face at least as good.
 
-        Raises EmbeddingError for an unusable embedding and ValueError for a box that is not
-        four numbers.
+        Raises EmbeddingError for an unusable embedding, ValueError for a box that is not
+        four numbers and RuntimeError after close(). When a commit is due and fails, its
+        error is raised; the entry is kept all the same and goes with the next flush.
         """
         embedding = validate_embedding(entry.embedding, self.dim)
         box = tuple(float(value) for value in entry.box)
         if len(box) != 4:
             raise ValueError(f'box must be x1, y1, x2, y2, got {entry.box}')
         with self._lock:
+            self._check_open()
             person = self._persons.code(entry.person_id)
             segment = self._segments.code(entry.segment) if entry.segment else _NO_SEGMENT
             start = entry.stamp_ns // self._block_ns * self._block_ns
@@ -318,29 +354,42 @@ class EmbeddingIndex:
                              [(block_id, int(p)) for p in np.unique(rows['person'])])
 
     def flush(self) -> None:
-        """Commit every pending entry and forget blocks too old to be filled any more."""
+        """Commit every pending entry and forget blocks too old to be filled any more.
+
+        If the commit fails its error is raised and the entries stay pending.
+        """
         with self._lock:
             dirty = [(key, block) for key, block in self._open.items() if block.dirty]
-            if dirty:
-                self._db.execute('BEGIN')
-                for key, block in dirty:
-                    items = list(block.slots.values())
-                    rows = np.array([item for item, _ in items], dtype=ROW_DTYPE)
-                    order = np.argsort(rows['stamp'], kind='stable')
-                    self._store(key, rows[order], np.stack([e for _, e in items])[order])
-                    block.dirty = False
-                self._db.execute('COMMIT')
+            # Counted from the attempt, so while the disk is full or the file locked add()
+            # retries every commit_interval_s instead of waiting for the lock on every call.
             self._last_commit = time.monotonic()
+            if dirty:
+                with self._transaction():
+                    for key, block in dirty:
+                        items = list(block.slots.values())
+                        rows = np.array([item for item, _ in items], dtype=ROW_DTYPE)
+                        order = np.argsort(rows['stamp'], kind='stable')
+                        self._store(key, rows[order], np.stack([e for _, e in items])[order])
+                for _, block in dirty:   # only now: a rolled-back block must be written again
+                    block.dirty = False
             # Keep the newest two blocks per camera in memory; late entries reload theirs.
             horizon = self._newest_block - self._block_ns
             for key in [key for key in self._open if key[2] < horizon]:
                 del self._open[key]
 
     def close(self) -> None:
-        """Commit and close the database."""
+        """Commit and close the database; later writes raise RuntimeError, closing is idempotent.
+
+        The database is closed even if the last commit fails (its error is raised).
+        """
         with self._lock:
-            self.flush()
-            self._db.close()
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self.flush()
+            finally:
+                self._db.close()
 
     def _blocks_in(self, start_ns: int, end_ns: int,
                    person: int | None = None) -> Iterator[tuple]:
@@ -484,39 +533,43 @@ class EmbeddingIndex:
     def _drop(self, where: str, params: tuple, drop: Callable[[np.ndarray], np.ndarray]) -> int:
         """Delete the entries drop() marks in the blocks matching where; return how many."""
         with self._lock:
+            self._check_open()
             self.flush()
             self._open.clear()   # blocks change below; reload them on the next add
             deleted = 0
-            self._db.execute('BEGIN')
-            for block_id, robot, camera, start, packed_rows in self._db.execute(
-                    'SELECT b.id, b.robot_id, b.camera_id, b.start_ns, d.rows FROM blocks b'
-                    f' JOIN block_data d ON d.id = b.id WHERE {where}', params).fetchall():
-                rows = np.frombuffer(packed_rows, dtype=ROW_DTYPE)
-                doomed = drop(rows)
-                if not doomed.any():
-                    continue
-                deleted += int(doomed.sum())
-                (packed_embeddings,) = self._db.execute(
-                    'SELECT embeddings FROM block_data WHERE id = ?', (block_id,)).fetchone()
-                rows, embeddings = self._unpack(packed_rows, packed_embeddings)
-                self._store((robot, camera, start), rows[~doomed], embeddings[~doomed])
-            # Forget the ids of people no entry mentions any more, so the names stay bounded.
-            self._persons.keep({code for (code,) in self._db.execute(
-                'SELECT DISTINCT person FROM block_persons')})
-            self._db.execute('COMMIT')
+            with self._transaction():
+                for block_id, robot, camera, start, packed_rows in self._db.execute(
+                        'SELECT b.id, b.robot_id, b.camera_id, b.start_ns, d.rows FROM blocks b'
+                        f' JOIN block_data d ON d.id = b.id WHERE {where}', params).fetchall():
+                    rows = np.frombuffer(packed_rows, dtype=ROW_DTYPE)
+                    doomed = drop(rows)
+                    if not doomed.any():
+                        continue
+                    deleted += int(doomed.sum())
+                    (packed_embeddings,) = self._db.execute(
+                        'SELECT embeddings FROM block_data WHERE id = ?', (block_id,)).fetchone()
+                    rows, embeddings = self._unpack(packed_rows, packed_embeddings)
+                    self._store((robot, camera, start), rows[~doomed], embeddings[~doomed])
+                # Forget the ids of people no entry mentions any more, so names stay bounded.
+                self._persons.keep({code for (code,) in self._db.execute(
+                    'SELECT DISTINCT person FROM block_persons')})
             return deleted
 
     def delete_before(self, cutoff_ns: int) -> int:
-        """Delete the entries stamped before cutoff_ns (retention by age); return how many."""
+        """Delete the entries stamped before cutoff_ns (retention by age); return how many.
+
+        Raises RuntimeError after close().
+        """
         return self._drop('b.first_ns < ?', (cutoff_ns,),
                           lambda rows: rows['stamp'] < cutoff_ns)
 
     def delete_segment(self, name: str, start_ns: int, end_ns: int) -> int:
         """Delete the entries whose frame lives in segment name, which spans [start_ns, end_ns].
 
-        Returns how many; the span limits the blocks read.
+        Returns how many; the span limits the blocks read. Raises RuntimeError after close().
         """
         with self._lock:
+            self._check_open()
             code = self._segments.get(name)
             if code is None:
                 return 0

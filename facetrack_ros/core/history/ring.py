@@ -4,10 +4,6 @@ from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from facetrack_ros.core.history.config import seconds_to_ns
-
 #: Bytes charged per frame on top of its JPEG for the bookkeeping around it (estimate).
 FRAME_OVERHEAD_BYTES = 256
 
@@ -23,20 +19,12 @@ class StoredFrame:
     format: str = 'jpeg'   # sensor_msgs/CompressedImage format
 
 
-def spread_indices(count: int, limit: int) -> list[int]:
-    """Return up to limit indices into count items, evenly spread, first and last included.
-
-    A limit of 0 (or at least count) returns every index.
-    """
-    if limit <= 0 or limit >= count:
-        return list(range(count))
-    if limit == 1:
-        return [count // 2]
-    return sorted({int(i) for i in np.linspace(0, count - 1, limit).round()})
-
-
 class FrameRing:
-    """The newest frames of all cameras, oldest dropped first once max_bytes is exceeded."""
+    """The newest frames of all cameras, oldest dropped first once max_bytes is exceeded.
+
+    FrameStore answers frame lookups from it for the span covered_from() reports, by stamps()
+    and get(); older frames come from the segments.
+    """
 
     def __init__(self, max_bytes: int) -> None:
         """Create an empty ring that holds at most max_bytes of frames (JPEG + overhead)."""
@@ -117,22 +105,3 @@ class FrameRing:
         """Return the stamps held for camera_id in [start_ns, end_ns], ascending."""
         stamps = self._stamps.get(camera_id, [])
         return stamps[bisect_left(stamps, start_ns):bisect_right(stamps, end_ns)]
-
-    def nearest(self, stamp_ns: int, tolerance_s: float,
-                camera_id: str = '') -> StoredFrame | None:
-        """Return the frame closest to stamp_ns within tolerance_s; camera '' means any."""
-        tolerance_ns = seconds_to_ns(tolerance_s)
-        best: StoredFrame | None = None
-        for camera in [camera_id] if camera_id else self.cameras:
-            for candidate in self.stamps(camera, stamp_ns - tolerance_ns,
-                                         stamp_ns + tolerance_ns):
-                if best is None or abs(candidate - stamp_ns) < abs(best.stamp_ns - stamp_ns):
-                    best = self._frames[camera][candidate]
-        return best
-
-    def range(self, start_ns: int, end_ns: int, limit: int = 0,
-              camera_id: str = '') -> list[StoredFrame]:
-        """Return frames in [start_ns, end_ns] by stamp, at most limit evenly spread (0: all)."""
-        found = sorted((stamp, camera) for camera in ([camera_id] if camera_id else self.cameras)
-                       for stamp in self.stamps(camera, start_ns, end_ns))
-        return [self._frames[found[i][1]][found[i][0]] for i in spread_indices(len(found), limit)]

@@ -32,7 +32,7 @@ from mcap_ros2.decoder import DecoderFactory
 import numpy as np
 
 from facetrack_ros.core.history.config import HistoryConfig, MIB, NS_PER_S, seconds_to_ns
-from facetrack_ros.core.history.ring import FrameRing, spread_indices, StoredFrame
+from facetrack_ros.core.history.ring import FrameRing, StoredFrame
 
 _LOG = logging.getLogger(__name__)
 
@@ -135,6 +135,18 @@ def segment_name(source: str, stamp_ns: int) -> str:
     seconds, nanoseconds = divmod(stamp_ns, NS_PER_S)
     utc = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime('%Y%m%dT%H%M%S')
     return f'{check_source(source)}_{utc}.{nanoseconds:09d}Z.mcap'
+
+
+def spread_indices(count: int, limit: int) -> list[int]:
+    """Return up to limit indices into count items, evenly spread, first and last included.
+
+    A limit of 0 (or at least count) returns every index.
+    """
+    if limit <= 0 or limit >= count:
+        return list(range(count))
+    if limit == 1:
+        return [count // 2]
+    return sorted({int(i) for i in np.linspace(0, count - 1, limit).round()})
 
 
 class SegmentWriter:
@@ -252,6 +264,7 @@ class FrameStore:
         self._decoders: dict[tuple[str, bytes], Callable[[bytes], object]] = {}
         self._lock = threading.RLock()
         self._last_flush = time.monotonic()
+        self._closed = False
         for leftover in self.segment_dir.glob('*.mcap.tmp'):   # a recovery cut short
             leftover.unlink()
         for path in sorted(self.segment_dir.glob('*.mcap')):
@@ -326,9 +339,12 @@ class FrameStore:
     def write(self, source: str, message: SerializedMessage) -> str:
         """Append a message to source's open segment, rotating first if it is due.
 
-        Returns the file name of the segment it went into.
+        Returns the file name of the segment it went into. Raises RuntimeError after close():
+        a callback still running during shutdown must not leave an unfinished segment behind.
         """
         with self._lock:
+            if self._closed:
+                raise RuntimeError(f'frame store {self.segment_dir} is closed')
             writer = self._writers.get(source)
             if writer is not None and writer.info.messages and (
                     message.stamp_ns - writer.info.start_ns
@@ -347,7 +363,7 @@ class FrameStore:
                   frame_id: str = '') -> str:
         """Store a CompressedImage message of camera_id and keep its JPEG in the ring.
 
-        Returns the file name of the segment it went into.
+        Returns the file name of the segment it went into. Raises RuntimeError after close().
         """
         if message.type_name != COMPRESSED_IMAGE_TYPE:
             raise ValueError(f'frames must be {COMPRESSED_IMAGE_TYPE}, not {message.type_name}')
@@ -383,8 +399,12 @@ class FrameStore:
                 self.flush()
 
     def close(self) -> None:
-        """Finish every open segment (summary, footer); the store stays readable."""
+        """Finish every open segment (summary, footer); the store stays readable.
+
+        Writing afterwards raises RuntimeError; closing again does nothing.
+        """
         with self._lock:
+            self._closed = True
             for source in list(self._writers):
                 self._finish(source)
 
