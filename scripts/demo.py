@@ -8,6 +8,7 @@ the intervals found.
 """
 
 import argparse
+from datetime import datetime, timezone
 from pathlib import Path
 import shutil
 import subprocess
@@ -28,6 +29,12 @@ from facetrack_ros.parameters import RELIABLE_QOS
 from facetrack_ros.srv import BacktrackSearch
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def clock(stamp) -> str:
+    """Return a stamp as a UTC time of day with hundredths, for people reading the output."""
+    moment = datetime.fromtimestamp(time_to_sec(stamp), timezone.utc)
+    return moment.strftime('%H:%M:%S.%f')[:-4]
 
 
 def sample_clip() -> tuple[str, str]:
@@ -59,7 +66,7 @@ def main() -> int:
     def on_event(msg: PersonEvent) -> None:
         events.append(msg)
         extra = f' after {msg.duration:.1f} s' if msg.kind == PersonEvent.PERSON_OUT else ''
-        print(f'[{time_to_sec(msg.header.stamp):.2f}] {EventKind(msg.kind).name:<15} '
+        print(f'[{clock(msg.header.stamp)}] {EventKind(msg.kind).name:<15} '
               f'{msg.person_id} (track {msg.track_id}, robot {msg.robot_id}){extra}',
               flush=True)
 
@@ -134,7 +141,7 @@ def report_search(node, executor, client, photo: str | None) -> int:
           f'in {1000 * response.elapsed:.1f} ms')
     for a in response.appearances:
         print(f'  {a.person_id} on {a.robot_id}/{a.camera_id}: '
-              f'{time_to_sec(a.first_seen):.2f} .. {time_to_sec(a.last_seen):.2f} '
+              f'{clock(a.first_seen)} .. {clock(a.last_seen)} UTC '
               f'({a.sightings} sightings, best similarity {a.best.similarity:.3f})')
     return 0
 
