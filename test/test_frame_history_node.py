@@ -186,3 +186,29 @@ def test_search_modes_results_and_restart(ros_context, tmp_path, photos, shared_
     assert after.result == Response.RESULT_OK
     assert len(after.appearances) == 2 and after.entries_searched == by_id.entries_searched
     again.close()
+
+
+def test_deep_search_embeds_stored_frames_where_the_index_is_empty(
+        ros_context, tmp_path, photos):
+    """With the tracker off (frames but no faces), deep mode finds the person in the frames."""
+    h = Harness(ros_context, tmp_path / 'history')
+    image, face = photos['lin-manuel-miranda']
+    for k in range(10):  # frames only, as when the tracker was off
+        frame = bgr_to_image(image)
+        frame.header.stamp = ns_to_time(T0 + k * 200_000_000)
+        h.images.publish(frame)
+        stamp_ns = T0 + k * 200_000_000
+        assert spin_until(h.executor, lambda: h.node.last_stored_ns == stamp_ns)
+    window = dict(center_stamp=ns_to_time(T0 + 10**9), window_width=10.0)
+    query = face.embedding.tolist()
+    shallow = h.call(h.search, Request(query_type=Request.QUERY_EMBEDDING, embedding=query,
+                                       **window))
+    assert shallow.result == Response.RESULT_NO_HISTORY and shallow.frames_searched == 0
+    deep = h.call(h.search, Request(query_type=Request.QUERY_EMBEDDING, embedding=query,
+                                    deep=True, deep_budget=3.0, **window))
+    assert deep.result == Response.RESULT_OK, deep.message
+    assert 1 <= deep.frames_searched <= 10 and 'deep' in deep.message
+    best = deep.appearances[0]
+    assert best.best.similarity > 0.99 and best.person_id == ''
+    assert T0 / 1e9 <= time_to_sec(best.first_seen) <= time_to_sec(best.last_seen)
+    h.close()
