@@ -17,16 +17,14 @@ from facetrack_ros.conversions import (bgr_to_image, image_to_bgr, ImageConversi
 from facetrack_ros.core.annotate import draw_overlays, Overlay
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import PersonDetectionArray
-from facetrack_ros.parameters import (declare_parameters, IMAGE_QOS, image_qos_profile,
-                                      ParamSpec, RELIABLE_QOS)
+from facetrack_ros.parameters import (declare_parameters, IMAGE_CACHE_SIZE, IMAGE_QOS,
+                                      image_qos_profile, RELIABLE_QOS)
 from facetrack_ros.runner import run_node
 
 ANNOTATED_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 
 PARAMETERS = (
-    ParamSpec('image_cache_size', 30,
-              'Recent images kept to pair with tracks that arrive later [frames].', 1, 1000,
-              read_only=True),
+    IMAGE_CACHE_SIZE,
     IMAGE_QOS,
 )
 

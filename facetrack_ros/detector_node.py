@@ -16,7 +16,7 @@ from facetrack_ros.core.detection import create_person_detector, ModelUnavailabl
 from facetrack_ros.core.face import FaceDetector
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
-from facetrack_ros.parameters import (declare_parameters, IMAGE_QOS, image_qos_profile,
+from facetrack_ros.parameters import (AUTOSTART, declare_parameters, IMAGE_QOS, image_qos_profile,
                                       ParamSpec, RELIABLE_QOS)
 from facetrack_ros.runner import run_node
 
@@ -34,8 +34,7 @@ PARAMETERS = (
               'Let ultralytics download a named model that is not on disk (needs a network).'),
     ParamSpec('fallback_face_detector', 'hog', 'Face detector of the face-first fallback.',
               choices=('hog', 'cnn')),
-    ParamSpec('autostart', True, 'Configure and activate on start (no lifecycle manager).',
-              read_only=True),
+    AUTOSTART,
     IMAGE_QOS,
 )
 

@@ -20,8 +20,8 @@ from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetect
 from facetrack_ros.core.tracking import EmbeddingScheduler, TrackedPerson
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
-from facetrack_ros.parameters import (declare_parameters, IMAGE_QOS, image_qos_profile,
-                                      ParamSpec, RELIABLE_QOS)
+from facetrack_ros.parameters import (AUTOSTART, declare_parameters, IMAGE_CACHE_SIZE, IMAGE_QOS,
+                                      image_qos_profile, ParamSpec, RELIABLE_QOS)
 from facetrack_ros.runner import run_node
 
 PARAMETERS = (
@@ -38,11 +38,8 @@ PARAMETERS = (
               'Re-embed when a person box grew by this factor (a bigger face is better).',
               1.0, 10.0),
     ParamSpec('max_faces_per_frame', 4, 'Most faces embedded per frame.', 1, 100),
-    ParamSpec('image_cache_size', 30,
-              'Recent images kept to pair with tracks that arrive later [frames].', 1, 1000,
-              read_only=True),
-    ParamSpec('autostart', True, 'Configure and activate on start (no lifecycle manager).',
-              read_only=True),
+    IMAGE_CACHE_SIZE,
+    AUTOSTART,
     IMAGE_QOS,
 )
 

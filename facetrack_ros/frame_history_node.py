@@ -38,7 +38,7 @@ from facetrack_ros.core.history.config import MIB
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import Appearance as AppearanceMsg
 from facetrack_ros.msg import FaceMatch, PersonDetectionArray, PersonEvent
-from facetrack_ros.parameters import (declare_parameters, IMAGE_QOS, image_qos_profile,
+from facetrack_ros.parameters import (AUTOSTART, declare_parameters, IMAGE_QOS, image_qos_profile,
                                       ParamSpec, RELIABLE_QOS)
 from facetrack_ros.runner import run_node
 from facetrack_ros.srv import BacktrackSearch, GetFrames
@@ -81,8 +81,7 @@ PARAMETERS = (
     ParamSpec('face_detector', 'hog', 'Face detector for searches by photo and deep mode.',
               choices=('hog', 'cnn', 'yunet'), read_only=True),
     ParamSpec('yunet_model', '', 'YuNet .onnx path for face_detector yunet.', read_only=True),
-    ParamSpec('autostart', True, 'Configure and activate on start (no lifecycle manager).',
-              read_only=True),
+    AUTOSTART,
     IMAGE_QOS,
 )
 

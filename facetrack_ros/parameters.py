@@ -100,6 +100,17 @@ IMAGE_QOS = ParamSpec(
     choices=('sensor_data', 'reliable'), read_only=True)
 
 
+#: For nodes that pair an image with detections of its frame, which arrive later.
+IMAGE_CACHE_SIZE = ParamSpec(
+    'image_cache_size', 30,
+    'Recent images kept to pair with tracks that arrive later [frames].', 1, 1000,
+    read_only=True)
+
+#: For lifecycle nodes, so `ros2 run` works without a lifecycle manager.
+AUTOSTART = ParamSpec('autostart', True,
+                      'Configure and activate on start (no lifecycle manager).', read_only=True)
+
+
 def image_qos_profile(name: str) -> QoSProfile:
     """Return the QoS profile for an IMAGE_QOS choice."""
     if name == 'reliable':
