@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from types import SimpleNamespace
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
@@ -39,7 +39,7 @@ import yaml
 import facetrack_ros
 from facetrack_ros import detector_node, face_embedding_node, tracker_node
 from facetrack_ros.conversions import bgr_to_image, time_to_sec
-from facetrack_ros.core.camera import SourceEnded, VideoFileSource
+from facetrack_ros.core.camera import Frame, SourceEnded, VideoFileSource
 from facetrack_ros.core.detection import YoloPersonDetector
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.tracking import (Detection, EmbeddingScheduler, PersonTracker,
@@ -223,13 +223,12 @@ def embed_faces(analyzer: FaceAnalyzer, scheduler: EmbeddingScheduler, tracker: 
     return len(selected), found
 
 
-def run_core(video: str, frames: int, detector: YoloPersonDetector,
-             analyzer: FaceAnalyzer) -> CoreResult:
-    """Run capture, detection, tracking and face work on the first frames of video."""
-    result = CoreResult()
-    params = node_parameters('tracker', tracker_node.PARAMETERS)
-    tracker = PersonTracker(tracker_node.tracker_config(params))
-    scheduler = new_scheduler()
+def timed_frames(video: str, frames: int) -> Iterator[tuple[Frame, float, float]]:
+    """Yield (frame, perf_counter before its read, video time [s]) for the first frames.
+
+    Video time, not wall time: frames are read faster than real time here, and the tracker's
+    and scheduler's periods must see the clip's own pace, as in ROS.
+    """
     with VideoFileSource(video) as source:
         fps = source.nominal_fps or 30.0
         for _ in range(frames):
@@ -237,26 +236,33 @@ def run_core(video: str, frames: int, detector: YoloPersonDetector,
             try:
                 frame = source.read()
             except SourceEnded:
-                break
-            captured = time.perf_counter()
-            boxes = detector.detect(frame.image)
-            detected = time.perf_counter()
-            # Video time, not wall time: frames are read faster than real time here, and the
-            # tracker's and scheduler's periods must see the clip's own pace, as in ROS.
-            stamp = frame.index / fps
-            persons, _ = tracker.update(
-                stamp, [Detection(box=b.box, confidence=b.confidence) for b in boxes])
-            tracked = time.perf_counter()
-            tried, found = embed_faces(analyzer, scheduler, tracker, frame.image, stamp,
-                                       persons)
-            done = time.perf_counter()
-            durations = (captured - start, detected - captured, tracked - detected,
-                         done - tracked, done - start)
-            for name, seconds in zip(CORE_STAGES, durations):
-                result.stages[name].append(seconds)
-            result.persons += len(persons)
-            result.faces_tried += tried
-            result.faces_found += found
+                return
+            yield frame, start, frame.index / fps
+
+
+def run_core(video: str, frames: int, detector: YoloPersonDetector,
+             analyzer: FaceAnalyzer) -> CoreResult:
+    """Run capture, detection, tracking and face work on the first frames of video."""
+    result = CoreResult()
+    params = node_parameters('tracker', tracker_node.PARAMETERS)
+    tracker = PersonTracker(tracker_node.tracker_config(params))
+    scheduler = new_scheduler()
+    for frame, start, stamp in timed_frames(video, frames):
+        captured = time.perf_counter()
+        boxes = detector.detect(frame.image)
+        detected = time.perf_counter()
+        persons, _ = tracker.update(
+            stamp, [Detection(box=b.box, confidence=b.confidence) for b in boxes])
+        tracked = time.perf_counter()
+        tried, found = embed_faces(analyzer, scheduler, tracker, frame.image, stamp, persons)
+        done = time.perf_counter()
+        durations = (captured - start, detected - captured, tracked - detected,
+                     done - tracked, done - start)
+        for name, seconds in zip(CORE_STAGES, durations):
+            result.stages[name].append(seconds)
+        result.persons += len(persons)
+        result.faces_tried += tried
+        result.faces_found += found
     return result
 
 
@@ -297,25 +303,19 @@ def run_old_loop(video: str, frames: int, detector: YoloPersonDetector,
                  embed: Callable[[np.ndarray], np.ndarray]) -> OldResult:
     """Run the old per-frame loop on the first frames of video."""
     result = OldResult()
-    with VideoFileSource(video) as source:
-        for _ in range(frames):
-            start = time.perf_counter()
-            try:
-                frame = source.read()
-            except SourceEnded:
-                break
-            height, width = frame.image.shape[:2]
-            names = []
-            for person in detector.detect(frame.image):
-                x1, y1, x2, y2 = np.clip(np.round(person.box).astype(int), 0,
-                                         [width, height, width, height])
-                if x2 <= x1 or y2 <= y1:
-                    continue
-                embedded = time.perf_counter()
-                embed(frame.image[y1:y2, x1:x2])
-                result.embeds.append(time.perf_counter() - embedded)
-                names.append(f'person_{x1}_{y1}')  # the old "identity": the box's corner
-            result.totals.append(time.perf_counter() - start)
+    for frame, start, _ in timed_frames(video, frames):
+        height, width = frame.image.shape[:2]
+        names = []
+        for person in detector.detect(frame.image):
+            x1, y1, x2, y2 = np.clip(np.round(person.box).astype(int), 0,
+                                     [width, height, width, height])
+            if x2 <= x1 or y2 <= y1:
+                continue
+            embedded = time.perf_counter()
+            embed(frame.image[y1:y2, x1:x2])
+            result.embeds.append(time.perf_counter() - embedded)
+            names.append(f'person_{x1}_{y1}')  # the old "identity": the box's corner
+        result.totals.append(time.perf_counter() - start)
     return result
 
 

@@ -120,15 +120,25 @@ def test_hamilton_ids_are_stable_and_events_pair_up(hamilton):
             assert 0.0 <= event.duration <= 10.0
 
 
+def _s3_persons(run) -> set[str]:
+    """Return the person ids tracked during S3, where only Miranda is in view."""
+    return {d.person_id for t in run.tracks
+            if S3_MIRANDA[0] <= run.clip_time(t.header.stamp) <= S3_MIRANDA[1]
+            for d in t.detections if d.person_id}
+
+
+def _faces_of(run, person: str) -> list[np.ndarray]:
+    """Return every face embedding the tracker attributed to person."""
+    return [np.asarray(d.embedding) for f in run.faces for d in f.detections
+            if d.person_id == person]
+
+
 def test_miranda_keeps_one_id_and_matches_his_photo(hamilton, miranda_photo):
     """All of S3 (Miranda alone, 4 s, several cuts) is one person, whose face is Miranda's."""
-    in_s3 = {d.person_id for t in hamilton.tracks
-             if S3_MIRANDA[0] <= hamilton.clip_time(t.header.stamp) <= S3_MIRANDA[1]
-             for d in t.detections if d.person_id}
+    in_s3 = _s3_persons(hamilton)
     assert len(in_s3) == 1, in_s3
     miranda = in_s3.pop()
-    faces = [np.asarray(d.embedding) for f in hamilton.faces for d in f.detections
-             if d.person_id == miranda]
+    faces = _faces_of(hamilton, miranda)
     assert faces, 'Miranda\'s face was embedded'
     photo = FaceAnalyzer(FaceDetector('hog'), DlibResNetEmbedder()).largest_face(miranda_photo)
     similarities = cosine_similarity(photo.embedding, np.stack(faces))
@@ -171,10 +181,7 @@ def _search(run, request: BacktrackSearch.Request) -> BacktrackSearch.Response:
 def test_backtrack_finds_miranda_by_id_embedding_and_photo(hamilton, miranda_photo):
     """The history of the live graph answers all three kinds of query with his intervals."""
     Request = BacktrackSearch.Request
-    in_s3 = {d.person_id for t in hamilton.tracks
-             if S3_MIRANDA[0] <= hamilton.clip_time(t.header.stamp) <= S3_MIRANDA[1]
-             for d in t.detections if d.person_id}
-    miranda = in_s3.pop()
+    miranda = _s3_persons(hamilton).pop()
     by_photo = _search(hamilton, Request(query_type=Request.QUERY_IMAGE,
                                          image=bgr_to_image(miranda_photo), window_width=0.0))
     assert by_photo.result == BacktrackSearch.Response.RESULT_OK, by_photo.message
@@ -189,8 +196,7 @@ def test_backtrack_finds_miranda_by_id_embedding_and_photo(hamilton, miranda_pho
     assert by_id.result == BacktrackSearch.Response.RESULT_OK
     assert by_id.appearances[0].person_id == miranda
 
-    embedding = [d.embedding for f in hamilton.faces for d in f.detections
-                 if d.person_id == miranda][0]
+    embedding = _faces_of(hamilton, miranda)[0].tolist()
     by_embedding = _search(hamilton, Request(query_type=Request.QUERY_EMBEDDING,
                                              embedding=embedding, window_width=0.0))
     assert by_embedding.appearances[0].person_id == miranda
