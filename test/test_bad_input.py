@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 from rclpy import create_node
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
@@ -40,7 +40,7 @@ def test_tracker_and_face_node_survive_malformed_detections(ros_context, tmp_pat
     assert face.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert face.trigger_activate() == TransitionCallbackReturn.SUCCESS
     probe = create_node('bad_input_probe', context=ros_context)
-    executor = MultiThreadedExecutor(context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
     for node in (tracker, face, probe):
         executor.add_node(node)
     detections = probe.create_publisher(PersonDetectionArray, 'detections', RELIABLE_QOS)

@@ -1,0 +1,38 @@
+"""Node executables stop cleanly on the signals ros2 launch and Ctrl-C send (real processes)."""
+
+import signal
+import time
+
+import pytest
+from rclpy import create_node
+from rclpy.executors import SingleThreadedExecutor
+
+from facetrack_ros.graph_runner import GraphRunner
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
+def test_a_publishing_node_exits_zero_on_a_stop_signal(signum, ros_context, shared_dir,
+                                                       repo_dir, tmp_path):
+    """The camera, publishing a looped folder, exits 0 and quietly within the stop timeout."""
+    runner = GraphRunner(tmp_path, str(repo_dir / 'config' / 'facetrack.yaml'))
+    probe = create_node('runner_probe', context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(probe)
+    camera = runner.start('camera', source=str(shared_dir / 'data' / 'faces'), loop=True)
+    try:
+        deadline = time.monotonic() + 30
+        while probe.count_publishers('image_raw') == 0 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+            assert not runner.failed(), runner.tail()
+        assert probe.count_publishers('image_raw') == 1, runner.tail()
+        camera.process.send_signal(signum)
+        code = camera.process.wait(timeout=10)
+    finally:
+        runner.stop()
+        executor.shutdown()
+        probe.destroy_node()
+    log = camera.log_path.read_text()
+    assert code == 0, log
+    assert 'Traceback' not in log and 'never retrieved' not in log, log
