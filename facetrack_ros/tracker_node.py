@@ -44,6 +44,10 @@ PARAMETERS = (
               read_only=True),
     ParamSpec('track_buffer', 2.0, 'How long ByteTrack keeps a lost track [s].', 0.1, 60.0,
               read_only=True),
+    ParamSpec('relink_distance', 1.0,
+              'A new track within this distance of where a present person whose track was lost '
+              'was heading continues that person [person heights]; 0 disables.', 0.0, 10.0,
+              read_only=True),
     ParamSpec('identity_wait', 1.0,
               'How long a new track waits for a face before PERSON_IN is decided [s].',
               0.0, 30.0, read_only=True),
@@ -68,6 +72,7 @@ def tracker_config(p: SimpleNamespace) -> TrackerConfig:
         frame_rate=p.frame_rate, track_high_thresh=p.track_high_thresh,
         track_low_thresh=p.track_low_thresh, new_track_thresh=p.new_track_thresh,
         match_thresh=p.match_thresh, track_buffer_s=p.track_buffer,
+        relink_distance=p.relink_distance,
         identity_wait_s=p.identity_wait, absence_timeout_s=p.absence_timeout,
         reid_memory_s=p.reid_memory, min_similarity=p.min_similarity,
         max_samples=p.max_samples)

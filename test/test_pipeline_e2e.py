@@ -37,10 +37,14 @@ S3_MIRANDA = (84 / 29.97, 208 / 29.97)   # clip time [s], a frame inside each cu
 # contact sheets and checked against per-frame counts (3 at frame 0, 9 at most around 135):
 # 9 distinct pedestrians, one of them 20-26 px tall on the far path.
 PEDESTRIANS_BY_EYE = 9
-# Without usable faces (they are 20-75 px tall) identity rests on ByteTrack alone, at the
-# detector's 2-4 frames a second on 2 cores: people standing clustered behind a sign and people
-# crossing fragment into several tracks. Over 7 runs here: 8 to 18 new ids for the 9 people.
-# The bound is that spread; the replaced design made one id per step (hundreds here).
+# Without usable faces (they are 20-75 px tall) identity rests on ByteTrack and on motion
+# re-linking (a new track starting where a lost person was heading continues them), at the
+# detector's 2-4 frames a second on 2 cores: people clustered behind the sign and people
+# crossing still fragment into several tracks. Over 8 runs here: 6 to 16 new ids for the 9
+# people (fewer than 9 when YOLOv8n never finds the far walker or a re-link joins two people
+# after a ByteTrack swap). The bounds are that spread with a margin of one below; the replaced
+# design made one id per step (hundreds here).
+PEDESTRIAN_MIN_IDS = PEDESTRIANS_BY_EYE - 4
 PEDESTRIAN_MAX_IDS = 2 * PEDESTRIANS_BY_EYE
 
 
@@ -158,7 +162,7 @@ def test_event_log_holds_every_event_once(hamilton):
 def test_pedestrian_ids_are_stable(pedestrians):
     """Nine pedestrians by eye: new ids within the measured spread, every IN closed by an OUT."""
     new = _new_persons(pedestrians.events)
-    assert PEDESTRIANS_BY_EYE - 3 <= new <= PEDESTRIAN_MAX_IDS, [
+    assert PEDESTRIAN_MIN_IDS <= new <= PEDESTRIAN_MAX_IDS, [
         (round(pedestrians.clip_time(e.header.stamp), 1), EventKind(e.kind).name, e.person_id)
         for e in pedestrians.events]
     _check_pairing(pedestrians.events)
@@ -209,7 +213,7 @@ def test_history_is_rosbag2_mcap_with_the_published_events(hamilton):
     last test of this file.
     """
     codes = stop_graph(hamilton)
-    assert all(code == 0 for code in codes.values()), codes
+    assert all(code == 0 for code in codes.values()), f'{codes}\n{hamilton.runner.tail()}'
     segments = sorted((hamilton.history_dir / 'segments').glob('*.mcap'))
     assert segments
     events, frames = [], 0

@@ -1,16 +1,20 @@
 """Person tracking: ByteTrack boxes plus face re-identification, and PERSON_IN/OUT events.
 
 ultralytics' BYTETracker follows the person boxes from frame to frame (Kalman motion and IoU).
-PersonTracker puts stable person ids on its tracks: a confirmed track waits up to
-identity_wait_s for a face; a face that matches a person who left within reid_memory_s gives
-that person's id back, otherwise the track becomes a new person. Each person's appearance
-yields exactly one PERSON_IN (or PERSON_RETURNED) and, after absence_timeout_s unseen, exactly
-one PERSON_OUT. Time only moves with the stamps passed in, so replays behave like live runs;
-after a jump back in time (a rosbag loop, a sim-time reset) reset() restarts tracking.
+PersonTracker puts stable person ids on its tracks. ByteTrack drops a track once it misses
+for track_buffer_s (behind a sign, in a crowd) and then starts a new one: a new track that
+starts where a person whose track was just lost was heading continues that person. Any other
+confirmed track waits up to identity_wait_s for a face; a face that matches a person who left
+within reid_memory_s gives that person's id back, otherwise the track becomes a new person.
+Each person's appearance yields exactly one PERSON_IN (or PERSON_RETURNED) and, after
+absence_timeout_s unseen, exactly one PERSON_OUT. Time only moves with the stamps passed in,
+so replays behave like live runs; after a jump back in time (a rosbag loop, a sim-time reset)
+reset() restarts tracking.
 
 EmbeddingScheduler picks the few tracks whose face is worth embedding in a given frame.
 """
 
+from collections import Counter
 from dataclasses import dataclass, field
 import enum
 import math
@@ -66,6 +70,9 @@ class TrackerConfig:
     fuse_score: bool = True
     #: How long ByteTrack keeps a lost track for re-finding it by motion [s].
     track_buffer_s: float = 1.0
+    #: A new track continues a present person whose track was lost if it starts within this
+    #: distance [person heights] of where that person was heading; 0 disables re-linking.
+    relink_distance: float = 1.0
     #: How long a confirmed track waits for a face before its PERSON_IN is decided [s].
     identity_wait_s: float = 1.0
     #: A person unseen for this long is reported PERSON_OUT [s].
@@ -96,6 +103,7 @@ class TrackerConfig:
             (0 < self.new_track_thresh <= 1, 'new_track_thresh must be in (0, 1]'),
             (0 < self.match_thresh <= 1, 'match_thresh must be in (0, 1]'),
             (self.track_buffer_s > 0, 'track_buffer_s must be > 0 s'),
+            (self.relink_distance >= 0, 'relink_distance must be >= 0 person heights'),
             (self.identity_wait_s >= 0, 'identity_wait_s must be >= 0 s'),
             (self.absence_timeout_s > 0, 'absence_timeout_s must be > 0 s'),
             (self.reid_memory_s >= self.absence_timeout_s,
@@ -205,6 +213,7 @@ class _Person:
     box: np.ndarray
     confidence: float
     last_event_stamp: float
+    velocity: np.ndarray  # of the box centre at the latest sighting, x, y [px/s]
     state: PersonState = PersonState.PRESENT
     # Best face samples as (quality, unit vector); embedding is their cached weighted mean.
     samples: list[tuple[float, np.ndarray]] = field(default_factory=list)
@@ -225,6 +234,15 @@ class _Person:
         self.embedding = embedding
 
 
+#: Weight of the newest frame in a track's smoothed velocity: detector boxes jitter by a few
+#: pixels, which over a 0.1 s frame gap is tens of px/s.
+_VELOCITY_SMOOTHING = 0.3
+
+
+def _centre(box: np.ndarray) -> np.ndarray:
+    return (box[:2] + box[2:]) / 2
+
+
 @dataclass
 class _Track:
     """A ByteTrack track as PersonTracker sees it; person_id None means identity pending."""
@@ -234,8 +252,18 @@ class _Track:
     last_seen: float
     box: np.ndarray
     confidence: float
+    first_box: np.ndarray
     person_id: str | None = None
     similarity: float = 0.0
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # [px/s]
+
+    def move(self, stamp: float, box: np.ndarray, confidence: float) -> None:
+        """Take the track's box at stamp and update its smoothed velocity."""
+        if stamp > self.last_seen:
+            step = (_centre(box) - _centre(self.box)) / (stamp - self.last_seen)
+            self.velocity = (step if self.last_seen == self.first_seen else
+                             self.velocity + _VELOCITY_SMOOTHING * (step - self.velocity))
+        self.last_seen, self.box, self.confidence = stamp, box, confidence
 
 
 @dataclass(frozen=True)
@@ -253,7 +281,7 @@ class _Boxes:
         return _Boxes(self.conf[mask], self.xywh[mask], self.cls[mask])
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Return the IoU of one x1, y1, x2, y2 box with each row of boxes (N, 4)."""
     lo = np.maximum(box[:2], boxes[:, :2])
     hi = np.minimum(box[2:], boxes[:, 2:])
@@ -346,8 +374,8 @@ class PersonTracker:
             track = self._tracks.get(track_id)
             if track is None:
                 track = self._tracks[track_id] = _Track(track_id, stamp, stamp, boxes[idx],
-                                                        float(conf[idx]))
-            track.last_seen, track.box, track.confidence = stamp, boxes[idx], float(conf[idx])
+                                                        float(conf[idx]), boxes[idx])
+            track.move(stamp, boxes[idx], float(conf[idx]))
             visible.append(track)
             if track.person_id is not None:
                 person = self._persons[track.person_id]
@@ -356,7 +384,12 @@ class PersonTracker:
                     person.appearance_start = stamp
                     events.append(self._announce(EventKind.PERSON_RETURNED, person, track,
                                                  stamp))
-            elif stamp - track.first_seen >= self._config.identity_wait_s:
+        # After every bound track has been seen: only persons missing from this frame can be
+        # continued by a new track.
+        self._relink([t for t in visible if t.person_id is None], stamp)
+        for track in visible:
+            if (track.person_id is None
+                    and stamp - track.first_seen >= self._config.identity_wait_s):
                 events.append(self._announce(EventKind.PERSON_IN, self._new_person(track),
                                              track, stamp))
 
@@ -422,6 +455,40 @@ class PersonTracker:
         if person.embedding is None or track.similarity >= self._config.min_similarity:
             person.add_sample(vector, quality, self._config.max_samples)
         return []
+
+    def _relink(self, pending: list[_Track], stamp: float) -> None:
+        """Bind pending tracks that start where a present, unseen person was heading.
+
+        The person's last box is moved on by its velocity to the track's first sighting; the
+        distance from there to the track's first box, in the person's heights, must be at most
+        relink_distance, and the two heights within a factor of 1.5. Only one-to-one matches
+        count: in a group it is a guess which new track is whose, and a wrong guess would hand
+        one person's id to another, so those tracks wait for a face like any other.
+        """
+        limit = self._config.relink_distance
+        missing = [p for p in self._persons.values()
+                   if p.state is PersonState.PRESENT and p.last_seen < stamp]
+        if not (limit > 0 and pending and missing):
+            return
+        pairs = []
+        for track in pending:
+            for person in missing:
+                gap = track.first_seen - person.last_seen
+                if gap <= 0:  # both seen at once: two people
+                    continue
+                height = max(float(person.box[3] - person.box[1]), 1.0)
+                ratio = float(track.first_box[3] - track.first_box[1]) / height
+                heading = _centre(person.box) + person.velocity * gap
+                distance = float(np.linalg.norm(_centre(track.first_box) - heading)) / height
+                if distance <= limit and 1 / 1.5 <= ratio <= 1.5:
+                    pairs.append((distance, track.track_id, person.person_id))
+        track_counts = Counter(track_id for _, track_id, _ in pairs)
+        person_counts = Counter(person_id for _, _, person_id in pairs)
+        for _, track_id, person_id in pairs:
+            if track_counts[track_id] == 1 and person_counts[person_id] == 1:
+                track = self._tracks[track_id]
+                track.person_id = person_id
+                self._see(self._persons[person_id], track)
 
     def _contradicts(self, person: '_Person', track: '_Track', quality: float) -> bool:
         """Return whether a face of good quality clearly belongs to someone else."""
@@ -494,7 +561,7 @@ class PersonTracker:
     def _ambiguous(self, track: _Track) -> bool:
         others = [t.box for t in self._tracks.values()
                   if t is not track and t.last_seen == self._now]
-        return bool(others) and bool(np.max(_iou(track.box, np.stack(others)))
+        return bool(others) and bool(np.max(box_iou(track.box, np.stack(others)))
                                      >= AMBIGUOUS_BOX_IOU)
 
     def _similarity(self, person: _Person, vector: np.ndarray) -> float:
@@ -508,7 +575,7 @@ class PersonTracker:
         self._next_person += 1
         person = self._persons[person_id] = _Person(
             person_id, track.track_id, track.first_seen, track.first_seen, track.last_seen,
-            track.box, track.confidence, -math.inf)
+            track.box, track.confidence, -math.inf, track.velocity)
         track.person_id = person_id
         return person
 
@@ -517,7 +584,7 @@ class PersonTracker:
         if track.last_seen >= person.last_seen:
             person.last_seen, person.box, person.confidence = (track.last_seen, track.box,
                                                                track.confidence)
-            person.track_id = track.track_id
+            person.track_id, person.velocity = track.track_id, track.velocity
 
     def _announce(self, kind: EventKind, person: _Person, track: _Track, stamp: float
                   ) -> PersonEventRecord:

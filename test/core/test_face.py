@@ -15,6 +15,7 @@ import pytest
 from facetrack_ros.core.embedding import cosine_similarity, DEFAULT_MIN_SIMILARITY
 from facetrack_ros.core.face import (DlibResNetEmbedder, Face, FaceAnalyzer, FaceDetector,
                                      FaceInputError, find_dlib_model_files, face_quality)
+from facetrack_ros.core.tracking import box_iou
 
 #: Photo name -> identity; two_people.jpg is handled apart (two faces).
 SINGLE_PHOTOS = {
@@ -30,10 +31,7 @@ def _read(shared_dir: Path, name: str) -> np.ndarray:
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    inter = (max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-             * max(0.0, min(a[3], b[3]) - max(a[1], b[1])))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union)
+    return float(box_iou(np.asarray(a, float), np.asarray(b, float)[None])[0])
 
 
 @pytest.fixture(scope='module')

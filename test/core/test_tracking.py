@@ -235,6 +235,95 @@ def test_brief_occlusion_with_new_track_is_the_same_appearance() -> None:
     assert out[0].track_id == later[0].track_id
 
 
+def _walk_behind_obstacle(tracker: PersonTracker, reappear_dx: float, height: float = 200.0
+                          ) -> tuple[list[TrackedPerson], list[TrackedPerson],
+                                     list[PersonEventRecord]]:
+    """Walk, vanish past ByteTrack's buffer, reappear and walk on; no faces.
+
+    The walk goes right at 60 px/s for 2 s, the gap lasts 1.5 s, and the walker reappears
+    reappear_dx px right of where the walk stopped, height px tall. Return the tracks before
+    and after the gap and every event, through the final PERSON_OUT(s).
+    """
+    before, after, events = [], [], []
+    for i in range(60):
+        persons, new = tracker.update(i / FPS, [_box(100 + 2 * i)])
+        before += persons
+        events += new
+    events += _run_empty(tracker, 60, 45)
+    for i in range(105, 165):
+        x = 100 + 2 * 59 + reappear_dx + 2 * (i - 105)
+        persons, new = tracker.update(i / FPS, [_box(x, h=height)])
+        after += persons
+        events += new
+    return before, after, events + _run_empty(tracker, 165, 120)
+
+
+def test_walker_lost_behind_an_obstacle_keeps_their_id_without_a_face() -> None:
+    """A new track starting where the lost walker was heading continues that person at once."""
+    tracker = PersonTracker(CONFIG)
+    # 1.5 s at 60 px/s: 90 px further on, where the person's velocity says they would be.
+    before, after, events = _walk_behind_obstacle(tracker, reappear_dx=90)
+    assert after[0].track_id != before[-1].track_id, 'ByteTrack should have dropped the track'
+    assert {p.person_id for p in after} == {'person-1'}
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, 'person-1'), (EventKind.PERSON_OUT, 'person-1')]
+    assert events[-1].duration == pytest.approx(164 / FPS)
+
+
+@pytest.mark.parametrize('reappear_dx, height, relink_distance', [
+    (400, 200.0, CONFIG.relink_distance),   # far from where the walker was heading
+    (90, 420.0, CONFIG.relink_distance),    # there, but twice as tall: someone nearer
+    (90, 200.0, 0.0),                       # re-linking switched off
+])
+def test_a_new_track_elsewhere_or_unlike_the_lost_walker_is_someone_new(
+        reappear_dx: float, height: float, relink_distance: float) -> None:
+    """Without a motion match the new track waits identity_wait_s and becomes a new person."""
+    tracker = PersonTracker(replace(CONFIG, relink_distance=relink_distance))
+    _, after, events = _walk_behind_obstacle(tracker, reappear_dx, height)
+    assert after[int(CONFIG.identity_wait_s * FPS)].person_id == 'person-2'
+    assert sorted((e.kind, e.person_id) for e in events) == [
+        (EventKind.PERSON_IN, 'person-1'), (EventKind.PERSON_IN, 'person-2'),
+        (EventKind.PERSON_OUT, 'person-1'), (EventKind.PERSON_OUT, 'person-2')]
+
+
+def test_a_track_seen_together_with_the_person_is_not_relinked_to_them() -> None:
+    """Someone appearing just ahead of a walker who is still in view is a second person.
+
+    Only persons missing from the frame can be continued by a new track.
+    """
+    tracker = PersonTracker(CONFIG)
+    events = []
+    for i in range(120):
+        bodies = [_box(100 + 2 * i)]
+        if i >= 45:
+            bodies.append(_box(100 + 2 * i + 90, y=100))
+        persons, new = tracker.update(i / FPS, bodies)
+        events += new
+    assert {p.person_id for p in persons} == {'person-1', 'person-2'}
+    assert [e.kind for e in events] == [EventKind.PERSON_IN] * 2
+
+
+def test_two_walkers_lost_together_wait_for_their_faces() -> None:
+    """Two people lost side by side and two new tracks where both were heading: a guess.
+
+    Each new track is within relink_distance of either person, so neither is continued by
+    motion; both wait identity_wait_s and become new persons rather than risk a swap.
+    """
+    tracker = PersonTracker(CONFIG)
+    events = []
+    for i in range(165):
+        if 60 <= i < 105:
+            bodies = []
+        else:
+            bodies = [_box(100 + 2 * i), _box(220 + 2 * i)]
+        persons, new = tracker.update(i / FPS, bodies)
+        events += new
+    assert sorted(p.person_id for p in persons) == ['person-3', 'person-4']
+    assert [e.person_id for e in events if e.kind is EventKind.PERSON_IN] == [
+        'person-1', 'person-2', 'person-3', 'person-4']
+    _check_pairing(events, closed=False)
+
+
 def test_old_track_refound_after_reidentification_stays_the_same_person() -> None:
     """Occluded briefly, re-identified on a new track, then ByteTrack re-finds the old track.
 
@@ -392,6 +481,7 @@ def test_track_buffer_follows_the_measured_frame_rate() -> None:
     ({'new_track_thresh': 0.0}, 'new_track_thresh'),
     ({'match_thresh': 1.5}, 'match_thresh'),
     ({'track_buffer_s': -1.0}, 'track_buffer_s'),
+    ({'relink_distance': -0.5}, 'relink_distance'),
     ({'identity_wait_s': float('nan')}, 'identity_wait_s'),
     ({'absence_timeout_s': 0.0}, 'absence_timeout_s'),
     ({'reid_memory_s': 1.0}, 'reid_memory_s'),
