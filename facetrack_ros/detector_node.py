@@ -28,6 +28,9 @@ PARAMETERS = (
     ParamSpec('confidence', 0.35, 'Smallest person score kept [0..1].', 0.01, 1.0),
     ParamSpec('image_size', 640, 'Inference image size (longest side) [px].', 32, 4096),
     ParamSpec('half', False, 'FP16 inference (CUDA and TensorRT only).'),
+    ParamSpec('threads', 0,
+              'CPU threads of torch inference and pre/post-processing (0: every CPU the '
+              'process may use; ultralytics alone would use one less).', 0, 1024),
     ParamSpec('require_model', False,
               'Fail when the person model is unavailable, instead of the face-first fallback.'),
     ParamSpec('allow_download', False,
@@ -59,7 +62,7 @@ class DetectorNode(LifecycleNode):
                 model=self.params.model, device=self.params.device,
                 confidence=self.params.confidence, image_size=self.params.image_size,
                 half=self.params.half, require_model=self.params.require_model,
-                allow_download=self.params.allow_download,
+                allow_download=self.params.allow_download, threads=self.params.threads,
                 face_detector_factory=lambda: FaceDetector(self.params.fallback_face_detector))
         except ModelUnavailableError as error:
             self.get_logger().error(str(error))

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Benchmark the facetrack pipeline on CPU: core stages, the old loop, and the ROS graph.
 
-For each video, with the real models:
+For each video and each person model (by default the weights of the shared dynamic-int8
+YOLOv8n ONNX file rebuilt as a float .pt by dequantize_yolo, then that ONNX file itself), with
+the real face models:
 1. core pipeline without ROS (the classes the nodes use, in one process): per-stage latency,
    throughput and the share of the frame time spent beyond the person detector;
 2. the old loop on the same frames (YOLO, then an ImageNet ResNet-50 embedding of every person
    box in every frame, named by box corner), and the speed-up of the new pipeline over it;
-3. the node graph as processes (GraphRunner, config/facetrack.yaml; camera, detector, tracker,
-   face_embedding and frame_history): latency from capture to each topic, achieved detection
-   rate, frames published vs detected;
+3. with the first model only, the node graph as processes (GraphRunner,
+   config/facetrack.yaml; camera, detector, tracker, face_embedding and frame_history):
+   latency from capture to each topic, achieved detection rate, frames published vs detected;
 4. the cost of moving the raw image over DDS.
 Prints figures only; nothing is asserted. Run with `source scripts/env.sh` first.
 """
@@ -40,6 +42,7 @@ import facetrack_ros
 from facetrack_ros import detector_node, face_embedding_node, tracker_node
 from facetrack_ros.conversions import bgr_to_image, time_to_sec
 from facetrack_ros.core.camera import Frame, SourceEnded, VideoFileSource
+from facetrack_ros.core.dequantize import cached_float_model
 from facetrack_ros.core.detection import YoloPersonDetector
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.tracking import (Detection, EmbeddingScheduler, PersonTracker,
@@ -54,7 +57,9 @@ PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
 SHARED = Path(os.environ.get('FACETRACK_SHARED', Path(__file__).resolve().parents[2] / 'shared'))
 DEFAULT_VIDEOS = (str(SHARED / 'data/video/hamilton_clip.mp4'),
                   str(SHARED / 'data/video/pedestrians_vtest.avi'))
-DEFAULT_MODEL = str(SHARED / 'models/yolov8n_int8.onnx')
+DEFAULT_ONNX = SHARED / 'models/yolov8n_int8.onnx'
+#: Where the float rebuild of DEFAULT_ONNX is kept between runs.
+MODEL_CACHE = Path.home() / '.cache' / 'facetrack_ros' / 'models'
 
 #: Targets: share of the core frame time beyond the detector, and speed-up over the old loop.
 MAX_BEYOND_DETECTOR = 0.15
@@ -158,7 +163,7 @@ def load_detector(model: str) -> YoloPersonDetector:
     """Load the person detector with the detector node's settings (model from the CLI)."""
     p = node_parameters('detector', detector_node.PARAMETERS)
     return YoloPersonDetector(model, device=p.device, confidence=p.confidence,
-                              image_size=p.image_size, half=p.half)
+                              image_size=p.image_size, half=p.half, threads=p.threads)
 
 
 def load_face_analyzer() -> FaceAnalyzer:
@@ -284,8 +289,11 @@ class OldResult:
 
 
 def load_resnet() -> Callable[[np.ndarray], np.ndarray]:
-    """Return an ImageNet ResNet-50 (random weights: only its cost matters) as crop -> vector."""
-    torch.set_num_threads(2)
+    """Return an ImageNet ResNet-50 (random weights: only its cost matters) as crop -> vector.
+
+    It computes with as many torch threads as the detector of the same loop (torch's thread
+    count is per process, and YoloPersonDetector sets it).
+    """
     model = torchvision.models.resnet50(weights=None).eval()
 
     def embed(crop_bgr: np.ndarray) -> np.ndarray:
@@ -466,11 +474,17 @@ class VideoReport:
     """Every measurement of one video."""
 
     video: str
+    model: str
     core: CoreResult
     old: OldResult
     graph: GraphResult | None = None
     camera_only: GraphResult | None = None
     copy: CopyCost | None = None
+
+    @property
+    def label(self) -> str:
+        """Video and model file names, for titles and columns."""
+        return f'{Path(self.video).name}, {Path(self.model).name}'
 
 
 def print_core(report: VideoReport) -> None:
@@ -479,7 +493,7 @@ def print_core(report: VideoReport) -> None:
     rows = [[name, f'{mean_ms(core.stages[name]):.1f}', f'{p95_ms(core.stages[name]):.1f}',
              f'{100 * sum(core.stages[name]) / sum(core.stages["total"]):.1f}']
             for name in CORE_STAGES]
-    print_table(f'Core pipeline without ROS, {Path(report.video).name}: {core.frames} frames, '
+    print_table(f'Core pipeline without ROS, {report.label}: {core.frames} frames, '
                 f'{core.persons / core.frames:.1f} tracked persons/frame, '
                 f'{core.faces_tried} face searches, {core.faces_found} with a face',
                 ['stage', 'mean [ms]', 'p95 [ms]', 'share [%]'], rows)
@@ -569,15 +583,15 @@ def summary(report: VideoReport, design_copies: int) -> Summary:
 def print_summary(reports: Sequence[VideoReport], design_copies: int) -> None:
     """Print one row per metric with a column per video, the target and whether it is met."""
     columns = [summary(report, design_copies) for report in reports]
+    metrics = list(dict.fromkeys(metric for column in columns for metric in column))
     rows = []
-    for metric in columns[0]:
-        entries = [column[metric] for column in columns]
-        met = [entry[2] for entry in entries]
-        rows.append([metric, *(entry[0] for entry in entries), entries[0][1],
-                     '-' if met[0] is None else
-                     ' / '.join('yes' if ok else 'NO' for ok in met)])
-    print_table('Summary', ['metric', *(Path(r.video).name for r in reports), 'target', 'met'],
-                rows)
+    for metric in metrics:
+        entries = [column.get(metric, ('', '-', None)) for column in columns]
+        met = [entry[2] for entry in entries if entry[2] is not None]
+        target = next(entry[1] for entry in entries if entry[0])
+        rows.append([metric, *(entry[0] for entry in entries), target,
+                     ' / '.join('yes' if ok else 'NO' for ok in met) if met else '-'])
+    print_table('Summary', ['metric', *(r.label for r in reports), 'target', 'met'], rows)
 
 
 # ------------------------------------------------------------------------------------------
@@ -588,7 +602,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--videos', nargs='+', default=list(DEFAULT_VIDEOS),
                         help='video files to run (default: hamilton clip and pedestrians)')
-    parser.add_argument('--model', default=DEFAULT_MODEL, help='YOLO person model')
+    parser.add_argument('--models', nargs='+',
+                        help='YOLO person models, each run on every video; the graph runs use '
+                        'the first (default: the float rebuild of the shared ONNX, then the '
+                        'ONNX itself)')
     parser.add_argument('--frames', type=int, default=60,
                         help='first frames of each video for the core and old loops')
     parser.add_argument('--ros-seconds', type=float, default=25.0,
@@ -599,9 +616,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.frames < 1 or args.ros_seconds <= 0:
         parser.error('--frames and --ros-seconds must be positive')
-    for path in [*args.videos, args.model]:
+    for path in [*args.videos, *(args.models or [DEFAULT_ONNX])]:
         if not Path(path).is_file():
             parser.error(f'no such file: {path}')
+    if not args.models:
+        args.models = [str(cached_float_model(DEFAULT_ONNX, MODEL_CACHE)), str(DEFAULT_ONNX)]
     return args
 
 
@@ -615,21 +634,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     print(f'machine: {platform.node()}, nproc {len(os.sched_getaffinity(0))}, CPU {cpu_model()}; '
           f'{load_note()}')
-    print(f'model: {args.model}\nvideos: {", ".join(args.videos)}\nparams: {PARAMS_FILE}\n'
+    print(f'models: {", ".join(args.models)}\nvideos: {", ".join(args.videos)}\n'
+          f'params: {PARAMS_FILE}\n'
           f'facetrack_ros: {Path(facetrack_ros.__file__).parent}; '
           f'RMW {os.environ.get("RMW_IMPLEMENTATION") or "default (rmw_fastrtps_cpp)"}')
     sys.stdout.flush()
 
-    detector = load_detector(args.model)
     analyzer = load_face_analyzer()
     resnet = load_resnet()
     reports = []
-    for video in args.videos:
-        print(f'\n[{Path(video).name}] core pipeline and old loop; {load_note()}', flush=True)
-        core = run_core(video, args.frames, detector, analyzer)
-        old = run_old_loop(video, args.frames, detector, resnet)
-        reports.append(VideoReport(video, core, old))
-        print_core(reports[-1])
+    for model in args.models:
+        # Both loops use the same detector: the comparison is about what follows it.
+        detector = load_detector(model)
+        for video in args.videos:
+            print(f'\n[{Path(video).name}, {Path(model).name}] core pipeline and old loop; '
+                  f'{load_note()}', flush=True)
+            core = run_core(video, args.frames, detector, analyzer)
+            old = run_old_loop(video, args.frames, detector, resnet)
+            reports.append(VideoReport(video, model, core, old))
+            print_core(reports[-1])
+        detector.close()
     # The in-process models would compete with the node processes for the two cores.
     del detector, analyzer, resnet
 
@@ -637,13 +661,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         rclpy.init()
         try:
             with tempfile.TemporaryDirectory(prefix='bench_pipeline_') as work:
-                for index, report in enumerate(reports):
-                    print(f'\n[{Path(report.video).name}] ROS graph run; {load_note()}',
-                          flush=True)
+                graphed = [report for report in reports if report.model == args.models[0]]
+                for index, report in enumerate(graphed):
+                    print(f'\n[{report.label}] ROS graph run; {load_note()}', flush=True)
                     logs = Path(work) / str(index)
-                    report.graph = run_graph(report.video, args.model, args.ros_seconds,
+                    report.graph = run_graph(report.video, report.model, args.ros_seconds,
                                              logs / 'graph', with_models=True)
-                    report.camera_only = run_graph(report.video, args.model,
+                    report.camera_only = run_graph(report.video, report.model,
                                                    min(TRANSPORT_ONLY_S, args.ros_seconds),
                                                    logs / 'camera', with_models=False)
                     report.copy = image_copy_cost(report.video)

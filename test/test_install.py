@@ -26,17 +26,19 @@ def test_package_is_imported_from_the_install():
     assert GetFrames.Request().tolerance == 0.5
 
 
-def test_one_executable_per_node_module(repo_dir):
-    """Every *_node.py has an executable under lib/facetrack_ros, and nothing else does."""
+def test_one_executable_per_node_module_and_tool(repo_dir):
+    """Every *_node.py and every listed tool has an executable under lib/facetrack_ros."""
     modules = {p.stem[:-len('_node')] for p in (repo_dir / 'facetrack_ros').glob('*_node.py')}
     cmake = (repo_dir / 'CMakeLists.txt').read_text()
     listed = set(re.search(r'set\(NODES ([^)]*)\)', cmake).group(1).split())
     assert listed == modules
+    tools = set(re.search(r'set\(TOOLS ([^)]*)\)', cmake).group(1).split())
+    entries = {name: f'{name}_node' for name in modules} | {name: name for name in tools}
     lib = _install_prefix() / 'lib' / 'facetrack_ros'
-    for name in modules:
+    for name, module in entries.items():
         executable = lib / name
         assert executable.is_file() and os.access(executable, os.X_OK), executable
-        assert f'facetrack_ros.{name}_node import main' in executable.read_text()
+        assert f'facetrack_ros.{module} import main' in executable.read_text()
 
 
 def test_launch_and_config_are_installed():

@@ -70,12 +70,14 @@ class YoloPersonDetector(PersonDetector):
 
     def __init__(self, model: str, device: str = 'cpu', confidence: float = 0.35,
                  image_size: int = 640, half: bool = False, classes: Sequence[int] = (0,),
-                 allow_download: bool = False) -> None:
+                 allow_download: bool = False, threads: int = 0) -> None:
         """Load the model and run it once, so the first real frame is not slow.
 
         model is a path, or (only with allow_download) a name ultralytics fetches, such as
         'yolo11n.pt'. classes are the model's class ids to report (0 is person in COCO).
-        Raise ModelUnavailableError if the model is missing or fails to load on device.
+        threads is the number of CPU threads torch computes with (0: every CPU this process
+        may use); it sets torch's process-wide count. Raise ModelUnavailableError if the model
+        is missing or fails to load on device.
         """
         configure_ultralytics_offline()
         path = Path(model).expanduser()
@@ -91,6 +93,10 @@ class YoloPersonDetector(PersonDetector):
         try:
             self._model: Any = YOLO(str(path), task='detect')
             self._predict(np.zeros((image_size, image_size, 3), np.uint8))
+            # Only now: the first prediction selects the device, and ultralytics then sets
+            # torch to cores - 1 threads (training's choice), half the CPU on a 2-core robot.
+            import torch
+            torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
         except Exception as error:  # any load failure means the same to the caller: no model
             raise ModelUnavailableError(
                 f'person model {model!r} (parameter `model`) cannot run on {device!r}: '
@@ -155,7 +161,8 @@ class FaceFirstPersonDetector(PersonDetector):
 def create_person_detector(model: str, device: str, confidence: float, image_size: int,
                            half: bool, require_model: bool,
                            face_detector_factory: Callable[[], FaceDetector],
-                           allow_download: bool = False) -> tuple[PersonDetector, str]:
+                           allow_download: bool = False,
+                           threads: int = 0) -> tuple[PersonDetector, str]:
     """Return the YOLO detector for model, or the face-first fallback, with a status line.
 
     Raise ModelUnavailableError (naming the `model` parameter) if require_model is set and
@@ -163,7 +170,7 @@ def create_person_detector(model: str, device: str, confidence: float, image_siz
     """
     try:
         detector = YoloPersonDetector(model, device, confidence, image_size, half,
-                                      allow_download=allow_download)
+                                      allow_download=allow_download, threads=threads)
     except ModelUnavailableError as error:
         if require_model:
             raise

@@ -1,0 +1,140 @@
+"""Rebuilding the shared dynamic-int8 YOLOv8n ONNX file as a float ultralytics checkpoint."""
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from facetrack_ros import dequantize_yolo
+from facetrack_ros.core.dequantize import (cached_float_model, dequantize_yolo_onnx,
+                                           file_sha256, ModelConversionError)
+from facetrack_ros.core.detection import YoloPersonDetector
+from facetrack_ros.core.tracking import box_iou
+
+#: Every FRAME_STEP-th of the first FRAMES frames of each shared video is compared.
+FRAMES, FRAME_STEP = 250, 10
+#: Share of either model's detections the other must find at IoU >= MATCH_IOU. Measured: the
+#: float model finds 39 of the ONNX's 39 people on hamilton_clip.mp4 and 156 of 161 on
+#: pedestrians_vtest.avi (157 of its own); it runs without activation quantization, so
+#: borderline people differ slightly.
+MIN_AGREEMENT = 0.95
+MATCH_IOU = 0.5
+#: Mean IoU of the matched boxes (measured 0.97 and 0.95).
+MIN_MEAN_IOU = 0.9
+
+
+@pytest.fixture(scope='module')
+def onnx_model(shared_dir) -> Path:
+    """Return the shared dynamic-int8 YOLOv8n ONNX file."""
+    return shared_dir / 'models' / 'yolov8n_int8.onnx'
+
+
+@pytest.fixture(scope='module')
+def converted(onnx_model, tmp_path_factory):
+    """Convert the shared model once for the module."""
+    return dequantize_yolo_onnx(onnx_model, tmp_path_factory.mktemp('float') / 'yolov8n.pt')
+
+
+def _matches(reference: list[np.ndarray], other: list[np.ndarray]) -> list[float]:
+    """Greedily pair each reference box with the best unused other box; return the IoUs."""
+    unused = list(other)
+    ious = []
+    for box in reference:
+        if not unused:
+            break
+        overlaps = box_iou(box, np.stack(unused))
+        best = int(np.argmax(overlaps))
+        if overlaps[best] >= MATCH_IOU:
+            ious.append(float(overlaps[best]))
+            unused.pop(best)
+    return ious
+
+
+@pytest.mark.parametrize('video', ['hamilton_clip.mp4', 'pedestrians_vtest.avi'])
+def test_float_model_finds_the_people_the_onnx_finds(video, onnx_model, converted, shared_dir):
+    """Same network, same weights: the two files detect the same people on real video."""
+    original = YoloPersonDetector(str(onnx_model))
+    rebuilt = YoloPersonDetector(str(converted.path))
+    capture = cv2.VideoCapture(str(shared_dir / 'data' / 'video' / video))
+    counts = [0, 0]
+    ious = []
+    for index in range(FRAMES):
+        ok, frame = capture.read()
+        assert ok, f'{video} ended at frame {index}'
+        if index % FRAME_STEP:
+            continue
+        boxes = [[person.box for person in detector.detect(frame)]
+                 for detector in (original, rebuilt)]
+        counts = [counts[0] + len(boxes[0]), counts[1] + len(boxes[1])]
+        ious += _matches(boxes[0], boxes[1])
+    capture.release()
+    assert counts[0] > 30, f'too few people in {video} to compare: {counts}'
+    assert len(ious) >= MIN_AGREEMENT * max(counts), (len(ious), counts)
+    assert np.mean(ious) >= MIN_MEAN_IOU
+
+
+def test_float_model_runs_on_the_threads_asked_for(converted):
+    """threads=0 means every CPU: not the cores - 1 ultralytics picks for training."""
+    for threads, expected in ((1, 1), (0, len(os.sched_getaffinity(0)))):
+        detector = YoloPersonDetector(str(converted.path), threads=threads)
+        assert torch.get_num_threads() == expected
+        detector.close()
+
+
+def test_checkpoint_records_model_and_provenance(converted, onnx_model):
+    """The .pt names its classes and the file it came from; every conv weight was int8."""
+    checkpoint = torch.load(converted.path, weights_only=False)
+    assert converted.architecture == 'yolov8n' and converted.classes == 80
+    assert checkpoint['model'].names[0] == 'person'
+    assert checkpoint['converted_from']['sha256'] == file_sha256(onnx_model)
+    quantized = [init.name for init in onnx.load(str(onnx_model)).graph.initializer
+                 if init.name.endswith('_quantized')]
+    # YOLOv8's DFL projection is fixed by the architecture: kept exact, not taken from int8.
+    assert converted.dequantized == len(quantized) - 1
+    dfl = checkpoint['model'].model[-1].dfl.conv.weight.flatten()
+    assert torch.equal(dfl, torch.arange(dfl.numel(), dtype=dfl.dtype))
+
+
+def test_refuses_files_it_cannot_rebuild(shared_dir, onnx_model, tmp_path):
+    """Another network, a damaged file and missing weights: a clear error, nothing written."""
+    target = tmp_path / 'out.pt'
+    with pytest.raises(ModelConversionError, match='not an ultralytics detection export'):
+        dequantize_yolo_onnx(shared_dir / 'models' / 'yunet_s_640_640.onnx', target)
+
+    damaged = tmp_path / 'damaged.onnx'
+    damaged.write_bytes(onnx_model.read_bytes()[:100_000])
+    with pytest.raises(ModelConversionError, match='not a readable ONNX file'):
+        dequantize_yolo_onnx(damaged, target)
+
+    model = onnx.load(str(onnx_model))
+    dropped = next(init for init in model.graph.initializer
+                   if init.name == 'model.4.m.0.cv1.conv.weight_quantized')
+    model.graph.initializer.remove(dropped)
+    incomplete = tmp_path / 'incomplete.onnx'
+    onnx.save(model, str(incomplete))
+    with pytest.raises(ModelConversionError, match=r'lacks 1 of .*model\.4\.m\.0\.cv1\.conv'):
+        dequantize_yolo_onnx(incomplete, target)
+    assert sorted(tmp_path.iterdir()) == sorted([damaged, incomplete])
+
+
+def test_cache_converts_once_per_source_content(onnx_model, tmp_path):
+    """A second call reuses the file; its name carries the source's digest."""
+    first = cached_float_model(onnx_model, tmp_path)
+    written = first.stat().st_mtime_ns
+    assert cached_float_model(onnx_model, tmp_path) == first
+    assert first.stat().st_mtime_ns == written
+    assert file_sha256(onnx_model)[:12] in first.name
+
+
+def test_command_line(onnx_model, shared_dir, tmp_path, capsys):
+    """`ros2 run facetrack_ros dequantize_yolo`: exit 0 with a summary, 1 with the reason."""
+    assert dequantize_yolo.main([str(onnx_model), str(tmp_path / 'y.pt')]) == 0
+    assert '63 of 127 tensors dequantized' in capsys.readouterr().out
+    assert dequantize_yolo.main([str(shared_dir / 'models' / 'yunet_s_640_640.onnx'),
+                                 str(tmp_path / 'n.pt')]) == 1
+    assert 'not an ultralytics detection export' in capsys.readouterr().err
+    assert not (tmp_path / 'n.pt').exists()
