@@ -169,4 +169,5 @@ class FaceEmbeddingNode(LifecycleNode):
 
 def main(args: list[str] | None = None) -> int:
     """Run the face_embedding node."""
-    return run_node(FaceEmbeddingNode, args)
+    # Two threads: images are cached (their own callback group) while faces are embedded.
+    return run_node(FaceEmbeddingNode, args, threads=2)

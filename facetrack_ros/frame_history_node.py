@@ -526,4 +526,5 @@ def _window(request: Request) -> tuple[int | None, int | None]:
 
 def main(args: list[str] | None = None) -> int:
     """Run the frame_history node."""
-    return run_node(FrameHistoryNode, args)
+    # Two threads: frames are recorded while a search (its own callback group) runs.
+    return run_node(FrameHistoryNode, args, threads=2)
