@@ -234,6 +234,9 @@ class _Person:
         self.embedding = embedding
 
 
+#: Largest height ratio between a lost person and a new track that continues them: a box
+#: much taller or shorter at the same place is someone nearer or farther from the camera.
+RELINK_MAX_HEIGHT_RATIO = 1.5
 #: Weight of the newest frame in a track's smoothed velocity: detector boxes jitter by a few
 #: pixels, which over a 0.1 s frame gap is tens of px/s.
 _VELOCITY_SMOOTHING = 0.3
@@ -461,9 +464,9 @@ class PersonTracker:
 
         The person's last box is moved on by its velocity to the track's first sighting; the
         distance from there to the track's first box, in the person's heights, must be at most
-        relink_distance, and the two heights within a factor of 1.5. Only one-to-one matches
-        count: in a group it is a guess which new track is whose, and a wrong guess would hand
-        one person's id to another, so those tracks wait for a face like any other.
+        relink_distance, and the two heights within RELINK_MAX_HEIGHT_RATIO of each other. Only
+        one-to-one matches count: in a group it is a guess which new track is whose, and a wrong
+        guess would hand one person's id to another, so those tracks wait for a face.
         """
         limit = self._config.relink_distance
         missing = [p for p in self._persons.values()
@@ -480,11 +483,12 @@ class PersonTracker:
                 ratio = float(track.first_box[3] - track.first_box[1]) / height
                 heading = _centre(person.box) + person.velocity * gap
                 distance = float(np.linalg.norm(_centre(track.first_box) - heading)) / height
-                if distance <= limit and 1 / 1.5 <= ratio <= 1.5:
-                    pairs.append((distance, track.track_id, person.person_id))
-        track_counts = Counter(track_id for _, track_id, _ in pairs)
-        person_counts = Counter(person_id for _, _, person_id in pairs)
-        for _, track_id, person_id in pairs:
+                if (distance <= limit
+                        and 1 / RELINK_MAX_HEIGHT_RATIO <= ratio <= RELINK_MAX_HEIGHT_RATIO):
+                    pairs.append((track.track_id, person.person_id))
+        track_counts = Counter(track_id for track_id, _ in pairs)
+        person_counts = Counter(person_id for _, person_id in pairs)
+        for track_id, person_id in pairs:
             if track_counts[track_id] == 1 and person_counts[person_id] == 1:
                 track = self._tracks[track_id]
                 track.person_id = person_id
