@@ -29,10 +29,30 @@ else
   echo "setup: $venv is up to date"
 fi
 
+# Test tools: the real launch, launch_testing and ros2 command line, from ../shared/ros2-tools
+# (or FACETRACK_ROS2_TOOLS). Robots have them from apt; the package never imports them at run
+# time. launch_ros imports composition_interfaces, which has no wheel: colcon builds it below.
+tools="${FACETRACK_ROS2_TOOLS:-$repo/../shared/ros2-tools}"
+packages=(.)
+if [ -d "$tools/wheels" ] && [ -d "$tools/composition_interfaces" ]; then
+  tools_want="$(cd "$tools/wheels" && sha256sum ./*.whl | sha256sum | cut -d' ' -f1)"
+  tools_stamp="$venv/.facetrack_ros2_tools.sha256"
+  if [ "$(cat "$tools_stamp" 2>/dev/null)" != "$tools_want" ]; then
+    echo "setup: installing ros2 launch, launch_testing and CLI from $tools"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+      "$tools"/wheels/*.whl
+    echo "$tools_want" > "$tools_stamp"
+  fi
+  packages+=("$tools/composition_interfaces")
+else
+  echo "setup: no ROS 2 test tools at $tools: ros2 launch and the launch-level tests need them"
+fi
+
 # shellcheck disable=SC1091
 source "$venv/bin/activate"
 export AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv"
 cd "$repo"
-colcon --log-base build/log build --base-paths . --build-base build --install-base install \
+colcon --log-base build/log build --base-paths "${packages[@]}" --build-base build \
+  --install-base install \
   --event-handlers console_cohesion- summary+ \
   --cmake-args -DPython3_EXECUTABLE="$venv/bin/python" -DBUILD_TESTING=OFF

@@ -552,8 +552,21 @@ CRASHING_WRITER = textwrap.dedent('''
 ''').format(T0=T0, S=S, TYPE=COMPRESSED_IMAGE_TYPE)
 
 
+@pytest.fixture
+def store_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Capture the frame store's warnings at the store's own logger.
+
+    Importing `launch` (its pytest plugins do) stops loggers created later from propagating to
+    the root logger, where caplog listens.
+    """
+    logger = logging.getLogger('facetrack_ros.core.history.segments')
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+
+
 def test_crash_loses_only_unflushed_data(tmp_path: Path, jpeg: bytes, definition: str,
-                                         caplog: pytest.LogCaptureFixture) -> None:
+                                         store_log: pytest.LogCaptureFixture) -> None:
     """After a crash the unfinished segment is recovered up to the last flush; so is the index."""
     data = frame_message(T0, jpeg, definition).data
     subprocess.run([sys.executable, '-c', CRASHING_WRITER, str(tmp_path), data.hex(),
@@ -562,11 +575,11 @@ def test_crash_loses_only_unflushed_data(tmp_path: Path, jpeg: bytes, definition
     (path,) = (tmp_path / 'segments').glob('*.mcap')
     with open(path, 'rb') as stream, pytest.raises(Exception):
         make_reader(stream).get_summary()   # no footer
-    with caplog.at_level(logging.WARNING), FrameHistory(tmp_path) as history:
+    with store_log.at_level(logging.WARNING), FrameHistory(tmp_path) as history:
         (info,) = history.store.segments()
         assert info.finished and info.messages == 30
         assert len(history.store.problems) == 1 and 'recovered 30' in history.store.problems[0]
-        assert any('recovered 30' in record.message for record in caplog.records)
+        assert any('recovered 30' in record.message for record in store_log.records)
         assert history.store.nearest_frame(T0 + 29 * S // 10, 0.01).data == jpeg
         assert history.store.nearest_frame(T0 + 35 * S // 10, 0.01) is None
         assert history.index.entry_count() == 3   # t = 0, 1, 2 s; bucket of 3.x s not committed
@@ -577,7 +590,8 @@ def test_crash_loses_only_unflushed_data(tmp_path: Path, jpeg: bytes, definition
 @pytest.mark.parametrize('chop', [1, 37, 500, 0.5])
 def test_truncated_and_garbage_segments_are_skipped(tmp_path: Path, jpeg: bytes,
                                                     definition: str, chop: float,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+                                                    store_log: pytest.LogCaptureFixture
+                                                    ) -> None:
     """Damaged files are reported and skipped (or recovered); the rest stays readable."""
     config = HistoryConfig(segment_duration_s=2.0)
     with FrameStore(tmp_path, config) as store:
@@ -591,8 +605,8 @@ def test_truncated_and_garbage_segments_are_skipped(tmp_path: Path, jpeg: bytes,
     segment_dir = tmp_path / 'segments'
     (segment_dir / 'front_20990101T000000.000000000Z.mcap').write_bytes(os.urandom(5000))
     (segment_dir / 'notes.mcap').write_bytes(b'not a segment')
-    with caplog.at_level(logging.WARNING), FrameStore(tmp_path, config) as reopened:
-        assert len(reopened.problems) == 3 and len(caplog.records) == 3
+    with store_log.at_level(logging.WARNING), FrameStore(tmp_path, config) as reopened:
+        assert len(reopened.problems) == 3 and len(store_log.records) == 3
         names = [info.name for info in reopened.segments()]
         # A cut inside the last chunk leaves nothing to recover: that segment is skipped too.
         assert names == [info.name for info in infos][:len(names)] and len(names) >= 2
