@@ -53,27 +53,26 @@ class NodeInterfaces:
     provisional: bool = False
 
 
+def _private_services(package: str, services: Mapping[str, str]) -> tuple[Endpoint, ...]:
+    """Return {name: service type} as the node's own (~/name) services of package."""
+    return tuple(Endpoint(f'~/{name}', f'{package}/srv/{kind}') for name, kind in services.items())
+
+
 # Endpoints of every rclpy node (Kilted), created by rclpy itself ----------------------------
 ROSOUT = Endpoint('/rosout', 'rcl_interfaces/msg/Log')
 PARAMETER_EVENTS = Endpoint('/parameter_events', 'rcl_interfaces/msg/ParameterEvent')
-PARAMETER_SERVICES = tuple(
-    Endpoint(f'~/{name}', f'rcl_interfaces/srv/{kind}') for name, kind in (
-        ('describe_parameters', 'DescribeParameters'),
-        ('get_parameter_types', 'GetParameterTypes'),
-        ('get_parameters', 'GetParameters'),
-        ('list_parameters', 'ListParameters'),
-        ('set_parameters', 'SetParameters'),
-        ('set_parameters_atomically', 'SetParametersAtomically')))
+PARAMETER_SERVICES = _private_services('rcl_interfaces', {
+    'describe_parameters': 'DescribeParameters', 'get_parameter_types': 'GetParameterTypes',
+    'get_parameters': 'GetParameters', 'list_parameters': 'ListParameters',
+    'set_parameters': 'SetParameters', 'set_parameters_atomically': 'SetParametersAtomically'})
 TYPE_DESCRIPTION_SERVICE = Endpoint(
     '~/get_type_description', 'type_description_interfaces/srv/GetTypeDescription')
 # ... and by rclpy's LifecycleNode.
-LIFECYCLE_SERVICES = tuple(
-    Endpoint(f'~/{name}', f'lifecycle_msgs/srv/{kind}') for name, kind in (
-        ('change_state', 'ChangeState'),
-        ('get_state', 'GetState'),
-        ('get_available_states', 'GetAvailableStates'),
-        ('get_available_transitions', 'GetAvailableTransitions'),
-        ('get_transition_graph', 'GetAvailableTransitions')))
+LIFECYCLE_SERVICES = _private_services('lifecycle_msgs', {
+    'change_state': 'ChangeState', 'get_state': 'GetState',
+    'get_available_states': 'GetAvailableStates',
+    'get_available_transitions': 'GetAvailableTransitions',
+    'get_transition_graph': 'GetAvailableTransitions'})
 TRANSITION_EVENT = Endpoint('~/transition_event', 'lifecycle_msgs/msg/TransitionEvent')
 
 # The package's own endpoints ---------------------------------------------------------------

@@ -219,10 +219,9 @@ def create_keystore(root: str | Path, robots: Iterable[str] = ('/',), domain_id:
     root = Path(root)
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     not_before, not_after = now - CLOCK_MARGIN, now + datetime.timedelta(days=days)
-    for folder, mode in ((root, 0o755), (root / 'public', 0o755), (root / 'private', 0o700),
-                         (root / 'enclaves', 0o755)):
+    for folder in (root / 'public', root / 'private', root / 'enclaves'):
         folder.mkdir(parents=True, exist_ok=True)
-        folder.chmod(mode)
+    (root / 'private').chmod(0o700)
     ca_days = max(CA_DAYS, days + 1)
     identity = _load_or_create_ca(root, IDENTITY_CA, not_before, ca_days)
     permissions = _load_or_create_ca(root, PERMISSIONS_CA, not_before, ca_days)
