@@ -3,15 +3,19 @@
   ros2 launch facetrack_ros facetrack.launch.py source:=/dev/video0 robot_id:=r1 namespace:=r1
 
 Several robots can share one DDS domain: give each its own namespace and robot_id.
+With keystore:=<folder> (made by `ros2 run facetrack_ros make_keystore`), every node runs in
+its SROS2 enclave, encrypted and allowed only its own topics and services.
 """
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from facetrack_ros.keystore import enclave_path, security_environment
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+from launch_ros.utilities import prefix_namespace
 
 ARGUMENTS = {
     'source': ('0', 'Camera source: V4L2 index or /dev/videoN, video file, image folder, or '
@@ -25,6 +29,10 @@ ARGUMENTS = {
     'params_file': ('', 'Parameter YAML (default: the package\'s config/facetrack.yaml).'),
     'annotate': ('false', 'Also start the annotator (annotated image for rqt_image_view).'),
     'loop': ('false', 'Loop a video file or image folder source.'),
+    'keystore': ('', 'SROS2 keystore folder made by make_keystore for this namespace (empty: '
+                     'security off). Each node then runs in its enclave '
+                     '/facetrack_ros[/<namespace>]/<node>, with ROS_SECURITY_ENABLE=true and '
+                     'ROS_SECURITY_STRATEGY=Enforce.'),
 }
 
 
@@ -43,10 +51,21 @@ def generate_launch_description() -> LaunchDescription:
         for name, (default, description) in ARGUMENTS.items()]
     params = arg['params_file']
 
-    def node(executable: str, overrides: dict, **kwargs) -> Node:
-        return Node(package='facetrack_ros', executable=executable, name=executable,
-                    namespace=arg['namespace'], parameters=[params, overrides],
-                    output='screen', emulate_tty=True, **kwargs)
+    def node(executable: str, overrides: dict, **kwargs) -> OpaqueFunction:
+        # Whether to secure the node, and its enclave (from the namespace it will have, under
+        # any PushRosNamespace), are known once the arguments are.
+        def create(context: LaunchContext) -> list[Node]:
+            keystore = arg['keystore'].perform(context)
+            security = {}
+            if keystore:
+                namespace = prefix_namespace(context.launch_configurations.get('ros_namespace'),
+                                             arg['namespace'].perform(context))
+                security = {'ros_arguments': ['--enclave', enclave_path(executable, namespace)],
+                            'additional_env': security_environment(keystore)}
+            return [Node(package='facetrack_ros', executable=executable, name=executable,
+                         namespace=arg['namespace'], parameters=[params, overrides],
+                         output='screen', emulate_tty=True, **security, **kwargs)]
+        return OpaqueFunction(function=create)
 
     def folder(name: str) -> ParameterValue:
         return ParameterValue(PathJoinSubstitution([arg['log_dir'], name]), value_type=str)
