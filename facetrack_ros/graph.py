@@ -11,7 +11,11 @@ shared by every robot). ROS-free: types are names, nothing here imports rclpy.
 """
 
 from dataclasses import dataclass
+import os
 from typing import Mapping
+
+#: The package name: first part of every enclave path.
+PACKAGE = 'facetrack_ros'
 
 
 @dataclass(frozen=True)
@@ -184,3 +188,16 @@ def resolve(name: str, node: str, namespace: str) -> str:
 def is_name_token(token: str) -> bool:
     """Return whether token is a valid ROS name part: letters, digits, _; no leading digit."""
     return token.isascii() and token.replace('_', 'a').isalnum() and not token[0].isdigit()
+
+
+def enclave_path(node: str, namespace: str = '') -> str:
+    """Return a node's enclave: /facetrack_ros/<node>, or /facetrack_ros/<namespace>/<node>."""
+    if not is_name_token(node):
+        raise ValueError(f'invalid node name {node!r}')
+    return f'/{PACKAGE}{normalize_namespace(namespace).rstrip("/")}/{node}'
+
+
+def security_environment(keystore: str | os.PathLike) -> dict[str, str]:
+    """Return the environment that makes rcl enforce security with keystore's enclaves."""
+    return {'ROS_SECURITY_KEYSTORE': os.path.abspath(os.path.expanduser(keystore)),
+            'ROS_SECURITY_ENABLE': 'true', 'ROS_SECURITY_STRATEGY': 'Enforce'}

@@ -1,7 +1,7 @@
 """SROS2 keystore for the facetrack_ros graph: CAs, governance, one enclave per node and robot.
 
 ROS-free (Python `cryptography`); `ros2 run facetrack_ros make_keystore` is its command line,
-launch/facetrack.launch.py names the enclaves with enclave_path(). The layout is the one
+launch/facetrack.launch.py names the enclaves with graph.enclave_path(). The layout is the one
 `ros2 security create_keystore` and `create_enclave` write, so rcl finds the enclaves and
 sros2's tools read the keystore:
 
@@ -33,11 +33,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
 
-from facetrack_ros.graph import (Endpoint, GRAPH, is_name_token, normalize_namespace,
+from facetrack_ros.graph import (enclave_path, Endpoint, GRAPH, normalize_namespace, PACKAGE,
                                  PARAMETER_EVENTS, PARAMETER_SERVICES, resolve, ROSOUT,
                                  TYPE_DESCRIPTION_SERVICE, with_builtins)
 
-PACKAGE = 'facetrack_ros'
 IDENTITY_CA = 'identity_ca'
 PERMISSIONS_CA = 'permissions_ca'
 #: rmw_fastrtps' graph discovery topic: a DDS name of its own, without the rt/ prefix.
@@ -76,22 +75,9 @@ class Grant:
             self.subscribe.add(f'rr{name}Reply')
 
 
-def enclave_path(node: str, namespace: str = '') -> str:
-    """Return a node's enclave: /facetrack_ros/<node>, or /facetrack_ros/<namespace>/<node>."""
-    if not is_name_token(node):
-        raise ValueError(f'invalid node name {node!r}')
-    return f'/{PACKAGE}{normalize_namespace(namespace).rstrip("/")}/{node}'
-
-
 def enclave_dir(keystore: str | Path, enclave: str) -> Path:
     """Return the folder of an enclave in a keystore."""
     return Path(keystore) / 'enclaves' / enclave.strip('/')
-
-
-def security_environment(keystore: str | Path) -> dict[str, str]:
-    """Return the environment that makes rcl enforce security with keystore's enclaves."""
-    return {'ROS_SECURITY_KEYSTORE': os.path.abspath(os.path.expanduser(keystore)),
-            'ROS_SECURITY_ENABLE': 'true', 'ROS_SECURITY_STRATEGY': 'Enforce'}
 
 
 def node_grant(node: str, namespace: str, bindings: Mapping[str, str] | None = None) -> Grant:

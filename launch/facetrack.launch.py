@@ -7,7 +7,7 @@ With keystore:=<folder> (made by `ros2 run facetrack_ros make_keystore`), every 
 its SROS2 enclave, encrypted and allowed only its own topics and services.
 """
 
-from facetrack_ros.keystore import enclave_path, security_environment
+from facetrack_ros.graph import enclave_path, security_environment
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition

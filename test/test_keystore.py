@@ -22,7 +22,8 @@ import pytest
 
 from facetrack_ros.graph import GRAPH, RELAY, resolve, with_builtins
 from facetrack_ros.graph_runner import executable
-from facetrack_ros.keystore import create_keystore, enclave_path
+from facetrack_ros.graph import enclave_path
+from facetrack_ros.keystore import create_keystore
 
 DOMAIN = 7
 DAYS = 30

@@ -19,7 +19,8 @@ from launch.utilities import perform_substitutions
 import pytest
 
 from facetrack_ros.graph import GRAPH
-from facetrack_ros.keystore import create_keystore, enclave_path
+from facetrack_ros.graph import enclave_path
+from facetrack_ros.keystore import create_keystore
 
 LAUNCHED = [node for node, interfaces in GRAPH.items() if not interfaces.provisional]
 
