@@ -354,8 +354,11 @@ class FrameHistoryNode(LifecycleNode):
         return response
 
 
+#: Executor threads: frames are recorded while a search and a frame lookup (each in a callback
+#: group of its own) run.
+EXECUTOR_THREADS = 3
+
+
 def main(args: list[str] | None = None) -> int:
     """Run the frame_history node."""
-    # Three threads: frames are recorded while a search and a frame lookup (each its own
-    # callback group) run.
-    return run_node(FrameHistoryNode, args, threads=3)
+    return run_node(FrameHistoryNode, args, threads=EXECUTOR_THREADS)

@@ -456,10 +456,12 @@ class EmbeddingIndex:
             try:
                 self.flush()
             finally:
-                self._db.close()
-                for reader in self._readers:   # a reader still in use closes on its return
+                # Readers first: the last connection to close checkpoints and removes the WAL,
+                # which a read-only one cannot. One still in use closes on its return.
+                for reader in self._readers:
                     reader.close()
                 self._readers.clear()
+                self._db.close()
 
     @contextmanager
     def _reading(self, start_ns: int, end_ns: int,

@@ -166,7 +166,8 @@ def check_embedding(values: Sequence[float] | np.ndarray, dim: int) -> np.ndarra
     small enough to normalise in float32: 1e38 each would make a zero vector silently.
     """
     try:
-        vector = validate_embedding(values, dim)
+        with np.errstate(over='ignore', invalid='ignore'):   # judged below, not warned
+            vector = validate_embedding(values, dim)
     except (EmbeddingError, TypeError, ValueError) as error:
         raise _invalid(f'bad embedding: {error}') from None
     if not (np.all(np.isfinite(vector)) and abs(float(np.linalg.norm(vector)) - 1) < 1e-3):
