@@ -24,6 +24,7 @@ from facetrack_ros.frame_history_node import EXECUTOR_THREADS, FrameHistoryNode
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
 from facetrack_ros.srv import BacktrackSearch, GetFrames
+from face_frames import letterbox
 from rostest_utils import spin_until
 
 pytestmark = pytest.mark.ros
@@ -38,19 +39,10 @@ def photos(shared_dir):
     out = {}
     for person in ('lin-manuel-miranda', 'alex-lacamoire'):
         image = cv2.imread(str(shared_dir / 'data' / 'faces' / f'{person}.png'))
-        image = _letterbox(image)
+        image = letterbox(image)
         out[person] = (image, analyzer.largest_face(image))
         assert out[person][1] is not None
     return out
-
-
-def _letterbox(image: np.ndarray, width: int = 640, height: int = 360) -> np.ndarray:
-    """Fit image into a width x height frame without distorting it."""
-    scale = min(width / image.shape[1], height / image.shape[0])
-    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    frame = np.zeros((height, width, 3), np.uint8)
-    frame[:small.shape[0], :small.shape[1]] = small
-    return frame
 
 
 class Harness:

@@ -18,6 +18,7 @@ from facetrack_ros.core.history import (check_query, COMPRESSED_IMAGE_TYPE, Embe
                                         SearchRefused, SearchSettings, SerializedMessage)
 from facetrack_ros.core.history.search import (MAX_DEEP_BUDGET_S, MAX_QUERY_IMAGE_SIDE_PX,
                                                MAX_STAMP_NS, MAX_WINDOW_S)
+from face_frames import letterbox
 
 T0 = 1_750_000_000 * 10 ** 9   # 2025-06-15, an arbitrary capture epoch [ns]
 S = 10 ** 9
@@ -32,15 +33,6 @@ WINDOW = dict(center_ns=T0 + 30 * S, window_s=200.0)
 def analyzer() -> FaceAnalyzer:
     """Return the real face model (dlib HOG detector and ResNet descriptor)."""
     return FaceAnalyzer(FaceDetector('hog'), DlibResNetEmbedder())
-
-
-def letterbox(image: np.ndarray, width: int = 640, height: int = 360) -> np.ndarray:
-    """Fit image into a width x height frame without distorting it, as a camera frame."""
-    scale = min(width / image.shape[1], height / image.shape[0])
-    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    frame = np.zeros((height, width, 3), np.uint8)
-    frame[:small.shape[0], :small.shape[1]] = small
-    return frame
 
 
 @pytest.fixture(scope='module')
