@@ -23,6 +23,7 @@ from enum import IntEnum
 import logging
 import math
 from numbers import Integral, Real
+import threading
 import time
 from typing import Sequence, TYPE_CHECKING
 
@@ -229,7 +230,8 @@ class HistorySearch:
     """Searches of one FrameHistory (index and frames); thread-safe, so callers may share it.
 
     Searches read without blocking the history's recording (see EmbeddingIndex and
-    FrameStore). Queries by image and deep mode need the face analyzer.
+    FrameStore). Queries by image and deep mode need the face analyzer, which one search at a
+    time uses (the face model is not made for threads).
     """
 
     def __init__(self, history: 'FrameHistory', analyzer: FaceAnalyzer | None = None,
@@ -238,6 +240,7 @@ class HistorySearch:
         self.history = history
         self.analyzer = analyzer
         self.settings = settings
+        self._model_lock = threading.Lock()
 
     def search(self, query: SearchQuery,
                settings: SearchSettings | None = None) -> SearchOutcome:
@@ -309,7 +312,9 @@ class HistorySearch:
         scale = MAX_QUERY_IMAGE_SIDE_PX / max(image.shape[:2])
         if scale < 1:   # detection time grows with the pixels; a face keeps enough of them
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        face = self._analyzer('a query by image').largest_face(image)
+        analyzer = self._analyzer('a query by image')
+        with self._model_lock:
+            face = analyzer.largest_face(image)
         if face is None:
             raise SearchRefused(SearchCode.NO_FACE, 'no face found in the query image')
         return face.embedding, 'the face in the image'
@@ -347,7 +352,8 @@ class HistorySearch:
                 break
             done += 1
             image = _decode(frame)
-            faces = analyzer.analyze(image) if image is not None else []
+            with self._model_lock:
+                faces = analyzer.analyze(image) if image is not None else []
             if not faces:
                 continue
             similarities = cosine_similarity(embedding, np.stack([f.embedding for f in faces]))
