@@ -4,14 +4,16 @@
 (a) One hour of one camera at 30 FPS with five people in view: real small JPEGs, serialized to
     CDR by rclpy as the node does, written into MCAP segments (flushed once per capture second,
     as the node's timer would), and one index entry per person per second.
-(b) 24 hours of the index alone (five people, one entry per second each).
+(b) 24 hours of the index alone (five people, one entry per second each); also the latency of
+    index writes (what recording does every second) while searches run back to back.
 (c) The old approach on a short window of real video stored as JPEG: every frame decoded, the
     person detector and the face model run again, each face compared with a real query face.
 (d) The frame_history node itself (a process, config/facetrack.yaml) serving (a) and then (b):
     BacktrackSearch calls over the whole history and the node's resident memory.
 
-Then it times searches over each whole window (random person embedding plus noise) and frame
-lookups, and prints one table, then the targets and whether each is met. Nothing is asserted.
+Then it times searches over each whole window (random person embedding plus noise) through the
+core's HistorySearch, which the node's BacktrackSearch calls, and frame lookups, and prints one
+table, then the targets and whether each is met. Nothing is asserted.
 """
 
 import argparse
@@ -22,6 +24,7 @@ from pathlib import Path
 import resource
 import sys
 import tempfile
+import threading
 import time
 from typing import Callable
 
@@ -40,7 +43,8 @@ from facetrack_ros.core.detection import YoloPersonDetector
 from facetrack_ros.core.embedding import DEFAULT_MIN_SIMILARITY, DLIB_EMBEDDING_DIM
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.history import (COMPRESSED_IMAGE_TYPE, EmbeddingIndex, FrameHistory,
-                                        HistoryConfig, IndexEntry, message_definition,
+                                        HistoryConfig, HistorySearch, IndexEntry,
+                                        message_definition, QueryKind, SearchQuery,
                                         SerializedMessage)
 from facetrack_ros.core.history.config import NS_PER_S
 from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
@@ -130,17 +134,40 @@ def add_entries(index: EmbeddingIndex, people: np.ndarray, second: int, segment:
                              float(rng.uniform(0.3, 1.0)), sighting(base, rng), segment))
 
 
-def time_searches(index: EmbeddingIndex, people: np.ndarray, end_s: int, queries: int,
+def time_searches(history: FrameHistory, people: np.ndarray, end_s: int, queries: int,
                   rng: np.random.Generator) -> tuple[np.ndarray, int, int]:
     """Search the whole window `queries` times; return latencies [ms], entries, appearances."""
+    search = HistorySearch(history)
     latencies, entries, appearances = [], 0, 0
     for _ in range(queries):
-        query = sighting(people[rng.integers(PEOPLE)], rng)
+        query = SearchQuery(QueryKind.EMBEDDING, embedding=sighting(people[rng.integers(PEOPLE)],
+                                                                    rng),
+                            center_ns=T0 + end_s * NS_PER_S // 2, window_s=end_s)
         began = time.perf_counter()
-        result = index.search(query, T0, T0 + end_s * NS_PER_S)
+        outcome = search.search(query)
         latencies.append((time.perf_counter() - began) * 1000)
-        entries, appearances = result.entries_searched, len(result.appearances)
+        entries, appearances = outcome.entries_searched, len(outcome.appearances)
     return np.array(latencies), entries, appearances
+
+
+def time_adds_beside_searches(history: FrameHistory, people: np.ndarray, end_s: int,
+                              searches: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Time index adds, one per 10 ms, while a thread runs `searches` whole-window searches.
+
+    Returns the add latencies [ms] and how many searches ran meanwhile. The adds go to the
+    seconds after the history, as a recording node's would.
+    """
+    thread = threading.Thread(target=time_searches, args=(history, people, end_s, searches,
+                                                          np.random.default_rng(0)))
+    latencies, second = [], end_s
+    thread.start()
+    while thread.is_alive():
+        began = time.perf_counter()
+        add_entries(history.index, people[:1], second, '', rng)
+        latencies.append((time.perf_counter() - began) * 1000)
+        second += 1
+        time.sleep(0.01)
+    return np.array(latencies), searches
 
 
 def time_calls(call: Callable[..., object], arguments: list) -> np.ndarray:
@@ -190,7 +217,7 @@ def bench_hour(scratch: str, queries: int) -> tuple[list[Row], Figures]:
                 history.store.flush()
                 history.index.flush()
         build = time.perf_counter() - began
-        search, entries, appearances = time_searches(history.index, people, 3600, queries, rng)
+        search, entries, appearances = time_searches(history, people, 3600, queries, rng)
         old = [(T0 + int(s * NS_PER_S), 0.05, 'front')
                for s in rng.uniform(0, 2400, queries)]   # older than the ring holds
         nearest = time_calls(history.store.nearest_frame, old)
@@ -223,32 +250,38 @@ def bench_hour(scratch: str, queries: int) -> tuple[list[Row], Figures]:
 def bench_index(scratch: str, hours: int, queries: int) -> tuple[list[Row], Figures]:
     """Build part (b), `hours` of index alone; time whole-window searches, watch memory.
 
-    The index file is where the node keeps it in a history folder, so (d) can serve it.
+    The index is in a history folder of its own (no frames), so (d) can serve it.
     """
     rng = np.random.default_rng(DAY_SEED)
     people = unit_people(rng)
-    path = Path(scratch) / 'day' / 'index.sqlite3'
+    root = Path(scratch) / 'day'
     half = max(1, hours // 2)
     marks = {1, half, *range(6, hours, 6)}   # hours after which RSS is read (and at the end)
     rss = {'start': rss_mib()}
     began = time.perf_counter()
-    with EmbeddingIndex(path) as index:
+    with FrameHistory(root) as history:
         for second in range(hours * 3600):
-            add_entries(index, people, second, '', rng)
+            add_entries(history.index, people, second, '', rng)
             if (second + 1) % 3600 == 0 and (second + 1) // 3600 in marks:
                 rss[f'{(second + 1) // 3600} h'] = rss_mib()
-        index.flush()
+        history.index.flush()
         build = time.perf_counter() - began
         rss[f'{hours} h'] = rss_mib()
-        search, entries, appearances = time_searches(index, people, hours * 3600, queries, rng)
+        search, entries, appearances = time_searches(history, people, hours * 3600, queries,
+                                                     rng)
         rss['queries'] = rss_mib()
-    size = folder_bytes(path.parent)
+        adds, beside = time_adds_beside_searches(history, people, hours * 3600,
+                                                 max(1, queries // 6), rng)
+    size = folder_bytes(root)
     return [
         (f'(b) {hours} h index: entries searched', f'{entries}'),
         (f'(b) {hours} h index: build time', f'{build:.1f} s'),
         (f'(b) {hours} h index: search p50 / p95 (whole window)',
          f'{np.percentile(search, 50):.0f} / {np.percentile(search, 95):.0f} ms'),
         (f'(b) {hours} h index: appearances per search', f'{appearances}'),
+        (f'(b) {hours} h index: add() during {beside} searches, p50 / p99 / max '
+         f'({len(adds)} adds)', f'{np.percentile(adds, 50):.2f} / {np.percentile(adds, 99):.2f}'
+         f' / {adds.max():.1f} ms'),
         (f'(b) {hours} h index: disk per hour', f'{size / hours / 2 ** 20:.1f} MiB'),
         (f'(b) {hours} h index: resident memory ' + ' / '.join(rss),
          ' / '.join(f'{value:.0f}' for value in rss.values()) + ' MiB'),

@@ -2,6 +2,7 @@
 
 import time
 
+from builtin_interfaces.msg import Time
 import numpy as np
 import pytest
 from rclpy import create_node
@@ -16,7 +17,7 @@ from facetrack_ros.face_embedding_node import FaceEmbeddingNode
 from facetrack_ros.frame_history_node import FrameHistoryNode, MAX_FRAMES_PER_CALL
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
-from facetrack_ros.srv import GetFrames
+from facetrack_ros.srv import BacktrackSearch, GetFrames
 from facetrack_ros.tracker_node import TrackerNode
 from rostest_utils import spin_until
 
@@ -77,8 +78,8 @@ def test_tracker_and_face_node_survive_malformed_detections(ros_context, tmp_pat
         node.destroy_node()
 
 
-def test_get_frames_refuses_bad_requests(ros_context, tmp_path):
-    """Huge tolerance, inverted range: a result code and a message, never a crash."""
+def test_history_services_refuse_bad_requests(ros_context, tmp_path):
+    """Huge tolerance, inverted range, numeric overflow: a result code and a message."""
     node = FrameHistoryNode(context=ros_context, parameter_overrides=[
         Parameter('history_dir', value=str(tmp_path))])
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
@@ -93,6 +94,20 @@ def test_get_frames_refuses_bad_requests(ros_context, tmp_path):
         GetFrames.Request(start=ns_to_time(10**17), end=ns_to_time(10**18), limit=10**6),
         GetFrames.Response())
     assert empty.result == codes.RESULT_NOT_FOUND and len(empty.frames) <= MAX_FRAMES_PER_CALL
+    search = BacktrackSearch.Request
+    for request in (search(person_id='p', window_width=1e12),
+                    search(person_id='p', window_width=NAN),
+                    search(person_id='p', deep=True, deep_budget=NAN),
+                    search(person_id='p', center_stamp=Time(sec=-5)),
+                    search(person_id='p', min_similarity=NAN),
+                    search(query_type=search.QUERY_EMBEDDING, embedding=[1e38] * 128),
+                    search(query_type=search.QUERY_EMBEDDING, embedding=[NAN] * 128),
+                    search(query_type=search.QUERY_IMAGE, image=Image(encoding='bgr8', width=4,
+                                                                      height=4, step=12))):
+        answer = node.on_search(request, BacktrackSearch.Response())
+        assert answer.result == BacktrackSearch.Response.RESULT_INVALID_REQUEST, (
+            request, answer.message)
+        assert answer.message
     node.trigger_cleanup()
     node.destroy_node()
 

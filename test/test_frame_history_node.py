@@ -1,20 +1,30 @@
-"""frame_history node over real DDS: record frames and faces, search them, survive a restart."""
+"""frame_history node over real DDS: record frames and faces, search them, survive a restart.
+
+The search itself (queries, refusals, thumbnails, deep mode) is tested in the core
+(test/core/test_history_search.py); these tests check what the node adds: messages in and out,
+DDS, callback groups and the lifecycle.
+"""
+
+import threading
+import time
 
 import cv2
 import numpy as np
 import pytest
 from rclpy import create_node
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
 from facetrack_ros.conversions import bgr_to_image, jpeg_to_bgr, ns_to_time, time_to_sec
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
-from facetrack_ros.frame_history_node import FrameHistoryNode
+from facetrack_ros.core.history import QueryKind, SearchCode
+from facetrack_ros.frame_history_node import EXECUTOR_THREADS, FrameHistoryNode
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
 from facetrack_ros.srv import BacktrackSearch, GetFrames
+from face_frames import letterbox
 from rostest_utils import spin_until
 
 pytestmark = pytest.mark.ros
@@ -29,25 +39,21 @@ def photos(shared_dir):
     out = {}
     for person in ('lin-manuel-miranda', 'alex-lacamoire'):
         image = cv2.imread(str(shared_dir / 'data' / 'faces' / f'{person}.png'))
-        image = _letterbox(image)
+        image = letterbox(image)
         out[person] = (image, analyzer.largest_face(image))
         assert out[person][1] is not None
     return out
 
 
-def _letterbox(image: np.ndarray, width: int = 640, height: int = 360) -> np.ndarray:
-    """Fit image into a width x height frame without distorting it."""
-    scale = min(width / image.shape[1], height / image.shape[0])
-    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    frame = np.zeros((height, width, 3), np.uint8)
-    frame[:small.shape[0], :small.shape[1]] = small
-    return frame
-
-
 class Harness:
-    """A FrameHistoryNode plus a probe that feeds it and calls its services."""
+    """A FrameHistoryNode plus a probe that feeds it and calls its services.
 
-    def __init__(self, context, history_dir):
+    threaded: the node spins in a thread of its own with as many threads as main() gives it
+    (runner.make_executor), as a process would; otherwise node and probe share one
+    single-threaded executor.
+    """
+
+    def __init__(self, context, history_dir, threaded: bool = False):
         """Start the node over history_dir and wait for its services."""
         self.node = FrameHistoryNode(context=context, parameter_overrides=[
             Parameter('history_dir', value=str(history_dir)),
@@ -55,8 +61,15 @@ class Harness:
             Parameter('image_qos', value='reliable'), Parameter('store_rate', value=30.0)])
         self.probe = create_node('history_probe', context=context)
         self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
         self.executor.add_node(self.probe)
+        self.node_executor, self.thread = None, None
+        if threaded:
+            self.node_executor = MultiThreadedExecutor(EXECUTOR_THREADS, context=context)
+            self.node_executor.add_node(self.node)
+            self.thread = threading.Thread(target=self.node_executor.spin)
+            self.thread.start()
+        else:
+            self.executor.add_node(self.node)
         assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         self.images = self.probe.create_publisher(Image, 'image_raw',
@@ -91,6 +104,9 @@ class Harness:
     def close(self):
         """Destroy both nodes (the history's segments are finished)."""
         self.executor.shutdown()
+        if self.node_executor is not None:
+            self.node_executor.shutdown()
+            self.thread.join()
         self.node.trigger_deactivate()
         self.node.trigger_cleanup()
         self.node.destroy_node()
@@ -149,13 +165,12 @@ def test_search_modes_results_and_restart(ros_context, tmp_path, photos, shared_
     assert never_seen.result == Response.RESULT_NO_MATCH and not never_seen.appearances
     assert 'no appearance' in never_seen.message
 
+    # Refusals keep the core's code; the node adds those of its own translation.
     refusals = {
         Response.RESULT_UNKNOWN_PERSON: Request(person_id='nobody', **window),
-        Response.RESULT_INVALID_REQUEST: Request(query_type=Request.QUERY_EMBEDDING,
-                                                 embedding=[0.1] * 5, **window),
-        Response.RESULT_NO_FACE: Request(query_type=Request.QUERY_IMAGE,
-                                         image=bgr_to_image(np.zeros((120, 160, 3), np.uint8)),
-                                         **window),
+        Response.RESULT_INVALID_REQUEST: Request(query_type=Request.QUERY_IMAGE,
+                                                 image=Image(encoding='yuv422', width=2,
+                                                             height=2), **window),
         Response.RESULT_NO_HISTORY: Request(query_type=Request.QUERY_EMBEDDING,
                                             embedding=alex.tolist(),
                                             center_stamp=ns_to_time(T0 + 10**12),
@@ -167,9 +182,6 @@ def test_search_modes_results_and_restart(ros_context, tmp_path, photos, shared_
         assert response.message and not response.appearances
     bad_type = h.call(h.search, Request(query_type=9))
     assert bad_type.result == Response.RESULT_INVALID_REQUEST and 'query_type' in bad_type.message
-    nan = h.call(h.search, Request(query_type=Request.QUERY_EMBEDDING,
-                                   embedding=[float('nan')] * 128))
-    assert nan.result == Response.RESULT_INVALID_REQUEST
 
     nearest = h.call(h.frames, GetFrames.Request(start=ns_to_time(T0 + 21 * 10**9)))
     assert nearest.result == GetFrames.Response.RESULT_OK and len(nearest.frames) == 1
@@ -188,27 +200,59 @@ def test_search_modes_results_and_restart(ros_context, tmp_path, photos, shared_
     again.close()
 
 
-def test_deep_search_embeds_stored_frames_where_the_index_is_empty(
-        ros_context, tmp_path, photos):
-    """With the tracker off (frames but no faces), deep mode finds the person in the frames."""
-    h = Harness(ros_context, tmp_path / 'history')
+def test_codes_and_kinds_are_the_services_constants():
+    """The core's enums and the .srv constants are one list, name by name."""
+    for code in SearchCode:
+        assert getattr(Response, f'RESULT_{code.name}') == code
+    assert len([name for name in dir(Response) if name.startswith('RESULT_')]) == len(SearchCode)
+    for kind in QueryKind:
+        assert getattr(Request, f'QUERY_{kind.name}') == kind
+
+
+def test_deep_search_blocks_neither_frame_lookups_nor_recording(ros_context, tmp_path, photos):
+    """While a deep search runs, GetFrames from a second client answers and frames are stored.
+
+    The node spins as main() spins it; the two clients are two nodes over DDS. Frames only (the
+    tracker was off), so the search is a deep one of several seconds.
+    """
+    h = Harness(ros_context, tmp_path / 'history', threaded=True)
     image, face = photos['lin-manuel-miranda']
-    for k in range(10):  # frames only, as when the tracker was off
+    for k in range(20):
         frame = bgr_to_image(image)
         frame.header.stamp = ns_to_time(T0 + k * 200_000_000)
         h.images.publish(frame)
         stamp_ns = T0 + k * 200_000_000
         assert spin_until(h.executor, lambda: h.node.last_stored_ns == stamp_ns)
-    window = dict(center_stamp=ns_to_time(T0 + 10**9), window_width=10.0)
-    query = face.embedding.tolist()
-    shallow = h.call(h.search, Request(query_type=Request.QUERY_EMBEDDING, embedding=query,
-                                       **window))
+    window = dict(center_stamp=ns_to_time(T0 + 2 * 10**9), window_width=10.0)
+    shallow = h.call(h.search, Request(query_type=Request.QUERY_EMBEDDING,
+                                       embedding=face.embedding.tolist(), **window))
     assert shallow.result == Response.RESULT_NO_HISTORY and shallow.frames_searched == 0
-    deep = h.call(h.search, Request(query_type=Request.QUERY_EMBEDDING, embedding=query,
-                                    deep=True, deep_budget=3.0, **window))
-    assert deep.result == Response.RESULT_OK, deep.message
-    assert 1 <= deep.frames_searched <= 10 and 'deep' in deep.message
-    best = deep.appearances[0]
-    assert best.best.similarity > 0.99 and best.person_id == ''
-    assert T0 / 1e9 <= time_to_sec(best.first_seen) <= time_to_sec(best.last_seen)
+
+    other = create_node('history_other_client', context=ros_context)
+    h.executor.add_node(other)
+    frames = other.create_client(GetFrames, 'get_frames')
+    assert spin_until(h.executor, frames.service_is_ready)
+    deep = h.search.call_async(Request(query_type=Request.QUERY_EMBEDDING,
+                                       embedding=face.embedding.tolist(), deep=True,
+                                       deep_budget=5.0, **window))
+    spin_until(h.executor, lambda: False, timeout=0.5)   # the deep search is under way
+    asked = time.monotonic()
+    lookup = frames.call_async(GetFrames.Request(start=ns_to_time(T0 + 10**9)))
+    assert spin_until(h.executor, lookup.done, timeout=30)
+    answered = time.monotonic()
+    assert not deep.done(), 'the lookup waited for the deep search'
+    assert lookup.result().result == GetFrames.Response.RESULT_OK
+    assert answered - asked < 1.0
+    later = bgr_to_image(image)   # recording goes on meanwhile
+    later.header.stamp = ns_to_time(T0 + 30 * 10**9)
+    h.images.publish(later)
+    assert spin_until(h.executor, lambda: h.node.last_stored_ns == T0 + 30 * 10**9)
+    assert not deep.done(), 'the deep search ended too soon to show recording beside it'
+    assert spin_until(h.executor, deep.done, timeout=60)
+    result = deep.result()
+    assert result.result == Response.RESULT_OK, result.message
+    assert 'deep' in result.message and 1 <= result.frames_searched <= 20
+    assert result.appearances[0].best.similarity > 0.99
+    assert result.appearances[0].robot_id == 'r1'
+    other.destroy_node()
     h.close()

@@ -346,6 +346,38 @@ def test_index_write_refused_by_a_lock_is_rolled_back(tmp_path: Path) -> None:
         assert reopened.entry_count() == 1
 
 
+def test_reads_see_pending_entries_and_commit_nothing(tmp_path: Path) -> None:
+    """Searches read committed blocks plus the ones being filled, and never write."""
+    rng = np.random.default_rng(8)
+    alice = unit(rng)
+    path = tmp_path / 'index.sqlite3'
+    index = EmbeddingIndex(path, commit_interval_s=3600.0)
+    for t in range(0, 30):
+        index.add(entry(t, 'alice', noisy(alice, rng)))
+    index.flush()   # block 0..59 s committed with 30 entries
+    for t in [*range(30, 60), *range(60, 75)]:   # the same block again, and the next one
+        index.add(entry(t, 'alice', noisy(alice, rng)))
+    outside = sqlite3.connect(path)
+
+    def committed() -> int:
+        return outside.execute('SELECT COALESCE(SUM(count), 0) FROM blocks').fetchone()[0]
+
+    (appearance,) = index.search(alice).appearances
+    assert (appearance.first_seen_ns, appearance.last_seen_ns) == (T0, T0 + 74 * S)
+    assert appearance.sightings == 75 and index.entry_count() == 75
+    assert index.entry_count(T0 + 50 * S, T0 + 64 * S) == 15
+    assert len(index.embeddings_of('alice', limit=0)) == 75
+    assert index.time_span() == (T0, T0 + 74 * S)
+    assert committed() == 30   # the reads above committed nothing
+    index.flush()
+    assert committed() == 75 and index.entry_count() == 75
+    outside.close()
+    index.close()
+    assert not path.with_name(path.name + '-wal').exists()   # the readers closed first
+    with pytest.raises(RuntimeError, match='closed'):
+        index.search(alice)
+
+
 DISK_FULL_WRITER = textwrap.dedent('''
     import json, os, resource, signal, sqlite3, sys
     import numpy as np

@@ -6,6 +6,7 @@ Layout under the history folder:
     index.sqlite3 (+ -wal, -shm)               face embedding index (EmbeddingIndex)
 
 FrameHistory ties the two together for retention; the ROS node hands it serialized messages.
+HistorySearch (search.py) answers "when and where did this person appear?" over one.
 """
 
 from dataclasses import dataclass
@@ -17,14 +18,19 @@ from facetrack_ros.core.history.index import (Appearance, DEFAULT_APPEARANCE_GAP
                                               EmbeddingIndex, group_appearances, Hit,
                                               IndexEntry, SearchResult)
 from facetrack_ros.core.history.ring import FrameRing, StoredFrame
+from facetrack_ros.core.history.search import (check_query, HistorySearch, QueryKind,
+                                               SearchCode, SearchOutcome, SearchQuery,
+                                               SearchRefused, SearchSettings)
 from facetrack_ros.core.history.segments import (COMPRESSED_IMAGE_TYPE, FrameStore,
                                                  message_definition, SegmentInfo,
                                                  SegmentWriter, SerializedMessage)
 
-__all__ = ['Appearance', 'COMPRESSED_IMAGE_TYPE', 'DEFAULT_APPEARANCE_GAP_S', 'EmbeddingIndex',
-           'FrameHistory', 'FrameRing', 'FrameStore', 'group_appearances', 'HistoryConfig',
-           'Hit', 'IndexEntry', 'message_definition', 'RetentionReport', 'SearchResult',
-           'SegmentInfo', 'SegmentWriter', 'SerializedMessage', 'StoredFrame']
+__all__ = ['Appearance', 'check_query', 'COMPRESSED_IMAGE_TYPE', 'DEFAULT_APPEARANCE_GAP_S',
+           'EmbeddingIndex', 'FrameHistory', 'FrameRing', 'FrameStore', 'group_appearances',
+           'HistoryConfig', 'HistorySearch', 'Hit', 'IndexEntry', 'message_definition',
+           'QueryKind', 'RetentionReport', 'SearchCode', 'SearchOutcome', 'SearchQuery',
+           'SearchRefused', 'SearchResult', 'SearchSettings', 'SegmentInfo', 'SegmentWriter',
+           'SerializedMessage', 'StoredFrame']
 
 INDEX_FILE = 'index.sqlite3'
 
@@ -59,10 +65,22 @@ class FrameHistory:
         """Close store and index."""
         self.close()
 
+    def flush(self) -> None:
+        """Flush the open segments and commit the index now."""
+        self.store.flush()
+        self.index.flush()
+
     def flush_if_due(self) -> None:
         """Flush segments and commit the index if flush_interval_s has passed; call on a timer."""
         self.store.flush_if_due()
         self.index.flush()
+
+    def summary(self) -> str:
+        """Return a line saying what the history holds: segments, index entries and span."""
+        span = self.index.time_span()
+        return (f'{len(self.store.segments())} segments, {self.index.entry_count()} index '
+                'entries' + (f' from {span[0] / 1e9:.0f} to {span[1] / 1e9:.0f} s' if span
+                             else ''))
 
     def enforce_retention(self, now_ns: int) -> RetentionReport:
         """Delete segments too old or beyond max_bytes, with their index entries."""

@@ -5,6 +5,10 @@ time) holding packed numpy arrays, the embeddings as one float32 matrix. A searc
 blocks that overlap its window, one at a time, and scores each with a single matrix-vector
 product, so its cost follows the entries in the window, never the frames, and its memory the
 block size, never the history length.
+
+Reads never block writes: a reader takes the index lock only to copy the blocks still being
+filled and to open a WAL read transaction on a connection of its own (read-only), then reads
+and scores the committed blocks of that snapshot while add() and flush() go on.
 """
 
 from contextlib import contextmanager
@@ -21,11 +25,13 @@ import numpy as np
 from facetrack_ros.core.embedding import (cosine_similarity, DEFAULT_MIN_SIMILARITY,
                                           DLIB_EMBEDDING_DIM, validate_embedding)
 from facetrack_ros.core.history.config import seconds_to_ns
+from facetrack_ros.core.history.ring import StoredFrame
 
 _LOG = logging.getLogger(__name__)
 
-#: Sightings of one person on one camera further apart than this start a new appearance [s].
-DEFAULT_APPEARANCE_GAP_S = 10.0
+#: Sightings of one person on one camera further apart than this start a new appearance; keep
+#: it above twice the face node's refresh period, the longest a tracked face goes unindexed [s].
+DEFAULT_APPEARANCE_GAP_S = 5.0
 
 #: Layout of the per-entry fields packed in a block (the embeddings are a separate matrix).
 ROW_DTYPE = np.dtype([('stamp', '<i8'), ('frame_stamp', '<i8'), ('person', '<i4'),
@@ -93,6 +99,8 @@ class Appearance:
     last_seen_ns: int
     sightings: int           # hits merged into the interval
     best: Hit                # the most similar hit of the interval
+    #: JPEG of the best hit's frame, annotated and scaled, when a search attached one.
+    thumbnail: StoredFrame | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,12 @@ def group_appearances(hits: Sequence[Hit], gap_s: float = DEFAULT_APPEARANCE_GAP
                                                            seconds_to_ns(gap_s), max_results)]
 
 
+def _unpack(rows: bytes, embeddings: bytes, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return a stored block's rows (ROW_DTYPE) and embeddings (count, dim), without copying."""
+    packed = np.frombuffer(rows, dtype=ROW_DTYPE)
+    return packed, np.frombuffer(embeddings, dtype=np.float32).reshape(len(packed), dim)
+
+
 class _Names:
     """A table of names with small integer codes, cached in memory (persons, segments)."""
 
@@ -185,6 +199,10 @@ class _Names:
         for name in [name for name, code in self._codes.items() if code not in codes]:
             self.remove(name)
 
+    def copy(self) -> tuple[dict[str, int], dict[int, str]]:
+        """Return copies of the name -> code and code -> name maps, for a reader."""
+        return dict(self._codes), dict(self._names)
+
 
 @dataclass
 class _Block:
@@ -193,13 +211,77 @@ class _Block:
     slots: dict[tuple[int, int], tuple[tuple, np.ndarray]] = field(default_factory=dict)
     dirty: bool = False
 
+    def packed(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the entries as ROW_DTYPE rows and their embedding matrix, by stamp."""
+        items = list(self.slots.values())
+        rows = np.array([item for item, _ in items], dtype=ROW_DTYPE)
+        order = np.argsort(rows['stamp'], kind='stable')
+        return rows[order], np.stack([embedding for _, embedding in items])[order]
+
+
+@dataclass(frozen=True)
+class _BlockRef:
+    """A block as a reader's snapshot holds it: committed (read by id) or pending (in memory)."""
+
+    robot: str
+    camera: str
+    start: int
+    first: int
+    last: int
+    count: int
+    block_id: int | None                                  # committed: its row id
+    data: tuple[np.ndarray, np.ndarray] | None = None     # pending: rows and embeddings
+
+
+class _Snapshot:
+    """The index as one reader sees it: committed blocks of a WAL read transaction, pending ones.
+
+    Made under the index lock by EmbeddingIndex._reading; reading its blocks needs no lock.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, dim: int, blocks: list[_BlockRef],
+                 persons: tuple[dict[str, int], dict[int, str]],
+                 segments: dict[int, str]) -> None:
+        self._connection = connection
+        self._dim = dim
+        self.blocks = blocks
+        self.person_codes, self._person_names = persons
+        self._segment_names = segments
+
+    def loaded(self) -> Iterator[tuple[_BlockRef, np.ndarray, np.ndarray]]:
+        """Yield each block with its rows and embeddings, oldest first, one at a time.
+
+        Each committed block is read by its id: as fast, within the noise of this machine, as
+        one query joined in time order, and for a person's blocks 2.5x faster than one joined
+        through block_persons, for which sqlite sorts the blobs (a temp b-tree for ORDER BY).
+        """
+        for block in self.blocks:
+            yield block, *self.load(block)
+
+    def load(self, block: _BlockRef) -> tuple[np.ndarray, np.ndarray]:
+        """Return a block's rows (ROW_DTYPE) and embeddings (count, dim)."""
+        if block.data is not None:
+            return block.data
+        return _unpack(*self._connection.execute(
+            'SELECT rows, embeddings FROM block_data WHERE id = ?', (block.block_id,)
+        ).fetchone(), self._dim)
+
+    def hit(self, row: np.void, robot: str, camera: str, similarity: float) -> Hit:
+        """Return the Hit of one stored row."""
+        return Hit(int(row['stamp']), robot, camera,
+                   self._person_names.get(int(row['person']), ''),
+                   tuple(float(v) for v in row['box']), float(row['quality']), similarity,
+                   self._segment_names.get(int(row['segment']), ''), int(row['frame_stamp']))
+
 
 class EmbeddingIndex:
     """Face embeddings of the history in sqlite, searchable by similarity and time window.
 
-    Thread-safe. Committed entries survive a crash: WAL with synchronous=FULL, a commit every
-    commit_interval_s of wall time while entries arrive, and on flush() (call it from a timer
-    so the last entries before a pause are committed too), search and close. A failed commit
+    Thread-safe; searches read a snapshot on connections of their own, so they never hold up
+    add() or flush() (see the module docstring). Committed entries survive a crash: WAL with
+    synchronous=FULL, a commit every commit_interval_s of wall time while entries arrive, and
+    on flush() (call it from a timer so the last entries before a pause are committed too) and
+    close; searches also see the entries not committed yet. A failed commit
     (disk full, I/O error, a lock held by another connection) is rolled back and raised; its
     entries stay pending and the next flush writes them.
     """
@@ -217,8 +299,10 @@ class EmbeddingIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.dim = dim
         self.commit_interval_s = commit_interval_s
+        self._lock_timeout_s = lock_timeout_s
         self._lock = threading.RLock()
         self._closed = False
+        self._readers: list[sqlite3.Connection] = []   # idle read-only connections
         self._db = sqlite3.connect(self.path, timeout=lock_timeout_s, isolation_level=None,
                                    check_same_thread=False)
         # Big pages keep a block's blobs in a few pages; set before the first table exists.
@@ -320,15 +404,11 @@ class EmbeddingIndex:
                 'SELECT d.rows, d.embeddings FROM blocks b JOIN block_data d ON d.id = b.id'
                 ' WHERE b.robot_id = ? AND b.camera_id = ? AND b.start_ns = ?', key).fetchone()
             if row is not None:
-                rows, embeddings = self._unpack(*row)
+                rows, embeddings = _unpack(*row, self.dim)
                 for item, embedding in zip(rows.tolist(), embeddings):
                     block.slots[item[2], item[0] // self._bucket_ns] = (item, embedding)
             self._open[key] = block
         return block
-
-    def _unpack(self, rows: bytes, embeddings: bytes) -> tuple[np.ndarray, np.ndarray]:
-        packed = np.frombuffer(rows, dtype=ROW_DTYPE)
-        return packed, np.frombuffer(embeddings, dtype=np.float32).reshape(len(packed), self.dim)
 
     def _store(self, key: tuple[str, str, int], rows: np.ndarray,
                embeddings: np.ndarray) -> None:
@@ -366,10 +446,7 @@ class EmbeddingIndex:
             if dirty:
                 with self._transaction():
                     for key, block in dirty:
-                        items = list(block.slots.values())
-                        rows = np.array([item for item, _ in items], dtype=ROW_DTYPE)
-                        order = np.argsort(rows['stamp'], kind='stable')
-                        self._store(key, rows[order], np.stack([e for _, e in items])[order])
+                        self._store(key, *block.packed())
                 for _, block in dirty:   # only now: a rolled-back block must be written again
                     block.dirty = False
             # Keep the newest two blocks per camera in memory; late entries reload theirs.
@@ -389,23 +466,70 @@ class EmbeddingIndex:
             try:
                 self.flush()
             finally:
+                # Readers first: the last connection to close checkpoints and removes the WAL,
+                # which a read-only one cannot. One still in use closes on its return.
+                for reader in self._readers:
+                    reader.close()
+                self._readers.clear()
                 self._db.close()
 
-    def _blocks_in(self, start_ns: int, end_ns: int,
-                   person: int | None = None) -> Iterator[tuple]:
-        """Yield (robot, camera, first, last, rows, embeddings) of blocks overlapping a window.
+    @contextmanager
+    def _reading(self, start_ns: int, end_ns: int,
+                 person_id: str | None = None) -> Iterator[_Snapshot]:
+        """Yield a snapshot of the blocks overlapping [start_ns, end_ns], oldest first.
 
-        Oldest first, one at a time; with person, only the blocks holding that person.
+        With person_id, only the blocks holding that person (none for an unknown id). Only
+        making the snapshot takes the index lock; reading its blocks does not. Raises
+        RuntimeError after close().
         """
-        join = ('JOIN block_persons p ON p.block_id = b.id AND p.person = ?'
-                if person is not None else '')
-        yield from self._db.execute(
-            'SELECT b.robot_id, b.camera_id, b.first_ns, b.last_ns, d.rows, d.embeddings'
-            f' FROM blocks b {join} JOIN block_data d ON d.id = b.id'
-            ' WHERE b.start_ns > ? AND b.start_ns <= ? AND b.last_ns >= ? AND b.first_ns <= ?'
-            ' ORDER BY b.start_ns',
-            (*(() if person is None else (person,)),
-             start_ns - self._block_ns, end_ns, start_ns, end_ns))
+        reader = self._reader()
+        try:
+            with self._lock:
+                self._check_open()
+                person = None if person_id is None else self._persons.get(person_id)
+                pending = {key: block.packed() for key, block in self._open.items()
+                           if block.dirty and block.slots
+                           and (person_id is None or person is not None)}
+                join = ('JOIN block_persons p ON p.block_id = b.id AND p.person = ?'
+                        if person_id is not None else '')
+                reader.execute('BEGIN')   # the first SELECT fixes the snapshot, under the lock
+                committed = reader.execute(
+                    'SELECT b.robot_id, b.camera_id, b.start_ns, b.first_ns, b.last_ns,'
+                    f' b.count, b.id FROM blocks b {join}'
+                    ' WHERE b.start_ns > ? AND b.start_ns <= ? AND b.last_ns >= ?'
+                    ' AND b.first_ns <= ?',
+                    (*(() if person_id is None else (person,)), start_ns - self._block_ns,
+                     end_ns, start_ns, end_ns)).fetchall()
+                persons, segments = self._persons.copy(), self._segments.copy()[1]
+            blocks = [_BlockRef(*row) for row in committed if row[:3] not in pending]
+            for (robot, camera, start), (rows, embeddings) in pending.items():
+                if person_id is not None:
+                    keep = rows['person'] == person
+                    rows, embeddings = rows[keep], embeddings[keep]
+                if len(rows) and rows['stamp'][-1] >= start_ns and rows['stamp'][0] <= end_ns:
+                    blocks.append(_BlockRef(robot, camera, start, int(rows['stamp'][0]),
+                                            int(rows['stamp'][-1]), len(rows), None,
+                                            (rows, embeddings)))
+            blocks.sort(key=lambda block: (block.start, block.robot, block.camera))
+            yield _Snapshot(reader, self.dim, blocks, persons, segments)
+        finally:
+            if reader.in_transaction:
+                reader.execute('COMMIT')   # ends the read transaction; nothing was written
+            with self._lock:
+                if self._closed:
+                    reader.close()
+                else:
+                    self._readers.append(reader)
+
+    def _reader(self) -> sqlite3.Connection:
+        """Return an idle read-only connection, opening one if every one is in use."""
+        with self._lock:
+            self._check_open()
+            if self._readers:
+                return self._readers.pop()
+        return sqlite3.connect(f'{self.path.absolute().as_uri()}?mode=ro', uri=True,
+                               timeout=self._lock_timeout_s, isolation_level=None,
+                               check_same_thread=False)
 
     def search(self, query: np.ndarray, start_ns: int | None = None, end_ns: int | None = None,
                min_similarity: float = DEFAULT_MIN_SIMILARITY, max_results: int = 10,
@@ -415,7 +539,8 @@ class EmbeddingIndex:
 
         Entries at or above min_similarity are grouped by group_appearances' rules; at most
         max_results appearances (0: all), best first. person_filter limits the entries
-        compared to those person ids. Raises EmbeddingError for an unusable query.
+        compared to those person ids. Raises EmbeddingError for an unusable query and
+        RuntimeError after close().
         """
         began = time.perf_counter()
         query = validate_embedding(query, self.dim)
@@ -426,16 +551,13 @@ class EmbeddingIndex:
         found_rows: list[np.ndarray] = []
         found_places: list[np.ndarray] = []
         found_similarities: list[np.ndarray] = []
-        with self._lock:
-            self.flush()
+        with self._reading(start, end) as snapshot:
             codes = None if person_filter is None else np.array(
-                [code for code in map(self._persons.get, person_filter) if code is not None],
-                dtype=np.int32)
-            for robot, camera, first, last, packed_rows, packed_embeddings in self._blocks_in(
-                    start, end):
-                rows, embeddings = self._unpack(packed_rows, packed_embeddings)
+                [code for code in map(snapshot.person_codes.get, person_filter)
+                 if code is not None], dtype=np.int32)
+            for block, rows, embeddings in snapshot.loaded():
                 keep = None
-                if first < start or last > end:
+                if block.first < start or block.last > end:
                     keep = (rows['stamp'] >= start) & (rows['stamp'] <= end)
                 if codes is not None:
                     chosen = np.isin(rows['person'], codes)
@@ -450,7 +572,7 @@ class EmbeddingIndex:
                 similarities = cosine_similarity(query, embeddings)
                 hit = similarities >= min_similarity
                 if hit.any():
-                    place = places.setdefault((robot, camera), len(places))
+                    place = places.setdefault((block.robot, block.camera), len(places))
                     found_rows.append(rows[hit])
                     found_similarities.append(similarities[hit])
                     found_places.append(np.full(int(hit.sum()), place, dtype=np.int64))
@@ -463,18 +585,13 @@ class EmbeddingIndex:
             for first, last, count, best in _group_columns(keys, rows['stamp'], similarities,
                                                            seconds_to_ns(gap_s), max_results):
                 robot, camera = where[int(keys[best] >> 32)]
-                hit = self._hit(rows[best], robot, camera, float(similarities[best]))
+                hit = snapshot.hit(rows[best], robot, camera, float(similarities[best]))
                 appearances.append(Appearance(robot, camera, hit.person_id, first, last, count,
                                               hit))
         if not compared:
             low, high = (0 if start_ns is None else start_ns), (0 if end_ns is None else end_ns)
         return SearchResult(appearances, compared, len(rows), low, high,
                             time.perf_counter() - began)
-
-    def _hit(self, row: np.void, robot: str, camera: str, similarity: float) -> Hit:
-        return Hit(int(row['stamp']), robot, camera, self._persons.name(int(row['person'])),
-                   tuple(float(v) for v in row['box']), float(row['quality']), similarity,
-                   self._segments.name(int(row['segment'])), int(row['frame_stamp']))
 
     def embeddings_of(self, person_id: str, start_ns: int | None = None,
                       end_ns: int | None = None, limit: int = 100) -> np.ndarray:
@@ -485,13 +602,9 @@ class EmbeddingIndex:
         start = _MIN_NS if start_ns is None else start_ns
         end = _MAX_NS if end_ns is None else end_ns
         qualities, embeddings = np.empty(0, np.float32), np.empty((0, self.dim), np.float32)
-        with self._lock:
-            person = self._persons.get(person_id)
-            if person is None:
-                return embeddings
-            self.flush()
-            for *_, packed_rows, packed_embeddings in self._blocks_in(start, end, person):
-                rows, block_embeddings = self._unpack(packed_rows, packed_embeddings)
+        with self._reading(start, end, person_id) as snapshot:
+            person = snapshot.person_codes.get(person_id)
+            for _, rows, block_embeddings in snapshot.loaded():
                 keep = ((rows['person'] == person) & (rows['stamp'] >= start)
                         & (rows['stamp'] <= end))
                 qualities = np.concatenate([qualities, rows['quality'][keep]])
@@ -506,29 +619,23 @@ class EmbeddingIndex:
         """Return the number of entries stamped in [start_ns, end_ns] (None: unbounded)."""
         start = _MIN_NS if start_ns is None else start_ns
         end = _MAX_NS if end_ns is None else end_ns
-        with self._lock:
-            self.flush()
-            (inside,) = self._db.execute(
-                'SELECT COALESCE(SUM(count), 0) FROM blocks WHERE start_ns > ? AND start_ns <= ?'
-                ' AND first_ns >= ? AND last_ns <= ?',
-                (start - self._block_ns, end, start, end)).fetchone()
-            edges = self._db.execute(
-                'SELECT d.rows FROM blocks b JOIN block_data d ON d.id = b.id'
-                ' WHERE b.start_ns > ? AND b.start_ns <= ? AND b.last_ns >= ?'
-                ' AND b.first_ns <= ? AND (b.first_ns < ? OR b.last_ns > ?)',
-                (start - self._block_ns, end, start, end, start, end))
-            for (packed_rows,) in edges:
-                stamps = np.frombuffer(packed_rows, dtype=ROW_DTYPE)['stamp']
-                inside += int(np.count_nonzero((stamps >= start) & (stamps <= end)))
-            return inside
+        inside = 0
+        with self._reading(start, end) as snapshot:
+            for block in snapshot.blocks:
+                if start <= block.first and block.last <= end:
+                    inside += block.count   # no need to read the block
+                else:
+                    stamps = snapshot.load(block)[0]['stamp']
+                    inside += int(np.count_nonzero((stamps >= start) & (stamps <= end)))
+        return inside
 
     def time_span(self) -> tuple[int, int] | None:
         """Return the first and last entry stamps, or None when the index is empty."""
-        with self._lock:
-            self.flush()
-            first, last = self._db.execute('SELECT MIN(first_ns), MAX(last_ns) FROM blocks'
-                                           ).fetchone()
-            return None if first is None else (first, last)
+        with self._reading(_MIN_NS, _MAX_NS) as snapshot:
+            if not snapshot.blocks:
+                return None
+            return (min(block.first for block in snapshot.blocks),
+                    max(block.last for block in snapshot.blocks))
 
     def _drop(self, where: str, params: tuple, drop: Callable[[np.ndarray], np.ndarray]) -> int:
         """Delete the entries drop() marks in the blocks matching where; return how many."""
@@ -548,7 +655,7 @@ class EmbeddingIndex:
                     deleted += int(doomed.sum())
                     (packed_embeddings,) = self._db.execute(
                         'SELECT embeddings FROM block_data WHERE id = ?', (block_id,)).fetchone()
-                    rows, embeddings = self._unpack(packed_rows, packed_embeddings)
+                    rows, embeddings = _unpack(packed_rows, packed_embeddings, self.dim)
                     self._store((robot, camera, start), rows[~doomed], embeddings[~doomed])
                 # Forget the ids of people no entry mentions any more, so names stay bounded.
                 self._persons.keep({code for (code,) in self._db.execute(

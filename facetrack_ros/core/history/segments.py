@@ -202,6 +202,11 @@ class SegmentWriter:
         self._summary += summary
         self.info.size_bytes = self._file.tell() + self._unflushed + self._summary
 
+    @property
+    def readable_bytes(self) -> int:
+        """Return how much of the file another reader sees: everything up to the last flush."""
+        return self._file.tell()
+
     def flush(self) -> None:
         """Cut the chunk in progress, write it out and fsync, so a crash cannot lose it."""
         if self._unflushed:
@@ -227,9 +232,28 @@ class _FrameGroup:
     """Frames of one camera in one place (a segment, or the ring) within a queried window."""
 
     camera_id: str
-    segment: SegmentInfo | None   # None: the ring
-    count: int
+    segment: SegmentInfo | None   # a copy made under the store lock; None: the ring
+    count: int | None             # None until its stamps are read (a segment partly inside)
     stamps: np.ndarray | None     # sorted; None until needed (a segment inside the window)
+    until_ns: int = 0             # a segment: the last stamp it answers for (the ring the rest)
+    readable_bytes: int = 0       # an open segment: its bytes flushed when the group was made
+
+
+class _Prefix:
+    """The first size bytes of a binary stream: an open segment as far as it was flushed.
+
+    The writer appends to the file meanwhile; the reader must not see a half-written chunk.
+    """
+
+    def __init__(self, stream: IO[bytes], size: int) -> None:
+        self._stream = stream
+        self._left = size
+
+    def read(self, length: int = -1) -> bytes:
+        length = self._left if length < 0 else min(length, self._left)
+        data = self._stream.read(length)
+        self._left -= len(data)
+        return data
 
 
 def _read_message_index_stamps(stream: IO[bytes], offset: int) -> np.ndarray:
@@ -245,7 +269,9 @@ class FrameStore:
     """Frames and other messages of every source in rotating MCAP segments, plus a RAM ring.
 
     Frame lookups ask the ring for the span it fully holds and read only the segments that
-    overlap the rest, through their chunk and message indexes.
+    overlap the rest, through their chunk and message indexes. Thread-safe; a lookup holds the
+    store lock only to see what to read (segments, the ring), never while it reads the disk,
+    so recording goes on meanwhile.
     """
 
     def __init__(self, root: Path | str, config: HistoryConfig = HistoryConfig()) -> None:
@@ -282,8 +308,9 @@ class FrameStore:
 
     def _problem(self, text: str) -> None:
         _LOG.warning('frame history: %s', text)
-        self.problems.append(text)
-        self.problem_count += 1
+        with self._lock:
+            self.problems.append(text)
+            self.problem_count += 1
 
     def _open_existing(self, path: Path) -> SegmentInfo | None:
         match = _SEGMENT_RE.fullmatch(path.name)
@@ -463,16 +490,15 @@ class FrameStore:
         """
         tolerance_ns = seconds_to_ns(tolerance_s)
         start_ns, end_ns = stamp_ns - tolerance_ns, stamp_ns + tolerance_ns
-        with self._lock:
-            best: tuple[int, int, _FrameGroup] | None = None
-            for group in self._frame_groups(start_ns, end_ns, camera_id):
-                stamps = self._group_stamps(group, start_ns, end_ns)
-                if len(stamps):
-                    stamp = int(stamps[np.argmin(np.abs(stamps - stamp_ns))])
-                    if best is None or (abs(stamp - stamp_ns), stamp) < best[:2]:
-                        best = (abs(stamp - stamp_ns), stamp, group)
-            frames = self._fetch([] if best is None else [(best[2], best[1])])
-            return frames[0] if frames else None
+        best: tuple[int, int, _FrameGroup] | None = None
+        for group in self._frame_groups(start_ns, end_ns, camera_id):
+            stamps = self._group_stamps(group, start_ns)
+            if len(stamps):
+                stamp = int(stamps[np.argmin(np.abs(stamps - stamp_ns))])
+                if best is None or (abs(stamp - stamp_ns), stamp) < best[:2]:
+                    best = (abs(stamp - stamp_ns), stamp, group)
+        frames = self._fetch([] if best is None else [(best[2], best[1])])
+        return frames[0] if frames else None
 
     def frames_in_range(self, start_ns: int, end_ns: int, limit: int = 10,
                         camera_id: str = '') -> list[StoredFrame]:
@@ -482,26 +508,39 @@ class FrameStore:
         Only the segments holding chosen frames are read (their message indexes, then the
         chunks of those frames), so a long range costs about limit chunk reads.
         """
-        with self._lock:
-            groups = self._frame_groups(start_ns, end_ns, camera_id)
-            counts = np.array([group.count for group in groups], dtype=np.int64)
-            offsets = np.cumsum(counts) - counts
-            picks: list[tuple[_FrameGroup, int]] = []
-            for index in spread_indices(int(counts.sum()), limit):
-                number = int(np.searchsorted(offsets, index, side='right')) - 1
-                group = groups[number]
-                stamps = self._group_stamps(group, start_ns, end_ns)
-                position = index - int(offsets[number])
-                if position < len(stamps):   # shorter only if its index proved unreadable
-                    picks.append((group, int(stamps[position])))
-            return self._fetch(picks)
+        groups = self._frame_groups(start_ns, end_ns, camera_id)
+        counts = np.array([group.count for group in groups], dtype=np.int64)
+        offsets = np.cumsum(counts) - counts
+        picks: list[tuple[_FrameGroup, int]] = []
+        for index in spread_indices(int(counts.sum()), limit):
+            number = int(np.searchsorted(offsets, index, side='right')) - 1
+            group = groups[number]
+            stamps = self._group_stamps(group, start_ns)
+            position = index - int(offsets[number])
+            if position < len(stamps):   # shorter only if its index proved unreadable
+                picks.append((group, int(stamps[position])))
+        return self._fetch(picks)
 
     def _frame_groups(self, start_ns: int, end_ns: int, camera_id: str) -> list[_FrameGroup]:
         """Split the frames in [start_ns, end_ns] by camera and place, oldest first.
 
         The ring answers from the stamp on which it holds every frame of a camera; older
         frames come from the segments. A segment wholly inside the window is counted from its
-        statistics and its stamps are read only if needed.
+        statistics and its stamps are read only if needed. Only the planning holds the lock;
+        the segment indexes are read after it.
+        """
+        with self._lock:
+            groups = self._plan(start_ns, end_ns, camera_id)
+        for group in groups:
+            if group.count is None:
+                group.count = len(self._group_stamps(group, start_ns))
+        return [group for group in groups if group.count]
+
+    def _plan(self, start_ns: int, end_ns: int, camera_id: str) -> list[_FrameGroup]:
+        """Return the groups of _frame_groups, counted where that needs no disk read.
+
+        The caller holds the lock. Segments are copied (an open one changes as it is written),
+        the open segments' stamps come from their writers, flushed so a reader sees them.
         """
         segments = self.segments()
         cameras = [camera_id] if camera_id else sorted(
@@ -511,30 +550,37 @@ class FrameStore:
             covered_from = self.ring.covered_from(camera)
             disk_end = end_ns if covered_from is None else min(end_ns, covered_from - 1)
             for info in segments:
-                if (info.source == camera and info.frames and info.start_ns <= disk_end
+                if not (info.source == camera and info.frames and info.start_ns <= disk_end
                         and info.end_ns >= start_ns):
-                    group = _FrameGroup(camera, info, info.frames, None)
-                    if not (info.finished and start_ns <= info.start_ns
-                            and info.end_ns <= disk_end):
-                        group.stamps = self._frame_stamps(info, start_ns, disk_end)
-                        group.count = len(group.stamps)
-                    groups.append(group)
+                    continue
+                group = _FrameGroup(camera, replace(info), info.frames, None, disk_end)
+                if not info.finished:
+                    writer = self._writers[info.source]
+                    stamps = np.array(writer.frame_stamps, dtype=np.int64)
+                    group.stamps = np.sort(stamps[(stamps >= start_ns) & (stamps <= disk_end)])
+                    group.count = len(group.stamps)
+                    if group.count:
+                        writer.flush()
+                    group.readable_bytes = writer.readable_bytes
+                elif not (start_ns <= info.start_ns and info.end_ns <= disk_end):
+                    group.count = None   # partly inside: counted from its index, unlocked
+                groups.append(group)
             if covered_from is not None:
                 ring = np.array(self.ring.stamps(camera, max(start_ns, covered_from), end_ns),
                                 dtype=np.int64)
                 groups.append(_FrameGroup(camera, None, len(ring), ring))
-        return [group for group in groups if group.count]
+        return groups
 
-    def _group_stamps(self, group: _FrameGroup, start_ns: int, end_ns: int) -> np.ndarray:
+    def _group_stamps(self, group: _FrameGroup, start_ns: int) -> np.ndarray:
         if group.stamps is None:
-            group.stamps = self._frame_stamps(group.segment, start_ns, end_ns)
+            group.stamps = self._frame_stamps(group.segment, start_ns, group.until_ns)
         return group.stamps
 
     def _frame_stamps(self, info: SegmentInfo, start_ns: int, end_ns: int) -> np.ndarray:
-        """Return the sorted frame stamps of a segment in [start_ns, end_ns], from its indexes."""
-        if not info.finished:
-            stamps = np.array(self._writers[info.source].frame_stamps, dtype=np.int64)
-            return np.sort(stamps[(stamps >= start_ns) & (stamps <= end_ns)])
+        """Return the sorted frame stamps of a finished segment in [start_ns, end_ns].
+
+        Read from its chunk and message indexes.
+        """
         parts = [np.empty(0, dtype=np.int64)]
         try:
             with open(info.path, 'rb') as stream:
@@ -552,50 +598,58 @@ class FrameStore:
                             times = _read_message_index_stamps(
                                 stream, chunk.message_index_offsets[channel_id])
                             parts.append(times[(times >= start_ns) & (times <= end_ns)])
+        except FileNotFoundError:
+            pass   # deleted by retention since the lookup was planned: nothing to find
         except _READ_ERRORS as exc:
             self._problem(f'{info.name}: index unreadable ({exc!r}), frames skipped')
         return np.sort(np.concatenate(parts))
 
     def _fetch(self, picks: list[tuple[_FrameGroup, int]]) -> list[StoredFrame]:
-        """Read the picked (group, stamp) frames from the ring or their segments, by stamp."""
+        """Read the picked (group, stamp) frames from the ring or their segments, by stamp.
+
+        A ring frame evicted since the lookup was planned is skipped.
+        """
         frames: list[StoredFrame] = []
-        by_segment: dict[str, tuple[SegmentInfo, list[int]]] = {}
-        for group, stamp in picks:
-            if group.segment is None:
-                frame = self.ring.get(group.camera_id, stamp)
-                if frame is not None:
-                    frames.append(frame)
-            else:
-                by_segment.setdefault(group.segment.name, (group.segment, []))[1].append(stamp)
-        for info, stamps in by_segment.values():
-            frames.extend(self._read_frames(info, stamps))
+        by_segment: dict[str, tuple[_FrameGroup, list[int]]] = {}
+        with self._lock:
+            for group, stamp in picks:
+                if group.segment is None:
+                    frame = self.ring.get(group.camera_id, stamp)
+                    if frame is not None:
+                        frames.append(frame)
+                else:
+                    by_segment.setdefault(group.segment.name, (group, []))[1].append(stamp)
+        for group, stamps in by_segment.values():
+            frames.extend(self._read_frames(group, stamps))
         return sorted(frames, key=lambda frame: (frame.stamp_ns, frame.camera_id))
 
-    def _read_frames(self, info: SegmentInfo, stamps: list[int]) -> list[StoredFrame]:
+    def _read_frames(self, group: _FrameGroup, stamps: list[int]) -> list[StoredFrame]:
+        info = group.segment
         frames: list[StoredFrame] = []
         wanted = set(stamps)
         try:
             with open(info.path, 'rb') as stream:
-                for schema, channel, message in self._iter_segment(info, stream, wanted):
+                for schema, channel, message in self._iter_segment(group, stream, wanted):
                     if self._is_frame_schema(schema) and message.log_time in wanted:
                         wanted.discard(message.log_time)
                         frames.append(self._decode_frame(schema, channel, message, info.source))
+        except FileNotFoundError:
+            pass   # deleted by retention since the lookup was planned
         except _READ_ERRORS as exc:
             self._problem(f'{info.name}: frames unreadable ({exc!r}), skipped')
         return frames
 
-    def _iter_segment(self, info: SegmentInfo, stream: IO[bytes],
+    def _iter_segment(self, group: _FrameGroup, stream: IO[bytes],
                       stamps: set[int]) -> Iterator[tuple[Schema | None, Channel, Message]]:
-        """Yield the messages of info's segment at stamps, by index or, if open, by scanning."""
-        if info.finished:
+        """Yield the messages of a segment at stamps, by index or, if open, by scanning."""
+        if group.segment.finished:
             reader = SeekingReader(stream, validate_crcs=True)   # damaged chunks raise
             for stamp in sorted(stamps):   # each reads only the chunk(s) holding stamp
                 yield from reader.iter_messages(starting_at=stamp, ending_at=stamp,
                                                 log_time_order=False)
             return
-        self._writers[info.source].flush()
         try:
-            yield from NonSeekingReader(stream).iter_messages(
+            yield from NonSeekingReader(_Prefix(stream, group.readable_bytes)).iter_messages(
                 starting_at=min(stamps), ending_at=max(stamps), log_time_order=False)
         except EndOfFile:   # an open segment ends after its last flushed chunk, no footer yet
             return
