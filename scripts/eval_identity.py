@@ -148,7 +148,8 @@ def main() -> int:
                   f'{report.faces_covered}/{report.faces_eligible}, '
                   f'{report.processed_frames} frames tracked '
                   f'({recording.images_seen}/{frames} images seen, '
-                  f'{time.monotonic() - started:.0f} s)', flush=True)
+                  f'{time.monotonic() - started:.0f} s, load average '
+                  f'{os.getloadavg()[0]:.1f})', flush=True)
             if args.details:
                 for line in report.details:
                     print(f'      {line}')
