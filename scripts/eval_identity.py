@@ -66,8 +66,8 @@ def model_path(choice: str) -> str:
     return choice
 
 
-def row(name: str, reports: list[ClipReport]) -> list[str]:
-    """One table row: spreads over runs."""
+def row(name: str, reports: list[ClipReport], frames: int) -> list[str]:
+    """Return one table row: spreads over runs; frames is the clip's length."""
     def values(attribute: str) -> list:
         return [getattr(r, attribute) for r in reports]
     coverage = [r.face_coverage for r in reports]
@@ -81,13 +81,13 @@ def row(name: str, reports: list[ClipReport]) -> list[str]:
         + (f' of {reports[0].faces_eligible}' if reports[0].faces_eligible else ''),
         spread([median(r.latency_in) for r in reports]),
         spread([median(r.latency_out) for r in reports]),
-        spread(values('processed_frames')),
+        f'{spread(values("detector_frames"))} of {frames}',
     ]
 
 
 HEADER = ['clip', 'real persons', 'PERSON_IN', 'IN / person', 'RETURNED', 'flaps',
           'wrong RETURNED', 'merged ids', 'id switches', 'face coverage',
-          'IN latency [s]', 'OUT latency [s]', 'frames tracked']
+          'IN latency [s]', 'OUT latency [s]', 'frames detected']
 
 
 def print_table(rows: list[list[str]]) -> None:
@@ -141,20 +141,21 @@ def main() -> int:
                                               detector_overrides=overrides)
             report = evaluate(truth, recording.tracks, recording.events, recording.faces,
                               recording.frame_stamps)
+            report.detector_frames = recording.detector_frames
             reports[name].append(report)
             print(f'  run {run + 1} {name}: {report.person_in} IN, {report.returned} '
                   f'RETURNED, {report.person_out} OUT, flaps {report.flaps}, wrong RETURNED '
                   f'{report.wrong_returned}, switches {report.id_switches}, faces '
                   f'{report.faces_covered}/{report.faces_eligible}, '
-                  f'{report.processed_frames} frames tracked '
-                  f'({recording.images_seen}/{frames} images seen, '
+                  f'{recording.detector_frames}/{frames} frames detected, '
+                  f'{report.processed_frames} with people ({recording.images_seen} images seen, '
                   f'{time.monotonic() - started:.0f} s, load average '
                   f'{os.getloadavg()[0]:.1f})', flush=True)
             if args.details:
                 for line in report.details:
                     print(f'      {line}')
     print()
-    print_table([row(name, runs) for name, runs in reports.items()])
+    print_table([row(name, runs, materials[name][3]) for name, runs in reports.items()])
     if args.json:
         args.json.write_text(json.dumps(
             {'condition': condition, 'runs': args.runs,

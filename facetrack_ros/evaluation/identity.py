@@ -157,6 +157,8 @@ class ClipReport:
     processed_frames: int
     track_recall: float | None
     details: list[str] = field(default_factory=list)
+    #: Frames the graph processed (tracks messages), set by the harness; 0 when not known.
+    detector_frames: int = 0
 
     @property
     def in_per_person(self) -> float:

@@ -73,6 +73,8 @@ class GraphRecording:
     faces: list[FaceRecord] = field(default_factory=list)
     frame_stamps: list[float] = field(default_factory=list)
     images_seen: int = 0
+    #: tracks messages received: frames the detector and tracker processed, people or not.
+    detector_frames: int = 0
     wall_s: float = 0.0
 
 
@@ -138,7 +140,7 @@ class _Probe:
     def recording(self) -> GraphRecording:
         """Place everything collected on frames."""
         known = self.mapping()
-        out = GraphRecording(images_seen=len(self.order))
+        out = GraphRecording(images_seen=len(self.order), detector_frames=len(self.raw_tracks))
         stamps = [math.nan] * self.frames
         for stamp, frame in zip(*known):
             if 0 <= frame < self.frames:
