@@ -25,3 +25,9 @@ bench: setup
 
 clean:
 	rm -rf build install log demo_output
+
+# Identity evaluation (scripts/eval_identity.py): the graph on composed and shared clips with
+# known truth; e.g. `make eval EVAL_ARGS="--runs 3 --load"`.
+.PHONY: eval
+eval: setup
+	@$(RUN) python scripts/eval_identity.py $(EVAL_ARGS)

@@ -352,11 +352,16 @@ class FaceAnalyzer:
         return [self._describe(image_bgr, box) for box in boxes]
 
     def face_in_person(self, image_bgr: np.ndarray, person_box: np.ndarray) -> Face | None:
-        """Return the strongest face in the top of a person box, or None.
+        """Return the strongest face in the top of a person box, embedded and rated, or None.
 
         Only faces centred horizontally within the person box count, so a neighbour's face
         reaching into the widened region is not taken for this person's.
         """
+        box = self.find_in_person(image_bgr, person_box)
+        return None if box is None else self._describe(image_bgr, box)
+
+    def find_in_person(self, image_bgr: np.ndarray, person_box: np.ndarray) -> FaceBox | None:
+        """Return the face face_in_person would embed, detected only (no embedding), or None."""
         check_image(image_bgr)
         x1, y1, x2, y2 = _check_box(person_box, 'person box')
         width, height = x2 - x1, y2 - y1
@@ -367,7 +372,7 @@ class FaceAnalyzer:
         scale = min(PERSON_REGION_MAX_SCALE, PERSON_REGION_WIDTH_PX / float(region[2] - region[0]))
         for box in self.detector.detect(image_bgr, region, scale=scale):
             if x1 <= (box.box[0] + box.box[2]) / 2 <= x2:
-                return self._describe(image_bgr, box)
+                return box
         return None
 
     def largest_face(self, image_bgr: np.ndarray) -> Face | None:

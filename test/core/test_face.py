@@ -161,6 +161,17 @@ def test_face_in_person_box(two_people: np.ndarray, analyzer: FaceAnalyzer,
     assert analyzer.face_in_person(two_people, np.array([9, 330, 1116, 661])) is None
 
 
+def test_find_in_person_is_face_in_person_without_the_embedding(
+        two_people: np.ndarray, analyzer: FaceAnalyzer) -> None:
+    """find_in_person returns the very box face_in_person embeds, or None where it has none."""
+    for person_box in ([9, 9, 553, 661], [582, 4, 1116, 661]):
+        box = np.array(person_box, dtype=np.float32)
+        found = analyzer.find_in_person(two_people, box)
+        face = analyzer.face_in_person(two_people, box)
+        assert found is not None and np.array_equal(found.box, face.box)
+    assert analyzer.find_in_person(two_people, np.array([9, 330, 1116, 661])) is None
+
+
 def test_face_in_person_box_built_around_a_face(shared_dir: Path,
                                                 analyzer: FaceAnalyzer) -> None:
     """A person box grown downwards from a detected face yields that face.

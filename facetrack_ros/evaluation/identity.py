@@ -1,0 +1,432 @@
+"""Identity metrics of a tracker run against per-frame ground truth (ROS-free).
+
+What the graph published (tracks, events, identified faces, each placed on a frame of the
+clip) is matched to the truth of that frame by box overlap, and counted:
+
+- real persons: identities in the truth; PERSON_IN per real person: INs over that.
+- flaps: PERSON_OUTs of a person whose real person was in view within the ABSENCE_S before
+  the OUT (they never left, yet were reported gone; the IN or RETURNED that follows is the
+  other half of the flap). OUTs sent after the clip's last frame (the input ended) are not
+  flaps.
+- wrong RETURNED: a PERSON_RETURNED whose box is a different real person than the one the
+  person id had been until then (one id given to a second real person).
+- merged ids: person ids seen on two or more real persons, each for at least MERGE_MIN_FRAMES
+  processed frames.
+- id switches: while a real person stays in view (an appearance), the person id on them
+  changes from one id to another (track-to-truth matching by IoU, as CLEAR-MOT counts).
+- face coverage: appearances with at least a second in view with a face of FACE_MIN_PX or
+  more (nearly unoccluded), over those for which at least one face embedding reached
+  identified_faces with a person id.
+- latency: from the first frame a person is in view to the receipt of their IN or RETURNED,
+  and from the last frame in view to the receipt of their OUT [s].
+"""
+
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+import statistics
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from facetrack_ros.evaluation.clips import ClipTruth
+
+#: Out of view at least this long, a person has left [s]; shorter gaps are occlusions.
+#: Equal to the tracker's default absence_timeout.
+ABSENCE_S = 2.0
+#: A truth person is in view from this visible fraction of their body on.
+IN_VIEW_MIN = 0.3
+#: Least IoU of a published box and a truth box to be the same person.
+MATCH_IOU = 0.4
+#: A person id on a second real person for at least this many processed frames is merged.
+MERGE_MIN_FRAMES = 5
+#: Face coverage: faces at least this high [px] and this visible, in view at least FACE_MIN_S.
+FACE_MIN_PX = 40.0
+FACE_MIN_VISIBLE = 0.9
+FACE_MIN_S = 1.0
+
+
+@dataclass(frozen=True)
+class Present:
+    """A real person in a frame. box None: where is unknown (by-eye truth of a shot).
+
+    face_px 0 means the face size is unknown or there is no face to see.
+    """
+
+    identity: str
+    box: tuple[float, float, float, float] | None
+    visible: float = 1.0
+    face_px: float = 0.0
+    face_visible: float = 0.0
+
+
+@dataclass
+class Truth:
+    """Who is in view in each frame of a clip, at the clip's frame rate."""
+
+    name: str
+    fps: float
+    frames: list[list[Present]]
+    identities: list[str]
+
+    @classmethod
+    def from_clip(cls, clip: ClipTruth) -> 'Truth':
+        """Convert the truth of a composed clip."""
+        frames = [[Present(p.identity, p.box, p.visible, p.face_px, p.face_visible)
+                   for p in persons] for persons in clip.frames]
+        return cls(clip.name, clip.fps, frames, list(clip.identities))
+
+
+@dataclass(frozen=True)
+class Shot:
+    """By-eye truth of a stretch of a real video.
+
+    Frames first..last (inclusive) show these people the whole time. boxes, where given, say
+    roughly where each one stands (a static shot); a shot of one person needs none.
+    face_px: face heights seen in the shot [px].
+    """
+
+    first: int
+    last: int
+    people: tuple[str, ...]
+    boxes: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
+    face_px: dict[str, float] = field(default_factory=dict)
+
+
+def truth_from_shots(name: str, fps: float, frame_count: int, shots: Sequence[Shot]
+                     ) -> Truth:
+    """Build per-frame truth from by-eye shots."""
+    frames: list[list[Present]] = [[] for _ in range(frame_count)]
+    for shot in shots:
+        for index in range(shot.first, min(shot.last, frame_count - 1) + 1):
+            frames[index] = [Present(who, shot.boxes.get(who), 1.0, shot.face_px.get(who, 0.0),
+                                     1.0) for who in shot.people]
+    identities = sorted({who for shot in shots for who in shot.people})
+    return Truth(name, fps, frames, identities)
+
+
+@dataclass(frozen=True)
+class TrackBox:
+    """A person box the tracker published for a frame; person_id '' while pending."""
+
+    frame: int
+    track_id: int
+    person_id: str
+    box: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """A PersonEvent placed on a frame; received is the wall time it arrived [s]."""
+
+    frame: int
+    kind: str
+    person_id: str
+    track_id: int
+    box: tuple[float, float, float, float]
+    received: float
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """A face published on identified_faces for a frame (person box and face height)."""
+
+    frame: int
+    track_id: int
+    person_id: str
+    box: tuple[float, float, float, float]
+    face_px: float
+
+
+@dataclass
+class ClipReport:
+    """The metrics of one run on one clip (see the module doc). None: not measurable."""
+
+    clip: str
+    real_persons: int
+    person_in: int
+    returned: int
+    person_out: int
+    flaps: int | None
+    wrong_returned: int | None
+    merged_ids: int | None
+    id_switches: int | None
+    faces_eligible: int | None
+    faces_covered: int | None
+    latency_in: list[float]
+    latency_out: list[float]
+    processed_frames: int
+    track_recall: float | None
+    details: list[str] = field(default_factory=list)
+    #: Frames the graph processed (tracks messages), set by the harness; 0 when not known.
+    detector_frames: int = 0
+
+    @property
+    def in_per_person(self) -> float:
+        """PERSON_IN events per real person."""
+        return self.person_in / max(self.real_persons, 1)
+
+    @property
+    def face_coverage(self) -> float | None:
+        """Covered over eligible appearances, or None when none is eligible or measurable."""
+        if not self.faces_eligible:
+            return None
+        return self.faces_covered / self.faces_eligible
+
+    def as_dict(self) -> dict:
+        """Plain types for JSON."""
+        return {**asdict(self), 'in_per_person': self.in_per_person,
+                'face_coverage': self.face_coverage}
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Return the IoU of two x1, y1, x2, y2 boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match_boxes(truth: Sequence[Sequence[float]], boxes: Sequence[Sequence[float]],
+                min_iou: float = MATCH_IOU) -> dict[int, int]:
+    """Match boxes to truth boxes one to one, greedily by IoU.
+
+    Return {box index: truth index} for the pairs with an IoU of at least min_iou.
+    """
+    pairs = sorted(((box_iou(t, b), bi, ti) for ti, t in enumerate(truth)
+                    for bi, b in enumerate(boxes)), reverse=True)
+    matched: dict[int, int] = {}
+    used: set[int] = set()
+    for iou, bi, ti in pairs:
+        if iou < min_iou:
+            break
+        if bi not in matched and ti not in used:
+            matched[bi] = ti
+            used.add(ti)
+    return matched
+
+
+def identify(persons: Sequence[Present], boxes: Sequence[Sequence[float]]
+             ) -> list[str | None]:
+    """Return the real person behind each box of one frame, None where none matches.
+
+    A frame whose truth has one person without a box (by-eye truth) gives them the largest
+    box (the others are background figures or duplicates).
+    """
+    if len(persons) == 1 and persons[0].box is None:
+        if not boxes:
+            return []
+        largest = max(range(len(boxes)), key=lambda i: (boxes[i][2] - boxes[i][0])
+                      * (boxes[i][3] - boxes[i][1]))
+        return [persons[0].identity if i == largest else None for i in range(len(boxes))]
+    located = [p for p in persons if p.box is not None]
+    matched = match_boxes([p.box for p in located], boxes)
+    return [located[matched[i]].identity if i in matched else None for i in range(len(boxes))]
+
+
+def appearances(truth: Truth) -> dict[str, list[tuple[int, int]]]:
+    """Return each real person's appearances: (first, last) frames in view.
+
+    Gaps shorter than ABSENCE_S are joined (occlusions, not exits).
+    """
+    seen: dict[str, list[int]] = defaultdict(list)
+    for index, persons in enumerate(truth.frames):
+        for person in persons:
+            if person.visible >= IN_VIEW_MIN:
+                seen[person.identity].append(index)
+    gap = ABSENCE_S * truth.fps
+    result = {}
+    for identity, frames in seen.items():
+        spans = [[frames[0], frames[0]]]
+        for index in frames[1:]:
+            if index - spans[-1][1] < gap:
+                spans[-1][1] = index
+            else:
+                spans.append([index, index])
+        result[identity] = [tuple(span) for span in spans]
+    return result
+
+
+def _in_view_near(truth: Truth, identity: str, frame: int) -> bool:
+    """Whether identity was in view in the ABSENCE_S up to frame."""
+    start = max(0, frame - int(ABSENCE_S * truth.fps))
+    return any(p.identity == identity and p.visible >= IN_VIEW_MIN
+               for persons in truth.frames[start:frame + 1] for p in persons)
+
+
+def _latency(stamps: Sequence[float], frame: int, received: float) -> float | None:
+    if 0 <= frame < len(stamps) and np.isfinite(stamps[frame]):
+        return received - stamps[frame]
+    return None
+
+
+def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRecord],
+             faces: Iterable[FaceRecord], frame_stamps: Sequence[float] | None = None
+             ) -> ClipReport:
+    """Count the identity metrics of one run (see the module doc).
+
+    frame_stamps: the capture stamp of each frame of the clip [s, same clock as the events'
+    received times], for latencies; NaN where unknown.
+    """
+    tracks, events, faces = list(tracks), list(events), list(faces)
+    located = any(p.box is not None for persons in truth.frames for p in persons)
+    last_frame = len(truth.frames) - 1
+    details: list[str] = []
+
+    # Who each published box is.
+    by_frame: dict[int, list[TrackBox]] = defaultdict(list)
+    for track in tracks:
+        by_frame[track.frame].append(track)
+    who: dict[tuple[int, int], str] = {}  # (frame, track id) -> real person
+    person_frames: dict[str, Counter] = defaultdict(Counter)
+    timeline: dict[str, list[tuple[int, str]]] = defaultdict(list)  # real -> (frame, pid)
+    hits = expected = 0
+    for frame in sorted(by_frame):
+        if not 0 <= frame <= last_frame:
+            continue
+        boxes = by_frame[frame]
+        persons = truth.frames[frame]
+        names = identify(persons, [b.box for b in boxes])
+        for box, name in zip(boxes, names):
+            if name is None:
+                continue
+            who[(frame, box.track_id)] = name
+            if box.person_id:
+                person_frames[box.person_id][name] += 1
+                timeline[name].append((frame, box.person_id))
+        if located:
+            expected += sum(p.visible >= 0.5 for p in persons)
+            hits += len({n for n in names if n})
+
+    def event_person(event: EventRecord) -> str | None:
+        """Return the real person an IN or RETURNED event's box shows."""
+        if not 0 <= event.frame <= last_frame:
+            return None
+        name = identify(truth.frames[event.frame], [event.box])[0]
+        return name or who.get((event.frame, event.track_id))
+
+    spans = appearances(truth)
+    kinds = Counter(e.kind for e in events)
+    flaps = wrong = 0
+    latency_in: list[float] = []
+    latency_out: list[float] = []
+    owner_so_far: dict[str, Counter] = defaultdict(Counter)
+    last_owner: dict[str, str] = {}  # person id -> the real person it was last seen on
+    tracked = sorted(((t.frame, t.person_id, who.get((t.frame, t.track_id)))
+                      for t in tracks if t.person_id), key=lambda x: x[0])
+    position = 0
+    stamps = list(frame_stamps) if frame_stamps is not None else []
+    announced: set[tuple[str, int]] = set()
+    for event in sorted(events, key=lambda e: (e.frame, e.received)):
+        while position < len(tracked) and tracked[position][0] < event.frame:
+            _, pid, name = tracked[position]
+            if name:
+                owner_so_far[pid][name] += 1
+                last_owner[pid] = name
+            position += 1
+        if event.kind == 'PERSON_OUT':
+            # An OUT's box is where the person was last seen, seconds before: who the id
+            # was last seen on says who was reported gone.
+            name = last_owner.get(event.person_id) or event_person(event)
+            if name is None:
+                continue
+            ended = event.frame >= last_frame
+            if not ended and _in_view_near(truth, name, event.frame):
+                flaps += 1
+                details.append(f'flap: OUT {event.person_id} at frame {event.frame}, '
+                               f'{name} still in view')
+                continue
+            span = next((s for s in reversed(spans.get(name, [])) if s[1] <= event.frame),
+                        None)
+            # People still in view when the clip ends leave with the input, not by walking out.
+            if (span is not None and span[1] < last_frame - 1
+                    and (name, span[0]) in announced):
+                value = _latency(stamps, span[1], event.received)
+                if value is not None:
+                    latency_out.append(value)
+            continue
+        name = event_person(event)
+        if name is None and owner_so_far[event.person_id]:
+            name = owner_so_far[event.person_id].most_common(1)[0][0]
+        if event.kind == 'PERSON_RETURNED' and name is not None:
+            before = owner_so_far[event.person_id]
+            if before and before.most_common(1)[0][0] != name:
+                wrong += 1
+                details.append(f'wrong RETURNED: {event.person_id} (was '
+                               f'{before.most_common(1)[0][0]}) given to {name} at frame '
+                               f'{event.frame}')
+        if name is None:
+            continue
+        span = next((s for s in spans.get(name, []) if s[0] <= event.frame <= s[1]), None)
+        if span is not None and (name, span[0]) not in announced:
+            announced.add((name, span[0]))
+            value = _latency(stamps, span[0], event.received)
+            if value is not None:
+                latency_in.append(value)
+
+    merged = 0
+    for pid, counts in person_frames.items():
+        common = counts.most_common()
+        if len(common) > 1 and common[1][1] >= MERGE_MIN_FRAMES:
+            merged += 1
+            details.append(f'merged: {pid} on {dict(counts)} frames')
+
+    switches = 0
+    for name, seq in timeline.items():
+        for first, last in spans.get(name, []):
+            ids = [pid for frame, pid in seq if first <= frame <= last]
+            changes = sum(a != b for a, b in zip(ids, ids[1:]))
+            if changes:
+                switches += changes
+                details.append(f'switch: {name} frames {first}-{last}: '
+                               f'{list(dict.fromkeys(ids))}')
+
+    eligible = covered = 0
+    face_seen = defaultdict(list)
+    for face in faces:
+        if face.person_id and 0 <= face.frame <= last_frame:
+            name = identify(truth.frames[face.frame], [face.box])[0]
+            if name:
+                face_seen[name].append(face.frame)
+    need = int(round(FACE_MIN_S * truth.fps))
+    for name, name_spans in spans.items():
+        for first, last in name_spans:
+            run = best = 0
+            for index in range(first, last + 1):
+                ok = any(p.identity == name and p.visible >= 0.5 and p.face_px >= FACE_MIN_PX
+                         and p.face_visible >= FACE_MIN_VISIBLE for p in truth.frames[index])
+                run = run + 1 if ok else 0
+                best = max(best, run)
+            if best >= need:
+                eligible += 1
+                if any(first <= f <= last for f in face_seen[name]):
+                    covered += 1
+                else:
+                    details.append(f'no face: {name} frames {first}-{last}')
+
+    if not any(truth.frames):  # counts only (by-eye totals without frames)
+        flaps = wrong = merged = switches = eligible = covered = None
+    return ClipReport(
+        clip=truth.name, real_persons=len(truth.identities), person_in=kinds['PERSON_IN'],
+        returned=kinds['PERSON_RETURNED'], person_out=kinds['PERSON_OUT'], flaps=flaps,
+        wrong_returned=wrong, merged_ids=merged, id_switches=switches,
+        faces_eligible=eligible, faces_covered=covered, latency_in=latency_in,
+        latency_out=latency_out, processed_frames=len(by_frame),
+        track_recall=hits / expected if expected else None, details=details)
+
+
+def spread(values: Sequence[float | None]) -> str:
+    """Return 'min..max' (or the single value) of values, '-' when none is known."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return '-'
+    low, high = min(known), max(known)
+
+    def text(v: float) -> str:
+        return f'{v:.0f}' if float(v).is_integer() else f'{v:.2f}'
+    return text(low) if low == high else f'{text(low)}..{text(high)}'
+
+
+def median(values: Sequence[float]) -> float | None:
+    """Median of values, None when empty."""
+    return statistics.median(values) if values else None

@@ -1,0 +1,189 @@
+"""The identity evaluation's own parts: composed clips and their truth, and the metrics.
+
+The metrics are checked on synthetic tracks whose errors are known (a swap, a flap, a wrong
+RETURNED, a missed face), so a harness that stopped counting one would fail here.
+"""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from facetrack_ros.evaluation.clips import (ClipTruth, compose, decode_frame_number,
+                                            encode_frame_number, frame_numbers)
+from facetrack_ros.evaluation.identity import (appearances, EventRecord, evaluate, FaceRecord,
+                                               match_boxes, Present, Shot, TrackBox, Truth,
+                                               truth_from_shots)
+from facetrack_ros.evaluation.photos import (MULTI_FACE_PHOTOS, photo_path, PHOTO_IDENTITIES,
+                                             read_master_pairs)
+from facetrack_ros.evaluation.scenes import SCENES
+
+FPS = 10.0
+A_BOX, B_BOX, C_BOX = (0.0, 0.0, 10.0, 20.0), (30.0, 0.0, 40.0, 20.0), (60.0, 0.0, 70.0, 20.0)
+
+
+def _truth() -> Truth:
+    """Return A in view frames 0-99 (face 60 px), B 0-59 (face 60 px), C 100-139."""
+    frames = []
+    for index in range(140):
+        persons = []
+        if index < 100:
+            persons.append(Present('A', A_BOX, 1.0, 60.0, 1.0))
+        if index < 60:
+            persons.append(Present('B', B_BOX, 1.0, 60.0, 1.0))
+        if index >= 100:
+            persons.append(Present('C', C_BOX, 1.0, 20.0, 1.0))
+        frames.append(persons)
+    return Truth('synthetic', FPS, frames, ['A', 'B', 'C'])
+
+
+def _event(frame: int, kind: str, person: str, box: tuple, track: int) -> EventRecord:
+    return EventRecord(frame, kind, person, track, box, 1000.0 + frame / FPS + 0.5)
+
+
+def test_a_swap_is_counted_as_switches_and_merged_ids() -> None:
+    """ByteTrack-style swap at frame 30: A and B each change id once, both ids span two."""
+    tracks = []
+    for frame in range(0, 60, 2):
+        tracks.append(TrackBox(frame, 1, 'p1' if frame < 30 else 'p2', A_BOX))
+        tracks.append(TrackBox(frame, 2, 'p2' if frame < 30 else 'p1', B_BOX))
+    report = evaluate(_truth(), tracks, [], [])
+    assert report.id_switches == 2, report.details
+    assert report.merged_ids == 2, report.details
+    assert report.flaps == 0 and report.wrong_returned == 0
+
+
+def test_a_flap_a_wrong_returned_and_a_missed_face_are_counted() -> None:
+    """A is reported OUT while in view; B's id comes back on C; only A's face is embedded."""
+    tracks = [TrackBox(f, 1, 'p1', A_BOX) for f in range(0, 100, 2)]
+    tracks += [TrackBox(f, 2, 'p2', B_BOX) for f in range(0, 60, 2)]
+    tracks += [TrackBox(f, 3, 'p2', C_BOX) for f in range(110, 140, 2)]
+    events = [_event(4, 'PERSON_IN', 'p1', A_BOX, 1), _event(4, 'PERSON_IN', 'p2', B_BOX, 2),
+              _event(50, 'PERSON_OUT', 'p1', A_BOX, 1),        # A is in view: a flap
+              _event(52, 'PERSON_RETURNED', 'p1', A_BOX, 1),
+              _event(80, 'PERSON_OUT', 'p2', B_BOX, 2),        # B left at 59: not a flap
+              _event(110, 'PERSON_RETURNED', 'p2', C_BOX, 3)]  # p2 was B: wrong
+    faces = [FaceRecord(10, 1, 'p1', A_BOX, 60.0)]
+    stamps = [1000.0 + i / FPS for i in range(140)]
+    report = evaluate(_truth(), tracks, events, faces, stamps)
+    assert report.real_persons == 3
+    assert (report.person_in, report.returned, report.person_out) == (2, 2, 2)
+    assert report.flaps == 1, report.details
+    assert report.wrong_returned == 1, report.details
+    assert report.merged_ids == 1, report.details      # p2 on B, then on C
+    assert report.id_switches == 0, report.details
+    # A (frames 0-99) and B (0-59) had a 60 px face for over a second, only A's was embedded;
+    # C's face is 20 px.
+    assert (report.faces_eligible, report.faces_covered) == (2, 1)
+    assert report.face_coverage == 0.5
+    # INs 0.5 s after frame 4 for appearances starting at 0; C's RETURNED 1.0 s after 100.
+    assert report.latency_in == pytest.approx([0.9, 0.9, 1.5])
+    # B's OUT at frame 80, 0.5 s late, B last in view at 59.
+    assert report.latency_out == pytest.approx([(80 - 59) / FPS + 0.5])
+
+
+def test_clean_tracks_count_no_error() -> None:
+    """One id per person, OUTs after they left: nothing to report."""
+    tracks = [TrackBox(f, 1, 'p1', A_BOX) for f in range(0, 100, 3)]
+    tracks += [TrackBox(f, 2, 'p2', B_BOX) for f in range(0, 60, 3)]
+    tracks += [TrackBox(f, 3, 'p3', C_BOX) for f in range(100, 140, 3)]
+    events = [_event(3, 'PERSON_IN', 'p1', A_BOX, 1), _event(3, 'PERSON_IN', 'p2', B_BOX, 2),
+              _event(82, 'PERSON_OUT', 'p2', B_BOX, 2), _event(103, 'PERSON_IN', 'p3', C_BOX, 3),
+              _event(122, 'PERSON_OUT', 'p1', A_BOX, 1)]
+    report = evaluate(_truth(), tracks, events, [])
+    assert (report.flaps, report.wrong_returned, report.id_switches, report.merged_ids) == (
+        0, 0, 0, 0), report.details
+    assert report.in_per_person == 1.0
+    assert report.track_recall == 1.0
+
+
+def test_out_after_the_clip_ended_is_no_flap() -> None:
+    """People in view at the end leave with the input: their OUT is not a flap."""
+    tracks = [TrackBox(f, 3, 'p3', C_BOX) for f in range(100, 140, 3)]
+    events = [_event(103, 'PERSON_IN', 'p3', C_BOX, 3),
+              _event(145, 'PERSON_OUT', 'p3', C_BOX, 3)]
+    assert evaluate(_truth(), tracks, events, []).flaps == 0
+
+
+def test_appearances_join_occlusions_and_split_exits() -> None:
+    """A gap under ABSENCE_S is one appearance; a longer one makes two."""
+    frames = [[Present('A', A_BOX)] if (i < 10 or 25 <= i < 40 or i >= 70) else []
+              for i in range(80)]
+    spans = appearances(Truth('t', FPS, frames, ['A']))
+    assert spans == {'A': [(0, 39), (70, 79)]}
+
+
+def test_by_eye_shots_identify_boxes() -> None:
+    """A one-person shot gives every box to them; a shot with boxes matches by IoU."""
+    truth = truth_from_shots('eye', FPS, 30, [
+        Shot(0, 9, ('A', 'B'), boxes={'A': A_BOX, 'B': B_BOX}), Shot(10, 29, ('A',))])
+    anywhere = (100.0, 100.0, 150.0, 200.0)
+    tracks = [TrackBox(f, 1, 'p1', A_BOX) for f in range(0, 10)]
+    tracks += [TrackBox(f, 2, 'p2', B_BOX) for f in range(0, 10)]
+    tracks += [TrackBox(f, 1, 'p1', anywhere) for f in range(10, 30)]
+    report = evaluate(truth, tracks, [], [])
+    assert (report.merged_ids, report.id_switches) == (0, 0), report.details
+    # B's id on a larger box, so on the only person of shot 2 (A), for 6 frames: merged, and A
+    # switched ids twice (p1 -> p2 -> p1).
+    tracks += [TrackBox(f, 3, 'p2', (90.0, 90.0, 160.0, 210.0)) for f in range(20, 26)]
+    report = evaluate(truth, tracks, [], [])
+    assert (report.merged_ids, report.id_switches) == (1, 2), report.details
+
+
+def test_match_boxes_is_one_to_one() -> None:
+    """Each truth box takes at most one box, the best overlapping."""
+    truth = [A_BOX, B_BOX]
+    boxes = [(1.0, 0.0, 11.0, 20.0), (0.0, 0.0, 10.0, 20.0), (31.0, 0.0, 41.0, 20.0)]
+    assert match_boxes(truth, boxes) == {1: 0, 2: 1}
+
+
+@pytest.mark.parametrize('number', [0, 1, 1234, 65535])
+def test_frame_numbers_survive_jpeg(number: int) -> None:
+    """The corner code decodes after JPEG compression; a plain corner decodes to None."""
+    image = np.full((64, 256, 3), 120, np.uint8)
+    encode_frame_number(image, number)
+    ok, data = cv2.imencode('.jpg', image, [cv2.IMWRITE_JPEG_QUALITY, 60])
+    assert ok
+    assert decode_frame_number(cv2.imdecode(data, cv2.IMREAD_COLOR)) == number
+    assert decode_frame_number(np.full((64, 256, 3), 120, np.uint8)) is None
+
+
+def test_photo_labels_reproduce_master_csv(shared_dir: Path) -> None:
+    """The identities of img1..img25 give master.csv's 300 decisions exactly."""
+    pairs = read_master_pairs(shared_dir)
+    assert len(pairs) == 300
+    for pair in pairs:
+        same = PHOTO_IDENTITIES[pair.first] == PHOTO_IDENTITIES[pair.second]
+        assert same == pair.same, pair
+    for key in [*PHOTO_IDENTITIES, *MULTI_FACE_PHOTOS]:
+        assert photo_path(shared_dir, key).is_file(), key
+
+
+@pytest.fixture(scope='module')
+def short_clip(shared_dir: Path, tmp_path_factory):
+    """Compose the short scene into a fresh folder."""
+    return compose(SCENES['short'], shared_dir, tmp_path_factory.mktemp('clips'))
+
+
+def test_composed_clip_matches_its_truth(short_clip, shared_dir: Path, tmp_path: Path) -> None:
+    """Every frame is numbered, the truth has a line per frame, and composing is repeatable."""
+    truth = ClipTruth.read(short_clip.truth)
+    numbers = frame_numbers(short_clip.video)
+    assert numbers == list(range(len(truth.frames))) and len(numbers) == 80
+    assert truth.identities == ['biden', 'obama']
+    # Obama stands from 2.5 s on; Biden passes behind him, so he is partly hidden a while.
+    assert all(any(p.identity == 'obama' and p.visible > 0.9 for p in frame)
+               for frame in truth.frames[25:])
+    assert min(p.visible for frame in truth.frames for p in frame
+               if p.identity == 'biden' and 0.3 < p.face_box[0] / 640 < 0.5) < 0.6
+    for frame in truth.frames:
+        for person in frame:
+            x1, y1, x2, y2 = person.box
+            assert 0 <= x1 < x2 <= 640 and 0 <= y1 < y2 <= 360
+            assert person.face_px in (70.0, 60.0)
+    again = compose(SCENES['short'], shared_dir, tmp_path, short_clip.video.parent / 'sprites')
+    assert again.truth.read_text() == short_clip.truth.read_text()
+    first, second = (cv2.VideoCapture(str(c.video)) for c in (short_clip, again))
+    for _ in range(5):
+        assert np.array_equal(first.read()[1], second.read()[1])

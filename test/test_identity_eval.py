@@ -1,0 +1,68 @@
+"""The identity evaluation's short variant: the real graph on a composed clip of 8 s.
+
+scripts/eval_identity.py runs the long evaluation; this checks that its harness works end to
+end (the graph runs, every message lands on a frame of the clip, the metrics are counted),
+not the tracker's figures: those are the evaluation's table.
+"""
+
+import math
+from pathlib import Path
+
+import pytest
+
+from facetrack_ros import detector_node
+from facetrack_ros.core.dequantize import cached_float_model
+from facetrack_ros.evaluation.clips import ClipTruth, compose
+from facetrack_ros.evaluation.identity import evaluate, Truth
+from facetrack_ros.evaluation.run import (detector_delay_parameter, DetectorDelayUnavailable,
+                                          run_graph_on_clip)
+from facetrack_ros.evaluation.scenes import SCENES
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope='module')
+def recording(shared_dir: Path, tmp_path_factory):
+    """Run the graph once on the short composed clip; return (truth, recording)."""
+    work = tmp_path_factory.mktemp('identity_eval')
+    clip = compose(SCENES['short'], shared_dir, work / 'clips')
+    model = cached_float_model(shared_dir / 'models' / 'yolov8n_int8.onnx', work / 'models')
+    truth = Truth.from_clip(ClipTruth.read(clip.truth))
+    run = run_graph_on_clip(clip.video, truth.fps, len(truth.frames), True, str(model),
+                            work / 'run', 'identity_eval_short')
+    return truth, run
+
+
+def test_graph_run_lands_on_the_clips_frames(recording) -> None:
+    """Images, tracks and events are placed on frames of the clip by their drawn numbers."""
+    truth, run = recording
+    known = [s for s in run.frame_stamps if not math.isnan(s)]
+    assert len(known) >= len(truth.frames) // 4, 'the probe read the frame numbers'
+    assert known == sorted(known)
+    assert run.tracks, 'the tracker published tracks'
+    frames = {t.frame for t in run.tracks}
+    assert min(frames) >= 0 and max(frames) < len(truth.frames)
+
+
+def test_graph_run_produces_events_the_metrics_count(recording) -> None:
+    """Both people get a PERSON_IN; the report counts them against the truth."""
+    truth, run = recording
+    kinds = [e.kind for e in run.events]
+    assert kinds.count('PERSON_IN') >= 1, kinds
+    report = evaluate(truth, run.tracks, run.events, run.faces, run.frame_stamps)
+    assert report.real_persons == 2
+    assert report.person_in == kinds.count('PERSON_IN')
+    assert report.processed_frames == len({t.frame for t in run.tracks})
+    assert report.track_recall is not None and report.track_recall > 0.5
+    assert all(0 < latency < 30 for latency in report.latency_in), report.latency_in
+    assert report.flaps is not None and report.wrong_returned is not None
+
+
+def test_detector_delay_is_found_or_refused_with_the_reason() -> None:
+    """--detector-delay uses the detector's test-only delay parameter, or says it is missing."""
+    delays = [spec for spec in detector_node.PARAMETERS if 'delay' in spec.name]
+    if not delays:
+        with pytest.raises(DetectorDelayUnavailable, match='no delay parameter'):
+            detector_delay_parameter()
+    else:
+        assert detector_delay_parameter().name == delays[0].name
