@@ -48,7 +48,8 @@ def ros_arguments(params_file: str | None, overrides: Mapping[str, object],
         args += ['--params-file', params_file]
     for key, value in overrides.items():
         # -p values are parsed as YAML: quote text so that source:=0 stays a string.
-        text = json.dumps(value) if isinstance(value, (str, bool)) else str(value)
+        text = (json.dumps(list(value) if isinstance(value, tuple) else value)
+                if isinstance(value, (str, bool, list, tuple)) else str(value))
         args += ['-p', f'{key}:={text}']
     return args
 

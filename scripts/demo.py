@@ -97,7 +97,8 @@ def main() -> int:
         # node, the history and the annotator.
         wait_for_graph(runner, node, executor, ('person_events', 'annotated'), 4)
         camera = runner.start('camera', source=clip, realtime=True, loop=False,
-                              wait_for_subscribers=4)
+                              wait_for_nodes=['detector', 'face_embedding', 'tracker',
+                                              'frame_history', 'annotator'])
         end = time.monotonic() + args.duration if args.duration else None
         while camera.process.poll() is None and (end is None or time.monotonic() < end):
             executor.spin_once(timeout_sec=0.1)

@@ -79,7 +79,9 @@ def _is_text_value(node: ast.expr) -> bool:
 def test_ros_arguments_keep_text_parameters_text():
     """-p values are YAML: a numeric-looking text value must be quoted."""
     from facetrack_ros.graph_runner import ros_arguments
-    args = ros_arguments(None, {'source': '0', 'loop': True, 'rate': 0.5}, 'r1')
+    args = ros_arguments(None, {'source': '0', 'loop': True, 'rate': 0.5,
+                                'wait_for_nodes': ('detector', '7')}, 'r1')
     assert args == ['--ros-args', '-r', '__ns:=/r1', '-p', 'source:="0"', '-p', 'loop:=true',
-                    '-p', 'rate:=0.5']
-    assert [yaml.safe_load(a.split(':=')[1]) for a in args[4::2]] == ['0', True, 0.5]
+                    '-p', 'rate:=0.5', '-p', 'wait_for_nodes:=["detector", "7"]']
+    assert [yaml.safe_load(a.split(':=')[1]) for a in args[4::2]] == [
+        '0', True, 0.5, ['detector', '7']]
