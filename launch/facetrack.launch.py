@@ -42,11 +42,16 @@ def generate_launch_description() -> LaunchDescription:
         default_value=default_params if name == 'params_file' else default)
         for name, (default, description) in ARGUMENTS.items()]
     params = arg['params_file']
+    # Ctrl-C: ros2 launch sends each node SIGINT, then SIGTERM after sigterm_timeout (5 s by
+    # default; 15 s here unless sigterm_timeout:= is given). Nodes close their history and event
+    # logs on SIGINT, and a process that loaded torch takes 1-2 s to exit: several at once on
+    # two busy cores took over 5 s here.
+    stop_timeout = LaunchConfiguration('sigterm_timeout', default='15')
 
     def node(executable: str, overrides: dict, **kwargs) -> Node:
         return Node(package='facetrack_ros', executable=executable, name=executable,
                     namespace=arg['namespace'], parameters=[params, overrides],
-                    output='screen', emulate_tty=True, **kwargs)
+                    output='screen', emulate_tty=True, sigterm_timeout=stop_timeout, **kwargs)
 
     def folder(name: str) -> ParameterValue:
         return ParameterValue(PathJoinSubstitution([arg['log_dir'], name]), value_type=str)
