@@ -112,12 +112,14 @@ class CameraNode(Node):
                 if not (waited or source.live):
                     self._wait_for_nodes(source.description)
                 waited = True
+                if self._stop.is_set():
+                    return
                 self.get_logger().info(f'publishing {source.description}')
                 self.diagnostics.set_state(DiagnosticStatus.OK, source.description)
                 backoff.reset()
-                self._publish_frames(source)
-                self.get_logger().info(f'{source.description} ended; {END_OF_SOURCE}')
-                self.diagnostics.set_state(DiagnosticStatus.WARN, 'source ended')
+                if self._publish_frames(source):
+                    self.get_logger().info(f'{source.description} ended; {END_OF_SOURCE}')
+                    self.diagnostics.set_state(DiagnosticStatus.WARN, 'source ended')
                 return
             except Exception as error:  # SourceError, a bad spec, a decoder failure: retry
                 delay = backoff.next_delay()
@@ -175,13 +177,16 @@ class CameraNode(Node):
         except NodeNameNonExistentError:
             return False
 
-    def _publish_frames(self, source: FrameSource) -> None:
-        """Publish frames from an open source until it ends (returns) or fails (raises)."""
+    def _publish_frames(self, source: FrameSource) -> bool:
+        """Publish frames from an open source; return True when it ended, False when stopped.
+
+        Raises when the source fails.
+        """
         while not self._stop.is_set():
             try:
                 frame = source.read()
             except SourceEnded:
-                return
+                return True
             msg = bgr_to_image(frame.image)
             msg.header.stamp = sec_to_time(frame.stamp)
             msg.header.frame_id = self.params.frame_id
@@ -190,6 +195,7 @@ class CameraNode(Node):
                 self.compressed_pub.publish(
                     bgr_to_compressed(frame.image, msg.header, self.params.jpeg_quality))
             self.diagnostics.processed(time.time() - frame.stamp)
+        return False
 
     def destroy_node(self) -> None:
         """Stop the reading thread before the node goes."""

@@ -4,6 +4,7 @@ A real camera process over DDS; the readers are real rclpy nodes of this test.
 """
 
 from pathlib import Path
+import signal
 
 import cv2
 import numpy as np
@@ -12,6 +13,7 @@ from rclpy import create_node
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
 
+from facetrack_ros.camera_node import END_OF_SOURCE
 from facetrack_ros.conversions import bgr_to_image, image_to_bgr
 from facetrack_ros.graph_runner import GraphRunner
 from facetrack_ros.parameters import image_qos_profile
@@ -92,6 +94,19 @@ def test_the_wait_is_bounded(graph, folder):
     assert '/absent_node still not up after 2 s (wait_timeout); playing without them' in warning
     # rcutils stamps [s] in the log lines: the warning comes after the full wait.
     assert _log_stamp(warning) - _log_stamp(waiting) >= 2.0
+
+
+def test_ctrl_c_during_the_wait_ends_the_camera_quietly(graph, folder):
+    """Stopped while waiting, the camera exits 0 at once and reports no end of its source."""
+    runner, executor, _ = graph
+    camera = runner.start('camera', source=str(folder), wait_for_nodes=['absent_node'],
+                          wait_timeout=600.0)
+    assert spin_until(executor, lambda: 'waiting up to 600 s' in camera.log_path.read_text(),
+                      timeout=30), runner.tail()
+    camera.process.send_signal(signal.SIGINT)
+    assert camera.process.wait(timeout=10) == 0
+    log = camera.log_path.read_text()
+    assert 'publishing' not in log and END_OF_SOURCE not in log, log
 
 
 def _log_stamp(line: str) -> float:
