@@ -54,10 +54,14 @@ PARAMETERS = (
               'processed from its first frame (lifecycle nodes subscribe once active, with '
               'their models loaded). V4L2 cameras and topic relays start at once.',
               read_only=True),
+    ParamSpec('wait_for_subscribers', 0,
+              'Before a video file or image folder plays, also wait until image_raw has this '
+              'many matched subscribers, named or not (a recorder or viewer with a generated '
+              'name).', 0, 100, read_only=True),
     ParamSpec('wait_timeout', 120.0,
-              'Longest wait for wait_for_nodes; then the recording plays anyway, with a '
-              'warning naming the missing nodes (0: no wait) [s].', 0.0, 3600.0,
-              read_only=True),
+              'Longest wait for wait_for_nodes and wait_for_subscribers; then the recording '
+              'plays anyway, with a warning naming what is missing (0: no wait) [s].',
+              0.0, 3600.0, read_only=True),
     ParamSpec('reconnect_max_delay', 10.0,
               'Longest wait between attempts to reopen a failed source [s].', 0.1, 300.0,
               read_only=True),
@@ -110,7 +114,7 @@ class CameraNode(Node):
                     rate=self.params.rate, warn=self.get_logger().warning)
                 source.open()
                 if not (waited or source.live):
-                    self._wait_for_nodes(source.description)
+                    self._wait_for_pipeline(source.description)
                 waited = True
                 if self._stop.is_set():
                     return
@@ -131,8 +135,8 @@ class CameraNode(Node):
                 if source is not None:
                     source.close()
 
-    def _wait_for_nodes(self, description: str) -> None:
-        """Hold a recording back until every wait_for_nodes node is up and subscribed.
+    def _wait_for_pipeline(self, description: str) -> None:
+        """Hold a recording back until wait_for_nodes are up and image_raw has its readers.
 
         Bounded by wait_timeout. A node counts once it subscribes to a topic (lifecycle nodes
         do on activation); the graph can show an image_raw reader a moment before DDS has
@@ -140,17 +144,21 @@ class CameraNode(Node):
         """
         wanted = [qualified_node_name(name, self.get_namespace())
                   for name in self.params.wait_for_nodes if name]
+        count = self.params.wait_for_subscribers
         timeout = self.params.wait_timeout
-        if not wanted or not timeout:
+        if not (wanted or count) or not timeout:
             return
 
         def missing() -> list[str]:
             readers = {qualified_node_name(r.node_name, r.node_namespace) for r in
                        self.get_subscriptions_info_by_topic(self.image_pub.topic_name)}
             awaited_readers = readers.intersection(wanted)
-            unmatched = self.image_pub.get_subscription_count() < len(awaited_readers)
-            return [name for name in wanted if not self._subscribes(name)
-                    or (unmatched and name in awaited_readers)]
+            matched = self.image_pub.get_subscription_count()
+            absent = [name for name in wanted if not self._subscribes(name)
+                      or (matched < len(awaited_readers) and name in awaited_readers)]
+            if matched < count:
+                absent.append(f'{count} image_raw subscribers ({matched} now)')
+            return absent
 
         absent = missing()
         if not absent:
