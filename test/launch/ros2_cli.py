@@ -31,6 +31,8 @@ NO_DAEMON_FLAGS = {('service', 'call')}
 #: Answers meaning that the call has not discovered its target yet: worth asking again.
 NOT_DISCOVERED = ('Node not found', 'Unable to find node', 'Unknown topic',
                   'Could not determine the type')
+#: What rmw prints for an endpoint whose node is not discovered yet.
+UNKNOWN_NODE = '_NODE_NAME_UNKNOWN_'
 #: Environment of every command: plain log lines, unbuffered output.
 ENV = {'RCUTILS_COLORIZED_OUTPUT': '0', 'PYTHONUNBUFFERED': '1'}
 
@@ -108,8 +110,11 @@ def lifecycle_state(node: str) -> str:
     return ros2('lifecycle', 'get', node).split()[0]
 
 
-def topic_endpoints(topic: str) -> dict[str, set[str]]:
-    """Return {'publishers', 'subscribers'}: the nodes at each end of topic (`topic info -v`)."""
+def topic_endpoints(topic: str) -> dict[str, set[str]] | None:
+    """Return {'publishers', 'subscribers'}: the nodes at each end of topic (`topic info -v`).
+
+    None while the listing shows an endpoint whose node it has not discovered yet.
+    """
     found = {'publishers': set(), 'subscribers': set()}
     kind = None
     for block in ros2('topic', 'info', '-v', topic).split('\n\n'):
@@ -121,6 +126,8 @@ def topic_endpoints(topic: str) -> dict[str, set[str]]:
             continue
         name = re.search(r'Node name: (\S+)', block).group(1)
         namespace = re.search(r'Node namespace: (\S+)', block).group(1)
+        if UNKNOWN_NODE in (name, namespace):
+            return None
         found[kind].add(f'{namespace.rstrip("/")}/{name}')
     return found
 

@@ -136,8 +136,9 @@ def test_the_graph_lives_in_its_namespace(graph):
         found = set(ros2('topic', 'list').split())
         return found if topics <= found else set()
     listed = wait_for(all_topics, 60, f'topics {sorted(topics)}')
+    # Outside the namespace: only what every ROS node shares, and the fleet's /fleet/ topics.
     shared = {'/diagnostics', '/rosout', '/parameter_events'}
-    assert {t for t in listed if not t.startswith(f'{NS}/')} <= shared, listed
+    assert {t for t in listed if not t.startswith((f'{NS}/', '/fleet/'))} <= shared, listed
     services = {f'{NS}/backtrack_search', f'{NS}/get_frames', f'{NS}/detector/change_state',
                 f'{NS}/face_embedding/change_state'}
     wait_for(lambda: services <= set(ros2('service', 'list').split()), 60,
@@ -277,7 +278,7 @@ def _image_readers(*, including: set[str]) -> set[str]:
     expected also shows that an absent one has really gone.
     """
     def readers() -> set[str]:
-        found = topic_endpoints(f'{NS}/image_raw')['subscribers']
+        found = (topic_endpoints(f'{NS}/image_raw') or {}).get('subscribers', set())
         return found if including <= found else set()
     return wait_for(readers, 60, f'image_raw readers {sorted(including)}')
 
