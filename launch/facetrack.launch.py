@@ -43,8 +43,8 @@ def generate_launch_description() -> LaunchDescription:
         for name, (default, description) in ARGUMENTS.items()]
     params = arg['params_file']
     # Ctrl-C: ros2 launch sends each node SIGINT, then SIGTERM after sigterm_timeout (5 s by
-    # default). Nodes close their history and event logs on SIGINT, which can take longer on a
-    # busy machine than 5 s: 15 s here, unless sigterm_timeout:= is given.
+    # default). Nodes close their history and event logs on SIGINT, which on a busy machine
+    # can take more than 5 s: 15 s here, unless sigterm_timeout:= is given.
     stop_timeout = LaunchConfiguration('sigterm_timeout', default='15')
 
     def node(executable: str, overrides: dict, **kwargs) -> Node:
