@@ -1,12 +1,14 @@
-# facetrack_ros: `make demo` runs the node graph on a sample clip; `make test` runs every test.
-# Both set up the environment first (scripts/setup.sh: venv, pinned wheels, colcon build).
+# facetrack_ros: `make demo` runs the node graph on a sample clip (with `ros2 launch` where the
+# ROS 2 launch tools are installed); `make test` runs every test, the launch-level ones included.
+# Both set up the environment first (scripts/setup.sh: venv, pinned wheels, launch and CLI test
+# tools, colcon build).
 SHELL := /bin/bash
 VENV ?= $(HOME)/.cache/facetrack_ros/venv
 export VENV
 RUN := source scripts/env.sh &&
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test test-launch lint demo bench clean
 
 setup:
 	@scripts/setup.sh
@@ -14,11 +16,15 @@ setup:
 test: setup
 	@$(RUN) pytest $(PYTEST_ARGS)
 
+test-launch: setup
+	@$(RUN) pytest test/launch $(PYTEST_ARGS)
+
 lint: setup
 	@$(RUN) pytest -m lint
 
 demo: setup
-	@$(RUN) python scripts/demo.py $(if $(VIDEO),--video $(VIDEO))
+	@$(RUN) python scripts/demo.py $(if $(VIDEO),--video $(VIDEO)) $(if $(MODEL),--model $(MODEL)) \
+		$(if $(RUNNER),--runner $(RUNNER))
 
 bench: setup
 	@$(RUN) python scripts/bench_pipeline.py && python scripts/bench_history.py

@@ -1,14 +1,16 @@
 """camera node: publish sensor_msgs/Image from a V4L2 device, video file, image folder or topic.
 
 Images are bgr8, stamped at capture (right after the grab) with the configured frame_id.
-A source that fails is reopened with exponential backoff; a file that ends is reported once.
+A recording (video file, image folder) waits until the pipeline's nodes read image_raw, so
+that it is processed from its first frame; live sources start at once. A source that fails is
+reopened with exponential backoff; a file that ends is reported once.
 """
 
 import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.node import Node
+from rclpy.node import Node, NodeNameNonExistentError
 from sensor_msgs.msg import CompressedImage, Image
 
 from facetrack_ros.conversions import bgr_to_compressed, bgr_to_image, sec_to_time
@@ -46,10 +48,20 @@ PARAMETERS = (
     ParamSpec('publish_compressed', False, 'Also publish image_raw/compressed (JPEG).',
               read_only=True),
     ParamSpec('jpeg_quality', 80, 'JPEG quality of image_raw/compressed [1..100].', 1, 100),
-    ParamSpec('wait_for_subscribers', 0,
-              'Before reading the source, wait until this many image_raw subscribers '
-              'have matched, so the first frames reach everyone (0: start at once).', 0, 100,
+    ParamSpec('wait_for_nodes', ('detector', 'face_embedding', 'tracker', 'frame_history'),
+              'Nodes (names relative to the camera\'s namespace, or absolute) that must be '
+              'up and subscribed before a video file or image folder plays, so that it is '
+              'processed from its first frame (lifecycle nodes subscribe once active, with '
+              'their models loaded). V4L2 cameras and topic relays start at once.',
               read_only=True),
+    ParamSpec('wait_for_subscribers', 0,
+              'Before a video file or image folder plays, also wait until image_raw has this '
+              'many matched subscribers, named or not (a recorder or viewer with a generated '
+              'name).', 0, 100, read_only=True),
+    ParamSpec('wait_timeout', 120.0,
+              'Longest wait for wait_for_nodes and wait_for_subscribers; then the recording '
+              'plays anyway, with a warning naming what is missing (0: no wait) [s].',
+              0.0, 3600.0, read_only=True),
     ParamSpec('reconnect_max_delay', 10.0,
               'Longest wait between attempts to reopen a failed source [s].', 0.1, 300.0,
               read_only=True),
@@ -92,11 +104,7 @@ class CameraNode(Node):
         """Open the source, publish until it ends, reopen it with backoff when it fails."""
         max_delay = self.params.reconnect_max_delay
         backoff = Backoff(initial_s=min(0.5, max_delay), max_s=max_delay)
-        wanted = self.params.wait_for_subscribers
-        if wanted:
-            self.get_logger().info(f'waiting for {wanted} image_raw subscribers')
-        while self.image_pub.get_subscription_count() < wanted and not self._stop.wait(0.05):
-            pass
+        waited = False
         while not self._stop.is_set():
             source = None
             try:
@@ -105,12 +113,17 @@ class CameraNode(Node):
                     fps=self.params.fps, loop=self.params.loop, realtime=self.params.realtime,
                     rate=self.params.rate, warn=self.get_logger().warning)
                 source.open()
+                if not (waited or source.live):
+                    self._wait_for_pipeline(source.description)
+                waited = True
+                if self._stop.is_set():
+                    return
                 self.get_logger().info(f'publishing {source.description}')
                 self.diagnostics.set_state(DiagnosticStatus.OK, source.description)
                 backoff.reset()
-                self._publish_frames(source)
-                self.get_logger().info(f'{source.description} ended; {END_OF_SOURCE}')
-                self.diagnostics.set_state(DiagnosticStatus.WARN, 'source ended')
+                if self._publish_frames(source):
+                    self.get_logger().info(f'{source.description} ended; {END_OF_SOURCE}')
+                    self.diagnostics.set_state(DiagnosticStatus.WARN, 'source ended')
                 return
             except Exception as error:  # SourceError, a bad spec, a decoder failure: retry
                 delay = backoff.next_delay()
@@ -122,13 +135,66 @@ class CameraNode(Node):
                 if source is not None:
                     source.close()
 
-    def _publish_frames(self, source: FrameSource) -> None:
-        """Publish frames from an open source until it ends (returns) or fails (raises)."""
+    def _wait_for_pipeline(self, description: str) -> None:
+        """Hold a recording back until wait_for_nodes are up and image_raw has its readers.
+
+        Bounded by wait_timeout. A node counts once it subscribes to a topic (lifecycle nodes
+        do on activation); the graph can show an image_raw reader a moment before DDS has
+        matched it, so this publisher must also have matched every awaited image_raw reader.
+        """
+        wanted = [qualified_node_name(name, self.get_namespace())
+                  for name in self.params.wait_for_nodes if name]
+        count = self.params.wait_for_subscribers
+        timeout = self.params.wait_timeout
+        if not (wanted or count) or not timeout:
+            return
+
+        def missing() -> list[str]:
+            readers = {qualified_node_name(r.node_name, r.node_namespace) for r in
+                       self.get_subscriptions_info_by_topic(self.image_pub.topic_name)}
+            awaited_readers = readers.intersection(wanted)
+            matched = self.image_pub.get_subscription_count()
+            absent = [name for name in wanted if not self._subscribes(name)
+                      or (matched < len(awaited_readers) and name in awaited_readers)]
+            if matched < count:
+                absent.append(f'{count} image_raw subscribers ({matched} now)')
+            return absent
+
+        absent = missing()
+        if not absent:
+            return
+        self.get_logger().info(
+            f'waiting up to {timeout:.0f} s for {", ".join(absent)}, so that {description} '
+            'is processed from its first frame')
+        self.diagnostics.set_state(DiagnosticStatus.OK, f'waiting for {", ".join(absent)}')
+        start = time.monotonic()
+        while absent and time.monotonic() - start < timeout and not self._stop.wait(0.1):
+            absent = missing()
+        if absent and not self._stop.is_set():
+            self.get_logger().warning(
+                f'{", ".join(absent)} still not up after {timeout:.0f} s (wait_timeout); '
+                'playing without them')
+        elif not absent:
+            self.get_logger().info(f'pipeline ready after {time.monotonic() - start:.1f} s')
+
+    def _subscribes(self, name: str) -> bool:
+        """Return whether the node of absolute name `name` exists and subscribes to a topic."""
+        namespace, _, node = name.rpartition('/')
+        try:
+            return bool(self.get_subscriber_names_and_types_by_node(node, namespace or '/'))
+        except NodeNameNonExistentError:
+            return False
+
+    def _publish_frames(self, source: FrameSource) -> bool:
+        """Publish frames from an open source; return True when it ended, False when stopped.
+
+        Raises when the source fails.
+        """
         while not self._stop.is_set():
             try:
                 frame = source.read()
             except SourceEnded:
-                return
+                return True
             msg = bgr_to_image(frame.image)
             msg.header.stamp = sec_to_time(frame.stamp)
             msg.header.frame_id = self.params.frame_id
@@ -137,6 +203,7 @@ class CameraNode(Node):
                 self.compressed_pub.publish(
                     bgr_to_compressed(frame.image, msg.header, self.params.jpeg_quality))
             self.diagnostics.processed(time.time() - frame.stamp)
+        return False
 
     def destroy_node(self) -> None:
         """Stop the reading thread before the node goes."""
@@ -144,6 +211,13 @@ class CameraNode(Node):
         if self._thread is not None:
             self._thread.join(timeout=5.0)
         super().destroy_node()
+
+
+def qualified_node_name(name: str, namespace: str) -> str:
+    """Return name as an absolute node name: relative names live in namespace."""
+    if name.startswith('/'):
+        return name
+    return f'{namespace.rstrip("/")}/{name}'
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,13 +1,16 @@
-"""Start the node graph as processes without `ros2 launch` (demo, end-to-end tests, benchmarks).
+"""Start the node graph as processes, with or without `ros2 launch` (demo, tests, benchmarks).
 
-On a full ROS install, use launch/facetrack.launch.py instead; this runs the same installed
-executables with the same parameter file, for machines that have rclpy but not ros2launch.
+GraphRunner runs the installed executables with the package's parameter file, for machines
+that have rclpy but not the ROS 2 launch tools; LaunchRunner runs launch/facetrack.launch.py
+with the real `ros2 launch` where it is installed. Neither imports the launch tools.
 """
 
 from dataclasses import dataclass, field
+import importlib.util
 import json
 import os
 from pathlib import Path
+import shutil
 import signal
 import subprocess
 import time
@@ -48,7 +51,8 @@ def ros_arguments(params_file: str | None, overrides: Mapping[str, object],
         args += ['--params-file', params_file]
     for key, value in overrides.items():
         # -p values are parsed as YAML: quote text so that source:=0 stays a string.
-        text = json.dumps(value) if isinstance(value, (str, bool)) else str(value)
+        text = (json.dumps(list(value) if isinstance(value, tuple) else value)
+                if isinstance(value, (str, bool, list, tuple)) else str(value))
         args += ['-p', f'{key}:={text}']
     return args
 
@@ -116,6 +120,74 @@ class GraphRunner:
     def __exit__(self, *exc_info: object) -> None:
         """Stop every node."""
         self.stop()
+
+
+def ros2_launch_available() -> bool:
+    """Return whether `ros2 launch` can run here (the ros2 command with launch and launch_ros)."""
+    return shutil.which('ros2') is not None and all(
+        importlib.util.find_spec(name) is not None for name in ('ros2launch', 'launch_ros'))
+
+
+class LaunchRunner:
+    """Runs `ros2 launch facetrack_ros <launch file> name:=value ...`, its output in a log file.
+
+    The same queries as GraphRunner (source_ended, failed, tail) and the same stop: SIGINT,
+    as Ctrl-C in a terminal, after which ros2 launch stops every node.
+    """
+
+    def __init__(self, arguments: Mapping[str, object], log_path: str | Path,
+                 launch_file: str = 'facetrack.launch.py') -> None:
+        """Start ros2 launch now; its output (and its nodes') goes to the file log_path."""
+        self.log_path = Path(log_path)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.command = ['ros2', 'launch', 'facetrack_ros', launch_file,
+                        *(f'{name}:={_launch_text(value)}' for name, value in arguments.items())]
+        self._log = open(self.log_path, 'w')
+        env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'RCUTILS_COLORIZED_OUTPUT': '0'}
+        self.process = subprocess.Popen(self.command, stdout=self._log,
+                                        stderr=subprocess.STDOUT, env=env)
+
+    def _text(self) -> str:
+        return self.log_path.read_text(errors='replace')
+
+    def source_ended(self) -> bool:
+        """Return whether the camera reported the end of its file or folder."""
+        return END_OF_SOURCE in self._text()
+
+    def failed(self) -> list[str]:
+        """Return 'ros2 launch' if it has exited, and the nodes it reported dead."""
+        dead = [line.split('[')[2].split(']')[0] for line in self._text().splitlines()
+                if ']: process has died [' in line]
+        return (['ros2 launch'] if self.process.poll() is not None else []) + dead
+
+    def stop(self, timeout: float = 30.0) -> dict[str, int]:
+        """Interrupt ros2 launch (Ctrl-C), wait for it and its nodes; return its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self._log.close()
+        return {'ros2 launch': code}
+
+    def tail(self, lines: int = 40) -> str:
+        """Return the last lines of the launch output, for failure reports."""
+        return '\n'.join(self._text().splitlines()[-lines:])
+
+    def __enter__(self) -> 'LaunchRunner':
+        """Use as a context manager that always stops the launch."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Stop the launch."""
+        self.stop()
+
+
+def _launch_text(value: object) -> str:
+    """Return a launch argument value as ros2 launch reads it (booleans lower-case)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def wait_for_graph(runner: GraphRunner, probe: Node, executor: Executor,

@@ -50,6 +50,10 @@ def generate_launch_description() -> LaunchDescription:
         default_value=default_params if name == 'params_file' else default)
         for name, (default, description) in ARGUMENTS.items()]
     params = arg['params_file']
+    # Ctrl-C: ros2 launch sends each node SIGINT, then SIGTERM after sigterm_timeout (5 s by
+    # default). Nodes close their history and event logs on SIGINT, which on a busy machine
+    # can take more than 5 s: 15 s here, unless sigterm_timeout:= is given.
+    stop_timeout = LaunchConfiguration('sigterm_timeout', default='15')
 
     def node(executable: str, overrides: dict, **kwargs) -> OpaqueFunction:
         # Whether to secure the node, and its enclave (from the namespace it will have, under
@@ -64,7 +68,8 @@ def generate_launch_description() -> LaunchDescription:
                             'additional_env': security_environment(keystore)}
             return [Node(package='facetrack_ros', executable=executable, name=executable,
                          namespace=arg['namespace'], parameters=[params, overrides],
-                         output='screen', emulate_tty=True, **security, **kwargs)]
+                         output='screen', emulate_tty=True, sigterm_timeout=stop_timeout,
+                         **security, **kwargs)]
         return OpaqueFunction(function=create)
 
     def folder(name: str) -> ParameterValue:

@@ -414,7 +414,8 @@ def run_graph(video: str, model: str, seconds: float, log_dir: Path,
             wait_for_graph(runner, node, executor, TOPICS[1:], readers, READY_TIMEOUT_S)
         # The camera publishes its first frame once every image reader has matched.
         runner.start('camera', source=video, realtime=True, loop=True,
-                     wait_for_subscribers=readers)
+                     wait_for_nodes=[node.get_name(), *(('tracker', *RUN_IMAGE_SUBSCRIBERS)
+                                                        if with_models else ())])
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             first = probe.first_stamp()

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """`make demo`: run the whole graph on a sample clip, print events, search the history.
 
-Starts camera, detector, face_embedding, tracker, frame_history and annotator as processes (the
-installed executables, config/facetrack.yaml), prints every PersonEvent, writes the event log
-and an annotated video under demo_output/, and ends with a BacktrackSearch by photo that prints
-the intervals found.
+Starts camera, detector, face_embedding, tracker, frame_history and annotator with
+`ros2 launch facetrack_ros facetrack.launch.py` where the ROS 2 launch tools are installed,
+else as processes of the installed executables (facetrack_ros.graph_runner), and says which.
+Prints every PersonEvent, writes the event log, the history and an annotated video under
+demo_output/, and ends with a BacktrackSearch by photo that prints the intervals found.
 """
 
 import argparse
@@ -23,7 +24,7 @@ from sensor_msgs.msg import Image
 from facetrack_ros.annotator_node import ANNOTATED_QOS
 from facetrack_ros.conversions import bgr_to_image, image_to_bgr, time_to_sec
 from facetrack_ros.core.tracking import EventKind
-from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
+from facetrack_ros.graph_runner import GraphRunner, LaunchRunner, ros2_launch_available
 from facetrack_ros.msg import PersonEvent
 from facetrack_ros.parameters import RELIABLE_QOS
 from facetrack_ros.srv import BacktrackSearch
@@ -53,6 +54,9 @@ def main() -> int:
     parser.add_argument('--output', type=Path, default=REPO / 'demo_output')
     parser.add_argument('--duration', type=float, default=0.0,
                         help='stop after this long [s] (default: when the video ends)')
+    parser.add_argument('--runner', choices=('auto', 'launch', 'processes'), default='auto',
+                        help='ros2 launch, the node processes without it, or launch when '
+                             'available (default)')
     args = parser.parse_args()
     clip, photo = sample_clip() if not args.video else (args.video, args.photo)
     shutil.rmtree(args.output, ignore_errors=True)
@@ -84,30 +88,23 @@ def main() -> int:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
 
-    runner = GraphRunner(args.output / 'logs', str(REPO / 'config' / 'facetrack.yaml'))
-    print(f'demo: source {clip}; node logs in {runner.log_dir}', flush=True)
-    runner.start('frame_history', robot_id='demo', history_dir=str(args.output / 'history'))
-    runner.start('tracker', robot_id='demo', event_log_dir=str(args.output / 'events'))
-    runner.start('face_embedding')
-    runner.start('annotator')
-    runner.start('detector', model=args.model)
+    use_launch = args.runner == 'launch' or (args.runner == 'auto' and ros2_launch_available())
     code = 0
+    runner = start_graph(use_launch, args, clip)
     try:
-        # Models load before the first frame: image_raw readers are the detector, the face
-        # node, the history and the annotator.
-        wait_for_graph(runner, node, executor, ('person_events', 'annotated'), 4)
-        camera = runner.start('camera', source=clip, realtime=True, loop=False,
-                              wait_for_subscribers=4)
         end = time.monotonic() + args.duration if args.duration else None
-        while camera.process.poll() is None and (end is None or time.monotonic() < end):
+        while end is None or time.monotonic() < end:
             executor.spin_once(timeout_sec=0.1)
             if runner.source_ended() or runner.failed():
                 break
+        if runner.failed():
+            print(f'demo: stopped early: {runner.failed()}\n{runner.tail()}', flush=True)
+            code = 1
         # Give the tracker time to report everyone who left (absence timeout).
         settle = time.monotonic() + 5.0
         while time.monotonic() < settle:
             executor.spin_once(timeout_sec=0.1)
-        code = report_search(node, executor, search, photo)
+        code = report_search(node, executor, search, photo) or code
     finally:
         runner.stop()
         if video['writer'] is not None:
@@ -117,6 +114,32 @@ def main() -> int:
     print(f'demo: {len(events)} events; event log {args.output / "events"}; annotated video '
           f'{args.output / "annotated.mp4"}')
     return code
+
+
+def start_graph(use_launch: bool, args: argparse.Namespace,
+                clip: str) -> GraphRunner | LaunchRunner:
+    """Start the graph with ros2 launch or as processes; say which. The clip plays once."""
+    logs = args.output / 'logs'
+    if use_launch:
+        runner = LaunchRunner({'source': clip, 'model': args.model, 'robot_id': 'demo',
+                               'log_dir': args.output, 'annotate': True, 'loop': False},
+                              logs / 'launch.log')
+        print(f'demo: ros2 launch is installed: {" ".join(runner.command)}\n'
+              f'demo: its output and the nodes\' in {runner.log_path}', flush=True)
+        return runner
+    print('demo: no ros2 launch here (the ROS 2 launch tools are not installed): starting the '
+          f'node executables with facetrack_ros.graph_runner; node logs in {logs}', flush=True)
+    runner = GraphRunner(logs, str(REPO / 'config' / 'facetrack.yaml'))
+    runner.start('frame_history', robot_id='demo', history_dir=str(args.output / 'history'))
+    runner.start('tracker', robot_id='demo', event_log_dir=str(args.output / 'events'))
+    runner.start('face_embedding')
+    runner.start('annotator')
+    runner.start('detector', model=args.model)
+    # The camera holds the clip until these nodes are up, the annotator too (the video).
+    runner.start('camera', source=clip, realtime=True, loop=False,
+                 wait_for_nodes=['detector', 'face_embedding', 'tracker', 'frame_history',
+                                 'annotator'])
+    return runner
 
 
 def report_search(node, executor, client, photo: str | None) -> int:

@@ -12,9 +12,14 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${VENV:-$HOME/.cache/facetrack_ros/venv}"
 python="${PYTHON:-python3.11}"
 
+# The venv is shared by every checkout on the machine: one set-up changes it at a time
+# (concurrent pip runs into one venv corrupt it). colcon below builds this checkout only.
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
+
 if [ ! -x "$venv/bin/python" ]; then
   echo "setup: creating venv $venv with $python"
-  mkdir -p "$(dirname "$venv")"
   "$python" -m venv "$venv"
 fi
 
@@ -47,6 +52,7 @@ if [ -d "$tools/wheels" ] && [ -d "$tools/composition_interfaces" ]; then
 else
   echo "setup: no ROS 2 test tools at $tools: ros2 launch and the launch-level tests need them"
 fi
+flock -u 9
 
 # shellcheck disable=SC1091
 source "$venv/bin/activate"

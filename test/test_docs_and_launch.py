@@ -2,6 +2,8 @@
 
 import ast
 import importlib.util
+import subprocess
+import sys
 
 import yaml
 
@@ -36,15 +38,17 @@ def test_yaml_sets_only_declared_parameters(repo_dir):
 def test_launch_file_arguments_and_nodes(repo_dir):
     """Every launch argument has a description; every node and override is declared.
 
-    ros2launch is not installable here, so the launch file is checked statically.
+    A static check, in a second; test/launch runs the launch files for real.
     """
     declared = _load_script(repo_dir, 'param_reference').node_parameters()
     tree = ast.parse((repo_dir / 'launch' / 'facetrack.launch.py').read_text())
-    arguments = next(node.value for node in tree.body if isinstance(node, ast.Assign)
-                     and node.targets[0].id == 'ARGUMENTS')
-    for key, value in zip(arguments.keys, arguments.values):
-        default, description = ast.literal_eval(value)
-        assert len(description) > 15, f'launch argument {key.value} lacks a description'
+    for launch_file in ('facetrack.launch.py', 'fleet.launch.py'):
+        body = ast.parse((repo_dir / 'launch' / launch_file).read_text()).body
+        arguments = next(node.value for node in body if isinstance(node, ast.Assign)
+                         and node.targets[0].id == 'ARGUMENTS')
+        for key, value in zip(arguments.keys, arguments.values):
+            default, description = ast.literal_eval(value)
+            assert len(description) > 15, f'{launch_file}: {key.value} lacks a description'
     by_node = {name: {spec.name: spec for spec in specs} for name, specs in declared.items()}
     launched = {}
     for call in ast.walk(tree):
@@ -79,7 +83,27 @@ def _is_text_value(node: ast.expr) -> bool:
 def test_ros_arguments_keep_text_parameters_text():
     """-p values are YAML: a numeric-looking text value must be quoted."""
     from facetrack_ros.graph_runner import ros_arguments
-    args = ros_arguments(None, {'source': '0', 'loop': True, 'rate': 0.5}, 'r1')
+    args = ros_arguments(None, {'source': '0', 'loop': True, 'rate': 0.5,
+                                'wait_for_nodes': ('detector', '7')}, 'r1')
     assert args == ['--ros-args', '-r', '__ns:=/r1', '-p', 'source:="0"', '-p', 'loop:=true',
-                    '-p', 'rate:=0.5']
-    assert [yaml.safe_load(a.split(':=')[1]) for a in args[4::2]] == ['0', True, 0.5]
+                    '-p', 'rate:=0.5', '-p', 'wait_for_nodes:=["detector", "7"]']
+    assert [yaml.safe_load(a.split(':=')[1]) for a in args[4::2]] == [
+        '0', True, 0.5, ['detector', '7']]
+
+
+def test_the_package_never_imports_the_launch_and_cli_tools(repo_dir, tmp_path):
+    """Every module of the installed package imports without launch, launch_ros or ros2cli.
+
+    Robots with an apt ROS install have these tools; here they are test tools only.
+    """
+    tools = ('launch', 'launch_ros', 'launch_testing', 'launch_testing_ros', 'launch_pytest',
+             'ros2cli', 'ros2launch', 'composition_interfaces', 'osrf_pycommon')
+    modules = sorted('.'.join(path.relative_to(repo_dir).with_suffix('').parts)
+                     for path in (repo_dir / 'facetrack_ros').rglob('*.py'))
+    script = (f'import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n'
+              f'print(sorted({{m.split(".")[0] for m in sys.modules}} & {set(tools)!r}))')
+    # Run outside the checkout, so that the installed package is the one imported.
+    done = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == '[]', f'imported at run time: {done.stdout}'

@@ -51,6 +51,8 @@ class FrameSource(abc.ABC):
     description: str
     #: Frame rate the source is meant to run at [Hz], or None when unknown.
     nominal_fps: float | None
+    #: A live source (camera) delivers now or never; a recording can wait for its readers.
+    live: bool = False
 
     def __init__(self, description: str, nominal_fps: float | None) -> None:
         """Set the common attributes; subclasses open nothing here."""
@@ -139,6 +141,8 @@ class _CaptureSource(FrameSource):
 
 class V4L2Source(_CaptureSource):
     """A Video4Linux2 camera, by index (0 for /dev/video0) or device path."""
+
+    live = True
 
     def __init__(self, device: str | int, width: int = 0, height: int = 0,
                  fps: float = 0) -> None:

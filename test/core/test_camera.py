@@ -156,6 +156,8 @@ def test_open_source_dispatch(clip: Path, tmp_path: Path) -> None:
     folder = open_source(str(tmp_path), fps=5)
     assert isinstance(folder, ImageFolderSource) and folder.nominal_fps == 5
     assert isinstance(open_source(str(clip), loop=True), VideoFileSource)
+    # Cameras deliver now or never; recordings can wait for their readers.
+    assert camera.live and not folder.live and not open_source(str(clip)).live
     for bad in ('', 'rtsp://camera/stream', str(tmp_path / 'missing.mp4')):
         with pytest.raises(ValueError, match='neither a camera index'):
             open_source(bad)

@@ -1,0 +1,151 @@
+"""The camera node holds a recording until the pipeline reads it; live sources start at once.
+
+A real camera process over DDS; the readers are real rclpy nodes of this test.
+"""
+
+from pathlib import Path
+import signal
+
+import cv2
+import numpy as np
+import pytest
+from rclpy import create_node
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import Image
+
+from facetrack_ros.camera_node import END_OF_SOURCE
+from facetrack_ros.conversions import bgr_to_image, image_to_bgr
+from facetrack_ros.graph_runner import GraphRunner
+from facetrack_ros.parameters import image_qos_profile
+from rostest_utils import spin_until
+
+pytestmark = pytest.mark.ros
+QOS = image_qos_profile('sensor_data')
+#: Grey levels of the test folder's images, in name order: each frame says which one it is.
+LEVELS = (30, 90, 150, 210)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """Write an image folder whose frames are told apart by their grey level."""
+    path = tmp_path / 'frames'
+    path.mkdir()
+    for i, level in enumerate(LEVELS):
+        assert cv2.imwrite(str(path / f'{i:03d}.png'), np.full((24, 32, 3), level, np.uint8))
+    return path
+
+
+@pytest.fixture
+def graph(ros_context, repo_dir, tmp_path):
+    """Yield (runner, executor, context); stop every process and node afterwards."""
+    runner = GraphRunner(tmp_path / 'logs', str(repo_dir / 'config' / 'facetrack.yaml'))
+    executor = SingleThreadedExecutor(context=ros_context)
+    yield runner, executor, ros_context
+    codes = runner.stop()
+    for node in executor.get_nodes():
+        node.destroy_node()
+    executor.shutdown()
+    assert all(code == 0 for code in codes.values()), codes
+
+
+def _reader(name: str, executor, context) -> list[int]:
+    """Create node `name` reading image_raw; return the grey levels it will receive."""
+    node = create_node(name, context=context)
+    executor.add_node(node)
+    levels: list[int] = []
+    node.create_subscription(Image, 'image_raw',
+                             lambda m: levels.append(int(image_to_bgr(m)[0, 0, 0])), QOS)
+    return levels
+
+
+def test_a_folder_waits_for_its_nodes_and_starts_at_the_first_frame(graph, folder):
+    """Nothing is published before every awaited node subscribes; frame 0 then comes first."""
+    runner, executor, context = graph
+    watcher = _reader('watcher', executor, context)
+    camera = runner.start('camera', source=str(folder), fps=20.0,
+                          wait_for_nodes=['late_reader', '/elsewhere/late_listener'],
+                          wait_timeout=60.0)
+    assert spin_until(executor, lambda: 'waiting up to 60 s for /late_reader, '
+                      '/elsewhere/late_listener' in camera.log_path.read_text(),
+                      timeout=30), runner.tail()
+    late = _reader('late_reader', executor, context)
+    assert not spin_until(executor, lambda: bool(watcher or late), timeout=1.5), 'held back'
+    # A node that reads another topic (as the tracker reads detections) counts once it
+    # subscribes; a node in another namespace is named absolutely.
+    listener = create_node('late_listener', namespace='elsewhere', context=context)
+    executor.add_node(listener)
+    listener.create_subscription(Image, 'other_topic', lambda m: None, QOS)
+    assert spin_until(executor, lambda: END_OF_SOURCE in camera.log_path.read_text(),
+                      timeout=30), runner.tail()
+    spin_until(executor, lambda: len(late) == len(LEVELS), timeout=2.0)
+    # Frame 0 first, then the others in order (sensor-data QoS may drop one under load).
+    assert late and late[0] == LEVELS[0] and late == [v for v in LEVELS if v in late], late
+    log = camera.log_path.read_text()
+    assert 'pipeline ready after' in log and 'wait_timeout' not in log, log
+
+
+def test_a_number_of_unnamed_subscribers_is_awaited_too(graph, folder):
+    """wait_for_subscribers counts image_raw readers whatever their names."""
+    runner, executor, context = graph
+    watcher = _reader('watcher', executor, context)
+    camera = runner.start('camera', source=str(folder), fps=20.0, wait_for_nodes=['watcher'],
+                          wait_for_subscribers=2, wait_timeout=60.0)
+    probe = executor.get_nodes()[0]
+    assert spin_until(executor, lambda: '2 image_raw subscribers' in camera.log_path.read_text()
+                      and probe.count_publishers('image_raw') == 1, timeout=30), runner.tail()
+    # The watcher alone is a named reader, but one of two.
+    assert not spin_until(executor, lambda: bool(watcher), timeout=2.0), 'held back'
+    other = _reader('viewer_1234', executor, context)
+    assert spin_until(executor, lambda: other and watcher, timeout=30), runner.tail()
+    assert watcher[0] == other[0] == LEVELS[0], 'both readers get the first frame'
+
+
+def test_the_wait_is_bounded(graph, folder):
+    """A node that never comes delays the recording by wait_timeout, with a warning."""
+    runner, executor, context = graph
+    watcher = _reader('watcher', executor, context)
+    camera = runner.start('camera', source=str(folder), fps=20.0, loop=True,
+                          wait_for_nodes=['absent_node'], wait_timeout=2.0)
+    assert spin_until(executor, lambda: len(watcher) > 0, timeout=30), runner.tail()
+    log = camera.log_path.read_text().splitlines()
+    waiting = next(line for line in log if 'waiting up to 2 s for /absent_node' in line)
+    warning = next(line for line in log if 'still not up' in line)
+    assert '/absent_node still not up after 2 s (wait_timeout); playing without them' in warning
+    # rcutils stamps [s] in the log lines: the warning comes after the full wait.
+    assert _log_stamp(warning) - _log_stamp(waiting) >= 2.0
+
+
+def test_ctrl_c_during_the_wait_ends_the_camera_quietly(graph, folder):
+    """Stopped while waiting, the camera exits 0 at once and reports no end of its source."""
+    runner, executor, _ = graph
+    camera = runner.start('camera', source=str(folder), wait_for_nodes=['absent_node'],
+                          wait_timeout=600.0)
+    assert spin_until(executor, lambda: 'waiting up to 600 s' in camera.log_path.read_text(),
+                      timeout=30), runner.tail()
+    camera.process.send_signal(signal.SIGINT)
+    assert camera.process.wait(timeout=10) == 0
+    log = camera.log_path.read_text()
+    assert 'publishing' not in log and END_OF_SOURCE not in log, log
+
+
+def _log_stamp(line: str) -> float:
+    """Return the time stamp of an rcutils log line ("[INFO] [1796024176.725] [node]: ...")."""
+    return float(line.split('] [')[1].split(']')[0])
+
+
+def test_a_topic_relay_starts_at_once(graph):
+    """A live source (here a relayed topic) does not wait for readers that are not there."""
+    runner, executor, context = graph
+    source = create_node('upstream', context=context)
+    executor.add_node(source)
+    publisher = source.create_publisher(Image, 'upstream_image', QOS)
+    watcher = _reader('watcher', executor, context)
+    camera = runner.start('camera', source='topic:upstream_image',
+                          wait_for_nodes=['absent_node'], wait_timeout=600.0)
+
+    def relayed() -> bool:
+        publisher.publish(bgr_to_image(np.full((24, 32, 3), 77, np.uint8)))
+        return bool(watcher)
+    assert spin_until(executor, relayed, timeout=30), runner.tail()
+    assert watcher[0] == 77
+    assert 'waiting' not in camera.log_path.read_text()
