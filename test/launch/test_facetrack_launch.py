@@ -66,8 +66,7 @@ def arguments(work, float_model, shared_dir) -> dict[str, str]:
     return {'source': str(shared_dir / 'data' / 'video' / 'hamilton_clip.mp4'),
             'model': str(float_model), 'device': 'cpu', 'namespace': NS[1:],
             'robot_id': 'lt_robot', 'camera_id': 'lt_cam', 'log_dir': str(work / 'log'),
-            'params_file': str(params_file), 'annotate': 'true', 'loop': 'false',
-            'keystore': ''}
+            'params_file': str(params_file), 'annotate': 'true', 'loop': 'false'}
 
 
 @pytest.fixture(scope='module')
@@ -217,7 +216,8 @@ def test_every_launch_argument_reaches_the_graph(graph, arguments):
         'params_file': ((tracker['absence_timeout'], history['thumbnail_width'],
                          camera['wait_for_nodes'][-1]), (1.0, 200, f'/{DETECTION_ECHO}')),
         'annotate': ('annotator' in launched, True),
-        # Security off: no node runs in an enclave (test_launch_security.py covers it on).
+        # Left at its default (ros2 launch takes no empty value): security off, no node in an
+        # enclave. test_launch_security.py covers keystore:=<folder>.
         'keystore': (any(_secured(pid) for pid in started_nodes(output).values()), False),
     }
     assert set(seen) == set(declared.ARGUMENTS), 'a launch argument has no check here'
