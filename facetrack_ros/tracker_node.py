@@ -1,81 +1,119 @@
-"""tracker node: stable person ids (ByteTrack motion plus face appearance) and PersonEvents.
+"""tracker node: stable person ids (ByteTrack motion, faces, body cue) and PersonEvents.
 
-Inputs: `detections` (detector) and `faces` (face_embedding: embeddings of some tracks).
-Outputs: `tracks` (every person with track and person id), `identified_faces` (each face with
-the person id it was resolved to), `person_events` (PERSON_IN / PERSON_OUT / PERSON_RETURNED),
-and an append-only JSONL event log rotated daily.
+Inputs: `detections` (detector), `faces` (face_embedding: embeddings of some tracks) and
+`known_people` (the fleet's enrolled people; transient local). Outputs: `tracks` (every person
+with track and person id), `identified_faces` (each face with the person id it was resolved
+to), `person_events` (PERSON_IN / PERSON_OUT / PERSON_RETURNED with a reason), an append-only
+JSONL event log rotated daily, and the tracker state file (remembered people, id sequence).
+Tracker time is camera time; the wall clock only notices that input stopped (input_timeout).
 """
 
 import os
+from pathlib import Path
 import time
 from types import SimpleNamespace
 
 from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from facetrack_ros.conversions import sec_to_time, time_to_sec
-from facetrack_ros.core.embedding import DEFAULT_MIN_SIMILARITY
+from facetrack_ros.core.embedding import EmbeddingError, validate_embedding
 from facetrack_ros.core.event_log import EventLog
-from facetrack_ros.core.tracking import (Detection, PersonEventRecord, PersonTracker,
-                                         TrackerConfig)
+from facetrack_ros.core.input_guard import judge_stamp, StallWatch, StampLimits, StampVerdict
+from facetrack_ros.core.tracker_state import (highest_sequence_in_log, load_state, save_state,
+                                              set_aside, StateFileError)
+from facetrack_ros.core.tracking import (Detection, EventReason, PersonEventRecord,
+                                         PersonTracker, TrackerConfig)
 from facetrack_ros.diagnostics import NodeDiagnostics
-from facetrack_ros.msg import PersonDetection, PersonDetectionArray, PersonEvent
+from facetrack_ros.msg import (EmbeddingSync, KnownPeople, PersonDetection,
+                               PersonDetectionArray, PersonEvent)
 from facetrack_ros.parameters import (declare_parameters, InvalidParameterError, ParamSpec,
                                       RELIABLE_QOS)
 from facetrack_ros.runner import run_node
 
-#: Detections older than tracker time by at most this are late and skipped; a larger jump back
-#: (a rosbag loop, a sim-time reset) restarts tracking [s].
-MAX_REORDER_S = 2.0
+#: The tracker state is saved this often [s] (and on shutdown, and before new ids go out).
+STATE_SAVE_PERIOD_S = 10.0
+#: /diagnostics stays WARN this long after an input with a refused stamp [s].
+REFUSED_WARN_S = 10.0
+#: known_people as the fleet node publishes it: the latest list, also to late joiners.
+KNOWN_PEOPLE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+_DEFAULTS = TrackerConfig()
+#: Tracker parameters that are TrackerConfig fields: (parameter, field, description, min, max).
+#: Their defaults are TrackerConfig's, so the node, the benchmark and the tests share them.
+_CONFIG_PARAMETERS = (
+    ('frame_rate', 'frame_rate', 'Expected detection rate, to size ByteTrack buffers [Hz].',
+     1.0, 240.0),
+    ('track_high_thresh', 'track_high_thresh', 'ByteTrack first-association score [0..1].',
+     0.0, 1.0),
+    ('track_low_thresh', 'track_low_thresh', 'ByteTrack second-association score [0..1].',
+     0.0, 1.0),
+    ('new_track_thresh', 'new_track_thresh', 'Score needed to start a track [0..1].', 0.0, 1.0),
+    ('match_thresh', 'match_thresh', 'ByteTrack matching cost limit [0..1].', 0.0, 1.0),
+    ('track_buffer', 'track_buffer_s', 'How long ByteTrack keeps a lost track [s].', 0.1, 60.0),
+    ('relink_distance', 'relink_distance',
+     'A new track within this distance of where a present person whose track was lost was '
+     'heading continues that person [person heights]; 0 disables.', 0.0, 10.0),
+    ('identity_wait', 'identity_wait_s',
+     'How long a new track waits for a face before PERSON_IN is decided [s].', 0.0, 30.0),
+    ('identity_max_wait', 'identity_max_wait_s',
+     'How long a track whose first face matched a remembered person waits for a confirming '
+     'face [s].', 0.0, 60.0),
+    ('absence_timeout', 'absence_timeout_s',
+     'Unseen this long in processed frames (and evidence_frames frames), a person gets '
+     'PERSON_OUT [s].', 0.1, 3600.0),
+    ('evidence_frames', 'evidence_frames',
+     'Processed frames in a row without a person needed for their PERSON_OUT.', 1, 100),
+    ('reid_memory', 'reid_memory_s',
+     'How long a person who left can be re-identified by face [s].', 0.0, 86400.0),
+    ('min_similarity', 'min_similarity',
+     'Face cosine similarity needed to re-identify a person [-1..1].', -1.0, 1.0),
+    ('match_margin', 'match_margin',
+     'How much a face must match its best person better than the next-best [cosine].',
+     0.0, 1.0),
+    ('min_face_quality', 'min_face_quality',
+     'Faces of lower quality never decide an identity [0..1].', 0.0, 1.0),
+    ('strong_face_quality', 'strong_face_quality',
+     'A face this good decides alone; poorer ones need a second, agreeing face [0..1].',
+     0.0, 1.0),
+    ('max_samples', 'max_samples', 'Faces kept in a person\'s running embedding.', 1, 1000),
+)
 
 PARAMETERS = (
-    ParamSpec('robot_id', 'robot', 'Robot name written into every event.', read_only=True),
+    ParamSpec('robot_id', 'robot',
+              'Robot name written into every event; person ids are <robot_id>-<number>.',
+              read_only=True),
     ParamSpec('camera_id', 'camera', 'Camera name written into every event.', read_only=True),
-    ParamSpec('frame_rate', 30.0, 'Expected detection rate, to size ByteTrack buffers [Hz].',
-              1.0, 240.0, read_only=True),
-    ParamSpec('track_high_thresh', 0.5, 'ByteTrack first-association score [0..1].', 0.0, 1.0,
-              read_only=True),
-    ParamSpec('track_low_thresh', 0.1, 'ByteTrack second-association score [0..1].', 0.0, 1.0,
-              read_only=True),
-    ParamSpec('new_track_thresh', 0.6, 'Score needed to start a track [0..1].', 0.0, 1.0,
-              read_only=True),
-    ParamSpec('match_thresh', 0.8, 'ByteTrack matching cost limit [0..1].', 0.0, 1.0,
-              read_only=True),
-    ParamSpec('track_buffer', 2.0, 'How long ByteTrack keeps a lost track [s].', 0.1, 60.0,
-              read_only=True),
-    ParamSpec('relink_distance', 1.0,
-              'A new track within this distance of where a present person whose track was lost '
-              'was heading continues that person [person heights]; 0 disables.', 0.0, 10.0,
-              read_only=True),
-    ParamSpec('identity_wait', 1.0,
-              'How long a new track waits for a face before PERSON_IN is decided [s].',
-              0.0, 30.0, read_only=True),
-    ParamSpec('absence_timeout', 2.0, 'Unseen this long, a person gets PERSON_OUT [s].',
-              0.1, 3600.0, read_only=True),
-    ParamSpec('reid_memory', 600.0,
-              'How long a person who left can be re-identified by face [s].', 0.0, 86400.0,
-              read_only=True),
-    ParamSpec('min_similarity', DEFAULT_MIN_SIMILARITY,
-              'Face cosine similarity needed to re-identify a person [-1..1].', -1.0, 1.0,
-              read_only=True),
-    ParamSpec('max_samples', 20, 'Faces kept in a person\'s running embedding.', 1, 1000,
-              read_only=True),
+    *(ParamSpec(name, getattr(_DEFAULTS, field), description, low, high, read_only=True)
+      for name, field, description, low, high in _CONFIG_PARAMETERS),
+    ParamSpec('input_timeout', 10.0,
+              'No detections for this long (wall clock): appearances end (INPUT_STALLED) and '
+              '/diagnostics warns [s].', 0.5, 3600.0, read_only=True),
+    ParamSpec('reorder_window', 2.0,
+              'Detections up to this much older than the latest frame still count as '
+              'sightings; older ones are refused [s].', 0.0, 60.0, read_only=True),
+    ParamSpec('max_stamp_skew', 5.0,
+              'Detections stamped further ahead of the node clock are refused [s].',
+              0.0, 3600.0, read_only=True),
+    ParamSpec('max_stamp_age', 60.0,
+              'Detections stamped further behind the node clock are refused (replays need '
+              'use_sim_time) [s].', 1.0, 86400.0, read_only=True),
     ParamSpec('event_log_dir', '~/.ros/facetrack/events',
               'Folder of the daily JSONL event logs ("" disables the log).', read_only=True),
+    ParamSpec('state_file', 'tracker_state.json',
+              'Tracker state (remembered people, id sequence), relative to event_log_dir '
+              'unless absolute; "" keeps nothing across restarts.', read_only=True),
 )
 
 
 def tracker_config(p: SimpleNamespace) -> TrackerConfig:
     """Return the TrackerConfig of the tracker parameters p, refusing inconsistent ones."""
-    config = TrackerConfig(
-        frame_rate=p.frame_rate, track_high_thresh=p.track_high_thresh,
-        track_low_thresh=p.track_low_thresh, new_track_thresh=p.new_track_thresh,
-        match_thresh=p.match_thresh, track_buffer_s=p.track_buffer,
-        relink_distance=p.relink_distance,
-        identity_wait_s=p.identity_wait, absence_timeout_s=p.absence_timeout,
-        reid_memory_s=p.reid_memory, min_similarity=p.min_similarity,
-        max_samples=p.max_samples)
+    config = TrackerConfig(**{field: getattr(p, name)
+                              for name, field, *_ in _CONFIG_PARAMETERS})
     try:
         config.validate()
     except ValueError as error:
@@ -83,14 +121,28 @@ def tracker_config(p: SimpleNamespace) -> TrackerConfig:
     return config
 
 
+def state_path(p: SimpleNamespace) -> Path | None:
+    """Return where the tracker state lives for parameters p, or None when it is not kept."""
+    if not p.state_file:
+        return None
+    path = Path(os.path.expanduser(p.state_file))
+    if path.is_absolute():
+        return path
+    return Path(os.path.expanduser(p.event_log_dir)) / path if p.event_log_dir else None
+
+
 class TrackerNode(Node):
     """Thin adapter over core.tracking.PersonTracker."""
 
     def __init__(self, **kwargs) -> None:
-        """Declare parameters, build the tracker, open the event log."""
+        """Declare parameters, restore the tracker's state, open the event log."""
         super().__init__('tracker', **kwargs)
         p = self.params = declare_parameters(self, PARAMETERS)
-        self.tracker = PersonTracker(tracker_config(p))
+        self.config = tracker_config(p)
+        self.tracker = PersonTracker(self.config, id_prefix=p.robot_id)
+        self.limits = StampLimits(p.reorder_window, p.max_stamp_skew, p.max_stamp_age)
+        self.state_path = state_path(p)
+        restored = self._restore_state()  # first: it creates the folder with mode 0700
         self.event_log = EventLog(os.path.expanduser(p.event_log_dir)) if p.event_log_dir else None
         self.tracks_pub = self.create_publisher(PersonDetectionArray, 'tracks', RELIABLE_QOS)
         self.faces_pub = self.create_publisher(
@@ -102,33 +154,35 @@ class TrackerNode(Node):
                                  guarded(self.on_detections), RELIABLE_QOS)
         self.create_subscription(PersonDetectionArray, 'faces', guarded(self.on_faces),
                                  RELIABLE_QOS)
-        self.diagnostics.set_state(DiagnosticStatus.OK, 'tracking')
+        self.create_subscription(KnownPeople, 'known_people', guarded(self.on_known_people),
+                                 KNOWN_PEOPLE_QOS)
         self.frame_id = ''
-        # Camera time of the last detections and the wall time they arrived: when detections
-        # stop (camera gone), time still advances so that absent people get PERSON_OUT.
-        # `clock` is the latest time given to the tracker, which never goes back.
-        self.clock: float | None = None
-        self.last_stamp: float | None = None
-        self.last_arrival = 0.0
-        self.create_timer(0.5, guarded(self.on_idle))
+        self.stall = StallWatch(p.input_timeout, time.monotonic())
+        self.refused_at = -float('inf')  # monotonic time of the latest refused stamp
+        self.refusal = ''
+        self.saved_at = time.monotonic()
+        # The wall clock, also under use_sim_time: it notices that input stopped.
+        self.create_timer(0.5, guarded(self.on_watchdog),
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._emit(restored)
+        self._update_diagnostics()
 
     def on_detections(self, msg: PersonDetectionArray) -> None:
         """Track one frame's persons; publish tracks and any events."""
         stamp = time_to_sec(msg.header.stamp)
-        if self.clock is not None and stamp < self.clock:
-            if self.clock - stamp <= MAX_REORDER_S:
-                self.diagnostics.dropped += 1  # out of order: tracking has moved past it
-                return
+        verdict = judge_stamp(stamp, self.tracker.now, self._clock_seconds(), self.limits)
+        if verdict.refused:
+            self._refuse(stamp, verdict)
+            return
+        if self.stall.arrived(time.monotonic()):
+            self.get_logger().info('input resumed')
+        if verdict is StampVerdict.TIME_JUMP:
             self.get_logger().warning(
-                f'time jumped back {self.clock - stamp:.1f} s (replay loop or clock reset): '
-                'tracking restarts; known faces are kept')
+                f'time jumped back {self.tracker.now - stamp:.1f} s with the node clock '
+                '(replay loop or sim-time reset): tracking restarts; known faces are kept')
             self._emit(self.tracker.reset(stamp))
         self.frame_id = msg.header.frame_id
-        self.clock = self.last_stamp = stamp
-        self.last_arrival = time.monotonic()
-        detections = [Detection(box=np.asarray(d.box, dtype=np.float32),
-                                confidence=d.confidence) for d in msg.detections]
-        persons, events = self.tracker.update(stamp, detections)
+        persons, events = self.tracker.update(stamp, self._detections(msg))
         out = PersonDetectionArray(header=msg.header, image_width=msg.image_width,
                                    image_height=msg.image_height)
         out.detections = [PersonDetection(
@@ -137,8 +191,25 @@ class TrackerNode(Node):
             for p in persons]
         self.tracks_pub.publish(out)
         self._emit(events)
-        self.diagnostics.values['active persons'] = str(self.tracker.active_count)
         self.diagnostics.processed(time.time() - stamp)
+        self._update_diagnostics()
+
+    def _detections(self, msg: PersonDetectionArray) -> list[Detection]:
+        """Return the usable detections of msg; malformed ones are counted and skipped."""
+        detections = []
+        for d in msg.detections:
+            box = np.asarray(d.box, dtype=np.float32)
+            appearance = np.asarray(d.appearance, np.float32) if len(d.appearance) else None
+            if not (np.all(np.isfinite(box)) and box[2] > box[0] and box[3] > box[1]
+                    and np.isfinite(d.confidence)
+                    and (appearance is None or np.all(np.isfinite(appearance)))):
+                self.diagnostics.errors += 1
+                self.get_logger().warning(f'malformed detection skipped: box {box.tolist()}, '
+                                          f'confidence {d.confidence}',
+                                          throttle_duration_sec=5.0)
+                continue
+            detections.append(Detection(box, d.confidence, appearance))
+        return detections
 
     def on_faces(self, msg: PersonDetectionArray) -> None:
         """Fold face embeddings into the tracks' identities; republish them identified."""
@@ -160,22 +231,98 @@ class TrackerNode(Node):
         if identified.detections:
             self.faces_pub.publish(identified)
 
-    def on_idle(self) -> None:
-        """Advance tracker time while no detections arrive, so absences are noticed."""
-        if self.last_stamp is None:
-            return
-        idle = time.monotonic() - self.last_arrival
-        if idle > 1.0:
-            self.clock = max(self.clock, self.last_stamp + idle)
-            _, events = self.tracker.update(self.clock, [])
-            self._emit(events)
+    def on_known_people(self, msg: KnownPeople) -> None:
+        """Take the fleet's enrolled people as the tracker's gallery of names."""
+        people = {}
+        for entry in msg.people:
+            if entry.action != EmbeddingSync.ACTION_ENROLL or not entry.person_id:
+                continue
+            try:
+                people[entry.person_id] = validate_embedding(entry.embedding,
+                                                             self.config.embedding_dim)
+            except EmbeddingError as error:  # a bad entry is skipped, the others still count
+                self.diagnostics.errors += 1
+                self.get_logger().warning(f'enrolled person {entry.person_id!r} ignored: '
+                                          f'{error}')
+        self._emit(self.tracker.set_known_people(people))
+        self.diagnostics.values['enrolled people'] = str(len(people))
+
+    def on_watchdog(self) -> None:
+        """End appearances when input stalled; save the state now and then."""
+        now = time.monotonic()
+        if self.stall.check(now):
+            self.get_logger().warning(
+                f'input stalled: no detections for {self.stall.idle(now):.1f} s')
+            self._emit(self.tracker.end_appearances(EventReason.INPUT_STALLED))
+        if now - self.saved_at >= STATE_SAVE_PERIOD_S:
+            self._save_state()
+        self._update_diagnostics()
+
+    def _clock_seconds(self) -> float | None:
+        """Return the node clock [s] (sim time under use_sim_time), None while it is unset."""
+        nanoseconds = self.get_clock().now().nanoseconds
+        return nanoseconds / 1e9 if nanoseconds > 0 else None
+
+    def _refuse(self, stamp: float, verdict: StampVerdict) -> None:
+        self.diagnostics.dropped += 1
+        self.refused_at = time.monotonic()
+        clock = self._clock_seconds()
+        where = (f'{stamp - clock:+.1f} s from the node clock' if clock is not None
+                 else f'{stamp - self.tracker.now:+.1f} s from the latest frame')
+        self.refusal = f'refused detections stamped {where} ({verdict.name})'
+        self.get_logger().warning(
+            f'{self.refusal}: check the clocks, or replay with use_sim_time and /clock',
+            throttle_duration_sec=5.0)
+        self._update_diagnostics()
+
+    def _update_diagnostics(self) -> None:
+        values = self.diagnostics.values
+        values['active persons'] = str(self.tracker.active_count)
+        values['input idle [s]'] = f'{self.stall.idle(time.monotonic()):.1f}'
+        if self.stall.stalled:
+            self.diagnostics.set_state(
+                DiagnosticStatus.WARN,
+                f'input stalled: no detections for {self.stall.idle(time.monotonic()):.0f} s')
+        elif time.monotonic() - self.refused_at < REFUSED_WARN_S:
+            self.diagnostics.set_state(DiagnosticStatus.WARN, self.refusal)
+        elif self.diagnostics.level != DiagnosticStatus.ERROR:
+            self.diagnostics.set_state(DiagnosticStatus.OK, 'tracking')
+
+    def _restore_state(self) -> list[PersonEventRecord]:
+        """Continue from the saved state, if any; ids already logged are never reused."""
+        if self.state_path is None:
+            return []
+        try:
+            state = load_state(self.state_path)
+        except StateFileError as error:
+            moved = set_aside(self.state_path)
+            self.get_logger().error(f'tracker state unreadable, moved to {moved}: {error}')
+            state = None
+        events = []
+        if state is not None:
+            events = self.tracker.restore(state)
+            self.get_logger().info(f'restored {len(state.persons)} people from '
+                                   f'{self.state_path}')
+        elif self.params.event_log_dir:
+            log_dir = Path(os.path.expanduser(self.params.event_log_dir))
+            self.tracker.skip_sequence_to(
+                highest_sequence_in_log(log_dir, self.params.robot_id) + 1)
+        self._save_state()
+        return events
+
+    def _save_state(self) -> None:
+        self.saved_at = time.monotonic()
+        if self.state_path is not None:
+            save_state(self.state_path, self.tracker.snapshot())
 
     def _emit(self, events: list[PersonEventRecord]) -> None:
+        if self.tracker.save_due:  # new ids were reserved: on disk before anyone sees them
+            self._save_state()
         for record in events:
-            msg = PersonEvent(kind=int(record.kind), person_id=record.person_id,
-                              track_id=record.track_id, robot_id=self.params.robot_id,
-                              camera_id=self.params.camera_id, box=record.box.tolist(),
-                              confidence=float(record.confidence),
+            msg = PersonEvent(kind=int(record.kind), reason=int(record.reason),
+                              person_id=record.person_id, track_id=record.track_id,
+                              robot_id=self.params.robot_id, camera_id=self.params.camera_id,
+                              box=record.box.tolist(), confidence=float(record.confidence),
                               duration=float(record.duration))
             msg.header.stamp = sec_to_time(record.stamp)
             msg.header.frame_id = self.frame_id
@@ -187,11 +334,14 @@ class TrackerNode(Node):
                                        'robot_id': self.params.robot_id,
                                        'camera_id': self.params.camera_id})
             self.get_logger().info(
-                f'{record.kind.name} {record.person_id} (track {record.track_id})'
+                f'{record.kind.name} {record.person_id} (track {record.track_id}, '
+                f'{record.reason.name})'
                 + (f' after {record.duration:.1f} s' if record.duration else ''))
 
     def destroy_node(self) -> None:
-        """Close the event log."""
+        """End the appearances (SHUTDOWN), save the state and close the event log."""
+        self._emit(self.tracker.end_appearances(EventReason.SHUTDOWN))
+        self._save_state()
         if self.event_log is not None:
             self.event_log.close()
         super().destroy_node()

@@ -14,6 +14,8 @@ from facetrack_ros.msg import PersonDetectionArray, PersonEvent
 from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
 
 NODES_BEFORE_CAMERA = ('frame_history', 'tracker', 'face_embedding', 'detector')
+#: The tracker's input_timeout in these runs [s]: shorter than the settle time after a clip.
+INPUT_TIMEOUT = 2.0
 
 
 @dataclass
@@ -25,6 +27,7 @@ class GraphRun:
     executor: SingleThreadedExecutor
     log_dir: Path
     history_dir: Path
+    rate: float = 1.0  # playback speed of the video
     image_stamps: list[float] = field(default_factory=list)
     events: list[PersonEvent] = field(default_factory=list)
     tracks: list[PersonDetectionArray] = field(default_factory=list)
@@ -38,13 +41,21 @@ class GraphRun:
             self.executor.spin_once(timeout_sec=0.05)
 
     def clip_time(self, stamp) -> float:
-        """Return a header stamp as seconds since the first published frame."""
-        return time_to_sec(stamp) - self.image_stamps[0]
+        """Return a header stamp as video time [s] since the first published frame."""
+        return (time_to_sec(stamp) - self.image_stamps[0]) * self.rate
+
+    def closed(self) -> bool:
+        """Return whether every PERSON_IN or PERSON_RETURNED has had its PERSON_OUT."""
+        opened = sum(e.kind != PersonEvent.PERSON_OUT for e in self.events)
+        return opened == len(self.events) - opened
 
 
 def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
-              settle: float = 4.0) -> GraphRun:
-    """Start the graph in namespace, play video once (real time), wait for the last OUT.
+              rate: float = 1.0, settle: float = 30.0) -> GraphRun:
+    """Start the graph in namespace, play video once at rate, wait for the last OUT.
+
+    After the video ends the tracker's input stalls: INPUT_TIMEOUT later the appearances
+    end. This waits that long, then until every appearance has ended (at most settle [s]).
 
     Each run has a namespace of its own, as each robot on a shared domain would, so that
     graphs left running for later tests never mix with the next one.
@@ -54,7 +65,7 @@ def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
     node = rclpy.create_node('graph_probe', namespace=namespace, context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    run = GraphRun(runner, node, executor, work / 'events', work / 'history')
+    run = GraphRun(runner, node, executor, work / 'events', work / 'history', rate)
     node.create_subscription(Image, 'image_raw',
                              lambda m: run.image_stamps.append(time_to_sec(m.header.stamp)),
                              image_qos_profile('sensor_data'))
@@ -65,20 +76,24 @@ def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
     try:
         runner.start('frame_history', robot_id='test_robot', camera_id='stage',
                      history_dir=str(run.history_dir))
+        # The clip ends: input stops, and appearances end (INPUT_STALLED) within settle.
         runner.start('tracker', robot_id='test_robot', camera_id='stage',
-                     event_log_dir=str(run.log_dir))
+                     event_log_dir=str(run.log_dir), input_timeout=INPUT_TIMEOUT)
         runner.start('face_embedding')
         runner.start('detector', model=str(model), require_model=True)
         # image_raw readers: this probe, detector, face_embedding and frame_history.
         wait_for_graph(runner, node, executor,
                        ('detections', 'faces', 'tracks', 'person_events', 'identified_faces'), 4)
-        runner.start('camera', source=str(video), realtime=True, loop=False,
+        runner.start('camera', source=str(video), realtime=True, rate=rate, loop=False,
                      frame_id='stage_optical', wait_for_subscribers=4)
         deadline = time.monotonic() + 180
         while not runner.source_ended() and time.monotonic() < deadline:
             run.spin_for(0.2)
             assert not runner.failed(), runner.tail()
-        run.spin_for(settle)
+        run.spin_for(INPUT_TIMEOUT + 1.0)
+        deadline = time.monotonic() + settle
+        while not run.closed() and time.monotonic() < deadline:
+            run.spin_for(0.2)
     except BaseException:
         stop_graph(run)
         raise
