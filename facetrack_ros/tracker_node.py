@@ -23,8 +23,7 @@ from facetrack_ros.conversions import sec_to_time, time_to_sec
 from facetrack_ros.core.embedding import EmbeddingError, validate_embedding
 from facetrack_ros.core.event_log import EventLog
 from facetrack_ros.core.input_guard import judge_stamp, StallWatch, StampLimits, StampVerdict
-from facetrack_ros.core.tracker_state import (highest_sequence_in_log, load_state, save_state,
-                                              set_aside, StateFileError)
+from facetrack_ros.core.tracker_state import StateStore
 from facetrack_ros.core.tracking import (Detection, EventReason, PersonEventRecord,
                                          PersonTracker, TrackerConfig)
 from facetrack_ros.diagnostics import NodeDiagnostics
@@ -121,14 +120,13 @@ def tracker_config(p: SimpleNamespace) -> TrackerConfig:
     return config
 
 
-def state_path(p: SimpleNamespace) -> Path | None:
-    """Return where the tracker state lives for parameters p, or None when it is not kept."""
-    if not p.state_file:
-        return None
-    path = Path(os.path.expanduser(p.state_file))
-    if path.is_absolute():
-        return path
-    return Path(os.path.expanduser(p.event_log_dir)) / path if p.event_log_dir else None
+def state_store(p: SimpleNamespace) -> StateStore:
+    """Return the tracker state file of parameters p (relative paths: in event_log_dir)."""
+    log_dir = Path(os.path.expanduser(p.event_log_dir)) if p.event_log_dir else None
+    path = Path(os.path.expanduser(p.state_file)) if p.state_file else None
+    if path is not None and not path.is_absolute():
+        path = log_dir / path if log_dir is not None else None
+    return StateStore(path, log_dir)
 
 
 class TrackerNode(Node):
@@ -141,8 +139,10 @@ class TrackerNode(Node):
         self.config = tracker_config(p)
         self.tracker = PersonTracker(self.config, id_prefix=p.robot_id)
         self.limits = StampLimits(p.reorder_window, p.max_stamp_skew, p.max_stamp_age)
-        self.state_path = state_path(p)
-        restored = self._restore_state()  # first: it creates the folder with mode 0700
+        self.state = state_store(p)
+        # First: it creates the folder with mode 0700.
+        restored, note = self.state.restore(self.tracker, p.robot_id)
+        (self.get_logger().error if self.state.damaged_copy else self.get_logger().info)(note)
         self.event_log = EventLog(os.path.expanduser(p.event_log_dir)) if p.event_log_dir else None
         self.tracks_pub = self.create_publisher(PersonDetectionArray, 'tracks', RELIABLE_QOS)
         self.faces_pub = self.create_publisher(
@@ -288,32 +288,9 @@ class TrackerNode(Node):
         elif self.diagnostics.level != DiagnosticStatus.ERROR:
             self.diagnostics.set_state(DiagnosticStatus.OK, 'tracking')
 
-    def _restore_state(self) -> list[PersonEventRecord]:
-        """Continue from the saved state, if any; ids already logged are never reused."""
-        if self.state_path is None:
-            return []
-        try:
-            state = load_state(self.state_path)
-        except StateFileError as error:
-            moved = set_aside(self.state_path)
-            self.get_logger().error(f'tracker state unreadable, moved to {moved}: {error}')
-            state = None
-        events = []
-        if state is not None:
-            events = self.tracker.restore(state)
-            self.get_logger().info(f'restored {len(state.persons)} people from '
-                                   f'{self.state_path}')
-        elif self.params.event_log_dir:
-            log_dir = Path(os.path.expanduser(self.params.event_log_dir))
-            self.tracker.skip_sequence_to(
-                highest_sequence_in_log(log_dir, self.params.robot_id) + 1)
-        self._save_state()
-        return events
-
     def _save_state(self) -> None:
         self.saved_at = time.monotonic()
-        if self.state_path is not None:
-            save_state(self.state_path, self.tracker.snapshot())
+        self.state.save(self.tracker)
 
     def _emit(self, events: list[PersonEventRecord]) -> None:
         if self.tracker.save_due:  # new ids were reserved: on disk before anyone sees them

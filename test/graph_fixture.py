@@ -1,21 +1,44 @@
 """Run the real node graph (processes over DDS) on a video and collect what it publishes."""
 
+import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
 import time
 
+import cv2
+import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
 
-from facetrack_ros.conversions import time_to_sec
+from facetrack_ros.conversions import image_to_bgr, time_to_sec
 from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
 from facetrack_ros.msg import PersonDetectionArray, PersonEvent
 from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
 
 NODES_BEFORE_CAMERA = ('frame_history', 'tracker', 'face_embedding', 'detector')
-#: The tracker's input_timeout in these runs [s]: shorter than the settle time after a clip.
-INPUT_TIMEOUT = 2.0
+#: The tracker's input_timeout in these runs [s]: long enough for a detector slowed by other
+#: work on the two cores, short enough to wait for after each clip.
+INPUT_TIMEOUT = 5.0
+
+
+def thumbnail(image_bgr: np.ndarray) -> np.ndarray:
+    """Return a 32x18 grey thumbnail, zero mean and unit length, to recognise a video frame."""
+    grey = cv2.cvtColor(cv2.resize(image_bgr, (32, 18), interpolation=cv2.INTER_AREA),
+                        cv2.COLOR_BGR2GRAY).astype(np.float32).reshape(-1)
+    grey -= grey.mean()
+    return grey / max(float(np.linalg.norm(grey)), 1e-6)
+
+
+def video_thumbnails(video: Path) -> np.ndarray:
+    """Return the thumbnail of every frame of a video file, (frames, 576)."""
+    capture = cv2.VideoCapture(str(video))
+    thumbs = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return np.stack(thumbs)
+        thumbs.append(thumbnail(frame))
 
 
 @dataclass
@@ -27,8 +50,8 @@ class GraphRun:
     executor: SingleThreadedExecutor
     log_dir: Path
     history_dir: Path
-    rate: float = 1.0  # playback speed of the video
     image_stamps: list[float] = field(default_factory=list)
+    image_thumbs: list[np.ndarray] = field(default_factory=list)
     events: list[PersonEvent] = field(default_factory=list)
     tracks: list[PersonDetectionArray] = field(default_factory=list)
     faces: list[PersonDetectionArray] = field(default_factory=list)
@@ -41,8 +64,20 @@ class GraphRun:
             self.executor.spin_once(timeout_sec=0.05)
 
     def clip_time(self, stamp) -> float:
-        """Return a header stamp as video time [s] since the first published frame."""
-        return (time_to_sec(stamp) - self.image_stamps[0]) * self.rate
+        """Return a header stamp as seconds since the first published frame."""
+        return time_to_sec(stamp) - self.image_stamps[0]
+
+    def frame_index(self, stamp, frames: np.ndarray) -> int:
+        """Return which frame of the video (thumbnails from video_thumbnails) stamp showed.
+
+        By the image content, not the stamp: when other work slows the camera, the video
+        plays slower than its frame rate.
+        """
+        seconds = time_to_sec(stamp)
+        i = bisect.bisect_left(self.image_stamps, seconds)
+        nearest = min((j for j in (i - 1, i) if 0 <= j < len(self.image_stamps)),
+                      key=lambda j: abs(self.image_stamps[j] - seconds))
+        return int(np.argmax(frames @ self.image_thumbs[nearest]))
 
     def closed(self) -> bool:
         """Return whether every PERSON_IN or PERSON_RETURNED has had its PERSON_OUT."""
@@ -51,8 +86,8 @@ class GraphRun:
 
 
 def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
-              rate: float = 1.0, settle: float = 30.0) -> GraphRun:
-    """Start the graph in namespace, play video once at rate, wait for the last OUT.
+              settle: float = 30.0) -> GraphRun:
+    """Start the graph in namespace, play video once (real time), wait for the last OUT.
 
     After the video ends the tracker's input stalls: INPUT_TIMEOUT later the appearances
     end. This waits that long, then until every appearance has ended (at most settle [s]).
@@ -65,10 +100,13 @@ def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
     node = rclpy.create_node('graph_probe', namespace=namespace, context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    run = GraphRun(runner, node, executor, work / 'events', work / 'history', rate)
-    node.create_subscription(Image, 'image_raw',
-                             lambda m: run.image_stamps.append(time_to_sec(m.header.stamp)),
-                             image_qos_profile('sensor_data'))
+    run = GraphRun(runner, node, executor, work / 'events', work / 'history')
+
+    def on_image(msg: Image) -> None:
+        run.image_stamps.append(time_to_sec(msg.header.stamp))
+        run.image_thumbs.append(thumbnail(image_to_bgr(msg)))
+
+    node.create_subscription(Image, 'image_raw', on_image, image_qos_profile('sensor_data'))
     node.create_subscription(PersonEvent, 'person_events', run.events.append, RELIABLE_QOS)
     node.create_subscription(PersonDetectionArray, 'tracks', run.tracks.append, RELIABLE_QOS)
     node.create_subscription(
@@ -84,7 +122,7 @@ def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
         # image_raw readers: this probe, detector, face_embedding and frame_history.
         wait_for_graph(runner, node, executor,
                        ('detections', 'faces', 'tracks', 'person_events', 'identified_faces'), 4)
-        runner.start('camera', source=str(video), realtime=True, rate=rate, loop=False,
+        runner.start('camera', source=str(video), realtime=True, loop=False,
                      frame_id='stage_optical', wait_for_subscribers=4)
         deadline = time.monotonic() + 180
         while not runner.source_ended() and time.monotonic() < deadline:

@@ -43,6 +43,16 @@ APPEARANCE_MIN_SIMILARITY = 0.5
 #: videos drops this large came only at the cuts and, on the street, at 2-3 % of the
 #: comparisons at 2-3 detections/s, where the box matched another person's track better.
 APPEARANCE_MAX_DROP = 0.3
+#: A named track's second box must be at least this like its first: with no usual similarity
+#: yet, a drop cannot show a camera cut between them (at one frame a second, cuts often fall
+#: there). On the street video 5 % of a track's boxes 1 s apart score below it.
+APPEARANCE_FIRST_MIN_SIMILARITY = 0.65
+#: A track whose identity is still pending forgets the faces it gathered when its box looks
+#: less like it than this: they may be someone else's (at one frame a second, a camera cut can
+#: fall between a track's first two frames, before it has a usual similarity). On the street
+#: video 5 % of a track's boxes 1 s apart score below it; such a track only waits for a face
+#: again.
+APPEARANCE_PENDING_MIN_SIMILARITY = 0.65
 #: Weight of the newest box in a track's running body appearance, and of the newest
 #: similarity in its usual similarity.
 APPEARANCE_SMOOTHING = 0.2

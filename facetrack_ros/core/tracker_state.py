@@ -15,6 +15,8 @@ Times are stamps of the camera timeline [s]. Only people still within the tracke
 are written, so the file is bounded like the tracker's memory.
 """
 
+from __future__ import annotations
+
 import base64
 from dataclasses import dataclass
 import json
@@ -24,8 +26,12 @@ from pathlib import Path
 import re
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # tracking imports this module
+    from facetrack_ros.core.tracking import PersonEventRecord, PersonTracker
 
 STATE_VERSION = 1
 
@@ -175,3 +181,50 @@ def highest_sequence_in_log(directory: str | Path, id_prefix: str,
                 if match:
                     highest = max(highest, int(match.group(1)))
     return highest
+
+
+class StateStore:
+    """A tracker's state file: restored into the tracker on start, saved now and then.
+
+    path: the state file, or None to keep nothing across restarts.
+    event_log_dir: the tracker's event log folder (or None): when the state file is missing or
+    damaged, the person id sequence continues after the highest id logged there.
+    """
+
+    def __init__(self, path: Path | None, event_log_dir: Path | None) -> None:
+        """Remember where the state and the event log are."""
+        self.path = path
+        self.event_log_dir = event_log_dir
+        self.damaged_copy: Path | None = None  # where restore() put a damaged file
+
+    def restore(self, tracker: PersonTracker, id_prefix: str
+                ) -> tuple[list[PersonEventRecord], str]:
+        """Continue tracker from the saved state and save it at once (creating the file).
+
+        Returns the events of the restore (PERSON_OUT of people saved while in view) and a line
+        for the log. A damaged file is set aside, never lost.
+        """
+        if self.path is None:
+            return [], 'tracker state is not kept (state_file "")'
+        note, events = '', []
+        try:
+            state = load_state(self.path)
+        except StateFileError as error:
+            self.damaged_copy = set_aside(self.path)
+            note = f'tracker state unreadable, moved to {self.damaged_copy}: {error}; '
+            state = None
+        if state is not None:
+            events = tracker.restore(state)
+            note += f'restored {len(state.persons)} people from {self.path}'
+        else:
+            if self.event_log_dir is not None:
+                tracker.skip_sequence_to(
+                    highest_sequence_in_log(self.event_log_dir, id_prefix) + 1)
+            note += f'new tracker state at {self.path}'
+        self.save(tracker)
+        return events, note
+
+    def save(self, tracker: PersonTracker) -> None:
+        """Write the tracker's state (atomically, mode 0600)."""
+        if self.path is not None:
+            save_state(self.path, tracker.snapshot())

@@ -34,6 +34,8 @@ from facetrack_ros.core.bytetrack import ByteTrackMotion, ByteTrackSettings
 from facetrack_ros.core.embedding import (cosine_similarity, DEFAULT_MIN_SIMILARITY,
                                           DLIB_EMBEDDING_DIM, l2_normalize, validate_embedding)
 from facetrack_ros.core.identity import (APPEARANCE_MAX_DROP, APPEARANCE_MIN_SIMILARITY,
+                                         APPEARANCE_FIRST_MIN_SIMILARITY,
+                                         APPEARANCE_PENDING_MIN_SIMILARITY,
                                          APPEARANCE_STABILITY_SMOOTHING, appearance_similarity,
                                          blend_appearance, decide, FaceVote, Gallery,
                                          IdentityRules, judge_face, MATCH_MARGIN,
@@ -340,16 +342,21 @@ class _Track:
             self.body_stability = similarity if self.body_stability is None else (
                 self.body_stability
                 + APPEARANCE_STABILITY_SMOOTHING * (similarity - self.body_stability))
+            if similarity < APPEARANCE_PENDING_MIN_SIMILARITY:
+                self.faces.clear()  # pending: they may have been someone else's
         self.body = blend_appearance(self.body, body)
         self.frames += 1
 
     def looks_unlike(self, body: np.ndarray | None) -> bool:
         """Return whether a box's body appearance says it shows someone else than the track."""
         similarity = appearance_similarity(self.body, body)
-        return similarity is not None and (
-            similarity < APPEARANCE_MIN_SIMILARITY
-            or (self.body_stability is not None
-                and similarity < self.body_stability - APPEARANCE_MAX_DROP))
+        if similarity is None:
+            return False
+        if self.body_stability is None:  # the second box: no usual similarity to drop from
+            # A pending track only forgets its faces then (see move()).
+            return self.person_id is not None and similarity < APPEARANCE_FIRST_MIN_SIMILARITY
+        return (similarity < APPEARANCE_MIN_SIMILARITY
+                or similarity < self.body_stability - APPEARANCE_MAX_DROP)
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 from facetrack_ros.core.embedding import l2_normalize
 from facetrack_ros.core.event_log import EventLog
 from facetrack_ros.core.tracker_state import (highest_sequence_in_log, load_state, save_state,
-                                              set_aside, StateFileError)
+                                              set_aside, StateFileError, StateStore)
 from facetrack_ros.core.tracking import (Detection, EventKind, EventReason, PersonTracker,
                                          TrackerConfig)
 
@@ -134,3 +134,19 @@ def test_the_event_log_bounds_the_sequence_when_the_state_is_lost(tmp_path) -> N
     assert highest_sequence_in_log(tmp_path, 'r1') == 12
     assert highest_sequence_in_log(tmp_path, 'r3') == 0
     assert highest_sequence_in_log(tmp_path / 'missing', 'r1') == 0
+
+
+def test_the_store_restores_sets_damaged_files_aside_and_continues_the_log(tmp_path) -> None:
+    """StateStore: a damaged file is kept aside, ids go on after the event log's highest."""
+    with EventLog(tmp_path) as log:
+        log.append({'kind': 'PERSON_IN', 'stamp': 1e9, 'person_id': 'r1-000030'})
+    path = tmp_path / 'tracker_state.json'
+    path.write_text('{"version": 1, "next_sequence": 5')
+    store = StateStore(path, tmp_path)
+    tracker = PersonTracker(CONFIG, id_prefix='r1')
+    events, note = store.restore(tracker, 'r1')
+    assert events == [] and 'unreadable' in note and store.damaged_copy.exists()
+    assert load_state(path).next_sequence == 31, 'saved: no id below it is handed out'
+    events, note = StateStore(path, tmp_path).restore(PersonTracker(CONFIG), 'r1')
+    assert events == [] and note.startswith('restored 0 people')
+    assert StateStore(None, tmp_path).restore(PersonTracker(CONFIG), 'r1')[0] == []
