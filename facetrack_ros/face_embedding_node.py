@@ -133,6 +133,9 @@ class FaceEmbeddingNode(LifecycleNode):
         image_msg = self.images.get(msg.header.stamp)
         if image_msg is None:
             self.diagnostics.dropped += 1
+            self.get_logger().warning(
+                'tracks of a frame no longer cached: the detector lags more than '
+                'image_cache_size frames behind the camera', throttle_duration_sec=10.0)
             return
         try:
             image = image_to_bgr(image_msg)

@@ -118,7 +118,9 @@ def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
         runner.start('tracker', robot_id='test_robot', camera_id='stage',
                      event_log_dir=str(run.log_dir), input_timeout=INPUT_TIMEOUT)
         runner.start('face_embedding')
-        runner.start('detector', model=str(model), require_model=True)
+        # One torch thread: with other work on the two cores, two threads spin-wait on each
+        # other (YOLOv8n float on a Hamilton frame at load 12: 743 ms with two, 105 with one).
+        runner.start('detector', model=str(model), require_model=True, threads=1)
         # image_raw readers: this probe, detector, face_embedding and frame_history.
         wait_for_graph(runner, node, executor,
                        ('detections', 'faces', 'tracks', 'person_events', 'identified_faces'), 4)

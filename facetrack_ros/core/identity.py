@@ -43,6 +43,11 @@ APPEARANCE_MIN_SIMILARITY = 0.5
 #: videos drops this large came only at the cuts and, on the street, at 2-3 % of the
 #: comparisons at 2-3 detections/s, where the box matched another person's track better.
 APPEARANCE_MAX_DROP = 0.3
+#: A new track continues a person who was lost by motion only if it looks at least this much
+#: like them: the link spans a gap, often seconds at a low frame rate, and on a dark stage two
+#: people in dark clothes score up to 0.62 (Hamilton clip, a close-up of one against the other;
+#: the same person 0.57 and more there, and 0.59 and more 2 s apart on the street video).
+APPEARANCE_RELINK_MIN_SIMILARITY = 0.65
 #: A named track's second box must be at least this like its first: with no usual similarity
 #: yet, a drop cannot show a camera cut between them (at one frame a second, cuts often fall
 #: there). On the street video 5 % of a track's boxes 1 s apart score below it.

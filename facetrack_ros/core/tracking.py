@@ -36,6 +36,7 @@ from facetrack_ros.core.embedding import (cosine_similarity, DEFAULT_MIN_SIMILAR
 from facetrack_ros.core.identity import (APPEARANCE_MAX_DROP, APPEARANCE_MIN_SIMILARITY,
                                          APPEARANCE_FIRST_MIN_SIMILARITY,
                                          APPEARANCE_PENDING_MIN_SIMILARITY,
+                                         APPEARANCE_RELINK_MIN_SIMILARITY,
                                          APPEARANCE_STABILITY_SMOOTHING, appearance_similarity,
                                          blend_appearance, decide, FaceVote, Gallery,
                                          IdentityRules, judge_face, MATCH_MARGIN,
@@ -352,9 +353,12 @@ class _Track:
         similarity = appearance_similarity(self.body, body)
         if similarity is None:
             return False
-        if self.body_stability is None:  # the second box: no usual similarity to drop from
-            # A pending track only forgets its faces then (see move()).
-            return self.person_id is not None and similarity < APPEARANCE_FIRST_MIN_SIMILARITY
+        if self.body_stability is None and self.person_id is not None:
+            # The second box: no usual similarity to drop from. (A pending track forgets its
+            # faces then, see move().)
+            return similarity < APPEARANCE_FIRST_MIN_SIMILARITY
+        if self.body_stability is None:
+            return similarity < APPEARANCE_MIN_SIMILARITY
         return (similarity < APPEARANCE_MIN_SIMILARITY
                 or similarity < self.body_stability - APPEARANCE_MAX_DROP)
 
@@ -474,7 +478,7 @@ class PersonTracker:
             verdict = None if track is None else self._continuation(track, body)
             if verdict is not None:
                 if verdict == 'unlike' and track.person_id is not None:
-                    self._persons[track.person_id].adrift = True  # where they went is unknown
+                    self._persons[track.person_id].adrift = True  # see _relink
                 track = None
             if track is None:
                 track = self._new_track(stamp, boxes[idx], float(conf[idx]))
@@ -746,16 +750,19 @@ class PersonTracker:
         The person's last box is moved on by its velocity to the track's first sighting; the
         distance from there to the track's first box, in the person's heights, must be at most
         relink_distance, the two heights within RELINK_MAX_HEIGHT_RATIO of each other, their
-        body appearances (when known) alike, and this frame not the one that shows the person
-        absent (past that, where they went is a guess). A person whose track's box turned out to
-        show someone else (a camera cut) is adrift: where they went is unknown, so only a
-        face can find them again. Only one-to-one matches count: in a group
-        it is a guess which new track is whose, and a wrong guess would hand one person's id
-        to another, so those tracks wait for a face.
+        body appearances (when known) alike (APPEARANCE_RELINK_MIN_SIMILARITY), and this frame
+        not the one that shows the person absent (past that, where they went is a guess).
+
+        A person whose track's box turned out to show someone else is adrift: where they went
+        is unknown (a camera cut: the next shot's people may dress alike; a swap in a crowd),
+        so only a face can find them again. Only one-to-one matches count: in a group it is a
+        guess which new track is whose, and a wrong guess would hand one person's id to
+        another, so those tracks wait for a face.
         """
         limit = self._config.relink_distance
         missing = [p for p in self._persons.values()
-                   if p.state is PersonState.PRESENT and p.last_seen < stamp and not p.adrift
+                   if p.state is PersonState.PRESENT and p.last_seen < stamp
+                   and not p.adrift
                    and not self._absent(p, stamp, p.missed_frames + 1)]
         if not (limit > 0 and pending and missing):
             return
@@ -772,7 +779,7 @@ class PersonTracker:
                 body = appearance_similarity(track.body, person.body)
                 if (distance <= limit
                         and 1 / RELINK_MAX_HEIGHT_RATIO <= ratio <= RELINK_MAX_HEIGHT_RATIO
-                        and (body is None or body >= APPEARANCE_MIN_SIMILARITY)):
+                        and (body is None or body >= APPEARANCE_RELINK_MIN_SIMILARITY)):
                     pairs.append((track.track_id, person.person_id))
         track_counts = Counter(track_id for track_id, _ in pairs)
         person_counts = Counter(person_id for _, person_id in pairs)
