@@ -14,6 +14,7 @@ from rclpy import create_node
 from rclpy.exceptions import ParameterException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock
 
 from facetrack_ros.conversions import sec_to_time
 from facetrack_ros.core.embedding import l2_normalize
@@ -215,6 +216,41 @@ def test_stalled_input_ends_appearances_and_resume_brings_people_back(ros_contex
         (PersonEvent.PERSON_RETURNED, PersonEvent.REASON_INPUT_RESUMED, person)]
     assert rig.until(lambda: rig.diagnostics and rig.diagnostics[-1].level
                      == DiagnosticStatus.OK, timeout=3.0)
+    rig.close()
+
+
+def test_a_replay_loop_under_sim_time_restarts_tracking(ros_context, tmp_path):
+    """A replay loop (use_sim_time, /clock): OUT (TIME_JUMP), tracking goes on, faces kept.
+
+    As with `ros2 bag play --clock --loop`: the clock goes back with the stamps.
+    """
+    rig = _rig(ros_context, tmp_path, use_sim_time=True)
+    clock = rig.probe.create_publisher(Clock, '/clock', 10)
+
+    def at(seconds: float) -> None:
+        clock.publish(Clock(clock=sec_to_time(seconds)))
+        assert rig.until(lambda: rig.node.get_clock().now().nanoseconds == int(seconds * 1e9))
+
+    at(1000.0)
+    tracks = None
+    for i in range(5):
+        at(1000.0 + i / 10)
+        tracks = rig.show(1000.0 + i / 10, [BOX])
+        if i == 1:
+            rig.face(tracks, _face(10))
+    person = rig.show(1000.5, [BOX]).detections[0].person_id
+    rig.detections.publish(_frame(1300.0, []))  # far ahead of the sim clock: refused
+    assert rig.until(lambda: rig.node.diagnostics.dropped == 1)
+    at(1000.0 - 60)  # the recording loops
+    back = rig.show(1000.0 - 60, [BOX])
+    assert rig.until(lambda: len(rig.events) == 2)
+    assert [(e.kind, e.reason, e.person_id) for e in rig.events] == [
+        (PersonEvent.PERSON_IN, PersonEvent.REASON_FACE, person),
+        (PersonEvent.PERSON_OUT, PersonEvent.REASON_TIME_JUMP, person)]
+    assert back.detections[0].person_id == '', 'a new track after the restart'
+    rig.face(back, _face(10))
+    assert rig.until(lambda: len(rig.events) == 3)
+    assert (rig.events[2].kind, rig.events[2].person_id) == (PersonEvent.PERSON_RETURNED, person)
     rig.close()
 
 
