@@ -191,6 +191,7 @@ class TrackerNode(Node):
             for p in persons]
         self.tracks_pub.publish(out)
         self._emit(events)
+        self._publish_identified()  # faces of tracks whose identity this frame decided
         self.diagnostics.processed(time.time() - stamp)
         self._update_diagnostics()
 
@@ -214,21 +215,30 @@ class TrackerNode(Node):
     def on_faces(self, msg: PersonDetectionArray) -> None:
         """Fold face embeddings into the tracks' identities; republish them identified."""
         stamp = time_to_sec(msg.header.stamp)
-        identified = PersonDetectionArray(header=msg.header, image_width=msg.image_width,
-                                          image_height=msg.image_height)
         for face in msg.detections:
             if not face.has_face:
                 continue
             try:
-                self._emit(self.tracker.add_face(
-                    stamp, face.track_id, np.asarray(face.embedding), face.face_quality))
+                self._emit(self.tracker.add_face(stamp, face.track_id, np.asarray(face.embedding),
+                                                 face.face_quality, tag=(msg, face)))
             except ValueError as error:  # EmbeddingError, or a quality outside [0, 1]
                 self.diagnostics.errors += 1
                 self.get_logger().warning(f'face of track {face.track_id} ignored: {error}')
-                continue
-            face.person_id = self.tracker.person_of_track(face.track_id) or ''
-            identified.detections.append(face)
-        if identified.detections:
+        self._publish_identified()
+
+    def _publish_identified(self) -> None:
+        """Publish the faces the tracker counted for a person, with that person's id.
+
+        A face of a track whose identity is still pending goes out once it is decided (in a
+        later frame, under its own frame's header); faces that decided nothing do not.
+        """
+        frames: dict[int, PersonDetectionArray] = {}
+        for (msg, face), person_id in self.tracker.take_attributions():
+            face.person_id = person_id
+            frames.setdefault(id(msg), PersonDetectionArray(
+                header=msg.header, image_width=msg.image_width,
+                image_height=msg.image_height)).detections.append(face)
+        for identified in frames.values():
             self.faces_pub.publish(identified)
 
     def on_known_people(self, msg: KnownPeople) -> None:

@@ -159,6 +159,29 @@ def test_walker_in_face_then_out_and_logged(ros_context, tmp_path):
         ('PERSON_IN', 'FACE', person), ('PERSON_OUT', 'LEFT_VIEW', person)]
 
 
+def test_faces_go_out_identified_once_they_count_for_a_person(ros_context, tmp_path):
+    """An ordinary face of a new track waits for the second; then both go out identified."""
+    rig = _rig(ros_context, tmp_path)
+    start = time.time()
+    first = rig.show(start, [BOX])
+    msg = PersonDetectionArray(header=first.header)
+    msg.detections = [PersonDetection(track_id=first.detections[0].track_id, has_face=True,
+                                      face_quality=0.6, embedding=_face(11).tolist())]
+    rig.faces.publish(msg)
+    second = rig.show(start + 0.1, [BOX])
+    assert not rig.identified, 'one ordinary face decides nothing'
+    msg = PersonDetectionArray(header=second.header)
+    msg.detections = [PersonDetection(track_id=second.detections[0].track_id, has_face=True,
+                                      face_quality=0.6, embedding=_face(11).tolist())]
+    rig.faces.publish(msg)
+    assert rig.until(lambda: len(rig.identified) == 2)
+    assert [m.header.stamp for m in rig.identified] == [first.header.stamp, second.header.stamp]
+    assert {m.detections[0].person_id for m in rig.identified} == {'r1-000001'}
+    assert [(e.kind, e.reason) for e in rig.events] == [
+        (PersonEvent.PERSON_IN, PersonEvent.REASON_FACE)]
+    rig.close()
+
+
 def test_far_stamps_are_refused_and_never_reset_anyone(ros_context, tmp_path):
     """A detections message stamped in 2038, or an hour ago: refused, WARN, nobody is OUT."""
     rig = _rig(ros_context, tmp_path)

@@ -12,9 +12,11 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
 - Identity rests on faces judged with their uncertainty (core.identity): a face too poor to
   decide is ignored; a match needs a margin over the next-best person; a decision needs two
   agreeing faces or one very good one; good faces that contradict a track split it.
-- A new track that starts where a present person whose track was lost was heading continues
-  them (motion re-linking), unless their body appearance differs. A lost track that ByteTrack
-  re-finds is checked the same way, and never brings back someone who already left.
+- Motion keeps identities between faces, bounded by the body cue (core.identity): a box that
+  looks unlike its track (a camera cut, a ByteTrack swap) starts a new track, and its person
+  can then be found again by face only; a new track that starts where a present person whose
+  track was lost was heading, and looks like them, continues them (motion re-linking); a
+  track never brings back someone who already left (the next person through a doorway).
 - Enrolled people (set_known_people, from the fleet) are matched like remembered ones, and
   then carry their enrolled name as person id.
 
@@ -310,6 +312,16 @@ class _Person:
 
 
 @dataclass
+class _Face:
+    """A face kept for a decision: embedding, quality, verdict, and the caller's tag."""
+
+    vector: np.ndarray
+    quality: float
+    tag: object
+    vote: FaceVote | None = None
+
+
+@dataclass
 class _Track:
     """A ByteTrack track as PersonTracker sees it; person_id None means identity pending."""
 
@@ -325,10 +337,10 @@ class _Track:
     body: np.ndarray | None = None  # running body appearance
     body_stability: float | None = None  # usual similarity of its boxes to body
     frames: int = 0  # processed frames that showed the track
-    # Faces while pending (votes with their vectors), and good faces contradicting the bound
-    # person since the last agreeing one.
-    faces: list[tuple[FaceVote, np.ndarray]] = field(default_factory=list)
-    contradictions: list[tuple[float, np.ndarray]] = field(default_factory=list)
+    # Faces while pending (with their votes), and good faces contradicting the bound person
+    # since the last agreeing one.
+    faces: list[_Face] = field(default_factory=list)
+    contradictions: list[_Face] = field(default_factory=list)
 
     def move(self, stamp: float, box: np.ndarray, confidence: float,
              body: np.ndarray | None) -> None:
@@ -409,6 +421,7 @@ class PersonTracker:
         self._next_sequence = 1
         self._reserved_until = 1  # ids below this are reserved (saved as used)
         self._save_due = False
+        self._attributions: list[tuple[object, str]] = []
         self._stalled_at: float | None = None  # stamp of the last frame before a stall
         self._resumed_at = -math.inf  # stamp of the first frame after the latest stall
         self._stall_length = 0.0  # resumed_at minus the last frame before that stall [s]
@@ -542,14 +555,15 @@ class PersonTracker:
     # ------------------------------------------------------------------------------------
     # Faces and enrolled people
 
-    def add_face(self, stamp: float, track_id: int, embedding: np.ndarray, quality: float
-                 ) -> list[PersonEventRecord]:
+    def add_face(self, stamp: float, track_id: int, embedding: np.ndarray, quality: float,
+                 tag: object = None) -> list[PersonEventRecord]:
         """Use a face embedding of a track, seen at stamp [s]; return the events it caused.
 
         Raises EmbeddingError (a ValueError) for a wrong-length or non-finite embedding and
         ValueError for a quality outside [0, 1]. Faces of unknown tracks, below
         min_face_quality, or from a box that overlaps another visible person
-        (AMBIGUOUS_BOX_IOU) are ignored.
+        (AMBIGUOUS_BOX_IOU) are ignored. A face that counts for a person, now or once its
+        track's identity is decided, is reported with its tag by take_attributions().
         """
         vector = validate_embedding(embedding, self._config.embedding_dim)
         if not 0 <= quality <= 1:
@@ -557,26 +571,27 @@ class PersonTracker:
         track = self._tracks.get(track_id)
         if track is None or quality < self._config.min_face_quality or self._ambiguous(track):
             return []
+        face = _Face(vector, quality, tag)
         if track.person_id is None:
-            vote = judge_face(vector, quality, self._gallery(track), self._rules)
-            track.faces.append((vote, vector))
+            face.vote = judge_face(vector, quality, self._gallery(track), self._rules)
+            track.faces.append(face)
             return self._settle_by_faces(track, stamp)
         person = self._persons[track.person_id]
         if self._reference(person) is None:  # first face of a person announced without one
             vote = judge_face(vector, quality, self._gallery(track), self._rules)
             if vote.kind is not VoteKind.MATCH:  # someone else's face: not theirs to keep
-                person.add_sample(vector, quality, self._config.max_samples)
+                self._count(person, face)
             return []
         track.similarity = self._similarity(person, vector)
         self._fix_swap(track, vector)
         person = self._persons[track.person_id]  # the swap may have changed it
         if track.similarity >= self._config.min_similarity:
-            person.add_sample(vector, quality, self._config.max_samples)
+            self._count(person, face)
             track.contradictions.clear()
             return []
         # A good face unlike the track's person: ByteTrack may have carried the box across a
         # cut or a hand-over. Two such faces, or one very good one, split the track.
-        track.contradictions.append((quality, vector))
+        track.contradictions.append(face)
         if (quality >= self._config.strong_face_quality
                 or len(track.contradictions) >= self._rules.votes_needed):
             return self._split(track, stamp)
@@ -621,6 +636,16 @@ class PersonTracker:
             PersonRecord(p.person_id, p.first_seen, p.last_seen, p.appearance_start,
                          p.state is PersonState.PRESENT, p.box, tuple(p.samples))
             for p in self._persons.values() if not p.enrolled))
+
+    def take_attributions(self) -> list[tuple[object, str]]:
+        """Return (tag, person id) of the faces counted for a person since the last call.
+
+        A face of a pending track is counted once the track's identity is decided, and not at
+        all if it lost the vote or its track changed look; a face contradicting its track's
+        person counts for whoever the split track turns out to be.
+        """
+        attributions, self._attributions = self._attributions, []
+        return attributions
 
     @property
     def save_due(self) -> bool:
@@ -835,7 +860,7 @@ class PersonTracker:
 
     def _settle_by_faces(self, track: _Track, stamp: float) -> list[PersonEventRecord]:
         """Decide a pending track's identity once its faces agree (core.identity.decide)."""
-        vote = decide([v for v, _ in track.faces], self._rules)
+        vote = decide([f.vote for f in track.faces], self._rules)
         if vote is None:
             return []
         if vote.kind is VoteKind.NEW:
@@ -849,7 +874,7 @@ class PersonTracker:
         events = self._settle_by_faces(track, stamp)
         if events or track.person_id is not None:
             return events
-        votes = [v for v, _ in track.faces]
+        votes = [f.vote for f in track.faces]
         leaning = any(v.kind is VoteKind.MATCH for v in votes)
         wait = self._config.identity_max_wait_s if leaning else self._config.identity_wait_s
         if stamp - track.first_seen < wait:
@@ -861,9 +886,9 @@ class PersonTracker:
     def _make_new_person(self, track: _Track, stamp: float, reason: EventReason
                          ) -> list[PersonEventRecord]:
         person = self._new_person(track)
-        for vote, vector in track.faces:
-            if vote.kind is VoteKind.NEW:
-                person.add_sample(vector, vote.quality, self._config.max_samples)
+        for face in track.faces:
+            if face.vote.kind is VoteKind.NEW:
+                self._count(person, face)
         track.faces.clear()
         return [self._announce(EventKind.PERSON_IN, person, track, stamp, reason)]
 
@@ -876,9 +901,9 @@ class PersonTracker:
             person = self._persons[person_id] = _Person(
                 person_id, track.track_id, track.first_seen, track.first_seen, track.last_seen,
                 track.box, track.confidence, -math.inf, track.velocity, enrolled=True)
-        for vote, vector in track.faces:
-            if vote.kind is VoteKind.MATCH and vote.person_id == person_id:
-                person.add_sample(vector, vote.quality, self._config.max_samples)
+        for face in track.faces:
+            if face.vote.kind is VoteKind.MATCH and face.vote.person_id == person_id:
+                self._count(person, face)
         track.faces.clear()
         track.person_id, track.similarity = person_id, vote.similarity
         reason = EventReason.ENROLLED if person.enrolled else EventReason.FACE
@@ -900,9 +925,9 @@ class PersonTracker:
         fresh.body = track.body
         motion_id = next(m for m, t in self._by_motion.items() if t is track)
         self._by_motion[motion_id] = fresh
-        for quality, vector in track.contradictions:
-            fresh.faces.append((judge_face(vector, quality, self._gallery(fresh), self._rules),
-                                vector))
+        for face in track.contradictions:
+            face.vote = judge_face(face.vector, face.quality, self._gallery(fresh), self._rules)
+            fresh.faces.append(face)
         return self._settle_by_faces(fresh, stamp)
 
     def _fix_swap(self, track: _Track, vector: np.ndarray) -> None:
@@ -926,6 +951,12 @@ class PersonTracker:
 
     # ------------------------------------------------------------------------------------
     # Internals: persons and events
+
+    def _count(self, person: _Person, face: _Face) -> None:
+        """Add a face to the person's samples and report it (take_attributions)."""
+        person.add_sample(face.vector, face.quality, self._config.max_samples)
+        if face.tag is not None:
+            self._attributions.append((face.tag, person.person_id))
 
     def _new_person(self, track: _Track) -> _Person:
         """Make the track a new person, to be announced by the caller."""

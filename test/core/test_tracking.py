@@ -854,3 +854,28 @@ def test_bytetrack_contact_point_still_works_as_used() -> None:
         assert motion.live_ids() == set()
     # Removed in the update after buffer + 1 lost frames.
     assert lifetimes == {2: 4, 6: 8}, 'the buffer setting no longer reaches ByteTrack'
+
+
+def test_faces_are_attributed_to_the_person_they_counted_for() -> None:
+    """take_attributions: pending faces once decided, agreeing faces at once, never others."""
+    rng = np.random.default_rng(18)
+    tracker = PersonTracker(CONFIG)
+    for i in range(40):
+        persons, _ = tracker.update(i / FPS, [_box(100)])
+        track = persons[0].track_id
+        if i == 2:
+            tracker.add_face(i / FPS, track, _sighting(_face(1), rng), 0.6, tag='first')
+            assert tracker.take_attributions() == [], 'pending: one ordinary face decides nothing'
+        if i == 4:
+            tracker.add_face(i / FPS, track, _sighting(_face(1), rng), 0.6, tag='second')
+            assert tracker.take_attributions() == [('first', 'person-000001'),
+                                                   ('second', 'person-000001')]
+        if i == 6:
+            tracker.add_face(i / FPS, track, _sighting(_face(1), rng), 0.3, tag='poor')
+            tracker.add_face(i / FPS, track, _sighting(_face(1), rng), 0.7, tag='agrees')
+            tracker.add_face(i / FPS, track, _face(2), 0.6, tag='contradicts')
+            assert tracker.take_attributions() == [('agrees', 'person-000001')]
+        if i == 8:
+            tracker.add_face(i / FPS, track, _face(2), 0.6, tag='splits')
+            assert tracker.take_attributions() == [('contradicts', 'person-000002'),
+                                                   ('splits', 'person-000002')]
