@@ -22,7 +22,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from facetrack_ros.conversions import sec_to_time, time_to_sec
 from facetrack_ros.core.embedding import EmbeddingError, validate_embedding
 from facetrack_ros.core.event_log import EventLog
-from facetrack_ros.core.input_guard import judge_stamp, StallWatch, StampLimits, StampVerdict
+from facetrack_ros.core.input_guard import InputMonitor, StampLimits, StampVerdict
 from facetrack_ros.core.tracker_state import StateStore
 from facetrack_ros.core.tracking import (Detection, EventReason, PersonEventRecord,
                                          PersonTracker, TrackerConfig)
@@ -35,8 +35,6 @@ from facetrack_ros.runner import run_node
 
 #: The tracker state is saved this often [s] (and on shutdown, and before new ids go out).
 STATE_SAVE_PERIOD_S = 10.0
-#: /diagnostics stays WARN this long after an input with a refused stamp [s].
-REFUSED_WARN_S = 10.0
 #: known_people as the fleet node publishes it: the latest list, also to late joiners.
 KNOWN_PEOPLE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                               durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -138,7 +136,6 @@ class TrackerNode(Node):
         p = self.params = declare_parameters(self, PARAMETERS)
         self.config = tracker_config(p)
         self.tracker = PersonTracker(self.config, id_prefix=p.robot_id)
-        self.limits = StampLimits(p.reorder_window, p.max_stamp_skew, p.max_stamp_age)
         self.state = state_store(p)
         # First: it creates the folder with mode 0700.
         restored, note = self.state.restore(self.tracker, p.robot_id)
@@ -157,9 +154,10 @@ class TrackerNode(Node):
         self.create_subscription(KnownPeople, 'known_people', guarded(self.on_known_people),
                                  KNOWN_PEOPLE_QOS)
         self.frame_id = ''
-        self.stall = StallWatch(p.input_timeout, time.monotonic())
-        self.refused_at = -float('inf')  # monotonic time of the latest refused stamp
-        self.refusal = ''
+        # /diagnostics stays WARN for 10 s after a refused stamp.
+        self.input = InputMonitor(
+            StampLimits(p.reorder_window, p.max_stamp_skew, p.max_stamp_age), p.input_timeout,
+            time.monotonic())
         self.saved_at = time.monotonic()
         # The wall clock, also under use_sim_time: it notices that input stopped.
         self.create_timer(0.5, guarded(self.on_watchdog),
@@ -170,11 +168,16 @@ class TrackerNode(Node):
     def on_detections(self, msg: PersonDetectionArray) -> None:
         """Track one frame's persons; publish tracks and any events."""
         stamp = time_to_sec(msg.header.stamp)
-        verdict = judge_stamp(stamp, self.tracker.now, self._clock_seconds(), self.limits)
+        verdict = self.input.judge(stamp, self.tracker.now, self._clock_seconds(),
+                                   time.monotonic())
         if verdict.refused:
-            self._refuse(stamp, verdict)
+            self.diagnostics.dropped += 1
+            self.get_logger().warning(
+                f'{self.input.refusal}: check the clocks, or replay with use_sim_time and /clock',
+                throttle_duration_sec=5.0)
+            self._update_diagnostics()
             return
-        if self.stall.arrived(time.monotonic()):
+        if self.input.stall.arrived(time.monotonic()):
             self.get_logger().info('input resumed')
         if verdict is StampVerdict.TIME_JUMP:
             self.get_logger().warning(
@@ -260,9 +263,8 @@ class TrackerNode(Node):
     def on_watchdog(self) -> None:
         """End appearances when input stalled; save the state now and then."""
         now = time.monotonic()
-        if self.stall.check(now):
-            self.get_logger().warning(
-                f'input stalled: no detections for {self.stall.idle(now):.1f} s')
+        if self.input.stall.check(now):
+            self.get_logger().warning(self.input.warning(now))
             self._emit(self.tracker.end_appearances(EventReason.INPUT_STALLED))
         if now - self.saved_at >= STATE_SAVE_PERIOD_S:
             self._save_state()
@@ -273,28 +275,14 @@ class TrackerNode(Node):
         nanoseconds = self.get_clock().now().nanoseconds
         return nanoseconds / 1e9 if nanoseconds > 0 else None
 
-    def _refuse(self, stamp: float, verdict: StampVerdict) -> None:
-        self.diagnostics.dropped += 1
-        self.refused_at = time.monotonic()
-        clock = self._clock_seconds()
-        where = (f'{stamp - clock:+.1f} s from the node clock' if clock is not None
-                 else f'{stamp - self.tracker.now:+.1f} s from the latest frame')
-        self.refusal = f'refused detections stamped {where} ({verdict.name})'
-        self.get_logger().warning(
-            f'{self.refusal}: check the clocks, or replay with use_sim_time and /clock',
-            throttle_duration_sec=5.0)
-        self._update_diagnostics()
-
     def _update_diagnostics(self) -> None:
+        now = time.monotonic()
         values = self.diagnostics.values
         values['active persons'] = str(self.tracker.active_count)
-        values['input idle [s]'] = f'{self.stall.idle(time.monotonic()):.1f}'
-        if self.stall.stalled:
-            self.diagnostics.set_state(
-                DiagnosticStatus.WARN,
-                f'input stalled: no detections for {self.stall.idle(time.monotonic()):.0f} s')
-        elif time.monotonic() - self.refused_at < REFUSED_WARN_S:
-            self.diagnostics.set_state(DiagnosticStatus.WARN, self.refusal)
+        values['input idle [s]'] = f'{self.input.stall.idle(now):.1f}'
+        warning = self.input.warning(now)
+        if warning:
+            self.diagnostics.set_state(DiagnosticStatus.WARN, warning)
         elif self.diagnostics.level != DiagnosticStatus.ERROR:
             self.diagnostics.set_state(DiagnosticStatus.OK, 'tracking')
 

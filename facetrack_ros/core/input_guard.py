@@ -102,3 +102,39 @@ class StallWatch:
     def idle(self, now: float) -> float:
         """Return how long no input arrived [s]."""
         return now - self._last
+
+
+class InputMonitor:
+    """The tracker's input: stamps judged (refusals remembered), stalls noticed, a warning.
+
+    Times are on a monotonic clock [s]; a refusal keeps the warning up for refused_warn_s.
+    """
+
+    def __init__(self, limits: StampLimits, timeout: float, start: float,
+                 refused_warn_s: float = 10.0) -> None:
+        """Check limits; watch for stalls from start."""
+        limits.validate()
+        self.limits = limits
+        self.stall = StallWatch(timeout, start)
+        self._refused_warn_s = refused_warn_s
+        self._refused_at = -math.inf
+        self.refusal = ''  # what the latest refusal was
+
+    def judge(self, stamp: float, latest: float, clock: float | None,
+              now: float) -> StampVerdict:
+        """Return judge_stamp's verdict on stamp; remember a refusal and why."""
+        verdict = judge_stamp(stamp, latest, clock, self.limits)
+        if verdict.refused:
+            self._refused_at = now
+            where = (f'{stamp - clock:+.1f} s from the node clock' if clock is not None
+                     else f'{stamp - latest:+.1f} s from the latest frame')
+            self.refusal = f'refused detections stamped {where} ({verdict.name})'
+        return verdict
+
+    def warning(self, now: float) -> str | None:
+        """Return what is wrong with the input now, or None."""
+        if self.stall.stalled:
+            return f'input stalled: no detections for {self.stall.idle(now):.0f} s'
+        if now - self._refused_at < self._refused_warn_s:
+            return self.refusal
+        return None

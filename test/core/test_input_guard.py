@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from facetrack_ros.core.input_guard import judge_stamp, StallWatch, StampLimits, StampVerdict
+from facetrack_ros.core.input_guard import (InputMonitor, judge_stamp, StallWatch, StampLimits,
+                                            StampVerdict)
 
 LIMITS = StampLimits(reorder_window=2.0, max_skew=5.0, max_age=60.0)
 NOW = 1_750_000_000.0
@@ -51,3 +52,19 @@ def test_stall_watch_reports_a_stall_once_and_its_end() -> None:
     assert not watch.check(31.0) and watch.check(31.5)
     with pytest.raises(ValueError, match='timeout'):
         StallWatch(0.0, 0.0)
+
+
+def test_input_monitor_says_what_is_wrong() -> None:
+    """A refusal warns for a while, naming the offset; a stall warns until input returns."""
+    monitor = InputMonitor(LIMITS, timeout=10.0, start=0.0, refused_warn_s=10.0)
+    assert monitor.warning(1.0) is None
+    assert monitor.judge(YEAR_2038, NOW, NOW, now=2.0) is StampVerdict.IN_FUTURE
+    assert monitor.warning(3.0).startswith('refused detections stamped +397')
+    assert 'IN_FUTURE' in monitor.warning(3.0)
+    assert monitor.judge(NOW, NOW - 1, NOW, now=4.0) is StampVerdict.CURRENT
+    monitor.stall.arrived(4.0)
+    assert monitor.warning(12.1) is None
+    assert monitor.stall.check(14.0)
+    assert monitor.warning(15.0) == 'input stalled: no detections for 11 s'
+    with pytest.raises(ValueError, match='reorder_window'):
+        InputMonitor(StampLimits(-1.0, 1.0, 1.0), 1.0, 0.0)
