@@ -42,14 +42,14 @@ S3_MIRANDA = SHOTS['S3 Miranda']
 PEDESTRIANS_BY_EYE = 9
 # Without usable faces (they are 20-75 px tall) identity rests on ByteTrack, motion re-linking
 # and the body cue; where ByteTrack swaps people in the crowd, the cue takes the ids off the
-# swapped boxes and the people get new ids: 14 to 19 new ids over 4 runs here at 4-6.5
-# detections a second with other work on the two cores (README, known limits). At the lowest
-# rates walkers are seen in too few frames to be announced; the three people in view from the
-# first frame for seconds always are.
+# swapped boxes and some people get new ids: 13 to 14 new ids over 4 runs here at 6.1-8.3
+# detections a second with other work on the two cores, 3 to 12 in replays at 1 to 10
+# (README, known limits). At the lowest rates walkers are seen in too few frames to be
+# announced; the three people in view from the first frame for seconds always are.
 PEDESTRIAN_MIN_IDS = 3
-PEDESTRIAN_MAX_IDS = 2 * PEDESTRIANS_BY_EYE + 2
-#: Fragments of partly visible audience members in S4 get ids of their own: 5 to 7 new ids
-#: over 4 runs at 6-9.4 detections a second, 3 to 7 in replays at 2 to 30 (README).
+PEDESTRIAN_MAX_IDS = 2 * PEDESTRIANS_BY_EYE
+#: Fragments of partly visible audience members in S4 get ids of their own: 6 to 7 new ids
+#: over 4 runs at 6-13.6 detections a second, 2 to 7 in replays at 2 to 30 (README).
 HAMILTON_MAX_IDS = HAMILTON_PEOPLE_BY_EYE + 2
 #: Detections a second from which ids are kept across the Hamilton clip's cuts.
 CUTS_MIN_RATE = 2.0

@@ -48,6 +48,12 @@ APPEARANCE_MAX_DROP = 0.3
 #: people in dark clothes score up to 0.62 (Hamilton clip, a close-up of one against the other;
 #: the same person 0.57 and more there, and 0.59 and more 2 s apart on the street video).
 APPEARANCE_RELINK_MIN_SIMILARITY = 0.65
+#: A person whose track's box turned out to show someone else (a cut, a swap in a crowd) is
+#: continued by motion only by a new track that looks at least this much like them. With it
+#: the street video's 9 people got 12 ids at 10 detections a second instead of 14 (the people
+#: of a swap found again), and the Hamilton clip's cuts stayed apart at 2 per second and more
+#: (scripts/replay_tracker.py).
+APPEARANCE_ADRIFT_RELINK_SIMILARITY = 0.8
 #: A named track's second box must be at least this like its first: with no usual similarity
 #: yet, a drop cannot show a camera cut between them (at one frame a second, cuts often fall
 #: there). On the street video 5 % of a track's boxes 1 s apart score below it.

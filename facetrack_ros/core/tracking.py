@@ -35,7 +35,8 @@ import numpy as np
 from facetrack_ros.core.bytetrack import ByteTrackMotion, ByteTrackSettings
 from facetrack_ros.core.embedding import (cosine_similarity, DEFAULT_MIN_SIMILARITY,
                                           DLIB_EMBEDDING_DIM, l2_normalize, validate_embedding)
-from facetrack_ros.core.identity import (APPEARANCE_MAX_DROP, APPEARANCE_MIN_SIMILARITY,
+from facetrack_ros.core.identity import (APPEARANCE_ADRIFT_RELINK_SIMILARITY,
+                                         APPEARANCE_MAX_DROP, APPEARANCE_MIN_SIMILARITY,
                                          APPEARANCE_FIRST_MIN_SIMILARITY,
                                          APPEARANCE_PENDING_MIN_SIMILARITY,
                                          APPEARANCE_RELINK_MIN_SIMILARITY,
@@ -780,14 +781,14 @@ class PersonTracker:
 
         A person whose track's box turned out to show someone else is adrift: where they went
         is unknown (a camera cut: the next shot's people may dress alike; a swap in a crowd),
-        so only a face can find them again. Only one-to-one matches count: in a group it is a
+        so only a new track that looks very much like them (APPEARANCE_ADRIFT_RELINK_SIMILARITY)
+        or a face finds them again. Only one-to-one matches count: in a group it is a
         guess which new track is whose, and a wrong guess would hand one person's id to
         another, so those tracks wait for a face.
         """
         limit = self._config.relink_distance
         missing = [p for p in self._persons.values()
                    if p.state is PersonState.PRESENT and p.last_seen < stamp
-                   and not p.adrift
                    and not self._absent(p, stamp, p.missed_frames + 1)]
         if not (limit > 0 and pending and missing):
             return
@@ -804,7 +805,9 @@ class PersonTracker:
                 body = appearance_similarity(track.body, person.body)
                 if (distance <= limit
                         and 1 / RELINK_MAX_HEIGHT_RATIO <= ratio <= RELINK_MAX_HEIGHT_RATIO
-                        and (body is None or body >= APPEARANCE_RELINK_MIN_SIMILARITY)):
+                        and (body is None or body >= APPEARANCE_RELINK_MIN_SIMILARITY)
+                        and not (person.adrift and (
+                            body is None or body < APPEARANCE_ADRIFT_RELINK_SIMILARITY))):
                     pairs.append((track.track_id, person.person_id))
         track_counts = Counter(track_id for track_id, _ in pairs)
         person_counts = Counter(person_id for _, person_id in pairs)
