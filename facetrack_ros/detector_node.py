@@ -12,7 +12,8 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from sensor_msgs.msg import Image
 
 from facetrack_ros.conversions import image_to_bgr, ImageConversionError, time_to_sec
-from facetrack_ros.core.detection import create_person_detector, ModelUnavailableError
+from facetrack_ros.core.detection import (body_appearance, create_person_detector,
+                                          ModelUnavailableError)
 from facetrack_ros.core.face import FaceDetector
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
@@ -37,6 +38,12 @@ PARAMETERS = (
               'Let ultralytics download a named model that is not on disk (needs a network).'),
     ParamSpec('fallback_face_detector', 'hog', 'Face detector of the face-first fallback.',
               choices=('hog', 'cnn')),
+    ParamSpec('appearance', True,
+              'Publish a body colour descriptor with each box (the tracker keeps tracks '
+              'through crossings with it).'),
+    ParamSpec('simulated_delay', 0.0,
+              'Test only: extra time spent on each image, to simulate a slow detector [s].',
+              0.0, 60.0),
     AUTOSTART,
     IMAGE_QOS,
 )
@@ -125,8 +132,14 @@ class DetectorNode(LifecycleNode):
         boxes = self.detector.detect(image)
         out = PersonDetectionArray(header=msg.header, image_width=msg.width,
                                    image_height=msg.height)
-        out.detections = [PersonDetection(box=b.box.tolist(), confidence=float(b.confidence))
-                          for b in boxes]
+        for b in boxes:
+            detection = PersonDetection(box=b.box.tolist(), confidence=float(b.confidence))
+            appearance = body_appearance(image, b.box) if self.params.appearance else None
+            if appearance is not None:
+                detection.appearance = appearance.tolist()
+            out.detections.append(detection)
+        if self.params.simulated_delay > 0:
+            time.sleep(self.params.simulated_delay)
         self.publisher.publish(out)
         self.diagnostics.processed(time.time() - time_to_sec(msg.header.stamp))
 

@@ -1,9 +1,10 @@
 """face_embedding node: find, align and embed the faces of tracked persons.
 
 For each `tracks` message it looks up the image with the same stamp, asks the embedding
-scheduler which tracks need a face now (new track, bigger box, periodic refresh), finds the
-face in the upper part of each such person box, aligns it with dlib's 5-point landmarks and
-computes a 128-d dlib ResNet descriptor. Results go out on `faces` with the image's header.
+scheduler which tracks need a face now (no usable face yet or identity pending, tried again
+every retry_period; then bigger boxes; then a periodic refresh), finds the face in the upper
+part of each such person box, aligns it with dlib's 5-point landmarks and computes a 128-d
+dlib ResNet descriptor. Results go out on `faces` with the image's header.
 A lifecycle node: models load on configure and are freed on cleanup.
 """
 
@@ -16,8 +17,9 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from sensor_msgs.msg import Image
 
 from facetrack_ros.conversions import image_to_bgr, ImageConversionError, StampedCache, time_to_sec
+from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
-from facetrack_ros.core.tracking import EmbeddingScheduler, TrackedPerson
+from facetrack_ros.core.tracking import TrackedPerson
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 from facetrack_ros.parameters import (AUTOSTART, declare_parameters, IMAGE_CACHE_SIZE, IMAGE_QOS,
@@ -34,6 +36,9 @@ PARAMETERS = (
               0.1, 1.0),
     ParamSpec('refresh_period', 2.0, 'Re-embed a tracked person at least this often [s].',
               0.1, 3600.0),
+    ParamSpec('retry_period', 0.25,
+              'Try again this often for a person with no usable face yet or whose identity '
+              'is pending [s].', 0.0, 60.0),
     ParamSpec('better_box_ratio', 1.3,
               'Re-embed when a person box grew by this factor (a bigger face is better).',
               1.0, 10.0),
@@ -45,7 +50,7 @@ PARAMETERS = (
 
 
 class FaceEmbeddingNode(LifecycleNode):
-    """Thin adapter over core.face.FaceAnalyzer and core.tracking.EmbeddingScheduler."""
+    """Thin adapter over core.face.FaceAnalyzer and core.embedding_scheduler."""
 
     def __init__(self, **kwargs) -> None:
         """Declare parameters; models load on configure."""
@@ -72,7 +77,7 @@ class FaceEmbeddingNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.scheduler = EmbeddingScheduler(
             refresh_s=p.refresh_period, better_box_ratio=p.better_box_ratio,
-            max_per_frame=p.max_faces_per_frame)
+            max_per_frame=p.max_faces_per_frame, retry_s=p.retry_period)
         self.publisher = self.create_lifecycle_publisher(
             PersonDetectionArray, 'faces', RELIABLE_QOS)
         self.diagnostics.set_state(DiagnosticStatus.OK, f'{p.face_detector} + dlib_resnet_v1')
@@ -128,6 +133,9 @@ class FaceEmbeddingNode(LifecycleNode):
         image_msg = self.images.get(msg.header.stamp)
         if image_msg is None:
             self.diagnostics.dropped += 1
+            self.get_logger().warning(
+                'tracks of a frame no longer cached: the detector lags more than '
+                'image_cache_size frames behind the camera', throttle_duration_sec=10.0)
             return
         try:
             image = image_to_bgr(image_msg)

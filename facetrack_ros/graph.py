@@ -106,9 +106,11 @@ FLEET_TOPICS = (
     Endpoint('/fleet/presence', None, provisional=True),   # its message is still to come
     Endpoint('/fleet/people', 'facetrack_ros/msg/EmbeddingSync', provisional=True),
 )
-KNOWN_PEOPLE = Endpoint('known_people', 'facetrack_ros/msg/KnownPeople', provisional=True)
+#: The fleet's enrolled people for the robot's tracker (the tracker's side is real).
+KNOWN_PEOPLE = Endpoint('known_people', 'facetrack_ros/msg/KnownPeople')
 FLEET = NodeInterfaces(
-    publishes=(*FLEET_TOPICS, KNOWN_PEOPLE, DIAGNOSTICS),
+    publishes=(*FLEET_TOPICS, Endpoint(KNOWN_PEOPLE.name, KNOWN_PEOPLE.type, provisional=True),
+               DIAGNOSTICS),
     subscribes=FLEET_TOPICS,
     serves=(Endpoint('fleet_search', None, provisional=True),
             Endpoint('enroll_person', None, provisional=True)),

@@ -1,81 +1,116 @@
-"""tracker node: stable person ids (ByteTrack motion plus face appearance) and PersonEvents.
+"""tracker node: stable person ids (ByteTrack motion, faces, body cue) and PersonEvents.
 
-Inputs: `detections` (detector) and `faces` (face_embedding: embeddings of some tracks).
-Outputs: `tracks` (every person with track and person id), `identified_faces` (each face with
-the person id it was resolved to), `person_events` (PERSON_IN / PERSON_OUT / PERSON_RETURNED),
-and an append-only JSONL event log rotated daily.
+Inputs: `detections` (detector), `faces` (face_embedding: embeddings of some tracks) and
+`known_people` (the fleet's enrolled people; transient local). Outputs: `tracks` (every person
+with track and person id), `identified_faces` (each face with the person id it was resolved
+to), `person_events` (PERSON_IN / PERSON_OUT / PERSON_RETURNED with a reason), an append-only
+JSONL event log rotated daily, and the tracker state file (remembered people, id sequence).
+Tracker time is camera time; the wall clock only notices that input stopped (input_timeout).
 """
 
 import os
+from pathlib import Path
 import time
 from types import SimpleNamespace
 
 from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from facetrack_ros.conversions import sec_to_time, time_to_sec
-from facetrack_ros.core.embedding import DEFAULT_MIN_SIMILARITY
+from facetrack_ros.core.embedding import EmbeddingError, validate_embedding
 from facetrack_ros.core.event_log import EventLog
-from facetrack_ros.core.tracking import (Detection, PersonEventRecord, PersonTracker,
-                                         TrackerConfig)
+from facetrack_ros.core.input_guard import InputMonitor, StampLimits, StampVerdict
+from facetrack_ros.core.tracker_state import StateStore
+from facetrack_ros.core.tracking import (Detection, EventReason, PersonEventRecord,
+                                         PersonTracker, TrackerConfig)
 from facetrack_ros.diagnostics import NodeDiagnostics
-from facetrack_ros.msg import PersonDetection, PersonDetectionArray, PersonEvent
+from facetrack_ros.msg import (EmbeddingSync, KnownPeople, PersonDetection,
+                               PersonDetectionArray, PersonEvent)
 from facetrack_ros.parameters import (declare_parameters, InvalidParameterError, ParamSpec,
                                       RELIABLE_QOS)
 from facetrack_ros.runner import run_node
 
-#: Detections older than tracker time by at most this are late and skipped; a larger jump back
-#: (a rosbag loop, a sim-time reset) restarts tracking [s].
-MAX_REORDER_S = 2.0
+#: The tracker state is saved this often [s] (and on shutdown, and before new ids go out).
+STATE_SAVE_PERIOD_S = 10.0
+#: known_people as the fleet node publishes it: the latest list, also to late joiners.
+KNOWN_PEOPLE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+_DEFAULTS = TrackerConfig()
+#: Tracker parameters that are TrackerConfig fields: (parameter, field, description, min, max).
+#: Their defaults are TrackerConfig's, so the node, the benchmark and the tests share them.
+_CONFIG_PARAMETERS = (
+    ('frame_rate', 'frame_rate', 'Expected detection rate, to size ByteTrack buffers [Hz].',
+     1.0, 240.0),
+    ('track_high_thresh', 'track_high_thresh', 'ByteTrack first-association score [0..1].',
+     0.0, 1.0),
+    ('track_low_thresh', 'track_low_thresh', 'ByteTrack second-association score [0..1].',
+     0.0, 1.0),
+    ('new_track_thresh', 'new_track_thresh', 'Score needed to start a track [0..1].', 0.0, 1.0),
+    ('match_thresh', 'match_thresh', 'ByteTrack matching cost limit [0..1].', 0.0, 1.0),
+    ('track_buffer', 'track_buffer_s', 'How long ByteTrack keeps a lost track [s].', 0.1, 60.0),
+    ('relink_distance', 'relink_distance',
+     'A new track within this distance of where a present person whose track was lost was '
+     'heading continues that person [person heights]; 0 disables.', 0.0, 10.0),
+    ('identity_wait', 'identity_wait_s',
+     'How long a new track waits for a face before PERSON_IN is decided [s].', 0.0, 30.0),
+    ('identity_max_wait', 'identity_max_wait_s',
+     'How long a track whose first face matched a remembered person waits for a confirming '
+     'face [s].', 0.0, 60.0),
+    ('absence_timeout', 'absence_timeout_s',
+     'Unseen this long in processed frames (and evidence_frames frames), a person gets '
+     'PERSON_OUT [s].', 0.1, 3600.0),
+    ('evidence_frames', 'evidence_frames',
+     'Processed frames in a row without a person needed for their PERSON_OUT.', 1, 100),
+    ('reid_memory', 'reid_memory_s',
+     'How long a person who left can be re-identified by face [s].', 0.0, 86400.0),
+    ('min_similarity', 'min_similarity',
+     'Face cosine similarity needed to re-identify a person [-1..1].', -1.0, 1.0),
+    ('match_margin', 'match_margin',
+     'How much a face must match its best person better than the next-best [cosine].',
+     0.0, 1.0),
+    ('min_face_quality', 'min_face_quality',
+     'Faces of lower quality never decide an identity [0..1].', 0.0, 1.0),
+    ('strong_face_quality', 'strong_face_quality',
+     'A face this good decides alone; poorer ones need a second, agreeing face [0..1].',
+     0.0, 1.0),
+    ('max_samples', 'max_samples', 'Faces kept in a person\'s running embedding.', 1, 1000),
+)
 
 PARAMETERS = (
-    ParamSpec('robot_id', 'robot', 'Robot name written into every event.', read_only=True),
+    ParamSpec('robot_id', 'robot',
+              'Robot name written into every event; person ids are <robot_id>-<number>.',
+              read_only=True),
     ParamSpec('camera_id', 'camera', 'Camera name written into every event.', read_only=True),
-    ParamSpec('frame_rate', 30.0, 'Expected detection rate, to size ByteTrack buffers [Hz].',
-              1.0, 240.0, read_only=True),
-    ParamSpec('track_high_thresh', 0.5, 'ByteTrack first-association score [0..1].', 0.0, 1.0,
-              read_only=True),
-    ParamSpec('track_low_thresh', 0.1, 'ByteTrack second-association score [0..1].', 0.0, 1.0,
-              read_only=True),
-    ParamSpec('new_track_thresh', 0.6, 'Score needed to start a track [0..1].', 0.0, 1.0,
-              read_only=True),
-    ParamSpec('match_thresh', 0.8, 'ByteTrack matching cost limit [0..1].', 0.0, 1.0,
-              read_only=True),
-    ParamSpec('track_buffer', 2.0, 'How long ByteTrack keeps a lost track [s].', 0.1, 60.0,
-              read_only=True),
-    ParamSpec('relink_distance', 1.0,
-              'A new track within this distance of where a present person whose track was lost '
-              'was heading continues that person [person heights]; 0 disables.', 0.0, 10.0,
-              read_only=True),
-    ParamSpec('identity_wait', 1.0,
-              'How long a new track waits for a face before PERSON_IN is decided [s].',
-              0.0, 30.0, read_only=True),
-    ParamSpec('absence_timeout', 2.0, 'Unseen this long, a person gets PERSON_OUT [s].',
-              0.1, 3600.0, read_only=True),
-    ParamSpec('reid_memory', 600.0,
-              'How long a person who left can be re-identified by face [s].', 0.0, 86400.0,
-              read_only=True),
-    ParamSpec('min_similarity', DEFAULT_MIN_SIMILARITY,
-              'Face cosine similarity needed to re-identify a person [-1..1].', -1.0, 1.0,
-              read_only=True),
-    ParamSpec('max_samples', 20, 'Faces kept in a person\'s running embedding.', 1, 1000,
-              read_only=True),
+    *(ParamSpec(name, getattr(_DEFAULTS, field), description, low, high, read_only=True)
+      for name, field, description, low, high in _CONFIG_PARAMETERS),
+    ParamSpec('input_timeout', 10.0,
+              'No detections for this long (wall clock): appearances end (INPUT_STALLED) and '
+              '/diagnostics warns [s].', 0.5, 3600.0, read_only=True),
+    ParamSpec('reorder_window', 2.0,
+              'Detections up to this much older than the latest frame still count as '
+              'sightings; older ones are refused [s].', 0.0, 60.0, read_only=True),
+    ParamSpec('max_stamp_skew', 5.0,
+              'Detections stamped further ahead of the node clock are refused [s].',
+              0.0, 3600.0, read_only=True),
+    ParamSpec('max_stamp_age', 60.0,
+              'Detections stamped further behind the node clock are refused (replays need '
+              'use_sim_time) [s].', 1.0, 86400.0, read_only=True),
     ParamSpec('event_log_dir', '~/.ros/facetrack/events',
               'Folder of the daily JSONL event logs ("" disables the log).', read_only=True),
+    ParamSpec('state_file', 'tracker_state.json',
+              'Tracker state (remembered people, id sequence), relative to event_log_dir '
+              'unless absolute; "" keeps nothing across restarts.', read_only=True),
 )
 
 
 def tracker_config(p: SimpleNamespace) -> TrackerConfig:
     """Return the TrackerConfig of the tracker parameters p, refusing inconsistent ones."""
-    config = TrackerConfig(
-        frame_rate=p.frame_rate, track_high_thresh=p.track_high_thresh,
-        track_low_thresh=p.track_low_thresh, new_track_thresh=p.new_track_thresh,
-        match_thresh=p.match_thresh, track_buffer_s=p.track_buffer,
-        relink_distance=p.relink_distance,
-        identity_wait_s=p.identity_wait, absence_timeout_s=p.absence_timeout,
-        reid_memory_s=p.reid_memory, min_similarity=p.min_similarity,
-        max_samples=p.max_samples)
+    config = TrackerConfig(**{field: getattr(p, name)
+                              for name, field, *_ in _CONFIG_PARAMETERS})
     try:
         config.validate()
     except ValueError as error:
@@ -83,14 +118,28 @@ def tracker_config(p: SimpleNamespace) -> TrackerConfig:
     return config
 
 
+def state_store(p: SimpleNamespace) -> StateStore:
+    """Return the tracker state file of parameters p (relative paths: in event_log_dir)."""
+    log_dir = Path(os.path.expanduser(p.event_log_dir)) if p.event_log_dir else None
+    path = Path(os.path.expanduser(p.state_file)) if p.state_file else None
+    if path is not None and not path.is_absolute():
+        path = log_dir / path if log_dir is not None else None
+    return StateStore(path, log_dir)
+
+
 class TrackerNode(Node):
     """Thin adapter over core.tracking.PersonTracker."""
 
     def __init__(self, **kwargs) -> None:
-        """Declare parameters, build the tracker, open the event log."""
+        """Declare parameters, restore the tracker's state, open the event log."""
         super().__init__('tracker', **kwargs)
         p = self.params = declare_parameters(self, PARAMETERS)
-        self.tracker = PersonTracker(tracker_config(p))
+        self.config = tracker_config(p)
+        self.tracker = PersonTracker(self.config, id_prefix=p.robot_id)
+        self.state = state_store(p)
+        # First: it creates the folder with mode 0700.
+        restored, note = self.state.restore(self.tracker, p.robot_id)
+        (self.get_logger().error if self.state.damaged_copy else self.get_logger().info)(note)
         self.event_log = EventLog(os.path.expanduser(p.event_log_dir)) if p.event_log_dir else None
         self.tracks_pub = self.create_publisher(PersonDetectionArray, 'tracks', RELIABLE_QOS)
         self.faces_pub = self.create_publisher(
@@ -102,33 +151,41 @@ class TrackerNode(Node):
                                  guarded(self.on_detections), RELIABLE_QOS)
         self.create_subscription(PersonDetectionArray, 'faces', guarded(self.on_faces),
                                  RELIABLE_QOS)
-        self.diagnostics.set_state(DiagnosticStatus.OK, 'tracking')
+        self.create_subscription(KnownPeople, 'known_people', guarded(self.on_known_people),
+                                 KNOWN_PEOPLE_QOS)
         self.frame_id = ''
-        # Camera time of the last detections and the wall time they arrived: when detections
-        # stop (camera gone), time still advances so that absent people get PERSON_OUT.
-        # `clock` is the latest time given to the tracker, which never goes back.
-        self.clock: float | None = None
-        self.last_stamp: float | None = None
-        self.last_arrival = 0.0
-        self.create_timer(0.5, guarded(self.on_idle))
+        # /diagnostics stays WARN for 10 s after a refused stamp.
+        self.input = InputMonitor(
+            StampLimits(p.reorder_window, p.max_stamp_skew, p.max_stamp_age), p.input_timeout,
+            time.monotonic())
+        self.saved_at = time.monotonic()
+        # The wall clock, also under use_sim_time: it notices that input stopped.
+        self.create_timer(0.5, guarded(self.on_watchdog),
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._emit(restored)
+        self._update_diagnostics()
 
     def on_detections(self, msg: PersonDetectionArray) -> None:
         """Track one frame's persons; publish tracks and any events."""
         stamp = time_to_sec(msg.header.stamp)
-        if self.clock is not None and stamp < self.clock:
-            if self.clock - stamp <= MAX_REORDER_S:
-                self.diagnostics.dropped += 1  # out of order: tracking has moved past it
-                return
+        verdict = self.input.judge(stamp, self.tracker.now, self._clock_seconds(),
+                                   time.monotonic())
+        if verdict.refused:
+            self.diagnostics.dropped += 1
             self.get_logger().warning(
-                f'time jumped back {self.clock - stamp:.1f} s (replay loop or clock reset): '
-                'tracking restarts; known faces are kept')
+                f'{self.input.refusal}: check the clocks, or replay with use_sim_time and /clock',
+                throttle_duration_sec=5.0)
+            self._update_diagnostics()
+            return
+        if self.input.stall.arrived(time.monotonic()):
+            self.get_logger().info('input resumed')
+        if verdict is StampVerdict.TIME_JUMP:
+            self.get_logger().warning(
+                f'time jumped back {self.tracker.now - stamp:.1f} s with the node clock '
+                '(replay loop or sim-time reset): tracking restarts; known faces are kept')
             self._emit(self.tracker.reset(stamp))
         self.frame_id = msg.header.frame_id
-        self.clock = self.last_stamp = stamp
-        self.last_arrival = time.monotonic()
-        detections = [Detection(box=np.asarray(d.box, dtype=np.float32),
-                                confidence=d.confidence) for d in msg.detections]
-        persons, events = self.tracker.update(stamp, detections)
+        persons, events = self.tracker.update(stamp, self._detections(msg))
         out = PersonDetectionArray(header=msg.header, image_width=msg.image_width,
                                    image_height=msg.image_height)
         out.detections = [PersonDetection(
@@ -137,45 +194,110 @@ class TrackerNode(Node):
             for p in persons]
         self.tracks_pub.publish(out)
         self._emit(events)
-        self.diagnostics.values['active persons'] = str(self.tracker.active_count)
+        self._publish_identified()  # faces of tracks whose identity this frame decided
         self.diagnostics.processed(time.time() - stamp)
+        self._update_diagnostics()
+
+    def _detections(self, msg: PersonDetectionArray) -> list[Detection]:
+        """Return the usable detections of msg; malformed ones are counted and skipped."""
+        detections = []
+        for d in msg.detections:
+            box = np.asarray(d.box, dtype=np.float32)
+            appearance = np.asarray(d.appearance, np.float32) if len(d.appearance) else None
+            if not (np.all(np.isfinite(box)) and box[2] > box[0] and box[3] > box[1]
+                    and np.isfinite(d.confidence)
+                    and (appearance is None or np.all(np.isfinite(appearance)))):
+                self.diagnostics.errors += 1
+                self.get_logger().warning(f'malformed detection skipped: box {box.tolist()}, '
+                                          f'confidence {d.confidence}',
+                                          throttle_duration_sec=5.0)
+                continue
+            detections.append(Detection(box, d.confidence, appearance))
+        return detections
 
     def on_faces(self, msg: PersonDetectionArray) -> None:
         """Fold face embeddings into the tracks' identities; republish them identified."""
         stamp = time_to_sec(msg.header.stamp)
-        identified = PersonDetectionArray(header=msg.header, image_width=msg.image_width,
-                                          image_height=msg.image_height)
         for face in msg.detections:
             if not face.has_face:
                 continue
             try:
-                self._emit(self.tracker.add_face(
-                    stamp, face.track_id, np.asarray(face.embedding), face.face_quality))
+                self._emit(self.tracker.add_face(stamp, face.track_id, np.asarray(face.embedding),
+                                                 face.face_quality, tag=(msg, face)))
             except ValueError as error:  # EmbeddingError, or a quality outside [0, 1]
                 self.diagnostics.errors += 1
                 self.get_logger().warning(f'face of track {face.track_id} ignored: {error}')
-                continue
-            face.person_id = self.tracker.person_of_track(face.track_id) or ''
-            identified.detections.append(face)
-        if identified.detections:
+        self._publish_identified()
+
+    def _publish_identified(self) -> None:
+        """Publish the faces the tracker counted for a person, with that person's id.
+
+        A face of a track whose identity is still pending goes out once it is decided (in a
+        later frame, under its own frame's header); faces that decided nothing do not.
+        """
+        frames: dict[int, PersonDetectionArray] = {}
+        for (msg, face), person_id in self.tracker.take_attributions():
+            face.person_id = person_id
+            frames.setdefault(id(msg), PersonDetectionArray(
+                header=msg.header, image_width=msg.image_width,
+                image_height=msg.image_height)).detections.append(face)
+        for identified in frames.values():
             self.faces_pub.publish(identified)
 
-    def on_idle(self) -> None:
-        """Advance tracker time while no detections arrive, so absences are noticed."""
-        if self.last_stamp is None:
-            return
-        idle = time.monotonic() - self.last_arrival
-        if idle > 1.0:
-            self.clock = max(self.clock, self.last_stamp + idle)
-            _, events = self.tracker.update(self.clock, [])
-            self._emit(events)
+    def on_known_people(self, msg: KnownPeople) -> None:
+        """Take the fleet's enrolled people as the tracker's gallery of names."""
+        people = {}
+        for entry in msg.people:
+            if entry.action != EmbeddingSync.ACTION_ENROLL or not entry.person_id:
+                continue
+            try:
+                people[entry.person_id] = validate_embedding(entry.embedding,
+                                                             self.config.embedding_dim)
+            except EmbeddingError as error:  # a bad entry is skipped, the others still count
+                self.diagnostics.errors += 1
+                self.get_logger().warning(f'enrolled person {entry.person_id!r} ignored: '
+                                          f'{error}')
+        self._emit(self.tracker.set_known_people(people))
+        self.diagnostics.values['enrolled people'] = str(len(people))
+
+    def on_watchdog(self) -> None:
+        """End appearances when input stalled; save the state now and then."""
+        now = time.monotonic()
+        if self.input.stall.check(now):
+            self.get_logger().warning(self.input.warning(now))
+            self._emit(self.tracker.end_appearances(EventReason.INPUT_STALLED))
+        if now - self.saved_at >= STATE_SAVE_PERIOD_S:
+            self._save_state()
+        self._update_diagnostics()
+
+    def _clock_seconds(self) -> float | None:
+        """Return the node clock [s] (sim time under use_sim_time), None while it is unset."""
+        nanoseconds = self.get_clock().now().nanoseconds
+        return nanoseconds / 1e9 if nanoseconds > 0 else None
+
+    def _update_diagnostics(self) -> None:
+        now = time.monotonic()
+        values = self.diagnostics.values
+        values['active persons'] = str(self.tracker.active_count)
+        values['input idle [s]'] = f'{self.input.stall.idle(now):.1f}'
+        warning = self.input.warning(now)
+        if warning:
+            self.diagnostics.set_state(DiagnosticStatus.WARN, warning)
+        elif self.diagnostics.level != DiagnosticStatus.ERROR:
+            self.diagnostics.set_state(DiagnosticStatus.OK, 'tracking')
+
+    def _save_state(self) -> None:
+        self.saved_at = time.monotonic()
+        self.state.save(self.tracker)
 
     def _emit(self, events: list[PersonEventRecord]) -> None:
+        if self.tracker.save_due:  # new ids were reserved: on disk before anyone sees them
+            self._save_state()
         for record in events:
-            msg = PersonEvent(kind=int(record.kind), person_id=record.person_id,
-                              track_id=record.track_id, robot_id=self.params.robot_id,
-                              camera_id=self.params.camera_id, box=record.box.tolist(),
-                              confidence=float(record.confidence),
+            msg = PersonEvent(kind=int(record.kind), reason=int(record.reason),
+                              person_id=record.person_id, track_id=record.track_id,
+                              robot_id=self.params.robot_id, camera_id=self.params.camera_id,
+                              box=record.box.tolist(), confidence=float(record.confidence),
                               duration=float(record.duration))
             msg.header.stamp = sec_to_time(record.stamp)
             msg.header.frame_id = self.frame_id
@@ -187,11 +309,14 @@ class TrackerNode(Node):
                                        'robot_id': self.params.robot_id,
                                        'camera_id': self.params.camera_id})
             self.get_logger().info(
-                f'{record.kind.name} {record.person_id} (track {record.track_id})'
+                f'{record.kind.name} {record.person_id} (track {record.track_id}, '
+                f'{record.reason.name})'
                 + (f' after {record.duration:.1f} s' if record.duration else ''))
 
     def destroy_node(self) -> None:
-        """Close the event log."""
+        """End the appearances (SHUTDOWN), save the state and close the event log."""
+        self._emit(self.tracker.end_appearances(EventReason.SHUTDOWN))
+        self._save_state()
         if self.event_log is not None:
             self.event_log.close()
         super().destroy_node()

@@ -45,8 +45,8 @@ from facetrack_ros.core.camera import Frame, SourceEnded, VideoFileSource
 from facetrack_ros.core.dequantize import cached_float_model
 from facetrack_ros.core.detection import YoloPersonDetector
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
-from facetrack_ros.core.tracking import (Detection, EmbeddingScheduler, PersonTracker,
-                                         TrackedPerson)
+from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
+from facetrack_ros.core.tracking import Detection, PersonTracker, TrackedPerson
 from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
 from facetrack_ros.msg import PersonDetectionArray
 from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
@@ -177,7 +177,7 @@ def new_scheduler() -> EmbeddingScheduler:
     """Return an EmbeddingScheduler with the face_embedding node's settings."""
     p = node_parameters('face_embedding', face_embedding_node.PARAMETERS)
     return EmbeddingScheduler(refresh_s=p.refresh_period, better_box_ratio=p.better_box_ratio,
-                              max_per_frame=p.max_faces_per_frame)
+                              max_per_frame=p.max_faces_per_frame, retry_s=p.retry_period)
 
 
 # ------------------------------------------------------------------------------------------

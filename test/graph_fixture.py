@@ -1,19 +1,44 @@
 """Run the real node graph (processes over DDS) on a video and collect what it publishes."""
 
+import bisect
 from dataclasses import dataclass, field
 from pathlib import Path
 import time
 
+import cv2
+import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
 
-from facetrack_ros.conversions import time_to_sec
+from facetrack_ros.conversions import image_to_bgr, time_to_sec
 from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
 from facetrack_ros.msg import PersonDetectionArray, PersonEvent
 from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
 
 NODES_BEFORE_CAMERA = ('frame_history', 'tracker', 'face_embedding', 'detector')
+#: The tracker's input_timeout in these runs [s]: long enough for a detector slowed by other
+#: work on the two cores, short enough to wait for after each clip.
+INPUT_TIMEOUT = 5.0
+
+
+def thumbnail(image_bgr: np.ndarray) -> np.ndarray:
+    """Return a 32x18 grey thumbnail, zero mean and unit length, to recognise a video frame."""
+    grey = cv2.cvtColor(cv2.resize(image_bgr, (32, 18), interpolation=cv2.INTER_AREA),
+                        cv2.COLOR_BGR2GRAY).astype(np.float32).reshape(-1)
+    grey -= grey.mean()
+    return grey / max(float(np.linalg.norm(grey)), 1e-6)
+
+
+def video_thumbnails(video: Path) -> np.ndarray:
+    """Return the thumbnail of every frame of a video file, (frames, 576)."""
+    capture = cv2.VideoCapture(str(video))
+    thumbs = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return np.stack(thumbs)
+        thumbs.append(thumbnail(frame))
 
 
 @dataclass
@@ -26,6 +51,7 @@ class GraphRun:
     log_dir: Path
     history_dir: Path
     image_stamps: list[float] = field(default_factory=list)
+    image_thumbs: list[np.ndarray] = field(default_factory=list)
     events: list[PersonEvent] = field(default_factory=list)
     tracks: list[PersonDetectionArray] = field(default_factory=list)
     faces: list[PersonDetectionArray] = field(default_factory=list)
@@ -41,10 +67,30 @@ class GraphRun:
         """Return a header stamp as seconds since the first published frame."""
         return time_to_sec(stamp) - self.image_stamps[0]
 
+    def frame_index(self, stamp, frames: np.ndarray) -> int:
+        """Return which frame of the video (thumbnails from video_thumbnails) stamp showed.
+
+        By the image content, not the stamp: when other work slows the camera, the video
+        plays slower than its frame rate.
+        """
+        seconds = time_to_sec(stamp)
+        i = bisect.bisect_left(self.image_stamps, seconds)
+        nearest = min((j for j in (i - 1, i) if 0 <= j < len(self.image_stamps)),
+                      key=lambda j: abs(self.image_stamps[j] - seconds))
+        return int(np.argmax(frames @ self.image_thumbs[nearest]))
+
+    def closed(self) -> bool:
+        """Return whether every PERSON_IN or PERSON_RETURNED has had its PERSON_OUT."""
+        opened = sum(e.kind != PersonEvent.PERSON_OUT for e in self.events)
+        return opened == len(self.events) - opened
+
 
 def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
-              settle: float = 4.0) -> GraphRun:
+              settle: float = 30.0) -> GraphRun:
     """Start the graph in namespace, play video once (real time), wait for the last OUT.
+
+    After the video ends the tracker's input stalls: INPUT_TIMEOUT later the appearances
+    end. This waits that long, then until every appearance has ended (at most settle [s]).
 
     Each run has a namespace of its own, as each robot on a shared domain would, so that
     graphs left running for later tests never mix with the next one.
@@ -55,9 +101,12 @@ def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     run = GraphRun(runner, node, executor, work / 'events', work / 'history')
-    node.create_subscription(Image, 'image_raw',
-                             lambda m: run.image_stamps.append(time_to_sec(m.header.stamp)),
-                             image_qos_profile('sensor_data'))
+
+    def on_image(msg: Image) -> None:
+        run.image_stamps.append(time_to_sec(msg.header.stamp))
+        run.image_thumbs.append(thumbnail(image_to_bgr(msg)))
+
+    node.create_subscription(Image, 'image_raw', on_image, image_qos_profile('sensor_data'))
     node.create_subscription(PersonEvent, 'person_events', run.events.append, RELIABLE_QOS)
     node.create_subscription(PersonDetectionArray, 'tracks', run.tracks.append, RELIABLE_QOS)
     node.create_subscription(
@@ -65,10 +114,13 @@ def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
     try:
         runner.start('frame_history', robot_id='test_robot', camera_id='stage',
                      history_dir=str(run.history_dir))
+        # The clip ends: input stops, and appearances end (INPUT_STALLED) within settle.
         runner.start('tracker', robot_id='test_robot', camera_id='stage',
-                     event_log_dir=str(run.log_dir))
+                     event_log_dir=str(run.log_dir), input_timeout=INPUT_TIMEOUT)
         runner.start('face_embedding')
-        runner.start('detector', model=str(model), require_model=True)
+        # One torch thread: with other work on the two cores, two threads spin-wait on each
+        # other (YOLOv8n float on a Hamilton frame at load 12: 743 ms with two, 105 with one).
+        runner.start('detector', model=str(model), require_model=True, threads=1)
         # image_raw readers: this probe, detector, face_embedding and frame_history.
         wait_for_graph(runner, node, executor,
                        ('detections', 'faces', 'tracks', 'person_events', 'identified_faces'), 4)
@@ -78,7 +130,10 @@ def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
         while not runner.source_ended() and time.monotonic() < deadline:
             run.spin_for(0.2)
             assert not runner.failed(), runner.tail()
-        run.spin_for(settle)
+        run.spin_for(INPUT_TIMEOUT + 1.0)
+        deadline = time.monotonic() + settle
+        while not run.closed() and time.monotonic() < deadline:
+            run.spin_for(0.2)
     except BaseException:
         stop_graph(run)
         raise

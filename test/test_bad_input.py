@@ -3,6 +3,7 @@
 import time
 
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
 import pytest
 from rclpy import create_node
@@ -33,7 +34,7 @@ def _array(stamp_ns: int, detections: list[PersonDetection]) -> PersonDetectionA
 
 
 def test_tracker_and_face_node_survive_malformed_detections(ros_context, tmp_path):
-    """Malformed boxes (NaN, inverted) and a NaN quality are counted; good input still works."""
+    """Malformed boxes (NaN, inverted) and a NaN quality are counted and skipped, not fatal."""
     tracker = TrackerNode(context=ros_context, parameter_overrides=[
         Parameter('event_log_dir', value=str(tmp_path))])
     face = FaceEmbeddingNode(context=ros_context, parameter_overrides=[
@@ -52,12 +53,15 @@ def test_tracker_and_face_node_survive_malformed_detections(ros_context, tmp_pat
     assert spin_until(executor, lambda: detections.get_subscription_count() > 0
                       and images.get_subscription_count() > 0)
 
-    t0 = 1_700_000_000_000_000_000
+    t0 = time.time_ns() - 10**9  # stamps near the node's clock, as a camera's
     detections.publish(_array(t0, [PersonDetection(box=[NAN, 0.0, 10.0, 10.0],
+                                                   confidence=0.9),
+                                   PersonDetection(box=[30.0, 5.0, 10.0, 45.0],
                                                    confidence=0.9)]))
+    assert spin_until(executor, lambda: tracker.diagnostics.errors == 2)
     faces.publish(_array(t0, [PersonDetection(track_id=1, has_face=True, face_quality=NAN,
                                               embedding=[0.1] * 128)]))
-    assert spin_until(executor, lambda: tracker.diagnostics.errors >= 1)
+    assert spin_until(executor, lambda: tracker.diagnostics.errors == 3)
     # The face node gets an inverted box for a frame it has the image of.
     image = bgr_to_image(np.zeros((48, 64, 3), np.uint8))
     image.header.stamp = ns_to_time(t0)
@@ -68,11 +72,14 @@ def test_tracker_and_face_node_survive_malformed_detections(ros_context, tmp_pat
     tracks.publish(_array(t0, [PersonDetection(box=[50.0, 40.0, 10.0, 5.0], track_id=7)]))
     assert spin_until(executor, lambda: face.diagnostics.errors >= 1)
 
-    # Both nodes still work: good detections come out as tracks.
+    # Both nodes still work: good detections come out as tracks, tracked by the tracker.
     for i in range(5):
         detections.publish(_array(t0 + (i + 1) * 10**8, [PersonDetection(
             box=[10.0, 5.0, 30.0, 45.0], confidence=0.9)]))
-    assert spin_until(executor, lambda: any(t.detections for t in tracks_out))
+    assert spin_until(executor, lambda: any(
+        d.track_id >= 1 and list(d.box) == [10.0, 5.0, 30.0, 45.0]
+        for t in tracks_out for d in t.detections))
+    assert tracker.diagnostics.level == DiagnosticStatus.OK
     executor.shutdown()
     for node in (tracker, face, probe):
         node.destroy_node()

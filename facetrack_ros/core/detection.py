@@ -6,9 +6,20 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import cv2
 import numpy as np
 
 from facetrack_ros.core.face import check_image, FaceDetector
+
+#: Hue, saturation and value bins of each part of body_appearance.
+APPEARANCE_BINS = (8, 3, 3)
+#: Parts of a person box body_appearance describes, as (top, bottom) fractions of its height:
+#: the torso and the legs (the head and feet carry little colour and much background).
+APPEARANCE_PARTS = ((0.2, 0.55), (0.55, 0.9))
+#: Fraction of the box width kept around its centre line: the sides are mostly background.
+APPEARANCE_WIDTH = 0.6
+#: Each part is resampled to this size (width, height) [px] first, so the cost is fixed.
+APPEARANCE_PATCH = (16, 24)
 
 
 class ModelUnavailableError(RuntimeError):
@@ -25,6 +36,36 @@ class PersonBox:
 
     box: np.ndarray
     confidence: float
+
+
+def body_appearance(image_bgr: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+    """Return a unit colour descriptor of a person box, or None for a box with no pixels.
+
+    Per part (APPEARANCE_PARTS: torso, legs), an HSV histogram (APPEARANCE_BINS) of the
+    central APPEARANCE_WIDTH of the box, normalised to sum 1; the parts' square roots are
+    concatenated and scaled to unit length, so the dot product of two descriptors is the mean
+    Bhattacharyya coefficient of their parts (1 for identical colours, 0 for disjoint ones).
+    Clothes colours keep a track through a crossing; they are no identity (many people dress
+    alike), so the tracker never names anyone from them.
+    """
+    height, width = image_bgr.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    centre, half = (x1 + x2) / 2, (x2 - x1) * APPEARANCE_WIDTH / 2
+    parts = []
+    for top, bottom in APPEARANCE_PARTS:
+        rows = (int(np.clip(y1 + top * (y2 - y1), 0, height)),
+                int(np.clip(y1 + bottom * (y2 - y1), 0, height)))
+        cols = (int(np.clip(centre - half, 0, width)), int(np.clip(centre + half, 0, width)))
+        if rows[1] - rows[0] < 1 or cols[1] - cols[0] < 1:
+            return None
+        patch = cv2.resize(image_bgr[rows[0]:rows[1], cols[0]:cols[1]], APPEARANCE_PATCH,
+                           interpolation=cv2.INTER_AREA)
+        hsv = cv2.cvtColor(patch, cv2.COLOR_BGR2HSV)
+        histogram = cv2.calcHist([hsv], [0, 1, 2], None, list(APPEARANCE_BINS),
+                                 [0, 180, 0, 256, 0, 256]).reshape(-1)
+        parts.append(np.sqrt(histogram / histogram.sum()))
+    descriptor = np.concatenate(parts).astype(np.float32)
+    return descriptor / np.linalg.norm(descriptor)
 
 
 class PersonDetector(abc.ABC):

@@ -1,42 +1,69 @@
-"""Person tracking: ByteTrack boxes plus face re-identification, and PERSON_IN/OUT events.
+"""Person tracking: ByteTrack boxes, face identity and body cues, and PERSON_IN/OUT events.
 
-ultralytics' BYTETracker follows the person boxes from frame to frame (Kalman motion and IoU).
-PersonTracker puts stable person ids on its tracks. ByteTrack drops a track once it misses
-for track_buffer_s (behind a sign, in a crowd) and then starts a new one: a new track that
-starts where a person whose track was just lost was heading continues that person. Any other
-confirmed track waits up to identity_wait_s for a face; a face that matches a person who left
-within reid_memory_s gives that person's id back, otherwise the track becomes a new person.
-Each person's appearance yields exactly one PERSON_IN (or PERSON_RETURNED) and, after
-absence_timeout_s unseen, exactly one PERSON_OUT. Time only moves with the stamps passed in,
-so replays behave like live runs; after a jump back in time (a rosbag loop, a sim-time reset)
-reset() restarts tracking.
+ByteTrack (core.bytetrack) follows the person boxes from frame to frame by Kalman motion and
+IoU. PersonTracker puts person ids on its tracks and says when people come and go:
 
-EmbeddingScheduler picks the few tracks whose face is worth embedding in a given frame.
+- Presence rests on evidence only: time moves with the stamps of the frames passed to update()
+  (camera time), never with the wall clock. A person is reported PERSON_OUT (LEFT_VIEW) once
+  processed frames have not shown them for absence_timeout_s *and* in evidence_frames frames
+  in a row, so a slow detector delays events and never creates them. end_appearances() ends
+  every appearance for another reason (input stalled, shutdown); people still in place when
+  input resumes come back under their ids.
+- Identity rests on faces judged with their uncertainty (core.identity): a face too poor to
+  decide is ignored; a match needs a margin over the next-best person; a decision needs two
+  agreeing faces or one very good one; good faces that contradict a track split it.
+- Motion keeps identities between faces, bounded by the body cue (core.identity): a box that
+  looks unlike its track (a camera cut, a ByteTrack swap) starts a new track, and its person
+  can then be found again by face only; a new track that starts where a present person whose
+  track was lost was heading, and looks like them, continues them (motion re-linking); a
+  track never brings back someone who already left (the next person through a doorway).
+- Enrolled people (set_known_people, from the fleet) are matched like remembered ones, and
+  then carry their enrolled name as person id.
+
+Person ids are `<id_prefix>-<sequence>`, the sequence continuing across restarts through
+snapshot()/restore() (core.tracker_state), so an id is never handed out twice.
 """
 
 from collections import Counter
 from dataclasses import dataclass, field
 import enum
 import math
-from types import SimpleNamespace
 from typing import Sequence
 
 import numpy as np
-from ultralytics.trackers.byte_tracker import BYTETracker
 
+from facetrack_ros.core.bytetrack import ByteTrackMotion, ByteTrackSettings
 from facetrack_ros.core.embedding import (cosine_similarity, DEFAULT_MIN_SIMILARITY,
-                                          DLIB_EMBEDDING_DIM, l2_normalize, validate_embedding)
+                                          DLIB_EMBEDDING_DIM, l2_normalize,
+                                          MIN_DECISION_QUALITY, validate_embedding)
+from facetrack_ros.core.identity import (APPEARANCE_ADRIFT_RELINK_SIMILARITY,
+                                         APPEARANCE_MAX_DROP, APPEARANCE_MIN_SIMILARITY,
+                                         APPEARANCE_FIRST_MIN_SIMILARITY,
+                                         APPEARANCE_PENDING_MIN_SIMILARITY,
+                                         APPEARANCE_RELINK_MIN_SIMILARITY,
+                                         APPEARANCE_STABILITY_SMOOTHING, appearance_similarity,
+                                         blend_appearance, decide, FaceVote, Gallery,
+                                         IdentityRules, judge_face, MATCH_MARGIN,
+                                         STRONG_FACE_QUALITY, VoteKind)
+from facetrack_ros.core.tracker_state import PersonRecord, TrackerState
 
 #: Faces of a track whose box overlaps another visible track's box by at least this IoU are
 #: ignored: the face in the crop may be the other person's, which would poison embeddings.
 AMBIGUOUS_BOX_IOU = 0.3
-
-#: Faces at least this good may break a track's identity when they contradict it; poorer
-#: faces (blurred, turned away) are only ignored.
-BREAK_MIN_QUALITY = 0.5
+#: A late frame's box shows a track's person when it overlaps the track's box this much.
+LATE_MATCH_IOU = 0.5
+#: Person ids are reserved this many at a time: the reservation is saved before any of them
+#: is used, so a crash can skip ids but never hand one out twice.
+ID_BLOCK = 16
 
 #: Weight of a zero-quality face in a running embedding, so the weighted mean stays defined.
 _MIN_SAMPLE_WEIGHT = 1e-3
+#: Largest height ratio between a lost person and a new track that continues them: a box
+#: much taller or shorter at the same place is someone nearer or farther from the camera.
+RELINK_MAX_HEIGHT_RATIO = 1.5
+#: Weight of the newest frame in a track's smoothed velocity: detector boxes jitter by a few
+#: pixels, which over a 0.1 s frame gap is tens of px/s.
+_VELOCITY_SMOOTHING = 0.3
 
 
 @dataclass(frozen=True)
@@ -45,49 +72,64 @@ class Detection:
 
     box: x1, y1, x2, y2 [px], shape (4,).
     confidence: detector score [0..1].
+    appearance: unit body descriptor (core.detection.body_appearance), or None.
     """
 
     box: np.ndarray
     confidence: float
+    appearance: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    """Settings of PersonTracker; times are in seconds of the stamps passed in."""
+    """Settings of PersonTracker; times are in seconds of the stamps passed in.
 
-    #: Expected camera rate [Hz]: converts track_buffer_s to ByteTrack frames until the rate
-    #: has been measured from the stamps.
+    These defaults are the tracker node's parameter defaults (one place for both).
+    """
+
+    #: Expected detection rate [Hz]: converts track_buffer_s to ByteTrack frames until the
+    #: rate has been measured from the stamps.
     frame_rate: float = 30.0
     #: Detections scoring at least this take part in ByteTrack's first association [0..1].
-    track_high_thresh: float = 0.25
+    track_high_thresh: float = 0.5
     #: Detections scoring above this (and below track_high_thresh) can only extend tracks [0..1].
     track_low_thresh: float = 0.1
     #: Unmatched detections scoring at least this start a new track [0..1].
-    new_track_thresh: float = 0.25
+    new_track_thresh: float = 0.6
     #: Largest ByteTrack matching cost (1 - IoU, fused with the score) still matched [0..1].
     match_thresh: float = 0.8
     #: Fuse detection scores into ByteTrack's IoU cost.
     fuse_score: bool = True
     #: How long ByteTrack keeps a lost track for re-finding it by motion [s].
-    track_buffer_s: float = 1.0
+    track_buffer_s: float = 2.0
     #: A new track continues a present person whose track was lost if it starts within this
     #: distance [person heights] of where that person was heading; 0 disables re-linking.
     relink_distance: float = 1.0
     #: How long a confirmed track waits for a face before its PERSON_IN is decided [s].
     identity_wait_s: float = 1.0
-    #: A person unseen for this long is reported PERSON_OUT [s].
+    #: How long a track whose faces point at a remembered person waits for the confirming
+    #: face before it is taken for someone new [s].
+    identity_max_wait_s: float = 3.0
+    #: A person unseen for this long (and evidence_frames frames) gets PERSON_OUT [s].
     absence_timeout_s: float = 2.0
+    #: Processed frames in a row that must miss a person before PERSON_OUT: evidence of
+    #: absence, whatever the frame rate.
+    evidence_frames: int = 3
     #: How long after their last sighting a person can still be re-identified by face [s].
     reid_memory_s: float = 600.0
     #: Cosine similarity from which a face is taken to belong to a person [-1..1].
     min_similarity: float = DEFAULT_MIN_SIMILARITY
+    #: How much better [cosine] a face must match its best person than the next-best one.
+    match_margin: float = MATCH_MARGIN
     #: How much better [cosine] a face must match another visible person than its own track's
     #: person before the two tracks' person ids are swapped.
     swap_margin: float = 0.1
+    #: Faces of lower quality [0..1] are ignored.
+    min_face_quality: float = MIN_DECISION_QUALITY
+    #: A face at least this good [0..1] decides alone; poorer ones need a second, agreeing face.
+    strong_face_quality: float = STRONG_FACE_QUALITY
     #: Face samples kept per person for the running embedding (the best by quality).
     max_samples: int = 20
-    #: Faces of lower quality [0..1] are ignored.
-    min_face_quality: float = 0.0
     #: Length of the face embeddings passed to add_face.
     embedding_dim: int = DLIB_EMBEDDING_DIM
 
@@ -105,18 +147,28 @@ class TrackerConfig:
             (self.track_buffer_s > 0, 'track_buffer_s must be > 0 s'),
             (self.relink_distance >= 0, 'relink_distance must be >= 0 person heights'),
             (self.identity_wait_s >= 0, 'identity_wait_s must be >= 0 s'),
+            (self.identity_max_wait_s >= self.identity_wait_s,
+             'identity_max_wait_s must be >= identity_wait_s'),
             (self.absence_timeout_s > 0, 'absence_timeout_s must be > 0 s'),
+            (self.evidence_frames >= 1, 'evidence_frames must be >= 1'),
             (self.reid_memory_s >= self.absence_timeout_s,
              'reid_memory_s must be >= absence_timeout_s, or no one could be re-identified'),
             (-1 <= self.min_similarity <= 1, 'min_similarity must be in [-1, 1]'),
+            (self.match_margin >= 0, 'match_margin must be >= 0'),
             (self.swap_margin >= 0, 'swap_margin must be >= 0'),
+            (0 <= self.min_face_quality <= self.strong_face_quality <= 1,
+             'need 0 <= min_face_quality <= strong_face_quality <= 1'),
             (self.max_samples >= 1, 'max_samples must be >= 1'),
-            (0 <= self.min_face_quality <= 1, 'min_face_quality must be in [0, 1]'),
             (self.embedding_dim >= 1, 'embedding_dim must be >= 1'),
         ]
         for ok, reason in checks:
             if not ok:
                 raise ValueError(f'invalid tracker config: {reason}')
+
+    def identity_rules(self) -> IdentityRules:
+        """Return the face decision thresholds of this config."""
+        return IdentityRules(self.min_similarity, self.match_margin, self.min_face_quality,
+                             self.strong_face_quality)
 
 
 class EventKind(enum.IntEnum):
@@ -127,15 +179,31 @@ class EventKind(enum.IntEnum):
     PERSON_RETURNED = 3
 
 
+class EventReason(enum.IntEnum):
+    """Why an event happened; the values are PersonEvent's REASON_* constants."""
+
+    UNSPECIFIED = 0
+    FACE = 1             # IN/RETURNED: decided by faces (new to everyone, or remembered)
+    NO_FACE = 2          # IN: no face decided it within identity_wait; a new person
+    ENROLLED = 3         # IN/RETURNED: faces matched a person enrolled in the fleet
+    INPUT_RESUMED = 4    # RETURNED: still in place when input came back after a stall
+    LEFT_VIEW = 10       # OUT: processed frames stopped showing the person
+    INPUT_STALLED = 11   # OUT: no input for the node's input_timeout
+    TIME_JUMP = 12       # OUT: time jumped back (replay loop, sim-time reset)
+    SHUTDOWN = 13        # OUT: the tracker stopped, or restarted after a crash
+    FORGOTTEN = 14       # OUT: the person's enrolled name was withdrawn
+
+
 @dataclass(frozen=True)
 class PersonEventRecord:
     """A change in who is in view.
 
     stamp: time of the frame (or face) that caused the event [s].
-    track_id: the person's ByteTrack track at the time of the event.
+    track_id: the person's track at the time of the event.
     box, confidence: the person's last box x1, y1, x2, y2 [px] and detector score.
     duration: for PERSON_OUT, first to last sighting of the appearance [s]; 0 otherwise.
     embedding: the person's running face embedding, or None if no face was seen.
+    reason: why (EventReason).
     """
 
     kind: EventKind
@@ -146,11 +214,13 @@ class PersonEventRecord:
     confidence: float
     duration: float
     embedding: np.ndarray | None
+    reason: EventReason = EventReason.UNSPECIFIED
 
     def to_json_dict(self) -> dict:
-        """Return the event as plain JSON types; kind is its name, e.g. 'PERSON_IN'."""
+        """Return the event as plain JSON types; kind and reason are names, e.g. 'PERSON_IN'."""
         return {
             'kind': self.kind.name,
+            'reason': self.reason.name,
             'stamp': float(self.stamp),
             'person_id': self.person_id,
             'track_id': int(self.track_id),
@@ -201,6 +271,10 @@ class PersonState(enum.Enum):
     GONE = 2     # PERSON_OUT sent; kept for re-identification until reid_memory_s
 
 
+def _centre(box: np.ndarray) -> np.ndarray:
+    return (box[:2] + box[2:]) / 2
+
+
 @dataclass
 class _Person:
     """Mutable record of one person."""
@@ -214,7 +288,12 @@ class _Person:
     confidence: float
     last_event_stamp: float
     velocity: np.ndarray  # of the box centre at the latest sighting, x, y [px/s]
+    body: np.ndarray | None = None  # body appearance at the latest sighting
     state: PersonState = PersonState.PRESENT
+    ended_by: EventReason = EventReason.UNSPECIFIED  # reason of the latest PERSON_OUT
+    missed_frames: int = 0  # processed frames in a row without the person
+    adrift: bool = False  # their track's box turned out to show someone else (see _relink)
+    enrolled: bool = False  # the id is a name enrolled in the fleet
     # Best face samples as (quality, unit vector); embedding is their cached weighted mean.
     samples: list[tuple[float, np.ndarray]] = field(default_factory=list)
     embedding: np.ndarray | None = None
@@ -234,16 +313,14 @@ class _Person:
         self.embedding = embedding
 
 
-#: Largest height ratio between a lost person and a new track that continues them: a box
-#: much taller or shorter at the same place is someone nearer or farther from the camera.
-RELINK_MAX_HEIGHT_RATIO = 1.5
-#: Weight of the newest frame in a track's smoothed velocity: detector boxes jitter by a few
-#: pixels, which over a 0.1 s frame gap is tens of px/s.
-_VELOCITY_SMOOTHING = 0.3
+@dataclass
+class _Face:
+    """A face kept for a decision: embedding, quality, verdict, and the caller's tag."""
 
-
-def _centre(box: np.ndarray) -> np.ndarray:
-    return (box[:2] + box[2:]) / 2
+    vector: np.ndarray
+    quality: float
+    tag: object
+    vote: FaceVote | None = None
 
 
 @dataclass
@@ -259,29 +336,45 @@ class _Track:
     person_id: str | None = None
     similarity: float = 0.0
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # [px/s]
+    body: np.ndarray | None = None  # running body appearance
+    body_stability: float | None = None  # usual similarity of its boxes to body
+    frames: int = 0  # processed frames that showed the track
+    # Faces while pending (with their votes), and good faces contradicting the bound person
+    # since the last agreeing one.
+    faces: list[_Face] = field(default_factory=list)
+    contradictions: list[_Face] = field(default_factory=list)
 
-    def move(self, stamp: float, box: np.ndarray, confidence: float) -> None:
-        """Take the track's box at stamp and update its smoothed velocity."""
+    def move(self, stamp: float, box: np.ndarray, confidence: float,
+             body: np.ndarray | None) -> None:
+        """Take the track's box at stamp and update its smoothed velocity and appearance."""
         if stamp > self.last_seen:
             step = (_centre(box) - _centre(self.box)) / (stamp - self.last_seen)
             self.velocity = (step if self.last_seen == self.first_seen else
                              self.velocity + _VELOCITY_SMOOTHING * (step - self.velocity))
         self.last_seen, self.box, self.confidence = stamp, box, confidence
+        similarity = appearance_similarity(self.body, body)
+        if similarity is not None:
+            self.body_stability = similarity if self.body_stability is None else (
+                self.body_stability
+                + APPEARANCE_STABILITY_SMOOTHING * (similarity - self.body_stability))
+            if similarity < APPEARANCE_PENDING_MIN_SIMILARITY:
+                self.faces.clear()  # pending: they may have been someone else's
+        self.body = blend_appearance(self.body, body)
+        self.frames += 1
 
-
-@dataclass(frozen=True)
-class _Boxes:
-    """The detection batch in the shape BYTETracker.update reads (like ultralytics' Boxes)."""
-
-    conf: np.ndarray  # (N,)
-    xywh: np.ndarray  # (N, 4) centre x, centre y, width, height [px]
-    cls: np.ndarray   # (N,) all 0: one class, person
-
-    def __len__(self) -> int:
-        return len(self.conf)
-
-    def __getitem__(self, mask: np.ndarray) -> '_Boxes':
-        return _Boxes(self.conf[mask], self.xywh[mask], self.cls[mask])
+    def looks_unlike(self, body: np.ndarray | None) -> bool:
+        """Return whether a box's body appearance says it shows someone else than the track."""
+        similarity = appearance_similarity(self.body, body)
+        if similarity is None:
+            return False
+        if self.body_stability is None and self.person_id is not None:
+            # The second box: no usual similarity to drop from. (A pending track forgets its
+            # faces then, see move().)
+            return similarity < APPEARANCE_FIRST_MIN_SIMILARITY
+        if self.body_stability is None:
+            return similarity < APPEARANCE_MIN_SIMILARITY
+        return (similarity < APPEARANCE_MIN_SIMILARITY
+                or similarity < self.body_stability - APPEARANCE_MAX_DROP)
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -297,37 +390,47 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 class PersonTracker:
     """Stable person ids and PERSON_IN/OUT/RETURNED events on top of ByteTrack.
 
-    Call update() once per frame with that frame's detections (an empty list still advances
-    time), and add_face() whenever a face embedding of a track is ready, possibly a few frames
-    late. Tracks move through two phases: pending (person_id None: confirmed by ByteTrack, no
-    identity yet) and bound (person_id set, the person's PERSON_IN or RETURNED was sent or the
-    person was already present). Persons are PRESENT or GONE (see PersonState).
+    Call update() once per processed frame with that frame's detections (an empty list is
+    evidence too: nobody was seen), and add_face() whenever a face embedding of a track is
+    ready, possibly a few frames late. A frame older than the latest one is folded in as
+    evidence of presence (see update()). Tracks move through two phases: pending (person_id
+    None: confirmed by ByteTrack, no identity yet) and bound (person_id set). Persons are
+    PRESENT or GONE (see PersonState).
 
     Two people who cross keep their ids through ByteTrack's motion model. If ByteTrack swaps
     them anyway, the next unambiguous face of one of the tracks matches the other visible
     person much better than its own, and the two tracks' person ids are swapped back.
-
-    Stamps must not go back; update() refuses an earlier one. Call reset() when time jumps back.
     """
 
     def __init__(self, config: TrackerConfig, id_prefix: str = 'person') -> None:
         """Check config and start with no tracks and no persons."""
         config.validate()
+        if not id_prefix:
+            raise ValueError('id_prefix must not be empty')
         self._config = config
+        self._rules = config.identity_rules()
         self._id_prefix = id_prefix
         self._frame_interval = 1.0 / config.frame_rate  # [s], smoothed from the stamps
-        self._byte = BYTETracker(SimpleNamespace(
-            track_high_thresh=config.track_high_thresh, track_low_thresh=config.track_low_thresh,
-            new_track_thresh=config.new_track_thresh, match_thresh=config.match_thresh,
-            fuse_score=config.fuse_score, track_buffer=self._buffer_frames()))
+        self._motion = ByteTrackMotion(ByteTrackSettings(
+            config.track_high_thresh, config.track_low_thresh, config.new_track_thresh,
+            config.match_thresh, config.fuse_score), self._buffer_frames())
         self._now = -math.inf  # stamp of the latest update
-        # ByteTrack numbers its tracks from 1 again after a reset; adding the highest id handed
-        # out before keeps track ids unique, so a late face of an old track cannot hit a new one.
-        self._track_id_offset = 0
-        self._max_track_id = 0
-        self._tracks: dict[int, _Track] = {}
+        self._tracks: dict[int, _Track] = {}     # by our track id, unique for ever
+        self._by_motion: dict[int, _Track] = {}  # by ByteTrack's id
         self._persons: dict[str, _Person] = {}
-        self._next_person = 1
+        self._known: dict[str, np.ndarray] = {}  # enrolled name -> reference embedding
+        self._next_track_id = 1
+        self._next_sequence = 1
+        self._reserved_until = 1  # ids below this are reserved (saved as used)
+        self._save_due = False
+        self._attributions: list[tuple[object, str]] = []
+        self._stalled_at: float | None = None  # stamp of the last frame before a stall
+        self._resumed_at = -math.inf  # stamp of the first frame after the latest stall
+        self._stall_length = 0.0  # resumed_at minus the last frame before that stall [s]
+        self._measured_rate = False  # whether _frame_interval comes from the stamps yet
+
+    # ------------------------------------------------------------------------------------
+    # Queries
 
     @property
     def persons(self) -> dict[str, PersonInfo]:
@@ -341,6 +444,11 @@ class PersonTracker:
         """Number of persons in view: PERSON_IN/RETURNED sent and no PERSON_OUT yet."""
         return sum(p.state is PersonState.PRESENT for p in self._persons.values())
 
+    @property
+    def now(self) -> float:
+        """Stamp of the latest processed frame [s]; -inf before the first."""
+        return self._now
+
     def person_of_track(self, track_id: int) -> str | None:
         """Return the person id of a track, or None while pending or for an unknown track."""
         track = self._tracks.get(track_id)
@@ -351,91 +459,113 @@ class PersonTracker:
         person = self._persons.get(person_id)
         return None if person is None else person.embedding
 
+    # ------------------------------------------------------------------------------------
+    # Frames
+
     def update(self, stamp: float, detections: Sequence[Detection]
                ) -> tuple[list[TrackedPerson], list[PersonEventRecord]]:
         """Track one frame's detections; return its visible tracks and the events it caused.
 
-        Raises ValueError for a stamp earlier than the previous one (see reset()) and for
-        detections with NaN or infinite values.
+        A frame older than the latest one (a late or reordered message) cannot go back
+        through ByteTrack: each of its boxes that overlaps a track's box by LATE_MATCH_IOU
+        counts as a sighting of that track at stamp, and those tracks are returned (no events).
+        Raises ValueError for a stamp that is not finite and for detections with NaN or
+        infinite values.
         """
-        if not math.isfinite(stamp) or stamp < self._now:
-            raise ValueError(f'stamp {stamp} is not finite or goes back from {self._now};'
-                             ' call reset() after a jump back in time')
+        if not math.isfinite(stamp):
+            raise ValueError(f'stamp {stamp} is not finite')
         boxes = np.array([d.box for d in detections], np.float32).reshape(-1, 4)
         conf = np.array([d.confidence for d in detections], np.float32)
         if not (np.all(np.isfinite(boxes)) and np.all(np.isfinite(conf))):
             raise ValueError('detections have NaN or infinite boxes or confidences')
+        if stamp < self._now:
+            return self._fold_late(stamp, boxes, conf), []
         self._advance_clock(stamp)
-        xywh = np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], 1)
-        rows = self._byte.update(_Boxes(conf, xywh, np.zeros_like(conf)))
+        if self._stalled_at is not None:
+            self._resumed_at, self._stall_length = stamp, stamp - self._stalled_at
+            self._stalled_at = None
 
         events: list[PersonEventRecord] = []
         visible: list[_Track] = []
-        for row in rows.reshape(-1, 8):
-            track_id, idx = int(row[4]) + self._track_id_offset, int(row[7])
-            self._max_track_id = max(self._max_track_id, track_id)
-            track = self._tracks.get(track_id)
+        for motion_id, idx in self._motion.update(boxes, conf):
+            body = detections[idx].appearance
+            track = self._by_motion.get(motion_id)
+            verdict = None if track is None else self._continuation(track, body)
+            if verdict is not None:
+                if verdict == 'unlike' and track.person_id is not None:
+                    self._persons[track.person_id].adrift = True  # see _relink
+                track = None
             if track is None:
-                track = self._tracks[track_id] = _Track(track_id, stamp, stamp, boxes[idx],
-                                                        float(conf[idx]), boxes[idx])
-            track.move(stamp, boxes[idx], float(conf[idx]))
+                track = self._new_track(stamp, boxes[idx], float(conf[idx]))
+                self._by_motion[motion_id] = track
+            track.move(stamp, boxes[idx], float(conf[idx]), body)
             visible.append(track)
             if track.person_id is not None:
                 person = self._persons[track.person_id]
                 self._see(person, track)
-                if person.state is PersonState.GONE:  # ByteTrack re-found a timed-out person
+                if person.state is PersonState.GONE:  # after a stall: see _continuation
                     person.appearance_start = stamp
                     events.append(self._announce(EventKind.PERSON_RETURNED, person, track,
-                                                 stamp))
+                                                 stamp, EventReason.INPUT_RESUMED))
         # After every bound track has been seen: only persons missing from this frame can be
         # continued by a new track.
         self._relink([t for t in visible if t.person_id is None], stamp)
         for track in visible:
-            if (track.person_id is None
-                    and stamp - track.first_seen >= self._config.identity_wait_s):
-                events.append(self._announce(EventKind.PERSON_IN, self._new_person(track),
-                                             track, stamp))
-
+            if track.person_id is None:
+                events += self._settle_by_time(track, stamp)
         events += self._expire(stamp)
         return [TrackedPerson(t.track_id, t.person_id or '', t.box, t.confidence, t.similarity)
                 for t in visible], events
 
+    def end_appearances(self, reason: EventReason) -> list[PersonEventRecord]:
+        """End every present person's appearance for reason; return their PERSON_OUTs.
+
+        The events are stamped at the latest processed frame. Tracks are kept: after
+        INPUT_STALLED, a person whose track is still there when frames come again is
+        PERSON_RETURNED (INPUT_RESUMED) under their id.
+        """
+        events = [self._leave(p, self._now, reason) for p in self._persons.values()
+                  if p.state is PersonState.PRESENT]
+        if reason is EventReason.INPUT_STALLED and math.isfinite(self._now):
+            self._stalled_at = self._now
+        return events
+
     def reset(self, stamp: float) -> list[PersonEventRecord]:
-        """Restart tracking at stamp after time jumped (a rosbag loop, a sim-time reset).
+        """Restart tracking at stamp after time jumped back (a replay loop, a sim-time reset).
 
-        Every track is forgotten and the next update() may carry any stamp from stamp on; new
-        tracks get ids never used before. Persons still present get their PERSON_OUT, returned
-        here and stamped at the latest update, so each PERSON_IN keeps its PERSON_OUT.
-
-        Persons and their face embeddings are kept, so someone seen before the jump who shows
-        up again is re-identified (PERSON_RETURNED, same id; ids are never reused). Their
-        times are moved by stamp minus the latest update's stamp, as if the new timeline
-        continued the old one without a gap: reid_memory_s still counts from their last
-        sighting. Raises ValueError for a stamp that is not finite.
+        Every track is forgotten and the next update() may carry any stamp from stamp on.
+        Persons still present get their PERSON_OUT (TIME_JUMP), stamped at the latest update.
+        Persons and their face embeddings are kept, and their times moved by stamp minus the
+        latest update's stamp, as if the new timeline continued the old one without a gap.
+        Raises ValueError for a stamp that is not finite.
         """
         if not math.isfinite(stamp):
             raise ValueError(f'reset stamp {stamp} is not finite')
-        events = [self._leave(person, self._now) for person in self._persons.values()
-                  if person.state is PersonState.PRESENT]
-        shift = stamp - self._now   # persons exist only after an update, so _now is finite
+        events = self.end_appearances(EventReason.TIME_JUMP)
+        shift = stamp - self._now if math.isfinite(self._now) else 0.0
         for person in self._persons.values():
             person.first_seen += shift
             person.appearance_start += shift
             person.last_seen += shift
             person.last_event_stamp += shift
-        self._byte.reset()
-        self._track_id_offset = self._max_track_id
+        self._motion.reset()
         self._tracks.clear()
-        self._now = stamp
+        self._by_motion.clear()
+        self._now, self._stalled_at = stamp, None
         return events
 
-    def add_face(self, stamp: float, track_id: int, embedding: np.ndarray, quality: float
-                 ) -> list[PersonEventRecord]:
+    # ------------------------------------------------------------------------------------
+    # Faces and enrolled people
+
+    def add_face(self, stamp: float, track_id: int, embedding: np.ndarray, quality: float,
+                 tag: object = None) -> list[PersonEventRecord]:
         """Use a face embedding of a track, seen at stamp [s]; return the events it caused.
 
         Raises EmbeddingError (a ValueError) for a wrong-length or non-finite embedding and
-        ValueError for a quality outside [0, 1]. Faces of unknown tracks, of low quality, or
-        from a box that overlaps another visible person (AMBIGUOUS_BOX_IOU) are ignored.
+        ValueError for a quality outside [0, 1]. Faces of unknown tracks, below
+        min_face_quality, or from a box that overlaps another visible person
+        (AMBIGUOUS_BOX_IOU) are ignored. A face that counts for a person, now or once its
+        track's identity is decided, is reported with its tag by take_attributions().
         """
         vector = validate_embedding(embedding, self._config.embedding_dim)
         if not 0 <= quality <= 1:
@@ -443,34 +573,224 @@ class PersonTracker:
         track = self._tracks.get(track_id)
         if track is None or quality < self._config.min_face_quality or self._ambiguous(track):
             return []
+        face = _Face(vector, quality, tag)
         if track.person_id is None:
-            return self._identify(stamp, track, vector, quality)
+            face.vote = judge_face(vector, quality, self._gallery(track), self._rules)
+            track.faces.append(face)
+            return self._settle_by_faces(track, stamp)
         person = self._persons[track.person_id]
+        if self._reference(person) is None:  # first face of a person announced without one
+            vote = judge_face(vector, quality, self._gallery(track), self._rules)
+            if vote.kind is not VoteKind.MATCH:  # someone else's face: not theirs to keep
+                self._count(person, face)
+            return []
         track.similarity = self._similarity(person, vector)
         self._fix_swap(track, vector)
         person = self._persons[track.person_id]  # the swap may have changed it
-        if self._contradicts(person, track, quality):
-            # A good face far below the match threshold is someone else: ByteTrack carried the
-            # box across a cut or a hand-over. Identify the track afresh.
-            track.person_id = None
-            return self._identify(stamp, track, vector, quality)
-        # A face unlike the person's known face is more likely a bad crop than new information.
-        if person.embedding is None or track.similarity >= self._config.min_similarity:
-            person.add_sample(vector, quality, self._config.max_samples)
+        if track.similarity >= self._config.min_similarity:
+            self._count(person, face)
+            track.contradictions.clear()
+            return []
+        # A good face unlike the track's person: ByteTrack may have carried the box across a
+        # cut or a hand-over. Two such faces, or one very good one, split the track.
+        track.contradictions.append(face)
+        if (quality >= self._config.strong_face_quality
+                or len(track.contradictions) >= self._rules.votes_needed):
+            return self._split(track, stamp)
         return []
+
+    def set_known_people(self, people: dict[str, np.ndarray]) -> list[PersonEventRecord]:
+        """Replace the enrolled people: {name: face embedding}; return the events it caused.
+
+        A face that matches an enrolled person (by the same rules as re-identification) gives
+        the track that name as person id. A name no longer in people is forgotten: its local
+        record and faces are dropped, and if the person is in view their appearance ends
+        (PERSON_OUT, FORGOTTEN) and their tracks are identified afresh. Raises EmbeddingError
+        for an unusable embedding (nothing is changed then).
+        """
+        known = {name: validate_embedding(vector, self._config.embedding_dim)
+                 for name, vector in people.items()}
+        events = []
+        for person in list(self._persons.values()):
+            if person.person_id in known:
+                person.enrolled = True
+            elif person.enrolled:
+                if person.state is PersonState.PRESENT:
+                    events.append(self._leave(person, self._now, EventReason.FORGOTTEN))
+                for motion_id, track in list(self._by_motion.items()):
+                    if track.person_id == person.person_id:
+                        self._by_motion[motion_id] = self._restart_track(track)
+                del self._persons[person.person_id]
+        self._known = known
+        self._index_tracks()
+        return events
+
+    # ------------------------------------------------------------------------------------
+    # Persistence
+
+    def snapshot(self) -> TrackerState:
+        """Return what a restarted tracker needs: remembered people and the id counters.
+
+        Enrolled people are left out: the fleet publishes them again on start.
+        """
+        self._save_due = False
+        return TrackerState(self._reserved_until, self._next_track_id, tuple(
+            PersonRecord(p.person_id, p.first_seen, p.last_seen, p.appearance_start,
+                         p.state is PersonState.PRESENT, p.box, tuple(p.samples))
+            for p in self._persons.values() if not p.enrolled))
+
+    def take_attributions(self) -> list[tuple[object, str]]:
+        """Return (tag, person id) of the faces counted for a person since the last call.
+
+        A face of a pending track is counted once the track's identity is decided, and not at
+        all if it lost the vote or its track changed look; a face contradicting its track's
+        person counts for whoever the split track turns out to be.
+        """
+        attributions, self._attributions = self._attributions, []
+        return attributions
+
+    @property
+    def save_due(self) -> bool:
+        """True when ids were reserved since the last snapshot: save before publishing them."""
+        return self._save_due
+
+    def restore(self, state: TrackerState) -> list[PersonEventRecord]:
+        """Continue from a saved state: people are remembered (GONE) and ids go on.
+
+        Returns the PERSON_OUT (SHUTDOWN) of people saved while present (the tracker stopped
+        without ending their appearance), stamped at their last sighting. Call before the
+        first update().
+        """
+        self._next_sequence = self._reserved_until = max(self._next_sequence,
+                                                         state.next_sequence)
+        self._next_track_id = max(self._next_track_id, state.next_track_id)
+        events = []
+        for record in state.persons:
+            person = _Person(record.person_id, 0, record.first_seen, record.appearance_start,
+                             record.last_seen, record.box, 0.0, record.last_seen,
+                             np.zeros(2, np.float32))
+            for quality, vector in record.samples:
+                person.add_sample(l2_normalize(vector), quality, self._config.max_samples)
+            self._persons[person.person_id] = person
+            if record.present:
+                events.append(self._leave(person, record.last_seen, EventReason.SHUTDOWN))
+            person.state, person.ended_by = PersonState.GONE, EventReason.SHUTDOWN
+        return events
+
+    def skip_sequence_to(self, sequence: int) -> None:
+        """Never hand out person id numbers below sequence (e.g. found in the event log)."""
+        if sequence > self._next_sequence:
+            self._next_sequence = self._reserved_until = sequence
+            self._save_due = True
+
+    # ------------------------------------------------------------------------------------
+    # Internals: tracks
+
+    def _new_track(self, stamp: float, box: np.ndarray, confidence: float) -> _Track:
+        track = _Track(self._next_track_id, stamp, stamp, box, confidence, box)
+        self._next_track_id += 1
+        self._tracks[track.track_id] = track
+        return track
+
+    def _restart_track(self, track: _Track) -> _Track:
+        """Return a pending track with a new id in place of track (same box and motion)."""
+        fresh = self._new_track(track.last_seen, track.box, track.confidence)
+        fresh.velocity, fresh.frames = track.velocity, 1
+        del self._tracks[track.track_id]
+        return fresh
+
+    def _continuation(self, track: _Track, body: np.ndarray | None) -> str | None:
+        """Return why the box ByteTrack gave a track is not the track's, or None if it is.
+
+        'unlike': the box looks unlike the track (body appearance, _Track.looks_unlike):
+        ByteTrack carried it across a camera cut, or onto the other person at a crossing (the
+        re-linking that follows gives each person their own id back). 'stale': the track was
+        unseen for longer than track_buffer_s; ByteTrack counts its buffer in frames, which at
+        a low frame rate is long. 'left': the track's person already left (the next person
+        through a doorway takes the same path), unless the appearance ended only because the
+        input stalled and the track is back in the first absence_timeout_s after the input
+        resumed. The time of a stall does not count as unseen.
+        """
+        if track.looks_unlike(body):
+            return 'unlike'
+        unseen = self._now - track.last_seen
+        if track.last_seen < self._resumed_at:
+            unseen -= self._stall_length
+        if unseen > self._buffer_s():
+            return 'stale'
+        if track.person_id is None:
+            return None
+        person = self._persons[track.person_id]
+        if person.state is PersonState.GONE and not (
+                person.ended_by is EventReason.INPUT_STALLED
+                and self._now - self._resumed_at <= self._config.absence_timeout_s):
+            return 'left'
+        return None
+
+    def _index_tracks(self) -> None:
+        self._tracks = {t.track_id: t for t in self._by_motion.values()}
+
+    def _fold_late(self, stamp: float, boxes: np.ndarray, conf: np.ndarray
+                   ) -> list[TrackedPerson]:
+        """Count a late frame's boxes as sightings of the tracks they overlap."""
+        tracks = list(self._tracks.values())
+        if not tracks or not len(boxes):
+            return []
+        track_boxes = np.stack([t.box for t in tracks])
+        seen = []
+        for box, score in zip(boxes, conf):
+            overlaps = box_iou(box, track_boxes)
+            best = int(np.argmax(overlaps))
+            if overlaps[best] < LATE_MATCH_IOU:
+                continue
+            track = tracks[best]
+            if track.person_id is not None:
+                person = self._persons[track.person_id]
+                if person.state is PersonState.PRESENT and stamp > person.last_seen:
+                    person.last_seen = stamp
+            seen.append(TrackedPerson(track.track_id, track.person_id or '', box, float(score),
+                                      track.similarity))
+        return seen
+
+    def _buffer_s(self) -> float:
+        """How long a lost track is kept [s]: track_buffer_s, and evidence_frames frames."""
+        return max(self._config.track_buffer_s,
+                   self._config.evidence_frames * self._frame_interval)
+
+    def _buffer_frames(self) -> int:
+        return max(1, round(self._buffer_s() / self._frame_interval))
+
+    def _advance_clock(self, stamp: float) -> None:
+        """Move time to stamp, keeping ByteTrack's frame-counted buffer at track_buffer_s."""
+        interval = stamp - self._now
+        # A gap longer than the track buffer is an outage, not the camera's frame rate.
+        if 0 < interval <= self._config.track_buffer_s:
+            gain = 0.1 if self._measured_rate else 1.0  # the first interval replaces the guess
+            self._frame_interval += gain * (interval - self._frame_interval)
+            self._measured_rate = True
+            self._motion.set_buffer_frames(self._buffer_frames())
+        self._now = stamp
 
     def _relink(self, pending: list[_Track], stamp: float) -> None:
         """Bind pending tracks that start where a present, unseen person was heading.
 
         The person's last box is moved on by its velocity to the track's first sighting; the
         distance from there to the track's first box, in the person's heights, must be at most
-        relink_distance, and the two heights within RELINK_MAX_HEIGHT_RATIO of each other. Only
-        one-to-one matches count: in a group it is a guess which new track is whose, and a wrong
-        guess would hand one person's id to another, so those tracks wait for a face.
+        relink_distance, the two heights within RELINK_MAX_HEIGHT_RATIO of each other, their
+        body appearances (when known) alike (APPEARANCE_RELINK_MIN_SIMILARITY), and this frame
+        not the one that shows the person absent (past that, where they went is a guess).
+
+        A person whose track's box turned out to show someone else is adrift: where they went
+        is unknown (a camera cut: the next shot's people may dress alike; a swap in a crowd),
+        so only a new track that looks very much like them (APPEARANCE_ADRIFT_RELINK_SIMILARITY)
+        or a face finds them again. Only one-to-one matches count: in a group it is a
+        guess which new track is whose, and a wrong guess would hand one person's id to
+        another, so those tracks wait for a face.
         """
         limit = self._config.relink_distance
         missing = [p for p in self._persons.values()
-                   if p.state is PersonState.PRESENT and p.last_seen < stamp]
+                   if p.state is PersonState.PRESENT and p.last_seen < stamp
+                   and not self._absent(p, stamp, p.missed_frames + 1)]
         if not (limit > 0 and pending and missing):
             return
         pairs = []
@@ -483,8 +803,12 @@ class PersonTracker:
                 ratio = float(track.first_box[3] - track.first_box[1]) / height
                 heading = _centre(person.box) + person.velocity * gap
                 distance = float(np.linalg.norm(_centre(track.first_box) - heading)) / height
+                body = appearance_similarity(track.body, person.body)
                 if (distance <= limit
-                        and 1 / RELINK_MAX_HEIGHT_RATIO <= ratio <= RELINK_MAX_HEIGHT_RATIO):
+                        and 1 / RELINK_MAX_HEIGHT_RATIO <= ratio <= RELINK_MAX_HEIGHT_RATIO
+                        and (body is None or body >= APPEARANCE_RELINK_MIN_SIMILARITY)
+                        and not (person.adrift and (
+                            body is None or body < APPEARANCE_ADRIFT_RELINK_SIMILARITY))):
                     pairs.append((track.track_id, person.person_id))
         track_counts = Counter(track_id for track_id, _ in pairs)
         person_counts = Counter(person_id for _, person_id in pairs)
@@ -494,94 +818,168 @@ class PersonTracker:
                 track.person_id = person_id
                 self._see(self._persons[person_id], track)
 
-    def _contradicts(self, person: '_Person', track: '_Track', quality: float) -> bool:
-        """Return whether a face of good quality clearly belongs to someone else."""
-        return (person.embedding is not None and quality >= BREAK_MIN_QUALITY
-                and track.similarity < self._config.min_similarity - self._config.swap_margin)
-
-    def _buffer_frames(self) -> int:
-        return max(1, round(self._config.track_buffer_s / self._frame_interval))
-
-    def _advance_clock(self, stamp: float) -> None:
-        """Move time to stamp, keeping ByteTrack's frame-counted buffer at track_buffer_s."""
-        interval = stamp - self._now
-        # A gap longer than the track buffer is an outage, not the camera's frame rate.
-        if 0 < interval <= self._config.track_buffer_s:
-            self._frame_interval += 0.1 * (interval - self._frame_interval)
-            self._byte.max_frames_lost = self._buffer_frames()
-        self._now = stamp
-
-    def _identify(self, stamp: float, track: _Track, vector: np.ndarray, quality: float
-                  ) -> list[PersonEventRecord]:
-        """Decide a pending track's person by its face: a remembered one, or a new one."""
-        visible = {t.person_id for t in self._tracks.values()
-                   if t.person_id is not None and t.last_seen == self._now}
-        # Never take the id of someone seen in the latest frame on another track.
-        candidates = [p for p in self._persons.values()
-                      if p.embedding is not None and p.person_id not in visible]
-        if candidates:
-            sims = cosine_similarity(vector, np.stack([p.embedding for p in candidates]))
-            best = int(np.argmax(sims))
-            if sims[best] >= self._config.min_similarity:
-                return self._rebind(stamp, track, candidates[best], float(sims[best]), vector,
-                                    quality)
-        person = self._new_person(track)
-        person.add_sample(vector, quality, self._config.max_samples)
-        return [self._announce(EventKind.PERSON_IN, person, track, stamp)]
-
-    def _rebind(self, stamp: float, track: _Track, person: _Person, similarity: float,
-                vector: np.ndarray, quality: float) -> list[PersonEventRecord]:
-        """Give a pending track a remembered person's id; RETURNED if they had been OUT."""
-        # The person's old tracks stay bound to them: ByteTrack may still re-find one (it keeps
-        # lost tracks for track_buffer_s), and it must come back as this person, not as a
-        # pending track that would turn into a second person.
-        track.person_id, track.similarity = person.person_id, similarity
-        person.add_sample(vector, quality, self._config.max_samples)
-        if person.state is PersonState.PRESENT:  # brief occlusion: the appearance goes on
-            self._see(person, track)
-            return []
-        person.appearance_start = track.first_seen
-        self._see(person, track)
-        return [self._announce(EventKind.PERSON_RETURNED, person, track, stamp)]
-
-    def _fix_swap(self, track: _Track, vector: np.ndarray) -> None:
-        """Swap person ids with the visible track whose person this face matches much better."""
-        others = [t for t in self._tracks.values()
-                  if t is not track and t.person_id is not None and t.last_seen == self._now
-                  and self._persons[t.person_id].embedding is not None]
-        if not others:
-            return
-        sims = cosine_similarity(vector, np.stack([self._persons[t.person_id].embedding
-                                                   for t in others]))
-        best = int(np.argmax(sims))
-        if (sims[best] >= self._config.min_similarity
-                and sims[best] >= track.similarity + self._config.swap_margin):
-            other = others[best]
-            track.person_id, other.person_id = other.person_id, track.person_id
-            track.similarity, other.similarity = float(sims[best]), 0.0
-            self._see(self._persons[track.person_id], track)
-            self._see(self._persons[other.person_id], other)
-
     def _ambiguous(self, track: _Track) -> bool:
         others = [t.box for t in self._tracks.values()
                   if t is not track and t.last_seen == self._now]
         return bool(others) and bool(np.max(box_iou(track.box, np.stack(others)))
                                      >= AMBIGUOUS_BOX_IOU)
 
+    # ------------------------------------------------------------------------------------
+    # Internals: identity
+
+    def _visible_persons(self, besides: _Track | None = None) -> set[str]:
+        return {t.person_id for t in self._tracks.values()
+                if t is not besides and t.person_id is not None and t.last_seen == self._now}
+
+    def _gallery(self, track: _Track) -> Gallery:
+        """Return the people a pending track's face may be: not in view on another track.
+
+        Enrolled people are matched by their enrolled embedding; a remembered person whose
+        face matches an enrolled one is that enrolled person seen before enrolment, and is left
+        out so that the two do not cancel each other's margin.
+        """
+        visible = self._visible_persons(track)
+        people = {name: vector for name, vector in self._known.items() if name not in visible}
+        enrolled = Gallery(self._known)
+        for person in self._persons.values():
+            if (person.embedding is None or person.enrolled or person.person_id in visible
+                    or person.person_id in people):
+                continue
+            sims = enrolled.similarities(person.embedding)
+            if sims.size and float(np.max(sims)) >= self._config.min_similarity:
+                continue
+            people[person.person_id] = person.embedding
+        return Gallery(people)
+
+    def _reference(self, person: _Person) -> np.ndarray | None:
+        """Return the person's reference face: the enrolled one if any, else the running one."""
+        return self._known.get(person.person_id, person.embedding)
+
     def _similarity(self, person: _Person, vector: np.ndarray) -> float:
-        if person.embedding is None:
+        references = [r for r in (self._known.get(person.person_id), person.embedding)
+                      if r is not None]
+        if not references:
             return 0.0
-        return float(cosine_similarity(vector, person.embedding[None])[0])
+        return float(np.max(cosine_similarity(vector, np.stack(references))))
+
+    def _settle_by_faces(self, track: _Track, stamp: float) -> list[PersonEventRecord]:
+        """Decide a pending track's identity once its faces agree (core.identity.decide)."""
+        vote = decide([f.vote for f in track.faces], self._rules)
+        if vote is None:
+            return []
+        if vote.kind is VoteKind.NEW:
+            return self._make_new_person(track, stamp, EventReason.FACE)
+        if vote.person_id in self._visible_persons(track):
+            return []  # the person is in view on another track meanwhile: wait
+        return self._bind(track, vote, stamp)
+
+    def _settle_by_time(self, track: _Track, stamp: float) -> list[PersonEventRecord]:
+        """Settle a pending track by its faces, or make it a new person once it waited."""
+        events = self._settle_by_faces(track, stamp)
+        if events or track.person_id is not None:
+            return events
+        votes = [f.vote for f in track.faces]
+        leaning = any(v.kind is VoteKind.MATCH for v in votes)
+        wait = self._config.identity_max_wait_s if leaning else self._config.identity_wait_s
+        if stamp - track.first_seen < wait:
+            return []
+        deciding = any(v.kind is not VoteKind.AMBIGUOUS for v in votes)
+        return self._make_new_person(track, stamp,
+                                     EventReason.FACE if deciding else EventReason.NO_FACE)
+
+    def _make_new_person(self, track: _Track, stamp: float, reason: EventReason
+                         ) -> list[PersonEventRecord]:
+        person = self._new_person(track)
+        for face in track.faces:
+            if face.vote.kind is VoteKind.NEW:
+                self._count(person, face)
+        track.faces.clear()
+        return [self._announce(EventKind.PERSON_IN, person, track, stamp, reason)]
+
+    def _bind(self, track: _Track, vote: FaceVote, stamp: float) -> list[PersonEventRecord]:
+        """Give a pending track the remembered or enrolled person its faces chose."""
+        person_id = vote.person_id
+        person = self._persons.get(person_id)
+        first_sight = person is None
+        if first_sight:  # an enrolled person seen here for the first time
+            person = self._persons[person_id] = _Person(
+                person_id, track.track_id, track.first_seen, track.first_seen, track.last_seen,
+                track.box, track.confidence, -math.inf, track.velocity, enrolled=True)
+        for face in track.faces:
+            if face.vote.kind is VoteKind.MATCH and face.vote.person_id == person_id:
+                self._count(person, face)
+        track.faces.clear()
+        track.person_id, track.similarity = person_id, vote.similarity
+        reason = EventReason.ENROLLED if person.enrolled else EventReason.FACE
+        if first_sight:
+            self._see(person, track)
+            return [self._announce(EventKind.PERSON_IN, person, track, stamp, reason)]
+        # The person's old tracks stay bound to them: ByteTrack may still re-find one (it keeps
+        # lost tracks for track_buffer_s), and it must come back as this person.
+        if person.state is PersonState.PRESENT:  # brief occlusion: the appearance goes on
+            self._see(person, track)
+            return []
+        person.appearance_start = track.first_seen
+        self._see(person, track)
+        return [self._announce(EventKind.PERSON_RETURNED, person, track, stamp, reason)]
+
+    def _split(self, track: _Track, stamp: float) -> list[PersonEventRecord]:
+        """Take a track off its person: a new pending track judged by the contradicting faces."""
+        fresh = self._restart_track(track)
+        fresh.body = track.body
+        motion_id = next(m for m, t in self._by_motion.items() if t is track)
+        self._by_motion[motion_id] = fresh
+        for face in track.contradictions:
+            face.vote = judge_face(face.vector, face.quality, self._gallery(fresh), self._rules)
+            fresh.faces.append(face)
+        return self._settle_by_faces(fresh, stamp)
+
+    def _fix_swap(self, track: _Track, vector: np.ndarray) -> None:
+        """Swap person ids with the visible track whose person this face matches much better."""
+        others = [t for t in self._tracks.values()
+                  if t is not track and t.person_id is not None and t.last_seen == self._now
+                  and self._reference(self._persons[t.person_id]) is not None]
+        if not others:
+            return
+        sims = np.array([self._similarity(self._persons[t.person_id], vector) for t in others])
+        best = int(np.argmax(sims))
+        if (sims[best] >= self._config.min_similarity
+                and sims[best] >= track.similarity + self._config.swap_margin):
+            other = others[best]
+            track.person_id, other.person_id = other.person_id, track.person_id
+            track.similarity, other.similarity = float(sims[best]), 0.0
+            track.contradictions.clear()
+            other.contradictions.clear()
+            self._see(self._persons[track.person_id], track)
+            self._see(self._persons[other.person_id], other)
+
+    # ------------------------------------------------------------------------------------
+    # Internals: persons and events
+
+    def _count(self, person: _Person, face: _Face) -> None:
+        """Add a face to the person's samples and report it (take_attributions)."""
+        person.add_sample(face.vector, face.quality, self._config.max_samples)
+        if face.tag is not None:
+            self._attributions.append((face.tag, person.person_id))
 
     def _new_person(self, track: _Track) -> _Person:
         """Make the track a new person, to be announced by the caller."""
-        person_id = f'{self._id_prefix}-{self._next_person}'
-        self._next_person += 1
+        person_id = self._take_id()
         person = self._persons[person_id] = _Person(
             person_id, track.track_id, track.first_seen, track.first_seen, track.last_seen,
-            track.box, track.confidence, -math.inf, track.velocity)
+            track.box, track.confidence, -math.inf, track.velocity, track.body)
         track.person_id = person_id
         return person
+
+    def _take_id(self) -> str:
+        while True:
+            if self._next_sequence >= self._reserved_until:
+                self._reserved_until = self._next_sequence + ID_BLOCK
+                self._save_due = True
+            person_id = f'{self._id_prefix}-{self._next_sequence:06d}'
+            self._next_sequence += 1
+            if person_id not in self._known and person_id not in self._persons:
+                return person_id
 
     def _see(self, person: _Person, track: _Track) -> None:
         """Take the person's latest sighting from the track, unless it has an older one."""
@@ -589,112 +987,45 @@ class PersonTracker:
             person.last_seen, person.box, person.confidence = (track.last_seen, track.box,
                                                                track.confidence)
             person.track_id, person.velocity = track.track_id, track.velocity
+            person.body, person.adrift = track.body, False
 
-    def _announce(self, kind: EventKind, person: _Person, track: _Track, stamp: float
-                  ) -> PersonEventRecord:
+    def _announce(self, kind: EventKind, person: _Person, track: _Track, stamp: float,
+                  reason: EventReason) -> PersonEventRecord:
         """Mark the person PRESENT and return its PERSON_IN or PERSON_RETURNED."""
-        person.state = PersonState.PRESENT
+        person.state, person.missed_frames = PersonState.PRESENT, 0
         # A face a frame or two old must not stamp the event before the person's PERSON_OUT.
         person.last_event_stamp = max(stamp, person.last_event_stamp)
         return PersonEventRecord(kind, person.last_event_stamp, person.person_id,
                                  track.track_id, track.box, track.confidence, 0.0,
-                                 person.embedding)
+                                 person.embedding, reason)
 
-    def _leave(self, person: _Person, stamp: float) -> PersonEventRecord:
+    def _leave(self, person: _Person, stamp: float, reason: EventReason) -> PersonEventRecord:
         """Mark the person GONE and return its PERSON_OUT for the appearance that ended."""
-        person.state, person.last_event_stamp = PersonState.GONE, stamp
+        stamp = max(stamp, person.last_event_stamp)
+        person.state, person.last_event_stamp, person.ended_by = PersonState.GONE, stamp, reason
         return PersonEventRecord(EventKind.PERSON_OUT, stamp, person.person_id, person.track_id,
                                  person.box, person.confidence,
-                                 person.last_seen - person.appearance_start, person.embedding)
+                                 person.last_seen - person.appearance_start, person.embedding,
+                                 reason)
+
+    def _absent(self, person: _Person, stamp: float, missed_frames: int) -> bool:
+        """Return whether processed frames show the person absent: long enough, and often."""
+        return (stamp - person.last_seen >= self._config.absence_timeout_s
+                and missed_frames >= self._config.evidence_frames)
 
     def _expire(self, stamp: float) -> list[PersonEventRecord]:
         """Send PERSON_OUT for absent persons and forget old persons and dropped tracks."""
         events = []
         for person in list(self._persons.values()):
             unseen = stamp - person.last_seen
-            if person.state is PersonState.PRESENT and unseen >= self._config.absence_timeout_s:
-                events.append(self._leave(person, stamp))
-            elif person.state is PersonState.GONE and unseen > self._config.reid_memory_s:
+            if person.state is PersonState.PRESENT:
+                person.missed_frames = 0 if unseen <= 0 else person.missed_frames + 1
+                if self._absent(person, stamp, person.missed_frames):
+                    events.append(self._leave(person, stamp, EventReason.LEFT_VIEW))
+            elif abs(unseen) > self._config.reid_memory_s:
                 del self._persons[person.person_id]
-        live = {t.track_id + self._track_id_offset
-                for t in self._byte.tracked_stracks + self._byte.lost_stracks}
-        self._tracks = {tid: t for tid, t in self._tracks.items()
-                        if tid in live and (t.person_id is None or t.person_id in self._persons)}
+        live = self._motion.live_ids()
+        self._by_motion = {m: t for m, t in self._by_motion.items()
+                           if m in live and (t.person_id is None or t.person_id in self._persons)}
+        self._index_tracks()
         return events
-
-
-@dataclass
-class _EmbedState:
-    """What EmbeddingScheduler knows about one track."""
-
-    embedded_at: float  # stamp of the latest selection or recorded embedding [s]
-    area: float         # box area when last selected [px^2]
-    quality: float      # quality of the latest recorded face [0..1]; 0 if none yet
-    seen_at: float      # latest stamp the track was passed to select() [s]
-
-
-def _area(box: np.ndarray) -> float:
-    return float(max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0))
-
-
-class EmbeddingScheduler:
-    """Choose which tracks get a (costly) face embedding in a frame.
-
-    Priorities: tracks never embedded (largest box first), then tracks whose box grew by
-    better_box_ratio since their last embedding (a bigger face is a better face; largest
-    growth first), then tracks not embedded for refresh_s (poorest face first). A selected
-    track counts as embedded from the moment it is selected, so a slow face node is not asked
-    twice; record() adds the quality it got. Tracks not passed to select() for refresh_s are
-    forgotten.
-    """
-
-    def __init__(self, refresh_s: float = 2.0, better_box_ratio: float = 1.3,
-                 max_per_frame: int = 4) -> None:
-        """Set the refresh period [s], box growth factor (> 1) and per-frame budget (>= 1)."""
-        if not (math.isfinite(refresh_s) and refresh_s > 0):
-            raise ValueError(f'refresh_s must be > 0 s, got {refresh_s}')
-        if not better_box_ratio > 1:
-            raise ValueError(f'better_box_ratio must be > 1, got {better_box_ratio}')
-        if max_per_frame < 1:
-            raise ValueError(f'max_per_frame must be >= 1, got {max_per_frame}')
-        self._refresh_s = refresh_s
-        self._better_box_ratio = better_box_ratio
-        self._max_per_frame = max_per_frame
-        self._tracks: dict[int, _EmbedState] = {}
-
-    def select(self, stamp: float, persons: Sequence[TrackedPerson]) -> list[int]:
-        """Return the track ids to embed now, at most max_per_frame, most useful first."""
-        new, grown, stale = [], [], []
-        for person in persons:
-            area = _area(person.box)
-            state = self._tracks.get(person.track_id)
-            if state is None:
-                new.append((-area, person.track_id))
-                continue
-            state.seen_at = stamp
-            if area >= self._better_box_ratio * max(state.area, 1.0):
-                grown.append((-area / max(state.area, 1.0), person.track_id))
-            elif stamp - state.embedded_at >= self._refresh_s:
-                stale.append((state.quality, state.embedded_at, person.track_id))
-        chosen = [p[-1] for p in sorted(new) + sorted(grown) + sorted(stale)]
-        chosen = chosen[:self._max_per_frame]
-        areas = {p.track_id: _area(p.box) for p in persons}
-        for track_id in chosen:
-            quality = self._tracks[track_id].quality if track_id in self._tracks else 0.0
-            self._tracks[track_id] = _EmbedState(stamp, areas[track_id], quality, stamp)
-        self._tracks = {tid: s for tid, s in self._tracks.items()
-                        if stamp - s.seen_at < self._refresh_s}
-        return chosen
-
-    def record(self, track_id: int, stamp: float, quality: float,
-               box: np.ndarray | None = None) -> None:
-        """Note that track_id's face was embedded from the frame at stamp with this quality.
-
-        quality is 0 when no face was found. box, the person box the face was looked for in,
-        becomes the baseline for better_box_ratio; by default the box it was selected with.
-        """
-        state = self._tracks.get(track_id)
-        if state is not None:
-            state.embedded_at, state.quality = max(state.embedded_at, stamp), quality
-            if box is not None:
-                state.area = _area(box)

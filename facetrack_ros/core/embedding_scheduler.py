@@ -1,0 +1,113 @@
+"""Which tracks get a (costly) face embedding in a frame: information that is missing first."""
+
+from dataclasses import dataclass
+import math
+from typing import Sequence
+
+import numpy as np
+
+from facetrack_ros.core.embedding import MIN_DECISION_QUALITY
+from facetrack_ros.core.tracking import TrackedPerson
+
+
+@dataclass
+class _EmbedState:
+    """What EmbeddingScheduler knows about one track."""
+
+    tried_at: float     # stamp of the latest selection [s]
+    embedded_at: float  # stamp of the latest usable face, or of a failed refresh [s]
+    area: float         # box area of the latest usable face [px^2]; 0 if none yet
+    quality: float      # quality of the latest usable face [0..1]; 0 if none yet
+    seen_at: float      # latest stamp the track was passed to select() [s]
+    selected_area: float = 0.0  # box area at the latest selection [px^2]
+
+
+def _area(box: np.ndarray) -> float:
+    return float(max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0))
+
+
+class EmbeddingScheduler:
+    """Choose which tracks get a face embedding in a frame, at most max_per_frame.
+
+    Priorities:
+    1. tracks that have no usable face yet (none of quality usable_quality or more), then
+       tracks whose identity is still pending (person_id ''; a decision may need a second
+       face): tried again every retry_s, not every refresh_s, because a face not found in
+       one frame (turned away, blurred) may be there in the next; pending tracks first, then
+       the longest untried, then the largest box;
+    2. tracks whose box grew by better_box_ratio since their last usable face (a bigger face
+       is a better face), largest growth first;
+    3. tracks without a new face for refresh_s, poorest face first.
+    A selected track counts as tried from the moment it is selected, so a slow face node is not
+    asked twice; record() tells what the attempt gave. Tracks not passed to select() for
+    refresh_s are forgotten.
+    """
+
+    def __init__(self, refresh_s: float = 2.0, better_box_ratio: float = 1.3,
+                 max_per_frame: int = 4, retry_s: float = 0.25,
+                 usable_quality: float = MIN_DECISION_QUALITY) -> None:
+        """Set the periods [s], box growth factor (> 1), budget (>= 1) and usable quality."""
+        for name, value in (('refresh_s', refresh_s), ('retry_s', retry_s)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f'{name} must be >= 0 s, got {value}')
+        if refresh_s <= 0:
+            raise ValueError(f'refresh_s must be > 0 s, got {refresh_s}')
+        if not better_box_ratio > 1:
+            raise ValueError(f'better_box_ratio must be > 1, got {better_box_ratio}')
+        if max_per_frame < 1:
+            raise ValueError(f'max_per_frame must be >= 1, got {max_per_frame}')
+        if not 0 <= usable_quality <= 1:
+            raise ValueError(f'usable_quality must be in [0, 1], got {usable_quality}')
+        self._refresh_s = refresh_s
+        self._retry_s = retry_s
+        self._better_box_ratio = better_box_ratio
+        self._max_per_frame = max_per_frame
+        self._usable_quality = usable_quality
+        self._tracks: dict[int, _EmbedState] = {}
+
+    def select(self, stamp: float, persons: Sequence[TrackedPerson]) -> list[int]:
+        """Return the track ids to embed now, at most max_per_frame, most useful first."""
+        missing, grown, stale = [], [], []
+        for person in persons:
+            area = _area(person.box)
+            state = self._tracks.get(person.track_id)
+            if state is None:
+                state = self._tracks[person.track_id] = _EmbedState(
+                    -math.inf, -math.inf, 0.0, 0.0, stamp)
+            state.seen_at = stamp
+            faceless = state.quality < self._usable_quality
+            if faceless or person.person_id == '':
+                if stamp - state.tried_at >= self._retry_s:
+                    missing.append((not faceless, person.person_id != '', state.tried_at,
+                                    -area, person.track_id))
+            elif area >= self._better_box_ratio * max(state.area, 1.0):
+                grown.append((-area / max(state.area, 1.0), person.track_id))
+            elif stamp - state.embedded_at >= self._refresh_s:
+                stale.append((state.quality, state.embedded_at, person.track_id))
+        chosen = [p[-1] for p in sorted(missing) + sorted(grown) + sorted(stale)]
+        chosen = chosen[:self._max_per_frame]
+        areas = {p.track_id: _area(p.box) for p in persons}
+        for track_id in chosen:
+            state = self._tracks[track_id]
+            state.tried_at, state.selected_area = stamp, areas[track_id]
+        self._tracks = {tid: s for tid, s in self._tracks.items()
+                        if stamp - s.seen_at < self._refresh_s}
+        return chosen
+
+    def record(self, track_id: int, stamp: float, quality: float,
+               box: np.ndarray | None = None) -> None:
+        """Note what embedding track_id's face from the frame at stamp gave.
+
+        quality is 0 when no face was found. A usable face (usable_quality or better) sets the
+        baseline of better_box_ratio to box, the person box the face was found in (by
+        default the box the track was selected with).
+        """
+        state = self._tracks.get(track_id)
+        if state is None:
+            return
+        if quality >= self._usable_quality:
+            state.embedded_at, state.quality = max(state.embedded_at, stamp), quality
+            state.area = _area(box) if box is not None else state.selected_area
+        elif state.quality >= self._usable_quality:
+            # A refresh that found no better face waits refresh_s again.
+            state.embedded_at = max(state.embedded_at, stamp)

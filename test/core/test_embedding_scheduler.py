@@ -1,0 +1,128 @@
+"""EmbeddingScheduler: faces where information is missing first, within a per-frame budget."""
+
+import numpy as np
+import pytest
+
+from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
+from facetrack_ros.core.embedding import MIN_DECISION_QUALITY
+from facetrack_ros.core.tracking import TrackedPerson
+
+GOOD = 0.9  # a usable face
+POOR = MIN_DECISION_QUALITY / 2
+
+
+def _tracked(track_id: int, width: float, person_id: str = 'p') -> TrackedPerson:
+    return TrackedPerson(track_id, person_id, np.array([0, 0, width, 2 * width]), 0.9, 0.0)
+
+
+def test_tracks_without_a_face_come_first_largest_first_within_the_budget() -> None:
+    """New tracks, largest box first, at most max_per_frame; the rest on the next frames."""
+    scheduler = EmbeddingScheduler(refresh_s=2.0, max_per_frame=2, retry_s=0.25)
+    persons = [_tracked(i, 10.0 * i) for i in range(1, 6)]
+    assert scheduler.select(0.0, persons) == [5, 4]
+    assert scheduler.select(0.1, persons) == [3, 2]
+    assert scheduler.select(0.2, persons) == [1]
+    for track_id in (5, 4, 3, 2, 1):
+        scheduler.record(track_id, 0.2, GOOD if track_id != 3 else 0.6)
+    for stamp in (0.3, 1.0, 2.1):
+        assert scheduler.select(stamp, persons) == []  # usable faces, not yet due
+    persons.append(_tracked(9, 5.0))
+    assert scheduler.select(2.3, persons) == [9, 3]  # new first, then the poorest face
+
+
+def test_a_face_not_found_is_tried_again_on_the_following_frames() -> None:
+    """No face (or a poor one): retried after retry_s, not refresh_s (issue 9, 4)."""
+    scheduler = EmbeddingScheduler(refresh_s=2.0, max_per_frame=4, retry_s=0.25)
+    person = [_tracked(1, 50.0)]
+    assert scheduler.select(0.0, person) == [1]
+    scheduler.record(1, 0.0, 0.0)  # turned away
+    assert scheduler.select(0.1, person) == []
+    assert scheduler.select(0.3, person) == [1]
+    scheduler.record(1, 0.3, POOR)  # blurred
+    assert scheduler.select(0.6, person) == [1]
+    scheduler.record(1, 0.6, GOOD)
+    assert scheduler.select(0.9, person) == []
+    assert scheduler.select(2.6, person) == [1]  # refresh
+    scheduler.record(1, 2.6, 0.0)  # a refresh that found nothing waits refresh_s again
+    assert scheduler.select(2.9, person) == []
+    assert scheduler.select(4.7, person) == [1]
+
+
+def test_pending_tracks_come_first_and_keep_being_tried() -> None:
+    """A pending track needs faces even after a usable one (after tracks that have none)."""
+    scheduler = EmbeddingScheduler(refresh_s=2.0, max_per_frame=1, retry_s=0.0)
+    persons = [_tracked(1, 80.0), _tracked(2, 20.0, person_id='')]
+    assert scheduler.select(0.0, persons) == [2]
+    scheduler.record(2, 0.0, GOOD)
+    assert scheduler.select(0.1, persons) == [1]
+    scheduler.record(1, 0.1, GOOD)
+    assert scheduler.select(0.2, persons) == [2]  # still pending: its decision needs faces
+
+
+def test_refresh_favours_poor_faces_and_takes_grown_boxes() -> None:
+    """Refresh favours poorer faces; a box grown by better_box_ratio is worth a new face."""
+    scheduler = EmbeddingScheduler(refresh_s=1.0, better_box_ratio=1.3, max_per_frame=4)
+    persons = [_tracked(1, 50.0), _tracked(2, 50.0)]
+    assert scheduler.select(0.0, persons) == [1, 2]
+    scheduler.record(1, 0.0, 0.95)
+    scheduler.record(2, 0.0, 0.6)
+    assert scheduler.select(1.0, persons) == [2, 1]
+    scheduler.record(1, 1.0, 0.95)
+    scheduler.record(2, 1.0, 0.6)
+    persons[0] = _tracked(1, 60.0)  # area x1.44
+    assert scheduler.select(1.1, persons) == [1]
+    scheduler.record(1, 1.1, 0.95, box=np.array([0, 0, 50.0, 100.0]))  # the face's real box
+    assert scheduler.select(1.2, persons) == [1]
+    scheduler.record(1, 1.2, 0.95)  # the box it was selected with
+    assert scheduler.select(1.3, persons) == []
+
+
+def test_tracks_gone_for_refresh_s_are_forgotten() -> None:
+    """A track unseen for refresh_s is new again; one missing briefly is not."""
+    scheduler = EmbeddingScheduler(refresh_s=1.0)
+    assert scheduler.select(0.0, [_tracked(1, 50.0)]) == [1]
+    scheduler.record(1, 0.0, GOOD)
+    assert scheduler.select(0.5, []) == []
+    assert scheduler.select(0.6, [_tracked(1, 50.0)]) == []
+    assert scheduler.select(1.7, []) == []
+    assert scheduler.select(1.8, [_tracked(1, 50.0)]) == [1]
+
+
+def _coverage(seed: int, retry_s: float) -> float:
+    """Return the share of a crowd that got a usable face (see the test below)."""
+    rng = np.random.default_rng(seed)
+    scheduler = EmbeddingScheduler(refresh_s=2.0, max_per_frame=2, retry_s=retry_s)
+    stays = {i: (start, start + rng.uniform(1.0, 5.0))
+             for i, start in enumerate(np.sort(rng.uniform(0, 100, 200)))}
+    embedded = set()
+    for frame in range(int(110 * 8)):
+        stamp = frame / 8
+        persons = [_tracked(i, 40.0, '' if i not in embedded else 'p')
+                   for i, (start, end) in stays.items() if start <= stamp < end]
+        for track_id in scheduler.select(stamp, persons):
+            found = rng.random() < 0.5
+            scheduler.record(track_id, stamp, GOOD if found else 0.0)
+            if found:
+                embedded.add(track_id)
+    return len(embedded) / len(stays)
+
+
+def test_everyone_in_view_for_a_second_gets_a_face() -> None:
+    """A crowd at 8 detections/s, 2 faces a frame, faces found one try in two.
+
+    Coverage as in issue 9: every person in view for at least 1 s gets a usable embedding.
+    200 people arrive at random over 100 s and stay 1 to 5 s, up to 14 at once. Retrying
+    after retry_s reaches 99-100 % over three crowds; retrying only at refresh_s (the old
+    schedule) reached 69-73 %.
+    """
+    for seed in range(3):
+        assert _coverage(seed, retry_s=0.25) >= 0.98
+        assert _coverage(seed, retry_s=2.0) <= 0.8
+
+
+def test_bad_settings_are_refused() -> None:
+    """Non-positive refresh, ratio <= 1, an empty budget, bad retry or quality: ValueError."""
+    for kwargs in ({'refresh_s': 0.0}, {'better_box_ratio': 1.0}, {'max_per_frame': 0},
+                   {'retry_s': -1.0}, {'usable_quality': 1.5}):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            EmbeddingScheduler(**kwargs)
