@@ -15,7 +15,6 @@ history has it). The rules (replays, deadlines, rates, liveness, merging, last w
 are the core's (core/fleet.py).
 """
 
-from functools import partial
 import math
 import os
 import threading
@@ -33,16 +32,15 @@ from facetrack_ros import srv
 from facetrack_ros.conversions import ImageConversionError, ns_to_time, time_to_ns
 from facetrack_ros.core.embedding import DLIB_EMBEDDING_DIM
 from facetrack_ros.core.face import DlibResNetEmbedder
-from facetrack_ros.core.fleet import (Admission, check_name, check_record,
-                                      DEFAULT_MAX_CLOCK_SKEW_S, DEFAULT_MAX_PEOPLE,
-                                      DEFAULT_PEER_BURST, DEFAULT_PEER_RATE,
+from facetrack_ros.core.fleet import (check_name, DEFAULT_MAX_CLOCK_SKEW_S,
+                                      DEFAULT_MAX_PEOPLE, DEFAULT_PEER_BURST, DEFAULT_PEER_RATE,
                                       DEFAULT_PRESENCE_LEASE_S, DEFAULT_QUEUE_SIZE,
-                                      DEFAULT_THUMBNAIL_WIDTH_PX, DEFAULT_TIMEOUT_S, EchoGuard,
-                                      ENROLL, FleetCode, FleetInputError, Gathering,
+                                      DEFAULT_THUMBNAIL_WIDTH_PX, DEFAULT_TIMEOUT_S, ENROLL,
+                                      FleetAsks, FleetCode, FleetInputError,
                                       HISTORY_PROBE_PERIOD_S, MAX_LEASE_S, MAX_TIMEOUT_S,
-                                      MIN_LEASE_S, Outbox, PeerRoster, PeopleRoster,
-                                      PersonRecord, PRESENCE_PER_LEASE, RequestGate,
-                                      RosterFull, Verdict, WITHDRAW, WorkQueue)
+                                      MIN_LEASE_S, PeerRoster, PeerSearches, PeopleChange,
+                                      PeopleSync, PersonRecord, PRESENCE_PER_LEASE,
+                                      RequestGate, RosterFull, Verdict, WITHDRAW)
 from facetrack_ros.core.history import check_query, QueryKind, SearchRefused
 from facetrack_ros.core.history.search import check_embedding, MAX_DEEP_BUDGET_S
 from facetrack_ros.diagnostics import NodeDiagnostics
@@ -95,6 +93,8 @@ PARAMETERS = (
 DIM = DLIB_EMBEDDING_DIM
 #: fleet_search calls served at once; more get RESULT_BUSY.
 MAX_ASKS = 2
+#: Why a search, a photo or a person id could not go through this robot's history.
+NO_HISTORY = 'this robot\'s history (its frame_history\'s backtrack_search) did not answer'
 #: Longest wait for the local history to embed a photo or a person id [s].
 EMBED_TIMEOUT_S = 30.0
 #: How often in-flight local searches are checked against their deadlines [s].
@@ -132,26 +132,20 @@ def people_qos(max_people: int) -> QoSProfile:
 
 
 class FleetNode(Node):
-    """Thin adapter over core.fleet: gate, queue, rosters and gatherings."""
+    """Thin adapter over core.fleet: PeerSearches, FleetAsks and PeopleSync."""
 
     def __init__(self, **kwargs) -> None:
         """Declare parameters, load the roster, and join the fleet."""
         super().__init__('fleet', **kwargs)
         p = self.params = declare_parameters(self, PARAMETERS)
         self.robot_id = p.robot_id
-        self.gate = RequestGate(p.robot_id, p.peer_rate, p.peer_burst, p.max_clock_skew)
-        self.work: WorkQueue = WorkQueue(p.queue_size)
+        self.peer_searches: PeerSearches[FleetSearchRequest] = PeerSearches(
+            RequestGate(p.robot_id, p.peer_rate, p.peer_burst, p.max_clock_skew), p.queue_size)
         self.peers = PeerRoster(p.robot_id)
-        self.people = PeopleRoster(p.max_people)
-        self.outbox = Outbox(2 * p.max_people)
-        self.echoes = EchoGuard()
-        self.people_file = os.path.expanduser(p.people_file) if p.people_file else ''
-        self._asks = threading.Semaphore(MAX_ASKS)
-        self._people_lock = threading.RLock()
-        self._answered = threading.Condition()       # guards _gatherings; notified on news
-        self._gatherings: dict[str, Gathering] = {}
-        self._in_flight: dict[int, tuple] = {}        # id(future) -> (future, request, deadline)
-        self._in_flight_lock = threading.Lock()
+        self.asks = FleetAsks(self.peers)
+        self.people = PeopleSync(p.robot_id, DIM, p.max_people, os.path.expanduser(
+            p.people_file) if p.people_file else '', p.max_clock_skew)
+        self._asking = threading.Semaphore(MAX_ASKS)
         self.history = {'available': False, 'span': (0, 0), 'probed_s': -math.inf}
         self._probe = None   # the pending history probe's future
         self.diagnostics = NodeDiagnostics(self)
@@ -190,69 +184,53 @@ class FleetNode(Node):
         self.create_timer(p.presence_lease / PRESENCE_PER_LEASE, guarded(self.on_presence_timer),
                           callback_group=answers)
         self.create_timer(SWEEP_PERIOD_S, guarded(self.on_sweep), callback_group=intake)
-        self._load_people()
+        change, problems = self.people.start()
+        for problem in problems:
+            self.get_logger().warning(f'people file: {problem}')
+        self._apply(change)
         self.on_presence_timer()
 
     # Answering peers ---------------------------------------------------------------------
 
     def on_request(self, msg: FleetSearchRequest) -> None:
-        """Admit, refuse or ignore a peer's request; queue the admitted ones for a search."""
-        query = peer_request_query(msg, self.params.max_peer_deep_budget)
-        deadline_ns = time_to_ns(msg.deadline)
-        admission = self.gate.admit(msg.request_id, msg.origin_robot_id, deadline_ns, query,
-                                    DIM, self._now_ns(), time.monotonic())
+        """Queue a peer's request for a search, refuse it, or ignore it."""
+        admission = self.peer_searches.receive(
+            msg, msg.request_id, msg.origin_robot_id, time_to_ns(msg.deadline),
+            peer_request_query(msg, self.params.max_peer_deep_budget), DIM, self._now_ns(),
+            time.monotonic())
         if admission.verdict is Verdict.ANSWER:
-            if self.work.offer((msg, query), deadline_ns):
-                self._pump()
-                return
-            admission = Admission(Verdict.REFUSE, FleetCode.BUSY,
-                                  f'busy: {self.work.capacity} requests already wait')
-        if admission.verdict is Verdict.REFUSE:
+            self._pump()
+        elif admission.verdict is Verdict.REFUSE:
             self.result_pub.publish(answer_msg(msg.request_id, msg.origin_robot_id,
                                                self.robot_id, self._now_ns(), admission.code,
                                                admission.reason))
-        else:
-            self.get_logger().debug(f'request {msg.request_id!r:.70} ignored: '
-                                    f'{admission.reason}')
 
     def _pump(self) -> None:
         """Start the local searches the queue lets run."""
-        while (item := self.work.start_next(self._now_ns())) is not None:
-            msg, query = item
+        while (item := self.peer_searches.next(self._now_ns())) is not None:
+            msg, query, deadline_ns = item
             if not self.search_client.service_is_ready():
-                self._answer(msg, answer_msg(msg.request_id, msg.origin_robot_id, self.robot_id,
-                                             self._now_ns(), FleetCode.ERROR,
-                                             'this robot\'s history (backtrack_search) is not '
-                                             'running'))
+                self.peer_searches.done()
+                self.result_pub.publish(answer_msg(
+                    msg.request_id, msg.origin_robot_id, self.robot_id, self._now_ns(),
+                    FleetCode.ERROR, NO_HISTORY))
                 continue
             future = self.search_client.call_async(query_request(query))
-            with self._in_flight_lock:
-                self._in_flight[id(future)] = (future, msg, time_to_ns(msg.deadline))
-            future.add_done_callback(partial(self._on_local_answer, msg))
+            self.peer_searches.started(future, msg, deadline_ns)
+            future.add_done_callback(self._on_local_answer)
 
-    def _on_local_answer(self, msg: FleetSearchRequest, future) -> None:
-        with self._in_flight_lock:
-            if self._in_flight.pop(id(future), None) is None:
-                return   # given up at its deadline (on_sweep)
-        self._answer(msg, answer_from_response(future.result(), msg.request_id,
-                                               msg.origin_robot_id, self.robot_id,
-                                               self._now_ns(), self.params.thumbnail_width))
-
-    def _answer(self, msg: FleetSearchRequest, answer: FleetSearchResult) -> None:
-        self.result_pub.publish(answer)
-        self.work.finish()
-        self._pump()
+    def _on_local_answer(self, future) -> None:
+        msg = self.peer_searches.finished(future)
+        if msg is not None:   # else given up at its deadline
+            self.result_pub.publish(answer_from_response(
+                future.result(), msg.request_id, msg.origin_robot_id, self.robot_id,
+                self._now_ns(), self.params.thumbnail_width))
+            self._pump()
 
     def on_sweep(self) -> None:
         """Give up the local searches whose request passed its deadline: nobody waits."""
-        now_ns = self._now_ns()
-        with self._in_flight_lock:
-            late = [key for key, (_, _, deadline) in self._in_flight.items()
-                    if deadline < now_ns]
-            futures = [self._in_flight.pop(key)[0] for key in late]
-        for future in futures:
+        for future in self.peer_searches.overdue(self._now_ns()):
             self.search_client.remove_pending_request(future)
-            self.work.finish()
         self._pump()
 
     # Knowing the peers -------------------------------------------------------------------
@@ -260,38 +238,42 @@ class FleetNode(Node):
     def on_presence_timer(self) -> None:
         """Announce this robot, forget silent ones, refresh what the history spans."""
         now_s = time.monotonic()
-        lease = self.params.presence_lease
         span = self.history['span']
         self.presence_pub.publish(FleetPresence(
             header=Header(stamp=ns_to_time(self._now_ns())), robot_id=self.robot_id,
             state=FleetPresence.STATE_ONLINE, cameras=[self.params.camera_id],
             history_available=self.history['available'], history_from=ns_to_time(span[0]),
-            history_to=ns_to_time(span[1]), lease=lease,
-            known_people=len(self.people.enrolled())))
+            history_to=ns_to_time(span[1]), lease=self.params.presence_lease,
+            known_people=len(self.people.roster.enrolled())))
         for robot in self.peers.prune(now_s):
             self.get_logger().info(f'robot {robot} is gone (not heard for its lease)')
-        with self._answered:
-            self._answered.notify_all()
+        self.asks.wake()
+        self._probe_history(now_s)
+        gate, queue = self.peer_searches.gate, self.peer_searches.queue
+        self.diagnostics.values.update({
+            'live robots': ', '.join(sorted(self.peers.live(now_s))) or 'none',
+            'enrolled people': str(len(self.people.roster.enrolled())),
+            'peer requests': ', '.join(f'{k} {v}' for k, v in sorted(gate.counts.items())),
+            'queued / given up': f'{len(queue)} / {queue.expired}',
+            'history': 'available' if self.history['available'] else 'not running'})
+
+    def _probe_history(self, now_s: float) -> None:
+        """Ask the history for its span now and then (and whenever it was not available)."""
         if not self.search_client.service_is_ready():
             self.history['available'] = False
-        elif (now_s - self.history['probed_s'] > HISTORY_PROBE_PERIOD_S
-              or not self.history['available']):
-            self.history['probed_s'] = now_s
-            if self._probe is not None:   # never answered: drop it
-                self.search_client.remove_pending_request(self._probe)
-            # A threshold nothing reaches: the answer's window is the history's whole span.
-            probe = BacktrackSearch.Request(query_type=BacktrackSearch.Request.QUERY_EMBEDDING,
-                                            embedding=[1.0] + [0.0] * (DIM - 1),
-                                            window_width=0.0, min_similarity=1.0, max_results=1)
-            self._probe = self.search_client.call_async(probe)
-            self._probe.add_done_callback(self._on_probe)
-        live = self.peers.live(now_s)
-        self.diagnostics.values.update({
-            'live robots': ', '.join(sorted(live)) or 'none',
-            'enrolled people': str(len(self.people.enrolled())),
-            'peer requests': ', '.join(f'{k} {v}' for k, v in sorted(self.gate.counts.items())),
-            'queued / expired in queue': f'{len(self.work)} / {self.work.expired}',
-            'history': 'available' if self.history['available'] else 'not running'})
+            return
+        if (now_s - self.history['probed_s'] < HISTORY_PROBE_PERIOD_S
+                and self.history['available']):
+            return
+        self.history['probed_s'] = now_s
+        if self._probe is not None:   # never answered: drop it
+            self.search_client.remove_pending_request(self._probe)
+        # A threshold nothing reaches over all history: the answer's window is the span.
+        self._probe = self.search_client.call_async(BacktrackSearch.Request(
+            query_type=BacktrackSearch.Request.QUERY_EMBEDDING,
+            embedding=[1.0] + [0.0] * (DIM - 1), window_width=0.0, min_similarity=1.0,
+            max_results=1))
+        self._probe.add_done_callback(self._on_probe)
 
     def _on_probe(self, future) -> None:
         self._probe = None
@@ -309,8 +291,7 @@ class FleetNode(Node):
             msg.state == FleetPresence.STATE_LEAVING, msg.known_people, time.monotonic())
         if change:
             self.get_logger().info(f'robot {msg.robot_id} {change} the fleet')
-            with self._answered:
-                self._answered.notify_all()
+            self.asks.wake()
 
     def destroy_node(self) -> None:
         """Tell the fleet this robot leaves, so that no asker waits for it."""
@@ -325,12 +306,12 @@ class FleetNode(Node):
                         response: FleetSearch.Response) -> FleetSearch.Response:
         """Search this robot's history and ask every live robot; merge what comes in time."""
         began = time.monotonic()
-        if not self._asks.acquire(blocking=False):
+        if not self._asking.acquire(blocking=False):
             return _fill(response, FleetCode.BUSY, f'{MAX_ASKS} fleet searches already run')
         try:
             self._fleet_search(request, response, began)
         finally:
-            self._asks.release()
+            self._asking.release()
         response.elapsed = time.monotonic() - began
         self.get_logger().info(f'fleet_search {response.request_id}: {response.message}')
         return response
@@ -339,8 +320,8 @@ class FleetNode(Node):
                       began: float) -> None:
         timeout = request.timeout or self.params.default_timeout
         if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT_S):
-            _fill(response, FleetCode.INVALID_REQUEST, f'timeout {timeout} is outside '
-                  f'(0, {MAX_TIMEOUT_S:g}] s')
+            _fill(response, FleetCode.INVALID_REQUEST,
+                  f'timeout {timeout} is outside (0, {MAX_TIMEOUT_S:g}] s')
             return
         try:
             check_query(query_from_request(request, self.params.thumbnail_width), DIM)
@@ -351,52 +332,36 @@ class FleetNode(Node):
             _fill(response, refusal.code, str(refusal))
             return
         deadline_s = began + timeout
-        local = local_request(request)
-        own = None
-        embedding = None
-        if request.query_type == QueryKind.EMBEDDING:
-            embedding = check_embedding(request.embedding, DIM)
-        elif request.query_type == QueryKind.PERSON_ID:
-            enrolled = self.people.get(request.person_id)
-            if enrolled is not None and enrolled.action == ENROLL:
-                embedding = enrolled.embedding
+        own, embedding = None, self._known_embedding(request)
         if embedding is None:   # a photo or a local person id: this robot's search embeds it
-            own = self._call_local(local, deadline_s - time.monotonic())
-            if own is None or not len(own.query_embedding):
-                code, message = ((FleetCode.ERROR, 'this robot\'s history (backtrack_search) '
-                                  'did not answer: it turns photos and person ids into '
-                                  'embeddings; ask by embedding') if own is None
-                                 else (code_of(own), own.message))
-                _fill(response, code, message)
+            own = self._call_local(local_request(request), deadline_s - time.monotonic())
+            if own is None:
+                _fill(response, FleetCode.ERROR, f'{NO_HISTORY}: ask by embedding')
+                return
+            if not len(own.query_embedding):
+                _fill(response, code_of(own), own.message)
                 return
             embedding = own.query_embedding
         request_id = uuid.uuid4().hex
-        now_ns = self._now_ns()
-        gathering = Gathering(request_id, self.peers.live(time.monotonic()), began)
-        with self._answered:
-            self._gatherings[request_id] = gathering
+        gathering = self.asks.open(request_id, began)
         try:
+            now_ns = self._now_ns()
             self.request_pub.publish(fleet_request(
                 request, embedding, request_id, self.robot_id, now_ns,
                 now_ns + int((deadline_s - time.monotonic()) * 1e9)))
-            if own is None and self.search_client.service_is_ready():
-                own = self._call_local(local_request(local, query_type=QueryKind.EMBEDDING,
+            if own is None:
+                own = self._call_local(local_request(request, query_type=QueryKind.EMBEDDING,
                                                      embedding=list(embedding)),
                                        deadline_s - time.monotonic())
             if own is not None:
                 answer = answer_from_response(own, request_id, self.robot_id, self.robot_id,
                                               self._now_ns(), self.params.thumbnail_width)
                 self.result_pub.publish(answer)   # a dashboard sees this robot's answer too
-                with self._answered:
-                    gathering.add(peer_answer(answer))
-            with self._answered:
-                while (time.monotonic() < deadline_s
-                       and gathering.awaited(self.peers.live(time.monotonic()))):
-                    self._answered.wait(min(0.1, max(0.0, deadline_s - time.monotonic())))
-                outcome = gathering.outcome(time.monotonic())
-        finally:
-            with self._answered:
-                del self._gatherings[request_id]
+                self.asks.take(request_id, peer_answer(answer))
+        except BaseException:
+            self.asks.close(gathering)
+            raise
+        outcome = self.asks.wait(gathering, deadline_s)
         _fill(response, outcome.code, outcome.message)
         response.request_id = request_id
         response.appearances = outcome.appearances
@@ -404,12 +369,19 @@ class FleetNode(Node):
         response.answered_results = [int(answer.code) for answer in outcome.answered]
         response.not_answered = outcome.not_answered
 
+    def _known_embedding(self, request: FleetSearch.Request) -> list[float] | None:
+        """Return the query's embedding when it is given or enrolled, else None."""
+        if request.query_type == QueryKind.EMBEDDING:
+            return check_embedding(request.embedding, DIM).tolist()
+        enrolled = self.people.roster.get(request.person_id)
+        if request.query_type == QueryKind.PERSON_ID and enrolled and enrolled.action == ENROLL:
+            return list(enrolled.embedding)
+        return None
+
     def on_result(self, msg: FleetSearchResult) -> None:
         """Take a robot's answer to one of this robot's fleet searches."""
-        with self._answered:
-            gathering = self._gatherings.get(msg.request_id)
-            if gathering is not None and msg.robot_id and gathering.add(peer_answer(msg)):
-                self._answered.notify_all()
+        if msg.robot_id:
+            self.asks.take(msg.request_id, peer_answer(msg))
 
     def _call_local(self, request: BacktrackSearch.Request,
                     timeout_s: float) -> BacktrackSearch.Response | None:
@@ -446,13 +418,13 @@ class FleetNode(Node):
                 record = PersonRecord(name, ENROLL, self._now_ns(), self.robot_id,
                                       tuple(embedding), DlibResNetEmbedder.name,
                                       samples=1 if sources[0] else 0)
-            self._take(record)
+            self._apply(self.people.local(record))
         except FleetInputError as error:
             return _fill(response, FleetCode.INVALID_REQUEST, str(error))
         except RosterFull as error:
             return _fill(response, FleetCode.ERROR, str(error))
         response.embedding = list(record.embedding)
-        response.known_people = len(self.people.enrolled())
+        response.known_people = len(self.people.roster.enrolled())
         verb = 'withdrew' if request.withdraw else 'enrolled'
         return _fill(response, FleetCode.OK, f'{verb} {name!r} on every robot')
 
@@ -469,8 +441,7 @@ class FleetNode(Node):
             query_type=kind, image=request.image, person_id=request.person_id, **EMPTY_WINDOW),
             EMBED_TIMEOUT_S)
         if answer is None:
-            return (FleetCode.ERROR, 'this robot\'s history (backtrack_search) did not answer: '
-                    'it embeds photos and person ids; enrol by embedding', [])
+            return FleetCode.ERROR, f'{NO_HISTORY}: enrol by embedding', []
         if not len(answer.query_embedding):
             return code_of(answer), answer.message, []
         return FleetCode.OK, '', list(answer.query_embedding)
@@ -478,67 +449,40 @@ class FleetNode(Node):
     def on_people(self, msg: EmbeddingSync) -> None:
         """Take an enrolment or withdrawal from the fleet (last writer wins per name)."""
         try:
-            record = check_record(record_of(msg), DIM, self._now_ns(),
-                                  self.params.max_clock_skew)
-            changed = self._take(record)
+            change = self.people.received(record_of(msg), self._now_ns(), time.monotonic())
         except (FleetInputError, RosterFull) as error:
             self.get_logger().warning(f'fleet people entry {msg.person_id!r:.70} from '
                                       f'{msg.robot_id!r:.70} refused: {error}',
                                       throttle_duration_sec=5.0)
             return
-        if (changed and record.action == WITHDRAW and record.embedding
-                and record.robot_id != self.robot_id):
-            self.echoes.remember(record.embedding, time.monotonic())
-            self._forget_locally(record)
+        self._apply(change)
 
     def on_forgotten(self, msg: EmbeddingSync) -> None:
         """Withdraw someone this robot forgot on every robot, unless the fleet asked for it."""
-        record = check_record(PersonRecord(msg.person_id, WITHDRAW, self._now_ns(),
-                                           self.robot_id, tuple(msg.embedding)), DIM, None)
-        if record.embedding and self.echoes.is_echo(record.embedding, time.monotonic()):
-            self.get_logger().info(f'{record.person_id} forgotten at the fleet\'s request')
-            return
-        self._take(record)
+        change = self.people.forgotten(msg.person_id, msg.embedding, self._now_ns(),
+                                       time.monotonic())
+        if change is None:
+            self.get_logger().info(f'{msg.person_id!r} forgotten at the fleet\'s request')
+        else:
+            self._apply(change)
 
-    def _take(self, record: PersonRecord) -> bool:
-        """Apply a checked record; publish, save and tell the tracker what changed."""
-        with self._people_lock:
-            before = self.people.enrolled()
-            if not self.people.apply(record):
-                return False
-            for changed in self.outbox.publish(record, self.people):
-                self.people_pub.publish(sync_of(changed))
-            enrolled = self.people.enrolled()
-            if enrolled != before:
-                self.known_pub.publish(known_people(enrolled, self._now_ns()))
-            if self.people_file:
-                self.people.save(self.people_file)
-        verb = 'enrolled' if record.action == ENROLL else 'withdrawn'
-        self.get_logger().info(f'{record.person_id!r} {verb} by {record.robot_id}')
-        return True
-
-    def _load_people(self) -> None:
-        """Load the saved roster, publish it all for late joiners, and tell the tracker."""
-        with self._people_lock:
-            if self.people_file:
-                try:
-                    for problem in self.people.load(self.people_file, DIM):
-                        self.get_logger().warning(f'{self.people_file}: skipped {problem}')
-                except FleetInputError as error:
-                    self.get_logger().error(f'{error}: starting with no enrolled people')
-            for record in self.outbox.publish(None, self.people):
-                self.people_pub.publish(sync_of(record))
-            self.known_pub.publish(known_people(self.people.enrolled(), self._now_ns()))
+    def _apply(self, change: PeopleChange) -> None:
+        """Publish a roster change, tell the tracker, and forget a face if asked to."""
+        for record in change.publish:
+            self.people_pub.publish(sync_of(record))
+        if change.enrolled is not None:
+            self.known_pub.publish(known_people(change.enrolled, self._now_ns()))
+            self.get_logger().info('enrolled people: ' + (', '.join(
+                record.person_id for record in change.enrolled) or 'none'))
+        if change.forget is not None:
+            self._forget_locally(change.forget)
 
     def _forget_locally(self, record: PersonRecord) -> None:
         """Ask this robot's history to forget whoever matches a withdrawn face."""
-        if self.forget_client is None:
-            self.get_logger().info(f'{record.person_id!r} withdrawn; this build has no '
-                                   'forget_person: the history keeps the face')
-            return
-        if not self.forget_client.service_is_ready():
-            self.get_logger().warning(f'{record.person_id!r} withdrawn, but forget_person is '
-                                      'not available: the history keeps the face')
+        if self.forget_client is None or not self.forget_client.service_is_ready():
+            self.get_logger().warning(f'{record.person_id!r} withdrawn by {record.robot_id}, '
+                                      'but this robot\'s history has no forget_person: it '
+                                      'keeps the face')
             return
         forget = FORGET_PERSON.Request()
         forget.embedding = list(record.embedding)

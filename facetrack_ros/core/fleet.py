@@ -3,23 +3,24 @@
 Robots ask each other "when and where did you see this face?" over plain topics; the fleet
 node (facetrack_ros/fleet_node.py) is the thin ROS side of these rules:
 
-- RequestGate decides what becomes of a peer's request, cheapest check first: usable ids,
-  not this robot's own request, not a replay (each request id is answered once), not past its
-  deadline, within the asker's rate (a token bucket per robot), and a query that the history
-  search's own check_query accepts. A refusal is answered with a FleetCode; own, replayed and
-  expired requests get no answer at all.
-- WorkQueue holds admitted requests, bounded, for the robot's searches; one whose deadline
-  passes while it waits is dropped.
-- PeerRoster knows the robots heard on the presence topic; each is live while heard within
-  its own lease.
-- Gathering is one fleet search of this robot: the answers as they come, the robots still
-  awaited (those expected that are still live), and the merged outcome.
-- PeopleRoster holds the people enrolled by name: last writer wins per name (stamp, then robot
-  id, then a withdrawal before an enrolment), withdrawals stay as tombstones so a stale
-  enrolment never brings a name back; Outbox says what to publish so that a transient-local
-  writer always holds the whole roster for late joiners.
-- EchoGuard: a withdrawal from the fleet makes this robot forget the person, and the local
-  announcement of that forgetting must not go round the fleet again.
+Three facades, one per duty of the node, over the pieces below them:
+
+- PeerSearches answers peers. RequestGate decides what becomes of a request, cheapest check
+  first: usable ids, not this robot's own request, not a replay (each request id is answered
+  once), not past its deadline, within the asker's rate (a token bucket per robot), and a
+  query that the history search's own check_query accepts. A refusal is answered with a
+  FleetCode; own, replayed and expired requests get no answer at all. WorkQueue holds the
+  admitted ones, bounded; one whose deadline passes while it waits, or while it is searched
+  for, is given up.
+- FleetAsks asks the fleet. PeerRoster knows the robots heard on the presence topic, each
+  live while heard within its own lease; a Gathering is one fleet search: the answers as they
+  come, the robots still awaited (those expected that are still live), the merged outcome.
+- PeopleSync shares identities. PeopleRoster holds the people enrolled by name: last writer
+  wins per name (stamp, then robot id, then a withdrawal before an enrolment); withdrawals stay
+  as tombstones so a stale enrolment never brings a name back. Outbox says what to publish so
+  that a transient-local writer always holds the whole roster for late joiners. EchoGuard: a
+  withdrawal from the fleet makes this robot forget the person, and the local announcement of
+  that forgetting must not go round the fleet again.
 
 Two clocks: `now_ns` is the robots' shared wall clock (stamps and deadlines, compared across
 robots, so their clocks must agree within max_skew_s); `now_s` is this process's monotonic
@@ -36,7 +37,8 @@ import os
 from pathlib import Path
 import tempfile
 import threading
-from typing import Any, Collection, Generic, Iterable, Sequence, TypeVar
+import time
+from typing import Any, Callable, Collection, Generic, Iterable, Sequence, TypeVar
 
 import cv2
 import numpy as np
@@ -78,6 +80,8 @@ MAX_PEERS = 1024
 REPLAY_CAPACITY = 10_000
 #: A local forgetting this soon after a fleet withdrawal of a similar face is its echo [s].
 ECHO_WINDOW_S = 600.0
+#: Waiting askers look at who is live at least this often [s].
+RECHECK_S = 0.1
 #: The history's span for the presence is refreshed this often [s].
 HISTORY_PROBE_PERIOD_S = 60.0
 #: EmbeddingSync actions.
@@ -293,6 +297,68 @@ class WorkQueue(Generic[T]):
         return len(self._waiting)
 
 
+class PeerSearches(Generic[T]):
+    """This robot's side of peers' searches: admission, the queue and the searches running.
+
+    receive() admits a request (RequestGate) and queues it (WorkQueue), or says why not;
+    next() hands out the queued requests the concurrency allows; started(), finished() and
+    overdue() follow each running search by a handle of the caller's (its pending call).
+    Thread-safe.
+    """
+
+    def __init__(self, gate: RequestGate, queue_size: int = DEFAULT_QUEUE_SIZE,
+                 concurrency: int = SEARCH_CONCURRENCY) -> None:
+        """Admit with gate; queue up to queue_size requests; run concurrency at once."""
+        self.gate = gate
+        self.queue: WorkQueue[tuple[T, SearchQuery, int]] = WorkQueue(queue_size, concurrency)
+        self._running: dict[int, tuple[object, T, int]] = {}   # id(handle): handle, item, end
+        self._lock = threading.Lock()
+
+    def receive(self, request: T, request_id: object, origin: object, deadline_ns: int,
+                query: SearchQuery, dim: int, now_ns: int, now_s: float) -> Admission:
+        """Admit and queue a request, or return the refusal (or the reason to ignore it)."""
+        admission = self.gate.admit(request_id, origin, deadline_ns, query, dim, now_ns, now_s)
+        if (admission.verdict is Verdict.ANSWER
+                and not self.queue.offer((request, query, deadline_ns), deadline_ns)):
+            return Admission(Verdict.REFUSE, FleetCode.BUSY,
+                             f'busy: {self.queue.capacity} requests already wait here')
+        return admission
+
+    def next(self, now_ns: int) -> tuple[T, SearchQuery, int] | None:
+        """Return the next queued (request, query, deadline) to search for now, or None.
+
+        Call started() with its handle, or done() if no search could start.
+        """
+        return self.queue.start_next(now_ns)
+
+    def started(self, handle: object, request: T, deadline_ns: int) -> None:
+        """Note the running search of request, followed by handle."""
+        with self._lock:
+            self._running[id(handle)] = (handle, request, deadline_ns)
+
+    def finished(self, handle: object) -> T | None:
+        """Return the request of a search that ended; None if overdue() gave it up already."""
+        with self._lock:
+            running = self._running.pop(id(handle), None)
+        if running is None:
+            return None
+        self.queue.finish()
+        return running[1]
+
+    def done(self) -> None:
+        """Free the place of a request that next() handed out but that did not start."""
+        self.queue.finish()
+
+    def overdue(self, now_ns: int) -> list[object]:
+        """Give up the searches past their request's deadline (nobody waits); return handles."""
+        with self._lock:
+            late = [key for key, (_, _, deadline) in self._running.items() if deadline < now_ns]
+            handles = [self._running.pop(key)[0] for key in late]
+        for _ in handles:
+            self.queue.finish()
+        return handles
+
+
 # Knowing the peers -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -451,6 +517,56 @@ def _code_name(code: int) -> str:
         return FleetCode(code).name
     except ValueError:
         return f'code {code}'
+
+
+class FleetAsks:
+    """This robot's fleet searches in progress: answers arrive from any thread, askers wait.
+
+    An asker opens a Gathering (expecting the robots live then), publishes its request and
+    waits: until every expected robot still live has answered, or the deadline. A robot whose
+    lease runs out meanwhile is not waited for; wake() makes waiting askers look again.
+    """
+
+    def __init__(self, peers: PeerRoster) -> None:
+        """Know who is live from peers."""
+        self.peers = peers
+        self._gatherings: dict[str, Gathering] = {}
+        self._news = threading.Condition()
+
+    def open(self, request_id: str, now_s: float) -> Gathering:
+        """Start gathering answers to request_id from the robots live now."""
+        gathering = Gathering(request_id, self.peers.live(now_s), now_s)
+        with self._news:
+            self._gatherings[request_id] = gathering
+        return gathering
+
+    def take(self, request_id: str, answer: PeerAnswer) -> bool:
+        """Take an answer to one of the open gatherings; return whether it was new."""
+        with self._news:
+            gathering = self._gatherings.get(request_id)
+            if gathering is None or not gathering.add(answer):
+                return False
+            self._news.notify_all()
+            return True
+
+    def wake(self) -> None:
+        """Make the waiting askers check who is live again (a robot came or went)."""
+        with self._news:
+            self._news.notify_all()
+
+    def wait(self, gathering: Gathering, deadline_s: float,
+             clock: Callable[[], float] = time.monotonic) -> FleetOutcome:
+        """Wait for the answers of a gathering; close it and return the merged outcome."""
+        with self._news:
+            while clock() < deadline_s and gathering.awaited(self.peers.live(clock())):
+                self._news.wait(min(RECHECK_S, max(0.0, deadline_s - clock())))
+            del self._gatherings[gathering.request_id]
+            return gathering.outcome(clock())
+
+    def close(self, gathering: Gathering) -> None:
+        """Drop a gathering that will not be waited for."""
+        with self._news:
+            self._gatherings.pop(gathering.request_id, None)
 
 
 def peer_query(embedding: Sequence[float], center_ns: int | None, window_s: float,
@@ -678,3 +794,79 @@ class EchoGuard:
             return any(now_s - at <= self.window_s
                        and float(face @ vector) >= self.min_similarity
                        for at, face in self._faces)
+
+
+@dataclass(frozen=True)
+class PeopleChange:
+    """What a roster change asks of the node."""
+
+    publish: list[PersonRecord] = field(default_factory=list)   # onto /fleet/people
+    enrolled: list[PersonRecord] | None = None    # the new known_people, when they changed
+    forget: PersonRecord | None = None            # a face this robot's history should forget
+
+
+class PeopleSync:
+    """The roster of enrolled people as this robot shares it with the fleet; thread-safe.
+
+    Changes come from this robot (enroll_person, or its history forgetting someone) and from
+    the fleet. Each accepted change is saved (when a file is given) and says what to publish:
+    the change, or the whole roster (Outbox), and the enrolled people when they changed. A
+    withdrawal with a face from another robot also asks this robot to forget that face, and a
+    local forgetting of that face afterwards is its echo, not sent again.
+    """
+
+    def __init__(self, robot_id: str, dim: int, capacity: int = DEFAULT_MAX_PEOPLE,
+                 path: str | Path = '', max_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S) -> None:
+        """Keep the roster of robot_id (saved at path, if any)."""
+        self.robot_id, self.dim, self.path, self.max_skew_s = robot_id, dim, path, max_skew_s
+        self.roster = PeopleRoster(capacity)
+        self.outbox = Outbox(2 * capacity)
+        self.echoes = EchoGuard()
+        self._lock = threading.RLock()
+
+    def start(self) -> tuple[PeopleChange, list[str]]:
+        """Load the saved roster; return everything to publish and the problems met.
+
+        A file that is not a roster is a problem, and the roster starts empty.
+        """
+        with self._lock:
+            try:
+                problems = self.roster.load(self.path, self.dim) if self.path else []
+            except FleetInputError as error:
+                problems = [f'{error}: starting with no enrolled people']
+            return (PeopleChange(self.outbox.publish(None, self.roster),
+                                 self.roster.enrolled()), problems)
+
+    def local(self, record: PersonRecord) -> PeopleChange:
+        """Take this robot's own enrolment or withdrawal (raises FleetInputError, RosterFull)."""
+        return self._apply(check_record(record, self.dim, None), remote=False)
+
+    def received(self, record: PersonRecord, now_ns: int, now_s: float) -> PeopleChange:
+        """Take a record from the fleet (raises FleetInputError, RosterFull)."""
+        record = check_record(record, self.dim, now_ns, self.max_skew_s)
+        change = self._apply(record, remote=True)
+        if (change.publish and record.action == WITHDRAW and record.embedding
+                and record.robot_id != self.robot_id):
+            self.echoes.remember(record.embedding, now_s)
+            return PeopleChange(change.publish, change.enrolled, record)
+        return change
+
+    def forgotten(self, person_id: str, embedding: Sequence[float], now_ns: int,
+                  now_s: float) -> PeopleChange | None:
+        """Withdraw a person this robot forgot, on every robot; None when the fleet asked."""
+        record = check_record(PersonRecord(person_id, WITHDRAW, now_ns, self.robot_id,
+                                           tuple(embedding)), self.dim, None)
+        if record.embedding and self.echoes.is_echo(record.embedding, now_s):
+            return None
+        return self._apply(record, remote=False)
+
+    def _apply(self, record: PersonRecord, remote: bool) -> PeopleChange:
+        with self._lock:
+            before = self.roster.enrolled()
+            if not self.roster.apply(record):
+                return PeopleChange()
+            enrolled = self.roster.enrolled()
+            if self.path:
+                self.roster.save(self.path)
+            return PeopleChange(self.outbox.publish(record, self.roster),
+                                enrolled if enrolled != before else None)
