@@ -26,7 +26,8 @@ from sensor_msgs.msg import CompressedImage
 
 from facetrack_ros.conversions import bgr_to_image, ns_to_time, time_to_ns
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
-from facetrack_ros.core.fleet import DEFAULT_PEER_BURST, FleetCode, MAX_ANSWER_BYTES
+from facetrack_ros.core.fleet import (DEFAULT_PEER_BURST, DEFAULT_TIMEOUT_S, ENROLL, FleetCode,
+                                      MAX_ANSWER_BYTES, WITHDRAW)
 from facetrack_ros.core.history import (COMPRESSED_IMAGE_TYPE, FrameHistory, IndexEntry,
                                         message_definition, SerializedMessage)
 from facetrack_ros.fleet_node import KNOWN_PEOPLE_QOS, presence_qos, REQUEST_QOS, RESULT_QOS
@@ -34,7 +35,7 @@ from facetrack_ros.graph_runner import GraphRunner
 from facetrack_ros.msg import (EmbeddingSync, FleetPresence, FleetSearchRequest,
                                FleetSearchResult, KnownPeople)
 from facetrack_ros.parameters import RELIABLE_QOS
-from facetrack_ros.srv import EnrollPerson, FleetSearch
+from facetrack_ros.srv import BacktrackSearch, EnrollPerson, FleetSearch
 from face_frames import letterbox
 from rostest_utils import make_context, spin_until
 
@@ -386,3 +387,25 @@ def test_robot_killed_mid_search_is_not_waited_for(fleet: Fleet, obama):
     assert {'r1', 'r2', 'r4'} <= set(response.answered)
     assert {a.robot_id for a in response.appearances} == {'r2'}
     assert LEASE_S - 1.0 < took < 12.0, took
+
+
+def test_constants_are_the_cores():
+    """Result codes and actions of the messages are the core's, name by name."""
+    for code in FleetCode:
+        assert getattr(Response, f'RESULT_{code.name}') == code
+    assert len([n for n in dir(Response) if n.startswith('RESULT_')]) == len(FleetCode)
+    for kind, count in ((FleetSearchResult, 9), (EnrollPerson.Response, 5)):
+        names = [name for name in dir(kind) if name.startswith('RESULT_')]
+        assert len(names) == count and all(
+            getattr(kind, name) == FleetCode[name[len('RESULT_'):]] for name in names)
+    assert (EmbeddingSync.ACTION_ENROLL, EmbeddingSync.ACTION_WITHDRAW) == (ENROLL, WITHDRAW)
+    # FleetSearch asks what BacktrackSearch asks, field by field, plus its timeout.
+    fields = FleetSearch.Request.get_fields_and_field_types()
+    assert BacktrackSearch.Request.get_fields_and_field_types().items() <= fields.items()
+    assert set(fields) - set(BacktrackSearch.Request.get_fields_and_field_types()) == {
+        'timeout'}
+    for name in dir(BacktrackSearch.Request):
+        if name.startswith('QUERY_'):
+            assert getattr(Request, name) == getattr(BacktrackSearch.Request, name)
+    assert Request().window_width == BacktrackSearch.Request().window_width
+    assert Request().timeout == DEFAULT_TIMEOUT_S
