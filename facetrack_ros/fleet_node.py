@@ -26,6 +26,7 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, LivelinessPolicy, QoSProfile,
                        ReliabilityPolicy)
+from rclpy.serialization import deserialize_message
 from std_msgs.msg import Header
 
 from facetrack_ros import srv
@@ -36,7 +37,8 @@ from facetrack_ros.core.fleet import (check_name, DEFAULT_MAX_CLOCK_SKEW_S,
                                       DEFAULT_MAX_PEOPLE, DEFAULT_PEER_BURST, DEFAULT_PEER_RATE,
                                       DEFAULT_PRESENCE_LEASE_S, DEFAULT_QUEUE_SIZE,
                                       DEFAULT_THUMBNAIL_WIDTH_PX, DEFAULT_TIMEOUT_S, ENROLL,
-                                      FleetAsks, FleetCode, FleetInputError,
+                                      FleetAsks, FleetCode, FleetInputError, FleetOutcome,
+                                      Gathering,
                                       HISTORY_PROBE_PERIOD_S, MAX_LEASE_S, MAX_TIMEOUT_S,
                                       MIN_LEASE_S, PeerRoster, PeerSearches, PeopleChange,
                                       PeopleSync, PersonRecord, PRESENCE_PER_LEASE,
@@ -44,6 +46,7 @@ from facetrack_ros.core.fleet import (check_name, DEFAULT_MAX_CLOCK_SKEW_S,
 from facetrack_ros.core.history import check_query, QueryKind, SearchRefused
 from facetrack_ros.core.history.search import check_embedding, MAX_DEEP_BUDGET_S
 from facetrack_ros.diagnostics import NodeDiagnostics
+from facetrack_ros.executor import BlockingGroupsExecutor
 from facetrack_ros.fleet_messages import (answer_from_response, answer_msg, code_of,
                                           EMPTY_WINDOW, fleet_request, known_people,
                                           local_request, peer_answer, peer_request_query,
@@ -67,8 +70,9 @@ PARAMETERS = (
               'A robot not heard for this long is gone; presence goes out 3 times per lease '
               '[s].', MIN_LEASE_S, MAX_LEASE_S, read_only=True),
     ParamSpec('peer_rate', DEFAULT_PEER_RATE,
-              'Requests answered per asking robot and second; more get RESULT_RATE_LIMITED '
-              '[1/s].', 0.01, 1000.0, read_only=True),
+              'Requests answered per asking robot and second, more get RESULT_RATE_LIMITED; '
+              'this robot asks no faster. Give every robot the same [1/s].', 0.01, 1000.0,
+              read_only=True),
     ParamSpec('peer_burst', DEFAULT_PEER_BURST,
               'Requests an asking robot may send at once beyond peer_rate.', 1, 1000,
               read_only=True),
@@ -97,11 +101,9 @@ MAX_ASKS = 2
 NO_HISTORY = 'this robot\'s history (its frame_history\'s backtrack_search) did not answer'
 #: Longest wait for the local history to embed a photo or a person id [s].
 EMBED_TIMEOUT_S = 30.0
-#: How often in-flight local searches are checked against their deadlines [s].
-SWEEP_PERIOD_S = 0.25
-#: Executor threads: two fleet_search calls and an enrolment waiting, local answers, and the
-#: intake, answer and people callback groups.
-EXECUTOR_THREADS = 6
+#: Worker threads for the services, which wait for other callbacks: two fleet_search calls
+#: and one enroll_person at a time. Every other callback runs in the spinning thread.
+SERVICE_THREADS = MAX_ASKS + 1
 
 REQUEST_QOS = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE,
                          history=HistoryPolicy.KEEP_LAST)
@@ -142,7 +144,7 @@ class FleetNode(Node):
         self.peer_searches: PeerSearches[FleetSearchRequest] = PeerSearches(
             RequestGate(p.robot_id, p.peer_rate, p.peer_burst, p.max_clock_skew), p.queue_size)
         self.peers = PeerRoster(p.robot_id)
-        self.asks = FleetAsks(self.peers)
+        self.asks = FleetAsks(self.peers, p.peer_rate, p.peer_burst)
         self.people = PeopleSync(p.robot_id, DIM, p.max_people, os.path.expanduser(
             p.people_file) if p.people_file else '', p.max_clock_skew)
         self._asking = threading.Semaphore(MAX_ASKS)
@@ -151,12 +153,12 @@ class FleetNode(Node):
         self.diagnostics = NodeDiagnostics(self)
         guarded = self.diagnostics.guarded
 
-        ask, local = ReentrantCallbackGroup(), ReentrantCallbackGroup()
-        intake, answers, people = (MutuallyExclusiveCallbackGroup() for _ in range(3))
-        self.search_client = self.create_client(BacktrackSearch, 'backtrack_search',
-                                                callback_group=local)
-        self.forget_client = (self.create_client(FORGET_PERSON, 'forget_person',
-                                                 callback_group=local)
+        # The services wait for other callbacks (answers, local searches): they have groups of
+        # their own, run in worker threads (main, BlockingGroupsExecutor); the rest runs inline.
+        ask, enroll = ReentrantCallbackGroup(), MutuallyExclusiveCallbackGroup()
+        self.service_groups = (ask, enroll)
+        self.search_client = self.create_client(BacktrackSearch, 'backtrack_search')
+        self.forget_client = (self.create_client(FORGET_PERSON, 'forget_person')
                               if FORGET_PERSON is not None else None)
         self.request_pub = self.create_publisher(FleetSearchRequest, '/fleet/search_request',
                                                  REQUEST_QOS)
@@ -168,22 +170,21 @@ class FleetNode(Node):
                                                 people_qos(p.max_people))
         self.known_pub = self.create_publisher(KnownPeople, 'known_people', KNOWN_PEOPLE_QOS)
         self.create_subscription(FleetSearchRequest, '/fleet/search_request',
-                                 guarded(self.on_request), REQUEST_QOS, callback_group=intake)
+                                 guarded(self.on_request), REQUEST_QOS)
+        # Serialized: answers to other robots' searches are dropped undecoded (on_result).
         self.create_subscription(FleetSearchResult, '/fleet/search_result',
-                                 guarded(self.on_result), RESULT_QOS, callback_group=answers)
+                                 guarded(self.on_result), RESULT_QOS, raw=True)
         self.create_subscription(FleetPresence, '/fleet/presence', guarded(self.on_presence),
-                                 presence_qos(None), callback_group=answers)
+                                 presence_qos(None))
         self.create_subscription(EmbeddingSync, '/fleet/people', guarded(self.on_people),
-                                 people_qos(p.max_people), callback_group=people)
+                                 people_qos(p.max_people))
         self.create_subscription(EmbeddingSync, 'person_forgotten', guarded(self.on_forgotten),
-                                 RELIABLE_QOS, callback_group=people)
+                                 RELIABLE_QOS)
         self.create_service(FleetSearch, 'fleet_search', self.on_fleet_search,
                             callback_group=ask)
         self.create_service(EnrollPerson, 'enroll_person', self.on_enroll,
-                            callback_group=MutuallyExclusiveCallbackGroup())
-        self.create_timer(p.presence_lease / PRESENCE_PER_LEASE, guarded(self.on_presence_timer),
-                          callback_group=answers)
-        self.create_timer(SWEEP_PERIOD_S, guarded(self.on_sweep), callback_group=intake)
+                            callback_group=enroll)
+        self.create_timer(p.presence_lease / PRESENCE_PER_LEASE, guarded(self.on_presence_timer))
         change, problems = self.people.start()
         for problem in problems:
             self.get_logger().warning(f'people file: {problem}')
@@ -227,7 +228,7 @@ class FleetNode(Node):
                 self._now_ns(), self.params.thumbnail_width))
             self._pump()
 
-    def on_sweep(self) -> None:
+    def _give_up_overdue(self) -> None:
         """Give up the local searches whose request passed its deadline: nobody waits."""
         for future in self.peer_searches.overdue(self._now_ns()):
             self.search_client.remove_pending_request(future)
@@ -236,7 +237,10 @@ class FleetNode(Node):
     # Knowing the peers -------------------------------------------------------------------
 
     def on_presence_timer(self) -> None:
-        """Announce this robot, forget silent ones, refresh what the history spans."""
+        """Announce this robot, forget silent ones, refresh what the history spans.
+
+        Also gives up local searches past their deadline (at most a period late).
+        """
         now_s = time.monotonic()
         span = self.history['span']
         self.presence_pub.publish(FleetPresence(
@@ -248,6 +252,7 @@ class FleetNode(Node):
         for robot in self.peers.prune(now_s):
             self.get_logger().info(f'robot {robot} is gone (not heard for its lease)')
         self.asks.wake()
+        self._give_up_overdue()
         self._probe_history(now_s)
         gate, queue = self.peer_searches.gate, self.peer_searches.queue
         self.diagnostics.values.update({
@@ -332,42 +337,51 @@ class FleetNode(Node):
             _fill(response, refusal.code, str(refusal))
             return
         deadline_s = began + timeout
-        own, embedding = None, self._known_embedding(request)
-        if embedding is None:   # a photo or a local person id: this robot's search embeds it
-            own = self._call_local(local_request(request), deadline_s - time.monotonic())
-            if own is None:
-                _fill(response, FleetCode.ERROR, f'{NO_HISTORY}: ask by embedding')
-                return
-            if not len(own.query_embedding):
-                _fill(response, code_of(own), own.message)
-                return
-            embedding = own.query_embedding
         request_id = uuid.uuid4().hex
         gathering = self.asks.open(request_id, began)
+        if gathering is None:
+            _fill(response, FleetCode.RATE_LIMITED, f'this robot asks at most '
+                  f'{self.params.peer_rate:g} times a second (burst {self.params.peer_burst}): '
+                  'the rate its peers answer (peer_rate)')
+            return
         try:
-            now_ns = self._now_ns()
-            self.request_pub.publish(fleet_request(
-                request, embedding, request_id, self.robot_id, now_ns,
-                now_ns + int((deadline_s - time.monotonic()) * 1e9)))
-            if own is None:
-                own = self._call_local(local_request(request, query_type=QueryKind.EMBEDDING,
-                                                     embedding=list(embedding)),
-                                       deadline_s - time.monotonic())
-            if own is not None:
-                answer = answer_from_response(own, request_id, self.robot_id, self.robot_id,
-                                              self._now_ns(), self.params.thumbnail_width)
-                self.result_pub.publish(answer)   # a dashboard sees this robot's answer too
-                self.asks.take(request_id, peer_answer(answer))
-        except BaseException:
+            outcome = self._gather(request, gathering, deadline_s)
+        finally:
             self.asks.close(gathering)
-            raise
-        outcome = self.asks.wait(gathering, deadline_s)
         _fill(response, outcome.code, outcome.message)
         response.request_id = request_id
         response.appearances = outcome.appearances
         response.answered = [answer.robot_id for answer in outcome.answered]
         response.answered_results = [int(answer.code) for answer in outcome.answered]
         response.not_answered = outcome.not_answered
+
+    def _gather(self, request: FleetSearch.Request, gathering: Gathering,
+                deadline_s: float) -> FleetOutcome:
+        """Embed the query, ask the fleet and this robot, and wait for the answers."""
+        own, embedding = None, self._known_embedding(request)
+        if embedding is None:   # a photo or a local person id: this robot's search embeds it
+            own = self._call_local(local_request(request), deadline_s - time.monotonic())
+            if own is None or not len(own.query_embedding):   # nothing to ask the fleet
+                return FleetOutcome(
+                    *((code_of(own), own.message) if own else (
+                        FleetCode.ERROR, f'{NO_HISTORY}: ask by embedding')),
+                    [], [], [], time.monotonic() - gathering.started_s)
+            embedding = own.query_embedding
+        now_ns = self._now_ns()
+        request_id = gathering.request_id
+        self.request_pub.publish(fleet_request(
+            request, embedding, request_id, self.robot_id, now_ns,
+            now_ns + int((deadline_s - time.monotonic()) * 1e9)))
+        if own is None:
+            own = self._call_local(local_request(request, query_type=QueryKind.EMBEDDING,
+                                                 embedding=list(embedding)),
+                                   deadline_s - time.monotonic())
+        if own is not None:
+            answer = answer_from_response(own, request_id, self.robot_id, self.robot_id,
+                                          self._now_ns(), self.params.thumbnail_width)
+            self.result_pub.publish(answer)   # a dashboard sees this robot's answer too
+            self.asks.take(request_id, peer_answer(answer))
+        return self.asks.wait(gathering, deadline_s)
 
     def _known_embedding(self, request: FleetSearch.Request) -> list[float] | None:
         """Return the query's embedding when it is given or enrolled, else None."""
@@ -378,10 +392,12 @@ class FleetNode(Node):
             return list(enrolled.embedding)
         return None
 
-    def on_result(self, msg: FleetSearchResult) -> None:
-        """Take a robot's answer to one of this robot's fleet searches."""
-        if msg.robot_id:
-            self.asks.take(msg.request_id, peer_answer(msg))
+    def on_result(self, data: bytes) -> None:
+        """Take a robot's answer to one of this robot's fleet searches (serialized)."""
+        if self.asks.awaits(data):
+            msg = deserialize_message(data, FleetSearchResult)
+            if msg.robot_id:
+                self.asks.take(msg.request_id, peer_answer(msg))
 
     def _call_local(self, request: BacktrackSearch.Request,
                     timeout_s: float) -> BacktrackSearch.Response | None:
@@ -500,4 +516,5 @@ def _fill(response, code: int, message: str):
 
 def main(args: list[str] | None = None) -> int:
     """Run the fleet node."""
-    return run_node(FleetNode, args, threads=EXECUTOR_THREADS)
+    return run_node(FleetNode, args, executor_for=lambda node: BlockingGroupsExecutor(
+        node.service_groups, SERVICE_THREADS))

@@ -524,19 +524,25 @@ class FleetAsks:
 
     An asker opens a Gathering (expecting the robots live then), publishes its request and
     waits: until every expected robot still live has answered, or the deadline. A robot whose
-    lease runs out meanwhile is not waited for; wake() makes waiting askers look again.
+    lease runs out meanwhile is not waited for; wake() makes waiting askers look again. This
+    robot asks no faster than its peers answer (rate and burst, as RequestGate's), so that it
+    is not refused, or ignored, by them.
     """
 
-    def __init__(self, peers: PeerRoster) -> None:
-        """Know who is live from peers."""
+    def __init__(self, peers: PeerRoster, rate: float = DEFAULT_PEER_RATE,
+                 burst: int = DEFAULT_PEER_BURST) -> None:
+        """Know who is live from peers; ask at most rate times a second, burst at once."""
         self.peers = peers
+        self._bucket = TokenBucket(rate, burst, time.monotonic())
         self._gatherings: dict[str, Gathering] = {}
         self._news = threading.Condition()
 
-    def open(self, request_id: str, now_s: float) -> Gathering:
-        """Start gathering answers to request_id from the robots live now."""
-        gathering = Gathering(request_id, self.peers.live(now_s), now_s)
+    def open(self, request_id: str, now_s: float) -> Gathering | None:
+        """Start gathering answers to request_id from the robots live now; None: too fast."""
         with self._news:
+            if not self._bucket.take(time.monotonic()):
+                return None
+            gathering = Gathering(request_id, self.peers.live(now_s), now_s)
             self._gatherings[request_id] = gathering
         return gathering
 
@@ -548,6 +554,15 @@ class FleetAsks:
                 return False
             self._news.notify_all()
             return True
+
+    def awaits(self, data: bytes) -> bool:
+        """Return whether serialized bytes may be an answer to an open gathering.
+
+        Every robot's answer reaches every fleet node; all but the asker can skip decoding it.
+        A request id is stored as its plain characters in the serialized answer.
+        """
+        with self._news:
+            return any(request_id.encode() in data for request_id in self._gatherings)
 
     def wake(self) -> None:
         """Make the waiting askers check who is live again (a robot came or went)."""

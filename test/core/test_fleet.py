@@ -373,3 +373,13 @@ def test_shrink_jpeg(faces, shared_dir: Path) -> None:
     tiny = cv2.imencode('.jpg', image[:50, :50])[1].tobytes()
     assert cv2.imdecode(np.frombuffer(shrink_jpeg(tiny, 160), np.uint8), 1).shape[1] == 50
     assert shrink_jpeg(b'not a jpeg', 160) is None
+
+
+def test_fleet_asks_spots_its_answers_in_serialized_bytes() -> None:
+    """Only bytes holding an open request id are worth decoding."""
+    asks = FleetAsks(PeerRoster('r1'))
+    gathering = asks.open('0123abcd', 0.0)
+    assert asks.awaits(b'\x00\x01\x00\x00....0123abcd\x00...')
+    assert not asks.awaits(b'\x00\x01\x00\x00....9999abcd\x00...')
+    asks.close(gathering)
+    assert not asks.awaits(b'....0123abcd...')
