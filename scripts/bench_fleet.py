@@ -52,8 +52,10 @@ FRAME_PERIOD_S = 5       # one stored frame per this many seconds (thumbnails)
 JPEG_POOL = 12
 STEPS = (1, 4, 8, 16)
 TARGET_ROBOTS, TARGET_P95_MS = 8, 300.0
-IDLE_S = 3.0             # the robots' idle CPU is measured this long before each step,
-SETTLE_S = 5.0           # after this long for the robots just started to settle
+#: Before each step the robots' CPU is read over windows of IDLE_S until the last three agree
+#: within SETTLED of their mean (the robots just started have finished loading and discovering
+#: each other: about a minute for 16 robots here), or MAX_SETTLE_S.
+IDLE_S, SETTLED, MAX_SETTLE_S = 5.0, 0.15, 180.0
 #: The histories end a few minutes before the run: recent enough for the nodes' retention.
 T0 = (time.time_ns() // S - 3600 - 300) * S
 
@@ -125,6 +127,20 @@ def node_cpu_s(runners: dict[str, GraphRunner]) -> float:
             except psutil.NoSuchProcess:
                 pass
     return total
+
+
+def settle(bench: 'Bench') -> float:
+    """Wait until the robots' idle CPU is steady; return it [CPU s per s]."""
+    began, rates = time.monotonic(), []
+    while True:
+        start, cpu = time.monotonic(), node_cpu_s(bench.runners)
+        bench.spin(IDLE_S)
+        rates.append((node_cpu_s(bench.runners) - cpu) / (time.monotonic() - start))
+        last = rates[-3:]
+        mean = sum(last) / len(last)
+        if len(last) == 3 and all(abs(rate - mean) <= SETTLED * max(mean, 0.02)
+                                  for rate in last) or time.monotonic() - began > MAX_SETTLE_S:
+            return mean
 
 
 def busy_cpu_s() -> float:
@@ -307,10 +323,7 @@ def measure(bench: Bench, count: int, people: np.ndarray, rng: np.random.Generat
             queries: int, loads: list[float]) -> list[tuple[str, str]]:
     """Time `queries` fleet searches from r1 with count robots; return the table rows."""
     latencies, inside = [], []
-    bench.spin(SETTLE_S)   # the nodes just started finish loading
-    idle_began, idle_cpu = time.monotonic(), node_cpu_s(bench.runners)
-    bench.spin(IDLE_S)
-    idle_rate = (node_cpu_s(bench.runners) - idle_cpu) / (time.monotonic() - idle_began)
+    idle_rate = settle(bench)
     cpu_before, answers_before = node_cpu_s(bench.runners), len(bench.results)
     asking_began = time.monotonic()
     for number in range(queries + 3):
