@@ -21,7 +21,8 @@ demo: setup
 	@$(RUN) python scripts/demo.py $(if $(VIDEO),--video $(VIDEO))
 
 bench: setup
-	@$(RUN) python scripts/bench_pipeline.py && python scripts/bench_history.py
+	@$(RUN) python scripts/bench_pipeline.py && python scripts/bench_history.py \
+		&& python scripts/bench_fleet.py
 
 clean:
 	rm -rf build install log demo_output

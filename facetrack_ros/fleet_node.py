@@ -38,11 +38,11 @@ from facetrack_ros.core.fleet import (check_name, DEFAULT_MAX_CLOCK_SKEW_S,
                                       DEFAULT_PRESENCE_LEASE_S, DEFAULT_QUEUE_SIZE,
                                       DEFAULT_THUMBNAIL_WIDTH_PX, DEFAULT_TIMEOUT_S, ENROLL,
                                       FleetAsks, FleetCode, FleetInputError, FleetOutcome,
-                                      Gathering,
-                                      HISTORY_PROBE_PERIOD_S, MAX_LEASE_S, MAX_TIMEOUT_S,
-                                      MIN_LEASE_S, PeerRoster, PeerSearches, PeopleChange,
-                                      PeopleSync, PersonRecord, PRESENCE_PER_LEASE,
-                                      RequestGate, RosterFull, Verdict, WITHDRAW)
+                                      Gathering, HISTORY_PROBE_PERIOD_S, MAX_LEASE_S,
+                                      MAX_TIMEOUT_S, MIN_LEASE_S, PeerRoster, PeerSearches,
+                                      PeopleChange, PeopleSync, PersonRecord,
+                                      PRESENCE_PER_LEASE, RequestGate, RosterFull, Verdict,
+                                      WITHDRAW)
 from facetrack_ros.core.history import check_query, QueryKind, SearchRefused
 from facetrack_ros.core.history.search import check_embedding, MAX_DEEP_BUDGET_S
 from facetrack_ros.diagnostics import NodeDiagnostics
@@ -127,9 +127,9 @@ def presence_qos(lease_s: float | None) -> QoSProfile:
     return qos
 
 
-def people_qos(max_people: int) -> QoSProfile:
-    """Return the /fleet/people QoS: room for the whole roster twice (see core Outbox)."""
-    return QoSProfile(depth=2 * max_people, reliability=ReliabilityPolicy.RELIABLE,
+def people_qos(depth: int) -> QoSProfile:
+    """Return the /fleet/people QoS, keeping the last depth entries (core Outbox.depth)."""
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
@@ -167,7 +167,7 @@ class FleetNode(Node):
         self.presence_pub = self.create_publisher(FleetPresence, '/fleet/presence',
                                                   presence_qos(p.presence_lease))
         self.people_pub = self.create_publisher(EmbeddingSync, '/fleet/people',
-                                                people_qos(p.max_people))
+                                                people_qos(self.people.outbox.depth))
         self.known_pub = self.create_publisher(KnownPeople, 'known_people', KNOWN_PEOPLE_QOS)
         self.create_subscription(FleetSearchRequest, '/fleet/search_request',
                                  guarded(self.on_request), REQUEST_QOS)
@@ -177,7 +177,7 @@ class FleetNode(Node):
         self.create_subscription(FleetPresence, '/fleet/presence', guarded(self.on_presence),
                                  presence_qos(None))
         self.create_subscription(EmbeddingSync, '/fleet/people', guarded(self.on_people),
-                                 people_qos(p.max_people))
+                                 people_qos(self.people.outbox.depth))
         self.create_subscription(EmbeddingSync, 'person_forgotten', guarded(self.on_forgotten),
                                  RELIABLE_QOS)
         self.create_service(FleetSearch, 'fleet_search', self.on_fleet_search,
@@ -372,7 +372,8 @@ class FleetNode(Node):
         self.request_pub.publish(fleet_request(
             request, embedding, request_id, self.robot_id, now_ns,
             now_ns + int((deadline_s - time.monotonic()) * 1e9)))
-        if own is None:
+        if own is None and self.search_client.service_is_ready():
+            gathering.expected.add(self.robot_id)   # not answered, if it times out
             own = self._call_local(local_request(request, query_type=QueryKind.EMBEDDING,
                                                  embedding=list(embedding)),
                                    deadline_s - time.monotonic())

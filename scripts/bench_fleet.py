@@ -249,6 +249,9 @@ def time_service(bench: 'Bench', people: np.ndarray, queries: int,
     client = bench.node.create_client(BacktrackSearch, '/r1/backtrack_search')
     latencies = []
     try:
+        end = time.monotonic() + 60.0
+        while not client.service_is_ready() and time.monotonic() < end:
+            bench.spin(0.1)
         for number in range(queries + 3):
             _, took = bench.call(client, BacktrackSearch.Request(
                 query_type=BacktrackSearch.Request.QUERY_EMBEDDING, window_width=0.0,

@@ -842,7 +842,9 @@ class PeopleSync:
     def start(self) -> tuple[PeopleChange, list[str]]:
         """Load the saved roster; return everything to publish and the problems met.
 
-        A file that is not a roster is a problem, and the roster starts empty.
+        A file that is not a roster is a problem, and the roster starts empty. The enrolled
+        people are told only from a roster that holds something: an empty one would make the
+        tracker drop the names it has until the fleet's roster arrives.
         """
         with self._lock:
             try:
@@ -850,7 +852,8 @@ class PeopleSync:
             except FleetInputError as error:
                 problems = [f'{error}: starting with no enrolled people']
             return (PeopleChange(self.outbox.publish(None, self.roster),
-                                 self.roster.enrolled()), problems)
+                                 self.roster.enrolled() if len(self.roster) else None),
+                    problems)
 
     def local(self, record: PersonRecord) -> PeopleChange:
         """Take this robot's own enrolment or withdrawal (raises FleetInputError, RosterFull)."""
