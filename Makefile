@@ -27,7 +27,8 @@ demo: setup
 		$(if $(RUNNER),--runner $(RUNNER))
 
 bench: setup
-	@$(RUN) python scripts/bench_pipeline.py && python scripts/bench_history.py
+	@$(RUN) python scripts/bench_pipeline.py && python scripts/bench_history.py \
+		&& python scripts/bench_fleet.py
 
 clean:
 	rm -rf build install log demo_output

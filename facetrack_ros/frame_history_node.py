@@ -306,6 +306,8 @@ class FrameHistoryNode(LifecycleNode):
         response.searched_from = ns_to_time(outcome.searched_from_ns)
         response.searched_to = ns_to_time(outcome.searched_to_ns)
         response.elapsed = outcome.elapsed_s
+        if outcome.embedding is not None:   # the fleet node asks peers with it
+            response.query_embedding = outcome.embedding.tolist()
         log = self.get_logger().error if outcome.code == SearchCode.ERROR \
             else self.get_logger().info
         log(f'backtrack_search: {outcome.message} ({1000 * outcome.elapsed_s:.1f} ms)')

@@ -96,25 +96,26 @@ TRACKS = Endpoint('tracks', DETECTIONS)
 RELAY = 'relay'
 RELAY_TOPIC = '{' + RELAY + '}'
 
-# Fleet: PROVISIONAL. The fleet node is not written yet; these are the names agreed with its
-# issue. Its /fleet/* topics are absolute, shared by the fleet nodes of every robot; the rest is
-# in the robot's namespace. The fleet node's author confirms them (drops the marks, adds types,
-# adds what else the node uses) and test/test_graph_table.py then checks them.
+# Fleet: the /fleet/* topics are absolute, shared by the fleet nodes of every robot (and only
+# by them); the rest is in the robot's namespace.
 FLEET_TOPICS = (
-    Endpoint('/fleet/search_request', 'facetrack_ros/msg/FleetSearchRequest', provisional=True),
-    Endpoint('/fleet/search_result', 'facetrack_ros/msg/FleetSearchResult', provisional=True),
-    Endpoint('/fleet/presence', None, provisional=True),   # its message is still to come
-    Endpoint('/fleet/people', 'facetrack_ros/msg/EmbeddingSync', provisional=True),
+    Endpoint('/fleet/search_request', 'facetrack_ros/msg/FleetSearchRequest'),
+    Endpoint('/fleet/search_result', 'facetrack_ros/msg/FleetSearchResult'),
+    Endpoint('/fleet/presence', 'facetrack_ros/msg/FleetPresence'),
+    Endpoint('/fleet/people', 'facetrack_ros/msg/EmbeddingSync'),
 )
-#: The fleet's enrolled people for the robot's tracker (the tracker's side is real).
+#: The fleet's enrolled people, for the robot's tracker.
 KNOWN_PEOPLE = Endpoint('known_people', 'facetrack_ros/msg/KnownPeople')
 FLEET = NodeInterfaces(
-    publishes=(*FLEET_TOPICS, Endpoint(KNOWN_PEOPLE.name, KNOWN_PEOPLE.type, provisional=True),
-               DIAGNOSTICS),
-    subscribes=FLEET_TOPICS,
-    serves=(Endpoint('fleet_search', None, provisional=True),
-            Endpoint('enroll_person', None, provisional=True)),
-    provisional=True)
+    publishes=(*FLEET_TOPICS, KNOWN_PEOPLE, DIAGNOSTICS),
+    subscribes=(*FLEET_TOPICS,
+                # frame_history publishes whom it forgot (the history's forget_person).
+                Endpoint('person_forgotten', 'facetrack_ros/msg/EmbeddingSync')),
+    serves=(Endpoint('fleet_search', 'facetrack_ros/srv/FleetSearch'),
+            Endpoint('enroll_person', 'facetrack_ros/srv/EnrollPerson')),
+    calls=(Endpoint('backtrack_search', 'facetrack_ros/srv/BacktrackSearch'),
+           # Called where frame_history serves it (the history's issue, not written yet).
+           Endpoint('forget_person', 'facetrack_ros/srv/ForgetPerson', provisional=True)))
 
 #: Every node of the package, by node name (= executable name).
 GRAPH: dict[str, NodeInterfaces] = {

@@ -20,13 +20,15 @@ STOP_POLL_S = 0.2  # how often the spin loop looks for a stop signal [s]
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None,
-             threads: int = 1) -> NoReturn:
+             threads: int = 1,
+             executor_for: Callable[[Node], Executor] | None = None) -> NoReturn:
     """Create a node, spin it until SIGINT, SIGTERM or shutdown; end the process (exit_now).
 
     A lifecycle node whose `autostart` parameter is true is configured and activated here, so
     `ros2 run` works without a lifecycle manager; a launch file can set autostart false and
     drive the transitions itself. threads > 1 runs callbacks in that many threads, for nodes
     whose callback groups must run beside each other; it costs CPU (see make_executor).
+    executor_for, if given, makes the executor for the node instead.
     """
     # rclpy's own handlers trigger the executor's guard conditions from a C++ thread while this
     # thread tears the executor down: a segfault at exit, 4 times in 120 SIGINTs here. A
@@ -41,7 +43,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
         if isinstance(node, LifecycleNode) and node.get_parameter('autostart').value:
             code = autostart(node)
         if code == 0:
-            executor = make_executor(threads)
+            executor = executor_for(node) if executor_for else make_executor(threads)
             executor.add_node(node)
             while not stop.requested and rclpy.ok():
                 executor.spin_once(timeout_sec=STOP_POLL_S)

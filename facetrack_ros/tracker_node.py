@@ -17,7 +17,6 @@ from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from facetrack_ros.conversions import sec_to_time, time_to_sec
 from facetrack_ros.core.embedding import EmbeddingError, validate_embedding
@@ -29,15 +28,12 @@ from facetrack_ros.core.tracking import (Detection, EventReason, PersonEventReco
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import (EmbeddingSync, KnownPeople, PersonDetection,
                                PersonDetectionArray, PersonEvent)
-from facetrack_ros.parameters import (declare_parameters, InvalidParameterError, ParamSpec,
-                                      RELIABLE_QOS)
+from facetrack_ros.parameters import (declare_parameters, InvalidParameterError, KNOWN_PEOPLE_QOS,
+                                      ParamSpec, RELIABLE_QOS)
 from facetrack_ros.runner import run_node
 
 #: The tracker state is saved this often [s] (and on shutdown, and before new ids go out).
 STATE_SAVE_PERIOD_S = 10.0
-#: known_people as the fleet node publishes it: the latest list, also to late joiners.
-KNOWN_PEOPLE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 _DEFAULTS = TrackerConfig()
 #: Tracker parameters that are TrackerConfig fields: (parameter, field, description, min, max).

@@ -1,4 +1,4 @@
-"""Start the facetrack_ros graph: camera, detector, face_embedding, tracker, frame_history.
+"""Start the facetrack_ros graph: camera, detector, face_embedding, tracker, frame_history, fleet.
 
   ros2 launch facetrack_ros facetrack.launch.py source:=/dev/video0 robot_id:=r1 namespace:=r1
 
@@ -29,6 +29,8 @@ ARGUMENTS = {
     'params_file': ('', 'Parameter YAML (default: the package\'s config/facetrack.yaml).'),
     'annotate': ('false', 'Also start the annotator (annotated image for rqt_image_view).'),
     'loop': ('false', 'Loop a video file or image folder source.'),
+    'fleet': ('true', 'Start the fleet node: fleet_search and enroll_person, answering other '
+                      'robots\' searches on the /fleet topics.'),
     'keystore': ('', 'SROS2 keystore folder made by make_keystore for this namespace (empty: '
                      'security off). Each node then runs in its enclave '
                      '/facetrack_ros[/<namespace>]/<node>, with ROS_SECURITY_ENABLE=true and '
@@ -86,5 +88,8 @@ def generate_launch_description() -> LaunchDescription:
         node('frame_history', {'robot_id': text['robot_id'], 'camera_id': text['camera_id'],
                                'history_dir': folder('history')}),
         node('annotator', {}, condition=IfCondition(arg['annotate'])),
+        node('fleet', {'robot_id': text['robot_id'], 'camera_id': text['camera_id'],
+                       'people_file': folder('fleet/people.json')},
+             condition=IfCondition(arg['fleet'])),
     ]
     return LaunchDescription(actions)

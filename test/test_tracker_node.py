@@ -23,8 +23,8 @@ from facetrack_ros.core.tracking import EventReason
 from facetrack_ros.face_embedding_node import FaceEmbeddingNode
 from facetrack_ros.msg import (EmbeddingSync, KnownPeople, PersonDetection,
                                PersonDetectionArray, PersonEvent)
-from facetrack_ros.parameters import InvalidParameterError, RELIABLE_QOS
-from facetrack_ros.tracker_node import KNOWN_PEOPLE_QOS, TrackerNode
+from facetrack_ros.parameters import InvalidParameterError, KNOWN_PEOPLE_QOS, RELIABLE_QOS
+from facetrack_ros.tracker_node import TrackerNode
 from rostest_utils import spin_until
 
 pytestmark = pytest.mark.ros

@@ -216,6 +216,7 @@ def test_every_launch_argument_reaches_the_graph(graph, arguments):
         'params_file': ((tracker['absence_timeout'], history['thumbnail_width'],
                          camera['wait_for_nodes'][-1]), (1.0, 200, f'/{DETECTION_ECHO}')),
         'annotate': ('annotator' in launched, True),
+        'fleet': ('fleet' in launched, True),
         # Left at its default (ros2 launch takes no empty value): security off, no node in an
         # enclave. test_launch_security.py covers keystore:=<folder>.
         'keystore': (any(_secured(pid) for pid in started_nodes(output).values()), False),

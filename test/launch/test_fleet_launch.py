@@ -2,7 +2,7 @@
 
 Robot r1 plays the Hamilton clip and r2 the labelled photos, both looped; each must run its
 own graph in its own namespace, with its own ids and log folder, and no topic or service of
-one may reach the other.
+one may reach the other, except through their fleet nodes, which answer each other's searches.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -16,13 +16,15 @@ import pytest
 
 from facetrack_ros.camera_node import END_OF_SOURCE
 from ros2_cli import (check_clean_exit, interrupt, launch, node_interfaces, output_of, params,
-                      started_nodes, topic_endpoints, wait_for, wait_for_nodes)
+                      ros2, service_response, started_nodes, topic_endpoints, wait_for,
+                      wait_for_nodes)
 
 ROBOTS = ('r1', 'r2')
-PIPELINE = ('camera', 'detector', 'face_embedding', 'tracker', 'frame_history')
+PIPELINE = ('camera', 'detector', 'face_embedding', 'tracker', 'frame_history', 'fleet')
 #: A topic or service each node has, to tell that `ros2 node info` has discovered it.
 OWN = {'camera': 'image_raw', 'detector': 'detections', 'face_embedding': 'faces',
-       'tracker': 'person_events', 'frame_history': 'backtrack_search'}
+       'tracker': 'person_events', 'frame_history': 'backtrack_search',
+       'fleet': 'fleet_search'}
 #: Absolute names every ROS node shares, and the prefix of the fleet's own.
 SHARED = {'/diagnostics', '/rosout', '/parameter_events'}
 FLEET = '/fleet/'
@@ -108,6 +110,26 @@ def test_robots_do_not_cross_talk(fleet):
         ends = wait_for(lambda: image_topic(robot), 60, f'/{robot}/image_raw endpoints')
         assert ends['publishers'] == {f'/{robot}/camera'}, ends
         assert all(node.startswith(f'/{robot}/') for node in ends['subscribers']), ends
+
+
+@pytest.mark.launch(fixture=launch_description)
+def test_robots_answer_each_others_fleet_search(fleet):
+    """`ros2 service call /r1/fleet_search`: both robots answer, each with a result code."""
+    wait_for_nodes({f'/{robot}/fleet' for robot in ROBOTS}, UP_S)
+    # A face no robot has seen (a unit vector): every robot searches and finds no one.
+    embedding = ', '.join(['0.0883883'] * 128)
+    request = (f'{{query_type: 1, embedding: [{embedding}], window_width: 0.0, '
+               f'timeout: 20.0}}')
+
+    def both_answer() -> str:
+        answer = service_response(ros2('service', 'call', '/r1/fleet_search',
+                                       'facetrack_ros/srv/FleetSearch', request, timeout=90))
+        return answer if "answered=['r1', 'r2']" in answer.replace(
+            "['r2', 'r1']", "['r1', 'r2']") else ''
+    answer = wait_for(both_answer, 180, 'an answer from both robots')
+    print(answer[:600])
+    assert 'not_answered=[]' in answer, answer
+    assert 'appearances=[]' in answer, answer
 
 
 @pytest.mark.launch(fixture=launch_description)

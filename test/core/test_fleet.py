@@ -1,0 +1,385 @@
+"""The fleet's rules without ROS: requests, queues, peers, merging, the roster of people."""
+
+from collections import deque
+from pathlib import Path
+import stat
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
+from facetrack_ros.core.fleet import (Admission, check_name, check_record, EchoGuard, ENROLL,
+                                      FleetAsks, FleetCode, FleetInputError, Gathering,
+                                      MAX_PEER_RESULTS, MAX_TIMEOUT_S, merged_code, Outbox,
+                                      PeerAnswer, PeerRoster, PeerSearches, peer_query,
+                                      PeopleRoster, PeopleSync, PersonRecord, RequestGate,
+                                      RosterFull, shrink_jpeg, TokenBucket, Verdict, WITHDRAW,
+                                      WorkQueue)
+from facetrack_ros.core.history import SearchCode
+
+S = 10 ** 9
+NOW = 1_750_000_000 * S   # the robots' shared clock in these tests [ns]
+DIM = 128
+
+
+def unit(seed: int) -> np.ndarray:
+    """Return a random unit vector of DIM values."""
+    vector = np.random.default_rng(seed).normal(size=DIM).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+def query(**fields):
+    """Return a valid peer query by embedding, with fields changed."""
+    arguments = dict(embedding=unit(0), center_ns=None, window_s=3600.0, min_similarity=None,
+                     max_results=10, thumbnails=False, deep=False, deep_budget_s=10.0,
+                     max_deep_budget_s=0.0)
+    return peer_query(**{**arguments, **fields})
+
+
+def admit(gate: RequestGate, request_id: str = 'q1', origin: str = 'r2',
+          deadline_ns: int = NOW + 5 * S, now_ns: int = NOW, now_s: float = 0.0,
+          **fields) -> Admission:
+    """Offer gate one request."""
+    return gate.admit(request_id, origin, deadline_ns, query(**fields), DIM, now_ns, now_s)
+
+
+def test_codes_extend_the_search_codes() -> None:
+    """The first FleetCodes are the SearchCodes, name for name (.srv: in the node tests)."""
+    for code in SearchCode:
+        assert FleetCode[code.name] == code
+    assert [int(code) for code in FleetCode] == list(range(10))
+
+
+def test_gate_answers_once_and_ignores_own_replayed_expired_and_anonymous_requests() -> None:
+    """Each request id is answered once; own, replayed, expired and id-less ones get nothing."""
+    gate = RequestGate('r1')
+    assert admit(gate) == Admission(Verdict.ANSWER)
+    replay = admit(gate, now_ns=NOW + S)
+    assert replay.verdict is Verdict.IGNORE and 'replayed' in replay.reason
+    assert admit(gate, 'q2', origin='r1').verdict is Verdict.IGNORE
+    expired = admit(gate, 'q3', deadline_ns=NOW - 10 * S)
+    assert expired.verdict is Verdict.IGNORE and 'expired' in expired.reason
+    # Within the clock skew a deadline just passed still counts.
+    assert admit(gate, 'q4', deadline_ns=NOW - S).verdict is Verdict.ANSWER
+    for request_id, origin in (('', 'r2'), ('q5', ''), ('x' * 65, 'r2'), ('q6', 'r2\n'),
+                               (None, 'r2'), ('q7', 7)):
+        assert admit(gate, request_id, origin).verdict is Verdict.IGNORE, (request_id, origin)
+    # Long after its deadline, a replay is forgotten as a replay but refused as expired.
+    late = admit(gate, 'q1', now_ns=NOW + 100 * S)
+    assert late.verdict is Verdict.IGNORE and 'expired' in late.reason
+    assert gate.counts['answer'] == 2 and gate.counts['replayed'] == 1
+
+
+def test_gate_refuses_bad_queries_and_far_deadlines_by_field() -> None:
+    """A request the search would refuse is INVALID_REQUEST, naming what is wrong."""
+    gate = RequestGate('r1', burst=100)
+    cases = {
+        'embedding': dict(embedding=[0.1] * 5),
+        'NaN': dict(embedding=[float('nan')] * DIM),
+        'window': dict(window_s=float('nan')),
+        'min_similarity': dict(min_similarity=2.0),
+        'center': dict(center_ns=-5),
+    }
+    for number, (words, fields) in enumerate(cases.items()):
+        refusal = admit(gate, f'bad{number}', **fields)
+        assert refusal.verdict is Verdict.REFUSE, words
+        assert refusal.code == FleetCode.INVALID_REQUEST and words in refusal.reason, refusal
+    far = admit(gate, 'far', deadline_ns=NOW + int((MAX_TIMEOUT_S + 10) * S))
+    assert far.code == FleetCode.INVALID_REQUEST and 'deadline' in far.reason
+
+
+def test_peer_query_caps_results_and_deep_mode() -> None:
+    """A peer gets at most MAX_PEER_RESULTS, and deep mode only within this robot's cap."""
+    assert query(max_results=0).max_results == MAX_PEER_RESULTS
+    assert query(max_results=10 ** 6).max_results == MAX_PEER_RESULTS
+    assert query(max_results=3).max_results == 3
+    assert not query(deep=True, deep_budget_s=30.0).deep
+    capped = query(deep=True, deep_budget_s=30.0, max_deep_budget_s=5.0)
+    assert capped.deep and capped.deep_budget_s == 5.0
+
+
+def test_gate_limits_each_askers_rate_and_its_own_refusals() -> None:
+    """Beyond its burst an asker is refused, a burst of refusals at most, then ignored.
+
+    Tokens come back at the rate; other askers are not affected.
+    """
+    gate = RequestGate('r1', rate=2.0, burst=3)
+    verdicts = [admit(gate, f'a{k}', now_s=0.0) for k in range(10)]
+    assert [v.verdict for v in verdicts] == ([Verdict.ANSWER] * 3 + [Verdict.REFUSE] * 3
+                                             + [Verdict.IGNORE] * 4)
+    assert {v.code for v in verdicts[3:6]} == {FleetCode.RATE_LIMITED}
+    assert admit(gate, 'b0', origin='r3', now_s=0.0).verdict is Verdict.ANSWER
+    assert admit(gate, 'a10', now_s=0.6).verdict is Verdict.ANSWER   # 1.2 tokens back
+    assert admit(gate, 'a11', now_s=0.6).verdict is not Verdict.ANSWER
+    bucket = TokenBucket(2.0, 3, 0.0)
+    assert [bucket.take(0.0) for _ in range(4)] == [True, True, True, False]
+    assert bucket.take(10.0) and bucket._tokens <= 3   # never more than the burst
+
+
+def test_gate_is_busy_when_its_replay_memory_is_full() -> None:
+    """Ids are remembered until their deadline; a full memory refuses rather than forgets."""
+    gate = RequestGate('r1', burst=100, replay_capacity=3)
+    assert all(admit(gate, f'q{k}').verdict is Verdict.ANSWER for k in range(3))
+    assert admit(gate, 'q3').code == FleetCode.BUSY
+    assert admit(gate, 'q4', now_ns=NOW + 10 * S, deadline_ns=NOW + 15 * S).verdict \
+        is Verdict.ANSWER   # the first three are forgotten: past their deadlines
+
+
+def test_work_queue_and_peer_searches_bound_and_give_up() -> None:
+    """At most capacity wait and concurrency run; late ones are dropped or given up."""
+    queue = WorkQueue(capacity=2, concurrency=1)
+    assert queue.offer('a', NOW + S) and queue.offer('b', NOW - S) and not queue.offer('c', 0)
+    assert queue.start_next(NOW) == 'a' and queue.start_next(NOW) is None   # one at a time
+    queue.finish()
+    assert queue.start_next(NOW) is None and queue.expired == 1 and len(queue) == 0
+
+    searches = PeerSearches(RequestGate('r1', burst=100), queue_size=1)
+    assert searches.receive('m1', 'q1', 'r2', NOW + 5 * S, query(), DIM, NOW, 0.0).verdict \
+        is Verdict.ANSWER
+    busy = searches.receive('m2', 'q2', 'r2', NOW + 5 * S, query(), DIM, NOW, 0.0)
+    assert busy.verdict is Verdict.REFUSE and busy.code == FleetCode.BUSY
+    request, _, deadline = searches.next(NOW)
+    handle = object()
+    searches.started(handle, request, deadline)
+    assert searches.overdue(NOW + S) == [] and searches.overdue(NOW + 6 * S) == [handle]
+    assert searches.finished(handle) is None   # given up: its late answer is dropped
+    searches.receive('m3', 'q3', 'r2', NOW + 5 * S, query(), DIM, NOW, 0.0)
+    other = object()
+    request, _, deadline = searches.next(NOW)
+    searches.started(other, request, deadline)
+    assert searches.finished(other) == 'm3' and searches.next(NOW) is None
+
+
+def test_peer_roster_liveness_by_lease() -> None:
+    """A robot is live while heard within its lease; leaving or silence removes it."""
+    roster = PeerRoster('r1')
+    heard = dict(cameras=['front'], history_available=True, history_span_ns=(1, 2),
+                 lease_s=3.0, leaving=False, known_people=0)
+    assert roster.heard('r2', now_s=0.0, **heard) == 'joined'
+    assert roster.heard('r2', now_s=1.0, **heard) is None
+    assert roster.heard('r1', now_s=0.0, **heard) is None and 'r1' not in roster.live(0.0)
+    assert roster.heard('r3', now_s=0.0, **{**heard, 'lease_s': 1e9}) == 'joined'
+    assert roster.live(3.9).keys() == {'r2', 'r3'}
+    assert roster.live(4.1).keys() == {'r3'}   # r2's 3 s ran out
+    assert roster.prune(4.1) == ['r2'] and roster.live(60.1) == {}   # r3: clipped to 60 s
+    assert roster.heard('r3', now_s=61.0, **{**heard, 'leaving': True}) == 'left'
+    for bad in (dict(robot_id=''), dict(robot_id='r 4 '), dict(cameras=['x'] * 17),
+                dict(cameras=[''])):
+        with pytest.raises(FleetInputError):
+            roster.heard(**{'robot_id': 'r4', **heard, **bad, 'now_s': 0.0})
+    assert PeerRoster('r1', max_peers=1).heard('r2', now_s=0.0, **heard) == 'joined'
+
+
+def answer(robot: str, code: int, *similarities: float) -> PeerAnswer:
+    """Return an answer whose appearances are (robot, similarity) pairs."""
+    return PeerAnswer(robot, code, 'msg', tuple((robot, s) for s in similarities), similarities)
+
+
+def test_gathering_merges_best_first_and_lists_who_did_not_answer() -> None:
+    """Appearances of every robot are merged by similarity; each robot counts once."""
+    gathering = Gathering('q', ['r2', 'r3', 'r4'], started_s=10.0)
+    assert gathering.add(answer('r1', FleetCode.NO_MATCH))
+    assert gathering.add(answer('r2', FleetCode.OK, 0.95, 0.93))
+    assert not gathering.add(answer('r2', FleetCode.OK, 0.99))   # a second answer
+    assert gathering.add(answer('r3', FleetCode.OK, 0.97))
+    assert gathering.awaited({'r2', 'r3', 'r4'}) == {'r4'} and not gathering.awaited({'r2'})
+    outcome = gathering.outcome(12.5)
+    assert outcome.code == FleetCode.OK and outcome.elapsed_s == 2.5
+    assert outcome.appearances == [('r3', 0.97), ('r2', 0.95), ('r2', 0.93)]
+    assert [a.robot_id for a in outcome.answered] == ['r1', 'r2', 'r3']
+    assert outcome.not_answered == ['r4'] and 'not answered: r4' in outcome.message
+    assert 'r2 OK' in outcome.message and 'r1 NO_MATCH' in outcome.message
+
+
+def test_merged_code() -> None:
+    """Found beats searched beats empty beats refused; nothing is NO_ANSWER."""
+    assert merged_code([]) == FleetCode.NO_ANSWER
+    assert merged_code([FleetCode.NO_MATCH, FleetCode.OK]) == FleetCode.OK
+    assert merged_code([FleetCode.NO_HISTORY, FleetCode.NO_MATCH]) == FleetCode.NO_MATCH
+    assert merged_code([FleetCode.ERROR, FleetCode.NO_HISTORY]) == FleetCode.NO_HISTORY
+    assert merged_code([FleetCode.RATE_LIMITED, FleetCode.RATE_LIMITED,
+                        FleetCode.ERROR]) == FleetCode.RATE_LIMITED
+
+
+def test_fleet_asks_waits_for_live_robots_only() -> None:
+    """An asker returns as soon as every live robot answered, or when one's lease runs out."""
+    roster = PeerRoster('r1')
+    asks = FleetAsks(roster)
+    for robot in ('r2', 'r3'):
+        roster.heard(robot, [], True, (0, 0), 0.5, False, 0, time.monotonic())
+    gathering = asks.open('q', time.monotonic())
+    threading.Timer(0.1, asks.take, ('q', answer('r2', FleetCode.OK, 0.95))).start()
+    threading.Timer(0.2, asks.take, ('q', answer('r3', FleetCode.NO_MATCH))).start()
+    began = time.monotonic()
+    outcome = asks.wait(gathering, began + 10.0)
+    assert time.monotonic() - began < 2.0 and not outcome.not_answered
+    assert not asks.take('q', answer('r4', FleetCode.OK))   # closed
+
+    roster.heard('r2', [], True, (0, 0), 0.5, False, 0, time.monotonic())   # r3 falls silent
+    gathering = asks.open('q2', time.monotonic())
+    asks.take('q2', answer('r2', FleetCode.OK, 0.9))
+    began = time.monotonic()
+    outcome = asks.wait(gathering, began + 10.0)
+    assert 0.2 < time.monotonic() - began < 2.0   # r3's half-second lease, not 10 s
+    assert outcome.not_answered == ['r3'] and outcome.code == FleetCode.OK
+
+
+def record(name: str, action: int = ENROLL, stamp_s: float = 0, robot: str = 'r1',
+           seed: int = 1) -> PersonRecord:
+    """Return a checked record of name, stamped stamp_s after NOW."""
+    embedding = tuple(unit(seed)) if action == ENROLL else ()
+    return check_record(PersonRecord(name, action, NOW + int(stamp_s * S), robot, embedding),
+                        DIM, None)
+
+
+def test_roster_last_writer_wins_and_tombstones_hold() -> None:
+    """The newest record of a name wins (stamp, robot, withdrawal); late stale ones lose."""
+    roster = PeopleRoster()
+    assert roster.apply(record('alice', stamp_s=1))
+    assert not roster.apply(record('alice', stamp_s=0, seed=2))         # older
+    assert roster.apply(record('alice', stamp_s=1, robot='r2', seed=3))  # same stamp, r2 > r1
+    assert roster.get('alice').robot_id == 'r2'
+    assert roster.apply(record('alice', WITHDRAW, stamp_s=1, robot='r2'))  # withdrawal wins a tie
+    assert not roster.apply(record('alice', stamp_s=0.5, seed=4))       # stale: stays withdrawn
+    assert roster.enrolled() == [] and len(roster) == 1
+    assert roster.apply(record('alice', stamp_s=2, seed=5))             # enrolled again, later
+    assert [r.person_id for r in roster.enrolled()] == ['alice']
+
+
+def test_roster_capacity_evicts_the_oldest_tombstone_only() -> None:
+    """When full, the oldest withdrawal makes room; a roster of enrolled people is full."""
+    roster = PeopleRoster(capacity=2)
+    roster.apply(record('a', WITHDRAW, stamp_s=1))
+    roster.apply(record('b', stamp_s=2))
+    assert roster.apply(record('c', stamp_s=3))
+    assert {r.person_id for r in roster.records()} == {'b', 'c'}
+    with pytest.raises(RosterFull):
+        roster.apply(record('d', stamp_s=4))
+
+
+def test_records_are_checked() -> None:
+    """Names, stamps (none from the future), actions, embeddings and quality are checked."""
+    good = PersonRecord('alice', ENROLL, NOW, 'r1', tuple(unit(1) * 3))
+    np.testing.assert_allclose(np.linalg.norm(check_record(good, DIM, NOW).embedding), 1,
+                               rtol=1e-5)
+    assert check_record(PersonRecord('alice', WITHDRAW, NOW, 'r1'), DIM, NOW).embedding == ()
+    bad = {
+        'future': dict(stamp_ns=NOW + 60 * S), 'stamp': dict(stamp_ns=0),
+        'action': dict(action=3), 'embedding': dict(embedding=(1.0, 2.0)),
+        'quality': dict(quality=float('nan')), 'robot_id': dict(robot_id=''),
+        'person_id': dict(person_id='x' * 300),
+    }
+    for words, fields in bad.items():
+        with pytest.raises(FleetInputError, match=words):
+            check_record(PersonRecord(**{**good.__dict__, **fields}), DIM, NOW)
+    assert check_name('Ada Lovelace-2') == 'Ada Lovelace-2'
+    for name in ('', ' ada', 'a/b', 'a' * 65, 'ada\n'):
+        with pytest.raises(FleetInputError):
+            check_name(name)
+
+
+def test_roster_file_is_private_and_round_trips(tmp_path: Path) -> None:
+    """The roster saves to a 0600 file in a 0700 folder and loads back; junk is reported."""
+    roster = PeopleRoster()
+    roster.apply(record('alice', stamp_s=1))
+    roster.apply(record('bob', WITHDRAW, stamp_s=2))
+    path = tmp_path / 'fleet' / 'people.json'
+    roster.save(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    again = PeopleRoster()
+    assert again.load(path, DIM) == [] and again.records() == roster.records()
+    assert PeopleRoster().load(tmp_path / 'missing.json', DIM) == []
+    path.write_text('{"people": [{"person_id": "x", "action": 9, "stamp_ns": 1, '
+                    '"robot_id": "r1"}]}')
+    assert 'unknown action' in PeopleRoster().load(path, DIM)[0]
+    path.write_text('not json')
+    with pytest.raises(FleetInputError):
+        PeopleRoster().load(path, DIM)
+
+
+def test_outbox_keeps_the_whole_roster_in_a_bounded_writer_history() -> None:
+    """Whatever changes come, the last `depth` samples published hold every current record."""
+    rng = np.random.default_rng(3)
+    roster, depth = PeopleRoster(capacity=20), 40
+    outbox = Outbox(depth)
+    history: deque[PersonRecord] = deque(maxlen=depth)   # a KEEP_LAST writer's history
+    history.extend(outbox.publish(None, roster))
+    full = 0
+    for step in range(500):
+        change = record(f'p{rng.integers(20)}', int(rng.choice([ENROLL, WITHDRAW])),
+                        stamp_s=step, seed=step)
+        if roster.apply(change):
+            published = outbox.publish(change, roster)
+            full += len(published) > 1
+            history.extend(published)
+        assert set(roster.records()) <= set(history), step
+    assert 0 < full < 50   # full republications happen, but rarely
+
+
+@pytest.fixture(scope='module')
+def faces(shared_dir: Path) -> dict[str, np.ndarray]:
+    """Return real face embeddings of labelled photos by file name."""
+    analyzer = FaceAnalyzer(FaceDetector('hog'), DlibResNetEmbedder())
+    return {name: analyzer.largest_face(cv2.imread(str(shared_dir / 'data' / 'faces' / name)))
+            .embedding for name in ('obama.jpg', 'obama2.jpg', 'biden.jpg')}
+
+
+def test_echo_guard_knows_a_withdrawn_face_for_a_while(faces) -> None:
+    """Another photo of a withdrawn person is an echo within the window; others are not."""
+    guard = EchoGuard(window_s=60.0)
+    guard.remember(faces['obama.jpg'], 0.0)
+    assert guard.is_echo(faces['obama2.jpg'], 10.0)
+    assert not guard.is_echo(faces['biden.jpg'], 10.0)
+    assert not guard.is_echo(faces['obama2.jpg'], 61.0)
+
+
+def test_people_sync_shares_withdraws_and_does_not_echo(tmp_path: Path, faces) -> None:
+    """A withdrawal with a face from another robot asks to forget it; its echo stays home."""
+    sync = PeopleSync('r1', DIM, path=tmp_path / 'people.json')
+    change, problems = sync.start()
+    assert change.publish == [] and change.enrolled is None and problems == []
+    obama = tuple(faces['obama.jpg'])
+    enrolled = sync.local(PersonRecord('barack', ENROLL, NOW, 'r1', obama))
+    assert [r.person_id for r in enrolled.publish] == ['barack']
+    assert [r.person_id for r in enrolled.enrolled] == ['barack'] and enrolled.forget is None
+    assert sync.received(enrolled.publish[0], NOW, 0.0).publish == []   # its own, back
+    withdrawal = PersonRecord('barack', WITHDRAW, NOW + S, 'r2', obama)
+    change = sync.received(withdrawal, NOW + S, 0.0)
+    assert change.enrolled == [] and change.forget.person_id == 'barack'
+    assert sync.forgotten('person-4', faces['obama2.jpg'], NOW + 2 * S, 1.0) is None   # echo
+    other = sync.forgotten('person-7', faces['biden.jpg'], NOW + 2 * S, 1.0)
+    assert other.publish[0].action == WITHDRAW and other.publish[0].robot_id == 'r1'
+    assert other.enrolled is None   # person-7 was never enrolled
+    restarted = PeopleSync('r1', DIM, path=tmp_path / 'people.json')
+    change, _ = restarted.start()
+    assert {r.person_id for r in change.publish} == {'barack', 'person-7'}
+    assert change.enrolled == []
+    (tmp_path / 'bad.json').write_text('[')
+    _, problems = PeopleSync('r1', DIM, path=tmp_path / 'bad.json').start()
+    assert 'starting with no enrolled people' in problems[0]
+
+
+def test_shrink_jpeg(faces, shared_dir: Path) -> None:
+    """Thumbnails are scaled down, never up; bytes that are no image give None."""
+    image = cv2.imread(str(shared_dir / 'data' / 'faces' / 'obama.jpg'))
+    jpeg = cv2.imencode('.jpg', image)[1].tobytes()
+    small = shrink_jpeg(jpeg, 160)
+    decoded = cv2.imdecode(np.frombuffer(small, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape[1] == 160 and len(small) < len(jpeg) / 10
+    tiny = cv2.imencode('.jpg', image[:50, :50])[1].tobytes()
+    assert cv2.imdecode(np.frombuffer(shrink_jpeg(tiny, 160), np.uint8), 1).shape[1] == 50
+    assert shrink_jpeg(b'not a jpeg', 160) is None
+
+
+def test_fleet_asks_spots_its_answers_in_serialized_bytes() -> None:
+    """Only bytes holding an open request id are worth decoding."""
+    asks = FleetAsks(PeerRoster('r1'))
+    gathering = asks.open('0123abcd', 0.0)
+    assert asks.awaits(b'\x00\x01\x00\x00....0123abcd\x00...')
+    assert not asks.awaits(b'\x00\x01\x00\x00....9999abcd\x00...')
+    asks.close(gathering)
+    assert not asks.awaits(b'....0123abcd...')
