@@ -1,34 +1,115 @@
-"""History search <-> ROS messages, shared by every node that runs or answers a search.
+"""History search and forgetting <-> ROS messages, shared by every node that uses them.
 
 The frame_history node's BacktrackSearch service and the fleet's search both hand a
-core.history.SearchQuery to HistorySearch and send back its SearchOutcome; these are the
-translations, so both speak the same messages.
+core.history.SearchQuery to HistorySearch and send back its SearchOutcome; ForgetPerson asks
+the same kinds of question. These are the translations, so every node speaks the same
+messages, plus the codec the core uses to rewrite stored messages.
 """
 
-from sensor_msgs.msg import CompressedImage
+import importlib
+
+from builtin_interfaces.msg import Time
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message, serialize_message
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from facetrack_ros.conversions import image_to_bgr, ns_to_time, time_to_ns
+from facetrack_ros.conversions import image_to_bgr, ns_to_time
 from facetrack_ros.core.history import Appearance, SearchQuery, StoredFrame
+from facetrack_ros.core.history.inputs import check_stamp, InputRefused, MAX_IMAGE_SIDE_PX
 from facetrack_ros.msg import Appearance as AppearanceMsg
-from facetrack_ros.msg import FaceMatch
+from facetrack_ros.msg import EmbeddingSync, FaceMatch
 from facetrack_ros.srv import BacktrackSearch
+
+#: QoS of person_forgotten: every subscriber, also one that starts later, gets the recent
+#: withdrawals (a tracker restarting must not re-learn a forgotten face from its own state).
+FORGOTTEN_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                           history=HistoryPolicy.KEEP_LAST)
+
+
+def request_stamp(stamp: Time, what: str) -> int | None:
+    """Return a request's stamp [ns], None for zero; raise InputRefused for an invalid one."""
+    if stamp.sec == 0 and stamp.nanosec == 0:
+        return None
+    return check_stamp(stamp, what)
+
+
+def request_image(image: Image):
+    """Return a query image as BGR; raise InputRefused (too large) or ImageConversionError."""
+    if max(image.width, image.height) > MAX_IMAGE_SIDE_PX:
+        raise InputRefused(f'image of {image.width}x{image.height} px is larger than '
+                           f'{MAX_IMAGE_SIDE_PX} px a side')
+    return image_to_bgr(image)
 
 
 def query_from_request(request, thumbnail_width: int) -> SearchQuery:
     """Return the core query of a BacktrackSearch request (or one with the same fields).
 
     Zero centre, zero min_similarity mean "now" and "the robot's default", as the .srv says.
-    Raises ImageConversionError for a query image that cannot be converted.
+    Raises InputRefused for an invalid stamp or oversized image and ImageConversionError for
+    a query image that cannot be converted.
     """
     return SearchQuery(
         kind=request.query_type, person_id=request.person_id, embedding=request.embedding,
-        image=(image_to_bgr(request.image)
+        image=(request_image(request.image)
                if request.query_type == BacktrackSearch.Request.QUERY_IMAGE else None),
-        center_ns=time_to_ns(request.center_stamp) or None, window_s=request.window_width,
-        min_similarity=request.min_similarity or None, max_results=request.max_results,
-        thumbnails=request.include_thumbnails, thumbnail_width=thumbnail_width,
-        deep=request.deep, deep_budget_s=request.deep_budget)
+        center_ns=request_stamp(request.center_stamp, 'center_stamp'),
+        window_s=request.window_width, min_similarity=request.min_similarity or None,
+        max_results=request.max_results, thumbnails=request.include_thumbnails,
+        thumbnail_width=thumbnail_width, deep=request.deep, deep_budget_s=request.deep_budget)
+
+
+def forget_query_from_request(request) -> SearchQuery:
+    """Return the core query naming whom a ForgetPerson request forgets (whole history).
+
+    Raises InputRefused or ImageConversionError as query_from_request does.
+    """
+    return SearchQuery(
+        kind=request.query_type, person_id=request.person_id, embedding=request.embedding,
+        image=(request_image(request.image)
+               if request.query_type == BacktrackSearch.Request.QUERY_IMAGE else None),
+        window_s=0.0, min_similarity=request.min_similarity or None)
+
+
+def withdrawals(person_ids: list[str], embedding, robot_id: str, model: str,
+                stamp: Time) -> list[EmbeddingSync]:
+    """Return the person_forgotten messages of one forget: ACTION_WITHDRAW per person id.
+
+    Each carries the face used to find the person (empty when none was stored), so a robot
+    that knows them under another id can find them too; a face forgotten without any id
+    stored gives one message with an empty person_id.
+    """
+    values = [] if embedding is None else [float(value) for value in embedding]
+    return [EmbeddingSync(header=Header(stamp=stamp), action=EmbeddingSync.ACTION_WITHDRAW,
+                          robot_id=robot_id, person_id=person_id, embedding=values,
+                          embedding_model=model if values else '',
+                          samples=1 if values else 0)
+            for person_id in (person_ids or [''])]
+
+
+class MessageCodec:
+    """Decode and encode stored messages by type name with rclpy (core.history.forget.Codec)."""
+
+    def __init__(self) -> None:
+        """Start with no type loaded."""
+        self._types: dict[str, type] = {}
+
+    def _type(self, type_name: str) -> type:
+        kind = self._types.get(type_name)
+        if kind is None:
+            package, _, name = type_name.rpartition('/')
+            kind = getattr(importlib.import_module(package.replace('/', '.')), name)
+            self._types[type_name] = kind
+        return kind
+
+    def decode(self, type_name: str, data: bytes):
+        """Return the message of type_name (e.g. 'sensor_msgs/msg/CompressedImage') in data."""
+        return deserialize_message(data, self._type(type_name))
+
+    def encode(self, type_name: str, message) -> bytes:
+        """Return message as CDR."""
+        return serialize_message(message)
 
 
 def frame_header(frame: StoredFrame) -> Header:

@@ -28,7 +28,8 @@ from face_frames import letterbox
 from rostest_utils import spin_until
 
 pytestmark = pytest.mark.ros
-T0 = 1_700_000_000_000_000_000  # [ns]
+#: Capture stamps near the node clock (max_stamp_skew refuses others) [ns].
+T0 = (time.time_ns() // 10**9 - 120) * 10**9
 Request, Response = BacktrackSearch.Request, BacktrackSearch.Response
 
 

@@ -32,6 +32,8 @@ from facetrack_ros.core.private_files import FileModes, fsync_folder
 BIOMETRIC_FIELDS = ('embedding',)
 #: Default retention of personal data (frame history and event logs) [s].
 DEFAULT_MAX_AGE_S = 24 * 3600.0
+#: Where the tracker writes its event log and frame_history forgets people in it.
+DEFAULT_EVENT_LOG_DIR = '~/.ros/facetrack/events'
 _DAY_PATTERN = '????-??-??.jsonl'
 
 
