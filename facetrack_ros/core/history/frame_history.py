@@ -99,7 +99,12 @@ class FrameHistory:
         self._lock = threading.RLock()        # index replacement and segment rewrites
         self._reindex: set[str] = set()       # open segments whose live entries were lost
         self._stop = threading.Event()
+        existed = (self.root / INDEX_FILE).exists()
         self.index = self._open_index()
+        todo = self.unindexed()
+        if todo and not self.rebuild.reason:
+            self.rebuild.reason = ('no index' if not existed else
+                                   f'{len(todo)} segment(s) not indexed yet (after a crash)')
         self.store.on_finished = self._on_finished
         self._thread: threading.Thread | None = None
         if background:
@@ -125,25 +130,22 @@ class FrameHistory:
     def _open_index(self, damage: str | None = None) -> EmbeddingIndex:
         """Open the index, or replace it: delete a damaged one, start one where it can be."""
         path = self.root / INDEX_FILE
-        reason = damage
+        reason, retry = damage, True
         if damage is None:
-            existed = path.exists()
             try:
                 return self._new_index(self.root)
             except IndexUnusable as error:
-                reason = str(error)
-                if error.replaceable:
-                    self._delete_index_files(path)
-            if not existed:
-                reason = f'no index ({reason})'
-        else:
+                reason, retry = str(error), error.replaceable
+        if retry:
             self._delete_index_files(path)
-        try:
-            index = self._new_index(self.root)
-        except IndexUnusable as error:   # a read-only folder: the cache goes elsewhere
+            try:
+                index = self._new_index(self.root)
+            except IndexUnusable as error:
+                reason, retry = f'{reason}; {error}', False
+        if not retry:   # a read-only folder: the cache goes elsewhere
             self._temporary = Path(tempfile.mkdtemp(prefix='facetrack-index-'))
             index = self._new_index(self._temporary)
-            reason = f'{reason}; {error}: index kept in {self._temporary} until the end'
+            reason = f'{reason}: the index is kept in {self._temporary} until the end'
         self.rebuild = Rebuild(reason=reason)
         _LOG.warning('frame history %s: rebuilding the index from the segments: %s',
                      self.root, reason)

@@ -173,6 +173,7 @@ class SegmentWriter:
         self._chunk_max_bytes = chunk_max_bytes
         self._descriptor: int | None = None
         self._written = 0   # bytes on disk: complete records only
+        self.torn_bytes = 0   # adopt(): the torn tail close() cuts off
         self._schemas: dict[str, Schema] = {}     # by type name
         self._channels: dict[str, Channel] = {}   # by topic
         self._chunk = _PendingChunk()
@@ -183,6 +184,92 @@ class SegmentWriter:
         self.frame_stamps: list[int] = []   # of the open segment, which has no index yet
         self.info = SegmentInfo(self.path, source, 0, 0, _SUMMARY_BYTES, 0, 0, finished=False,
                                 written_ns=time.time_ns())
+
+    @classmethod
+    def adopt(cls, path: Path, source: str, chunk_max_bytes: int = 1 * MIB,
+              modes: FileModes = FileModes()) -> 'SegmentWriter | None':
+        """Take over an unfinished segment whose damage is only a torn tail (a crash).
+
+        Returns a writer positioned after its last complete chunk (and that chunk's message
+        indexes), knowing its schemas, channels and chunks; close() cuts the torn tail off
+        and finishes the file in place: no copy, so it works on a nearly full disk. Returns
+        None when the file is damaged elsewhere (an intact chunk after the damage).
+        """
+        with open(path, 'rb') as stream:
+            size = os.fstat(stream.fileno()).st_size
+            if size < len(MAGIC) + _RECORD_HEAD.size:
+                return None
+            with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as view:
+                if view[:len(MAGIC)] != MAGIC:
+                    return None
+                writer = cls(path, source, chunk_max_bytes, modes)
+                end = writer._adopt_prefix(view, size)
+                if end is None or _next_intact_chunk(view, end + 1, size) < size:
+                    return None
+        writer._written = end
+        writer.torn_bytes = size - end
+        writer._descriptor = os.open(path, os.O_WRONLY)
+        os.ftruncate(writer._descriptor, end)
+        return writer
+
+    def _adopt_prefix(self, view: mmap.mmap, size: int) -> int | None:
+        """Read the header and the complete chunks at the start of view; return where they end.
+
+        Fills the writer's schemas, channels, chunk indexes, counts and info from them.
+        """
+        opcode, length = _RECORD_HEAD.unpack_from(view, len(MAGIC))
+        end = len(MAGIC) + _RECORD_HEAD.size + length
+        if opcode != Opcode.HEADER or end > size:
+            return None
+        info = self.info
+        while True:
+            found = _intact_chunk(view, end, size)
+            if found is None:
+                return end
+            chunk, position = found
+            counts: dict[int, int] = {}
+            offsets: dict[int, int] = {}
+            while position + _RECORD_HEAD.size <= size and view[position] == \
+                    Opcode.MESSAGE_INDEX:
+                record_end = position + _RECORD_HEAD.size + _RECORD_HEAD.unpack_from(
+                    view, position)[1]
+                if record_end > size:
+                    break
+                channel_id, entries = struct.unpack_from('<HI', view, position + 9)
+                offsets[channel_id] = position
+                counts[channel_id] = entries // 16
+                position = record_end
+            try:
+                records = breakup_chunk(chunk, validate_crc=False)
+            except _PARSE_ERRORS:
+                return end
+            channels = {r.id: r for r in records if isinstance(r, Channel)}
+            messages = sum(1 for r in records if isinstance(r, Message))
+            if sum(counts.values()) != messages or set(counts) - set(channels):
+                return end   # its message indexes are torn: the chunk goes with the tail
+            for schema in (r for r in records if isinstance(r, Schema)):
+                self._schemas[schema.name] = schema
+            for channel in channels.values():
+                self._channels[channel.topic] = channel
+            frame_ids = {c.id for c in channels.values()
+                         if self._schemas_by_id().get(c.schema_id) == COMPRESSED_IMAGE_TYPE}
+            for channel_id, count in counts.items():
+                self._channel_counts[channel_id] = self._channel_counts.get(channel_id, 0) + count
+                info.frames += count if channel_id in frame_ids else 0
+            info.start_ns = chunk.message_start_time if not info.messages else min(
+                info.start_ns, chunk.message_start_time)
+            info.end_ns = max(info.end_ns, chunk.message_end_time)
+            info.messages += messages
+            self._chunk_indexes.append(ChunkIndex(
+                message_start_time=chunk.message_start_time,
+                message_end_time=chunk.message_end_time, chunk_start_offset=end,
+                chunk_length=found[1] - end, message_index_offsets=offsets,
+                message_index_length=position - found[1], compression=chunk.compression,
+                compressed_size=len(chunk.data), uncompressed_size=chunk.uncompressed_size))
+            end = position
+
+    def _schemas_by_id(self) -> dict[int, str]:
+        return {schema.id: name for name, schema in self._schemas.items()}
 
     @property
     def readable_bytes(self) -> int:

@@ -224,6 +224,15 @@ class FrameStore:
         A file with nothing in it (empty, or a header only) is deleted; one with nothing
         readable is skipped. The recovered file keeps the original's mtime (its real age).
         """
+        try:
+            in_place = SegmentWriter.adopt(path, source, self.config.chunk_max_bytes,
+                                           self.modes)
+            if in_place is not None and in_place.info.messages:
+                return self._finish_in_place(path, in_place)
+        except OSError as error:
+            self._problem(f'{path.name}: unfinished and cannot be finished here ({error}); '
+                          'skipped')
+            return None
         report = Salvage()
         temporary = path.with_name(path.name + '.tmp')
         writer: SegmentWriter | None = None
@@ -262,6 +271,17 @@ class FrameStore:
                       f'messages in {report.chunks} intact chunks, skipped {report.damaged} '
                       f'damaged stretch(es){unreadable}')
         return replace(info, path=path, written_ns=written_ns)
+
+    def _finish_in_place(self, path: Path, writer: SegmentWriter) -> SegmentInfo:
+        """Finish a segment torn only at its end (see SegmentWriter.adopt), keeping its mtime."""
+        written_ns = path.stat().st_mtime_ns
+        torn = writer.torn_bytes
+        info = writer.close()
+        os.utime(path, ns=(written_ns, written_ns))
+        self.recovered.append(path.name)
+        self._problem(f'{path.name}: unfinished (crash?): recovered {info.messages} messages '
+                      f'in place, a torn tail of {torn} bytes cut off')
+        return replace(info, written_ns=written_ns)
 
     def _unreadable(self, path: Path, report: Salvage) -> None:
         """Delete a segment file that holds nothing; report one holding nothing readable."""
@@ -734,13 +754,16 @@ class FrameStore:
         """Yield the messages of a segment at stamps, by index or, if open, by scanning."""
         if group.segment.finished:
             reader = SeekingReader(stream, validate_crcs=True)   # damaged chunks raise
+            damaged: list[int] = []
             for stamp in sorted(stamps):   # each reads only the chunk(s) holding stamp
                 try:
                     yield from reader.iter_messages(starting_at=stamp, ending_at=stamp,
                                                     log_time_order=False)
-                except (McapError, struct.error, ValueError, EOFError) as exc:
-                    self._problem(f'{group.segment.name}: the chunk of {stamp} ns is damaged '
-                                  f'({exc!r}), skipped')
+                except (McapError, struct.error, ValueError, EOFError):
+                    damaged.append(stamp)
+            if damaged:
+                self._problem(f'{group.segment.name}: {len(damaged)} frame(s) in damaged '
+                              f'chunks skipped (first at {damaged[0]} ns)')
             return
         try:
             yield from NonSeekingReader(_Prefix(stream, group.readable_bytes)).iter_messages(
