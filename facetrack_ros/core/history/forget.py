@@ -248,7 +248,12 @@ def forget(history: FrameHistory, person_ids: set[str], embedding: np.ndarray | 
                                       max_results=0)
         report.remaining = before.hits
     report.elapsed_s = time.perf_counter() - began
-    _LOG.warning('frame history: forgot %s: %s', ids, report)
+    # The ids are not logged: the log would keep what was just forgotten.
+    _LOG.warning('frame history: forgot %d person id(s): %d index entries, %d faces, %d events,'
+                 ' %d event log records, %d frames pixelated in %d segments, %.2f s',
+                 len(ids), report.index_entries, report.faces, report.events,
+                 report.event_log_records, report.frames_blurred, report.segments_rewritten,
+                 report.elapsed_s)
     return report
 
 
