@@ -25,9 +25,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from facetrack_ros.core.embedding import EmbeddingError, validate_embedding
 from facetrack_ros.core.history.config import NS_PER_S
 from facetrack_ros.core.history.index import IndexEntry
+from facetrack_ros.core.history.search import check_embedding, SearchRefused
 
 MAX_TEXT_CHARS = 256
 MAX_DETECTIONS = 256
@@ -105,13 +105,9 @@ def check_embedding_field(values: Sequence[float], dim: int, what: str) -> np.nd
     if len(values) == 0:
         return None
     try:
-        with np.errstate(over='ignore', invalid='ignore'):
-            vector = validate_embedding(values, dim)
-    except (EmbeddingError, TypeError, ValueError) as error:
+        return check_embedding(values, dim)
+    except SearchRefused as error:
         raise InputRefused(f'{what}: {error}') from None
-    if not np.all(np.isfinite(vector)):
-        raise InputRefused(f'{what}: values too large to normalise')
-    return vector
 
 
 def check_detection(detection: Any, dim: int) -> np.ndarray | None:
