@@ -428,6 +428,15 @@ class SegmentWriter:
             raise
         self._written += len(data)
 
+    def pending_frames(self, stamps: set[int]) -> list[tuple[Schema, Message]]:
+        """Return the frames at stamps among the messages not on disk yet, with their schema."""
+        schema = self._schemas.get(COMPRESSED_IMAGE_TYPE)
+        if schema is None:
+            return []
+        return [(schema, message) for chunk in (*self._ready, self._chunk)
+                for message in chunk.messages
+                if message.log_time in stamps and self._is_frame_channel(message.channel_id)]
+
     def drop_oldest_pending(self) -> int:
         """Forget the oldest pending chunk (memory is short); return its message count."""
         self.cut()

@@ -747,6 +747,13 @@ class FrameStore:
             pass   # deleted by retention since the lookup was planned
         except _READ_ERRORS as exc:
             self._problem(f'{info.name}: frames unreadable ({exc!r}), skipped')
+        if wanted and not info.finished:   # not on disk yet (the disk refuses): in memory
+            with self._lock:
+                writer = self._writers.get(info.source)
+                pending = [] if writer is None or writer.info.name != info.name else \
+                    writer.pending_frames(wanted)
+            frames.extend(self._decode_frame(schema, None, message, info.source)
+                          for schema, message in pending)
         return frames
 
     def _iter_segment(self, group: _FrameGroup, stream: IO[bytes],
@@ -779,7 +786,7 @@ class FrameStore:
             decoder = self._decoders[key] = DecoderFactory().decoder_for('cdr', schema)
         return decoder(data)
 
-    def _decode_frame(self, schema: Schema, channel: Channel, message: Message,
+    def _decode_frame(self, schema: Schema, channel: Channel | None, message: Message,
                       camera_id: str) -> StoredFrame:
         decoded = self.decode(schema, message.data)
         return StoredFrame(message.log_time, camera_id, bytes(decoded.data),
