@@ -446,9 +446,27 @@ class FrameHistoryNode(LifecycleNode):
     def on_get_frames(self, request: GetFrames.Request,
                       response: GetFrames.Response) -> GetFrames.Response:
         """Return the frame nearest a stamp, or up to MAX_FRAMES_PER_CALL frames of a range."""
-        codes = GetFrames.Response
-        response.result, response.message = self._get_frames(request, response)
-        self._answered('get_frames', response.result, codes.RESULT_INVALID_REQUEST,
+        return self._serve('get_frames', request, response, self._get_frames)
+
+    def on_forget(self, request: ForgetPerson.Request,
+                  response: ForgetPerson.Response) -> ForgetPerson.Response:
+        """Forget a person (core.history.forget); announce each id on person_forgotten."""
+        return self._serve('forget_person', request, response, self._forget)
+
+    def _serve(self, service: str, request, response, handler: Callable):
+        """Answer with handler(request, response) -> (result, message); count the answer.
+
+        An exception is RESULT_ERROR with its text: a service must answer, never end the node.
+        """
+        codes = type(response)
+        began = time.perf_counter()
+        try:
+            response.result, response.message = handler(request, response)
+        except Exception as error:  # noqa: B902 - see the docstring
+            response.result, response.message = codes.RESULT_ERROR, f'failed: {error!r}'
+        if hasattr(response, 'elapsed'):
+            response.elapsed = time.perf_counter() - began
+        self._answered(service, response.result, codes.RESULT_INVALID_REQUEST,
                        codes.RESULT_ERROR, response.message)
         return response
 
@@ -469,33 +487,16 @@ class FrameHistoryNode(LifecycleNode):
         if not self.params.store_frames:
             return codes.RESULT_NOT_FOUND, 'frames are not stored here (store_frames false)'
         store = self.history.store
-        try:
-            if nearest:
-                frame = store.nearest_frame(start_ns, request.tolerance, request.camera_id)
-                frames = [frame] if frame else []
-            else:
-                limit = min(request.limit or MAX_FRAMES_PER_CALL, MAX_FRAMES_PER_CALL)
-                frames = store.frames_in_range(start_ns, end_ns, limit, request.camera_id)
-        except Exception as error:  # noqa: B902 - a service must answer, never end the node
-            return codes.RESULT_ERROR, f'failed: {error!r}'
+        if nearest:
+            frame = store.nearest_frame(start_ns, request.tolerance, request.camera_id)
+            frames = [frame] if frame else []
+        else:
+            limit = min(request.limit or MAX_FRAMES_PER_CALL, MAX_FRAMES_PER_CALL)
+            frames = store.frames_in_range(start_ns, end_ns, limit, request.camera_id)
         response.frames = [CompressedImage(header=frame_header(frame), format=frame.format,
                                            data=frame.data) for frame in frames]
         return (codes.RESULT_OK if frames else codes.RESULT_NOT_FOUND,
                 f'{len(frames)} frame(s)')
-
-    def on_forget(self, request: ForgetPerson.Request,
-                  response: ForgetPerson.Response) -> ForgetPerson.Response:
-        """Forget a person (core.history.forget); announce each id on person_forgotten."""
-        codes = ForgetPerson.Response
-        began = time.perf_counter()
-        try:
-            response.result, response.message = self._forget(request, response)
-        except Exception as error:  # noqa: B902 - a service must answer, never end the node
-            response.result, response.message = codes.RESULT_ERROR, f'failed: {error!r}'
-        response.elapsed = time.perf_counter() - began
-        self._answered('forget_person', response.result, codes.RESULT_INVALID_REQUEST,
-                       codes.RESULT_ERROR, response.message)
-        return response
 
     def _forget(self, request: ForgetPerson.Request,
                 response: ForgetPerson.Response) -> tuple[int, str]:

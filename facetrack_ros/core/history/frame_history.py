@@ -38,6 +38,8 @@ _LOG = logging.getLogger(__name__)
 INDEX_FILE = 'index.sqlite3'
 #: The message type whose faces the index holds.
 FACES_TYPE = 'facetrack_ros/msg/PersonDetectionArray'
+#: A maintenance that failed (the disk) is tried again after this long [s].
+MAINTENANCE_RETRY_S = 10
 #: diagnostic_msgs/DiagnosticStatus levels, used by health().
 OK, WARN, ERROR = 0, 1, 2
 
@@ -94,7 +96,7 @@ class FrameHistory:
                 raise
         self.store = FrameStore(self.root, config, modes)
         self.rebuild = Rebuild()
-        self.index_error: str | None = None   # the last failed commit, while commits fail
+        self.index_error: str | None = None   # retention or maintenance failing, while it does
         self._temporary: Path | None = None   # the index's folder when root is read-only
         self._lock = threading.RLock()        # index replacement and segment rewrites
         self._reindex: set[str] = set()       # open segments whose live entries were lost
@@ -255,11 +257,15 @@ class FrameHistory:
         while not self._stop.is_set():
             try:
                 self.maintain()
+                self.index_error = None
             except Exception as error:  # noqa: B902 - the thread must outlive a bad moment
                 self.index_error = f'index maintenance failed: {error}'
                 _LOG.exception('frame history: index maintenance failed')
+            waited = 0
             while not self._stop.wait(1.0):
-                if self.index.damaged is not None or self.store.recovered:
+                waited += 1
+                retry = self.index_error is not None and waited >= MAINTENANCE_RETRY_S
+                if self.index.damaged is not None or self.store.recovered or retry:
                     break
 
     # Recording ---------------------------------------------------------------------------
@@ -277,9 +283,8 @@ class FrameHistory:
     def _commit(self, commit) -> None:
         try:
             commit()
-            self.index_error = None
-        except sqlite3.Error as error:   # full disk, damage (maintenance replaces it)
-            self.index_error = f'index commit failed: {error}'
+        except sqlite3.Error:   # in index.commit_error; damage: maintenance replaces the index
+            pass
         except RuntimeError:
             pass   # closed
 
@@ -327,8 +332,8 @@ class FrameHistory:
                                          'cannot be written'))
         if self.index.damaged is not None:
             found.append(Condition(ERROR, f'index damaged ({self.index.damaged}): rebuilding'))
-        if self.index_error is not None:
-            found.append(Condition(ERROR, self.index_error))
+        found += [Condition(ERROR, error) for error in (self.index.commit_error,
+                                                        self.index_error) if error]
         return found
 
     def values(self) -> dict[str, str]:

@@ -366,6 +366,8 @@ class EmbeddingIndex:
         self.dim = dim
         self.commit_interval_s = commit_interval_s
         self.damaged: str | None = None
+        #: Why the last commit failed, while commits fail (a full disk); None otherwise.
+        self.commit_error: str | None = None
         self._lock_timeout_s = lock_timeout_s
         self._lock = threading.RLock()
         self._closed = False
@@ -480,9 +482,9 @@ class EmbeddingIndex:
 
         Raises EmbeddingError for an unusable embedding, ValueError for a stamp that is not
         an integer in [0, 2**62), a box that is not four finite numbers or a quality that is
-        not finite, and RuntimeError after close(). Never writes to disk itself except when a
-        commit is due; if that fails its error is raised and the entry still goes with the
-        next flush.
+        not finite, and RuntimeError after close(). Writes to disk only when a commit is due;
+        a commit the disk refuses is not raised here (see commit_error): the entry waits for
+        the next one, so recording goes on while the disk is full.
         """
         embedding = validate_embedding(entry.embedding, self.dim)
         box = tuple(float(value) for value in entry.box)
@@ -511,7 +513,10 @@ class EmbeddingIndex:
                 block.dirty = True
             self._newest_block = max(self._newest_block, start)
             if time.monotonic() - self._last_commit >= self.commit_interval_s:
-                self.flush()
+                try:
+                    self.flush()
+                except sqlite3.OperationalError:
+                    pass   # a full disk, a lock: kept in commit_error, retried when due
             return stored
 
     def _block(self, key: tuple[str, str, int]) -> _Block:
@@ -571,13 +576,18 @@ class EmbeddingIndex:
             self._last_commit = time.monotonic()
             marks = sorted(self._indexed)
             if dirty or marks or self._persons.new or self._segments.new:
-                with self._transaction():
-                    self._persons.write()
-                    self._segments.write()
-                    for key, block in dirty:
-                        self._store(key, *block.packed())
-                    self._db.executemany('INSERT OR IGNORE INTO indexed_segments VALUES (?)',
-                                         [(name,) for name in marks])
+                try:
+                    with self._transaction():
+                        self._persons.write()
+                        self._segments.write()
+                        for key, block in dirty:
+                            self._store(key, *block.packed())
+                        self._db.executemany('INSERT OR IGNORE INTO indexed_segments VALUES '
+                                             '(?)', [(name,) for name in marks])
+                except sqlite3.Error as error:
+                    self.commit_error = f'index commit failed: {error}'
+                    raise
+                self.commit_error = None
                 self._persons.committed()
                 self._segments.committed()
                 self._indexed.difference_update(marks)
