@@ -35,13 +35,13 @@ from facetrack_ros.core.history import (Appearance, COMPRESSED_IMAGE_TYPE,
                                         HistorySearch, message_definition, SearchCode,
                                         SearchOutcome, SearchSettings, SerializedMessage)
 from facetrack_ros.core.history.config import MIB
-from facetrack_ros.core.history.forget import forget, ForgetError, matching_person_ids
+from facetrack_ros.core.history.forget import forget, ForgetError, whom
 from facetrack_ros.core.history.inputs import (check_compressed, check_event, check_faces,
                                                check_number, check_raw_header, check_text,
                                                faces_to_entries, InputRefused, stamp_problem)
 from facetrack_ros.core.history.search import (DEFAULT_THUMBNAIL_WIDTH_PX, FRAME_TOLERANCE_S,
                                                MAX_THUMBNAIL_WIDTH_PX, MIN_THUMBNAIL_WIDTH_PX,
-                                               PERSON_QUERY_FACES, QueryKind, SearchRefused)
+                                               SearchRefused)
 from facetrack_ros.core.history.tally import Tally
 from facetrack_ros.core.private_files import FileModes
 from facetrack_ros.diagnostics import NodeDiagnostics
@@ -503,31 +503,16 @@ class FrameHistoryNode(LifecycleNode):
         codes = ForgetPerson.Response
         p = self.params
         try:
-            query = forget_query_from_request(request)
-            threshold = query.min_similarity or p.min_similarity
-            embedding, ids = None, set()
-            if query.kind == QueryKind.PERSON_ID:
-                ids = {check_text(query.person_id, 'person_id')} if query.person_id else set()
-                if not ids:
-                    raise InputRefused('a person id query needs person_id')
-                check_number(threshold, 'min_similarity', -1.0, 1.0)
-                stored = self.history.index.embeddings_of(query.person_id,
-                                                          limit=PERSON_QUERY_FACES)
-                if len(stored):
-                    embedding = self.searcher.query_embedding(query)[0]
-            else:
-                embedding = self.searcher.query_embedding(query)[0]
-                check_number(threshold, 'min_similarity', -1.0, 1.0)
-                ids = matching_person_ids(self.history, embedding, threshold)
+            target = whom(self.searcher, forget_query_from_request(request), p.min_similarity)
         except (ImageConversionError, InputRefused) as error:
             return codes.RESULT_INVALID_REQUEST, f'bad request: {error}'
         except SearchRefused as refusal:
-            code = {SearchCode.INVALID_REQUEST: codes.RESULT_INVALID_REQUEST,
+            return {SearchCode.INVALID_REQUEST: codes.RESULT_INVALID_REQUEST,
                     SearchCode.NO_FACE: codes.RESULT_NO_FACE}.get(refusal.code,
-                                                                  codes.RESULT_ERROR)
-            return code, str(refusal)
+                                                                  codes.RESULT_ERROR), str(refusal)
         try:
-            report = forget(self.history, ids, embedding, threshold, self.codec,
+            report = forget(self.history, target.person_ids, target.embedding, target.threshold,
+                            self.codec,
                             os.path.expanduser(p.event_log_dir) if p.event_log_dir else None,
                             p.appearance_gap)
         except ForgetError as error:
@@ -540,19 +525,12 @@ class FrameHistoryNode(LifecycleNode):
         response.event_log_records_removed = report.event_log_records
         response.segments_rewritten = report.segments_rewritten
         response.remaining = report.remaining
-        removed = (report.index_entries + report.faces + report.events + report.frames_blurred
-                   + report.event_log_records)
-        if not removed:
+        if not report.removed:
             return codes.RESULT_NOT_FOUND, 'nothing stored of this person: nothing removed'
-        for message in withdrawals(report.person_ids, embedding, p.robot_id,
+        for message in withdrawals(report.person_ids, target.embedding, p.robot_id,
                                    DlibResNetEmbedder.name, self.get_clock().now().to_msg()):
             self.forgotten_pub.publish(message)
-        return codes.RESULT_OK, (
-            f'forgot {", ".join(report.person_ids) or "an unnamed face"}: '
-            f'{report.index_entries} index entries, {report.faces} faces, {report.events} '
-            f'events, {report.event_log_records} event log records removed, '
-            f'{report.frames_blurred} frames pixelated in {report.segments_rewritten} '
-            f'rewritten segments; {report.remaining} stored faces still match')
+        return codes.RESULT_OK, report.summary()
 
 
 #: Executor threads: frames are recorded while a search, a frame lookup and a forget (each in

@@ -40,6 +40,8 @@ from facetrack_ros.core.event_log import forget_person as forget_in_event_log
 from facetrack_ros.core.history.config import seconds_to_ns
 from facetrack_ros.core.history.frame_history import FACES_TYPE, FrameHistory
 from facetrack_ros.core.history.mcap_file import COMPRESSED_IMAGE_TYPE
+from facetrack_ros.core.history.search import (check_query, HistorySearch, QueryKind,
+                                               SearchQuery)
 
 _LOG = logging.getLogger(__name__)
 
@@ -82,6 +84,20 @@ class ForgetReport:
     event_log_records: int = 0
     remaining: int = 0           # entries still matching the face afterwards (should be 0)
     elapsed_s: float = 0.0
+
+    @property
+    def removed(self) -> int:
+        """Return how many things were removed or pixelated (0: nothing of the person)."""
+        return (self.index_entries + self.faces + self.events + self.frames_blurred
+                + self.event_log_records)
+
+    def summary(self) -> str:
+        """Return a line saying what was forgotten."""
+        return (f'forgot {", ".join(self.person_ids) or "an unnamed face"}: '
+                f'{self.index_entries} index entries, {self.faces} faces, {self.events} '
+                f'events, {self.event_log_records} event log records removed, '
+                f'{self.frames_blurred} frames pixelated in {self.segments_rewritten} '
+                f'rewritten segments; {self.remaining} stored faces still match')
 
 
 @dataclass
@@ -186,6 +202,33 @@ def matching_person_ids(history: FrameHistory, embedding: np.ndarray,
     """Return the person ids of every index entry whose face matches embedding."""
     result = history.index.search(embedding, None, None, threshold, max_results=0)
     return {appearance.person_id for appearance in result.appearances if appearance.person_id}
+
+
+@dataclass(frozen=True)
+class Whom:
+    """Whom a forget request names: person ids, the face that finds them, its threshold."""
+
+    person_ids: set[str]
+    embedding: np.ndarray | None   # unit face; None when a named person has no stored face
+    threshold: float               # cosine similarity from which a stored face matches
+
+
+def whom(searcher: HistorySearch, query: SearchQuery, default_threshold: float) -> Whom:
+    """Return whom query names (kind, person_id or face, min_similarity; the rest unused).
+
+    A person id names that person, found by the mean of their best stored faces; a face
+    (embedding or image) names every person id whose stored faces match it. Raises
+    SearchRefused: INVALID_REQUEST for a bad field, NO_FACE for an image without a face.
+    """
+    history = searcher.history
+    check_query(query, history.index.dim)
+    threshold = default_threshold if query.min_similarity is None else query.min_similarity
+    if query.kind == QueryKind.PERSON_ID:
+        stored = history.index.embeddings_of(query.person_id, limit=1)
+        embedding = searcher.query_embedding(query)[0] if len(stored) else None
+        return Whom({query.person_id}, embedding, threshold)
+    embedding = searcher.query_embedding(query)[0]
+    return Whom(matching_person_ids(history, embedding, threshold), embedding, threshold)
 
 
 def forget(history: FrameHistory, person_ids: set[str], embedding: np.ndarray | None,
