@@ -25,7 +25,7 @@ class FileModes:
         return FileModes(0o750, 0o640) if shared else FileModes()
 
     def make_folder(self, path: Path | str) -> Path:
-        """Create path (and missing parents, which get the same mode) and set its mode.
+        """Create path (missing parents get the default mode) and set its mode.
 
         An existing folder gets the mode too, so a history made world-readable by an older
         version is closed. Raises OSError when the folder cannot be made; a mode that cannot be
