@@ -309,9 +309,10 @@ class FrameStore:
             if self._closed:
                 raise RuntimeError(f'frame store {self.segment_dir} is closed')
             writer = self._writers.get(source)
-            if writer is not None and writer.info.messages and self._rotation_due(writer,
-                                                                                  message):
-                self._finish(source)   # while the disk refuses, the segment stays open
+            # While the disk refuses writes the segment stays open (flush_if_due retries).
+            if writer is not None and writer.info.messages and self.write_error is None \
+                    and self._rotation_due(writer, message):
+                self._finish(source)
                 writer = self._writers.get(source)
             if writer is None:
                 writer = self._open_writer(source, message.stamp_ns)
