@@ -6,6 +6,7 @@ With no person model available it stops with an error naming the `model` paramet
 """
 
 import time
+from types import SimpleNamespace
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -13,7 +14,7 @@ from sensor_msgs.msg import Image
 
 from facetrack_ros.conversions import image_to_bgr, ImageConversionError, time_to_sec
 from facetrack_ros.core.detection import (body_appearance, create_person_detector,
-                                          ModelUnavailableError)
+                                          ModelUnavailableError, PersonDetector)
 from facetrack_ros.core.face import FaceDetector
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
@@ -49,6 +50,17 @@ PARAMETERS = (
 )
 
 
+def person_detector(p: SimpleNamespace) -> tuple[PersonDetector, str]:
+    """Return the person detector of the detector parameters p, with its status line.
+
+    Raises ModelUnavailableError as core.detection.create_person_detector does.
+    """
+    return create_person_detector(
+        model=p.model, device=p.device, confidence=p.confidence, image_size=p.image_size,
+        half=p.half, require_model=p.require_model, allow_download=p.allow_download,
+        threads=p.threads, face_detector_factory=lambda: FaceDetector(p.fallback_face_detector))
+
+
 class DetectorNode(LifecycleNode):
     """Subscribes to images, publishes PersonDetectionArray with the image's header."""
 
@@ -65,12 +77,7 @@ class DetectorNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the person model (or the face-first fallback)."""
         try:
-            self.detector, status = create_person_detector(
-                model=self.params.model, device=self.params.device,
-                confidence=self.params.confidence, image_size=self.params.image_size,
-                half=self.params.half, require_model=self.params.require_model,
-                allow_download=self.params.allow_download, threads=self.params.threads,
-                face_detector_factory=lambda: FaceDetector(self.params.fallback_face_detector))
+            self.detector, status = person_detector(self.params)
         except ModelUnavailableError as error:
             self.get_logger().error(str(error))
             self.diagnostics.set_state(DiagnosticStatus.ERROR, str(error))

@@ -9,6 +9,7 @@ A lifecycle node: models load on configure and are freed on cleanup.
 """
 
 import time
+from types import SimpleNamespace
 
 from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
@@ -18,7 +19,7 @@ from sensor_msgs.msg import Image
 
 from facetrack_ros.conversions import image_to_bgr, ImageConversionError, StampedCache, time_to_sec
 from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
-from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
+from facetrack_ros.core.face import DlibResNetEmbedder, Face, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.tracking import TrackedPerson
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
@@ -49,6 +50,36 @@ PARAMETERS = (
 )
 
 
+def face_analyzer(p: SimpleNamespace) -> FaceAnalyzer:
+    """Return the face detector and embedder of the face_embedding parameters p."""
+    return FaceAnalyzer(FaceDetector(p.face_detector, yunet_model=p.yunet_model or None),
+                        DlibResNetEmbedder(), upper_fraction=p.upper_fraction)
+
+
+def embedding_scheduler(p: SimpleNamespace) -> EmbeddingScheduler:
+    """Return the embedding scheduler of the face_embedding parameters p."""
+    return EmbeddingScheduler(refresh_s=p.refresh_period, better_box_ratio=p.better_box_ratio,
+                              max_per_frame=p.max_faces_per_frame, retry_s=p.retry_period)
+
+
+def face_detection(person, face: Face | None, model: str,
+                   person_id: str | None = None) -> PersonDetection:
+    """Return the `faces` entry of a person (box, confidence, track_id, person_id) and face.
+
+    person_id, if given, replaces the person's (an identified face).
+    """
+    result = PersonDetection(box=[float(v) for v in person.box],
+                             confidence=float(person.confidence), track_id=person.track_id,
+                             person_id=person.person_id if person_id is None else person_id)
+    if face is not None:
+        result.has_face = True
+        result.face_box = face.box.tolist()
+        result.face_quality = float(face.quality)
+        result.embedding = face.embedding.tolist()
+        result.embedding_model = model
+    return result
+
+
 class FaceEmbeddingNode(LifecycleNode):
     """Thin adapter over core.face.FaceAnalyzer and core.embedding_scheduler."""
 
@@ -68,16 +99,12 @@ class FaceEmbeddingNode(LifecycleNode):
         """Load the face detector and the embedding model."""
         p = self.params
         try:
-            detector = FaceDetector(p.face_detector, yunet_model=p.yunet_model or None)
-            self.analyzer = FaceAnalyzer(detector, DlibResNetEmbedder(),
-                                         upper_fraction=p.upper_fraction)
+            self.analyzer = face_analyzer(p)
         except (FileNotFoundError, ValueError, RuntimeError) as error:
             self.get_logger().error(f'cannot load face models: {error}')
             self.diagnostics.set_state(DiagnosticStatus.ERROR, str(error))
             return TransitionCallbackReturn.FAILURE
-        self.scheduler = EmbeddingScheduler(
-            refresh_s=p.refresh_period, better_box_ratio=p.better_box_ratio,
-            max_per_frame=p.max_faces_per_frame, retry_s=p.retry_period)
+        self.scheduler = embedding_scheduler(p)
         self.publisher = self.create_lifecycle_publisher(
             PersonDetectionArray, 'faces', RELIABLE_QOS)
         self.diagnostics.set_state(DiagnosticStatus.OK, f'{p.face_detector} + dlib_resnet_v1')
@@ -164,15 +191,7 @@ class FaceEmbeddingNode(LifecycleNode):
         face = self.analyzer.face_in_person(image, np.asarray(person.box, dtype=np.float32))
         self.scheduler.record(person.track_id, stamp, face.quality if face else 0.0,
                               np.asarray(person.box, dtype=np.float32))
-        result = PersonDetection(box=person.box, confidence=person.confidence,
-                                 track_id=person.track_id, person_id=person.person_id)
-        if face is not None:
-            result.has_face = True
-            result.face_box = face.box.tolist()
-            result.face_quality = float(face.quality)
-            result.embedding = face.embedding.tolist()
-            result.embedding_model = self.analyzer.embedder.name
-        return result
+        return face_detection(person, face, self.analyzer.embedder.name)
 
 
 def main(args: list[str] | None = None) -> int:

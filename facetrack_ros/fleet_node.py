@@ -29,7 +29,6 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, LivelinessPolicy, QoSPro
 from rclpy.serialization import deserialize_message
 from std_msgs.msg import Header
 
-from facetrack_ros import srv
 from facetrack_ros.conversions import ImageConversionError, ns_to_time, time_to_ns
 from facetrack_ros.core.embedding import DLIB_EMBEDDING_DIM
 from facetrack_ros.core.face import DlibResNetEmbedder
@@ -54,10 +53,10 @@ from facetrack_ros.fleet_messages import (answer_from_response, answer_msg, code
 from facetrack_ros.history_messages import query_from_request
 from facetrack_ros.msg import (EmbeddingSync, FleetPresence, FleetSearchRequest,
                                FleetSearchResult, KnownPeople)
-from facetrack_ros.parameters import (declare_parameters, KNOWN_PEOPLE_QOS, ParamSpec,
-                                      RELIABLE_QOS)
+from facetrack_ros.parameters import (declare_parameters, FORGOTTEN_QOS, KNOWN_PEOPLE_QOS,
+                                      ParamSpec)
 from facetrack_ros.runner import run_node
-from facetrack_ros.srv import BacktrackSearch, EnrollPerson, FleetSearch
+from facetrack_ros.srv import BacktrackSearch, EnrollPerson, FleetSearch, ForgetPerson
 
 PARAMETERS = (
     ParamSpec('robot_id', 'robot', 'This robot\'s id in the fleet (answers, presence, people).',
@@ -110,9 +109,6 @@ REQUEST_QOS = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE,
                          history=HistoryPolicy.KEEP_LAST)
 RESULT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                         history=HistoryPolicy.KEEP_LAST)
-#: frame_history's forget_person service, where this build has it (the history's issue):
-#: its request's `embedding` names whom to forget. Without it a withdrawal only drops a name.
-FORGET_PERSON = getattr(srv, 'ForgetPerson', None)
 
 
 def presence_qos(lease_s: float | None) -> QoSProfile:
@@ -156,8 +152,7 @@ class FleetNode(Node):
         ask, enroll = ReentrantCallbackGroup(), MutuallyExclusiveCallbackGroup()
         self.service_groups = (ask, enroll)
         self.search_client = self.create_client(BacktrackSearch, 'backtrack_search')
-        self.forget_client = (self.create_client(FORGET_PERSON, 'forget_person')
-                              if FORGET_PERSON is not None else None)
+        self.forget_client = self.create_client(ForgetPerson, 'forget_person')
         self.request_pub = self.create_publisher(FleetSearchRequest, '/fleet/search_request',
                                                  REQUEST_QOS)
         self.result_pub = self.create_publisher(FleetSearchResult, '/fleet/search_result',
@@ -177,7 +172,7 @@ class FleetNode(Node):
         self.create_subscription(EmbeddingSync, '/fleet/people', guarded(self.on_people),
                                  people_qos(self.people.outbox.depth))
         self.create_subscription(EmbeddingSync, 'person_forgotten', guarded(self.on_forgotten),
-                                 RELIABLE_QOS)
+                                 FORGOTTEN_QOS)
         self.create_service(FleetSearch, 'fleet_search', self.on_fleet_search,
                             callback_group=ask)
         self.create_service(EnrollPerson, 'enroll_person', self.on_enroll,
@@ -494,12 +489,12 @@ class FleetNode(Node):
 
     def _forget_locally(self, record: PersonRecord) -> None:
         """Ask this robot's history to forget whoever matches a withdrawn face."""
-        if self.forget_client is None or not self.forget_client.service_is_ready():
+        if not self.forget_client.service_is_ready():
             self.get_logger().warning(f'{record.person_id!r} withdrawn by {record.robot_id}, '
-                                      'but this robot\'s history has no forget_person: it '
-                                      'keeps the face')
+                                      'but this robot\'s forget_person is not available: its '
+                                      'history keeps the face')
             return
-        forget = FORGET_PERSON.Request()
+        forget = ForgetPerson.Request()
         forget.embedding = list(record.embedding)
         self.forget_client.call_async(forget)
 

@@ -2,45 +2,56 @@
 
 Frames (JPEG, at most store_rate per second), identified faces and person events go into
 rosbag2-compatible MCAP segments under history_dir/segments (open them in Foxglove or with
-`ros2 bag info`); each person's best face per second goes into an embedding index beside them.
-BacktrackSearch answers "when and where did this person appear?" through the core's
-HistorySearch (core/history/search.py), so its cost grows with the index entries in the window,
-never with the number of frames. A lifecycle node: the history and the face model (for searches
-by photo) open on configure, close on cleanup.
+`ros2 bag info`); each person's best face per second goes into an embedding index beside them,
+a cache rebuilt from the segments whenever it is missing or damaged. BacktrackSearch answers
+"when and where did this person appear?" through the core's HistorySearch
+(core/history/search.py); ForgetPerson removes a person (core/history/forget.py) and announces
+it on person_forgotten. Every field of every input is checked (core/history/inputs.py); what is
+refused is counted on /diagnostics, which shows the history's state now. A lifecycle node: the
+history and the face model (for searches by photo) open on configure, close on cleanup.
 """
 
 import os
-import sqlite3
 import time
+from types import SimpleNamespace
+from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.serialization import serialize_message
 from rclpy.service import Service
 from rclpy.subscription import Subscription
+from rclpy.timer import Timer
 from sensor_msgs.msg import CompressedImage, Image
 
 from facetrack_ros.conversions import (bgr_to_compressed, bgr_to_image, image_to_bgr,
-                                       ImageConversionError, ns_to_time, time_to_ns)
-from facetrack_ros.core.embedding import (DEFAULT_MIN_SIMILARITY, DLIB_EMBEDDING_DIM,
-                                          EmbeddingError, validate_embedding)
+                                       ImageConversionError, ns_to_time)
+from facetrack_ros.core.embedding import DEFAULT_MIN_SIMILARITY, DLIB_EMBEDDING_DIM
+from facetrack_ros.core.event_log import (DEFAULT_EVENT_LOG_DIR, DEFAULT_MAX_AGE_S,
+                                          prune_event_logs)
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
-from facetrack_ros.core.history import (Appearance, COMPRESSED_IMAGE_TYPE,
-                                        DEFAULT_APPEARANCE_GAP_S, FrameHistory, HistoryConfig,
-                                        HistorySearch, IndexEntry, message_definition,
-                                        SearchCode, SearchOutcome, SearchSettings,
-                                        SerializedMessage)
+from facetrack_ros.core.history import (Appearance, DEFAULT_APPEARANCE_GAP_S, FrameHistory,
+                                        HistoryConfig, HistorySearch, SearchCode, SearchOutcome,
+                                        SearchSettings)
 from facetrack_ros.core.history.config import MIB
-from facetrack_ros.core.history.search import (DEFAULT_THUMBNAIL_WIDTH_PX, FRAME_TOLERANCE_S,
-                                               MAX_THUMBNAIL_WIDTH_PX, MIN_THUMBNAIL_WIDTH_PX)
+from facetrack_ros.core.history.forget import forget, ForgetError, whom
+from facetrack_ros.core.history.inputs import (check_compressed, check_event, check_faces,
+                                               check_number, check_raw_header, check_text,
+                                               InputRefused, stamp_problem)
+from facetrack_ros.core.history.search import (DEFAULT_THUMBNAIL_WIDTH_PX,
+                                               MAX_THUMBNAIL_WIDTH_PX, MIN_THUMBNAIL_WIDTH_PX,
+                                               SearchRefused)
+from facetrack_ros.core.history.tally import Tally
+from facetrack_ros.core.private_files import FileModes
 from facetrack_ros.diagnostics import NodeDiagnostics
-from facetrack_ros.history_messages import appearance_to_msg, frame_header, query_from_request
-from facetrack_ros.msg import PersonDetectionArray, PersonEvent
-from facetrack_ros.parameters import (AUTOSTART, declare_parameters, IMAGE_QOS, image_qos_profile,
-                                      ParamSpec, RELIABLE_QOS)
+from facetrack_ros.history_messages import (appearance_to_msg, forget_query_from_request,
+                                            frame_header, HistoryRecorder, MessageCodec,
+                                            query_from_request, request_stamp, withdrawals)
+from facetrack_ros.msg import EmbeddingSync, PersonDetectionArray, PersonEvent
+from facetrack_ros.parameters import (AUTOSTART, declare_parameters, FORGOTTEN_QOS, IMAGE_QOS,
+                                      image_qos_profile, ParamSpec, RELIABLE_QOS)
 from facetrack_ros.runner import run_node
-from facetrack_ros.srv import BacktrackSearch, GetFrames
+from facetrack_ros.srv import BacktrackSearch, ForgetPerson, GetFrames
 
 Request = BacktrackSearch.Request
 Response = BacktrackSearch.Response
@@ -55,6 +66,9 @@ PARAMETERS = (
     ParamSpec('image_transport', 'raw',
               'Take image_raw (raw, JPEG-encoded here) or image_raw/compressed (as is).',
               choices=('raw', 'compressed'), read_only=True),
+    ParamSpec('store_frames', True,
+              'Store frames (disk and memory); false keeps only faces and events: no '
+              'frames, thumbnails or deep searches (embeddings-only).', read_only=True),
     ParamSpec('store_rate', 10.0, 'Most frames stored per second [Hz].', 0.1, 120.0),
     ParamSpec('jpeg_quality', 80, 'JPEG quality of stored frames [1..100].', 1, 100),
     ParamSpec('segment_duration', 60.0, 'Start a new MCAP segment after this long [s].',
@@ -62,14 +76,28 @@ PARAMETERS = (
     ParamSpec('segment_max_mib', 256, 'Start a new MCAP segment at this size [MiB].', 1, 65536,
               read_only=True),
     ParamSpec('flush_interval', 1.0,
-              'Flush segments and commit the index this often: the most a crash loses [s].',
-              0.1, 60.0, read_only=True),
-    ParamSpec('max_age', 86400.0, 'Delete history older than this [s].', 60.0, 3.2e7,
-              read_only=True),
-    ParamSpec('max_disk_mib', 20480, 'Delete the oldest segments beyond this size [MiB].',
-              16, 1 << 24, read_only=True),
+              'The most a crash loses: frames are fsynced within half of it, the index '
+              'committed this often [s].', 0.1, 60.0, read_only=True),
+    ParamSpec('max_age', DEFAULT_MAX_AGE_S,
+              'Delete history (and event log files) last written longer ago than this [s].',
+              60.0, 3.2e7, read_only=True),
+    ParamSpec('max_disk_mib', 20480,
+              'Delete the oldest segments while segments, index and its journal exceed this '
+              '[MiB].', 16, 1 << 24, read_only=True),
     ParamSpec('ring_mib', 64, 'In-memory ring of recent JPEG frames [MiB].', 1, 65536,
               read_only=True),
+    ParamSpec('pending_mib', 64,
+              'Messages held in memory while the disk refuses writes (full, read-only); the '
+              'oldest beyond this are dropped and counted [MiB].', 1, 65536, read_only=True),
+    ParamSpec('max_stamp_skew', 300.0,
+              'Refuse inputs stamped further than this from the node\'s clock (a wrong clock '
+              'would escape retention) [s]; 0 accepts any stamp.', 0.0, 3.2e9),
+    ParamSpec('share_with_group', False,
+              'Let the owner\'s group read the stored faces (files 0640, folders 0750); '
+              'false: the owner only (0600, 0700).', read_only=True),
+    ParamSpec('event_log_dir', DEFAULT_EVENT_LOG_DIR,
+              'The tracker\'s JSONL event logs: forget_person removes the person there and '
+              'files older than max_age are deleted; empty: none.', read_only=True),
     ParamSpec('min_similarity', DEFAULT_MIN_SIMILARITY,
               'Default search threshold (cosine, calibrated on labelled photos) [-1..1].',
               -1.0, 1.0),
@@ -85,14 +113,24 @@ PARAMETERS = (
     IMAGE_QOS,
 )
 
+
+def history_config(p: SimpleNamespace) -> HistoryConfig:
+    """Return the HistoryConfig of the frame_history parameters p."""
+    return HistoryConfig(
+        segment_duration_s=p.segment_duration, segment_max_bytes=p.segment_max_mib * MIB,
+        flush_interval_s=p.flush_interval, max_age_s=p.max_age, max_bytes=p.max_disk_mib * MIB,
+        ring_bytes=p.ring_mib * MIB, pending_max_bytes=p.pending_mib * MIB)
+
+
 #: Most frames one GetFrames call returns (a response is one DDS message), and the widest
 #: nearest-frame tolerance it accepts [s].
 MAX_FRAMES_PER_CALL = 100
 MAX_TOLERANCE_S = 3600.0
+_LEVELS = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)
 
 
 class FrameHistoryNode(LifecycleNode):
-    """Thin adapter over core.history.FrameHistory and core.face.FaceAnalyzer."""
+    """Thin adapter over core.history (FrameHistory, HistorySearch, forget, inputs)."""
 
     def __init__(self, **kwargs) -> None:
         """Declare parameters; nothing is opened until configure."""
@@ -100,12 +138,16 @@ class FrameHistoryNode(LifecycleNode):
         self.params = declare_parameters(self, PARAMETERS)
         self.history: FrameHistory | None = None
         self.searcher: HistorySearch | None = None
-        self.definitions: dict[str, str] = {}
+        self.codec = MessageCodec()
+        self.recorder: HistoryRecorder | None = None
         self.handles: list = []
         self.matches_pub = None
+        self.forgotten_pub = None
         self.last_stored_ns = 0
+        self.tally = Tally()
         self.diagnostics = NodeDiagnostics(self)
         self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no history open')
+        self.create_timer(1.0, self.update_state)
 
     # Lifecycle ---------------------------------------------------------------------------
 
@@ -113,52 +155,61 @@ class FrameHistoryNode(LifecycleNode):
         """Open the history folder (serving what is on disk) and load the face model."""
         p = self.params
         try:
-            config = HistoryConfig(
-                segment_duration_s=p.segment_duration, segment_max_bytes=p.segment_max_mib * MIB,
-                flush_interval_s=p.flush_interval, max_age_s=p.max_age,
-                max_bytes=p.max_disk_mib * MIB, ring_bytes=p.ring_mib * MIB)
-            self.history = FrameHistory(os.path.expanduser(p.history_dir), config)
+            self.history = FrameHistory(os.path.expanduser(p.history_dir), history_config(p),
+                                        robot_id=p.robot_id, modes=self._modes())
             self.searcher = HistorySearch(self.history, FaceAnalyzer(
                 FaceDetector(p.face_detector, yunet_model=p.yunet_model or None),
                 DlibResNetEmbedder()))
-            self.definitions = {name: message_definition(name) for name in (
-                COMPRESSED_IMAGE_TYPE, 'facetrack_ros/msg/PersonDetectionArray',
-                'facetrack_ros/msg/PersonEvent')}
-        except (OSError, ValueError, RuntimeError, sqlite3.Error) as error:
-            self.get_logger().error(f'cannot open history {p.history_dir}: {error}')
-            self.diagnostics.set_state(DiagnosticStatus.ERROR, str(error))
+            self.recorder = HistoryRecorder(self.history, p.robot_id, p.camera_id,
+                                            self.resolve_topic_name, p.store_frames)
+        except Exception as error:  # noqa: B902 - any cause must be said before giving up
+            self.get_logger().error(f'cannot open history {p.history_dir}: {error!r}')
             self._release()
+            self.diagnostics.set_state(DiagnosticStatus.ERROR, f'configure failed: {error}')
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info(f'history {self.history.root}: {self.history.summary()}')
+        for condition in self.history.health():
+            self.get_logger().warning(condition.text)
         self.matches_pub = self.create_lifecycle_publisher(Image, 'search_matches', 5)
-        self.diagnostics.set_state(DiagnosticStatus.OK, f'history {self.history.root}')
+        self.forgotten_pub = self.create_lifecycle_publisher(EmbeddingSync, 'person_forgotten',
+                                                             FORGOTTEN_QOS)
+        self.update_state()
         return TransitionCallbackReturn.SUCCESS
+
+    def _modes(self) -> FileModes:
+        return FileModes.shared_with_group(self.params.share_with_group)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Start recording and serving."""
-        qos = image_qos_profile(self.params.image_qos)
-        guarded = self.diagnostics.guarded
-        if self.params.image_transport == 'compressed':
-            image_sub = self.create_subscription(
-                CompressedImage, 'image_raw/compressed', guarded(self.on_compressed), qos)
-        else:
-            image_sub = self.create_subscription(Image, 'image_raw', guarded(self.on_image), qos)
+        p = self.params
+        qos = image_qos_profile(p.image_qos)
+        self.handles = []
+        if p.store_frames and p.image_transport == 'compressed':
+            self.handles.append(self.create_subscription(
+                CompressedImage, 'image_raw/compressed', self._guard('image_raw/compressed',
+                                                                     self.on_compressed), qos))
+        elif p.store_frames:
+            self.handles.append(self.create_subscription(
+                Image, 'image_raw', self._guard('image_raw', self.on_image), qos))
         # Each service has a callback group of its own, so recording goes on while a search
         # runs and a slow (deep) search never holds up a frame lookup; the store and the index
         # lock internally, and searches read without blocking writers.
-        self.handles = [
-            image_sub,
+        self.handles += [
             self.create_subscription(PersonDetectionArray, 'identified_faces',
-                                     guarded(self.on_faces), RELIABLE_QOS),
-            self.create_subscription(PersonEvent, 'person_events', guarded(self.on_event),
+                                     self._guard('identified_faces', self.on_faces),
+                                     RELIABLE_QOS),
+            self.create_subscription(PersonEvent, 'person_events',
+                                     self._guard('person_events', self.on_event),
                                      RELIABLE_QOS),
             self.create_service(BacktrackSearch, 'backtrack_search', self.on_search,
                                 callback_group=MutuallyExclusiveCallbackGroup()),
             self.create_service(GetFrames, 'get_frames', self.on_get_frames,
                                 callback_group=MutuallyExclusiveCallbackGroup()),
-            self.create_timer(self.params.flush_interval / 2,
-                              guarded(self.history.flush_if_due)),
-            self.create_timer(10.0, guarded(self.on_retention)),
+            self.create_service(ForgetPerson, 'forget_person', self.on_forget,
+                                callback_group=MutuallyExclusiveCallbackGroup()),
+            self.create_timer(p.flush_interval / 4,
+                              self._guard('flush', self.history.flush_if_due)),
+            self.create_timer(10.0, self._guard('retention', self.on_retention)),
         ]
         return super().on_activate(state)
 
@@ -190,22 +241,63 @@ class FrameHistoryNode(LifecycleNode):
                 self.destroy_subscription(handle)
             elif isinstance(handle, Service):
                 self.destroy_service(handle)
-            else:
+            elif isinstance(handle, Timer):
                 self.destroy_timer(handle)
         self.handles = []
 
     def _release(self) -> None:
-        """Close the history and drop the face model: the one place that closes them."""
+        """Close the history and drop the face model: the one place that closes them.
+
+        Never raises (closing a history on a full disk logs what it could not write).
+        """
         if self.history is not None:
             self.history.close()
             self.history = None
-        self.searcher = None
-        if self.matches_pub is not None:
-            self.destroy_lifecycle_publisher(self.matches_pub)
-            self.matches_pub = None
+        self.searcher = self.recorder = None
+        for publisher in (self.matches_pub, self.forgotten_pub):
+            if publisher is not None:
+                self.destroy_lifecycle_publisher(publisher)
+        self.matches_pub = self.forgotten_pub = None
         self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no history open')
 
+    # State ---------------------------------------------------------------------------------
+
+    def _guard(self, what: str, callback: Callable) -> Callable:
+        """Wrap a subscription or timer callback: a failure is counted and logged, not fatal."""
+        def run(*args):
+            try:
+                return callback(*args)
+            except Exception as error:  # noqa: B902 - the node must keep running
+                self.diagnostics.errors += 1
+                self.tally.failed(what, repr(error))
+                self.get_logger().error(f'{what} failed: {error!r}',
+                                        throttle_duration_sec=5.0)
+        return run
+
+    def _refuse(self, what: str, reason: object, number: int = 1) -> None:
+        self.tally.refused(what, str(reason), number)
+        self.get_logger().warning(f'refused {what}: {reason}', throttle_duration_sec=5.0)
+
+    def update_state(self) -> None:
+        """Set /diagnostics to the state now: the history's health, recent trouble, counts."""
+        if self.history is None:
+            return
+        conditions = [*self.history.health(), *self.tally.conditions()]
+        level = max((c.level for c in conditions), default=0)
+        message = '; '.join(c.text for c in sorted(conditions, key=lambda c: -c.level))
+        self.diagnostics.set_state(_LEVELS[level], message or f'recording to '
+                                                              f'{self.history.root}')
+        self.diagnostics.values.update({**self.history.values(), **self.tally.values()})
+
     # Recording ---------------------------------------------------------------------------
+
+    def _checked_time(self, stamp_ns: int) -> int:
+        """Return stamp_ns, or raise InputRefused when it is far from the node's clock."""
+        problem = stamp_problem(stamp_ns, self.get_clock().now().nanoseconds,
+                                self.params.max_stamp_skew)
+        if problem:
+            raise InputRefused(problem)
+        return stamp_ns
 
     def _due(self, stamp_ns: int) -> bool:
         """Return whether a frame at stamp_ns should be stored under store_rate.
@@ -217,76 +309,88 @@ class FrameHistoryNode(LifecycleNode):
 
     def on_image(self, msg: Image) -> None:
         """JPEG-encode and store a raw frame (at most store_rate per second)."""
-        stamp_ns = time_to_ns(msg.header.stamp)
-        if not self._due(stamp_ns):
-            return
         try:
+            stamp_ns = self._checked_time(check_raw_header(msg))
+            if not self._due(stamp_ns):
+                self.tally.count('image_raw', 'skipped')
+                return
             image = image_to_bgr(msg)
-        except ImageConversionError as error:
-            self.diagnostics.errors += 1
-            self.get_logger().warning(f'skipping image: {error}', throttle_duration_sec=5.0)
+        except (InputRefused, ImageConversionError) as error:
+            self._refuse('image_raw', error)
             return
-        self._store_frame(bgr_to_compressed(image, msg.header, self.params.jpeg_quality))
+        self._store_frame('image_raw', bgr_to_compressed(image, msg.header,
+                                                         self.params.jpeg_quality), stamp_ns)
 
     def on_compressed(self, msg: CompressedImage) -> None:
         """Store a compressed frame as it is (at most store_rate per second)."""
-        if self._due(time_to_ns(msg.header.stamp)):
-            self._store_frame(msg)
+        try:
+            stamp_ns = self._checked_time(check_compressed(msg))
+        except InputRefused as error:
+            self._refuse('image_raw/compressed', error)
+            return
+        if self._due(stamp_ns):
+            self._store_frame('image_raw/compressed', msg, stamp_ns)
+        else:
+            self.tally.count('image_raw/compressed', 'skipped')
 
-    def _store_frame(self, msg: CompressedImage) -> None:
-        stamp_ns = time_to_ns(msg.header.stamp)
-        self.history.store.add_frame(
-            self.params.camera_id,
-            self._serialized('image_raw/compressed', COMPRESSED_IMAGE_TYPE, msg, stamp_ns),
-            bytes(msg.data), msg.header.frame_id)
+    def _store_frame(self, what: str, msg: CompressedImage, stamp_ns: int) -> None:
+        self.recorder.frame(msg, stamp_ns)
         self.last_stored_ns = stamp_ns
+        self.tally.count(what, 'stored')
         self.diagnostics.processed(time.time() - stamp_ns / 1e9)
 
-    def _serialized(self, topic: str, type_name: str, msg, stamp_ns: int) -> SerializedMessage:
-        return SerializedMessage(
-            topic=self.resolve_topic_name(topic), type_name=type_name,
-            definition=self.definitions[type_name], data=serialize_message(msg),
-            stamp_ns=stamp_ns)
-
     def on_faces(self, msg: PersonDetectionArray) -> None:
-        """Record identified faces: into the MCAP segment and the embedding index."""
-        stamp_ns = time_to_ns(msg.header.stamp)
-        camera = self.params.camera_id
-        self.history.store.write(camera, self._serialized(
-            'identified_faces', 'facetrack_ros/msg/PersonDetectionArray', msg, stamp_ns))
-        frame = self.history.store.nearest_frame(stamp_ns, FRAME_TOLERANCE_S, camera)
-        for face in msg.detections:
-            if not face.has_face or not face.person_id:
-                continue
-            try:
-                embedding = validate_embedding(face.embedding, DLIB_EMBEDDING_DIM)
-            except EmbeddingError as error:
-                self.diagnostics.errors += 1
-                self.get_logger().warning(f'face of {face.person_id} not indexed: {error}')
-                continue
-            self.history.index.add(IndexEntry(
-                stamp_ns=stamp_ns, robot_id=self.params.robot_id, camera_id=camera,
-                person_id=face.person_id, box=tuple(float(v) for v in face.face_box),
-                quality=float(face.face_quality), embedding=embedding,
-                segment=self.history.store.segment_for(camera, stamp_ns),
-                frame_stamp_ns=frame.stamp_ns if frame else None))
+        """Record identified faces (every field checked): segment and embedding index."""
+        try:
+            stamp_ns, kept, refused = check_faces(msg, DLIB_EMBEDDING_DIM)
+            self._checked_time(stamp_ns)
+            if refused and not kept:
+                raise InputRefused(f'every detection: {refused[0]}')
+        except InputRefused as error:
+            self._refuse('identified_faces', error)
+            return
+        if refused:
+            self._refuse('detections', f'{len(refused)} of {len(msg.detections)}: '
+                                       f'{refused[0]}', len(refused))
+            msg.detections = kept
+        self.recorder.faces(msg, stamp_ns)
+        self.tally.count('identified_faces', 'stored')
 
     def on_event(self, msg: PersonEvent) -> None:
-        """Record a person event in the MCAP segment."""
-        self.history.store.write(self.params.camera_id, self._serialized(
-            'person_events', 'facetrack_ros/msg/PersonEvent', msg,
-            time_to_ns(msg.header.stamp)))
+        """Record a person event (every field checked) in the segment, without its embedding.
+
+        The history keeps a person's faces in identified_faces; an event needs none.
+        """
+        try:
+            stamp_ns = self._checked_time(check_event(msg, DLIB_EMBEDDING_DIM))
+        except InputRefused as error:
+            self._refuse('person_events', error)
+            return
+        self.recorder.event(msg, stamp_ns)
+        self.tally.count('person_events', 'stored')
 
     def on_retention(self) -> None:
-        """Enforce the age and disk limits."""
+        """Enforce the age and disk limits, on the history and the event logs."""
         report = self.history.enforce_retention(time.time_ns())
         if report.segments:
             self.get_logger().info(
                 f'retention: deleted {len(report.segments)} segments '
                 f'({report.bytes_freed / MIB:.1f} MiB, {report.entries_deleted} index entries)')
-        self.diagnostics.values['history disk [MiB]'] = f'{self.history.disk_bytes() / MIB:.1f}'
+        if self.params.event_log_dir:
+            prune_event_logs(os.path.expanduser(self.params.event_log_dir), self.params.max_age)
 
-    # Searching ---------------------------------------------------------------------------
+    # Services ----------------------------------------------------------------------------
+
+    def _answered(self, service: str, code: int, invalid: int, error: int,
+                  message: str) -> None:
+        """Count a service answer as answered, refused (invalid) or failed (error); log it."""
+        if code == invalid:
+            self._refuse(service, message)
+        elif code == error:
+            self.tally.failed(service, message)
+            self.get_logger().error(f'{service}: {message}')
+        else:
+            self.tally.count(service, 'answered')
 
     def on_search(self, request: Request, response: Response) -> Response:
         """Answer a BacktrackSearch through the core search; every outcome has a code."""
@@ -297,8 +401,8 @@ class FrameHistoryNode(LifecycleNode):
                 SearchSettings(robot_id=p.robot_id, camera_id=p.camera_id,
                                min_similarity=p.min_similarity,
                                appearance_gap_s=p.appearance_gap))
-        except ImageConversionError as error:
-            outcome = SearchOutcome(SearchCode.INVALID_REQUEST, f'bad image: {error}')
+        except (ImageConversionError, InputRefused) as error:
+            outcome = SearchOutcome(SearchCode.INVALID_REQUEST, f'bad request: {error}')
         response.result, response.message = int(outcome.code), outcome.message
         response.appearances = [appearance_to_msg(a) for a in outcome.appearances]
         response.entries_searched = outcome.entries_searched
@@ -308,9 +412,8 @@ class FrameHistoryNode(LifecycleNode):
         response.elapsed = outcome.elapsed_s
         if outcome.embedding is not None:   # the fleet node asks peers with it
             response.query_embedding = outcome.embedding.tolist()
-        log = self.get_logger().error if outcome.code == SearchCode.ERROR \
-            else self.get_logger().info
-        log(f'backtrack_search: {outcome.message} ({1000 * outcome.elapsed_s:.1f} ms)')
+        self._answered('backtrack_search', outcome.code, SearchCode.INVALID_REQUEST,
+                       SearchCode.ERROR, outcome.message)
         self._publish_matches(outcome.appearances)
         return response
 
@@ -327,38 +430,96 @@ class FrameHistoryNode(LifecycleNode):
     def on_get_frames(self, request: GetFrames.Request,
                       response: GetFrames.Response) -> GetFrames.Response:
         """Return the frame nearest a stamp, or up to MAX_FRAMES_PER_CALL frames of a range."""
-        codes = GetFrames.Response
-        start_ns, end_ns = time_to_ns(request.start), time_to_ns(request.end)
-        store = self.history.store
-        nearest = end_ns == 0
-        if nearest and not 0 <= request.tolerance <= MAX_TOLERANCE_S:
-            response.result = codes.RESULT_INVALID_REQUEST
-            response.message = f'tolerance must be in [0, {MAX_TOLERANCE_S}] s'
-            return response
-        if not nearest and end_ns < start_ns:
-            response.result, response.message = codes.RESULT_INVALID_REQUEST, 'end is before start'
-            return response
+        return self._serve('get_frames', request, response, self._get_frames)
+
+    def on_forget(self, request: ForgetPerson.Request,
+                  response: ForgetPerson.Response) -> ForgetPerson.Response:
+        """Forget a person (core.history.forget); announce each id on person_forgotten."""
+        return self._serve('forget_person', request, response, self._forget)
+
+    def _serve(self, service: str, request, response, handler: Callable):
+        """Answer with handler(request, response) -> (result, message); count the answer.
+
+        An exception is RESULT_ERROR with its text: a service must answer, never end the node.
+        """
+        codes = type(response)
+        began = time.perf_counter()
         try:
-            if nearest:
-                frame = store.nearest_frame(start_ns, request.tolerance, request.camera_id)
-                frames = [frame] if frame else []
-            else:
-                limit = min(request.limit or MAX_FRAMES_PER_CALL, MAX_FRAMES_PER_CALL)
-                frames = store.frames_in_range(start_ns, end_ns, limit, request.camera_id)
-        except Exception as error:  # a service must answer, and never take the node down
-            self.get_logger().error(f'get_frames failed: {error!r}')
-            response.result, response.message = codes.RESULT_ERROR, f'failed: {error}'
-            return response
-        response.frames = [CompressedImage(header=frame_header(frame), format=frame.format,
-                                           data=frame.data) for frame in frames]
-        response.result = codes.RESULT_OK if frames else codes.RESULT_NOT_FOUND
-        response.message = f'{len(frames)} frame(s)'
+            response.result, response.message = handler(request, response)
+        except Exception as error:  # noqa: B902 - see the docstring
+            response.result, response.message = codes.RESULT_ERROR, f'failed: {error!r}'
+        if hasattr(response, 'elapsed'):
+            response.elapsed = time.perf_counter() - began
+        self._answered(service, response.result, codes.RESULT_INVALID_REQUEST,
+                       codes.RESULT_ERROR, response.message)
         return response
 
+    def _get_frames(self, request: GetFrames.Request,
+                    response: GetFrames.Response) -> tuple[int, str]:
+        codes = GetFrames.Response
+        try:
+            start_ns = request_stamp(request.start, 'start') or 0
+            end_ns = request_stamp(request.end, 'end') or 0
+            check_text(request.camera_id, 'camera_id')
+            nearest = end_ns == 0
+            if nearest:
+                check_number(request.tolerance, 'tolerance [s]', 0.0, MAX_TOLERANCE_S)
+            elif end_ns < start_ns:
+                raise InputRefused('end is before start')
+        except InputRefused as error:
+            return codes.RESULT_INVALID_REQUEST, str(error)
+        if not self.params.store_frames:
+            return codes.RESULT_NOT_FOUND, 'frames are not stored here (store_frames false)'
+        store = self.history.store
+        if nearest:
+            frame = store.nearest_frame(start_ns, request.tolerance, request.camera_id)
+            frames = [frame] if frame else []
+        else:
+            limit = min(request.limit or MAX_FRAMES_PER_CALL, MAX_FRAMES_PER_CALL)
+            frames = store.frames_in_range(start_ns, end_ns, limit, request.camera_id)
+        response.frames = [CompressedImage(header=frame_header(frame), format=frame.format,
+                                           data=frame.data) for frame in frames]
+        return (codes.RESULT_OK if frames else codes.RESULT_NOT_FOUND,
+                f'{len(frames)} frame(s)')
 
-#: Executor threads: frames are recorded while a search and a frame lookup (each in a callback
-#: group of its own) run.
-EXECUTOR_THREADS = 3
+    def _forget(self, request: ForgetPerson.Request,
+                response: ForgetPerson.Response) -> tuple[int, str]:
+        codes = ForgetPerson.Response
+        p = self.params
+        try:
+            target = whom(self.searcher, forget_query_from_request(request), p.min_similarity)
+        except (ImageConversionError, InputRefused) as error:
+            return codes.RESULT_INVALID_REQUEST, f'bad request: {error}'
+        except SearchRefused as refusal:
+            return {SearchCode.INVALID_REQUEST: codes.RESULT_INVALID_REQUEST,
+                    SearchCode.NO_FACE: codes.RESULT_NO_FACE}.get(refusal.code,
+                                                                  codes.RESULT_ERROR), str(refusal)
+        try:
+            report = forget(self.history, target.person_ids, target.embedding, target.threshold,
+                            self.codec,
+                            os.path.expanduser(p.event_log_dir) if p.event_log_dir else None,
+                            p.appearance_gap)
+        except ForgetError as error:
+            return codes.RESULT_ERROR, str(error)
+        response.person_ids = report.person_ids
+        response.index_entries_removed = report.index_entries
+        response.faces_removed = report.faces
+        response.events_removed = report.events
+        response.frames_blurred = report.frames_blurred
+        response.event_log_records_removed = report.event_log_records
+        response.segments_rewritten = report.segments_rewritten
+        response.remaining = report.remaining
+        if not report.removed:
+            return codes.RESULT_NOT_FOUND, 'nothing stored of this person: nothing removed'
+        for message in withdrawals(report.person_ids, target.embedding, p.robot_id,
+                                   DlibResNetEmbedder.name, self.get_clock().now().to_msg()):
+            self.forgotten_pub.publish(message)
+        return codes.RESULT_OK, report.summary()
+
+
+#: Executor threads: frames are recorded while a search, a frame lookup and a forget (each in
+#: a callback group of its own) run.
+EXECUTOR_THREADS = 4
 
 
 def main(args: list[str] | None = None) -> int:

@@ -90,6 +90,9 @@ IMAGE_RAW_COMPRESSED = 'image_raw/compressed'
 PERSON_EVENTS = Endpoint('person_events', 'facetrack_ros/msg/PersonEvent')
 IDENTIFIED_FACES = Endpoint('identified_faces', DETECTIONS)
 TRACKS = Endpoint('tracks', DETECTIONS)
+#: A person forgotten on request (frame_history's forget_person): robot-local, for the tracker
+#: and the fleet node, which withdraws them on every robot.
+PERSON_FORGOTTEN = Endpoint('person_forgotten', 'facetrack_ros/msg/EmbeddingSync')
 
 #: The topic a camera relays with `source: topic:<topic>`: a placeholder, named when the
 #: keystore is made (bind({RELAY: topic})).
@@ -108,14 +111,11 @@ FLEET_TOPICS = (
 KNOWN_PEOPLE = Endpoint('known_people', 'facetrack_ros/msg/KnownPeople')
 FLEET = NodeInterfaces(
     publishes=(*FLEET_TOPICS, KNOWN_PEOPLE, DIAGNOSTICS),
-    subscribes=(*FLEET_TOPICS,
-                # frame_history publishes whom it forgot (the history's forget_person).
-                Endpoint('person_forgotten', 'facetrack_ros/msg/EmbeddingSync')),
+    subscribes=(*FLEET_TOPICS, PERSON_FORGOTTEN),
     serves=(Endpoint('fleet_search', 'facetrack_ros/srv/FleetSearch'),
             Endpoint('enroll_person', 'facetrack_ros/srv/EnrollPerson')),
     calls=(Endpoint('backtrack_search', 'facetrack_ros/srv/BacktrackSearch'),
-           # Called where frame_history serves it (the history's issue, not written yet).
-           Endpoint('forget_person', 'facetrack_ros/srv/ForgetPerson', provisional=True)))
+           Endpoint('forget_person', 'facetrack_ros/srv/ForgetPerson')))
 
 #: Every node of the package, by node name (= executable name).
 GRAPH: dict[str, NodeInterfaces] = {
@@ -136,15 +136,17 @@ GRAPH: dict[str, NodeInterfaces] = {
     'tracker': NodeInterfaces(
         publishes=(TRACKS, IDENTIFIED_FACES, PERSON_EVENTS, DIAGNOSTICS),
         subscribes=(Endpoint('detections', DETECTIONS), Endpoint('faces', DETECTIONS),
-                    KNOWN_PEOPLE)),
+                    KNOWN_PEOPLE, PERSON_FORGOTTEN)),
     'frame_history': NodeInterfaces(
-        publishes=(Endpoint('search_matches', IMAGE), DIAGNOSTICS),
-        subscribes=(Endpoint(IMAGE_RAW.name, IMAGE, when=(('image_transport', 'raw'),)),
+        publishes=(Endpoint('search_matches', IMAGE), PERSON_FORGOTTEN, DIAGNOSTICS),
+        subscribes=(Endpoint(IMAGE_RAW.name, IMAGE,
+                             when=(('image_transport', 'raw'), ('store_frames', True))),
                     Endpoint(IMAGE_RAW_COMPRESSED, COMPRESSED_IMAGE,
-                             when=(('image_transport', 'compressed'),)),
+                             when=(('image_transport', 'compressed'), ('store_frames', True))),
                     IDENTIFIED_FACES, PERSON_EVENTS),
         serves=(Endpoint('backtrack_search', 'facetrack_ros/srv/BacktrackSearch'),
-                Endpoint('get_frames', 'facetrack_ros/srv/GetFrames')),
+                Endpoint('get_frames', 'facetrack_ros/srv/GetFrames'),
+                Endpoint('forget_person', 'facetrack_ros/srv/ForgetPerson')),
         lifecycle=True),
     'annotator': NodeInterfaces(
         publishes=(Endpoint('annotated', IMAGE), DIAGNOSTICS),

@@ -6,6 +6,7 @@ generates the README's parameter reference (scripts/param_reference.py), so they
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Sequence
 
@@ -14,6 +15,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+import yaml
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,32 @@ class ParamSpec:
 
 class InvalidParameterError(ValueError):
     """A parameter value refused at start-up; the message names the parameter and why."""
+
+
+def offline_parameters(node: str, specs: Sequence[ParamSpec], params_file: Path | None = None,
+                       **overrides: Any) -> SimpleNamespace:
+    """Return a node's parameters where no node runs (a command-line tool, a benchmark).
+
+    As the node would have them: its declared defaults, then the `ros__parameters` of node
+    (`/**/<node>`, `/<node>` or `<node>`) in params_file, then overrides that are not None;
+    each checked as at start-up (InvalidParameterError). Unknown names are refused.
+    """
+    values = {spec.name: spec.default for spec in specs}
+    given = {}
+    if params_file is not None:
+        sections = yaml.safe_load(Path(params_file).read_text()) or {}
+        for key in (f'/**/{node}', f'/{node}', node):
+            given.update((sections.get(key) or {}).get('ros__parameters', {}))
+    given.update({name: value for name, value in overrides.items() if value is not None})
+    unknown = set(given) - set(values)
+    if unknown:
+        raise InvalidParameterError(f'{node} has no parameter {", ".join(sorted(unknown))}')
+    values.update(given)
+    for spec in specs:
+        reason = spec.error(values[spec.name])
+        if reason:
+            raise InvalidParameterError(reason)
+    return SimpleNamespace(**values)
 
 
 def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> SimpleNamespace:
@@ -127,3 +155,9 @@ RELIABLE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
 #: known_people, from the fleet node to the tracker: the latest list, also for late joiners.
 KNOWN_PEOPLE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                               durability=DurabilityPolicy.TRANSIENT_LOCAL)
+#: person_forgotten, from frame_history to the tracker and the fleet node: every subscriber,
+#: also one that starts later, gets the recent withdrawals (a tracker restarting must not
+#: re-learn a forgotten face from its own state).
+FORGOTTEN_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                           history=HistoryPolicy.KEEP_LAST)

@@ -1,7 +1,8 @@
 """tracker node: stable person ids (ByteTrack motion, faces, body cue) and PersonEvents.
 
 Inputs: `detections` (detector), `faces` (face_embedding: embeddings of some tracks) and
-`known_people` (the fleet's enrolled people; transient local). Outputs: `tracks` (every person
+`known_people` (the fleet's enrolled people) and `person_forgotten` (whom the history forgot on
+request; both transient local). Outputs: `tracks` (every person
 with track and person id), `identified_faces` (each face with the person id it was resolved
 to), `person_events` (PERSON_IN / PERSON_OUT / PERSON_RETURNED with a reason), an append-only
 JSONL event log rotated daily, and the tracker state file (remembered people, id sequence).
@@ -28,8 +29,8 @@ from facetrack_ros.core.tracking import (Detection, EventReason, PersonEventReco
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import (EmbeddingSync, KnownPeople, PersonDetection,
                                PersonDetectionArray, PersonEvent)
-from facetrack_ros.parameters import (declare_parameters, InvalidParameterError, KNOWN_PEOPLE_QOS,
-                                      ParamSpec, RELIABLE_QOS)
+from facetrack_ros.parameters import (declare_parameters, FORGOTTEN_QOS, InvalidParameterError,
+                                      KNOWN_PEOPLE_QOS, ParamSpec, RELIABLE_QOS)
 from facetrack_ros.runner import run_node
 
 #: The tracker state is saved this often [s] (and on shutdown, and before new ids go out).
@@ -114,6 +115,20 @@ def tracker_config(p: SimpleNamespace) -> TrackerConfig:
     return config
 
 
+def event_message(record: PersonEventRecord, robot_id: str, camera_id: str,
+                  frame_id: str) -> PersonEvent:
+    """Return the PersonEvent of a core event record, stamped at the record's frame."""
+    msg = PersonEvent(kind=int(record.kind), reason=int(record.reason),
+                      person_id=record.person_id, track_id=record.track_id, robot_id=robot_id,
+                      camera_id=camera_id, box=record.box.tolist(),
+                      confidence=float(record.confidence), duration=float(record.duration))
+    msg.header.stamp = sec_to_time(record.stamp)
+    msg.header.frame_id = frame_id
+    if record.embedding is not None:
+        msg.embedding = record.embedding.tolist()
+    return msg
+
+
 def state_store(p: SimpleNamespace) -> StateStore:
     """Return the tracker state file of parameters p (relative paths: in event_log_dir)."""
     log_dir = Path(os.path.expanduser(p.event_log_dir)) if p.event_log_dir else None
@@ -149,6 +164,8 @@ class TrackerNode(Node):
                                  RELIABLE_QOS)
         self.create_subscription(KnownPeople, 'known_people', guarded(self.on_known_people),
                                  KNOWN_PEOPLE_QOS)
+        self.create_subscription(EmbeddingSync, 'person_forgotten', guarded(self.on_forgotten),
+                                 FORGOTTEN_QOS)
         self.frame_id = ''
         # /diagnostics stays WARN for 10 s after a refused stamp.
         self.input = InputMonitor(
@@ -256,6 +273,20 @@ class TrackerNode(Node):
         self._emit(self.tracker.set_known_people(people))
         self.diagnostics.values['enrolled people'] = str(len(people))
 
+    def on_forgotten(self, msg: EmbeddingSync) -> None:
+        """Forget whom the history forgot (forget_person), so their face is not re-learned."""
+        if msg.action != EmbeddingSync.ACTION_WITHDRAW:
+            return
+        try:
+            forgotten, events = self.tracker.forget(msg.person_id, np.asarray(msg.embedding))
+        except EmbeddingError as error:
+            self.diagnostics.errors += 1
+            self.get_logger().warning(f'person_forgotten ignored: {error}')
+            return
+        self._emit(events)   # saves the state first: the file must not keep their faces
+        # How many, never whom: the log must not keep what was forgotten.
+        self.get_logger().info(f'forgot {len(forgotten)} person(s) at the history\'s request')
+
     def on_watchdog(self) -> None:
         """End appearances when input stalled; save the state now and then."""
         now = time.monotonic()
@@ -290,16 +321,8 @@ class TrackerNode(Node):
         if self.tracker.save_due:  # new ids were reserved: on disk before anyone sees them
             self._save_state()
         for record in events:
-            msg = PersonEvent(kind=int(record.kind), reason=int(record.reason),
-                              person_id=record.person_id, track_id=record.track_id,
-                              robot_id=self.params.robot_id, camera_id=self.params.camera_id,
-                              box=record.box.tolist(), confidence=float(record.confidence),
-                              duration=float(record.duration))
-            msg.header.stamp = sec_to_time(record.stamp)
-            msg.header.frame_id = self.frame_id
-            if record.embedding is not None:
-                msg.embedding = record.embedding.tolist()
-            self.events_pub.publish(msg)
+            self.events_pub.publish(event_message(record, self.params.robot_id,
+                                                  self.params.camera_id, self.frame_id))
             if self.event_log is not None:
                 self.event_log.append({**record.to_json_dict(),
                                        'robot_id': self.params.robot_id,

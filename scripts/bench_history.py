@@ -3,7 +3,9 @@
 
 (a) One hour of one camera at 30 FPS with five people in view: real small JPEGs, serialized to
     CDR by rclpy as the node does, written into MCAP segments (flushed once per capture second,
-    as the node's timer would), and one index entry per person per second.
+    as the node's timer would), and one identified_faces message a second (stored and indexed
+    as the node does: an entry per person per second). Also the index's journal (WAL) size,
+    and the time to rebuild the index from the segments once it is deleted.
 (b) 24 hours of the index alone (five people, one entry per second each); also the latency of
     index writes (what recording does every second) while searches run back to back.
 (c) The old approach on a short window of real video stored as JPEG: every frame decoded, the
@@ -43,11 +45,14 @@ from facetrack_ros.core.detection import YoloPersonDetector
 from facetrack_ros.core.embedding import DEFAULT_MIN_SIMILARITY, DLIB_EMBEDDING_DIM
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.history import (COMPRESSED_IMAGE_TYPE, EmbeddingIndex, FrameHistory,
-                                        HistoryConfig, HistorySearch, IndexEntry,
+                                        HistoryConfig, HistorySearch, INDEX_FILE, IndexEntry,
                                         message_definition, QueryKind, SearchQuery,
                                         SerializedMessage)
 from facetrack_ros.core.history.config import NS_PER_S
+from facetrack_ros.core.history.frame_history import FACES_TYPE
+from facetrack_ros.core.history.inputs import faces_to_entries
 from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
+from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 from facetrack_ros.srv import BacktrackSearch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,6 +205,7 @@ def bench_hour(scratch: str, queries: int) -> tuple[list[Row], Figures]:
     root = Path(scratch) / 'hour'
     rss_start = rss_mib()
     began = time.perf_counter()
+    largest_wal = 0
     with FrameHistory(root, HistoryConfig(flush_interval_s=3600.0)) as history:
         message = CompressedImage()
         message.header.frame_id, message.format = 'front_optical', 'jpeg'
@@ -209,13 +215,14 @@ def bench_hour(scratch: str, queries: int) -> tuple[list[Row], Figures]:
             message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp, NS_PER_S)
             message.data = jpeg
             # bytearray: the ring then holds its own copy, as with real, distinct frames
-            segment = history.store.add_frame('front', SerializedMessage(
+            history.store.add_frame('front', SerializedMessage(
                 '/front/image_raw/compressed', COMPRESSED_IMAGE_TYPE, definition,
                 serialize_message(message), stamp), bytearray(jpeg), 'front_optical')
             if frame % FPS == FPS - 1:   # end of a capture second: what the node's timer does
-                add_entries(history.index, people, frame // FPS, segment, rng)
+                record_faces(history, people, stamp, rng)
                 history.store.flush()
                 history.index.flush()
+                largest_wal = max(largest_wal, wal_bytes(root))
         build = time.perf_counter() - began
         search, entries, appearances = time_searches(history, people, 3600, queries, rng)
         old = [(T0 + int(s * NS_PER_S), 0.05, 'front')
@@ -227,6 +234,7 @@ def bench_hour(scratch: str, queries: int) -> tuple[list[Row], Figures]:
         segments, ring_frames = len(history.store.segments()), len(history.store.ring)
     total = folder_bytes(root)
     index_bytes = total - folder_bytes(root / 'segments')
+    rebuild, rebuilt = time_rebuild(root)
     return [
         ('(a) 1 h: frames written (30 FPS, 1 camera, 160x120 JPEG)',
          f'{3600 * FPS} (mean JPEG {np.mean([len(j) for j in jpegs]) / 1024:.1f} KiB)'),
@@ -244,7 +252,45 @@ def bench_hour(scratch: str, queries: int) -> tuple[list[Row], Figures]:
          f'{total / 2 ** 20:.0f} MiB (index {index_bytes / 2 ** 20:.1f} MiB)'),
         ('(a) 1 h: resident memory at start / after build + queries (ring full)',
          f'{rss_start:.0f} / {rss_end:.0f} MiB'),
+        ('(a) 1 h: largest index journal (WAL) while recording, a commit a second',
+         f'{largest_wal / 2 ** 20:.2f} MiB'),
+        ('(a) 1 h: index rebuilt from the segments (index deleted), entries',
+         f'{rebuild:.1f} s, {rebuilt} entries'),
     ], {'p95 1 h': float(np.percentile(search, 95))}
+
+
+def record_faces(history: FrameHistory, people: np.ndarray, stamp: int,
+                 rng: np.random.Generator) -> None:
+    """Store one identified_faces message of every person and index it, as the node does."""
+    faces = PersonDetectionArray(image_width=160, image_height=120)
+    faces.header.stamp.sec, faces.header.stamp.nanosec = divmod(stamp, NS_PER_S)
+    faces.detections = [PersonDetection(
+        box=[10.0 + 30 * person, 40.0, 34.0 + 30 * person, 80.0], confidence=0.9,
+        track_id=person + 1, person_id=f'person{person}', has_face=True,
+        face_box=[12.0 + 30 * person, 42.0, 32.0 + 30 * person, 62.0],
+        face_quality=float(rng.uniform(0.3, 1.0)), embedding=sighting(base, rng).tolist())
+        for person, base in enumerate(people)]
+    segment = history.store.write('front', SerializedMessage(
+        '/front/identified_faces', FACES_TYPE, message_definition(FACES_TYPE),
+        serialize_message(faces), stamp))
+    for entry in faces_to_entries(faces, 'robot', 'front', DLIB_EMBEDDING_DIM, segment)[0]:
+        history.index.add(entry)
+
+
+def wal_bytes(root: Path) -> int:
+    """Return the size of the index's write-ahead log under root (0 when there is none)."""
+    wal = root / f'{INDEX_FILE}-wal'
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def time_rebuild(root: Path) -> tuple[float, int]:
+    """Delete the index under root and rebuild it from the segments; return [s] and entries."""
+    for suffix in ('', '-wal', '-shm'):
+        (root / f'{INDEX_FILE}{suffix}').unlink(missing_ok=True)
+    began = time.perf_counter()
+    with FrameHistory(root, background=False) as history:
+        history.maintain()
+        return time.perf_counter() - began, history.index.entry_count()
 
 
 def bench_index(scratch: str, hours: int, queries: int) -> tuple[list[Row], Figures]:

@@ -86,8 +86,10 @@ class GraphRun:
 
 
 def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
-              settle: float = 30.0) -> GraphRun:
+              settle: float = 30.0, yunet: Path | None = None) -> GraphRun:
     """Start the graph in namespace, play video once (real time), wait for the last OUT.
+
+    yunet: the face node finds faces with this YuNet model instead of the default HOG.
 
     After the video ends the tracker's input stalls: INPUT_TIMEOUT later the appearances
     end. This waits that long, then until every appearance has ended (at most settle [s]).
@@ -117,7 +119,8 @@ def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
         # The clip ends: input stops, and appearances end (INPUT_STALLED) within settle.
         runner.start('tracker', robot_id='test_robot', camera_id='stage',
                      event_log_dir=str(run.log_dir), input_timeout=INPUT_TIMEOUT)
-        runner.start('face_embedding')
+        runner.start('face_embedding', **(
+            {'face_detector': 'yunet', 'yunet_model': str(yunet)} if yunet else {}))
         # One torch thread: with other work on the two cores, two threads spin-wait on each
         # other (YOLOv8n float on a Hamilton frame at load 12: 743 ms with two, 105 with one).
         runner.start('detector', model=str(model), require_model=True, threads=1)

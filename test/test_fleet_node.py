@@ -34,7 +34,7 @@ from facetrack_ros.fleet_node import presence_qos, REQUEST_QOS, RESULT_QOS
 from facetrack_ros.graph_runner import GraphRunner
 from facetrack_ros.msg import (EmbeddingSync, FleetPresence, FleetSearchRequest,
                                FleetSearchResult, KnownPeople)
-from facetrack_ros.parameters import KNOWN_PEOPLE_QOS, RELIABLE_QOS
+from facetrack_ros.parameters import FORGOTTEN_QOS, KNOWN_PEOPLE_QOS
 from facetrack_ros.srv import BacktrackSearch, EnrollPerson, FleetSearch
 from face_frames import letterbox
 from rostest_utils import make_context, spin_until
@@ -354,7 +354,7 @@ def test_enrolled_name_reaches_a_robot_started_later(fleet: Fleet, faces_dir: Pa
 
     # What frame_history's forget_person announces: r2 forgot barack.
     forgotten = fleet.probe.create_publisher(EmbeddingSync, '/r2/person_forgotten',
-                                             RELIABLE_QOS)
+                                             FORGOTTEN_QOS)
     assert spin_until(fleet.executor, lambda: forgotten.get_subscription_count() > 0)
     forgotten.publish(EmbeddingSync(action=EmbeddingSync.ACTION_WITHDRAW, person_id='barack',
                                     embedding=enrolled.embedding))

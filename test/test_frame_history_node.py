@@ -18,17 +18,19 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 
 from facetrack_ros.conversions import bgr_to_image, jpeg_to_bgr, ns_to_time, time_to_sec
+from facetrack_ros.core.event_log import EventLog, read_events
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.history import QueryKind, SearchCode
 from facetrack_ros.frame_history_node import EXECUTOR_THREADS, FrameHistoryNode
-from facetrack_ros.msg import PersonDetection, PersonDetectionArray
-from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
-from facetrack_ros.srv import BacktrackSearch, GetFrames
+from facetrack_ros.msg import EmbeddingSync, PersonDetection, PersonDetectionArray
+from facetrack_ros.parameters import FORGOTTEN_QOS, image_qos_profile, RELIABLE_QOS
+from facetrack_ros.srv import BacktrackSearch, ForgetPerson, GetFrames
 from face_frames import letterbox
 from rostest_utils import spin_until
 
 pytestmark = pytest.mark.ros
-T0 = 1_700_000_000_000_000_000  # [ns]
+#: Capture stamps near the node clock (max_stamp_skew refuses others) [ns].
+T0 = (time.time_ns() // 10**9 - 120) * 10**9
 Request, Response = BacktrackSearch.Request, BacktrackSearch.Response
 
 
@@ -53,12 +55,12 @@ class Harness:
     single-threaded executor.
     """
 
-    def __init__(self, context, history_dir, threaded: bool = False):
-        """Start the node over history_dir and wait for its services."""
+    def __init__(self, context, history_dir, threaded: bool = False, **parameters):
+        """Start the node over history_dir (and parameters) and wait for its services."""
+        overrides = {'history_dir': str(history_dir), 'robot_id': 'r1', 'camera_id': 'hall',
+                     'image_qos': 'reliable', 'store_rate': 30.0, **parameters}
         self.node = FrameHistoryNode(context=context, parameter_overrides=[
-            Parameter('history_dir', value=str(history_dir)),
-            Parameter('robot_id', value='r1'), Parameter('camera_id', value='hall'),
-            Parameter('image_qos', value='reliable'), Parameter('store_rate', value=30.0)])
+            Parameter(key, value=value) for key, value in overrides.items()])
         self.probe = create_node('history_probe', context=context)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.probe)
@@ -79,7 +81,8 @@ class Harness:
         self.search = self.probe.create_client(BacktrackSearch, 'backtrack_search')
         self.frames = self.probe.create_client(GetFrames, 'get_frames')
         assert spin_until(self.executor, lambda: self.search.service_is_ready()
-                          and self.images.get_subscription_count() > 0
+                          and (self.images.get_subscription_count() > 0
+                               or not overrides.get('store_frames', True))
                           and self.faces.get_subscription_count() > 0)
 
     def feed(self, stamp_ns: int, image: np.ndarray, person: str, face) -> None:
@@ -255,4 +258,67 @@ def test_deep_search_blocks_neither_frame_lookups_nor_recording(ros_context, tmp
     assert result.appearances[0].best.similarity > 0.99
     assert result.appearances[0].robot_id == 'r1'
     other.destroy_node()
+    h.close()
+
+
+def test_forget_person_by_photo(ros_context, tmp_path, photos, shared_dir):
+    """forget_person by photo: Lin is gone from every search, announced on person_forgotten.
+
+    The announcement is transient local: a tracker (or fleet node) started later hears it.
+    """
+    with EventLog(tmp_path / 'events') as log:
+        for person in ('lin-manuel-miranda', 'alex-lacamoire'):
+            log.append({'kind': 'PERSON_IN', 'stamp': T0 / 1e9, 'person_id': person})
+    h = Harness(ros_context, tmp_path / 'history', event_log_dir=str(tmp_path / 'events'))
+    _record(h, photos)
+    forget = h.probe.create_client(ForgetPerson, 'forget_person')
+    photo = cv2.imread(str(shared_dir / 'data' / 'faces' / 'lin-manuel-miranda.png'))
+    done = h.call(forget, ForgetPerson.Request(
+        query_type=ForgetPerson.Request.QUERY_IMAGE, image=bgr_to_image(photo)))
+    assert done.result == ForgetPerson.Response.RESULT_OK, done.message
+    assert list(done.person_ids) == ['lin-manuel-miranda'] and done.remaining == 0
+    assert done.index_entries_removed == 10 and done.faces_removed == 42
+    assert done.frames_blurred >= 42 and done.event_log_records_removed == 1
+    assert [r['person_id'] for r in read_events(tmp_path / 'events')] == ['alex-lacamoire']
+    heard = []
+    h.probe.create_subscription(EmbeddingSync, 'person_forgotten', heard.append,
+                                FORGOTTEN_QOS)
+    assert spin_until(h.executor, lambda: heard)
+    (withdrawal,) = heard
+    assert (withdrawal.action, withdrawal.person_id, withdrawal.robot_id) == (
+        EmbeddingSync.ACTION_WITHDRAW, 'lin-manuel-miranda', 'r1')
+    assert len(withdrawal.embedding) == 128 and withdrawal.embedding_model == 'dlib_resnet_v1'
+    window = dict(center_stamp=ns_to_time(T0 + 30 * 10**9), window_width=200.0)
+    gone = h.call(h.search, Request(person_id='lin-manuel-miranda', **window))
+    assert gone.result == Response.RESULT_UNKNOWN_PERSON
+    by_photo = h.call(h.search, Request(query_type=Request.QUERY_IMAGE,
+                                        image=bgr_to_image(photo), **window))
+    assert 'lin-manuel-miranda' not in {a.person_id for a in by_photo.appearances}
+    assert h.call(h.search, Request(person_id='alex-lacamoire', **window)).appearances
+    again = h.call(forget, ForgetPerson.Request(person_id='lin-manuel-miranda'))
+    assert again.result == ForgetPerson.Response.RESULT_NOT_FOUND, again.message
+    assert h.node.tally.counts['forget_person answered'] == 2
+    h.close()
+
+
+def test_embeddings_only_mode_stores_no_frame(ros_context, tmp_path, photos):
+    """store_frames false: faces are recorded and searchable, no frame is kept anywhere."""
+    h = Harness(ros_context, tmp_path / 'history', store_frames=False)
+    assert h.images.get_subscription_count() == 0
+    image, face = photos['lin-manuel-miranda']
+    for k in range(6):
+        faces = PersonDetectionArray()
+        faces.header.stamp = ns_to_time(T0 + k * 10**9)
+        faces.detections = [PersonDetection(
+            person_id='lin', has_face=True, face_box=face.box.tolist(),
+            face_quality=face.quality, embedding=face.embedding.tolist())]
+        h.faces.publish(faces)
+    assert spin_until(h.executor, lambda: h.node.history.index.entry_count() == 6)
+    found = h.call(h.search, Request(person_id='lin', include_thumbnails=True, window_width=0.0))
+    assert found.result == Response.RESULT_OK and not found.appearances[0].thumbnail.data
+    frames = h.call(h.frames, GetFrames.Request(start=ns_to_time(T0)))
+    assert frames.result == GetFrames.Response.RESULT_NOT_FOUND and 'not stored' in frames.message
+    h.node.history.store.finish_open()
+    assert all(info.frames == 0 for info in h.node.history.store.segments())
+    assert len(h.node.history.store.ring) == 0
     h.close()

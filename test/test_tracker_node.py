@@ -23,7 +23,8 @@ from facetrack_ros.core.tracking import EventReason
 from facetrack_ros.face_embedding_node import FaceEmbeddingNode
 from facetrack_ros.msg import (EmbeddingSync, KnownPeople, PersonDetection,
                                PersonDetectionArray, PersonEvent)
-from facetrack_ros.parameters import InvalidParameterError, KNOWN_PEOPLE_QOS, RELIABLE_QOS
+from facetrack_ros.parameters import (FORGOTTEN_QOS, InvalidParameterError, KNOWN_PEOPLE_QOS,
+                                      RELIABLE_QOS)
 from facetrack_ros.tracker_node import TrackerNode
 from rostest_utils import spin_until
 
@@ -334,6 +335,43 @@ def test_fleet_known_people_name_the_people_they_match(ros_context, tmp_path):
     assert rig.show(time.time(), [BOX]).detections[0].person_id == ''
     rig.executor.remove_node(fleet)
     fleet.destroy_node()
+    rig.close()
+
+
+def test_person_forgotten_makes_the_tracker_forget_even_after_a_restart(ros_context, tmp_path):
+    """person_forgotten (frame_history's forget_person): the person's faces leave the tracker.
+
+    In view: PERSON_OUT (FORGOTTEN) and a new id when seen again. Remembered in the state
+    file and withdrawn while the tracker was down: forgotten on start (transient local),
+    the state file rewritten without their face.
+    """
+    history = create_node('history_probe', context=ros_context)
+    forgotten = history.create_publisher(EmbeddingSync, 'person_forgotten', FORGOTTEN_QOS)
+    rig = _rig(ros_context, tmp_path)
+    rig.executor.add_node(history)
+    alice = rig.visit(_face(11))
+    bob = rig.visit(_face(12), box=[300.0, 50.0, 380.0, 300.0])
+    forgotten.publish(EmbeddingSync(action=EmbeddingSync.ACTION_WITHDRAW, robot_id='r1',
+                                    person_id=alice, embedding=_face(11).tolist()))
+    assert rig.until(lambda: any(e.reason == PersonEvent.REASON_FORGOTTEN for e in rig.events))
+    out = [e for e in rig.events if e.reason == PersonEvent.REASON_FORGOTTEN]
+    assert [(e.kind, e.person_id) for e in out] == [(PersonEvent.PERSON_OUT, alice)]
+    state = (tmp_path / 'tracker_state.json').read_text()
+    assert alice not in state and bob in state
+    assert rig.visit(_face(11)) not in (alice, bob), 'her face was not re-learned'
+    rig.executor.remove_node(history)
+    rig.close()
+    # Bob is remembered in the state file; his withdrawal is sent while the tracker is down.
+    assert bob in (tmp_path / 'tracker_state.json').read_text()
+    forgotten.publish(EmbeddingSync(action=EmbeddingSync.ACTION_WITHDRAW, robot_id='r1',
+                                    person_id='', embedding=_face(12).tolist()))
+    rig = _rig(ros_context, tmp_path)
+    rig.executor.add_node(history)
+    assert rig.until(lambda: bob not in (tmp_path / 'tracker_state.json').read_text())
+    assert rig.visit(_face(12)) != bob
+    assert not any(e.person_id == bob for e in rig.events)
+    rig.executor.remove_node(history)
+    history.destroy_node()
     rig.close()
 
 

@@ -191,7 +191,7 @@ class EventReason(enum.IntEnum):
     INPUT_STALLED = 11   # OUT: no input for the node's input_timeout
     TIME_JUMP = 12       # OUT: time jumped back (replay loop, sim-time reset)
     SHUTDOWN = 13        # OUT: the tracker stopped, or restarted after a crash
-    FORGOTTEN = 14       # OUT: the person's enrolled name was withdrawn
+    FORGOTTEN = 14       # OUT: the person's enrolled name was withdrawn, or forget_person
 
 
 @dataclass(frozen=True)
@@ -343,6 +343,8 @@ class _Track:
     # since the last agreeing one.
     faces: list[_Face] = field(default_factory=list)
     contradictions: list[_Face] = field(default_factory=list)
+    # Faces too poor to vote, seen while pending: the track's person's once it has one.
+    witnessed: list[_Face] = field(default_factory=list)
 
     def move(self, stamp: float, box: np.ndarray, confidence: float,
              body: np.ndarray | None) -> None:
@@ -359,6 +361,7 @@ class _Track:
                 + APPEARANCE_STABILITY_SMOOTHING * (similarity - self.body_stability))
             if similarity < APPEARANCE_PENDING_MIN_SIMILARITY:
                 self.faces.clear()  # pending: they may have been someone else's
+                self.witnessed.clear()
         self.body = blend_appearance(self.body, body)
         self.frames += 1
 
@@ -562,18 +565,27 @@ class PersonTracker:
         """Use a face embedding of a track, seen at stamp [s]; return the events it caused.
 
         Raises EmbeddingError (a ValueError) for a wrong-length or non-finite embedding and
-        ValueError for a quality outside [0, 1]. Faces of unknown tracks, below
-        min_face_quality, or from a box that overlaps another visible person
-        (AMBIGUOUS_BOX_IOU) are ignored. A face that counts for a person, now or once its
-        track's identity is decided, is reported with its tag by take_attributions().
+        ValueError for a quality outside [0, 1]. Faces of unknown tracks or from a box that
+        overlaps another visible person (AMBIGUOUS_BOX_IOU) are ignored. A face that counts for
+        a person, now or once its track's identity is decided, is reported with its tag by
+        take_attributions(). A face below min_face_quality never decides or counts, but it
+        was seen on the person's track: it is reported too, so the history can find the
+        person by it.
         """
         vector = validate_embedding(embedding, self._config.embedding_dim)
         if not 0 <= quality <= 1:
             raise ValueError(f'face quality must be in [0, 1], got {quality}')
         track = self._tracks.get(track_id)
-        if track is None or quality < self._config.min_face_quality or self._ambiguous(track):
+        if track is None or self._ambiguous(track):
             return []
         face = _Face(vector, quality, tag)
+        if quality < self._config.min_face_quality:
+            if track.person_id is None:
+                track.witnessed.append(face)
+                del track.witnessed[:-self._config.max_samples]
+            elif face.tag is not None:
+                self._attributions.append((face.tag, track.person_id))
+            return []
         if track.person_id is None:
             face.vote = judge_face(vector, quality, self._gallery(track), self._rules)
             track.faces.append(face)
@@ -591,8 +603,10 @@ class PersonTracker:
             self._count(person, face)
             track.contradictions.clear()
             return []
-        # A good face unlike the track's person: ByteTrack may have carried the box across a
-        # cut or a hand-over. Two such faces, or one very good one, split the track.
+        if track.similarity >= self._config.min_similarity - self._config.match_margin:
+            return []   # ambiguous, as judge_face rules: it neither counts nor contradicts
+        # A good face clearly unlike the track's person: ByteTrack may have carried the box
+        # across a cut or a hand-over. Two such faces, or one very good one, split the track.
         track.contradictions.append(face)
         if (quality >= self._config.strong_face_quality
                 or len(track.contradictions) >= self._rules.votes_needed):
@@ -615,14 +629,49 @@ class PersonTracker:
             if person.person_id in known:
                 person.enrolled = True
             elif person.enrolled:
-                if person.state is PersonState.PRESENT:
-                    events.append(self._leave(person, self._now, EventReason.FORGOTTEN))
-                for motion_id, track in list(self._by_motion.items()):
-                    if track.person_id == person.person_id:
-                        self._by_motion[motion_id] = self._restart_track(track)
-                del self._persons[person.person_id]
+                events += self._drop(person)
         self._known = known
         self._index_tracks()
+        return events
+
+    def forget(self, person_id: str = '', embedding: np.ndarray | None = None
+               ) -> tuple[list[str], list[PersonEventRecord]]:
+        """Forget a person on request (the history's forget_person); return (ids, events).
+
+        Forgotten: the person named person_id, and every remembered or present person whose
+        reference face matches embedding (min_similarity), so a face forgotten under another
+        id is not re-learned either. Their faces and records go (the next snapshot has none of
+        them); a person in view gets PERSON_OUT (FORGOTTEN) and their tracks are identified
+        afresh. An enrolled name stays: the fleet withdraws it through known_people. Raises
+        EmbeddingError for an unusable embedding (nothing is changed then).
+        """
+        vector = (None if embedding is None or len(embedding) == 0
+                  else validate_embedding(embedding, self._config.embedding_dim))
+        forgotten, events = [], []
+        for person in list(self._persons.values()):
+            if person.enrolled:
+                continue
+            reference = person.embedding
+            named = bool(person_id) and person.person_id == person_id
+            if named or (vector is not None and reference is not None and float(
+                    cosine_similarity(vector, reference[None])[0])
+                    >= self._config.min_similarity):
+                forgotten.append(person.person_id)
+                events += self._drop(person)
+        if forgotten:
+            self._index_tracks()
+            self._save_due = True
+        return forgotten, events
+
+    def _drop(self, person: _Person) -> list[PersonEventRecord]:
+        """Remove a person: PERSON_OUT (FORGOTTEN) if in view; their tracks start afresh."""
+        events = []
+        if person.state is PersonState.PRESENT:
+            events.append(self._leave(person, self._now, EventReason.FORGOTTEN))
+        for motion_id, track in list(self._by_motion.items()):
+            if track.person_id == person.person_id:
+                self._by_motion[motion_id] = self._restart_track(track)
+        del self._persons[person.person_id]
         return events
 
     # ------------------------------------------------------------------------------------
@@ -651,7 +700,7 @@ class PersonTracker:
 
     @property
     def save_due(self) -> bool:
-        """True when ids were reserved since the last snapshot: save before publishing them."""
+        """True when the saved state is stale: ids reserved or a person forgotten; save now."""
         return self._save_due
 
     def restore(self, state: TrackerState) -> list[PersonEventRecord]:
@@ -894,6 +943,7 @@ class PersonTracker:
             if face.vote.kind is VoteKind.NEW:
                 self._count(person, face)
         track.faces.clear()
+        self._attribute_witnessed(track, person)
         return [self._announce(EventKind.PERSON_IN, person, track, stamp, reason)]
 
     def _bind(self, track: _Track, vote: FaceVote, stamp: float) -> list[PersonEventRecord]:
@@ -909,6 +959,7 @@ class PersonTracker:
             if face.vote.kind is VoteKind.MATCH and face.vote.person_id == person_id:
                 self._count(person, face)
         track.faces.clear()
+        self._attribute_witnessed(track, person)
         track.person_id, track.similarity = person_id, vote.similarity
         reason = EventReason.ENROLLED if person.enrolled else EventReason.FACE
         if first_sight:
@@ -961,6 +1012,12 @@ class PersonTracker:
         person.add_sample(face.vector, face.quality, self._config.max_samples)
         if face.tag is not None:
             self._attributions.append((face.tag, person.person_id))
+
+    def _attribute_witnessed(self, track: _Track, person: _Person) -> None:
+        """Report the poor faces a track saw while pending as its new person's (uncounted)."""
+        self._attributions += [(face.tag, person.person_id) for face in track.witnessed
+                               if face.tag is not None]
+        track.witnessed.clear()
 
     def _new_person(self, track: _Track) -> _Person:
         """Make the track a new person, to be announced by the caller."""

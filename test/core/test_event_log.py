@@ -1,12 +1,17 @@
-"""The JSON-lines event log: every record once, daily files, corrupt lines skipped."""
+"""The JSON-lines event log: every record once, daily files, corrupt lines skipped, private."""
 
 import datetime
 import json
+import os
 from pathlib import Path
+import threading
+import time
 
 import pytest
 
-from facetrack_ros.core.event_log import EventLog, read_events
+from facetrack_ros.core.event_log import (EventLog, forget_person, prune_event_logs,
+                                          read_events)
+from facetrack_ros.core.private_files import FileModes
 
 #: 2024-03-01 23:59:50 UTC [s since the epoch], ten seconds before a UTC day boundary.
 BEFORE_MIDNIGHT = datetime.datetime(2024, 3, 1, 23, 59, 50,
@@ -15,7 +20,7 @@ BEFORE_MIDNIGHT = datetime.datetime(2024, 3, 1, 23, 59, 50,
 
 def _record(stamp: float, person: int) -> dict:
     return {'kind': 'PERSON_IN', 'stamp': stamp, 'person_id': f'person-{person}',
-            'box': [1.0, 2.0, 3.0, 4.0], 'embedding': None}
+            'box': [1.0, 2.0, 3.0, 4.0]}
 
 
 def test_every_record_is_logged_once_as_valid_json(tmp_path: Path) -> None:
@@ -102,3 +107,67 @@ def test_closed_log_and_bad_arguments(tmp_path: Path) -> None:
         EventLog(tmp_path, prefix='../x')
     with pytest.raises(FileNotFoundError):
         read_events(tmp_path / 'missing')
+
+
+def test_files_are_private_and_hold_no_embedding(tmp_path: Path) -> None:
+    """Folder 0700, files 0600 (0750/0640 when shared with a group); embeddings not written."""
+    with EventLog(tmp_path / 'log') as log:
+        path = log.append({**_record(time.time(), 1), 'embedding': [0.1] * 128})
+    assert (os.stat(tmp_path / 'log').st_mode & 0o777, os.stat(path).st_mode & 0o777) == (
+        0o700, 0o600)
+    assert 'embedding' not in path.read_text() and read_events(tmp_path / 'log')[0][
+        'person_id'] == 'person-1'
+    with EventLog(tmp_path / 'shared', modes=FileModes.shared_with_group(True)) as log:
+        path = log.append(_record(time.time(), 1))
+    assert (os.stat(tmp_path / 'shared').st_mode & 0o777, os.stat(path).st_mode & 0o777) == (
+        0o750, 0o640)
+
+
+def test_retention_deletes_files_by_their_last_write(tmp_path: Path) -> None:
+    """A day file not written for max_age_s goes, whatever day its name says; others stay."""
+    now = time.time()
+    old, future, fresh = (tmp_path / f'events-{day}.jsonl'
+                          for day in ('2024-03-01', '2038-01-19', '2024-03-02'))
+    for path in (old, future, fresh):
+        path.write_text(json.dumps(_record(1.0, 1)) + '\n')
+    for path in (old, future):
+        os.utime(path, (now - 7200, now - 7200))
+    assert sorted(prune_event_logs(tmp_path, 3600.0, now=now)) == sorted([old, future])
+    assert [p.name for p in tmp_path.iterdir()] == [fresh.name]
+    os.utime(fresh, (now - 7200, now - 7200))
+    with EventLog(tmp_path, max_age_s=3600.0):   # opening a log prunes too
+        assert not fresh.exists()
+    with pytest.raises(ValueError, match='max_age_s'):
+        EventLog(tmp_path, max_age_s=0.0)
+
+
+def test_forget_person_loses_no_record_of_a_concurrent_writer(tmp_path: Path) -> None:
+    """forget_person removes one person's records while a writer appends; nothing else goes.
+
+    The writer appends 400 records of two people (the tracker's log) while forget_person runs
+    again and again (the frame_history node's forget_person service, in another process on a
+    robot: the file lock and the writer's reopen-on-replace keep every other record).
+    """
+    modes = FileModes()
+    start = time.time()
+    done = threading.Event()
+
+    def write() -> None:
+        with EventLog(tmp_path, modes=modes) as log:
+            for i in range(400):
+                log.append(_record(start + i * 1e-3, i % 2))
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    removed = 0
+    while not done.is_set():
+        removed += forget_person(tmp_path, 'person-1')
+    writer.join()
+    removed += forget_person(tmp_path, 'person-1')
+    records = read_events(tmp_path)
+    assert removed == 200
+    assert [r['stamp'] for r in records] == [start + i * 1e-3 for i in range(0, 400, 2)]
+    assert all(os.stat(p).st_mode & 0o777 == 0o600 for p in tmp_path.iterdir())
+    assert forget_person(tmp_path, 'person-1') == 0
+    assert forget_person(tmp_path / 'missing', 'person-1') == 0

@@ -519,13 +519,16 @@ def test_retention_by_age(tmp_path: Path, jpeg: bytes, definition: str) -> None:
 
 
 def test_retention_by_bytes(tmp_path: Path, jpeg: bytes, definition: str) -> None:
-    """Beyond max_bytes the oldest segments and their index entries are deleted first."""
+    """Beyond max_bytes (segments, index and journal) the oldest segments go first."""
     config = HistoryConfig(segment_duration_s=5.0)
     history, alice = build_history(tmp_path, jpeg, definition, 30, config)
     history.store.close()   # all six segments finished, so sizes are final
+    history.index.flush()
     sizes = [info.size_bytes for info in history.store.segments()]
-    history.config = history.store.config = HistoryConfig(segment_duration_s=5.0,
-                                                          max_bytes=sum(sizes[2:]))
+    index_bytes = history.index.file_bytes()
+    assert index_bytes > 0
+    history.config = history.store.config = HistoryConfig(
+        segment_duration_s=5.0, max_bytes=sum(sizes[2:]) + index_bytes)
     with history:
         report = history.enforce_retention(now_ns=T0 + 30 * S)
         assert [info.start_ns for info in report.segments] == [T0, T0 + 5 * S]
@@ -570,7 +573,7 @@ CRASHING_WRITER = textwrap.dedent('''
     from facetrack_ros.core.history import *
     root, data, definition = sys.argv[1], bytes.fromhex(sys.argv[2]), sys.argv[3]
     T0, S = {T0}, {S}
-    history = FrameHistory(root, HistoryConfig(flush_interval_s=3600.0))
+    history = FrameHistory(root, HistoryConfig(flush_interval_s=3600.0), background=False)
     face = np.ones(128, np.float32)
     for i in range(40):
         stamp = T0 + i * S // 10

@@ -262,12 +262,21 @@ def test_thumbnails_sized_and_within_budget(searcher: HistorySearch) -> None:
     assert found is not None and found[1].shape == (360, 640, 3)
 
 
-def test_thumbnail_of_a_face_with_a_nan_box(searcher: HistorySearch, people) -> None:
-    """A stored face whose box is NaN still gets its frame as thumbnail, without a box."""
+def test_faces_with_nan_box_or_quality_are_refused(searcher: HistorySearch, people) -> None:
+    """A NaN box or quality never enters the index; searches with thumbnails keep working.
+
+    Before, one NaN box broke every later search with thumbnails that touched it and a NaN
+    quality blocked its bucket (no later face compares better than NaN).
+    """
     jpeg, face = people[ALEX]
     stamp = T0 + 22 * S
-    searcher.history.index.add(IndexEntry(stamp, 'r1', 'hall', 'ghost', (NAN,) * 4, 1.0,
-                                          face.embedding * -1))
+    for box, quality in (((NAN,) * 4, 1.0), ((10.0, 20.0, 50.0, 80.0), NAN)):
+        with pytest.raises(ValueError):
+            searcher.history.index.add(IndexEntry(stamp, 'r1', 'hall', 'ghost', box, quality,
+                                                  face.embedding * -1))
+    assert searcher.history.index.add(IndexEntry(stamp, 'r1', 'hall', 'ghost',
+                                                 (10.0, 20.0, 50.0, 80.0), 0.5,
+                                                 face.embedding * -1))
     outcome = searcher.search(SearchQuery(person_id='ghost', thumbnails=True, **WINDOW))
     assert outcome.code == SearchCode.OK, outcome.message
     assert outcome.appearances[0].thumbnail is not None

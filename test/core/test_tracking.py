@@ -809,6 +809,68 @@ def test_enrolled_people_are_named_and_forgotten_on_withdrawal() -> None:
     assert tracker.set_known_people({'bob': _face(2)}) == []
 
 
+def test_forget_drops_a_person_by_id_or_by_face_and_keeps_enrolled_names() -> None:
+    """Forgetting (the history's forget_person): gone from memory and snapshot, OUT if in view."""
+    rng = np.random.default_rng(23)
+    tracker = PersonTracker(CONFIG)
+    first = _remember(tracker, _face(1))
+    second = _remember(tracker, _face(2), start=200)
+    tracker.snapshot()
+    # By face: the remembered person whose faces match goes, the other stays.
+    forgotten, events = tracker.forget(embedding=_sighting(_face(1), rng))
+    assert (forgotten, events) == ([first], [])
+    assert tracker.save_due, 'the saved state still holds their faces'
+    assert first not in tracker.persons and second in tracker.persons
+    assert all(r.person_id != first for r in tracker.snapshot().persons)
+    # Back in view under a new id: their face is not re-learned from memory.
+    events = _come_back(tracker, 400, [(_sighting(_face(1), rng), 0.95)])
+    assert [(e.kind, e.reason) for e in events] == [(EventKind.PERSON_IN, EventReason.FACE)]
+    again = events[0].person_id
+    assert again not in (first, second)
+    # By id, while in view: PERSON_OUT (FORGOTTEN), and the track is identified afresh.
+    forgotten, events = tracker.forget(person_id=again)
+    assert forgotten == [again]
+    assert [(e.kind, e.reason, e.person_id) for e in events] == [
+        (EventKind.PERSON_OUT, EventReason.FORGOTTEN, again)]
+    persons, _ = tracker.update(520 / FPS, [_box(300)])
+    assert persons[0].person_id == ''
+    # Nobody matches: nothing changes. Enrolled names are the fleet's to withdraw.
+    assert tracker.forget(person_id='r0-999999') == ([], [])
+    tracker.set_known_people({'carol': _face(3)})
+    _run_empty(tracker, 521, 90)
+    events = _come_back(tracker, 700, [(_sighting(_face(3), rng), 0.95)])
+    assert [(e.kind, e.person_id) for e in events] == [(EventKind.PERSON_IN, 'carol')]
+    assert tracker.forget(person_id='carol', embedding=_face(3)) == ([], [])
+    assert 'carol' in tracker.persons
+    with pytest.raises(EmbeddingError):
+        tracker.forget(embedding=np.full(128, np.nan))
+
+
+def test_poor_faces_are_attributed_to_the_track_person_but_never_decide() -> None:
+    """Faces below min_face_quality: reported under the track's person, never counted.
+
+    Poor faces seen while the track is pending go out once its identity is decided (here by
+    identity_wait); they change no one's running embedding.
+    """
+    rng = np.random.default_rng(5)
+    tracker = PersonTracker(CONFIG)
+    poor = CONFIG.min_face_quality / 2
+    person_id = ''
+    for i in range(90):
+        persons, _ = tracker.update(i / FPS, [_box(100)])
+        if i in (2, 12):
+            tracker.add_face(i / FPS, persons[0].track_id, _sighting(_face(4), rng), poor,
+                             tag=f'pending-{i}')
+        person_id = persons[0].person_id or person_id
+    assert person_id, 'identity_wait decided the track'
+    reported = tracker.take_attributions()
+    assert reported == [('pending-2', person_id), ('pending-12', person_id)]
+    assert tracker.persons[person_id].embedding is None, 'a poor face never counts'
+    tracker.add_face(90 / FPS, persons[0].track_id, _sighting(_face(4), rng), poor, tag='late')
+    assert tracker.take_attributions() == [('late', person_id)]
+    assert tracker.persons[person_id].embedding is None
+
+
 def test_person_ids_carry_the_prefix_and_skip_enrolled_names() -> None:
     """Ids are <prefix>-<6 digits>; skip_sequence_to moves the sequence on, never back."""
     tracker = PersonTracker(CONFIG, id_prefix='r1')
@@ -857,7 +919,10 @@ def test_bytetrack_contact_point_still_works_as_used() -> None:
 
 
 def test_faces_are_attributed_to_the_person_they_counted_for() -> None:
-    """take_attributions: pending faces once decided, agreeing faces at once, never others."""
+    """take_attributions: pending faces once decided, agreeing and poor faces at once.
+
+    A contradicting face is reported for whoever its split track turns out to be.
+    """
     rng = np.random.default_rng(18)
     tracker = PersonTracker(CONFIG)
     for i in range(40):
@@ -874,7 +939,8 @@ def test_faces_are_attributed_to_the_person_they_counted_for() -> None:
             tracker.add_face(i / FPS, track, _sighting(_face(1), rng), 0.3, tag='poor')
             tracker.add_face(i / FPS, track, _sighting(_face(1), rng), 0.7, tag='agrees')
             tracker.add_face(i / FPS, track, _face(2), 0.6, tag='contradicts')
-            assert tracker.take_attributions() == [('agrees', 'person-000001')]
+            assert tracker.take_attributions() == [('poor', 'person-000001'),
+                                                   ('agrees', 'person-000001')]
         if i == 8:
             tracker.add_face(i / FPS, track, _face(2), 0.6, tag='splits')
             assert tracker.take_attributions() == [('contradicts', 'person-000002'),

@@ -30,7 +30,7 @@ from ros2_cli import (check_clean_exit, echo, echoed, interrupt, launch, lifecyc
                       topic_endpoints, wait_for, wait_for_nodes)
 
 NS = '/lt'
-GRAPH = ('camera', 'detector', 'face_embedding', 'tracker', 'frame_history', 'annotator')
+GRAPH = ('camera', 'detector', 'face_embedding', 'tracker', 'frame_history', 'annotator', 'fleet')
 EVENT_ECHO = 'lt_event_echo'
 DETECTION_ECHO = 'lt_detection_echo'
 #: From `ros2 launch` to the end of the clip (9.2 s, played at half speed): model loading

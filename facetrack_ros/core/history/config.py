@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, fields
 
+from facetrack_ros.core.event_log import DEFAULT_MAX_AGE_S
+
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 NS_PER_S = 1_000_000_000
@@ -16,18 +18,26 @@ def seconds_to_ns(seconds: float) -> int:
 class HistoryConfig:
     """Where the frame history draws its lines; every value must be positive."""
 
-    #: Capture time after which a segment is finished and the next one started [s].
+    #: Capture time (or wall time, whichever comes first) after which a segment is finished
+    #: and the next one started [s].
     segment_duration_s: float = 60.0
     #: Size at which a segment is finished early [bytes].
     segment_max_bytes: int = 256 * MIB
-    #: Largest MCAP chunk; a chunk is also cut at every flush [bytes].
-    chunk_max_bytes: int = 4 * MIB
-    #: Wall time between flushes (segment chunk + fsync, index commit): the crash-loss bound [s].
+    #: Largest MCAP chunk; a chunk is also cut at every flush. A damaged chunk loses only
+    #: itself, so chunks stay small [bytes].
+    chunk_max_bytes: int = 1 * MIB
+    #: The most a crash may lose: a message waits at most half of it before its chunk is
+    #: written and fsynced; the index commits this often [s].
     flush_interval_s: float = 1.0
-    #: Segments whose last frame is older than this are deleted, with their index entries [s].
-    max_age_s: float = 24 * 3600.0
-    #: Oldest segments are deleted while all segments together exceed this [bytes].
+    #: Segments last written (or whose last stamp is) longer ago than this are deleted, with
+    #: their index entries [s].
+    max_age_s: float = DEFAULT_MAX_AGE_S
+    #: Oldest segments are deleted while everything the history writes (segments, index and
+    #: its journal) exceeds this [bytes].
     max_bytes: int = 20 * GIB
+    #: Messages kept in memory while the disk cannot take them (full, read-only); beyond this
+    #: the oldest are dropped and counted [bytes].
+    pending_max_bytes: int = 64 * MIB
     #: Budget of the in-memory ring of recent JPEG frames [bytes].
     ring_bytes: int = 64 * MIB
     #: The index keeps the best-quality face of each person per bucket of this length [s].

@@ -9,11 +9,19 @@ block size, never the history length.
 Reads never block writes: a reader takes the index lock only to copy the blocks still being
 filled and to open a WAL read transaction on a connection of its own (read-only), then reads
 and scores the committed blocks of that snapshot while add() and flush() go on.
+
+The index is a cache of the segments (their identified_faces messages): a damaged index, or
+one of another FORMAT, is replaced and rebuilt from them (FrameHistory). Its journal stays
+small: 4 KiB pages (a commit rewrites only the pages of the blocks it changed), a checkpoint
+every WAL_CHECKPOINT_PAGES pages and the WAL cut back to WAL_LIMIT_BYTES after it; deleted
+entries give their pages back to the file system (incremental auto-vacuum).
 """
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 import logging
+import math
+from numbers import Integral
 from pathlib import Path
 import sqlite3
 import threading
@@ -26,6 +34,7 @@ from facetrack_ros.core.embedding import (cosine_similarity, DEFAULT_MIN_SIMILAR
                                           DLIB_EMBEDDING_DIM, validate_embedding)
 from facetrack_ros.core.history.config import seconds_to_ns
 from facetrack_ros.core.history.ring import StoredFrame
+from facetrack_ros.core.private_files import FileModes
 
 _LOG = logging.getLogger(__name__)
 
@@ -38,6 +47,14 @@ ROW_DTYPE = np.dtype([('stamp', '<i8'), ('frame_stamp', '<i8'), ('person', '<i4'
                       ('segment', '<i4'), ('quality', '<f4'), ('box', '<f4', (4,))])
 _NO_SEGMENT = -1
 _MIN_NS, _MAX_NS = -(2 ** 62), 2 ** 62   # open window ends; 2**62 leaves room for arithmetic
+
+#: Layout version of the index file; an index of another one is rebuilt from the segments.
+#: 1: 64 KiB pages (every commit rewrote whole 64 KiB pages: the WAL grew 37 MB a minute).
+#: 2: 4 KiB pages, incremental auto-vacuum, names written with the entries, indexed segments.
+FORMAT = 2
+PAGE_BYTES = 4096
+WAL_CHECKPOINT_PAGES = 256     # a checkpoint once the WAL holds 1 MiB of pages
+WAL_LIMIT_BYTES = 4 * 1024 * 1024   # the WAL is truncated to this after a checkpoint
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,6 +72,7 @@ CREATE TABLE IF NOT EXISTS block_persons (
     block_id INTEGER NOT NULL, person INTEGER NOT NULL, PRIMARY KEY (block_id, person))
     WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blocks_by_person ON block_persons (person, block_id);
+CREATE TABLE IF NOT EXISTS indexed_segments (name TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
 
@@ -165,12 +183,22 @@ def _unpack(rows: bytes, embeddings: bytes, dim: int) -> tuple[np.ndarray, np.nd
 
 
 class _Names:
-    """A table of names with small integer codes, cached in memory (persons, segments)."""
+    """A table of names with small integer codes, cached in memory (persons, segments).
+
+    A new name gets its code at once and its row with the next commit (write()), so adding
+    an entry never writes to disk: on a full disk it waits in memory like the entry.
+    """
 
     def __init__(self, connection: sqlite3.Connection, table: str) -> None:
         self._connection = connection
         self._table = table
-        self._codes = dict(connection.execute(f'SELECT name, code FROM {table}'))
+        self._new: dict[str, int] = {}   # names not committed yet
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the committed names again (after a rollback), keeping the uncommitted ones."""
+        self._codes = dict(self._connection.execute(f'SELECT name, code FROM {self._table}'))
+        self._codes.update(self._new)
         self._names = {code: name for name, code in self._codes.items()}
 
     def get(self, name: str) -> int | None:
@@ -179,11 +207,24 @@ class _Names:
     def code(self, name: str) -> int:
         code = self._codes.get(name)
         if code is None:
-            code = self._connection.execute(f'INSERT INTO {self._table} (name) VALUES (?)',
-                                            (name,)).lastrowid
+            code = max(self._names, default=0) + 1
             self._codes[name] = code
             self._names[code] = name
+            self._new[name] = code
         return code
+
+    def write(self) -> None:
+        """Insert the new names; the caller holds a transaction and calls committed() after."""
+        self._connection.executemany(f'INSERT OR REPLACE INTO {self._table} (name, code) '
+                                     'VALUES (?, ?)', list(self._new.items()))
+
+    @property
+    def new(self) -> bool:
+        """Return whether names wait for the next commit."""
+        return bool(self._new)
+
+    def committed(self) -> None:
+        self._new.clear()
 
     def name(self, code: int) -> str:
         return self._names.get(code, '')
@@ -194,6 +235,7 @@ class _Names:
             # The row first: if deleting it fails, the cache must still know the name.
             self._connection.execute(f'DELETE FROM {self._table} WHERE code = ?', (code,))
             del self._codes[name], self._names[code]
+            self._new.pop(name, None)
 
     def keep(self, codes: set[int]) -> None:
         for name in [name for name, code in self._codes.items() if code not in codes]:
@@ -274,6 +316,30 @@ class _Snapshot:
                    self._segment_names.get(int(row['segment']), ''), int(row['frame_stamp']))
 
 
+class IndexUnusable(Exception):
+    """An index file that cannot serve: damaged, of another format, or not writable here.
+
+    replaceable: the file is damaged or of another format, so it may be deleted and rebuilt;
+    otherwise (read-only, locked by another process) it must be left alone.
+    """
+
+    def __init__(self, message: str, replaceable: bool) -> None:
+        """Keep replaceable beside the message."""
+        super().__init__(message)
+        self.replaceable = replaceable
+
+
+#: SQLite result codes of a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB).
+_DAMAGED_CODES = frozenset({11, 26})
+
+
+def is_damage(error: BaseException) -> bool:
+    """Return whether a sqlite error says the file is damaged (not full, locked or read-only)."""
+    return isinstance(error, sqlite3.DatabaseError) and (
+        getattr(error, 'sqlite_errorcode', None) in _DAMAGED_CODES
+        or 'malformed' in str(error) or 'not a database' in str(error))
+
+
 class EmbeddingIndex:
     """Face embeddings of the history in sqlite, searchable by similarity and time window.
 
@@ -283,51 +349,87 @@ class EmbeddingIndex:
     on flush() (call it from a timer so the last entries before a pause are committed too) and
     close; searches also see the entries not committed yet. A failed commit
     (disk full, I/O error, a lock held by another connection) is rolled back and raised; its
-    entries stay pending and the next flush writes them.
+    entries stay pending and the next flush writes them. An error that shows the file damaged
+    sets `damaged`; the owner then rebuilds the index (FrameHistory does, from the segments).
     """
 
     def __init__(self, path: Path | str, dim: int = DLIB_EMBEDDING_DIM, bucket_s: float = 1.0,
                  block_s: float = 60.0, commit_interval_s: float = 1.0,
-                 lock_timeout_s: float = 5.0) -> None:
-        """Open or create the index file at path.
+                 lock_timeout_s: float = 5.0, modes: FileModes = FileModes()) -> None:
+        """Open or create the index file at path (created with modes.file).
 
-        An existing index keeps the bucket and block lengths it was created with; its
-        embedding length must equal dim (ValueError otherwise). A write waits up to
-        lock_timeout_s for a lock another connection holds on the file, then fails.
+        An existing index keeps the bucket and block lengths it was created with. Raises
+        IndexUnusable when the file is damaged, of another FORMAT or embedding length, or
+        cannot be opened for writing, so the caller can start a new one and rebuild it.
         """
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.dim = dim
         self.commit_interval_s = commit_interval_s
+        self.damaged: str | None = None
+        #: Why the last commit failed, while commits fail (a full disk); None otherwise.
+        self.commit_error: str | None = None
         self._lock_timeout_s = lock_timeout_s
         self._lock = threading.RLock()
         self._closed = False
         self._readers: list[sqlite3.Connection] = []   # idle read-only connections
-        self._db = sqlite3.connect(self.path, timeout=lock_timeout_s, isolation_level=None,
-                                   check_same_thread=False)
-        # Big pages keep a block's blobs in a few pages; set before the first table exists.
-        self._db.execute('PRAGMA page_size = 65536')
-        self._db.execute('PRAGMA journal_mode = WAL')
-        self._db.execute('PRAGMA synchronous = FULL')
-        self._db.executescript(_SCHEMA)
-        wanted = {'dim': dim, 'bucket_ns': seconds_to_ns(bucket_s),
+        self._db: sqlite3.Connection | None = None
+        try:
+            modes.make_folder(self.path.parent)
+            modes.create_empty(self.path)
+            self._db = sqlite3.connect(self.path, timeout=lock_timeout_s, isolation_level=None,
+                                       check_same_thread=False)
+            self._settings = self._prepare(dim, bucket_s, block_s)
+        except (OSError, sqlite3.Error, IndexUnusable) as error:
+            if self._db is not None:
+                self._db.close()
+            if isinstance(error, IndexUnusable):
+                raise
+            raise IndexUnusable(f'{self.path.name}: {error}', is_damage(error)) from error
+        self._bucket_ns, self._block_ns = self._settings['bucket_ns'], self._settings['block_ns']
+        self._indexed: set[str] = set()   # segments marked indexed, not committed yet
+        self._open: dict[tuple[str, str, int], _Block] = {}
+        self._newest_block = _MIN_NS
+        self._last_commit = time.monotonic()
+
+    def _prepare(self, dim: int, bucket_s: float, block_s: float) -> dict[str, int]:
+        """Set the file up (or check it): pragmas, tables, the settings kept in meta."""
+        db = self._db
+        fresh = db.execute('PRAGMA page_count').fetchone()[0] == 0
+        if fresh:   # before the first table: small pages, files that shrink when emptied
+            db.execute(f'PRAGMA page_size = {PAGE_BYTES}')
+            db.execute('PRAGMA auto_vacuum = INCREMENTAL')
+        db.execute('PRAGMA journal_mode = WAL')
+        db.execute('PRAGMA synchronous = FULL')
+        db.execute(f'PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}')
+        db.execute(f'PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}')
+        if not fresh:
+            stored = self._meta()
+            if stored.get('format') != FORMAT:
+                raise IndexUnusable(f'{self.path.name} is of format {stored.get("format", 1)},'
+                                    f' not {FORMAT}', replaceable=True)
+            if stored.get('dim', dim) != dim:
+                raise IndexUnusable(f'{self.path.name} holds {stored["dim"]}-value embeddings,'
+                                    f' not {dim}', replaceable=True)
+        db.executescript(_SCHEMA)
+        wanted = {'format': FORMAT, 'dim': dim, 'bucket_ns': seconds_to_ns(bucket_s),
                   'block_ns': seconds_to_ns(block_s)}
-        stored = {key: int(value) for key, value in self._db.execute('SELECT * FROM meta')}
-        if stored.get('dim', dim) != dim:
-            raise ValueError(f'{self.path} holds {stored["dim"]}-value embeddings, not {dim}')
+        stored = self._meta()
         for key, value in wanted.items():
             if key in stored and stored[key] != value:
                 _LOG.warning('%s keeps its %s of %d, not %d', self.path, key, stored[key], value)
         settings = {**wanted, **stored}
-        self._db.executemany('INSERT OR IGNORE INTO meta VALUES (?, ?)',
-                             [(key, str(value)) for key, value in settings.items()])
-        self._bucket_ns, self._block_ns = settings['bucket_ns'], settings['block_ns']
-        if self._bucket_ns <= 0 or self._block_ns % self._bucket_ns:
+        if settings['bucket_ns'] <= 0 or settings['block_ns'] % settings['bucket_ns']:
             raise ValueError('block_s must be a positive multiple of bucket_s')
+        db.executemany('INSERT OR IGNORE INTO meta VALUES (?, ?)',
+                       [(key, str(value)) for key, value in settings.items()])
         self._load_names()
-        self._open: dict[tuple[str, str, int], _Block] = {}
-        self._newest_block = _MIN_NS
-        self._last_commit = time.monotonic()
+        return settings
+
+    def _meta(self) -> dict[str, int]:
+        try:
+            return {key: int(value) for key, value in self._db.execute('SELECT * FROM meta')}
+        except sqlite3.OperationalError:   # no meta table: not an index of this package
+            return {}
 
     def __enter__(self) -> 'EmbeddingIndex':
         """Return self."""
@@ -338,7 +440,7 @@ class EmbeddingIndex:
         self.close()
 
     def _load_names(self) -> None:
-        """(Re)read the person and segment name tables into their caches."""
+        """Read the person and segment name tables into their caches."""
         self._persons = _Names(self._db, 'persons')
         self._segments = _Names(self._db, 'segments')
 
@@ -347,6 +449,12 @@ class EmbeddingIndex:
         if self._closed:
             raise RuntimeError(f'embedding index {self.path} is closed')
 
+    def _note(self, error: BaseException) -> None:
+        """Remember an error that shows the file damaged (see `damaged`)."""
+        if is_damage(error) and self.damaged is None:
+            self.damaged = str(error)
+            _LOG.error('embedding index %s is damaged: %s', self.path, error)
+
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         """Run the body in one transaction, rolled back if anything in it fails.
@@ -354,27 +462,40 @@ class EmbeddingIndex:
         Without the rollback a failed statement or COMMIT would leave the connection inside
         the transaction, and every later BEGIN would fail.
         """
-        self._db.execute('BEGIN')
         try:
+            self._db.execute('BEGIN')
             yield
             self._db.execute('COMMIT')
-        except BaseException:
-            if self._db.in_transaction:   # sqlite already rolled back after some errors
-                self._db.execute('ROLLBACK')
-            self._load_names()   # names the rolled-back statements deleted are back
+        except BaseException as error:
+            self._note(error)
+            try:
+                if self._db.in_transaction:   # sqlite already rolled back after some errors
+                    self._db.execute('ROLLBACK')
+                self._persons.reload()   # names the rolled-back statements deleted are back
+                self._segments.reload()
+            except sqlite3.Error as second:
+                self._note(second)
             raise
 
     def add(self, entry: IndexEntry) -> bool:
         """Offer an entry; False when its bucket already holds a face at least as good.
 
-        Raises EmbeddingError for an unusable embedding, ValueError for a box that is not
-        four numbers and RuntimeError after close(). When a commit is due and fails, its
-        error is raised; the entry is kept all the same and goes with the next flush.
+        Raises EmbeddingError for an unusable embedding, ValueError for a stamp that is not
+        an integer in [0, 2**62), a box that is not four finite numbers or a quality that is
+        not finite, and RuntimeError after close(). Writes to disk only when a commit is due;
+        a commit the disk refuses is not raised here (see commit_error): the entry waits for
+        the next one, so recording goes on while the disk is full.
         """
         embedding = validate_embedding(entry.embedding, self.dim)
         box = tuple(float(value) for value in entry.box)
-        if len(box) != 4:
-            raise ValueError(f'box must be x1, y1, x2, y2, got {entry.box}')
+        if len(box) != 4 or not all(math.isfinite(value) for value in box):
+            raise ValueError(f'box must be four finite numbers x1, y1, x2, y2, got {entry.box}')
+        if not math.isfinite(entry.quality):
+            raise ValueError(f'quality must be finite, got {entry.quality}')
+        for stamp in (entry.stamp_ns, entry.frame_stamp_ns or 0):
+            if isinstance(stamp, bool) or not isinstance(stamp, Integral) \
+                    or not 0 <= stamp < _MAX_NS:
+                raise ValueError(f'stamp {stamp!r} must be an integer in [0, 2**62) ns')
         with self._lock:
             self._check_open()
             person = self._persons.code(entry.person_id)
@@ -392,7 +513,10 @@ class EmbeddingIndex:
                 block.dirty = True
             self._newest_block = max(self._newest_block, start)
             if time.monotonic() - self._last_commit >= self.commit_interval_s:
-                self.flush()
+                try:
+                    self.flush()
+                except sqlite3.OperationalError:
+                    pass   # a full disk, a lock: kept in commit_error, retried when due
             return stored
 
     def _block(self, key: tuple[str, str, int]) -> _Block:
@@ -400,9 +524,14 @@ class EmbeddingIndex:
         block = self._open.get(key)
         if block is None:
             block = _Block()
-            row = self._db.execute(
-                'SELECT d.rows, d.embeddings FROM blocks b JOIN block_data d ON d.id = b.id'
-                ' WHERE b.robot_id = ? AND b.camera_id = ? AND b.start_ns = ?', key).fetchone()
+            try:
+                row = self._db.execute(
+                    'SELECT d.rows, d.embeddings FROM blocks b JOIN block_data d ON d.id = b.id'
+                    ' WHERE b.robot_id = ? AND b.camera_id = ? AND b.start_ns = ?',
+                    key).fetchone()
+            except sqlite3.DatabaseError as error:
+                self._note(error)
+                raise
             if row is not None:
                 rows, embeddings = _unpack(*row, self.dim)
                 for item, embedding in zip(rows.tolist(), embeddings):
@@ -439,20 +568,87 @@ class EmbeddingIndex:
         If the commit fails its error is raised and the entries stay pending.
         """
         with self._lock:
+            if self._db is None:
+                return
             dirty = [(key, block) for key, block in self._open.items() if block.dirty]
             # Counted from the attempt, so while the disk is full or the file locked add()
             # retries every commit_interval_s instead of waiting for the lock on every call.
             self._last_commit = time.monotonic()
-            if dirty:
-                with self._transaction():
-                    for key, block in dirty:
-                        self._store(key, *block.packed())
+            marks = sorted(self._indexed)
+            if dirty or marks or self._persons.new or self._segments.new:
+                try:
+                    with self._transaction():
+                        self._persons.write()
+                        self._segments.write()
+                        for key, block in dirty:
+                            self._store(key, *block.packed())
+                        self._db.executemany('INSERT OR IGNORE INTO indexed_segments VALUES '
+                                             '(?)', [(name,) for name in marks])
+                except sqlite3.Error as error:
+                    self.commit_error = f'index commit failed: {error}'
+                    raise
+                self.commit_error = None
+                self._persons.committed()
+                self._segments.committed()
+                self._indexed.difference_update(marks)
                 for _, block in dirty:   # only now: a rolled-back block must be written again
                     block.dirty = False
             # Keep the newest two blocks per camera in memory; late entries reload theirs.
             horizon = self._newest_block - self._block_ns
             for key in [key for key in self._open if key[2] < horizon]:
                 del self._open[key]
+
+    def flush_if_due(self) -> None:
+        """Commit pending entries if commit_interval_s has passed since the last commit."""
+        with self._lock:
+            if time.monotonic() - self._last_commit >= self.commit_interval_s:
+                self.flush()
+
+    def mark_indexed(self, segment: str) -> None:
+        """Record that segment's faces are all in the index (committed with the next flush).
+
+        Entries added before are committed with the mark or before it, never after.
+        """
+        with self._lock:
+            self._check_open()
+            self._indexed.add(segment)
+
+    def indexed_segments(self) -> set[str]:
+        """Return the segments whose faces are all in the index, marks not committed included."""
+        with self._lock:
+            self._check_open()
+            return {name for (name,) in self._db.execute(
+                'SELECT name FROM indexed_segments')} | self._indexed
+
+    def verify(self) -> str | None:
+        """Check the whole file (sqlite quick_check); return what is wrong, or None.
+
+        Reads every page once, on a connection of its own; it sets `damaged` when it fails.
+        """
+        reader = self._reader()
+        try:
+            found = [row[0] for row in reader.execute('PRAGMA quick_check(5)')]
+        except sqlite3.DatabaseError as error:
+            self._note(error)
+            return str(error)
+        finally:
+            reader.close()
+        if found == ['ok']:
+            return None
+        problem = '; '.join(found)
+        if self.damaged is None:
+            self.damaged = problem
+        return problem
+
+    def file_bytes(self) -> int:
+        """Return the bytes of the index on disk: the file, its write-ahead log and shm."""
+        total = 0
+        for suffix in ('', '-wal', '-shm'):
+            try:
+                total += self.path.with_name(self.path.name + suffix).stat().st_size
+            except OSError:
+                pass
+        return total
 
     def close(self) -> None:
         """Commit and close the database; later writes raise RuntimeError, closing is idempotent.
@@ -512,6 +708,9 @@ class EmbeddingIndex:
                                             (rows, embeddings)))
             blocks.sort(key=lambda block: (block.start, block.robot, block.camera))
             yield _Snapshot(reader, self.dim, blocks, persons, segments)
+        except sqlite3.DatabaseError as error:
+            self._note(error)
+            raise
         finally:
             if reader.in_transaction:
                 reader.execute('COMMIT')   # ends the read transaction; nothing was written
@@ -637,8 +836,12 @@ class EmbeddingIndex:
             return (min(block.first for block in snapshot.blocks),
                     max(block.last for block in snapshot.blocks))
 
-    def _drop(self, where: str, params: tuple, drop: Callable[[np.ndarray], np.ndarray]) -> int:
-        """Delete the entries drop() marks in the blocks matching where; return how many."""
+    def _drop(self, where: str, params: tuple, drop: Callable[[np.ndarray], np.ndarray],
+              also: Callable[[], None] | None = None) -> int:
+        """Delete the entries drop() marks in the blocks matching where; return how many.
+
+        also() runs in the same transaction. The freed pages go back to the file system.
+        """
         with self._lock:
             self._check_open()
             self.flush()
@@ -657,9 +860,16 @@ class EmbeddingIndex:
                         'SELECT embeddings FROM block_data WHERE id = ?', (block_id,)).fetchone()
                     rows, embeddings = _unpack(packed_rows, packed_embeddings, self.dim)
                     self._store((robot, camera, start), rows[~doomed], embeddings[~doomed])
+                if also is not None:
+                    also()
                 # Forget the ids of people no entry mentions any more, so names stay bounded.
                 self._persons.keep({code for (code,) in self._db.execute(
                     'SELECT DISTINCT person FROM block_persons')})
+            if deleted:
+                try:
+                    self._db.execute('PRAGMA incremental_vacuum')
+                except sqlite3.OperationalError:
+                    pass   # a full disk: the pages are reused by later entries all the same
             return deleted
 
     def delete_before(self, cutoff_ns: int) -> int:
@@ -670,19 +880,47 @@ class EmbeddingIndex:
         return self._drop('b.first_ns < ?', (cutoff_ns,),
                           lambda rows: rows['stamp'] < cutoff_ns)
 
-    def delete_segment(self, name: str, start_ns: int, end_ns: int) -> int:
-        """Delete the entries whose frame lives in segment name, which spans [start_ns, end_ns].
+    def delete_segment(self, name: str, start_ns: int | None = None,
+                       end_ns: int | None = None) -> int:
+        """Delete the entries whose frame lives in segment name, and its indexed mark.
 
-        Returns how many; the span limits the blocks read. Raises RuntimeError after close().
+        [start_ns, end_ns], the segment's span, limits the blocks read (None: all blocks).
+        Returns how many entries; raises RuntimeError after close().
         """
         with self._lock:
             self._check_open()
+            self._indexed.discard(name)
             code = self._segments.get(name)
+
+            def unmark() -> None:
+                self._db.execute('DELETE FROM indexed_segments WHERE name = ?', (name,))
+                if code is not None:
+                    self._segments.remove(name)
+
+            if start_ns is None or end_ns is None:
+                where, params = '1', ()
+            else:
+                where = 'b.start_ns > ? AND b.start_ns <= ?'
+                params = (start_ns - 2 * self._block_ns, end_ns + self._block_ns)
+            return self._drop(where, params, (lambda rows: rows['segment'] == code)
+                              if code is not None else (lambda rows: np.zeros(len(rows), bool)),
+                              unmark)
+
+    def delete_person(self, person_id: str) -> int:
+        """Delete every entry of person_id and the id itself; return how many entries.
+
+        Raises RuntimeError after close().
+        """
+        with self._lock:
+            self._check_open()
+            code = self._persons.get(person_id)
             if code is None:
                 return 0
-            deleted = self._drop(
-                'b.start_ns > ? AND b.start_ns <= ?',
-                (start_ns - 2 * self._block_ns, end_ns + self._block_ns),
-                lambda rows: rows['segment'] == code)
-            self._segments.remove(name)
-            return deleted
+            return self._drop('b.id IN (SELECT block_id FROM block_persons WHERE person = ?)',
+                              (code,), lambda rows: rows['person'] == code)
+
+    def segment_names(self) -> set[str]:
+        """Return the segments the index refers to (entries or indexed marks)."""
+        with self._lock:
+            self._check_open()
+            return set(self._segments.copy()[0]) | self.indexed_segments()

@@ -101,6 +101,19 @@ class FrameRing:
         """Return the frame of camera_id with exactly stamp_ns, if held."""
         return self._frames.get(camera_id, {}).get(stamp_ns)
 
+    def replace(self, camera_id: str, stamp_ns: int, data: bytes) -> bool:
+        """Replace the image of a held frame (same stamp, place and age); False if not held.
+
+        The budget is not enforced again: a blurred frame is about as large as the original.
+        """
+        frame = self._frames.get(camera_id, {}).get(stamp_ns)
+        if frame is None:
+            return False
+        self._bytes += len(data) - len(frame.data)
+        self._frames[camera_id][stamp_ns] = StoredFrame(stamp_ns, camera_id, bytes(data),
+                                                        frame.frame_id, frame.format)
+        return True
+
     def stamps(self, camera_id: str, start_ns: int, end_ns: int) -> list[int]:
         """Return the stamps held for camera_id in [start_ns, end_ns], ascending."""
         stamps = self._stamps.get(camera_id, [])

@@ -1,12 +1,18 @@
-"""rosbag2-compatible MCAP segments of serialized messages, and the frame store over them.
+"""The frame store: rotating MCAP segments of serialized messages, and a RAM ring of frames.
 
 Each source (a camera, or the robot for its non-image topics) writes one segment at a time to
-`<root>/segments/<source>_<first stamp, UTC>.mcap`, e.g. `front_20250102T030405.000000000Z.mcap`:
-profile `ros2`, schema encoding `ros2msg` (the .msg text with its dependencies, as rosbag2
-writes it), message encoding `cdr`, log time = capture stamp. Chunks are uncompressed (JPEG does
-not compress) and cut at every flush, which is followed by an fsync, so a crash loses at most
-the flush interval; the unfinished segment left behind is recovered (rewritten as a finished
-MCAP holding every readable message) when the store is opened again.
+`<root>/segments/<source>_<first stamp, UTC>.mcap`, e.g. `front_20250102T030405.000000000Z.mcap`
+(the file format, written in small self-contained chunks, is in mcap_file.py). A message waits
+in memory at most half of flush_interval_s before its chunk is written and fsynced, so a crash
+loses less than flush_interval_s. An unfinished or damaged segment found on opening is
+recovered: every intact chunk is rewritten into a finished segment.
+
+While the disk refuses writes (full, read-only, an I/O error) recording goes on in memory: the
+ring keeps the frames for lookups, the open segments keep their messages (up to
+pending_max_bytes, the oldest dropped and counted beyond it), write_error says why, and the
+next flush that succeeds writes them all. Retention counts a segment's age from the earlier of
+its last stamp and its last write (the file's mtime), so stamps from the future cannot keep a
+segment beyond max_age_s.
 """
 
 from collections import deque
@@ -17,116 +23,42 @@ import os
 from pathlib import Path
 import re
 import struct
-import sys
 import threading
 import time
-from typing import Callable, IO, Iterator, Sequence
+from typing import Callable, IO, Iterator
 
 from mcap.exceptions import EndOfFile, McapError
 from mcap.opcode import Opcode
 from mcap.reader import NonSeekingReader, SeekingReader
 from mcap.records import Channel, Message, Schema
-from mcap.well_known import MessageEncoding, Profile, SchemaEncoding
-from mcap.writer import CompressionType, Writer as McapWriter
 from mcap_ros2.decoder import DecoderFactory
 import numpy as np
 
-from facetrack_ros.core.history.config import HistoryConfig, MIB, NS_PER_S, seconds_to_ns
+from facetrack_ros.core.history.config import HistoryConfig, NS_PER_S, seconds_to_ns
+from facetrack_ros.core.history.mcap_file import (check_message, COMPRESSED_IMAGE_TYPE,
+                                                  MAX_LOG_TIME_NS, Salvage, salvage,
+                                                  SegmentInfo, SegmentWriter,
+                                                  SerializedMessage)
 from facetrack_ros.core.history.ring import FrameRing, StoredFrame
+from facetrack_ros.core.private_files import FileModes, fsync_folder
 
 _LOG = logging.getLogger(__name__)
 
-COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
-_LIBRARY = 'facetrack_ros frame history'
-# Size estimates of what a segment adds around its messages, so rotation by size holds for the
-# finished file: per message (record, message index), per chunk (chunk + its summary index),
-# and once (statistics, summary offsets, data end, footer, magic).
-_MESSAGE_OVERHEAD_BYTES = 64
-_CHUNK_INDEX_BYTES = 160
-_SUMMARY_BYTES = 512
 _SOURCE_RE = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]*')
 _SEGMENT_RE = re.compile(r'(?P<source>.+)_\d{8}T\d{6}\.\d{9}Z\.mcap')
 #: What a damaged MCAP file can raise while it is parsed.
 _READ_ERRORS = (McapError, struct.error, ValueError, EOFError, IndexError, KeyError, OSError,
                 ArithmeticError, MemoryError)
-
-_PRIMITIVE_TYPES = frozenset({'bool', 'byte', 'char', 'float32', 'float64', 'int8', 'uint8',
-                              'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'string'})
-_FIELD_TYPE_RE = re.compile(r'(?:^|\n)\s*([a-zA-Z0-9_/]+)(?:\[[^\]]*\])?\s+')
-
-
-def message_definition(type_name: str, share_dirs: Sequence[Path] | None = None) -> str:
-    """Return the complete ros2msg definition of type_name exactly as rosbag2 stores it.
-
-    The type's .msg text comes first, then each dependency (depth first, each once) after a
-    line of 80 '=' and a line 'MSG: <type as written in the field>'. share_dirs are searched
-    for `<package>/msg/<Type>.msg`; by default the share folders of AMENT_PREFIX_PATH and of
-    the running Python prefix (the PyPI ROS wheels). Raises FileNotFoundError for a missing
-    .msg.
-    """
-    if share_dirs is None:
-        prefixes = [p for p in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
-        share_dirs = [Path(prefix) / 'share' for prefix in [*prefixes, sys.prefix]]
-    seen: set[str] = set()
-
-    def text_with_dependencies(name: str) -> str:
-        package, _, short = name.partition('/')
-        short = short.rpartition('/')[2]
-        for share in share_dirs:
-            path = Path(share) / package / 'msg' / f'{short}.msg'
-            if path.is_file():
-                text = path.read_text()
-                break
-        else:
-            raise FileNotFoundError(f'no .msg file for {name} in {list(share_dirs)}')
-        dependencies = set()
-        for match in _FIELD_TYPE_RE.finditer(text):
-            field_type = match.group(1)
-            if field_type not in _PRIMITIVE_TYPES:
-                dependencies.add(field_type if '/' in field_type else f'{package}/{field_type}')
-        for dependency in sorted(dependencies):
-            if dependency not in seen:
-                seen.add(dependency)
-                text += f'\n{"=" * 80}\nMSG: {dependency}\n' + text_with_dependencies(dependency)
-        return text
-
-    return text_with_dependencies(type_name)
-
-
-@dataclass(frozen=True)
-class SerializedMessage:
-    """One message as the node hands it over: CDR bytes plus what is needed to decode them."""
-
-    topic: str        # e.g. '/camera/image_raw/compressed'
-    type_name: str    # e.g. 'sensor_msgs/msg/CompressedImage'
-    definition: str   # complete ros2msg definition (see message_definition)
-    data: bytes       # CDR, as rclpy.serialization.serialize_message returns it
-    stamp_ns: int     # capture stamp, used as the MCAP log time [ns]
-
-
-@dataclass
-class SegmentInfo:
-    """What the store knows of one segment file."""
-
-    path: Path
-    source: str         # camera or robot that wrote it
-    start_ns: int       # earliest message log time [ns]
-    end_ns: int         # latest message log time [ns]
-    size_bytes: int
-    messages: int
-    frames: int         # CompressedImage messages among them
-    finished: bool      # footer and summary written; False while a writer has it open
-
-    @property
-    def name(self) -> str:
-        """Return the file name, which is how the index refers to the segment."""
-        return self.path.name
+#: A transform of stored messages (FrameStore.rewrite): (type name, topic, log time [ns], CDR)
+#: to the new CDR, the same object when unchanged, or None to drop the message.
+Transform = Callable[[str, str, int, bytes], bytes | None]
 
 
 def check_source(source: str) -> str:
     """Return source if it can name segment files, else raise ValueError."""
-    if not _SOURCE_RE.fullmatch(source):
-        raise ValueError(f'source id {source!r} must match {_SOURCE_RE.pattern}')
+    if not isinstance(source, str) or not _SOURCE_RE.fullmatch(source) or len(source) > 128:
+        raise ValueError(f'source id {source!r} must match {_SOURCE_RE.pattern} '
+                         '(at most 128 characters)')
     return source
 
 
@@ -149,82 +81,12 @@ def spread_indices(count: int, limit: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, count - 1, limit).round()})
 
 
-class SegmentWriter:
-    """Write one MCAP segment of already-serialized ROS 2 messages, readable by rosbag2."""
+def age_reference_ns(info: SegmentInfo, now_ns: int) -> int:
+    """Return the stamp retention ages a segment by: its last stamp or its last write [ns].
 
-    def __init__(self, path: Path, source: str, chunk_max_bytes: int = 4 * MIB) -> None:
-        """Create path (which must not exist) and write the MCAP header."""
-        self._file = open(path, 'xb')
-        self._mcap = McapWriter(self._file, chunk_size=chunk_max_bytes,
-                                compression=CompressionType.NONE)
-        self._mcap.start(profile=Profile.ROS2, library=_LIBRARY)
-        self._schemas: dict[str, int] = {}
-        self._channels: dict[str, tuple[int, str]] = {}   # topic -> (channel id, type name)
-        self._unflushed = 0        # bytes held in the chunk being built
-        self._summary = _SUMMARY_BYTES   # what finish() will append: summary, footer
-        self.frame_stamps: list[int] = []   # of the open segment, which has no index yet
-        self.info = SegmentInfo(Path(path), check_source(source), 0, 0, self._file.tell(), 0,
-                                0, finished=False)
-
-    def write(self, message: SerializedMessage) -> None:
-        """Append one message, registering its schema and channel on first use."""
-        schema_id = self._schemas.get(message.type_name)
-        if schema_id is None:
-            schema_id = self._mcap.register_schema(message.type_name, SchemaEncoding.ROS2,
-                                                   message.definition.encode())
-            self._schemas[message.type_name] = schema_id
-            size = len(message.definition) + len(message.type_name) + 32
-            self._grow(size, summary=size)
-        channel_id, type_name = self._channels.get(message.topic, (0, message.type_name))
-        if type_name != message.type_name:
-            raise ValueError(f'topic {message.topic} carries {type_name}, '
-                             f'not {message.type_name}')
-        if not channel_id:
-            channel_id = self._mcap.register_channel(message.topic, MessageEncoding.CDR,
-                                                     schema_id)
-            self._channels[message.topic] = (channel_id, type_name)
-            self._grow(len(message.topic) + 48, summary=len(message.topic) + 48)
-        self._mcap.add_message(channel_id, log_time=message.stamp_ns, data=message.data,
-                               publish_time=message.stamp_ns)
-        info = self.info
-        info.start_ns = message.stamp_ns if not info.messages else min(info.start_ns,
-                                                                       message.stamp_ns)
-        info.end_ns = max(info.end_ns, message.stamp_ns) if info.messages else message.stamp_ns
-        info.messages += 1
-        if message.type_name == COMPRESSED_IMAGE_TYPE:
-            info.frames += 1
-            self.frame_stamps.append(message.stamp_ns)
-        self._grow(len(message.data) + _MESSAGE_OVERHEAD_BYTES)
-
-    def _grow(self, chunk: int, summary: int = 0) -> None:
-        """Account for bytes added to the chunk and to the summary finish() will write."""
-        self._unflushed += chunk
-        self._summary += summary
-        self.info.size_bytes = self._file.tell() + self._unflushed + self._summary
-
-    @property
-    def readable_bytes(self) -> int:
-        """Return how much of the file another reader sees: everything up to the last flush."""
-        return self._file.tell()
-
-    def flush(self) -> None:
-        """Cut the chunk in progress, write it out and fsync, so a crash cannot lose it."""
-        if self._unflushed:
-            self._mcap.flush()
-            os.fsync(self._file.fileno())
-            self._unflushed = 0
-            self._grow(0, summary=_CHUNK_INDEX_BYTES)
-
-    def close(self) -> SegmentInfo:
-        """Write the summary and footer, fsync and close; return the finished segment's info."""
-        self._mcap.finish()
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self.frame_stamps = []
-        self.info.size_bytes = self.info.path.stat().st_size
-        self.info.finished = True
-        return self.info
+    The earlier of the two, so neither a future stamp nor a recent copy keeps data longer.
+    """
+    return min(info.end_ns, info.written_ns if info.finished else now_ns)
 
 
 @dataclass
@@ -271,28 +133,49 @@ class FrameStore:
     Frame lookups ask the ring for the span it fully holds and read only the segments that
     overlap the rest, through their chunk and message indexes. Thread-safe; a lookup holds the
     store lock only to see what to read (segments, the ring), never while it reads the disk,
-    so recording goes on meanwhile.
+    so recording goes on meanwhile. See the module docstring for faults.
     """
 
-    def __init__(self, root: Path | str, config: HistoryConfig = HistoryConfig()) -> None:
+    def __init__(self, root: Path | str, config: HistoryConfig = HistoryConfig(),
+                 modes: FileModes = FileModes()) -> None:
         """Open (or create) the store under root and list, and if need be recover, its segments.
 
-        Damaged segments are logged, listed in problems and skipped; they never raise.
+        Damaged segments are logged, listed in problems and recovered or skipped; they never
+        raise. A folder that cannot be written is served as it is (read_only). Raises OSError
+        only when the segment folder neither exists nor can be made.
         """
         self.config = config
+        self.modes = modes
         self.segment_dir = Path(root) / 'segments'
-        self.segment_dir.mkdir(parents=True, exist_ok=True)
         self.ring = FrameRing(config.ring_bytes)
         self.problems: deque[str] = deque(maxlen=100)   # the latest, for diagnostics
         self.problem_count = 0
+        #: Segments recovered on opening (a crash): their last index entries may be missing.
+        self.recovered: list[str] = []
+        #: Why the last flush failed, while writes fail; None when writing works.
+        self.write_error: str | None = None
+        #: Messages dropped because the disk refused them for too long (pending_max_bytes).
+        self.lost_messages = 0
+        #: Called (under the store lock) with each segment once it is finished.
+        self.on_finished: Callable[[SegmentInfo], None] | None = None
         self._segments: dict[str, SegmentInfo] = {}   # finished, by file name
         self._writers: dict[str, SegmentWriter] = {}  # open, by source
         self._decoders: dict[tuple[str, bytes], Callable[[bytes], object]] = {}
         self._lock = threading.RLock()
         self._last_flush = time.monotonic()
         self._closed = False
+        try:
+            modes.make_folder(self.segment_dir)
+        except OSError as error:
+            if not self.segment_dir.is_dir():
+                raise
+            self._problem(f'cannot write {self.segment_dir} ({error}): serving it as it is')
+        self.read_only = not os.access(self.segment_dir, os.W_OK)
         for leftover in self.segment_dir.glob('*.mcap.tmp'):   # a recovery cut short
-            leftover.unlink()
+            try:
+                leftover.unlink()
+            except OSError:
+                pass
         for path in sorted(self.segment_dir.glob('*.mcap')):
             info = self._open_existing(path)
             if info is not None:
@@ -318,46 +201,96 @@ class FrameStore:
             self._problem(f'{path.name}: not a segment name, skipped')
             return None
         try:
+            status = path.stat()
             with open(path, 'rb') as stream:
                 summary = SeekingReader(stream).get_summary()
         except _READ_ERRORS:
             summary = None
         if summary is None or summary.statistics is None:
             return self._recover(path, match.group('source'))
+        self.modes.restrict(path)
         stats = summary.statistics
         frame_channels = {channel_id for channel_id, channel in summary.channels.items()
                           if self._is_frame_schema(summary.schemas.get(channel.schema_id))}
         return SegmentInfo(path, match.group('source'), stats.message_start_time,
-                           stats.message_end_time, path.stat().st_size, stats.message_count,
+                           stats.message_end_time, status.st_size, stats.message_count,
                            sum(stats.channel_message_counts.get(channel_id, 0)
-                               for channel_id in frame_channels), finished=True)
+                               for channel_id in frame_channels), finished=True,
+                           written_ns=status.st_mtime_ns)
 
     def _recover(self, path: Path, source: str) -> SegmentInfo | None:
-        """Rewrite an unfinished segment (crash) as a finished one with its readable messages."""
+        """Rewrite an unfinished or damaged segment with the messages of its intact chunks.
+
+        A file with nothing in it (empty, or a header only) is deleted; one with nothing
+        readable is skipped. The recovered file keeps the original's mtime (its real age).
+        """
+        try:
+            in_place = SegmentWriter.adopt(path, source, self.config.chunk_max_bytes,
+                                           self.modes)
+            if in_place is not None and in_place.info.messages:
+                return self._finish_in_place(path, in_place)
+        except OSError as error:
+            self._problem(f'{path.name}: unfinished and cannot be finished here ({error}); '
+                          'skipped')
+            return None
+        report = Salvage()
         temporary = path.with_name(path.name + '.tmp')
         writer: SegmentWriter | None = None
-        error: Exception | None = None
         try:
-            with open(path, 'rb') as stream:
-                for schema, channel, message in NonSeekingReader(stream).iter_messages(
-                        log_time_order=False):
-                    if schema is None:
-                        continue   # rosbag2 always writes schemas; nothing to decode without
-                    writer = writer or SegmentWriter(temporary, source,
-                                                     self.config.chunk_max_bytes)
-                    writer.write(SerializedMessage(channel.topic, schema.name,
-                                                   schema.data.decode(), message.data,
-                                                   message.log_time))
-        except _READ_ERRORS as exc:   # the first damaged record ends what can be trusted
-            error = exc
-        if writer is None:
-            self._problem(f'{path.name}: unreadable ({error!r}), skipped')
+            written_ns = path.stat().st_mtime_ns
+            for messages in salvage(path, report):
+                writer = writer or SegmentWriter(temporary, source, self.config.chunk_max_bytes,
+                                                 self.modes)
+                for schema, channel, message in messages:
+                    try:
+                        writer.write(SerializedMessage(channel.topic, schema.name,
+                                                       schema.data.decode(), message.data,
+                                                       message.log_time))
+                    except ValueError:   # a stamp or type the store would not have written
+                        report.orphans += 1
+                writer.cut()   # the chunks keep their size
+            if writer is None:
+                return self._unreadable(path, report)
+            info = writer.close()
+            os.utime(temporary, ns=(written_ns, written_ns))
+            os.replace(temporary, path)
+            fsync_folder(path.parent)
+        except OSError as error:   # a read-only folder, a full disk
+            if writer is not None:
+                writer.abandon()
+            try:
+                temporary.unlink(missing_ok=True)
+            except OSError:
+                pass
+            self._problem(f'{path.name}: unfinished or damaged and cannot be recovered here '
+                          f'({error}); skipped')
             return None
+        self.recovered.append(path.name)
+        unreadable = f' and {report.orphans} unreadable messages' if report.orphans else ''
+        self._problem(f'{path.name}: unfinished (crash?) or damaged: recovered {info.messages} '
+                      f'messages in {report.chunks} intact chunks, skipped {report.damaged} '
+                      f'damaged stretch(es){unreadable}')
+        return replace(info, path=path, written_ns=written_ns)
+
+    def _finish_in_place(self, path: Path, writer: SegmentWriter) -> SegmentInfo:
+        """Finish a segment torn only at its end (see SegmentWriter.adopt), keeping its mtime."""
+        written_ns = path.stat().st_mtime_ns
+        torn = writer.torn_bytes
         info = writer.close()
-        os.replace(temporary, path)
-        self._problem(f'{path.name}: unfinished (crash?), recovered {info.messages} messages'
-                      f' (reading stopped at {error!r})')
-        return replace(info, path=path)
+        os.utime(path, ns=(written_ns, written_ns))
+        self.recovered.append(path.name)
+        self._problem(f'{path.name}: unfinished (crash?): recovered {info.messages} messages '
+                      f'in place, a torn tail of {torn} bytes cut off')
+        return replace(info, written_ns=written_ns)
+
+    def _unreadable(self, path: Path, report: Salvage) -> None:
+        """Delete a segment file that holds nothing; report one holding nothing readable."""
+        size = path.stat().st_size
+        if report.damaged == 0 or size <= 64:   # empty, or a header without a chunk
+            path.unlink()
+            self._problem(f'{path.name}: empty ({size} bytes), deleted')
+        else:
+            self._problem(f'{path.name}: unreadable ({size} bytes, no intact chunk), skipped')
 
     @staticmethod
     def _is_frame_schema(schema: Schema | None) -> bool:
@@ -366,25 +299,34 @@ class FrameStore:
     def write(self, source: str, message: SerializedMessage) -> str:
         """Append a message to source's open segment, rotating first if it is due.
 
-        Returns the file name of the segment it went into. Raises RuntimeError after close():
-        a callback still running during shutdown must not leave an unfinished segment behind.
+        Returns the file name of the segment it went into. The message is kept in memory if
+        the disk refuses it (see the module docstring). Raises ValueError for a message that
+        cannot be stored (check_message) and RuntimeError after close(): a callback still
+        running during shutdown must not leave an unfinished segment behind.
         """
+        check_message(message)
         with self._lock:
             if self._closed:
                 raise RuntimeError(f'frame store {self.segment_dir} is closed')
             writer = self._writers.get(source)
-            if writer is not None and writer.info.messages and (
-                    message.stamp_ns - writer.info.start_ns
-                    >= seconds_to_ns(self.config.segment_duration_s)
-                    or writer.info.size_bytes + len(message.data)
-                    > self.config.segment_max_bytes):
+            # While the disk refuses writes the segment stays open (flush_if_due retries).
+            if writer is not None and writer.info.messages and self.write_error is None \
+                    and self._rotation_due(writer, message):
                 self._finish(source)
-                writer = None
+                writer = self._writers.get(source)
             if writer is None:
                 writer = self._open_writer(source, message.stamp_ns)
             writer.write(message)
+            self._bound_pending()
             self.flush_if_due()
             return writer.info.name
+
+    def _rotation_due(self, writer: SegmentWriter, message: SerializedMessage) -> bool:
+        """Return whether writer's segment is long (capture or wall time) or large enough."""
+        duration_ns = seconds_to_ns(self.config.segment_duration_s)
+        return (message.stamp_ns - writer.info.start_ns >= duration_ns
+                or time.monotonic() - writer.opened >= self.config.segment_duration_s
+                or writer.info.size_bytes + len(message.data) > self.config.segment_max_bytes)
 
     def add_frame(self, camera_id: str, message: SerializedMessage, jpeg: bytes,
                   frame_id: str = '') -> str:
@@ -400,40 +342,109 @@ class FrameStore:
             return name
 
     def _open_writer(self, source: str, stamp_ns: int) -> SegmentWriter:
+        taken = {*self._segments, *(w.info.name for w in self._writers.values())}
         path = self.segment_dir / segment_name(source, stamp_ns)
-        while path.exists():   # same source and first stamp as an older segment
+        while path.name in taken or path.exists():   # same source and first stamp as another
             stamp_ns += 1
             path = self.segment_dir / segment_name(source, stamp_ns)
-        writer = SegmentWriter(path, source, self.config.chunk_max_bytes)
+        writer = SegmentWriter(path, source, self.config.chunk_max_bytes, self.modes)
         self._writers[source] = writer
         return writer
 
-    def _finish(self, source: str) -> None:
-        info = self._writers.pop(source).close()
-        self._segments[info.name] = info
+    def _finish(self, source: str) -> bool:
+        """Finish source's open segment; False (and it stays open) when the disk refuses."""
+        writer = self._writers[source]
+        try:
+            info = writer.close()
+        except OSError as error:
+            self._note_write(error)
+            return False
+        del self._writers[source]
+        if info.messages:
+            self._segments[info.name] = info
+            if self.on_finished is not None:
+                self.on_finished(info)
+        return True
+
+    def _bound_pending(self) -> None:
+        """Drop the oldest messages held in memory beyond pending_max_bytes, counting them."""
+        while sum(w.pending_bytes for w in self._writers.values()) \
+                > self.config.pending_max_bytes:
+            holding = [w for w in self._writers.values() if w.oldest_pending is not None]
+            if not holding:
+                return
+            dropped = min(holding, key=lambda w: w.oldest_pending).drop_oldest_pending()
+            if not dropped:
+                return
+            self.lost_messages += dropped
+
+    def _note_write(self, error: OSError | None) -> None:
+        """Record the outcome of a write to disk: the error, or that writing works again."""
+        if error is not None:
+            if self.write_error is None:
+                _LOG.error('frame history: cannot write segments (%s): recording to memory '
+                           'until it works again', error)
+            self.write_error = f'{error.strerror or error}'
+        elif self.write_error is not None:
+            _LOG.warning('frame history: writing segments again')
+            self.write_error = None
 
     def flush(self) -> None:
-        """Write out and fsync every open segment's pending chunk."""
+        """Write out and fsync every open segment's pending chunks; never raises.
+
+        A failure is kept in write_error (and the chunks in memory) until a flush succeeds.
+        """
         with self._lock:
-            for writer in self._writers.values():
-                writer.flush()
             self._last_flush = time.monotonic()
+            failure = None
+            for writer in self._writers.values():
+                try:
+                    writer.flush()
+                except OSError as error:
+                    failure = error
+            self._note_write(failure)
 
     def flush_if_due(self) -> None:
-        """Flush when flush_interval_s has passed; call from a timer so idle data is flushed."""
+        """Flush when a message has waited half of flush_interval_s; call from a timer.
+
+        While writes fail, a flush is tried once per flush_interval_s.
+        """
         with self._lock:
-            if time.monotonic() - self._last_flush >= self.config.flush_interval_s:
+            now = time.monotonic()
+            interval = self.config.flush_interval_s
+            if self.write_error is not None:
+                due = now - self._last_flush >= interval
+            else:
+                due = any(w.oldest_pending is not None and now - w.oldest_pending >= interval / 2
+                          for w in self._writers.values())
+            if due:
                 self.flush()
 
-    def close(self) -> None:
-        """Finish every open segment (summary, footer); the store stays readable.
+    def finish_open(self) -> str | None:
+        """Finish every open segment now; return why one could not be finished, or None."""
+        with self._lock:
+            for source in list(self._writers):
+                if not self._finish(source):
+                    return self.write_error
+            return None
 
-        Writing afterwards raises RuntimeError; closing again does nothing.
+    def close(self) -> None:
+        """Finish every open segment (summary, footer); the store stays readable. Never raises.
+
+        A segment the disk refuses to finish is left unfinished (recovered at the next open)
+        and its messages not on disk are counted in lost_messages. Writing afterwards raises
+        RuntimeError; closing again does nothing.
         """
         with self._lock:
             self._closed = True
             for source in list(self._writers):
-                self._finish(source)
+                if not self._finish(source):
+                    writer = self._writers.pop(source)
+                    lost = writer.pending_messages
+                    writer.abandon()
+                    self.lost_messages += lost
+                    self._problem(f'{writer.info.name} left unfinished on close '
+                                  f'({self.write_error}): {lost} messages not written')
 
     def segments(self) -> list[SegmentInfo]:
         """Return every segment, open ones included, oldest first."""
@@ -444,6 +455,11 @@ class FrameStore:
     def disk_bytes(self) -> int:
         """Return the bytes of all segment files."""
         return sum(info.size_bytes for info in self.segments())
+
+    def pending_bytes(self) -> int:
+        """Return the message bytes held in memory, not on disk yet."""
+        with self._lock:
+            return sum(writer.pending_bytes for writer in self._writers.values())
 
     def segment_for(self, camera_id: str, stamp_ns: int) -> str:
         """Return the file name of the segment holding camera_id's frame at stamp_ns.
@@ -458,29 +474,116 @@ class FrameStore:
             writer = self._writers.get(camera_id)
             return writer.info.name if writer is not None else ''
 
-    def enforce_retention(self, now_ns: int) -> list[SegmentInfo]:
-        """Delete segments older than max_age_s, then the oldest beyond max_bytes.
+    def enforce_retention(self, now_ns: int, other_bytes: int = 0) -> list[SegmentInfo]:
+        """Delete segments older than max_age_s, then the oldest while over max_bytes.
 
+        Age counts from age_reference_ns (the earlier of last stamp and last write);
+        other_bytes (the index and its journal) count against max_bytes with the segments.
         An open segment is deleted only once all of it is too old (its camera went quiet).
         Returns the deleted segments, so the caller can drop their index entries.
         """
         cutoff = now_ns - seconds_to_ns(self.config.max_age_s)
         with self._lock:
-            for source in [s for s, w in self._writers.items() if w.info.end_ns < cutoff]:
+            for source in [s for s, w in self._writers.items()
+                           if age_reference_ns(w.info, now_ns) < cutoff]:
                 self._finish(source)
-            finished = sorted(self._segments.values(), key=lambda info: info.end_ns)
-            doomed = [info for info in finished if info.end_ns < cutoff]
-            total = self.disk_bytes() - sum(info.size_bytes for info in doomed)
+            finished = sorted(self._segments.values(),
+                              key=lambda info: age_reference_ns(info, now_ns))
+            doomed = [info for info in finished if age_reference_ns(info, now_ns) < cutoff]
+            total = self.disk_bytes() + other_bytes - sum(info.size_bytes for info in doomed)
             for info in finished[len(doomed):]:
                 if total <= self.config.max_bytes:
                     break
                 doomed.append(info)
                 total -= info.size_bytes
+            deleted = []
             for info in doomed:
-                info.path.unlink(missing_ok=True)
+                try:
+                    info.path.unlink(missing_ok=True)
+                except OSError as error:
+                    self._problem(f'{info.name}: cannot delete ({error})')
+                    continue
                 del self._segments[info.name]
+                deleted.append(info)
             self.ring.drop_before(cutoff)
-            return doomed
+            return deleted
+
+    def ring_replace(self, camera_id: str,
+                     change: Callable[[StoredFrame], bytes | None]) -> int:
+        """Replace camera_id's ring frames by change(frame) where it is not None; count them."""
+        with self._lock:
+            changed = 0
+            for stamp in self.ring.stamps(camera_id, 0, MAX_LOG_TIME_NS):
+                frame = self.ring.get(camera_id, stamp)
+                data = None if frame is None else change(frame)
+                if data is not None:
+                    changed += self.ring.replace(camera_id, stamp, data)
+            return changed
+
+    def messages(self, name: str, type_names: set[str] | None = None
+                 ) -> Iterator[tuple[Schema, str, int, bytes]]:
+        """Yield (schema, topic, log time, CDR) of a finished segment's intact chunks.
+
+        Only messages of type_names (None: all). A damaged chunk is skipped; a segment that
+        is gone (retention) or open yields nothing.
+        """
+        with self._lock:
+            info = self._segments.get(name)
+        if info is None:
+            return
+        try:
+            for messages in salvage(info.path):
+                for schema, channel, message in messages:
+                    if type_names is None or schema.name in type_names:
+                        yield schema, channel.topic, message.log_time, message.data
+        except FileNotFoundError:
+            return
+
+    def rewrite(self, name: str, transform: Transform) -> tuple[int, int]:
+        """Rewrite a finished segment with transform applied to each message (see Transform).
+
+        The new file replaces the old one at once (keeping its mtime, i.e. its age); it holds
+        only the old file's intact chunks. Returns (messages changed, messages dropped);
+        (0, 0) leaves the file untouched. Raises OSError when the new file cannot be written.
+        """
+        with self._lock:
+            info = self._segments.get(name)
+        if info is None:
+            return 0, 0
+        temporary = info.path.with_name(info.path.name + '.tmp')
+        writer = SegmentWriter(temporary, info.source, self.config.chunk_max_bytes, self.modes)
+        changed = dropped = 0
+        try:
+            for messages in salvage(info.path):
+                for schema, channel, message in messages:
+                    data = transform(schema.name, channel.topic, message.log_time, message.data)
+                    if data is None:
+                        dropped += 1
+                        continue
+                    changed += data is not message.data
+                    writer.write(SerializedMessage(channel.topic, schema.name,
+                                                   schema.data.decode(), data,
+                                                   message.log_time))
+                writer.cut()
+            if not (changed or dropped):
+                writer.abandon()
+                return 0, 0
+            new = writer.close()
+            if new.messages:
+                os.utime(temporary, ns=(info.written_ns, info.written_ns))
+        except BaseException:
+            writer.abandon()
+            temporary.unlink(missing_ok=True)
+            raise
+        with self._lock:
+            if new.messages:
+                os.replace(temporary, info.path)
+                self._segments[name] = replace(new, path=info.path, written_ns=info.written_ns)
+            else:
+                info.path.unlink(missing_ok=True)
+                del self._segments[name]
+            fsync_folder(info.path.parent)
+        return changed, dropped
 
     def nearest_frame(self, stamp_ns: int, tolerance_s: float = 0.5,
                       camera_id: str = '') -> StoredFrame | None:
@@ -560,7 +663,10 @@ class FrameStore:
                     group.stamps = np.sort(stamps[(stamps >= start_ns) & (stamps <= disk_end)])
                     group.count = len(group.stamps)
                     if group.count:
-                        writer.flush()
+                        try:
+                            writer.flush()
+                        except OSError as error:   # what is not on disk is in the ring
+                            self._note_write(error)
                     group.readable_bytes = writer.readable_bytes
                 elif not (start_ns <= info.start_ns and info.end_ns <= disk_end):
                     group.count = None   # partly inside: counted from its index, unlocked
@@ -595,8 +701,13 @@ class FrameStore:
                         continue
                     for channel_id in frame_channels:
                         if channel_id in chunk.message_index_offsets:
-                            times = _read_message_index_stamps(
-                                stream, chunk.message_index_offsets[channel_id])
+                            try:
+                                times = _read_message_index_stamps(
+                                    stream, chunk.message_index_offsets[channel_id])
+                            except _READ_ERRORS as exc:   # this chunk only
+                                self._problem(f'{info.name}: a message index is unreadable '
+                                              f'({exc!r}), its frames skipped')
+                                continue
                             parts.append(times[(times >= start_ns) & (times <= end_ns)])
         except FileNotFoundError:
             pass   # deleted by retention since the lookup was planned: nothing to find
@@ -637,6 +748,13 @@ class FrameStore:
             pass   # deleted by retention since the lookup was planned
         except _READ_ERRORS as exc:
             self._problem(f'{info.name}: frames unreadable ({exc!r}), skipped')
+        if wanted and not info.finished:   # not on disk yet (the disk refuses): in memory
+            with self._lock:
+                writer = self._writers.get(info.source)
+                pending = [] if writer is None or writer.info.name != info.name else \
+                    writer.pending_frames(wanted)
+            frames.extend(self._decode_frame(schema, None, message, info.source)
+                          for schema, message in pending)
         return frames
 
     def _iter_segment(self, group: _FrameGroup, stream: IO[bytes],
@@ -644,9 +762,16 @@ class FrameStore:
         """Yield the messages of a segment at stamps, by index or, if open, by scanning."""
         if group.segment.finished:
             reader = SeekingReader(stream, validate_crcs=True)   # damaged chunks raise
+            damaged: list[int] = []
             for stamp in sorted(stamps):   # each reads only the chunk(s) holding stamp
-                yield from reader.iter_messages(starting_at=stamp, ending_at=stamp,
-                                                log_time_order=False)
+                try:
+                    yield from reader.iter_messages(starting_at=stamp, ending_at=stamp,
+                                                    log_time_order=False)
+                except (McapError, struct.error, ValueError, EOFError):
+                    damaged.append(stamp)
+            if damaged:
+                self._problem(f'{group.segment.name}: {len(damaged)} frame(s) in damaged '
+                              f'chunks skipped (first at {damaged[0]} ns)')
             return
         try:
             yield from NonSeekingReader(_Prefix(stream, group.readable_bytes)).iter_messages(
@@ -654,11 +779,16 @@ class FrameStore:
         except EndOfFile:   # an open segment ends after its last flushed chunk, no footer yet
             return
 
-    def _decode_frame(self, schema: Schema, channel: Channel, message: Message,
-                      camera_id: str) -> StoredFrame:
+    def decode(self, schema: Schema, data: bytes) -> object:
+        """Return a stored CDR message decoded (mcap_ros2: the message's fields as attributes)."""
         key = (schema.name, schema.data)
-        if key not in self._decoders:   # DecoderFactory caches by schema id, unique per file
-            self._decoders[key] = DecoderFactory().decoder_for(channel.message_encoding, schema)
-        decoded = self._decoders[key](message.data)
+        decoder = self._decoders.get(key)
+        if decoder is None:   # DecoderFactory caches by schema id, unique per file only
+            decoder = self._decoders[key] = DecoderFactory().decoder_for('cdr', schema)
+        return decoder(data)
+
+    def _decode_frame(self, schema: Schema, channel: Channel | None, message: Message,
+                      camera_id: str) -> StoredFrame:
+        decoded = self.decode(schema, message.data)
         return StoredFrame(message.log_time, camera_id, bytes(decoded.data),
                            decoded.header.frame_id, decoded.format)

@@ -1,0 +1,227 @@
+"""index_bag: search recordings later. Run the pipeline over a rosbag2 recording into a history.
+
+  ros2 run facetrack_ros index_bag ~/bags/patrol_0 --topic /r1/image_raw \
+      --history-dir ~/bags/patrol_0_history --model yolo11n.pt
+
+Reads the image topic (sensor_msgs/Image or CompressedImage) of a rosbag2 MCAP recording (a
+bag folder, as `ros2 bag record` writes it, or one .mcap file), runs detection, tracking and
+face embedding over it frame by frame as fast as the CPU allows (no frame is dropped, unlike
+a live graph), and writes a history folder as frame_history writes it: frames (a compressed
+recording's own JPEGs, unchanged), identified faces with the embedding index, and person
+events. Serve it with frame_history and ask BacktrackSearch, or fleet_search through a fleet
+node. Settings are the nodes' own parameters: their defaults, then --params-file (the YAML
+of config/facetrack.yaml, keyed by node name), then the options given here.
+"""
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+import re
+import sys
+import time
+from typing import Iterator
+
+import numpy as np
+from mcap.reader import make_reader
+from rclpy.serialization import deserialize_message
+from sensor_msgs.msg import CompressedImage, Image
+
+from facetrack_ros import detector_node, face_embedding_node, frame_history_node, tracker_node
+from facetrack_ros.conversions import bgr_to_compressed, image_to_bgr, jpeg_to_bgr, sec_to_time
+from facetrack_ros.core.detection import ModelUnavailableError
+from facetrack_ros.core.history import FrameHistory
+from facetrack_ros.core.pipeline import FaceSighting, PersonPipeline
+from facetrack_ros.core.private_files import FileModes
+from facetrack_ros.core.tracking import PersonTracker
+from facetrack_ros.history_messages import HistoryRecorder
+from facetrack_ros.msg import PersonDetectionArray
+from facetrack_ros.parameters import InvalidParameterError, offline_parameters
+
+IMAGE_TYPES = {'sensor_msgs/msg/Image': Image, 'sensor_msgs/msg/CompressedImage': CompressedImage}
+
+
+class BagError(ValueError):
+    """A recording that cannot be indexed; the message says why and what to do."""
+
+
+def bag_files(path: Path) -> list[Path]:
+    """Return the MCAP files of a bag folder (in order) or the one .mcap file given."""
+    if path.is_file():
+        if path.suffix != '.mcap':
+            raise BagError(f'{path} is not an MCAP file; record with `ros2 bag record -s mcap` '
+                           '(the default storage since Iron)')
+        return [path]
+    if not path.is_dir():
+        raise BagError(f'{path} does not exist')
+    files = sorted(path.glob('*.mcap'))
+    if not files:
+        raise BagError(f'{path} holds no .mcap file (a sqlite3 bag? convert it with '
+                       '`ros2 bag convert`, or record with `-s mcap`)')
+    return files
+
+
+def image_topics(files: list[Path]) -> dict[str, str]:
+    """Return {topic: type} of the image topics in files."""
+    topics = {}
+    for file in files:
+        with open(file, 'rb') as stream:
+            summary = make_reader(stream).get_summary()
+        if summary is None:
+            continue
+        for channel in summary.channels.values():
+            schema = summary.schemas.get(channel.schema_id)
+            if schema is not None and schema.name in IMAGE_TYPES:
+                topics[channel.topic] = schema.name
+    return topics
+
+
+def choose_topic(files: list[Path], topic: str | None) -> str:
+    """Return the image topic to index: the one given, or the bag's only one."""
+    topics = image_topics(files)
+    if topic is None:
+        if len(topics) != 1:
+            raise BagError(f'give --topic: the recording has {len(topics)} image topics '
+                           f'{sorted(topics)}')
+        return next(iter(topics))
+    if topic not in topics:
+        raise BagError(f'no image topic {topic} in the recording; its image topics: '
+                       f'{sorted(topics) or "none"}')
+    return topic
+
+
+def images(files: list[Path], topic: str) -> Iterator[Image | CompressedImage]:
+    """Yield the messages of topic, file after file, each file in log-time order."""
+    for file in files:
+        with open(file, 'rb') as stream:
+            for schema, _, message in make_reader(stream).iter_messages(
+                    topics=[topic], log_time_order=True):
+                msg = deserialize_message(message.data, IMAGE_TYPES[schema.name])
+                if msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0:
+                    msg.header.stamp = sec_to_time(message.log_time / 1e9)
+                yield msg
+
+
+def identified_messages(identified: list[tuple[FaceSighting, str]], frame_id: str,
+                        model: str) -> list[PersonDetectionArray]:
+    """Return identified_faces messages, one per frame, as the tracker publishes them."""
+    frames = defaultdict(list)
+    for sighting, person_id in identified:
+        frames[sighting.stamp].append(face_embedding_node.face_detection(
+            sighting.person, sighting.face, model, person_id))
+    messages = []
+    for stamp, detections in sorted(frames.items()):
+        msg = PersonDetectionArray(detections=detections)
+        msg.header.stamp, msg.header.frame_id = sec_to_time(stamp), frame_id
+        messages.append(msg)
+    return messages
+
+
+def default_robot_id(path: Path) -> str:
+    """Return an id prefix from the recording's name: ids of two recordings never clash."""
+    return re.sub(r'[^A-Za-z0-9_]', '_', path.stem if path.is_file() else path.name) or 'bag'
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Return the command line's options."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('bag', type=Path, help='rosbag2 folder or .mcap file')
+    parser.add_argument('--history-dir', type=Path, required=True,
+                        help='history folder to write (created; an existing one is added to)')
+    parser.add_argument('--topic', help='image topic (default: the recording\'s only one)')
+    parser.add_argument('--params-file', type=Path,
+                        help='parameters YAML keyed by node name (config/facetrack.yaml)')
+    parser.add_argument('--model', help='detector model (the detector\'s `model` parameter)')
+    parser.add_argument('--device', help='inference device (the detector\'s `device`)')
+    parser.add_argument('--robot-id', help='robot id and person id prefix '
+                                           '(default: the recording\'s name)')
+    parser.add_argument('--camera-id', help='camera id (default: the frame_history\'s)')
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Index one recording; exit code 0, or 2 with the reason for a bad recording or setting."""
+    args = parse_args(argv)
+    try:
+        return index(args)
+    except (BagError, InvalidParameterError, ModelUnavailableError, OSError) as error:
+        print(f'index_bag: {error}', file=sys.stderr)
+        return 2
+
+
+def index(args: argparse.Namespace) -> int:
+    """Index args.bag into args.history_dir; return 0."""
+    files = bag_files(args.bag)
+    topic = choose_topic(files, args.topic)
+    robot_id = args.robot_id or default_robot_id(args.bag)
+    detector_p = offline_parameters('detector', detector_node.PARAMETERS, args.params_file,
+                                    model=args.model, device=args.device)
+    face_p = offline_parameters('face_embedding', face_embedding_node.PARAMETERS,
+                                args.params_file)
+    tracker_p = offline_parameters('tracker', tracker_node.PARAMETERS, args.params_file,
+                                   robot_id=robot_id)
+    history_p = offline_parameters('frame_history', frame_history_node.PARAMETERS,
+                                   args.params_file, robot_id=robot_id, camera_id=args.camera_id)
+    detector, status = detector_node.person_detector(detector_p)
+    print(status)
+    analyzer = face_embedding_node.face_analyzer(face_p)
+    pipeline = PersonPipeline(
+        detector, analyzer,
+        PersonTracker(tracker_node.tracker_config(tracker_p), id_prefix=robot_id),
+        face_embedding_node.embedding_scheduler(face_p), appearance=detector_p.appearance)
+    history = FrameHistory(args.history_dir.expanduser(),
+                           frame_history_node.history_config(history_p), robot_id=robot_id,
+                           modes=FileModes.shared_with_group(history_p.share_with_group))
+    recorder = HistoryRecorder(history, robot_id, history_p.camera_id,
+                               lambda name: f'/{history_p.camera_id}/{name}')
+    model = analyzer.embedder.name
+    frames = stored = faces = 0
+    people = set()
+    last_stored = None
+    first = last = None
+    started = time.monotonic()
+    frame_id = ''
+    try:
+        for msg in images(files, topic):
+            stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+            first = stamp_ns if first is None else first
+            last, frame_id = stamp_ns, msg.header.frame_id
+            compressed = isinstance(msg, CompressedImage)
+            image = jpeg_to_bgr(bytes(msg.data)) if compressed else image_to_bgr(msg)
+            result = pipeline.process(image, stamp_ns / 1e9)
+            frames += 1
+            if last_stored is None or stamp_ns - last_stored >= 1e9 / history_p.store_rate \
+                    or stamp_ns < last_stored:
+                recorder.frame(msg if compressed else bgr_to_compressed(
+                    image, msg.header, history_p.jpeg_quality), stamp_ns)
+                last_stored, stored = stamp_ns, stored + 1
+            for identified in identified_messages(result.identified, frame_id, model):
+                recorder.faces(identified, identified.header.stamp.sec * 10**9
+                               + identified.header.stamp.nanosec)
+                faces += len(identified.detections)
+            for record in [*result.events]:
+                people.add(record.person_id)
+                recorder.event(tracker_node.event_message(
+                    record, robot_id, history_p.camera_id, frame_id), round(record.stamp * 1e9))
+            history.flush_if_due()
+        for record in pipeline.finish():
+            recorder.event(tracker_node.event_message(
+                record, robot_id, history_p.camera_id, frame_id), round(record.stamp * 1e9))
+    finally:
+        history.close()
+    seconds = time.monotonic() - started
+    span = (last - first) / 1e9 if frames else 0.0
+    print(f'{topic}: {frames} frames ({span:.1f} s of recording) in {seconds:.1f} s '
+          f'({frames / max(seconds, 1e-9):.1f} frames/s); {stored} frames, {faces} faces of '
+          f'{len(people)} people stored in {args.history_dir}')
+    if frames:
+        age_s = time.time() - first / 1e9
+        print('serve it (max_age must cover the recording\'s age, or retention deletes it):\n'
+              f'  ros2 run facetrack_ros frame_history --ros-args -p history_dir:='
+              f'{args.history_dir} -p robot_id:={robot_id} -p max_age:='
+              f'{max(history_p.max_age, np.ceil(age_s + 86400)):.0f}.0')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

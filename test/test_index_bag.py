@@ -1,0 +1,161 @@
+"""index_bag: rosbag2 MCAP recordings indexed offline into a history that answers searches.
+
+Two recordings of the same made-up scene (Obama in view 3 s, nobody 1 s, Biden 3 s, at 10
+frames a second): one of raw images written with the package's own MCAP writer (the history's
+SegmentWriter), one of JPEG CompressedImages written by the `rosbags` rosbag2 writer (a bag
+folder with metadata.yaml, as `ros2 bag record -s mcap` makes). Each is indexed by the real
+command (YOLOv8n, HOG + dlib), then searched as frame_history searches.
+"""
+
+from pathlib import Path
+import stat
+
+import cv2
+import numpy as np
+import pytest
+from rclpy.serialization import serialize_message
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import get_typestore, Stores
+
+from facetrack_ros import index_bag
+from facetrack_ros.conversions import bgr_to_compressed, bgr_to_image, ns_to_time
+from facetrack_ros.core.dequantize import cached_float_model
+from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
+from facetrack_ros.core.history import (FrameHistory, HistorySearch, message_definition,
+                                        QueryKind, SearchCode, SearchQuery, SegmentWriter,
+                                        SerializedMessage)
+from face_frames import letterbox
+
+START_NS = 1_700_000_000 * 10**9
+PERIOD_NS = 100_000_000   # 10 frames a second
+#: (photo, frames): who is in view, in order; None is an empty frame.
+SCENE = (('obama.jpg', 30), (None, 10), ('biden.jpg', 30))
+TOPIC = '/r9/image_raw'
+
+
+def _scene(faces_dir: Path) -> list[tuple[int, np.ndarray]]:
+    """Return (stamp [ns], BGR frame) of SCENE."""
+    frames = []
+    for photo, count in SCENE:
+        image = (letterbox(cv2.imread(str(faces_dir / photo))) if photo
+                 else np.zeros((360, 640, 3), np.uint8))
+        frames += [image] * count
+    return [(START_NS + i * PERIOD_NS, frame) for i, frame in enumerate(frames)]
+
+
+def _stamped(msg, stamp_ns: int):
+    msg.header.stamp = ns_to_time(stamp_ns)
+    msg.header.frame_id = 'cam9_optical_frame'
+    return msg
+
+
+@pytest.fixture(scope='module')
+def model(shared_dir, tmp_path_factory) -> Path:
+    """Return the shared YOLOv8n as a float .pt."""
+    return cached_float_model(shared_dir / 'models' / 'yolov8n_int8.onnx',
+                              tmp_path_factory.mktemp('models'))
+
+
+@pytest.fixture(scope='module')
+def faces_dir(shared_dir) -> Path:
+    """Return the labelled photos."""
+    return shared_dir / 'data' / 'faces'
+
+
+@pytest.fixture(scope='module')
+def own_mcap(faces_dir, tmp_path_factory) -> Path:
+    """Return one .mcap of raw Images written by the package's own MCAP writer."""
+    path = tmp_path_factory.mktemp('own') / 'scene.mcap'
+    writer = SegmentWriter(path, 'r9')
+    definition = message_definition('sensor_msgs/msg/Image')
+    for stamp_ns, frame in _scene(faces_dir):
+        writer.write(SerializedMessage(TOPIC, 'sensor_msgs/msg/Image', definition,
+                                       serialize_message(_stamped(bgr_to_image(frame),
+                                                                  stamp_ns)), stamp_ns))
+    writer.close()
+    return path
+
+
+@pytest.fixture(scope='module')
+def rosbags_bag(faces_dir, tmp_path_factory) -> tuple[Path, dict[int, bytes]]:
+    """Return a rosbag2 folder of JPEG CompressedImages by the rosbags writer, and the JPEGs."""
+    path = tmp_path_factory.mktemp('rosbags') / 'patrol_7'
+    jpegs = {}
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        connection = writer.add_connection(f'{TOPIC}/compressed',
+                                           'sensor_msgs/msg/CompressedImage', typestore=typestore)
+        for stamp_ns, frame in _scene(faces_dir):
+            msg = _stamped(bgr_to_compressed(frame, quality=90), stamp_ns)
+            jpegs[stamp_ns] = bytes(msg.data)
+            writer.write(connection, stamp_ns, serialize_message(msg))
+    return path, jpegs
+
+
+def _search(history_dir: Path, photo: np.ndarray) -> list:
+    """Search the history for the largest face of photo, as frame_history does; appearances."""
+    with FrameHistory(history_dir, robot_id='offline', background=False) as history:
+        outcome = HistorySearch(history, FaceAnalyzer(FaceDetector('hog'), DlibResNetEmbedder())
+                                ).search(SearchQuery(kind=QueryKind.IMAGE, image=photo,
+                                                     window_s=0.0))
+    assert outcome.code in (SearchCode.OK, SearchCode.NO_MATCH), outcome.message
+    return outcome.appearances
+
+
+def _check_history(history_dir: Path, faces_dir: Path, prefix: str) -> None:
+    """Obama's own other photo finds him in his 3 s only; a stranger finds no one."""
+    assert stat.S_IMODE(history_dir.stat().st_mode) == 0o700
+    found = _search(history_dir, cv2.imread(str(faces_dir / 'obama2.jpg')))
+    assert found, 'Obama was indexed and found by another photo of him'
+    best = found[0]
+    assert best.person_id.startswith(f'{prefix}-') and best.camera_id == 'cam9'
+    obama_end = START_NS + (SCENE[0][1] - 1) * PERIOD_NS
+    assert START_NS <= best.first_seen_ns <= best.last_seen_ns <= obama_end, best
+    assert all(a.person_id == best.person_id for a in found), found
+    assert not _search(history_dir, cv2.imread(str(faces_dir / 'alex-lacamoire.png')))
+
+
+def test_own_mcap_of_raw_images_is_indexed_and_searchable(own_mcap, model, faces_dir,
+                                                          tmp_path, capsys):
+    """A single .mcap file of sensor_msgs/Image: every frame processed, faces findable."""
+    out = tmp_path / 'history'
+    code = index_bag.main([str(own_mcap), '--history-dir', str(out), '--model', str(model),
+                           '--camera-id', 'cam9'])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    frames = sum(count for _, count in SCENE)
+    assert f'{TOPIC}: {frames} frames' in printed, printed
+    _check_history(out, faces_dir, 'scene')
+
+
+def test_rosbags_bag_of_jpegs_keeps_them_unchanged(rosbags_bag, model, faces_dir, tmp_path,
+                                                   capsys):
+    """A rosbag2 folder by rosbags: JPEGs stored as recorded (never re-encoded), searchable."""
+    bag, jpegs = rosbags_bag
+    out = tmp_path / 'history'
+    code = index_bag.main([str(bag), '--history-dir', str(out), '--model', str(model),
+                           '--camera-id', 'cam9', '--robot-id', 'r9'])
+    assert code == 0, capsys.readouterr()
+    with FrameHistory(out, robot_id='r9') as history:
+        stored = history.store.frames_in_range(START_NS, START_NS + 10**10, limit=100,
+                                               camera_id='cam9')
+    assert len(stored) >= 7, 'store_rate (10 Hz) keeps a frame a second at least'
+    assert all(frame.data == jpegs[frame.stamp_ns] for frame in stored)
+    _check_history(out, faces_dir, 'r9')
+
+
+def test_bad_recordings_are_refused_with_the_reason(own_mcap, tmp_path, capsys):
+    """Not MCAP, no such topic, an empty folder: exit code 2 and what to do; nothing written."""
+    (tmp_path / 'old.db3').write_bytes(b'SQLite format 3\0')
+    (tmp_path / 'empty').mkdir()
+    cases = {
+        (str(tmp_path / 'old.db3'),): 'not an MCAP file',
+        (str(tmp_path / 'empty'),): 'holds no .mcap file',
+        (str(own_mcap), '--topic', '/nothing'): f"its image topics: ['{TOPIC}']",
+        (str(tmp_path / 'missing'),): 'does not exist',
+    }
+    for arguments, reason in cases.items():
+        out = tmp_path / 'history'
+        assert index_bag.main([*arguments, '--history-dir', str(out)]) == 2
+        assert reason in capsys.readouterr().err
+        assert not out.exists()
