@@ -21,12 +21,13 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
 
+from facetrack_ros import tracker_node
 from facetrack_ros.annotator_node import ANNOTATED_QOS
 from facetrack_ros.conversions import bgr_to_image, image_to_bgr, time_to_sec
 from facetrack_ros.core.tracking import EventKind
 from facetrack_ros.graph_runner import GraphRunner, LaunchRunner, ros2_launch_available
 from facetrack_ros.msg import PersonEvent
-from facetrack_ros.parameters import RELIABLE_QOS
+from facetrack_ros.parameters import offline_parameters, RELIABLE_QOS
 from facetrack_ros.srv import BacktrackSearch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,8 +101,11 @@ def main() -> int:
         if runner.failed():
             print(f'demo: stopped early: {runner.failed()}\n{runner.tail()}', flush=True)
             code = 1
-        # Give the tracker time to report everyone who left (absence timeout).
-        settle = time.monotonic() + 5.0
+        # The clip is over: the tracker ends the appearances when its input has stalled for
+        # input_timeout (PERSON_OUT, INPUT_STALLED); wait for them, with time to spare.
+        tracker = offline_parameters('tracker', tracker_node.PARAMETERS,
+                                     REPO / 'config' / 'facetrack.yaml')
+        settle = time.monotonic() + tracker.input_timeout + 3.0
         while time.monotonic() < settle:
             executor.spin_once(timeout_sec=0.1)
         code = report_search(node, executor, search, photo) or code
