@@ -86,6 +86,10 @@ DETECTIONS = 'facetrack_ros/msg/PersonDetectionArray'
 
 DIAGNOSTICS = Endpoint('/diagnostics', 'diagnostic_msgs/msg/DiagnosticArray')
 IMAGE_RAW = Endpoint('image_raw', IMAGE)
+#: The camera's copy of each frame at the detector's size (its `detect_size`; 0 turns it off).
+IMAGE_DETECT = Endpoint('image_detect', IMAGE)
+#: Size of the full-resolution frames: the pixels every box is given in.
+CAMERA_INFO = Endpoint('camera_info', 'sensor_msgs/msg/CameraInfo')
 IMAGE_RAW_COMPRESSED = 'image_raw/compressed'
 PERSON_EVENTS = Endpoint('person_events', 'facetrack_ros/msg/PersonEvent')
 IDENTIFIED_FACES = Endpoint('identified_faces', DETECTIONS)
@@ -120,14 +124,14 @@ FLEET = NodeInterfaces(
 #: Every node of the package, by node name (= executable name).
 GRAPH: dict[str, NodeInterfaces] = {
     'camera': NodeInterfaces(
-        publishes=(IMAGE_RAW,
+        publishes=(IMAGE_RAW, IMAGE_DETECT, CAMERA_INFO,
                    Endpoint(IMAGE_RAW_COMPRESSED, COMPRESSED_IMAGE,
                             when=(('publish_compressed', True),)),
                    DIAGNOSTICS),
         subscribes=(Endpoint(RELAY_TOPIC, IMAGE, when=(('source', 'topic:' + RELAY_TOPIC),)),)),
     'detector': NodeInterfaces(
         publishes=(Endpoint('detections', DETECTIONS), DIAGNOSTICS),
-        subscribes=(IMAGE_RAW,),
+        subscribes=(IMAGE_DETECT, CAMERA_INFO),
         lifecycle=True),
     'face_embedding': NodeInterfaces(
         publishes=(Endpoint('faces', DETECTIONS), DIAGNOSTICS),

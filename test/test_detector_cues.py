@@ -35,7 +35,7 @@ def _detect(context, shared_dir, **overrides) -> tuple[PersonDetectionArray, flo
     received: list[PersonDetectionArray] = []
     probe.create_subscription(PersonDetectionArray, 'detections', received.append,
                               RELIABLE_QOS)
-    images = probe.create_publisher(Image, 'image_raw', image_qos_profile('reliable'))
+    images = probe.create_publisher(Image, 'image_detect', image_qos_profile('reliable'))
     assert spin_until(executor, lambda: images.get_subscription_count() > 0)
     capture = cv2.VideoCapture(str(shared_dir / 'data' / 'video' / 'pedestrians_vtest.avi'))
     capture.set(cv2.CAP_PROP_POS_FRAMES, 100)

@@ -1,14 +1,16 @@
 """detector lifecycle node over real DDS with the real YOLOv8n ONNX model on real frames."""
 
 import cv2
+import numpy as np
 import pytest
 from rclpy import create_node
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 
-from facetrack_ros.conversions import bgr_to_image
+from facetrack_ros.conversions import bgr_to_image, camera_info
+from facetrack_ros.core.camera import reduce_image
 from facetrack_ros.detector_node import DetectorNode
 from facetrack_ros.msg import PersonDetectionArray
 from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
@@ -41,7 +43,7 @@ def test_detects_persons_keeps_header_survives_bad_input(ros_context, shared_dir
     received: list[PersonDetectionArray] = []
     helper.create_subscription(PersonDetectionArray, 'detections', received.append,
                                RELIABLE_QOS)
-    images = helper.create_publisher(Image, 'image_raw', image_qos_profile('reliable'))
+    images = helper.create_publisher(Image, 'image_detect', image_qos_profile('reliable'))
     assert spin_until(executor, lambda: images.get_subscription_count() > 0)
 
     bad = Image(height=10, width=10, encoding='bgr8', step=30, data=b'\x00' * 7)
@@ -66,6 +68,69 @@ def test_detects_persons_keeps_header_survives_bad_input(ros_context, shared_dir
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert node.detector is None, 'cleanup frees the model'
+    executor.shutdown()
+    node.destroy_node()
+    helper.destroy_node()
+
+
+def _iou(a, b) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_reduced_stream_gives_boxes_in_full_resolution_pixels(ros_context, shared_dir):
+    """image_detect reduced, camera_info full: the boxes are the full frame's, header kept.
+
+    A 1440x1080 frame (a street frame, upscaled) is detected once whole and once reduced to
+    640x480 as the camera reduces it, with the full frame's camera_info: both give the same
+    people in the same full-resolution boxes, with the reduced image's header.
+    """
+    model = str(shared_dir / 'models' / 'yolov8n_int8.onnx')
+    node = DetectorNode(context=ros_context, parameter_overrides=[
+        Parameter('model', value=model), Parameter('image_qos', value='reliable')])
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    helper = create_node('detector_scale_probe', context=ros_context)
+    executor.add_node(helper)
+    received: list[PersonDetectionArray] = []
+    helper.create_subscription(PersonDetectionArray, 'detections', received.append,
+                               RELIABLE_QOS)
+    qos = image_qos_profile('reliable')
+    images = helper.create_publisher(Image, 'image_detect', qos)
+    infos = helper.create_publisher(CameraInfo, 'camera_info', qos)
+    assert spin_until(executor, lambda: images.get_subscription_count() > 0
+                      and infos.get_subscription_count() > 0)
+
+    full = cv2.resize(_frame(shared_dir), (1440, 1080), interpolation=cv2.INTER_CUBIC)
+    whole = bgr_to_image(full)
+    whole.header.stamp.sec = 1_700_000_001
+    images.publish(whole)   # no camera_info yet: boxes in the input's own pixels
+    assert spin_until(executor, lambda: len(received) == 1, timeout=30.0)
+
+    reduced = bgr_to_image(reduce_image(full, 640))
+    assert (reduced.width, reduced.height) == (640, 480)
+    reduced.header.stamp.sec, reduced.header.frame_id = 1_700_000_002, 'street_optical'
+    infos.publish(camera_info(reduced.header, 1440, 1080))
+    assert spin_until(executor, lambda: node.latest_info is not None, timeout=10.0)
+    images.publish(reduced)
+    assert spin_until(executor, lambda: len(received) == 2, timeout=30.0)
+
+    direct, scaled = received
+    assert direct.header == whole.header and scaled.header == reduced.header
+    assert (direct.image_width, direct.image_height) == (1440, 1080)
+    assert (scaled.image_width, scaled.image_height) == (1440, 1080)
+    assert len(direct.detections) >= 3, 'the street frame shows several pedestrians'
+    assert len(scaled.detections) == len(direct.detections)
+    for detection in scaled.detections:
+        box = np.asarray(detection.box)
+        assert 0 <= box[0] < box[2] <= 1440 and 0 <= box[1] < box[3] <= 1080
+        best = max(_iou(box, d.box) for d in direct.detections)
+        assert best > 0.9, f'{box} matches no box of the full frame (IoU {best:.2f})'
+        assert len(detection.appearance) > 0, 'the body descriptor comes with the box'
     executor.shutdown()
     node.destroy_node()
     helper.destroy_node()

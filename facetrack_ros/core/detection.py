@@ -68,6 +68,19 @@ def body_appearance(image_bgr: np.ndarray, box: np.ndarray) -> np.ndarray | None
     return descriptor / np.linalg.norm(descriptor)
 
 
+def scale_boxes(boxes: Sequence[PersonBox], from_size: tuple[int, int],
+                to_size: tuple[int, int]) -> list[PersonBox]:
+    """Return boxes found in an image of from_size (width, height) in to_size's pixels.
+
+    For detections on a reduced copy of a frame, given back in the full frame's coordinates.
+    """
+    factors = np.array([to_size[0] / from_size[0], to_size[1] / from_size[1]] * 2, np.float32)
+    if np.all(factors == 1.0):
+        return list(boxes)
+    return [PersonBox(box=(b.box * factors).astype(np.float32), confidence=b.confidence)
+            for b in boxes]
+
+
 class PersonDetector(abc.ABC):
     """Finds people in a BGR image."""
 
