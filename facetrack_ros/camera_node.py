@@ -3,8 +3,9 @@
 Images are bgr8, stamped at capture (right after the grab) with the configured frame_id.
 Beside the full-resolution image_raw (and its CameraInfo: the size every box is given in), it
 publishes image_detect, the frame reduced once to the detector's size, so that the detector
-never moves or decodes a full-resolution frame. Each image topic is converted and published
-only while it has subscribers.
+never moves or decodes a full-resolution frame, and image_raw/compressed, each frame JPEG-encoded
+once for every reader of it (face crops, the history). Each image topic is converted and
+published only while it has subscribers.
 A recording (video file, image folder) waits until the pipeline's nodes read image_raw, so
 that it is processed from its first frame; live sources start at once. A source that fails is
 reopened with exponential backoff; a file that ends is reported once.
@@ -55,8 +56,9 @@ PARAMETERS = (
               read_only=True),
     ParamSpec('height', 0, 'V4L2 capture height (0 = device default) [px].', 0, 4320,
               read_only=True),
-    ParamSpec('publish_compressed', False, 'Also publish image_raw/compressed (JPEG).',
-              read_only=True),
+    ParamSpec('publish_compressed', True,
+              'Also publish image_raw/compressed (JPEG; encoded only while it has '
+              'subscribers: face_embedding and frame_history read it).', read_only=True),
     ParamSpec('jpeg_quality', 80, 'JPEG quality of image_raw/compressed [1..100].', 1, 100),
     ParamSpec('detect_size', 640,
               'Longest side of image_detect, the copy of each frame the detector reads, '
@@ -193,7 +195,8 @@ class CameraNode(Node):
 
         def missing() -> list[str]:
             waiting = set().union(*(unmatched(publisher) for publisher in
-                                    (self.image_pub, self.detect_pub) if publisher is not None))
+                                    (self.image_pub, self.detect_pub, self.compressed_pub)
+                                    if publisher is not None))
             absent = [name for name in wanted if not self._subscribes(name) or name in waiting]
             matched = self.image_pub.get_subscription_count()
             if matched < count:

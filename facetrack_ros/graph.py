@@ -135,7 +135,10 @@ GRAPH: dict[str, NodeInterfaces] = {
         lifecycle=True),
     'face_embedding': NodeInterfaces(
         publishes=(Endpoint('faces', DETECTIONS), DIAGNOSTICS),
-        subscribes=(IMAGE_RAW, TRACKS),
+        subscribes=(Endpoint(IMAGE_RAW.name, IMAGE, when=(('image_transport', 'raw'),)),
+                    Endpoint(IMAGE_RAW_COMPRESSED, COMPRESSED_IMAGE,
+                             when=(('image_transport', 'compressed'),)),
+                    TRACKS),
         lifecycle=True),
     'tracker': NodeInterfaces(
         publishes=(TRACKS, IDENTIFIED_FACES, PERSON_EVENTS, DIAGNOSTICS),
