@@ -3,8 +3,10 @@
 Images are bgr8, stamped at capture (right after the grab) with the configured frame_id.
 Beside the full-resolution image_raw (and its CameraInfo: the size every box is given in), it
 publishes image_detect, the frame reduced once to the detector's size, so that the detector
-never moves or decodes a full-resolution frame, and image_raw/compressed, each frame JPEG-encoded
-once for every reader of it (face crops, the history). Each image topic is converted and
+never moves or decodes a full-resolution frame (as JPEG, image_detect/compressed, by default:
+best-effort DDS delivers a few hundred KiB whole, where fragments of a raw frame get lost),
+and image_raw/compressed, each frame JPEG-encoded once for every reader of it (face crops, the
+history). Each image topic is converted and
 published only while it has subscribers.
 A recording (video file, image folder) waits until the pipeline's nodes read image_raw, so
 that it is processed from its first frame; live sources start at once. A source that fails is
@@ -64,6 +66,9 @@ PARAMETERS = (
               'Longest side of image_detect, the copy of each frame the detector reads, '
               'reduced once here (a smaller frame keeps its size; 0: image_detect is not '
               'published). Match the detector\'s image_size [px].', 0, 7680, read_only=True),
+    ParamSpec('detect_jpeg_quality', 90,
+              'JPEG quality of image_detect/compressed [1..100] (published with '
+              'publish_compressed and detect_size).', 1, 100),
     ParamSpec('wait_for_nodes', ('detector', 'face_embedding', 'tracker', 'frame_history'),
               'Nodes (names relative to the camera\'s namespace, or absolute) that must be '
               'up and subscribed before a video file or image folder plays, so that it is '
@@ -97,6 +102,9 @@ class CameraNode(Node):
         self.info_pub = self.create_publisher(CameraInfo, 'camera_info', qos)
         self.detect_pub = (self.create_publisher(Image, 'image_detect', qos)
                            if self.params.detect_size else None)
+        self.detect_compressed_pub = (
+            self.create_publisher(CompressedImage, 'image_detect/compressed', qos)
+            if self.params.detect_size and self.params.publish_compressed else None)
         self.compressed_pub = (
             self.create_publisher(CompressedImage, 'image_raw/compressed', qos)
             if self.params.publish_compressed else None)
@@ -128,12 +136,15 @@ class CameraNode(Node):
         image_raw message when there is one already (a relay).
         """
         self.info_pub.publish(camera_info(header, width, height))
-        if self.detect_pub is not None and self.detect_pub.get_subscription_count():
-            self.detect_pub.publish(
-                bgr_to_image(reduce_image(pixels(), self.params.detect_size), header))
+        reduced = functools.cache(lambda: reduce_image(pixels(), self.params.detect_size))
+        if _read(self.detect_pub):
+            self.detect_pub.publish(bgr_to_image(reduced(), header))
+        if _read(self.detect_compressed_pub):
+            self.detect_compressed_pub.publish(
+                bgr_to_compressed(reduced(), header, self.params.detect_jpeg_quality))
         if self.image_pub.get_subscription_count():
             self.image_pub.publish(msg if msg is not None else bgr_to_image(pixels(), header))
-        if self.compressed_pub is not None and self.compressed_pub.get_subscription_count():
+        if _read(self.compressed_pub):
             self.compressed_pub.publish(
                 bgr_to_compressed(pixels(), header, self.params.jpeg_quality))
 
@@ -195,8 +206,8 @@ class CameraNode(Node):
 
         def missing() -> list[str]:
             waiting = set().union(*(unmatched(publisher) for publisher in
-                                    (self.image_pub, self.detect_pub, self.compressed_pub)
-                                    if publisher is not None))
+                                    (self.image_pub, self.detect_pub, self.compressed_pub,
+                                     self.detect_compressed_pub) if publisher is not None))
             absent = [name for name in wanted if not self._subscribes(name) or name in waiting]
             matched = self.image_pub.get_subscription_count()
             if matched < count:
@@ -250,6 +261,11 @@ class CameraNode(Node):
         if self._thread is not None:
             self._thread.join(timeout=5.0)
         super().destroy_node()
+
+
+def _read(publisher) -> bool:
+    """Return whether publisher exists and has subscribers (only then is a frame converted)."""
+    return publisher is not None and publisher.get_subscription_count() > 0
 
 
 def qualified_node_name(name: str, namespace: str) -> str:

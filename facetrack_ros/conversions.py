@@ -98,6 +98,21 @@ def serialized_stamp(data: bytes) -> Time:
     return Time(sec=sec, nanosec=nanosec)
 
 
+#: Message type and topic suffix of each image transport (image_transport's names).
+IMAGE_TRANSPORTS = {'raw': (Image, ''), 'compressed': (CompressedImage, '/compressed')}
+
+
+def transport_topic(base: str, transport: str) -> tuple[type, str]:
+    """Return the message type and topic of an image topic base in transport."""
+    msg_type, suffix = IMAGE_TRANSPORTS[transport]
+    return msg_type, base + suffix
+
+
+def message_to_bgr(msg: Image | CompressedImage) -> np.ndarray:
+    """Return the BGR pixels of an Image or a (JPEG or PNG) CompressedImage message."""
+    return jpeg_to_bgr(msg.data) if isinstance(msg, CompressedImage) else image_to_bgr(msg)
+
+
 def time_to_sec(stamp: Time) -> float:
     """Return a builtin_interfaces/Time as seconds [s]."""
     return stamp.sec + stamp.nanosec * 1e-9

@@ -18,17 +18,17 @@ import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import CompressedImage, Image
 
-from facetrack_ros.conversions import (image_to_bgr, ImageConversionError, jpeg_to_bgr,
-                                       serialized_stamp, StampedCache, time_to_sec)
+from facetrack_ros.conversions import (ImageConversionError, message_to_bgr, serialized_stamp,
+                                       StampedCache, time_to_sec, transport_topic)
 from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.tracking import TrackedPerson
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 from facetrack_ros.parameters import (AUTOSTART, declare_parameters, IMAGE_CACHE_SIZE, IMAGE_QOS,
-                                      image_qos_profile, ParamSpec, RELIABLE_QOS)
+                                      image_qos_profile, image_transport, ParamSpec,
+                                      RELIABLE_QOS)
 from facetrack_ros.runner import run_node
 
 PARAMETERS = (
@@ -48,18 +48,12 @@ PARAMETERS = (
               'Re-embed when a person box grew by this factor (a bigger face is better).',
               1.0, 10.0),
     ParamSpec('max_faces_per_frame', 4, 'Most faces embedded per frame.', 1, 100),
-    ParamSpec('image_transport', 'compressed',
-              'Take image_raw/compressed (JPEG: a tenth of the bytes to move and keep; only '
-              'the frames used are decoded) or image_raw (raw).',
-              choices=('compressed', 'raw'), read_only=True),
+    image_transport('image_raw', 'a tenth of the bytes to move and keep; only the frames '
+                    'used are decoded'),
     IMAGE_CACHE_SIZE,
     AUTOSTART,
     IMAGE_QOS,
 )
-
-#: Message type and topic of each image_transport.
-IMAGE_TOPICS = {'compressed': (CompressedImage, 'image_raw/compressed'),
-                'raw': (Image, 'image_raw')}
 
 
 class FaceEmbeddingNode(LifecycleNode):
@@ -102,7 +96,7 @@ class FaceEmbeddingNode(LifecycleNode):
         self.subscriptions_ = [
             # Images have a group of their own: while on_tracks embeds faces (tens of ms
             # each), the next images are still cached for the tracks that will follow.
-            self.create_subscription(*IMAGE_TOPICS[self.params.image_transport],
+            self.create_subscription(*transport_topic('image_raw', self.params.image_transport),
                                      guarded(self.on_image),
                                      image_qos_profile(self.params.image_qos),
                                      callback_group=MutuallyExclusiveCallbackGroup(), raw=True),
@@ -156,7 +150,8 @@ class FaceEmbeddingNode(LifecycleNode):
                 'image_cache_size frames behind the camera', throttle_duration_sec=10.0)
             return
         try:
-            image = self._decode(data)
+            image = message_to_bgr(deserialize_message(
+                data, transport_topic('image_raw', self.params.image_transport)[0]))
         except ImageConversionError as error:
             self.diagnostics.errors += 1
             self.get_logger().warning(f'skipping image: {error}', throttle_duration_sec=5.0)
@@ -176,12 +171,6 @@ class FaceEmbeddingNode(LifecycleNode):
                 out.detections.append(self._embed(image, detection, stamp))
         self.publisher.publish(out)
         self.diagnostics.processed(time.time() - stamp)
-
-    def _decode(self, data: bytes) -> np.ndarray:
-        """Return the BGR pixels of a serialized image of the subscribed transport."""
-        msg_type, _ = IMAGE_TOPICS[self.params.image_transport]
-        msg = deserialize_message(data, msg_type)
-        return jpeg_to_bgr(msg.data) if msg_type is CompressedImage else image_to_bgr(msg)
 
     def _embed(self, image: np.ndarray, person: PersonDetection, stamp: float
                ) -> PersonDetection:

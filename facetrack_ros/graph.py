@@ -86,8 +86,10 @@ DETECTIONS = 'facetrack_ros/msg/PersonDetectionArray'
 
 DIAGNOSTICS = Endpoint('/diagnostics', 'diagnostic_msgs/msg/DiagnosticArray')
 IMAGE_RAW = Endpoint('image_raw', IMAGE)
-#: The camera's copy of each frame at the detector's size (its `detect_size`; 0 turns it off).
+#: The camera's copy of each frame at the detector's size (its `detect_size`; 0 turns it off),
+#: raw and as JPEG.
 IMAGE_DETECT = Endpoint('image_detect', IMAGE)
+IMAGE_DETECT_COMPRESSED = 'image_detect/compressed'
 #: Size of the full-resolution frames: the pixels every box is given in.
 CAMERA_INFO = Endpoint('camera_info', 'sensor_msgs/msg/CameraInfo')
 IMAGE_RAW_COMPRESSED = 'image_raw/compressed'
@@ -127,11 +129,16 @@ GRAPH: dict[str, NodeInterfaces] = {
         publishes=(IMAGE_RAW, IMAGE_DETECT, CAMERA_INFO,
                    Endpoint(IMAGE_RAW_COMPRESSED, COMPRESSED_IMAGE,
                             when=(('publish_compressed', True),)),
+                   Endpoint(IMAGE_DETECT_COMPRESSED, COMPRESSED_IMAGE,
+                            when=(('publish_compressed', True),)),
                    DIAGNOSTICS),
         subscribes=(Endpoint(RELAY_TOPIC, IMAGE, when=(('source', 'topic:' + RELAY_TOPIC),)),)),
     'detector': NodeInterfaces(
         publishes=(Endpoint('detections', DETECTIONS), DIAGNOSTICS),
-        subscribes=(IMAGE_DETECT, CAMERA_INFO),
+        subscribes=(Endpoint(IMAGE_DETECT.name, IMAGE, when=(('image_transport', 'raw'),)),
+                    Endpoint(IMAGE_DETECT_COMPRESSED, COMPRESSED_IMAGE,
+                             when=(('image_transport', 'compressed'),)),
+                    CAMERA_INFO),
         lifecycle=True),
     'face_embedding': NodeInterfaces(
         publishes=(Endpoint('faces', DETECTIONS), DIAGNOSTICS),

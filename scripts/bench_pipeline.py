@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import os
 from pathlib import Path
 import platform
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -90,6 +92,11 @@ SETTLE_S = 2.0
 TRANSPORT_ONLY_S = 8.0
 #: Longest wait for the models to load in their processes, and then for the first image [s].
 READY_TIMEOUT_S = 120.0
+
+#: py-spy samples per second of each node with --profile (few: the profiler shares the cores).
+PROFILE_RATE = 50
+#: Functions listed per node in the profile summary.
+PROFILE_TOP = 6
 
 #: ImageNet input of the old loop's ResNet-50.
 RESNET_SIZE = 224
@@ -466,12 +473,38 @@ class Probe:
         return min(first) if first else None
 
 
+def start_profiles(runner: GraphRunner, seconds: float, out: Path) -> list[subprocess.Popen]:
+    """Start py-spy on every node process for seconds; each writes out/<node>.txt (raw)."""
+    out.mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen(
+        [shutil.which('py-spy'), 'record', '--pid', str(node.process.pid), '--duration',
+         str(max(1, round(seconds))), '--rate', str(PROFILE_RATE), '--format', 'raw',
+         '--nonblocking', '--output', str(out / f'{node.name}.txt')],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for node in runner.nodes]
+
+
+def print_profiles(out: Path, seconds: float) -> None:
+    """Print each node's busiest functions (own time, from py-spy's raw stacks) [% of a core]."""
+    for path in sorted(out.glob('*.txt')):
+        own: dict[str, int] = {}
+        for line in path.read_text().splitlines():
+            stack, _, count = line.rpartition(' ')
+            leaf = stack.rsplit(';', 1)[-1]
+            own[leaf] = own.get(leaf, 0) + int(count)
+        busiest = sorted(own.items(), key=lambda item: -item[1])[:PROFILE_TOP]
+        print_table(f'py-spy, {path.stem}: own time of its busiest functions',
+                    ['function', '% of a core'],
+                    [[name[:90], f'{100 * count / (PROFILE_RATE * seconds):.1f}']
+                     for name, count in busiest])
+
+
 def run_graph(video: str, model: str, seconds: float, log_dir: Path,
-              with_models: bool) -> GraphResult:
+              with_models: bool, profile: Path | None = None) -> GraphResult:
     """Run the camera (and the other GRAPH_NODES with models); probe topics and node CPU.
 
     The camera plays video in real time, looping, for WARMUP_S + seconds after the first
-    stamped message; CPU is read from /proc at the start and the end of the measured window.
+    stamped message; CPU is read from /proc at the start and the end of the measured window,
+    in which py-spy samples every node when profile names a folder.
     """
     node = rclpy.create_node('bench_probe')
     executor = SingleThreadedExecutor()
@@ -479,6 +512,7 @@ def run_graph(video: str, model: str, seconds: float, log_dir: Path,
     probe = Probe(node, TOPICS if with_models else ('image_raw',))
     runner = GraphRunner(log_dir, str(PARAMS_FILE))
     cpu_marks: list[dict[str, float]] = []
+    profilers: list[subprocess.Popen] = []
     try:
         if with_models:
             runner.start('frame_history', history_dir=str(log_dir / 'history'))
@@ -500,6 +534,8 @@ def run_graph(video: str, model: str, seconds: float, log_dir: Path,
             if len(cpu_marks) < 2 and elapsed >= WARMUP_S + seconds * len(cpu_marks):
                 cpu_marks.append({n.name: process_cpu_s(n.process.pid) for n in runner.nodes}
                                  | {'probe': sum(os.times()[:2]), 'time': time.monotonic()})
+                if profile is not None and len(cpu_marks) == 1:
+                    profilers = start_profiles(runner, seconds, profile)
             if first is not None and elapsed >= WARMUP_S + seconds + SETTLE_S:
                 break
             if runner.failed() or (first is None and time.monotonic() > deadline):
@@ -507,9 +543,13 @@ def run_graph(video: str, model: str, seconds: float, log_dir: Path,
                                    f'{runner.tail()}')
             executor.spin_once(timeout_sec=0.05)
     finally:
+        for profiler in profilers:
+            profiler.wait()
         runner.stop()
         executor.shutdown()
         node.destroy_node()
+    if profile is not None:
+        print_profiles(profile, seconds)
     start = first + WARMUP_S
     end = start + seconds
     with VideoFileSource(video) as source:
@@ -683,6 +723,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--ros-seconds', type=float, default=25.0,
                         help='measured seconds of each video through the ROS graph')
     parser.add_argument('--skip-ros', action='store_true', help='skip the ROS graph runs')
+    parser.add_argument('--profile', type=Path,
+                        help='folder for py-spy profiles of every node over each graph run\'s '
+                        'window (py-spy must be on PATH; it is no dependency of the package)')
     parser.add_argument('--domain-id', type=int, default=77,
                         help='ROS_DOMAIN_ID of the graph runs (keep it away from others)')
     args = parser.parse_args(argv)
@@ -691,6 +734,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for path in [*args.videos, *(args.models or [DEFAULT_ONNX])]:
         if not Path(path).is_file():
             parser.error(f'no such file: {path}')
+    if args.profile and not shutil.which('py-spy'):
+        parser.error('--profile needs py-spy on PATH (pip install py-spy)')
     args.videos = with_always_sizes(args.videos)
     if not args.models:
         args.models = [str(cached_float_model(DEFAULT_ONNX, MODEL_CACHE)), str(DEFAULT_ONNX)]
@@ -739,8 +784,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for index, report in enumerate(graphed):
                     print(f'\n[{report.label}] ROS graph run; {load_note()}', flush=True)
                     logs = Path(work) / str(index)
-                    report.graph = run_graph(report.video, report.model, args.ros_seconds,
-                                             logs / 'graph', with_models=True)
+                    report.graph = run_graph(
+                        report.video, report.model, args.ros_seconds, logs / 'graph',
+                        with_models=True,
+                        profile=args.profile / Path(report.video).stem if args.profile else None)
                     report.camera_only = run_graph(report.video, report.model,
                                                    min(TRANSPORT_ONLY_S, args.ros_seconds),
                                                    logs / 'camera', with_models=False)

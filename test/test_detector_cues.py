@@ -24,7 +24,7 @@ def _detect(context, shared_dir, **overrides) -> tuple[PersonDetectionArray, flo
     """Run a detector node on one street frame; return its detections and the wait [s]."""
     node = DetectorNode(context=context, parameter_overrides=[
         Parameter('model', value=str(shared_dir / 'models' / 'yolov8n_int8.onnx')),
-        Parameter('image_qos', value='reliable'),
+        Parameter('image_qos', value='reliable'), Parameter('image_transport', value='raw'),
         *(Parameter(k, value=v) for k, v in overrides.items())])
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS

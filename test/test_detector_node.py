@@ -1,5 +1,6 @@
 """detector lifecycle node over real DDS with the real YOLOv8n ONNX model on real frames."""
 
+from builtin_interfaces.msg import Time
 import cv2
 import numpy as np
 import pytest
@@ -7,9 +8,10 @@ from rclpy import create_node
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
 
-from facetrack_ros.conversions import bgr_to_image, camera_info
+from facetrack_ros.conversions import bgr_to_compressed, bgr_to_image, camera_info
 from facetrack_ros.core.camera import reduce_image
 from facetrack_ros.detector_node import DetectorNode
 from facetrack_ros.msg import PersonDetectionArray
@@ -28,10 +30,11 @@ def _frame(shared_dir, index: int = 100):
 
 
 def test_detects_persons_keeps_header_survives_bad_input(ros_context, shared_dir):
-    """Real frame in, persons out with the same header; a malformed image is skipped."""
+    """Real raw frame in, persons out with the same header; a malformed image is skipped."""
     model = str(shared_dir / 'models' / 'yolov8n_int8.onnx')
     node = DetectorNode(context=ros_context, parameter_overrides=[
-        Parameter('model', value=model), Parameter('image_qos', value='reliable')])
+        Parameter('model', value=model), Parameter('image_qos', value='reliable'),
+        Parameter('image_transport', value='raw')])
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
@@ -84,8 +87,9 @@ def test_reduced_stream_gives_boxes_in_full_resolution_pixels(ros_context, share
     """image_detect reduced, camera_info full: the boxes are the full frame's, header kept.
 
     A 1440x1080 frame (a street frame, upscaled) is detected once whole and once reduced to
-    640x480 as the camera reduces it, with the full frame's camera_info: both give the same
-    people in the same full-resolution boxes, with the reduced image's header.
+    640x480 as the camera reduces it, with the full frame's camera_info, both as the JPEG the
+    detector reads by default: both give the same people in the same full-resolution boxes,
+    with the reduced image's header. A corrupt JPEG is counted and skipped.
     """
     model = str(shared_dir / 'models' / 'yolov8n_int8.onnx')
     node = DetectorNode(context=ros_context, parameter_overrides=[
@@ -100,20 +104,22 @@ def test_reduced_stream_gives_boxes_in_full_resolution_pixels(ros_context, share
     helper.create_subscription(PersonDetectionArray, 'detections', received.append,
                                RELIABLE_QOS)
     qos = image_qos_profile('reliable')
-    images = helper.create_publisher(Image, 'image_detect', qos)
+    images = helper.create_publisher(CompressedImage, 'image_detect/compressed', qos)
     infos = helper.create_publisher(CameraInfo, 'camera_info', qos)
     assert spin_until(executor, lambda: images.get_subscription_count() > 0
                       and infos.get_subscription_count() > 0)
 
+    images.publish(CompressedImage(format='jpeg', data=b'\xff\xd8 not a jpeg'))
     full = cv2.resize(_frame(shared_dir), (1440, 1080), interpolation=cv2.INTER_CUBIC)
-    whole = bgr_to_image(full)
-    whole.header.stamp.sec = 1_700_000_001
+    whole = bgr_to_compressed(full, Header(stamp=Time(sec=1_700_000_001)), 90)
     images.publish(whole)   # no camera_info yet: boxes in the input's own pixels
     assert spin_until(executor, lambda: len(received) == 1, timeout=30.0)
+    assert node.diagnostics.errors == 1, 'the corrupt JPEG is counted, not fatal'
 
-    reduced = bgr_to_image(reduce_image(full, 640))
-    assert (reduced.width, reduced.height) == (640, 480)
-    reduced.header.stamp.sec, reduced.header.frame_id = 1_700_000_002, 'street_optical'
+    small = reduce_image(full, 640)
+    assert small.shape == (480, 640, 3)
+    reduced = bgr_to_compressed(
+        small, Header(stamp=Time(sec=1_700_000_002), frame_id='street_optical'), 90)
     infos.publish(camera_info(reduced.header, 1440, 1080))
     assert spin_until(executor, lambda: node.latest_info is not None, timeout=10.0)
     images.publish(reduced)
@@ -124,12 +130,20 @@ def test_reduced_stream_gives_boxes_in_full_resolution_pixels(ros_context, share
     assert (direct.image_width, direct.image_height) == (1440, 1080)
     assert (scaled.image_width, scaled.image_height) == (1440, 1080)
     assert len(direct.detections) >= 3, 'the street frame shows several pedestrians'
-    assert len(scaled.detections) == len(direct.detections)
     for detection in scaled.detections:
         box = np.asarray(detection.box)
         assert 0 <= box[0] < box[2] <= 1440 and 0 <= box[1] < box[3] <= 1080
-        best = max(_iou(box, d.box) for d in direct.detections)
-        assert best > 0.9, f'{box} matches no box of the full frame (IoU {best:.2f})'
+    # The two JPEGs differ a little (a person near the threshold may be in one only, a small
+    # one a few pixels off): every clear detection of each is in the other, most of them at
+    # the same place. A box left in the reduced image's pixels would overlap nothing.
+    overlaps = []
+    for ours, theirs in ((scaled, direct), (direct, scaled)):
+        for detection in ours.detections:
+            if detection.confidence >= 0.5:
+                overlaps.append(max(_iou(detection.box, d.box) for d in theirs.detections))
+    assert len(overlaps) >= 6 and min(overlaps) > 0.5, overlaps
+    assert np.median(overlaps) > 0.9, overlaps
+    for detection in scaled.detections:
         assert len(detection.appearance) > 0, 'the body descriptor comes with the box'
     executor.shutdown()
     node.destroy_node()

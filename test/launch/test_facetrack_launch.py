@@ -290,7 +290,7 @@ def _image_readers(*, including: set[str]) -> set[str]:
     """
     def readers() -> set[str]:
         found = set().union(*((topic_endpoints(f'{NS}/{topic}') or {}).get('subscribers', set())
-                              for topic in ('image_raw', 'image_detect',
+                              for topic in ('image_raw', 'image_detect/compressed',
                                             'image_raw/compressed')))
         return found if including <= found else set()
     return wait_for(readers, 60, f'image readers {sorted(including)}')

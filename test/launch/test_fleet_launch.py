@@ -102,9 +102,9 @@ def test_robots_do_not_cross_talk(fleet):
         assert not foreign, f'{node} reaches outside {namespace}: {sorted(foreign)}'
 
     def image_topic(robot: str) -> dict[str, set[str]]:
-        # The detector reads image_detect; face_embedding and frame_history the JPEG stream.
+        # The detector reads the reduced stream, face_embedding and frame_history the full one.
         listed = [topic_endpoints(f'/{robot}/{topic}')
-                  for topic in ('image_detect', 'image_raw/compressed')]
+                  for topic in ('image_detect/compressed', 'image_raw/compressed')]
         if not all(listed):
             return {}
         found = {kind: set().union(*(ends[kind] for ends in listed))
