@@ -89,13 +89,21 @@ IMAGE_RAW = Endpoint('image_raw', IMAGE)
 #: The camera's copy of each frame at the detector's size (its `detect_size`; 0 turns it off),
 #: raw and as JPEG.
 IMAGE_DETECT = Endpoint('image_detect', IMAGE)
-IMAGE_DETECT_COMPRESSED = 'image_detect/compressed'
+IMAGE_DETECT_COMPRESSED = IMAGE_DETECT.name + '/compressed'
 #: Size of the full-resolution frames: the pixels every box is given in.
 CAMERA_INFO = Endpoint('camera_info', 'sensor_msgs/msg/CameraInfo')
 IMAGE_RAW_COMPRESSED = 'image_raw/compressed'
 PERSON_EVENTS = Endpoint('person_events', 'facetrack_ros/msg/PersonEvent')
 IDENTIFIED_FACES = Endpoint('identified_faces', DETECTIONS)
 TRACKS = Endpoint('tracks', DETECTIONS)
+
+
+def image_input(topic: str) -> tuple[Endpoint, Endpoint]:
+    """Return the subscriptions of a node whose image_transport (raw, compressed) picks topic."""
+    return (Endpoint(topic, IMAGE, when=(('image_transport', 'raw'),)),
+            Endpoint(f'{topic}/compressed', COMPRESSED_IMAGE,
+                     when=(('image_transport', 'compressed'),)))
+
 
 #: The topic a camera relays with `source: topic:<topic>`: a placeholder, named when the
 #: keystore is made (bind({RELAY: topic})).
@@ -135,17 +143,11 @@ GRAPH: dict[str, NodeInterfaces] = {
         subscribes=(Endpoint(RELAY_TOPIC, IMAGE, when=(('source', 'topic:' + RELAY_TOPIC),)),)),
     'detector': NodeInterfaces(
         publishes=(Endpoint('detections', DETECTIONS), DIAGNOSTICS),
-        subscribes=(Endpoint(IMAGE_DETECT.name, IMAGE, when=(('image_transport', 'raw'),)),
-                    Endpoint(IMAGE_DETECT_COMPRESSED, COMPRESSED_IMAGE,
-                             when=(('image_transport', 'compressed'),)),
-                    CAMERA_INFO),
+        subscribes=(*image_input(IMAGE_DETECT.name), CAMERA_INFO),
         lifecycle=True),
     'face_embedding': NodeInterfaces(
         publishes=(Endpoint('faces', DETECTIONS), DIAGNOSTICS),
-        subscribes=(Endpoint(IMAGE_RAW.name, IMAGE, when=(('image_transport', 'raw'),)),
-                    Endpoint(IMAGE_RAW_COMPRESSED, COMPRESSED_IMAGE,
-                             when=(('image_transport', 'compressed'),)),
-                    TRACKS),
+        subscribes=(*image_input(IMAGE_RAW.name), TRACKS),
         lifecycle=True),
     'tracker': NodeInterfaces(
         publishes=(TRACKS, IDENTIFIED_FACES, PERSON_EVENTS, DIAGNOSTICS),
@@ -153,16 +155,13 @@ GRAPH: dict[str, NodeInterfaces] = {
                     KNOWN_PEOPLE)),
     'frame_history': NodeInterfaces(
         publishes=(Endpoint('search_matches', IMAGE), DIAGNOSTICS),
-        subscribes=(Endpoint(IMAGE_RAW.name, IMAGE, when=(('image_transport', 'raw'),)),
-                    Endpoint(IMAGE_RAW_COMPRESSED, COMPRESSED_IMAGE,
-                             when=(('image_transport', 'compressed'),)),
-                    IDENTIFIED_FACES, PERSON_EVENTS),
+        subscribes=(*image_input(IMAGE_RAW.name), IDENTIFIED_FACES, PERSON_EVENTS),
         serves=(Endpoint('backtrack_search', 'facetrack_ros/srv/BacktrackSearch'),
                 Endpoint('get_frames', 'facetrack_ros/srv/GetFrames')),
         lifecycle=True),
     'annotator': NodeInterfaces(
         publishes=(Endpoint('annotated', IMAGE), DIAGNOSTICS),
-        subscribes=(IMAGE_RAW, TRACKS, IDENTIFIED_FACES)),
+        subscribes=(*image_input(IMAGE_RAW.name), TRACKS, IDENTIFIED_FACES)),
     'fleet': FLEET,
 }
 
