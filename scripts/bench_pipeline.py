@@ -93,6 +93,9 @@ TRANSPORT_ONLY_S = 8.0
 #: Longest wait for the models to load in their processes, and then for the first image [s].
 READY_TIMEOUT_S = 120.0
 
+#: Set in the environment when this script chose OMP_WAIT_POLICY for itself.
+OWN_WAIT_POLICY = 'FACETRACK_BENCH_WAIT_POLICY'
+
 #: py-spy samples per second of each node with --profile (few: the profiler shares the cores).
 PROFILE_RATE = 50
 #: Functions listed per node in the profile summary.
@@ -753,6 +756,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every benchmark and print the tables; return a process exit code."""
+    if argv is None and 'OMP_WAIT_POLICY' not in os.environ:
+        # torch, loaded with the tracker's imports above, reads it once: start again with the
+        # detector node's setting (core.detection.passive_thread_waits), so that the detector
+        # here waits as the node's does; the node processes then choose their own.
+        os.execve(sys.executable, [sys.executable, *sys.argv],
+                  {**os.environ, 'OMP_WAIT_POLICY': 'PASSIVE', OWN_WAIT_POLICY: '1'})
+    if os.environ.pop(OWN_WAIT_POLICY, None):
+        del os.environ['OMP_WAIT_POLICY']
     args = parse_args(argv)
     # Before rclpy.init and before any node process starts: this run's nodes must only see
     # each other, not other graphs (tests) running on the same machine.
