@@ -1,16 +1,15 @@
 """camera node: publish sensor_msgs/Image from a V4L2 device, video file, image folder or topic.
 
 Images are bgr8, stamped at capture (right after the grab) with the configured frame_id.
-Beside the full-resolution image_raw (and its CameraInfo: the size every box is given in), it
-publishes image_detect, the frame reduced once to the detector's size, so that the detector
-never moves or decodes a full-resolution frame (as JPEG, image_detect/compressed, by default:
-best-effort DDS delivers a few hundred KiB whole, where fragments of a raw frame get lost),
-and image_raw/compressed, each frame JPEG-encoded once for every reader of it (face crops, the
-history). Each image topic is converted and
-published only while it has subscribers.
-A recording (video file, image folder) waits until the pipeline's nodes read image_raw, so
-that it is processed from its first frame; live sources start at once. A source that fails is
-reopened with exponential backoff; a file that ends is reported once.
+Beside the full-resolution image_raw (and camera_info: the size every box is given in) it
+publishes image_raw/compressed, each frame JPEG-encoded once for all its readers (face crops,
+the history), and image_detect, the frame reduced once to the detector's size, raw and as
+JPEG (image_detect/compressed, which the detector reads: best-effort DDS delivers a frame of
+tens of KiB whole, where fragments of a raw one get lost). Each image topic is converted and
+published only while it has subscribers. A recording (video file, image folder) waits until
+the pipeline's nodes read their image topics, so that it is processed from its first frame;
+live sources start at once. A source that fails is reopened with exponential backoff; a file
+that ends is reported once.
 """
 
 import functools
@@ -142,7 +141,7 @@ class CameraNode(Node):
         if _read(self.detect_compressed_pub):
             self.detect_compressed_pub.publish(
                 bgr_to_compressed(reduced(), header, self.params.detect_jpeg_quality))
-        if self.image_pub.get_subscription_count():
+        if _read(self.image_pub):
             self.image_pub.publish(msg if msg is not None else bgr_to_image(pixels(), header))
         if _read(self.compressed_pub):
             self.compressed_pub.publish(
