@@ -27,8 +27,8 @@ demo: setup
 		$(if $(RUNNER),--runner $(RUNNER))
 
 bench: setup
-	@$(RUN) python scripts/bench_pipeline.py && python scripts/bench_history.py \
-		&& python scripts/bench_fleet.py
+	@$(RUN) python scripts/bench_pipeline.py && python scripts/bench_image_transport.py \
+		&& python scripts/bench_history.py && python scripts/bench_fleet.py
 
 clean:
 	rm -rf build install log demo_output

@@ -10,20 +10,22 @@ from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
-from facetrack_ros.conversions import (bgr_to_image, image_to_bgr, ImageConversionError,
-                                       StampedCache, time_to_sec)
+from facetrack_ros.conversions import (bgr_to_image, ImageConversionError, message_to_bgr,
+                                       StampedCache, time_to_sec, transport_topic)
 from facetrack_ros.core.annotate import draw_overlays, Overlay
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import PersonDetectionArray
 from facetrack_ros.parameters import (declare_parameters, IMAGE_CACHE_SIZE, IMAGE_QOS,
-                                      image_qos_profile, RELIABLE_QOS)
+                                      image_qos_profile, image_transport, RELIABLE_QOS)
 from facetrack_ros.runner import run_node
 
 ANNOTATED_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 
 PARAMETERS = (
+    image_transport('image_raw', 'the camera encodes each frame once for every reader; '
+                    'only the frames drawn are decoded'),
     IMAGE_CACHE_SIZE,
     IMAGE_QOS,
 )
@@ -45,14 +47,14 @@ class AnnotatorNode(Node):
         # Reliable, keep last 2: every subscriber (rqt's best effort, a recorder's reliable)
         # matches, and a slow one never makes the publisher queue frames.
         self.publisher = self.create_publisher(Image, 'annotated', ANNOTATED_QOS)
-        self.create_subscription(Image, 'image_raw', guarded(self.on_image),
-                                 image_qos_profile(self.params.image_qos))
+        self.create_subscription(*transport_topic('image_raw', self.params.image_transport),
+                                 guarded(self.on_image), image_qos_profile(self.params.image_qos))
         self.create_subscription(PersonDetectionArray, 'tracks', guarded(self.on_tracks),
                                  RELIABLE_QOS)
         self.create_subscription(PersonDetectionArray, 'identified_faces',
                                  guarded(self.on_faces), RELIABLE_QOS)
 
-    def on_image(self, msg: Image) -> None:
+    def on_image(self, msg: Image | CompressedImage) -> None:
         """Keep recent images, only while someone watches the output."""
         if self.publisher.get_subscription_count() > 0:
             self.images.add(msg)
@@ -70,7 +72,7 @@ class AnnotatorNode(Node):
         if image_msg is None:
             return
         try:
-            image = image_to_bgr(image_msg)
+            image = message_to_bgr(image_msg)
         except ImageConversionError as error:
             self.diagnostics.errors += 1
             self.get_logger().warning(f'skipping image: {error}', throttle_duration_sec=5.0)

@@ -1,20 +1,32 @@
 """camera node: publish sensor_msgs/Image from a V4L2 device, video file, image folder or topic.
 
 Images are bgr8, stamped at capture (right after the grab) with the configured frame_id.
-A recording (video file, image folder) waits until the pipeline's nodes read image_raw, so
-that it is processed from its first frame; live sources start at once. A source that fails is
-reopened with exponential backoff; a file that ends is reported once.
+Beside the full-resolution image_raw (and camera_info: the size every box is given in) it
+publishes image_raw/compressed, each frame JPEG-encoded once for all its readers (face crops,
+the history), and image_detect, the frame reduced once to the detector's size, raw and as
+JPEG (image_detect/compressed, which the detector reads: best-effort DDS delivers a frame of
+tens of KiB whole, where fragments of a raw one get lost). Each image topic is converted and
+published only while it has subscribers. A recording (video file, image folder) waits until
+the pipeline's nodes read their image topics, so that it is processed from its first frame;
+live sources start at once. A source that fails is reopened with exponential backoff; a file
+that ends is reported once.
 """
 
+import functools
 import threading
 import time
+from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.node import Node, NodeNameNonExistentError
-from sensor_msgs.msg import CompressedImage, Image
+import numpy as np
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
 
-from facetrack_ros.conversions import bgr_to_compressed, bgr_to_image, sec_to_time
-from facetrack_ros.core.camera import Backoff, FrameSource, open_source, SourceEnded
+from facetrack_ros.conversions import (bgr_to_compressed, bgr_to_image, camera_info,
+                                       image_to_bgr, sec_to_time)
+from facetrack_ros.core.camera import (Backoff, FrameSource, open_source, reduce_image,
+                                       SourceEnded)
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.parameters import declare_parameters, IMAGE_QOS, image_qos_profile, ParamSpec
 from facetrack_ros.runner import run_node
@@ -45,9 +57,17 @@ PARAMETERS = (
               read_only=True),
     ParamSpec('height', 0, 'V4L2 capture height (0 = device default) [px].', 0, 4320,
               read_only=True),
-    ParamSpec('publish_compressed', False, 'Also publish image_raw/compressed (JPEG).',
-              read_only=True),
+    ParamSpec('publish_compressed', True,
+              'Also publish image_raw/compressed (JPEG; encoded only while it has '
+              'subscribers: face_embedding and frame_history read it).', read_only=True),
     ParamSpec('jpeg_quality', 80, 'JPEG quality of image_raw/compressed [1..100].', 1, 100),
+    ParamSpec('detect_size', 640,
+              'Longest side of image_detect, the copy of each frame the detector reads, '
+              'reduced once here (a smaller frame keeps its size; 0: image_detect is not '
+              'published). Match the detector\'s image_size [px].', 0, 7680, read_only=True),
+    ParamSpec('detect_jpeg_quality', 90,
+              'JPEG quality of image_detect/compressed [1..100] (published with '
+              'publish_compressed and detect_size).', 1, 100),
     ParamSpec('wait_for_nodes', ('detector', 'face_embedding', 'tracker', 'frame_history'),
               'Nodes (names relative to the camera\'s namespace, or absolute) that must be '
               'up and subscribed before a video file or image folder plays, so that it is '
@@ -78,6 +98,12 @@ class CameraNode(Node):
         self.params = declare_parameters(self, PARAMETERS)
         qos = image_qos_profile(self.params.image_qos)
         self.image_pub = self.create_publisher(Image, 'image_raw', qos)
+        self.info_pub = self.create_publisher(CameraInfo, 'camera_info', qos)
+        self.detect_pub = (self.create_publisher(Image, 'image_detect', qos)
+                           if self.params.detect_size else None)
+        self.detect_compressed_pub = (
+            self.create_publisher(CompressedImage, 'image_detect/compressed', qos)
+            if self.params.detect_size and self.params.publish_compressed else None)
         self.compressed_pub = (
             self.create_publisher(CompressedImage, 'image_raw/compressed', qos)
             if self.params.publish_compressed else None)
@@ -97,8 +123,29 @@ class CameraNode(Node):
         """Republish an image from another topic, keeping its capture stamp."""
         if self.params.frame_id:
             msg.header.frame_id = self.params.frame_id
-        self.image_pub.publish(msg)
+        self._publish(msg.header, msg.width, msg.height, functools.cache(
+            functools.partial(image_to_bgr, msg)), msg)
         self.diagnostics.processed(0.0)
+
+    def _publish(self, header: Header, width: int, height: int,
+                 pixels: Callable[[], np.ndarray], msg: Image | None = None) -> None:
+        """Publish one frame on each image topic that has subscribers.
+
+        pixels() returns the frame as a BGR array (converted at most once); msg is its
+        image_raw message when there is one already (a relay).
+        """
+        self.info_pub.publish(camera_info(header, width, height))
+        reduced = functools.cache(lambda: reduce_image(pixels(), self.params.detect_size))
+        if _read(self.detect_pub):
+            self.detect_pub.publish(bgr_to_image(reduced(), header))
+        if _read(self.detect_compressed_pub):
+            self.detect_compressed_pub.publish(
+                bgr_to_compressed(reduced(), header, self.params.detect_jpeg_quality))
+        if _read(self.image_pub):
+            self.image_pub.publish(msg if msg is not None else bgr_to_image(pixels(), header))
+        if _read(self.compressed_pub):
+            self.compressed_pub.publish(
+                bgr_to_compressed(pixels(), header, self.params.jpeg_quality))
 
     def _read_loop(self) -> None:
         """Open the source, publish until it ends, reopen it with backoff when it fails."""
@@ -139,8 +186,8 @@ class CameraNode(Node):
         """Hold a recording back until wait_for_nodes are up and image_raw has its readers.
 
         Bounded by wait_timeout. A node counts once it subscribes to a topic (lifecycle nodes
-        do on activation); the graph can show an image_raw reader a moment before DDS has
-        matched it, so this publisher must also have matched every awaited image_raw reader.
+        do on activation); the graph can show an image reader a moment before DDS has matched
+        it, so each image publisher must also have matched every awaited reader of its topic.
         """
         wanted = [qualified_node_name(name, self.get_namespace())
                   for name in self.params.wait_for_nodes if name]
@@ -149,13 +196,19 @@ class CameraNode(Node):
         if not (wanted or count) or not timeout:
             return
 
-        def missing() -> list[str]:
+        def unmatched(publisher) -> set[str]:
             readers = {qualified_node_name(r.node_name, r.node_namespace) for r in
-                       self.get_subscriptions_info_by_topic(self.image_pub.topic_name)}
+                       self.get_subscriptions_info_by_topic(publisher.topic_name)}
             awaited_readers = readers.intersection(wanted)
+            return (awaited_readers if publisher.get_subscription_count() < len(awaited_readers)
+                    else set())
+
+        def missing() -> list[str]:
+            waiting = set().union(*(unmatched(publisher) for publisher in
+                                    (self.image_pub, self.detect_pub, self.compressed_pub,
+                                     self.detect_compressed_pub) if publisher is not None))
+            absent = [name for name in wanted if not self._subscribes(name) or name in waiting]
             matched = self.image_pub.get_subscription_count()
-            absent = [name for name in wanted if not self._subscribes(name)
-                      or (matched < len(awaited_readers) and name in awaited_readers)]
             if matched < count:
                 absent.append(f'{count} image_raw subscribers ({matched} now)')
             return absent
@@ -195,13 +248,9 @@ class CameraNode(Node):
                 frame = source.read()
             except SourceEnded:
                 return True
-            msg = bgr_to_image(frame.image)
-            msg.header.stamp = sec_to_time(frame.stamp)
-            msg.header.frame_id = self.params.frame_id
-            self.image_pub.publish(msg)
-            if self.compressed_pub is not None:
-                self.compressed_pub.publish(
-                    bgr_to_compressed(frame.image, msg.header, self.params.jpeg_quality))
+            height, width = frame.image.shape[:2]
+            self._publish(Header(stamp=sec_to_time(frame.stamp), frame_id=self.params.frame_id),
+                          width, height, lambda: frame.image)
             self.diagnostics.processed(time.time() - frame.stamp)
         return False
 
@@ -211,6 +260,11 @@ class CameraNode(Node):
         if self._thread is not None:
             self._thread.join(timeout=5.0)
         super().destroy_node()
+
+
+def _read(publisher) -> bool:
+    """Return whether publisher exists and has subscribers (only then is a frame converted)."""
+    return publisher is not None and publisher.get_subscription_count() > 0
 
 
 def qualified_node_name(name: str, namespace: str) -> str:

@@ -1,12 +1,13 @@
 """Message <-> numpy conversions shared by the nodes (cv_bridge is not a dependency)."""
 
 from collections import OrderedDict
+import struct
 import threading
 
 from builtin_interfaces.msg import Time
 import cv2
 import numpy as np
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 _CHANNELS = {'bgr8': 3, 'rgb8': 3, 'bgra8': 4, 'rgba8': 4, 'mono8': 1}
 
@@ -75,6 +76,43 @@ def bgr_to_compressed(image: np.ndarray, header=None, quality: int = 80) -> Comp
     return msg
 
 
+def camera_info(header, width: int, height: int) -> CameraInfo:
+    """Return the CameraInfo of an uncalibrated camera (all-zero K) of width x height [px]."""
+    return CameraInfo(header=header, width=width, height=height)
+
+
+#: CDR encapsulation kinds whose body starts with the first field (plain CDR and XCDR2, big
+#: or little endian; the last bit says little endian).
+_PLAIN_CDR = (0x00, 0x01, 0x06, 0x07)
+
+
+def serialized_stamp(data: bytes) -> Time:
+    """Return header.stamp of a serialized message whose first field is a std_msgs/Header.
+
+    A node can file a large message (an image) by its stamp this way and deserialise it only
+    when it uses it. Raise ImageConversionError for data that is no such message.
+    """
+    if len(data) < 12 or data[0] != 0 or data[1] not in _PLAIN_CDR:
+        raise ImageConversionError(f'{len(data)} bytes are not a plain CDR message')
+    sec, nanosec = struct.unpack_from('<iI' if data[1] & 1 else '>iI', data, 4)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+#: Message type and topic suffix of each image transport (image_transport's names).
+IMAGE_TRANSPORTS = {'raw': (Image, ''), 'compressed': (CompressedImage, '/compressed')}
+
+
+def transport_topic(base: str, transport: str) -> tuple[type, str]:
+    """Return the message type and topic of an image topic base in transport."""
+    msg_type, suffix = IMAGE_TRANSPORTS[transport]
+    return msg_type, base + suffix
+
+
+def message_to_bgr(msg: Image | CompressedImage) -> np.ndarray:
+    """Return the BGR pixels of an Image or a (JPEG or PNG) CompressedImage message."""
+    return jpeg_to_bgr(msg.data) if isinstance(msg, CompressedImage) else image_to_bgr(msg)
+
+
 def time_to_sec(stamp: Time) -> float:
     """Return a builtin_interfaces/Time as seconds [s]."""
     return stamp.sec + stamp.nanosec * 1e-9
@@ -109,10 +147,10 @@ class StampedCache:
         self._items: OrderedDict[int, object] = OrderedDict()
         self._lock = threading.Lock()
 
-    def add(self, msg) -> None:
-        """Keep msg under its header stamp, dropping the oldest beyond the size."""
+    def add(self, msg, stamp: Time | None = None) -> None:
+        """Keep msg under stamp (default: its header stamp), dropping the oldest beyond size."""
         with self._lock:
-            self._items[time_to_ns(msg.header.stamp)] = msg
+            self._items[time_to_ns(msg.header.stamp if stamp is None else stamp)] = msg
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
 

@@ -1,6 +1,11 @@
 """detector node: ultralytics YOLO person detection, as a lifecycle node.
 
 The model loads on configure and is freed on cleanup; images are taken only while active.
+It reads image_detect (JPEG by default: image_transport), the camera's copy of each frame
+reduced to the detector's size, and gives the boxes in the pixels of the full-resolution
+frame that camera_info describes (the same stamp's, else the latest), with the input's header.
+Without camera_info (a plain image topic remapped to image_detect) the boxes are in the input
+image's pixels.
 With no person model available it stops with an error naming the `model` parameter
 (require_model: true) or falls back to finding people from their faces (face-first).
 """
@@ -10,17 +15,21 @@ from types import SimpleNamespace
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from facetrack_ros.conversions import image_to_bgr, ImageConversionError, time_to_sec
+from facetrack_ros.conversions import (ImageConversionError, message_to_bgr, StampedCache,
+                                       time_to_sec, transport_topic)
 from facetrack_ros.core.detection import (body_appearance, create_person_detector,
-                                          ModelUnavailableError, PersonDetector)
+                                          ModelUnavailableError, PersonDetector, scale_boxes)
 from facetrack_ros.core.face import FaceDetector
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 from facetrack_ros.parameters import (AUTOSTART, declare_parameters, IMAGE_QOS, image_qos_profile,
-                                      ParamSpec, RELIABLE_QOS)
+                                      image_transport, ParamSpec, RELIABLE_QOS)
 from facetrack_ros.runner import run_node
+
+#: CameraInfo messages kept to find the one of an image's stamp.
+CAMERA_INFO_CACHE = 30
 
 PARAMETERS = (
     ParamSpec('model', 'yolo11n.pt',
@@ -45,6 +54,8 @@ PARAMETERS = (
     ParamSpec('simulated_delay', 0.0,
               'Test only: extra time spent on each image, to simulate a slow detector [s].',
               0.0, 60.0),
+    image_transport('image_detect', 'tens of KiB a frame, which best-effort DDS delivers '
+                    'whole, where a raw frame (675 KiB at 640x360) is often lost in fragments'),
     AUTOSTART,
     IMAGE_QOS,
 )
@@ -69,7 +80,9 @@ class DetectorNode(LifecycleNode):
         super().__init__('detector', **kwargs)
         self.params = declare_parameters(self, PARAMETERS)
         self.detector = None
-        self.subscription = None
+        self.subscriptions_ = []
+        self.camera_infos = StampedCache(CAMERA_INFO_CACHE)
+        self.latest_info: CameraInfo | None = None
         self.publisher = None
         self.diagnostics = NodeDiagnostics(self)
         self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no model loaded')
@@ -93,15 +106,20 @@ class DetectorNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Start taking images."""
-        self.subscription = self.create_subscription(
-            Image, 'image_raw', self.diagnostics.guarded(self.on_image),
-            image_qos_profile(self.params.image_qos))
+        qos = image_qos_profile(self.params.image_qos)
+        guarded = self.diagnostics.guarded
+        self.subscriptions_ = [
+            self.create_subscription(CameraInfo, 'camera_info', guarded(self.on_camera_info),
+                                     qos),
+            self.create_subscription(
+                *transport_topic('image_detect', self.params.image_transport),
+                guarded(self.on_image), qos),
+        ]
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop taking images; the model stays loaded."""
-        self.destroy_subscription(self.subscription)
-        self.subscription = None
+        self._unsubscribe()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -112,11 +130,16 @@ class DetectorNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Free everything on the way out."""
-        if self.subscription is not None:
-            self.destroy_subscription(self.subscription)
-            self.subscription = None
+        self._unsubscribe()
         self._release()
         return TransitionCallbackReturn.SUCCESS
+
+    def _unsubscribe(self) -> None:
+        for subscription in self.subscriptions_:
+            self.destroy_subscription(subscription)
+        self.subscriptions_ = []
+        self.camera_infos.clear()
+        self.latest_info = None
 
     def _release(self) -> None:
         if self.detector is not None:
@@ -126,21 +149,34 @@ class DetectorNode(LifecycleNode):
             self.destroy_lifecycle_publisher(self.publisher)
             self.publisher = None
 
-    def on_image(self, msg: Image) -> None:
+    def on_camera_info(self, msg: CameraInfo) -> None:
+        """Keep the full-resolution frame size of recent stamps."""
+        if msg.width and msg.height:
+            self.camera_infos.add(msg)
+            self.latest_info = msg
+
+    def _full_size(self, msg: Image | CompressedImage, size: tuple[int, int]) -> tuple[int, int]:
+        """Return the (width, height) of the frame msg is a copy of: camera_info, else size."""
+        info = self.camera_infos.get(msg.header.stamp) or self.latest_info
+        return (info.width, info.height) if info is not None else size
+
+    def on_image(self, msg: Image | CompressedImage) -> None:
         """Detect persons in one image; a bad image is reported and skipped."""
         if self.detector is None:
             return
         try:
-            image = image_to_bgr(msg)
+            image = message_to_bgr(msg)
         except ImageConversionError as error:
             self.diagnostics.errors += 1
             self.get_logger().warning(f'skipping image: {error}', throttle_duration_sec=5.0)
             return
         boxes = self.detector.detect(image)
-        out = PersonDetectionArray(header=msg.header, image_width=msg.width,
-                                   image_height=msg.height)
-        for b in boxes:
-            detection = PersonDetection(box=b.box.tolist(), confidence=float(b.confidence))
+        size = image.shape[1], image.shape[0]
+        width, height = self._full_size(msg, size)
+        out = PersonDetectionArray(header=msg.header, image_width=width, image_height=height)
+        for b, full in zip(boxes, scale_boxes(boxes, size, (width, height))):
+            detection = PersonDetection(box=full.box.tolist(), confidence=float(b.confidence))
+            # From the pixels at hand: colours do not need the full resolution.
             appearance = body_appearance(image, b.box) if self.params.appearance else None
             if appearance is not None:
                 detection.appearance = appearance.tolist()

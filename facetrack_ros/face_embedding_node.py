@@ -5,6 +5,9 @@ scheduler which tracks need a face now (no usable face yet or identity pending, 
 every retry_period; then bigger boxes; then a periodic refresh), finds the face in the upper
 part of each such person box, aligns it with dlib's 5-point landmarks and computes a 128-d
 dlib ResNet descriptor. Results go out on `faces` with the image's header.
+Full-resolution images (the camera's JPEG stream by default, image_transport) are kept
+serialized, as they arrive, and deserialised and decoded only for the frames whose tracks
+need a face: most frames are never converted here.
 A lifecycle node: models load on configure and are freed on cleanup.
 """
 
@@ -15,16 +18,18 @@ from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from sensor_msgs.msg import Image
+from rclpy.serialization import deserialize_message
 
-from facetrack_ros.conversions import image_to_bgr, ImageConversionError, StampedCache, time_to_sec
+from facetrack_ros.conversions import (ImageConversionError, message_to_bgr, serialized_stamp,
+                                       StampedCache, time_to_sec, transport_topic)
 from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
 from facetrack_ros.core.face import DlibResNetEmbedder, Face, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.tracking import TrackedPerson
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 from facetrack_ros.parameters import (AUTOSTART, declare_parameters, IMAGE_CACHE_SIZE, IMAGE_QOS,
-                                      image_qos_profile, ParamSpec, RELIABLE_QOS)
+                                      image_qos_profile, image_transport, ParamSpec,
+                                      RELIABLE_QOS)
 from facetrack_ros.runner import run_node
 
 PARAMETERS = (
@@ -44,6 +49,8 @@ PARAMETERS = (
               'Re-embed when a person box grew by this factor (a bigger face is better).',
               1.0, 10.0),
     ParamSpec('max_faces_per_frame', 4, 'Most faces embedded per frame.', 1, 100),
+    image_transport('image_raw', 'a tenth of the bytes to move and keep; only the frames '
+                    'used are decoded'),
     IMAGE_CACHE_SIZE,
     AUTOSTART,
     IMAGE_QOS,
@@ -116,9 +123,10 @@ class FaceEmbeddingNode(LifecycleNode):
         self.subscriptions_ = [
             # Images have a group of their own: while on_tracks embeds faces (tens of ms
             # each), the next images are still cached for the tracks that will follow.
-            self.create_subscription(Image, 'image_raw', guarded(self.images.add),
+            self.create_subscription(*transport_topic('image_raw', self.params.image_transport),
+                                     guarded(self.on_image),
                                      image_qos_profile(self.params.image_qos),
-                                     callback_group=MutuallyExclusiveCallbackGroup()),
+                                     callback_group=MutuallyExclusiveCallbackGroup(), raw=True),
             self.create_subscription(PersonDetectionArray, 'tracks', guarded(self.on_tracks),
                                      RELIABLE_QOS),
         ]
@@ -153,19 +161,24 @@ class FaceEmbeddingNode(LifecycleNode):
             self.publisher = None
         self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no model loaded')
 
+    def on_image(self, data: bytes) -> None:
+        """Keep a serialized image under its stamp; it is deserialised only if used."""
+        self.images.add(data, serialized_stamp(data))
+
     def on_tracks(self, msg: PersonDetectionArray) -> None:
         """Embed the faces of the tracks that need one."""
         if self.analyzer is None or not msg.detections:
             return
-        image_msg = self.images.get(msg.header.stamp)
-        if image_msg is None:
+        data = self.images.get(msg.header.stamp)
+        if data is None:
             self.diagnostics.dropped += 1
             self.get_logger().warning(
                 'tracks of a frame no longer cached: the detector lags more than '
                 'image_cache_size frames behind the camera', throttle_duration_sec=10.0)
             return
         try:
-            image = image_to_bgr(image_msg)
+            image = message_to_bgr(deserialize_message(
+                data, transport_topic('image_raw', self.params.image_transport)[0]))
         except ImageConversionError as error:
             self.diagnostics.errors += 1
             self.get_logger().warning(f'skipping image: {error}', throttle_duration_sec=5.0)

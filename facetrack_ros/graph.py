@@ -86,6 +86,12 @@ DETECTIONS = 'facetrack_ros/msg/PersonDetectionArray'
 
 DIAGNOSTICS = Endpoint('/diagnostics', 'diagnostic_msgs/msg/DiagnosticArray')
 IMAGE_RAW = Endpoint('image_raw', IMAGE)
+#: The camera's copy of each frame at the detector's size (its `detect_size`; 0 turns it off),
+#: raw and as JPEG.
+IMAGE_DETECT = Endpoint('image_detect', IMAGE)
+IMAGE_DETECT_COMPRESSED = IMAGE_DETECT.name + '/compressed'
+#: Size of the full-resolution frames: the pixels every box is given in.
+CAMERA_INFO = Endpoint('camera_info', 'sensor_msgs/msg/CameraInfo')
 IMAGE_RAW_COMPRESSED = 'image_raw/compressed'
 PERSON_EVENTS = Endpoint('person_events', 'facetrack_ros/msg/PersonEvent')
 IDENTIFIED_FACES = Endpoint('identified_faces', DETECTIONS)
@@ -93,6 +99,17 @@ TRACKS = Endpoint('tracks', DETECTIONS)
 #: A person forgotten on request (frame_history's forget_person): robot-local, for the tracker
 #: and the fleet node, which withdraws them on every robot.
 PERSON_FORGOTTEN = Endpoint('person_forgotten', 'facetrack_ros/msg/EmbeddingSync')
+
+
+def image_input(topic: str, *when: tuple[str, object]) -> tuple[Endpoint, Endpoint]:
+    """Return the subscriptions of a node whose image_transport (raw, compressed) picks topic.
+
+    when: further (parameter, value) conditions of both.
+    """
+    return (Endpoint(topic, IMAGE, when=(('image_transport', 'raw'), *when)),
+            Endpoint(f'{topic}/compressed', COMPRESSED_IMAGE,
+                     when=(('image_transport', 'compressed'), *when)))
+
 
 #: The topic a camera relays with `source: topic:<topic>`: a placeholder, named when the
 #: keystore is made (bind({RELAY: topic})).
@@ -120,18 +137,20 @@ FLEET = NodeInterfaces(
 #: Every node of the package, by node name (= executable name).
 GRAPH: dict[str, NodeInterfaces] = {
     'camera': NodeInterfaces(
-        publishes=(IMAGE_RAW,
+        publishes=(IMAGE_RAW, IMAGE_DETECT, CAMERA_INFO,
                    Endpoint(IMAGE_RAW_COMPRESSED, COMPRESSED_IMAGE,
+                            when=(('publish_compressed', True),)),
+                   Endpoint(IMAGE_DETECT_COMPRESSED, COMPRESSED_IMAGE,
                             when=(('publish_compressed', True),)),
                    DIAGNOSTICS),
         subscribes=(Endpoint(RELAY_TOPIC, IMAGE, when=(('source', 'topic:' + RELAY_TOPIC),)),)),
     'detector': NodeInterfaces(
         publishes=(Endpoint('detections', DETECTIONS), DIAGNOSTICS),
-        subscribes=(IMAGE_RAW,),
+        subscribes=(*image_input(IMAGE_DETECT.name), CAMERA_INFO),
         lifecycle=True),
     'face_embedding': NodeInterfaces(
         publishes=(Endpoint('faces', DETECTIONS), DIAGNOSTICS),
-        subscribes=(IMAGE_RAW, TRACKS),
+        subscribes=(*image_input(IMAGE_RAW.name), TRACKS),
         lifecycle=True),
     'tracker': NodeInterfaces(
         publishes=(TRACKS, IDENTIFIED_FACES, PERSON_EVENTS, DIAGNOSTICS),
@@ -139,18 +158,15 @@ GRAPH: dict[str, NodeInterfaces] = {
                     KNOWN_PEOPLE, PERSON_FORGOTTEN)),
     'frame_history': NodeInterfaces(
         publishes=(Endpoint('search_matches', IMAGE), PERSON_FORGOTTEN, DIAGNOSTICS),
-        subscribes=(Endpoint(IMAGE_RAW.name, IMAGE,
-                             when=(('image_transport', 'raw'), ('store_frames', True))),
-                    Endpoint(IMAGE_RAW_COMPRESSED, COMPRESSED_IMAGE,
-                             when=(('image_transport', 'compressed'), ('store_frames', True))),
-                    IDENTIFIED_FACES, PERSON_EVENTS),
+        subscribes=(*image_input(IMAGE_RAW.name, ('store_frames', True)), IDENTIFIED_FACES,
+                    PERSON_EVENTS),
         serves=(Endpoint('backtrack_search', 'facetrack_ros/srv/BacktrackSearch'),
                 Endpoint('get_frames', 'facetrack_ros/srv/GetFrames'),
                 Endpoint('forget_person', 'facetrack_ros/srv/ForgetPerson')),
         lifecycle=True),
     'annotator': NodeInterfaces(
         publishes=(Endpoint('annotated', IMAGE), DIAGNOSTICS),
-        subscribes=(IMAGE_RAW, TRACKS, IDENTIFIED_FACES)),
+        subscribes=(*image_input(IMAGE_RAW.name), TRACKS, IDENTIFIED_FACES)),
     'fleet': FLEET,
 }
 

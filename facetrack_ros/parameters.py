@@ -128,6 +128,13 @@ IMAGE_QOS = ParamSpec(
     choices=('sensor_data', 'reliable'), read_only=True)
 
 
+def image_transport(topic: str, why: str) -> ParamSpec:
+    """Return the `image_transport` parameter of a node that reads topic: raw or compressed."""
+    return ParamSpec('image_transport', 'compressed',
+                     f'Take {topic}/compressed (JPEG; {why}) or {topic} (raw).',
+                     choices=('compressed', 'raw'), read_only=True)
+
+
 #: For nodes that pair an image with detections of its frame, which arrive later.
 IMAGE_CACHE_SIZE = ParamSpec(
     'image_cache_size', 30,

@@ -418,7 +418,7 @@ def bench_node(history_dir: str, label: str, seed: int,
                          str(PARAMS_FILE)) as runner:
             began = time.perf_counter()
             node = runner.start('frame_history', history_dir=history_dir, camera_id='front',
-                                max_age=NODE_MAX_AGE_S)
+                                max_age=NODE_MAX_AGE_S, image_transport='raw')
             # The node subscribes to image_raw on activation, when it also offers its
             # services: that is, once the history is open and the face model loaded.
             wait_for_graph(runner, probe, executor, (), 1)

@@ -124,11 +124,12 @@ def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
         # One torch thread: with other work on the two cores, two threads spin-wait on each
         # other (YOLOv8n float on a Hamilton frame at load 12: 743 ms with two, 105 with one).
         runner.start('detector', model=str(model), require_model=True, threads=1)
-        # image_raw readers: this probe, detector, face_embedding and frame_history.
+        # image_raw has this probe for reader: the detector reads image_detect, face_embedding
+        # and frame_history image_raw/compressed; the camera awaits them (wait_for_nodes).
         wait_for_graph(runner, node, executor,
-                       ('detections', 'faces', 'tracks', 'person_events', 'identified_faces'), 4)
+                       ('detections', 'faces', 'tracks', 'person_events', 'identified_faces'), 1)
         runner.start('camera', source=str(video), realtime=True, loop=False,
-                     frame_id='stage_optical', wait_for_subscribers=4)
+                     frame_id='stage_optical', wait_for_subscribers=1)
         deadline = time.monotonic() + 180
         while not runner.source_ended() and time.monotonic() < deadline:
             run.spin_for(0.2)

@@ -38,7 +38,7 @@ def test_tracker_and_face_node_survive_malformed_detections(ros_context, tmp_pat
     tracker = TrackerNode(context=ros_context, parameter_overrides=[
         Parameter('event_log_dir', value=str(tmp_path))])
     face = FaceEmbeddingNode(context=ros_context, parameter_overrides=[
-        Parameter('image_qos', value='reliable')])
+        Parameter('image_qos', value='reliable'), Parameter('image_transport', value='raw')])
     assert face.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert face.trigger_activate() == TransitionCallbackReturn.SUCCESS
     probe = create_node('bad_input_probe', context=ros_context)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from rclpy import create_node
 from rclpy.executors import SingleThreadedExecutor
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 
 from facetrack_ros.camera_node import END_OF_SOURCE
 from facetrack_ros.conversions import bgr_to_image, image_to_bgr
@@ -149,3 +149,37 @@ def test_a_topic_relay_starts_at_once(graph):
     assert spin_until(executor, relayed, timeout=30), runner.tail()
     assert watcher[0] == 77
     assert 'waiting' not in camera.log_path.read_text()
+
+
+def test_the_detector_stream_is_the_frame_reduced_once_beside_its_full_size(graph, tmp_path):
+    """image_detect: the frame at detect_size, same header as image_raw; camera_info: full size.
+
+    image_raw is published to its readers as it is; only image_detect is reduced.
+    """
+    runner, executor, context = graph
+    folder = tmp_path / 'large'
+    folder.mkdir()
+    frame = np.zeros((240, 320, 3), np.uint8)
+    frame[:, 160:] = 200          # a frame whose halves tell a resize from a crop
+    assert cv2.imwrite(str(folder / '000.png'), frame)
+    node = create_node('stream_reader', context=context)
+    executor.add_node(node)
+    received: dict[str, list] = {'image_raw': [], 'image_detect': [], 'camera_info': []}
+    for topic in ('image_raw', 'image_detect'):
+        node.create_subscription(Image, topic, received[topic].append, QOS)
+    node.create_subscription(CameraInfo, 'camera_info', received['camera_info'].append, QOS)
+    runner.start('camera', source=str(folder), fps=5.0, loop=True, detect_size=160,
+                 wait_for_nodes=['stream_reader'], wait_timeout=60.0)
+    assert spin_until(executor, lambda: all(len(v) >= 3 for v in received.values()),
+                      timeout=30), runner.tail()
+    full, small = received['image_raw'][-1], received['image_detect'][-1]
+    assert (full.width, full.height) == (320, 240)
+    assert (small.width, small.height) == (160, 120)
+    assert np.array_equal(image_to_bgr(full), frame)
+    reduced = image_to_bgr(small)
+    assert reduced[:, :78].max() == 0 and reduced[:, 82:].min() == 200
+    # Each frame's three messages share its header (best effort may drop one of them).
+    headers = [{(m.header.stamp.sec, m.header.stamp.nanosec, m.header.frame_id)
+                for m in messages} for messages in received.values()]
+    assert len(headers[0] & headers[1] & headers[2]) >= 2
+    assert all((info.width, info.height) == (320, 240) for info in received['camera_info'])

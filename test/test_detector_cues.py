@@ -24,7 +24,7 @@ def _detect(context, shared_dir, **overrides) -> tuple[PersonDetectionArray, flo
     """Run a detector node on one street frame; return its detections and the wait [s]."""
     node = DetectorNode(context=context, parameter_overrides=[
         Parameter('model', value=str(shared_dir / 'models' / 'yolov8n_int8.onnx')),
-        Parameter('image_qos', value='reliable'),
+        Parameter('image_qos', value='reliable'), Parameter('image_transport', value='raw'),
         *(Parameter(k, value=v) for k, v in overrides.items())])
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
@@ -35,7 +35,7 @@ def _detect(context, shared_dir, **overrides) -> tuple[PersonDetectionArray, flo
     received: list[PersonDetectionArray] = []
     probe.create_subscription(PersonDetectionArray, 'detections', received.append,
                               RELIABLE_QOS)
-    images = probe.create_publisher(Image, 'image_raw', image_qos_profile('reliable'))
+    images = probe.create_publisher(Image, 'image_detect', image_qos_profile('reliable'))
     assert spin_until(executor, lambda: images.get_subscription_count() > 0)
     capture = cv2.VideoCapture(str(shared_dir / 'data' / 'video' / 'pedestrians_vtest.avi'))
     capture.set(cv2.CAP_PROP_POS_FRAMES, 100)

@@ -1,14 +1,18 @@
 """detector lifecycle node over real DDS with the real YOLOv8n ONNX model on real frames."""
 
+from builtin_interfaces.msg import Time
 import cv2
+import numpy as np
 import pytest
 from rclpy import create_node
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
 
-from facetrack_ros.conversions import bgr_to_image
+from facetrack_ros.conversions import bgr_to_compressed, bgr_to_image, camera_info
+from facetrack_ros.core.camera import reduce_image
 from facetrack_ros.detector_node import DetectorNode
 from facetrack_ros.msg import PersonDetectionArray
 from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
@@ -26,10 +30,11 @@ def _frame(shared_dir, index: int = 100):
 
 
 def test_detects_persons_keeps_header_survives_bad_input(ros_context, shared_dir):
-    """Real frame in, persons out with the same header; a malformed image is skipped."""
+    """Real raw frame in, persons out with the same header; a malformed image is skipped."""
     model = str(shared_dir / 'models' / 'yolov8n_int8.onnx')
     node = DetectorNode(context=ros_context, parameter_overrides=[
-        Parameter('model', value=model), Parameter('image_qos', value='reliable')])
+        Parameter('model', value=model), Parameter('image_qos', value='reliable'),
+        Parameter('image_transport', value='raw')])
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
@@ -41,7 +46,7 @@ def test_detects_persons_keeps_header_survives_bad_input(ros_context, shared_dir
     received: list[PersonDetectionArray] = []
     helper.create_subscription(PersonDetectionArray, 'detections', received.append,
                                RELIABLE_QOS)
-    images = helper.create_publisher(Image, 'image_raw', image_qos_profile('reliable'))
+    images = helper.create_publisher(Image, 'image_detect', image_qos_profile('reliable'))
     assert spin_until(executor, lambda: images.get_subscription_count() > 0)
 
     bad = Image(height=10, width=10, encoding='bgr8', step=30, data=b'\x00' * 7)
@@ -66,6 +71,80 @@ def test_detects_persons_keeps_header_survives_bad_input(ros_context, shared_dir
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert node.detector is None, 'cleanup frees the model'
+    executor.shutdown()
+    node.destroy_node()
+    helper.destroy_node()
+
+
+def _iou(a, b) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def test_reduced_stream_gives_boxes_in_full_resolution_pixels(ros_context, shared_dir):
+    """image_detect reduced, camera_info full: the boxes are the full frame's, header kept.
+
+    A 1440x1080 frame (a street frame, upscaled) is detected once whole and once reduced to
+    640x480 as the camera reduces it, with the full frame's camera_info, both as the JPEG the
+    detector reads by default: both give the same people in the same full-resolution boxes,
+    with the reduced image's header. A corrupt JPEG is counted and skipped.
+    """
+    model = str(shared_dir / 'models' / 'yolov8n_int8.onnx')
+    node = DetectorNode(context=ros_context, parameter_overrides=[
+        Parameter('model', value=model), Parameter('image_qos', value='reliable')])
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    helper = create_node('detector_scale_probe', context=ros_context)
+    executor.add_node(helper)
+    received: list[PersonDetectionArray] = []
+    helper.create_subscription(PersonDetectionArray, 'detections', received.append,
+                               RELIABLE_QOS)
+    qos = image_qos_profile('reliable')
+    images = helper.create_publisher(CompressedImage, 'image_detect/compressed', qos)
+    infos = helper.create_publisher(CameraInfo, 'camera_info', qos)
+    assert spin_until(executor, lambda: images.get_subscription_count() > 0
+                      and infos.get_subscription_count() > 0)
+
+    images.publish(CompressedImage(format='jpeg', data=b'\xff\xd8 not a jpeg'))
+    full = cv2.resize(_frame(shared_dir), (1440, 1080), interpolation=cv2.INTER_CUBIC)
+    whole = bgr_to_compressed(full, Header(stamp=Time(sec=1_700_000_001)), 90)
+    images.publish(whole)   # no camera_info yet: boxes in the input's own pixels
+    assert spin_until(executor, lambda: len(received) == 1, timeout=30.0)
+    assert node.diagnostics.errors == 1, 'the corrupt JPEG is counted, not fatal'
+
+    small = reduce_image(full, 640)
+    assert small.shape == (480, 640, 3)
+    reduced = bgr_to_compressed(
+        small, Header(stamp=Time(sec=1_700_000_002), frame_id='street_optical'), 90)
+    infos.publish(camera_info(reduced.header, 1440, 1080))
+    assert spin_until(executor, lambda: node.latest_info is not None, timeout=10.0)
+    images.publish(reduced)
+    assert spin_until(executor, lambda: len(received) == 2, timeout=30.0)
+
+    direct, scaled = received
+    assert direct.header == whole.header and scaled.header == reduced.header
+    assert (direct.image_width, direct.image_height) == (1440, 1080)
+    assert (scaled.image_width, scaled.image_height) == (1440, 1080)
+    assert len(direct.detections) >= 3, 'the street frame shows several pedestrians'
+    for detection in scaled.detections:
+        box = np.asarray(detection.box)
+        assert 0 <= box[0] < box[2] <= 1440 and 0 <= box[1] < box[3] <= 1080
+    # The two JPEGs differ a little (a person near the threshold may be in one only, a small
+    # one a few pixels off): every clear detection of each is in the other, most of them at
+    # the same place. A box left in the reduced image's pixels would overlap nothing.
+    overlaps = []
+    for ours, theirs in ((scaled, direct), (direct, scaled)):
+        for detection in ours.detections:
+            if detection.confidence >= 0.5:
+                overlaps.append(max(_iou(detection.box, d.box) for d in theirs.detections))
+    assert len(overlaps) >= 6 and min(overlaps) > 0.5, overlaps
+    assert np.median(overlaps) > 0.9, overlaps
+    for detection in scaled.detections:
+        assert len(detection.appearance) > 0, 'the body descriptor comes with the box'
     executor.shutdown()
     node.destroy_node()
     helper.destroy_node()

@@ -96,13 +96,18 @@ ANY_READER_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def _topics(name: str) -> list[tuple[str, type]]:
-    """Return the topics node name subscribes to per the graph table, with their types."""
+def _topics(name: str, node) -> list[tuple[str, type]]:
+    """Return the topics node name subscribes to per the graph table, with their types.
+
+    Only the endpoints whose `when` the node's parameters meet (its image_transport).
+    """
     topics = []
     for endpoint in GRAPH[name].subscribes:
         if endpoint.provisional or endpoint.type is None:
             continue
         bound = endpoint.bind({'relay': RELAY})
+        if not all(node.get_parameter(key).value == value for key, value in bound.when):
+            continue
         topics.append((bound.name, _message_type(bound.type.replace('/msg/', '/'))))
     return topics
 
@@ -125,7 +130,7 @@ def test_malformed_messages_on_every_topic_of(name: str, ros_context, tmp_path: 
                                       image_qos_profile('sensor_data') if kind is Image
                                       else RELIABLE_QOS)   # best effort hears every writer
     try:
-        for topic, kind in _topics(name):
+        for topic, kind in _topics(name, node):
             qos = image_qos_profile('reliable') if kind is Image else ANY_READER_QOS
             publisher = probe.create_publisher(kind, topic, qos)
             assert spin_until(executor, lambda: publisher.get_subscription_count() > 0, 20)

@@ -334,3 +334,24 @@ class Backoff:
     def reset(self) -> None:
         """Go back to initial_s, after a successful reopen."""
         self._delay = self._initial
+
+
+def reduced_size(width: int, height: int, longest: int) -> tuple[int, int]:
+    """Return (width, height) scaled so that the longest side is at most longest [px].
+
+    Rounded as ultralytics' letterbox rounds, so a detector whose image_size is longest
+    resizes nothing more; an image already that small keeps its size (longest 0: no limit).
+    """
+    scale = longest / max(width, height) if longest else 1.0
+    if scale >= 1.0:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def reduce_image(image: np.ndarray, longest: int) -> np.ndarray:
+    """Return image resized to reduced_size (bilinear, as the detector's letterbox), or itself."""
+    height, width = image.shape[:2]
+    size = reduced_size(width, height, longest)
+    if size == (width, height):
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)

@@ -207,12 +207,13 @@ def run_graph_on_clip(video: Path, fps: float, frames: int, coded: bool, model: 
         runner.start('face_embedding')
         runner.start('detector', model=model, require_model=True,
                      **(detector_overrides or {}))
-        # image_raw readers: probe, detector, face_embedding, frame_history.
+        # image_raw has this probe for reader: the detector reads image_detect, face_embedding
+        # and frame_history image_raw/compressed; the camera awaits them (wait_for_nodes).
         wait_for_graph(runner, node, executor,
                        ('detections', 'faces', 'tracks', 'person_events', 'identified_faces'),
-                       4, timeout=180.0)
+                       1, timeout=180.0)
         runner.start('camera', source=str(video), realtime=True, loop=False,
-                     frame_id='eval_camera', wait_for_subscribers=4)
+                     frame_id='eval_camera', wait_for_subscribers=1)
         deadline = time.monotonic() + frames / fps * 3 + 120
         while not runner.source_ended() and time.monotonic() < deadline:
             spin(0.2)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from facetrack_ros.core.camera import (Backoff, Frame, ImageFolderSource, open_source,
-                                       SourceEnded, SourceError, V4L2Source, VideoFileSource)
+                                       reduce_image, reduced_size, SourceEnded, SourceError,
+                                       V4L2Source, VideoFileSource)
 
 
 @pytest.fixture(scope='session')
@@ -173,3 +174,26 @@ def test_backoff_sequence() -> None:
         Backoff(initial_s=0)
     with pytest.raises(ValueError):
         Backoff(initial_s=2, max_s=1)
+
+
+def test_reduced_size_keeps_the_aspect_and_never_enlarges() -> None:
+    """The longest side is brought to the limit, rounded as a letterbox rounds it."""
+    assert reduced_size(1920, 1080, 640) == (640, 360)
+    assert reduced_size(768, 576, 640) == (640, 480)
+    assert reduced_size(1080, 1920, 640) == (360, 640)
+    assert reduced_size(1000, 3, 640) == (640, 2)
+    assert reduced_size(640, 360, 640) == (640, 360)
+    assert reduced_size(320, 240, 640) == (320, 240)
+    assert reduced_size(1920, 1080, 0) == (1920, 1080)
+
+
+def test_reduce_image_resizes_once_or_not_at_all() -> None:
+    """A large frame is resized bilinearly; a frame within the limit is returned as it is."""
+    rng = np.random.default_rng(3)
+    large = rng.integers(0, 256, (1080, 1920, 3), np.uint8)
+    reduced = reduce_image(large, 640)
+    assert reduced.shape == (360, 640, 3)
+    assert np.array_equal(reduced, cv2.resize(large, (640, 360),
+                                              interpolation=cv2.INTER_LINEAR))
+    small = large[:360, :640]
+    assert reduce_image(small, 640) is small

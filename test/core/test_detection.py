@@ -11,7 +11,8 @@ import pytest
 
 from facetrack_ros.core.detection import (configure_ultralytics_offline, create_person_detector,
                                           FaceFirstPersonDetector, ModelUnavailableError,
-                                          PersonBox, PersonDetector, YoloPersonDetector)
+                                          PersonBox, PersonDetector, scale_boxes,
+                                          YoloPersonDetector)
 from facetrack_ros.core.face import FaceBox, FaceDetector
 
 
@@ -201,3 +202,15 @@ def test_face_first_geometry() -> None:
     assert people[0].confidence == pytest.approx(0.9)
     np.testing.assert_allclose(people[1].box, [0, 0, 42, 120])
     assert people[1].confidence == 1.0
+
+
+def test_scale_boxes_to_the_full_frame() -> None:
+    """Boxes of a 640x360 copy come back in the 1920x1080 frame's pixels, scores kept."""
+    boxes = [PersonBox(np.array([10, 20, 110, 300], np.float32), 0.9),
+             PersonBox(np.array([0, 0, 640, 360], np.float32), 0.4)]
+    scaled = scale_boxes(boxes, (640, 360), (1920, 1080))
+    assert np.allclose(scaled[0].box, [30, 60, 330, 900])
+    assert np.allclose(scaled[1].box, [0, 0, 1920, 1080])
+    assert [b.confidence for b in scaled] == [0.9, 0.4]
+    assert all(b.box.dtype == np.float32 for b in scaled)
+    assert scale_boxes(boxes, (640, 360), (640, 360)) == boxes

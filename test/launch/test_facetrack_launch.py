@@ -283,15 +283,17 @@ def _states(*nodes: str) -> list[str]:
 
 
 def _image_readers(*, including: set[str]) -> set[str]:
-    """Return the nodes reading image_raw, from the first listing that shows `including`.
+    """Return the nodes reading any image topic once a listing shows `including`.
 
     A daemonless listing can miss what it has not discovered yet; one that shows the readers
     expected also shows that an absent one has really gone.
     """
     def readers() -> set[str]:
-        found = (topic_endpoints(f'{NS}/image_raw') or {}).get('subscribers', set())
+        found = set().union(*((topic_endpoints(f'{NS}/{topic}') or {}).get('subscribers', set())
+                              for topic in ('image_raw', 'image_detect/compressed',
+                                            'image_raw/compressed')))
         return found if including <= found else set()
-    return wait_for(readers, 60, f'image_raw readers {sorted(including)}')
+    return wait_for(readers, 60, f'image readers {sorted(including)}')
 
 
 def _diagnostic(node: str) -> str:

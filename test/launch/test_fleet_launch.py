@@ -102,12 +102,18 @@ def test_robots_do_not_cross_talk(fleet):
         assert not foreign, f'{node} reaches outside {namespace}: {sorted(foreign)}'
 
     def image_topic(robot: str) -> dict[str, set[str]]:
-        found = topic_endpoints(f'/{robot}/image_raw')
+        # The detector reads the reduced stream, face_embedding and frame_history the full one.
+        listed = [topic_endpoints(f'/{robot}/{topic}')
+                  for topic in ('image_detect/compressed', 'image_raw/compressed')]
+        if not all(listed):
+            return {}
+        found = {kind: set().union(*(ends[kind] for ends in listed))
+                 for kind in ('publishers', 'subscribers')}
         readers = {f'/{robot}/{name}' for name in ('detector', 'face_embedding', 'frame_history')}
-        seen = found and readers <= found['subscribers'] and found['publishers']
+        seen = readers <= found['subscribers'] and found['publishers']
         return found if seen else {}
     for robot in ROBOTS:
-        ends = wait_for(lambda: image_topic(robot), 60, f'/{robot}/image_raw endpoints')
+        ends = wait_for(lambda: image_topic(robot), 60, f'/{robot} image endpoints')
         assert ends['publishers'] == {f'/{robot}/camera'}, ends
         assert all(node.startswith(f'/{robot}/') for node in ends['subscribers']), ends
 
