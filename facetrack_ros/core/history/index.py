@@ -15,18 +15,26 @@ one of another FORMAT, is replaced and rebuilt from them (FrameHistory). Its jou
 small: 4 KiB pages (a commit rewrites only the pages of the blocks it changed), a checkpoint
 every WAL_CHECKPOINT_PAGES pages and the WAL cut back to WAL_LIMIT_BYTES after it; deleted
 entries give their pages back to the file system (incremental auto-vacuum).
+
+A query by person id needs that person's best faces: the index keeps them, at most
+PERSON_QUERY_FACES per person (table best_faces), merged with each commit's blocks, so the
+query reads one small table instead of every block holding the person. An entry can only
+leave the best faces by being replaced in its slot by a better face of the same person
+(add) or deleted (_drop, which then reads the person's blocks again), so the table always
+holds exactly what a read of all the blocks would choose.
 """
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 import logging
+import heapq
 import math
 from numbers import Integral
 from pathlib import Path
 import sqlite3
 import threading
 import time
-from typing import Callable, Collection, Iterator, Sequence
+from typing import Callable, Collection, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -51,7 +59,10 @@ _MIN_NS, _MAX_NS = -(2 ** 62), 2 ** 62   # open window ends; 2**62 leaves room f
 #: Layout version of the index file; an index of another one is rebuilt from the segments.
 #: 1: 64 KiB pages (every commit rewrote whole 64 KiB pages: the WAL grew 37 MB a minute).
 #: 2: 4 KiB pages, incremental auto-vacuum, names written with the entries, indexed segments.
-FORMAT = 2
+#: 3: best_faces, each person's best faces (a query by person id read every block of theirs).
+FORMAT = 3
+#: Best-quality faces kept per person; a query by person id averages them.
+PERSON_QUERY_FACES = 20
 PAGE_BYTES = 4096
 WAL_CHECKPOINT_PAGES = 256     # a checkpoint once the WAL holds 1 MiB of pages
 WAL_LIMIT_BYTES = 4 * 1024 * 1024   # the WAL is truncated to this after a checkpoint
@@ -73,6 +84,10 @@ CREATE TABLE IF NOT EXISTS block_persons (
     WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blocks_by_person ON block_persons (person, block_id);
 CREATE TABLE IF NOT EXISTS indexed_segments (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS best_faces (
+    person INTEGER NOT NULL, robot_id TEXT NOT NULL, camera_id TEXT NOT NULL,
+    stamp INTEGER NOT NULL, quality REAL NOT NULL, embedding BLOB NOT NULL,
+    PRIMARY KEY (person, robot_id, camera_id, stamp));
 """
 
 
@@ -174,6 +189,27 @@ def group_appearances(hits: Sequence[Hit], gap_s: float = DEFAULT_APPEARANCE_GAP
                        first, last, count, hits[best])
             for first, last, count, best in _group_columns(keys, stamps, similarities,
                                                            seconds_to_ns(gap_s), max_results)]
+
+
+#: One of a person's faces: its rank key (-quality, block start, robot, camera, stamp), the
+#: order of embeddings_of (best quality first, then as the blocks are read), and embedding.
+_Face = tuple[tuple[float, int, str, str, int], np.ndarray]
+
+
+def _best_faces(faces: Iterable[_Face]) -> list[_Face]:
+    """Return the PERSON_QUERY_FACES first faces by rank key (the keys of a person differ)."""
+    return heapq.nsmallest(PERSON_QUERY_FACES, faces, key=lambda face: face[0])
+
+
+def _faces_in(robot: str, camera: str, start: int, rows: np.ndarray, values: np.ndarray,
+              person: int) -> list[_Face]:
+    """Return person's faces among a block's rows (ROW_DTYPE), each with its row of values.
+
+    values: the block's embeddings, or anything else with a row per entry.
+    """
+    mine = np.flatnonzero(rows['person'] == person)
+    return [((-quality, start, robot, camera, stamp), values[i]) for i, stamp, quality
+            in zip(mine, rows['stamp'][mine].tolist(), rows['quality'][mine].tolist())]
 
 
 def _unpack(rows: bytes, embeddings: bytes, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -580,8 +616,10 @@ class EmbeddingIndex:
                     with self._transaction():
                         self._persons.write()
                         self._segments.write()
-                        for key, block in dirty:
-                            self._store(key, *block.packed())
+                        packed = [(key, *block.packed()) for key, block in dirty]
+                        for key, rows, embeddings in packed:
+                            self._store(key, rows, embeddings)
+                        self._merge_best_faces(packed)
                         self._db.executemany('INSERT OR IGNORE INTO indexed_segments VALUES '
                                              '(?)', [(name,) for name in marks])
                 except sqlite3.Error as error:
@@ -796,8 +834,14 @@ class EmbeddingIndex:
                       end_ns: int | None = None, limit: int = 100) -> np.ndarray:
         """Return person_id's stored embeddings in the window, best quality first.
 
-        Shape (n, dim), n at most limit (0: all); empty for an unknown person.
+        Shape (n, dim), n at most limit (0: all); empty for an unknown person. The whole
+        history with a limit up to PERSON_QUERY_FACES is read from the person's kept best
+        faces, without reading a block.
         """
+        if start_ns is None and end_ns is None and 0 < limit <= PERSON_QUERY_FACES:
+            faces = self._person_best_faces(person_id)[:limit]
+            return (np.stack([embedding for _, embedding in faces]) if faces
+                    else np.empty((0, self.dim), np.float32))
         start = _MIN_NS if start_ns is None else start_ns
         end = _MAX_NS if end_ns is None else end_ns
         qualities, embeddings = np.empty(0, np.float32), np.empty((0, self.dim), np.float32)
@@ -813,6 +857,100 @@ class EmbeddingIndex:
                     qualities, embeddings = qualities[best], embeddings[best]
         order = np.argsort(-qualities, kind='stable')
         return embeddings[order[:limit] if limit else order]
+
+    def _person_best_faces(self, person_id: str) -> list[_Face]:
+        """Return person_id's best faces, committed and pending, best first."""
+        with self._lock:
+            self._check_open()
+            person = self._persons.get(person_id)
+            if person is None:
+                return []
+            pending = [(key, *block.packed()) for key, block in self._open.items()
+                       if block.dirty and any(mine == person for mine, _ in block.slots)]
+            try:
+                return self._merged_best_faces(person, self._committed_best_faces(person),
+                                               pending)
+            except sqlite3.DatabaseError as error:
+                self._note(error)
+                raise
+
+    def _committed_best_faces(self, person: int) -> list[_Face]:
+        """Return the best faces of person code `person` as committed (or in this transaction).
+
+        Best first, so that an unchanged list compares equal (_write_best_faces).
+        """
+        return _best_faces(
+            ((-quality, stamp // self._block_ns * self._block_ns, robot, camera, stamp),
+             np.frombuffer(embedding, dtype=np.float32))
+            for robot, camera, stamp, quality, embedding in self._db.execute(
+                'SELECT robot_id, camera_id, stamp, quality, embedding FROM best_faces'
+                ' WHERE person = ?', (person,)))
+
+    @staticmethod
+    def _merged_best_faces(person: int, committed: list[_Face],
+                           blocks: list[tuple[tuple[str, str, int], np.ndarray, np.ndarray]]
+                           ) -> list[_Face]:
+        """Return person's best faces once blocks (key, rows, embeddings) replace their own.
+
+        Exact: a committed best face missing from its new block was replaced in its slot by a
+        better face of the person, which still outranks every face outside the best.
+        """
+        keys = {key for key, _, _ in blocks}
+        faces = [face for face in committed if face[0][2:4] + face[0][1:2] not in keys]
+        for (robot, camera, start), rows, embeddings in blocks:
+            faces += _faces_in(robot, camera, start, rows, embeddings, person)
+        return _best_faces(faces)
+
+    def _merge_best_faces(self, blocks: list[tuple[tuple[str, str, int], np.ndarray,
+                                                   np.ndarray]]) -> None:
+        """Merge the faces of blocks just stored into best_faces (within the caller's commit)."""
+        persons: dict[int, list] = {}
+        for block in blocks:
+            for person in np.unique(block[1]['person']).tolist():
+                persons.setdefault(person, []).append(block)
+        for person, theirs in persons.items():
+            committed = self._committed_best_faces(person)
+            self._write_best_faces(person, committed,
+                                   self._merged_best_faces(person, committed, theirs))
+
+    def _write_best_faces(self, person: int, before: list[_Face], after: list[_Face]) -> None:
+        """Replace person's best faces (a face keeps its key: equal keys, equal faces)."""
+        if [key for key, _ in before] == [key for key, _ in after]:
+            return
+        self._db.execute('DELETE FROM best_faces WHERE person = ?', (person,))
+        self._db.executemany(
+            'INSERT INTO best_faces VALUES (?, ?, ?, ?, ?, ?)',
+            [(person, robot, camera, stamp, -rank, np.ascontiguousarray(embedding).tobytes())
+             for (rank, _, robot, camera, stamp), embedding in after])
+
+    def _reread_best_faces(self, doomed: dict[int, set[tuple[str, str, int]]]) -> None:
+        """Choose again the best faces of the persons who lost one of them.
+
+        The caller holds a transaction and has already deleted the entries from the blocks;
+        doomed: person code -> (robot, camera, stamp) of their deleted entries. The rows of
+        the person's blocks are read first, then the embeddings of the blocks holding a best
+        face only (the rows are a tenth of a block).
+        """
+        for person, gone in doomed.items():
+            before = self._committed_best_faces(person)
+            if not any(key[2:4] + key[4:] in gone for key, _ in before):
+                continue   # deleting faces outside the best leaves the best as they are
+            ranked = []
+            for block_id, robot, camera, start, rows in self._db.execute(
+                    'SELECT b.id, b.robot_id, b.camera_id, b.start_ns, d.rows'
+                    ' FROM block_persons p JOIN blocks b ON b.id = p.block_id'
+                    ' JOIN block_data d ON d.id = b.id WHERE p.person = ?', (person,)):
+                rows = np.frombuffer(rows, dtype=ROW_DTYPE)
+                ranked = _best_faces(ranked + [(key, (block_id, index)) for key, index in
+                                               _faces_in(robot, camera, start, rows,
+                                                         np.arange(len(rows)), person)])
+            embeddings = {}
+            for block_id in {block_id for _, (block_id, _) in ranked}:
+                (packed,) = self._db.execute('SELECT embeddings FROM block_data WHERE id = ?',
+                                             (block_id,)).fetchone()
+                embeddings[block_id] = np.frombuffer(packed, np.float32).reshape(-1, self.dim)
+            self._write_best_faces(person, before, [
+                (key, embeddings[block_id][index]) for key, (block_id, index) in ranked])
 
     def entry_count(self, start_ns: int | None = None, end_ns: int | None = None) -> int:
         """Return the number of entries stamped in [start_ns, end_ns] (None: unbounded)."""
@@ -847,6 +985,7 @@ class EmbeddingIndex:
             self.flush()
             self._open.clear()   # blocks change below; reload them on the next add
             deleted = 0
+            doomed_faces: dict[int, set[tuple[str, str, int]]] = {}
             with self._transaction():
                 for block_id, robot, camera, start, packed_rows in self._db.execute(
                         'SELECT b.id, b.robot_id, b.camera_id, b.start_ns, d.rows FROM blocks b'
@@ -856,10 +995,14 @@ class EmbeddingIndex:
                     if not doomed.any():
                         continue
                     deleted += int(doomed.sum())
+                    for person, stamp in zip(rows['person'][doomed].tolist(),
+                                             rows['stamp'][doomed].tolist()):
+                        doomed_faces.setdefault(person, set()).add((robot, camera, stamp))
                     (packed_embeddings,) = self._db.execute(
                         'SELECT embeddings FROM block_data WHERE id = ?', (block_id,)).fetchone()
                     rows, embeddings = _unpack(packed_rows, packed_embeddings, self.dim)
                     self._store((robot, camera, start), rows[~doomed], embeddings[~doomed])
+                self._reread_best_faces(doomed_faces)
                 if also is not None:
                     also()
                 # Forget the ids of people no entry mentions any more, so names stay bounded.
