@@ -20,14 +20,15 @@ A query by person id needs that person's best faces: the index keeps them, at mo
 PERSON_QUERY_FACES per person (table best_faces), merged with each commit's blocks, so the
 query reads one small table instead of every block holding the person. An entry can only
 leave the best faces by being replaced in its slot by a better face of the same person
-(add) or deleted (_drop, which then reads the person's blocks again), so the table always
-holds exactly what a read of all the blocks would choose.
+(add) or deleted (_drop, which then chooses them again from the person's blocks, best block
+first, until no other block holds a better face), so the table always holds exactly what a
+read of all the blocks would choose.
 """
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-import logging
 import heapq
+import logging
 import math
 from numbers import Integral
 from pathlib import Path
@@ -59,7 +60,8 @@ _MIN_NS, _MAX_NS = -(2 ** 62), 2 ** 62   # open window ends; 2**62 leaves room f
 #: Layout version of the index file; an index of another one is rebuilt from the segments.
 #: 1: 64 KiB pages (every commit rewrote whole 64 KiB pages: the WAL grew 37 MB a minute).
 #: 2: 4 KiB pages, incremental auto-vacuum, names written with the entries, indexed segments.
-#: 3: best_faces, each person's best faces (a query by person id read every block of theirs).
+#: 3: best_faces, each person's best faces (a query by person id read every block of theirs),
+#:    and block_persons.quality, the person's best in the block (to find the best faces again).
 FORMAT = 3
 #: Best-quality faces kept per person; a query by person id averages them.
 PERSON_QUERY_FACES = 20
@@ -80,8 +82,8 @@ CREATE TABLE IF NOT EXISTS block_data (
     id INTEGER PRIMARY KEY REFERENCES blocks (id), rows BLOB NOT NULL,
     embeddings BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS block_persons (
-    block_id INTEGER NOT NULL, person INTEGER NOT NULL, PRIMARY KEY (block_id, person))
-    WITHOUT ROWID;
+    block_id INTEGER NOT NULL, person INTEGER NOT NULL, quality REAL NOT NULL,
+    PRIMARY KEY (block_id, person)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blocks_by_person ON block_persons (person, block_id);
 CREATE TABLE IF NOT EXISTS indexed_segments (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS best_faces (
@@ -210,6 +212,38 @@ def _faces_in(robot: str, camera: str, start: int, rows: np.ndarray, values: np.
     mine = np.flatnonzero(rows['person'] == person)
     return [((-quality, start, robot, camera, stamp), values[i]) for i, stamp, quality
             in zip(mine, rows['stamp'][mine].tolist(), rows['quality'][mine].tolist())]
+
+
+#: Faces of blocks newer than the committed best faces: person code -> (the blocks' keys,
+#: robot, camera and start, and the best of their faces of the person).
+_FreshFaces = dict[int, tuple[set[tuple[str, str, int]], list[_Face]]]
+
+
+def _gather_faces(fresh: _FreshFaces, key: tuple[str, str, int], rows: np.ndarray,
+                  embeddings: np.ndarray, persons: Iterable[int] | None = None) -> None:
+    """Add the faces of one block (of persons, None: all) to fresh, keeping only the best.
+
+    The embeddings kept are copies, so that the block's matrix is not held.
+    """
+    for person in np.unique(rows['person']).tolist() if persons is None else persons:
+        keys, faces = fresh.setdefault(person, (set(), []))
+        keys.add(key)
+        faces[:] = [(rank, embedding if embedding.base is None else embedding.copy())
+                    for rank, embedding in _best_faces(faces + _faces_in(*key, rows, embeddings,
+                                                                         person))]
+
+
+def _merged_best_faces(committed: list[_Face],
+                       fresh: tuple[set[tuple[str, str, int]], list[_Face]] | None
+                       ) -> list[_Face]:
+    """Return a person's best faces once newer blocks (fresh, see _FreshFaces) replace theirs.
+
+    Exact: a committed best face missing from its new block was replaced in its slot by a
+    better face of the person, which still outranks every face outside the best.
+    """
+    keys, faces = fresh or (set(), [])
+    return _best_faces([face for face in committed
+                        if face[0][2:4] + face[0][1:2] not in keys] + faces)
 
 
 def _unpack(rows: bytes, embeddings: bytes, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -595,8 +629,11 @@ class EmbeddingIndex:
             (*key, int(rows['stamp'].min()), int(rows['stamp'].max()), len(rows))).fetchone()
         self._db.execute('INSERT OR REPLACE INTO block_data VALUES (?, ?, ?)',
                          (block_id, rows.tobytes(), np.ascontiguousarray(embeddings).tobytes()))
-        self._db.executemany('INSERT INTO block_persons VALUES (?, ?)',
-                             [(block_id, int(p)) for p in np.unique(rows['person'])])
+        persons, which = np.unique(rows['person'], return_inverse=True)
+        best = np.full(len(persons), -np.inf, np.float32)
+        np.maximum.at(best, which, rows['quality'])
+        self._db.executemany('INSERT INTO block_persons VALUES (?, ?, ?)',
+                             [(block_id, *pair) for pair in zip(persons.tolist(), best.tolist())])
 
     def flush(self) -> None:
         """Commit every pending entry and forget blocks too old to be filled any more.
@@ -616,10 +653,12 @@ class EmbeddingIndex:
                     with self._transaction():
                         self._persons.write()
                         self._segments.write()
-                        packed = [(key, *block.packed()) for key, block in dirty]
-                        for key, rows, embeddings in packed:
+                        fresh: _FreshFaces = {}
+                        for key, block in dirty:
+                            rows, embeddings = block.packed()
                             self._store(key, rows, embeddings)
-                        self._merge_best_faces(packed)
+                            _gather_faces(fresh, key, rows, embeddings)
+                        self._merge_best_faces(fresh)
                         self._db.executemany('INSERT OR IGNORE INTO indexed_segments VALUES '
                                              '(?)', [(name,) for name in marks])
                 except sqlite3.Error as error:
@@ -865,11 +904,12 @@ class EmbeddingIndex:
             person = self._persons.get(person_id)
             if person is None:
                 return []
-            pending = [(key, *block.packed()) for key, block in self._open.items()
-                       if block.dirty and any(mine == person for mine, _ in block.slots)]
+            fresh: _FreshFaces = {}
+            for key, block in self._open.items():
+                if block.dirty and any(mine == person for mine, _ in block.slots):
+                    _gather_faces(fresh, key, *block.packed(), [person])
             try:
-                return self._merged_best_faces(person, self._committed_best_faces(person),
-                                               pending)
+                return _merged_best_faces(self._committed_best_faces(person), fresh.get(person))
             except sqlite3.DatabaseError as error:
                 self._note(error)
                 raise
@@ -886,32 +926,11 @@ class EmbeddingIndex:
                 'SELECT robot_id, camera_id, stamp, quality, embedding FROM best_faces'
                 ' WHERE person = ?', (person,)))
 
-    @staticmethod
-    def _merged_best_faces(person: int, committed: list[_Face],
-                           blocks: list[tuple[tuple[str, str, int], np.ndarray, np.ndarray]]
-                           ) -> list[_Face]:
-        """Return person's best faces once blocks (key, rows, embeddings) replace their own.
-
-        Exact: a committed best face missing from its new block was replaced in its slot by a
-        better face of the person, which still outranks every face outside the best.
-        """
-        keys = {key for key, _, _ in blocks}
-        faces = [face for face in committed if face[0][2:4] + face[0][1:2] not in keys]
-        for (robot, camera, start), rows, embeddings in blocks:
-            faces += _faces_in(robot, camera, start, rows, embeddings, person)
-        return _best_faces(faces)
-
-    def _merge_best_faces(self, blocks: list[tuple[tuple[str, str, int], np.ndarray,
-                                                   np.ndarray]]) -> None:
+    def _merge_best_faces(self, fresh: _FreshFaces) -> None:
         """Merge the faces of blocks just stored into best_faces (within the caller's commit)."""
-        persons: dict[int, list] = {}
-        for block in blocks:
-            for person in np.unique(block[1]['person']).tolist():
-                persons.setdefault(person, []).append(block)
-        for person, theirs in persons.items():
+        for person, theirs in fresh.items():
             committed = self._committed_best_faces(person)
-            self._write_best_faces(person, committed,
-                                   self._merged_best_faces(person, committed, theirs))
+            self._write_best_faces(person, committed, _merged_best_faces(committed, theirs))
 
     def _write_best_faces(self, person: int, before: list[_Face], after: list[_Face]) -> None:
         """Replace person's best faces (a face keeps its key: equal keys, equal faces)."""
@@ -927,19 +946,24 @@ class EmbeddingIndex:
         """Choose again the best faces of the persons who lost one of them.
 
         The caller holds a transaction and has already deleted the entries from the blocks;
-        doomed: person code -> (robot, camera, stamp) of their deleted entries. The rows of
-        the person's blocks are read first, then the embeddings of the blocks holding a best
-        face only (the rows are a tenth of a block).
+        doomed: person code -> (robot, camera, stamp) of their deleted entries. The person's
+        blocks are read best first (block_persons.quality) until PERSON_QUERY_FACES faces
+        better than any in the blocks left are found: the rows of each, then the embeddings
+        of those holding a best face only (the rows are a tenth of a block).
         """
         for person, gone in doomed.items():
             before = self._committed_best_faces(person)
             if not any(key[2:4] + key[4:] in gone for key, _ in before):
                 continue   # deleting faces outside the best leaves the best as they are
             ranked = []
-            for block_id, robot, camera, start, rows in self._db.execute(
-                    'SELECT b.id, b.robot_id, b.camera_id, b.start_ns, d.rows'
+            for block_id, robot, camera, start, best in self._db.execute(
+                    'SELECT b.id, b.robot_id, b.camera_id, b.start_ns, p.quality'
                     ' FROM block_persons p JOIN blocks b ON b.id = p.block_id'
-                    ' JOIN block_data d ON d.id = b.id WHERE p.person = ?', (person,)):
+                    ' WHERE p.person = ? ORDER BY p.quality DESC', (person,)).fetchall():
+                if len(ranked) == PERSON_QUERY_FACES and -ranked[-1][0][0] > best:
+                    break   # every face of this block and of the rest ranks behind
+                (rows,) = self._db.execute('SELECT rows FROM block_data WHERE id = ?',
+                                           (block_id,)).fetchone()
                 rows = np.frombuffer(rows, dtype=ROW_DTYPE)
                 ranked = _best_faces(ranked + [(key, (block_id, index)) for key, index in
                                                _faces_in(robot, camera, start, rows,
