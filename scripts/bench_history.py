@@ -19,11 +19,13 @@ table, then the targets and whether each is met. Nothing is asserted.
 """
 
 import argparse
+import contextlib
 from concurrent.futures import ProcessPoolExecutor
 import multiprocessing
 import os
 from pathlib import Path
 import resource
+import shutil
 import sys
 import tempfile
 import threading
@@ -505,6 +507,11 @@ def main() -> None:
     parser.add_argument('--hours', type=int, default=24, help='length of history (b) [h]')
     parser.add_argument('--queries', type=int, default=60, help='searches per history')
     parser.add_argument('--dir', default=None, help='scratch folder (default: a temp dir)')
+    parser.add_argument('--parts', default='abcd',
+                        help='parts to run, e.g. "bd"; (d) serves the histories of (a) and (b) '
+                             'built now or kept in --dir by an earlier --keep run')
+    parser.add_argument('--keep', action='store_true',
+                        help='build the histories in --dir itself (hour/, day/) and keep them')
     parser.add_argument('--video', default=DEFAULT_VIDEO, help='real video of part (c)')
     parser.add_argument('--old-seconds', type=float, default=10.0,
                         help='window of the old approach (c): first seconds of the video')
@@ -514,17 +521,24 @@ def main() -> None:
     parser.add_argument('--domain-id', type=int, default=101,
                         help='ROS_DOMAIN_ID of the node runs (d), away from other graphs')
     args = parser.parse_args()
+    if args.keep and args.dir is None:
+        parser.error('--keep needs --dir')
     started, busy, own = time.monotonic(), busy_cpu_s(), own_cpu_s()
     rows: list[Row] = []
     figures: Figures = {}
-    with tempfile.TemporaryDirectory(dir=args.dir) as scratch:
-        hour, day = str(Path(scratch) / 'hour'), str(Path(scratch) / 'day')
-        for part, arguments in (
-                (bench_hour, (scratch, args.queries)),
-                (bench_index, (scratch, args.hours, args.queries)),
-                (bench_old, (args.video, args.old_seconds, args.model, args.photo)),
-                (bench_node, (hour, '1 h', HOUR_SEED, args.domain_id)),
-                (bench_node, (day, f'{args.hours} h', DAY_SEED, args.domain_id))):
+    with (contextlib.nullcontext(args.dir) if args.keep
+          else tempfile.TemporaryDirectory(dir=args.dir)) as scratch:
+        hour, day = Path(scratch) / 'hour', Path(scratch) / 'day'
+        for built, (part, arguments) in (
+                ('a', (bench_hour, (scratch, args.queries))),
+                ('b', (bench_index, (scratch, args.hours, args.queries))),
+                ('c', (bench_old, (args.video, args.old_seconds, args.model, args.photo))),
+                ('d', (bench_node, (str(hour), '1 h', HOUR_SEED, args.domain_id))),
+                ('d', (bench_node, (str(day), f'{args.hours} h', DAY_SEED, args.domain_id)))):
+            if built not in args.parts or (part is bench_node and not Path(arguments[0]).is_dir()):
+                continue
+            if part in (bench_hour, bench_index):   # a kept history is built anew
+                shutil.rmtree(hour if part is bench_hour else day, ignore_errors=True)
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context('spawn')) as pool:
                 part_rows, part_figures = pool.submit(part, *arguments).result()
             rows += part_rows
@@ -533,8 +547,9 @@ def main() -> None:
           f' {args.queries} queries per history; frames: a pool of {JPEG_POOL} JPEGs encoded'
           ' once and reused, each frame serialized to CDR on its own)')
     print_table(rows)
-    print('targets')
-    print_table([('metric', 'value', 'target', 'met'), *targets(figures, args.hours)])
+    if set(args.parts) >= set('abcd'):
+        print('targets')
+        print_table([('metric', 'value', 'target', 'met'), *targets(figures, args.hours)])
     # The parts, and the node processes they start, have all ended: what they used is in
     # own_cpu_s, and the rest of the machine's CPU time went to other work.
     wall, cpus = time.monotonic() - started, psutil.cpu_count()

@@ -162,7 +162,7 @@ def _old_format(path: Path) -> None:
 
 
 @pytest.mark.parametrize('damage', ['missing', 'damaged header', 'damaged blocks page',
-                                    'older format'])
+                                    'older format', 'format 2'])
 def test_index_is_rebuilt_from_the_segments(tmp_path: Path, damage: str) -> None:
     """A missing, damaged or old index is rebuilt from the segments; health says so, then clears.
 
@@ -177,6 +177,11 @@ def test_index_is_rebuilt_from_the_segments(tmp_path: Path, damage: str) -> None
             stream.write(b'\0' * 100)
     elif damage == 'damaged blocks page':
         _damage_blocks_page(path)
+    elif damage == 'format 2':   # before the best faces were kept: they would be missing
+        with sqlite3.connect(path) as db:
+            db.execute('DROP TABLE best_faces')
+            db.execute("UPDATE meta SET value = '2' WHERE key = 'format'")
+        db.close()
     else:
         _old_format(path)
     with FrameHistory(tmp_path, background=False) as history:

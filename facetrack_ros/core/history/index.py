@@ -15,10 +15,19 @@ one of another FORMAT, is replaced and rebuilt from them (FrameHistory). Its jou
 small: 4 KiB pages (a commit rewrites only the pages of the blocks it changed), a checkpoint
 every WAL_CHECKPOINT_PAGES pages and the WAL cut back to WAL_LIMIT_BYTES after it; deleted
 entries give their pages back to the file system (incremental auto-vacuum).
+
+A query by person id needs that person's best faces: the index keeps them, at most
+PERSON_QUERY_FACES per person (table best_faces), merged with each commit's blocks, so the
+query reads one small table instead of every block holding the person. An entry can only
+leave the best faces by being replaced in its slot by a better face of the same person
+(add) or deleted (_drop, which then chooses them again from the person's blocks, best block
+first, until no other block holds a better face), so the table always holds exactly what a
+read of all the blocks would choose.
 """
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+import heapq
 import logging
 import math
 from numbers import Integral
@@ -26,7 +35,7 @@ from pathlib import Path
 import sqlite3
 import threading
 import time
-from typing import Callable, Collection, Iterator, Sequence
+from typing import Callable, Collection, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -51,7 +60,11 @@ _MIN_NS, _MAX_NS = -(2 ** 62), 2 ** 62   # open window ends; 2**62 leaves room f
 #: Layout version of the index file; an index of another one is rebuilt from the segments.
 #: 1: 64 KiB pages (every commit rewrote whole 64 KiB pages: the WAL grew 37 MB a minute).
 #: 2: 4 KiB pages, incremental auto-vacuum, names written with the entries, indexed segments.
-FORMAT = 2
+#: 3: best_faces, each person's best faces (a query by person id read every block of theirs),
+#:    and block_persons.quality, the person's best in the block (to find the best faces again).
+FORMAT = 3
+#: Best-quality faces kept per person; a query by person id averages them.
+PERSON_QUERY_FACES = 20
 PAGE_BYTES = 4096
 WAL_CHECKPOINT_PAGES = 256     # a checkpoint once the WAL holds 1 MiB of pages
 WAL_LIMIT_BYTES = 4 * 1024 * 1024   # the WAL is truncated to this after a checkpoint
@@ -69,10 +82,14 @@ CREATE TABLE IF NOT EXISTS block_data (
     id INTEGER PRIMARY KEY REFERENCES blocks (id), rows BLOB NOT NULL,
     embeddings BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS block_persons (
-    block_id INTEGER NOT NULL, person INTEGER NOT NULL, PRIMARY KEY (block_id, person))
-    WITHOUT ROWID;
+    block_id INTEGER NOT NULL, person INTEGER NOT NULL, quality REAL NOT NULL,
+    PRIMARY KEY (block_id, person)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blocks_by_person ON block_persons (person, block_id);
 CREATE TABLE IF NOT EXISTS indexed_segments (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS best_faces (
+    person INTEGER NOT NULL, robot_id TEXT NOT NULL, camera_id TEXT NOT NULL,
+    stamp INTEGER NOT NULL, quality REAL NOT NULL, embedding BLOB NOT NULL,
+    PRIMARY KEY (person, robot_id, camera_id, stamp));
 """
 
 
@@ -174,6 +191,59 @@ def group_appearances(hits: Sequence[Hit], gap_s: float = DEFAULT_APPEARANCE_GAP
                        first, last, count, hits[best])
             for first, last, count, best in _group_columns(keys, stamps, similarities,
                                                            seconds_to_ns(gap_s), max_results)]
+
+
+#: One of a person's faces: its rank key (-quality, block start, robot, camera, stamp), the
+#: order of embeddings_of (best quality first, then as the blocks are read), and embedding.
+_Face = tuple[tuple[float, int, str, str, int], np.ndarray]
+
+
+def _best_faces(faces: Iterable[_Face]) -> list[_Face]:
+    """Return the PERSON_QUERY_FACES first faces by rank key (the keys of a person differ)."""
+    return heapq.nsmallest(PERSON_QUERY_FACES, faces, key=lambda face: face[0])
+
+
+def _faces_in(robot: str, camera: str, start: int, rows: np.ndarray, values: np.ndarray,
+              person: int) -> list[_Face]:
+    """Return person's faces among a block's rows (ROW_DTYPE), each with its row of values.
+
+    values: the block's embeddings, or anything else with a row per entry.
+    """
+    mine = np.flatnonzero(rows['person'] == person)
+    return [((-quality, start, robot, camera, stamp), values[i]) for i, stamp, quality
+            in zip(mine, rows['stamp'][mine].tolist(), rows['quality'][mine].tolist())]
+
+
+#: Faces of blocks newer than the committed best faces: person code -> (the blocks' keys,
+#: robot, camera and start, and the best of their faces of the person).
+_FreshFaces = dict[int, tuple[set[tuple[str, str, int]], list[_Face]]]
+
+
+def _gather_faces(fresh: _FreshFaces, key: tuple[str, str, int], rows: np.ndarray,
+                  embeddings: np.ndarray, persons: Iterable[int] | None = None) -> None:
+    """Add the faces of one block (of persons, None: all) to fresh, keeping only the best.
+
+    The embeddings kept are copies, so that the block's matrix is not held.
+    """
+    for person in np.unique(rows['person']).tolist() if persons is None else persons:
+        keys, faces = fresh.setdefault(person, (set(), []))
+        keys.add(key)
+        faces[:] = [(rank, embedding if embedding.base is None else embedding.copy())
+                    for rank, embedding in _best_faces(faces + _faces_in(*key, rows, embeddings,
+                                                                         person))]
+
+
+def _merged_best_faces(committed: list[_Face],
+                       fresh: tuple[set[tuple[str, str, int]], list[_Face]] | None
+                       ) -> list[_Face]:
+    """Return a person's best faces once newer blocks (fresh, see _FreshFaces) replace theirs.
+
+    Exact: a committed best face missing from its new block was replaced in its slot by a
+    better face of the person, which still outranks every face outside the best.
+    """
+    keys, faces = fresh or (set(), [])
+    return _best_faces([face for face in committed
+                        if face[0][2:4] + face[0][1:2] not in keys] + faces)
 
 
 def _unpack(rows: bytes, embeddings: bytes, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -559,8 +629,11 @@ class EmbeddingIndex:
             (*key, int(rows['stamp'].min()), int(rows['stamp'].max()), len(rows))).fetchone()
         self._db.execute('INSERT OR REPLACE INTO block_data VALUES (?, ?, ?)',
                          (block_id, rows.tobytes(), np.ascontiguousarray(embeddings).tobytes()))
-        self._db.executemany('INSERT INTO block_persons VALUES (?, ?)',
-                             [(block_id, int(p)) for p in np.unique(rows['person'])])
+        persons, which = np.unique(rows['person'], return_inverse=True)
+        best = np.full(len(persons), -np.inf, np.float32)
+        np.maximum.at(best, which, rows['quality'])
+        self._db.executemany('INSERT INTO block_persons VALUES (?, ?, ?)',
+                             [(block_id, *pair) for pair in zip(persons.tolist(), best.tolist())])
 
     def flush(self) -> None:
         """Commit every pending entry and forget blocks too old to be filled any more.
@@ -580,8 +653,12 @@ class EmbeddingIndex:
                     with self._transaction():
                         self._persons.write()
                         self._segments.write()
+                        fresh: _FreshFaces = {}
                         for key, block in dirty:
-                            self._store(key, *block.packed())
+                            rows, embeddings = block.packed()
+                            self._store(key, rows, embeddings)
+                            _gather_faces(fresh, key, rows, embeddings)
+                        self._merge_best_faces(fresh)
                         self._db.executemany('INSERT OR IGNORE INTO indexed_segments VALUES '
                                              '(?)', [(name,) for name in marks])
                 except sqlite3.Error as error:
@@ -796,8 +873,14 @@ class EmbeddingIndex:
                       end_ns: int | None = None, limit: int = 100) -> np.ndarray:
         """Return person_id's stored embeddings in the window, best quality first.
 
-        Shape (n, dim), n at most limit (0: all); empty for an unknown person.
+        Shape (n, dim), n at most limit (0: all); empty for an unknown person. The whole
+        history with a limit up to PERSON_QUERY_FACES is read from the person's kept best
+        faces, without reading a block.
         """
+        if start_ns is None and end_ns is None and 0 < limit <= PERSON_QUERY_FACES:
+            faces = self._person_best_faces(person_id)[:limit]
+            return (np.stack([embedding for _, embedding in faces]) if faces
+                    else np.empty((0, self.dim), np.float32))
         start = _MIN_NS if start_ns is None else start_ns
         end = _MAX_NS if end_ns is None else end_ns
         qualities, embeddings = np.empty(0, np.float32), np.empty((0, self.dim), np.float32)
@@ -813,6 +896,85 @@ class EmbeddingIndex:
                     qualities, embeddings = qualities[best], embeddings[best]
         order = np.argsort(-qualities, kind='stable')
         return embeddings[order[:limit] if limit else order]
+
+    def _person_best_faces(self, person_id: str) -> list[_Face]:
+        """Return person_id's best faces, committed and pending, best first."""
+        with self._lock:
+            self._check_open()
+            person = self._persons.get(person_id)
+            if person is None:
+                return []
+            fresh: _FreshFaces = {}
+            for key, block in self._open.items():
+                if block.dirty and any(mine == person for mine, _ in block.slots):
+                    _gather_faces(fresh, key, *block.packed(), [person])
+            try:
+                return _merged_best_faces(self._committed_best_faces(person), fresh.get(person))
+            except sqlite3.DatabaseError as error:
+                self._note(error)
+                raise
+
+    def _committed_best_faces(self, person: int) -> list[_Face]:
+        """Return the best faces of person code `person` as committed (or in this transaction).
+
+        Best first, so that an unchanged list compares equal (_write_best_faces).
+        """
+        return _best_faces(
+            ((-quality, stamp // self._block_ns * self._block_ns, robot, camera, stamp),
+             np.frombuffer(embedding, dtype=np.float32))
+            for robot, camera, stamp, quality, embedding in self._db.execute(
+                'SELECT robot_id, camera_id, stamp, quality, embedding FROM best_faces'
+                ' WHERE person = ?', (person,)))
+
+    def _merge_best_faces(self, fresh: _FreshFaces) -> None:
+        """Merge the faces of blocks just stored into best_faces (within the caller's commit)."""
+        for person, theirs in fresh.items():
+            committed = self._committed_best_faces(person)
+            self._write_best_faces(person, committed, _merged_best_faces(committed, theirs))
+
+    def _write_best_faces(self, person: int, before: list[_Face], after: list[_Face]) -> None:
+        """Replace person's best faces (a face keeps its key: equal keys, equal faces)."""
+        if [key for key, _ in before] == [key for key, _ in after]:
+            return
+        self._db.execute('DELETE FROM best_faces WHERE person = ?', (person,))
+        self._db.executemany(
+            'INSERT INTO best_faces VALUES (?, ?, ?, ?, ?, ?)',
+            [(person, robot, camera, stamp, -rank, np.ascontiguousarray(embedding).tobytes())
+             for (rank, _, robot, camera, stamp), embedding in after])
+
+    def _reread_best_faces(self, doomed: dict[int, set[tuple[str, str, int]]]) -> None:
+        """Choose again the best faces of the persons who lost one of them.
+
+        The caller holds a transaction and has already deleted the entries from the blocks;
+        doomed: person code -> (robot, camera, stamp) of their deleted entries. The person's
+        blocks are read best first (block_persons.quality) until PERSON_QUERY_FACES faces
+        better than any in the blocks left are found: the rows of each, then the embeddings
+        of those holding a best face only (the rows are a tenth of a block).
+        """
+        for person, gone in doomed.items():
+            before = self._committed_best_faces(person)
+            if not any(key[2:4] + key[4:] in gone for key, _ in before):
+                continue   # deleting faces outside the best leaves the best as they are
+            ranked = []
+            for block_id, robot, camera, start, best in self._db.execute(
+                    'SELECT b.id, b.robot_id, b.camera_id, b.start_ns, p.quality'
+                    ' FROM block_persons p JOIN blocks b ON b.id = p.block_id'
+                    ' WHERE p.person = ? ORDER BY p.quality DESC', (person,)).fetchall():
+                if len(ranked) == PERSON_QUERY_FACES and -ranked[-1][0][0] > best:
+                    break   # every face of this block and of the rest ranks behind
+                (rows,) = self._db.execute('SELECT rows FROM block_data WHERE id = ?',
+                                           (block_id,)).fetchone()
+                rows = np.frombuffer(rows, dtype=ROW_DTYPE)
+                ranked = _best_faces(ranked + [(key, (block_id, index)) for key, index in
+                                               _faces_in(robot, camera, start, rows,
+                                                         np.arange(len(rows)), person)])
+            embeddings = {}
+            for block_id in {block_id for _, (block_id, _) in ranked}:
+                (packed,) = self._db.execute('SELECT embeddings FROM block_data WHERE id = ?',
+                                             (block_id,)).fetchone()
+                embeddings[block_id] = np.frombuffer(packed, np.float32).reshape(-1, self.dim)
+            self._write_best_faces(person, before, [
+                (key, embeddings[block_id][index]) for key, (block_id, index) in ranked])
 
     def entry_count(self, start_ns: int | None = None, end_ns: int | None = None) -> int:
         """Return the number of entries stamped in [start_ns, end_ns] (None: unbounded)."""
@@ -847,6 +1009,7 @@ class EmbeddingIndex:
             self.flush()
             self._open.clear()   # blocks change below; reload them on the next add
             deleted = 0
+            doomed_faces: dict[int, set[tuple[str, str, int]]] = {}
             with self._transaction():
                 for block_id, robot, camera, start, packed_rows in self._db.execute(
                         'SELECT b.id, b.robot_id, b.camera_id, b.start_ns, d.rows FROM blocks b'
@@ -856,10 +1019,14 @@ class EmbeddingIndex:
                     if not doomed.any():
                         continue
                     deleted += int(doomed.sum())
+                    for person, stamp in zip(rows['person'][doomed].tolist(),
+                                             rows['stamp'][doomed].tolist()):
+                        doomed_faces.setdefault(person, set()).add((robot, camera, stamp))
                     (packed_embeddings,) = self._db.execute(
                         'SELECT embeddings FROM block_data WHERE id = ?', (block_id,)).fetchone()
                     rows, embeddings = _unpack(packed_rows, packed_embeddings, self.dim)
                     self._store((robot, camera, start), rows[~doomed], embeddings[~doomed])
+                self._reread_best_faces(doomed_faces)
                 if also is not None:
                     also()
                 # Forget the ids of people no entry mentions any more, so names stay bounded.

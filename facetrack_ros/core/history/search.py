@@ -36,7 +36,7 @@ from facetrack_ros.core.embedding import (cosine_similarity, DEFAULT_MIN_SIMILAR
 from facetrack_ros.core.face import check_image, FaceAnalyzer, FaceInputError
 from facetrack_ros.core.history.config import seconds_to_ns
 from facetrack_ros.core.history.index import (Appearance, DEFAULT_APPEARANCE_GAP_S,
-                                              group_appearances, Hit)
+                                              group_appearances, Hit, PERSON_QUERY_FACES)
 from facetrack_ros.core.history.ring import StoredFrame
 
 if TYPE_CHECKING:   # the package imports this module
@@ -54,8 +54,6 @@ MAX_PERSON_ID_CHARS = 256
 #: HOG detector took 0.75 s at 960x720 and 1.2-1.4 s at 1280 px on this busy 2-core VM, and a
 #: photo query must answer within 2 s; a face needs about 80 px after scaling.
 MAX_QUERY_IMAGE_SIDE_PX = 960
-#: Stored faces of a person averaged into the query for that person id.
-PERSON_QUERY_FACES = 20
 #: Frames a deep search samples per second of its budget (a whole-frame face pass takes
 #: roughly 0.25 s on a 2-core CPU), and the longest budget it accepts [s].
 DEEP_FRAMES_PER_S = 4
@@ -297,6 +295,7 @@ class HistorySearch:
         for an image without one, INVALID_REQUEST for an unusable field.
         """
         if query.kind == QueryKind.PERSON_ID:
+            # The index keeps each person's best faces: no block is read here.
             stored = self.history.index.embeddings_of(query.person_id, limit=PERSON_QUERY_FACES)
             if len(stored) == 0:
                 raise SearchRefused(SearchCode.UNKNOWN_PERSON,
