@@ -29,9 +29,17 @@ from face_frames import letterbox
 from rostest_utils import spin_until
 
 pytestmark = pytest.mark.ros
-#: Capture stamps near the node clock (max_stamp_skew refuses others) [ns].
-T0 = (time.time_ns() // 10**9 - 120) * 10**9
+#: Capture stamps near the node clock (max_stamp_skew refuses others) [ns]: set when each
+#: test starts (a whole-suite run reaches this file many minutes after importing it).
+T0 = 0
 Request, Response = BacktrackSearch.Request, BacktrackSearch.Response
+
+
+@pytest.fixture(autouse=True)
+def _stamps_near_now() -> None:
+    """Set T0 two minutes before now, a whole second."""
+    global T0
+    T0 = (time.time_ns() // 10**9 - 120) * 10**9
 
 
 @pytest.fixture(scope='module')

@@ -33,9 +33,7 @@ from enum import Enum, IntEnum
 import heapq
 import json
 import math
-import os
 from pathlib import Path
-import tempfile
 import threading
 import time
 from typing import Any, Callable, Collection, Generic, Iterable, Sequence, TypeVar
@@ -46,6 +44,7 @@ import numpy as np
 from facetrack_ros.core.embedding import DEFAULT_MIN_SIMILARITY
 from facetrack_ros.core.history.search import (check_embedding, check_query, MAX_PERSON_ID_CHARS,
                                                QueryKind, SearchCode, SearchQuery, SearchRefused)
+from facetrack_ros.core.private_files import FileModes, replace_atomically
 
 #: fleet_search waits this long for answers when the request does not say [s]; and at most.
 DEFAULT_TIMEOUT_S = 5.0
@@ -721,22 +720,14 @@ class PeopleRoster:
     def save(self, path: str | Path) -> None:
         """Write the roster to path atomically: file 0600, folder 0700 (faces are personal)."""
         path = Path(path)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        modes = FileModes()
+        modes.make_folder(path.parent)
         text = json.dumps({'version': 1, 'people': [
             {'person_id': r.person_id, 'action': r.action, 'stamp_ns': r.stamp_ns,
              'robot_id': r.robot_id, 'embedding': list(r.embedding),
              'embedding_model': r.embedding_model, 'quality': r.quality,
              'samples': r.samples} for r in self.records()]})
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
-        try:
-            with os.fdopen(handle, 'w') as file:   # mkstemp files are 0600
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        replace_atomically(path, text.encode(), modes)
 
     def load(self, path: str | Path, dim: int) -> list[str]:
         """Take the records saved at path (none if it does not exist); return the problems.

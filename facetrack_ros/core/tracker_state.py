@@ -24,11 +24,12 @@ import math
 import os
 from pathlib import Path
 import re
-import tempfile
 import time
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from facetrack_ros.core.private_files import FileModes, replace_atomically
 
 if TYPE_CHECKING:  # tracking imports this module
     from facetrack_ros.core.tracking import PersonEventRecord, PersonTracker
@@ -119,25 +120,10 @@ def from_json(data: object) -> TrackerState:
 def save_state(path: str | Path, state: TrackerState) -> None:
     """Write state to path atomically, mode 0600; create missing folders with mode 0700."""
     path = Path(path)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    text = json.dumps(to_json(state), allow_nan=False, separators=(',', ':'))
-    descriptor, temporary = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
-    try:
-        # mkstemp creates the file 0600 already; say so rather than rely on it.
-        os.fchmod(descriptor, 0o600)
-        with os.fdopen(descriptor, 'w', encoding='utf-8') as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)  # the rename itself survives a power cut
-    finally:
-        os.close(folder)
+    modes = FileModes()
+    modes.make_folder(path.parent)
+    replace_atomically(path, json.dumps(to_json(state), allow_nan=False,
+                                        separators=(',', ':')).encode(), modes)
 
 
 def load_state(path: str | Path) -> TrackerState | None:
