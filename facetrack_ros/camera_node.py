@@ -3,9 +3,11 @@
 Images are bgr8, stamped at capture (right after the grab) with the configured frame_id.
 Beside the full-resolution image_raw (and camera_info: the size every box is given in) it
 publishes image_raw/compressed, each frame JPEG-encoded once for all its readers (face crops,
-the history), and image_detect, the frame reduced once to the detector's size, raw and as
-JPEG (image_detect/compressed, which the detector reads: best-effort DDS delivers a frame of
-tens of KiB whole, where fragments of a raw one get lost). Each image topic is converted and
+the history; a Motion-JPEG camera or recording is neither decoded nor re-encoded for it: its
+own JPEG goes out, and is decoded only at the size another topic needs), and image_detect,
+the frame reduced once to the detector's size, raw and as JPEG (image_detect/compressed,
+which the detector reads: best-effort DDS delivers a frame of tens of KiB whole, where
+fragments of a raw one get lost). Each image topic is converted and
 published only while it has subscribers. A recording (video file, image folder) waits until
 the pipeline's nodes read their image topics, so that it is processed from its first frame;
 live sources start at once. A source that fails is reopened with exponential backoff; a file
@@ -60,7 +62,9 @@ PARAMETERS = (
     ParamSpec('publish_compressed', True,
               'Also publish image_raw/compressed (JPEG; encoded only while it has '
               'subscribers: face_embedding and frame_history read it).', read_only=True),
-    ParamSpec('jpeg_quality', 80, 'JPEG quality of image_raw/compressed [1..100].', 1, 100),
+    ParamSpec('jpeg_quality', 80,
+              'JPEG quality of image_raw/compressed [1..100]; a Motion-JPEG source (camera or '
+              'recording) is not re-encoded: its own JPEGs go out as they are.', 1, 100),
     ParamSpec('detect_size', 640,
               'Longest side of image_detect, the copy of each frame the detector reads, '
               'reduced once here (a smaller frame keeps its size; 0: image_detect is not '
@@ -123,19 +127,23 @@ class CameraNode(Node):
         """Republish an image from another topic, keeping its capture stamp."""
         if self.params.frame_id:
             msg.header.frame_id = self.params.frame_id
-        self._publish(msg.header, msg.width, msg.height, functools.cache(
-            functools.partial(image_to_bgr, msg)), msg)
+        pixels = functools.cache(functools.partial(image_to_bgr, msg))
+        self._publish(msg.header, msg.width, msg.height, pixels,
+                      lambda: reduce_image(pixels(), self.params.detect_size), msg)
         self.diagnostics.processed(0.0)
 
     def _publish(self, header: Header, width: int, height: int,
-                 pixels: Callable[[], np.ndarray], msg: Image | None = None) -> None:
+                 pixels: Callable[[], np.ndarray], reduced: Callable[[], np.ndarray],
+                 msg: Image | None = None, jpeg: bytes | None = None) -> None:
         """Publish one frame on each image topic that has subscribers.
 
-        pixels() returns the frame as a BGR array (converted at most once); msg is its
-        image_raw message when there is one already (a relay).
+        pixels() returns the frame as a BGR array and reduced() the frame reduced to
+        detect_size (each converted at most once); msg is its image_raw message when there is
+        one already (a relay), jpeg the source's own JPEG (a Motion-JPEG source), which goes
+        out on image_raw/compressed as it is.
         """
         self.info_pub.publish(camera_info(header, width, height))
-        reduced = functools.cache(lambda: reduce_image(pixels(), self.params.detect_size))
+        reduced = functools.cache(reduced)
         if _read(self.detect_pub):
             self.detect_pub.publish(bgr_to_image(reduced(), header))
         if _read(self.detect_compressed_pub):
@@ -145,7 +153,8 @@ class CameraNode(Node):
             self.image_pub.publish(msg if msg is not None else bgr_to_image(pixels(), header))
         if _read(self.compressed_pub):
             self.compressed_pub.publish(
-                bgr_to_compressed(pixels(), header, self.params.jpeg_quality))
+                bgr_to_compressed(pixels(), header, self.params.jpeg_quality) if jpeg is None
+                else CompressedImage(header=header, format='jpeg', data=jpeg))
 
     def _read_loop(self) -> None:
         """Open the source, publish until it ends, reopen it with backoff when it fails."""
@@ -248,9 +257,9 @@ class CameraNode(Node):
                 frame = source.read()
             except SourceEnded:
                 return True
-            height, width = frame.image.shape[:2]
             self._publish(Header(stamp=sec_to_time(frame.stamp), frame_id=self.params.frame_id),
-                          width, height, lambda: frame.image)
+                          frame.width, frame.height, lambda: frame.image,
+                          lambda: frame.reduced(self.params.detect_size), jpeg=frame.jpeg)
             self.diagnostics.processed(time.time() - frame.stamp)
         return False
 

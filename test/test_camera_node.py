@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from rclpy import create_node
 from rclpy.executors import SingleThreadedExecutor
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from facetrack_ros.camera_node import END_OF_SOURCE
 from facetrack_ros.conversions import bgr_to_image, image_to_bgr
@@ -183,3 +183,36 @@ def test_the_detector_stream_is_the_frame_reduced_once_beside_its_full_size(grap
                 for m in messages} for messages in received.values()]
     assert len(headers[0] & headers[1] & headers[2]) >= 2
     assert all((info.width, info.height) == (320, 240) for info in received['camera_info'])
+
+
+def test_a_motion_jpeg_source_goes_out_as_its_own_jpegs(graph, tmp_path):
+    """image_raw/compressed carries the recording's JPEGs byte for byte; image_detect is reduced.
+
+    The camera decodes them only at the size image_detect needs (see core.camera.Frame).
+    """
+    runner, executor, context = graph
+    path = tmp_path / 'camera.avi'
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 10.0, (320, 240))
+    for level in LEVELS:
+        writer.write(np.full((240, 320, 3), level, np.uint8))
+    writer.release()
+    raw = cv2.VideoCapture(str(path))
+    assert raw.set(cv2.CAP_PROP_FORMAT, -1)
+    packets = set()
+    while raw.grab():
+        packets.add(raw.retrieve()[1].tobytes())
+    assert len(packets) == len(LEVELS)
+    node = create_node('mjpeg_reader', context=context)
+    executor.add_node(node)
+    jpegs: list[CompressedImage] = []
+    small: list[Image] = []
+    node.create_subscription(CompressedImage, 'image_raw/compressed', jpegs.append, QOS)
+    node.create_subscription(Image, 'image_detect', small.append, QOS)
+    runner.start('camera', source=str(path), loop=True, detect_size=160,
+                 wait_for_nodes=['mjpeg_reader'], wait_timeout=60.0)
+    assert spin_until(executor, lambda: len(jpegs) >= 6 and len(small) >= 6,
+                      timeout=30), runner.tail()
+    assert all(bytes(m.data) in packets and m.format == 'jpeg' for m in jpegs)
+    assert all((m.width, m.height) == (160, 120) for m in small)
+    levels = {int(image_to_bgr(m)[60, 80, 0]) for m in small}
+    assert all(min(abs(level - want) for want in LEVELS) <= 3 for level in levels)

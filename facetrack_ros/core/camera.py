@@ -1,7 +1,6 @@
 """Frame sources: V4L2 cameras, video files and image folders, plus reconnect backoff."""
 
 import abc
-from dataclasses import dataclass
 import logging
 import math
 from pathlib import Path
@@ -19,18 +18,86 @@ IMAGE_SUFFIXES = frozenset({'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.
                             '.pgm'})
 
 
-@dataclass(frozen=True)
 class Frame:
-    """One captured image.
+    """One captured image: its pixels, or the JPEG a Motion-JPEG source delivered.
 
-    image: HxWx3 uint8 BGR.
     stamp: capture time [s since the epoch], taken right after the grab.
     index: position in the source's output, counting from 0 and not reset by looping.
+    jpeg: the source's own JPEG of the image (a Motion-JPEG camera or recording), or None.
+    A JPEG frame is decoded on first use of image, and reduced() decodes it at a fraction of
+    its size where that suffices, so a frame nobody needs at full size is never decoded.
     """
 
-    image: np.ndarray
-    stamp: float
-    index: int
+    def __init__(self, stamp: float, index: int, image: np.ndarray | None = None,
+                 jpeg: bytes | None = None) -> None:
+        """Hold image (HxWx3 uint8 BGR) or jpeg; raise SourceError for an unreadable JPEG."""
+        if (image is None) == (jpeg is None):
+            raise ValueError('a Frame holds either image or jpeg')
+        self.stamp, self.index, self.jpeg = stamp, index, jpeg
+        self._image = image
+        if image is not None:
+            self.width, self.height = image.shape[1], image.shape[0]
+        else:
+            self.width, self.height = jpeg_size(jpeg)
+
+    @property
+    def image(self) -> np.ndarray:
+        """Return the HxWx3 uint8 BGR pixels (a JPEG frame is decoded once, here)."""
+        if self._image is None:
+            self._image = _decode(self.jpeg, cv2.IMREAD_COLOR)
+        return self._image
+
+    def reduced(self, longest: int) -> np.ndarray:
+        """Return the image reduced as reduce_image does (longest side at most longest [px]).
+
+        A JPEG is decoded straight at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling,
+        several times cheaper than a full decode) when that is still at least the target.
+        """
+        if self._image is not None or not longest:
+            return reduce_image(self.image, longest)
+        target = reduced_size(self.width, self.height, longest)
+        for factor, flag in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                             (2, cv2.IMREAD_REDUCED_COLOR_2)):
+            if self.width // factor >= target[0] and self.height // factor >= target[1]:
+                return reduce_image(_decode(self.jpeg, flag), longest)
+        return reduce_image(self.image, longest)
+
+
+#: JPEG start-of-frame markers (baseline, extended, progressive, lossless; not DHT/JPG/DAC).
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD,
+                          0xCE, 0xCF})
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """Return (width, height) [px] from a JPEG's frame header, without decoding it.
+
+    Raises SourceError when data is not a JPEG or has no frame header.
+    """
+    if data[:2] != b'\xff\xd8':
+        raise SourceError('not a JPEG image (no start-of-image marker)')
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            raise SourceError(f'corrupt JPEG: no marker at byte {position}')
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        length = int.from_bytes(data[position + 2:position + 4], 'big')
+        if marker in _SOF_MARKERS and position + 9 <= len(data):
+            height = int.from_bytes(data[position + 5:position + 7], 'big')
+            width = int.from_bytes(data[position + 7:position + 9], 'big')
+            if width and height:
+                return width, height
+        position += 2 + length
+    raise SourceError('corrupt JPEG: no frame header with a size')
+
+
+def _decode(jpeg: bytes, flag: int) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), flag)
+    if image is None:
+        raise SourceError('a JPEG frame of the source cannot be decoded')
+    return image
 
 
 class SourceError(RuntimeError):
@@ -82,8 +149,9 @@ class FrameSource(abc.ABC):
         """Close the source at the end of a with-block."""
         self.close()
 
-    def _frame(self, image: np.ndarray, stamp: float) -> Frame:
-        frame = Frame(image=image, stamp=stamp, index=self._next_index)
+    def _frame(self, stamp: float, image: np.ndarray | None = None,
+               jpeg: bytes | None = None) -> Frame:
+        frame = Frame(stamp, self._next_index, image, jpeg)
         self._next_index += 1
         return frame
 
@@ -108,17 +176,34 @@ class _Pacer:
         self._due += self._period
 
 
+#: FourCCs of Motion-JPEG streams, whose frames are passed on as the source's own JPEGs.
+MOTION_JPEG_FOURCCS = frozenset({'MJPG', 'MJPA', 'AVDJ', 'JPEG'})
+
+
 def _capture_fps(capture: cv2.VideoCapture) -> float | None:
     fps = capture.get(cv2.CAP_PROP_FPS)
     return fps if math.isfinite(fps) and fps > 0 else None
 
 
+def _fourcc(capture: cv2.VideoCapture) -> str:
+    code = int(capture.get(cv2.CAP_PROP_FOURCC))
+    return code.to_bytes(4, 'little').decode('latin-1').upper()
+
+
 class _CaptureSource(FrameSource):
-    """Shared grab/retrieve logic for sources read through cv2.VideoCapture."""
+    """Shared grab/retrieve logic for sources read through cv2.VideoCapture.
+
+    A Motion-JPEG stream is read without decoding (OpenCV's raw mode): frames carry the
+    source's own JPEG (Frame.jpeg), decoded only where pixels are needed. Should a raw frame
+    turn out not to be a JPEG, the source raises SourceError once and decodes from its next
+    open() on.
+    """
 
     def __init__(self, description: str, nominal_fps: float | None) -> None:
         super().__init__(description, nominal_fps)
         self._capture: cv2.VideoCapture | None = None
+        self._raw = False     # the open capture delivers undecoded JPEGs
+        self._raw_ok = True   # raw mode may be tried at the next open()
 
     def close(self) -> None:
         """Release the capture; safe to call more than once."""
@@ -126,8 +211,13 @@ class _CaptureSource(FrameSource):
             self._capture.release()
             self._capture = None
 
+    def _use_raw_jpeg(self, capture: cv2.VideoCapture, prop: int, raw_value: float) -> None:
+        """Switch a Motion-JPEG capture to raw frames by setting prop to raw_value."""
+        self._raw = (self._raw_ok and _fourcc(capture) in MOTION_JPEG_FOURCCS
+                     and capture.set(prop, raw_value))
+
     def _grab(self) -> Frame | None:
-        """Grab and decode one frame, or return None when the capture has nothing more."""
+        """Grab one frame (decoded, or its JPEG), or return None when the capture has no more."""
         if self._capture is None:
             raise SourceError(f'{self.description} is not open; call open() first')
         if not self._capture.grab():
@@ -136,7 +226,14 @@ class _CaptureSource(FrameSource):
         ok, image = self._capture.retrieve()
         if not ok or image is None:
             raise SourceError(f'{self.description}: grabbed a frame but could not decode it')
-        return self._frame(image, stamp)
+        if not self._raw:
+            return self._frame(stamp, image)
+        try:
+            return self._frame(stamp, jpeg=image.tobytes())
+        except SourceError as error:
+            self._raw_ok = False
+            raise SourceError(f'{self.description}: raw Motion-JPEG frame unusable ({error}); '
+                              'decoding frames from the next open on') from error
 
 
 class V4L2Source(_CaptureSource):
@@ -170,6 +267,7 @@ class V4L2Source(_CaptureSource):
                             (cv2.CAP_PROP_FPS, self._fps)):
             if value:
                 capture.set(prop, value)
+        self._use_raw_jpeg(capture, cv2.CAP_PROP_CONVERT_RGB, 0)
         self._capture = capture
         self.nominal_fps = _capture_fps(capture) or self._fps or None
 
@@ -214,6 +312,7 @@ class VideoFileSource(_CaptureSource):
         if not capture.isOpened():
             capture.release()
             raise SourceError(f'{self.description}: OpenCV cannot decode it')
+        self._use_raw_jpeg(capture, cv2.CAP_PROP_FORMAT, -1)
         self._capture = capture
         self.nominal_fps = _capture_fps(capture)
 
@@ -279,7 +378,7 @@ class ImageFolderSource(FrameSource):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             stamp = time.time()
             if image is not None:
-                return self._frame(image, stamp)
+                return self._frame(stamp, image)
             skipped += 1
             self._warn(f'{self.description}: skipping unreadable image {path.name}')
 

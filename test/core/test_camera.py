@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from facetrack_ros.core.camera import (Backoff, Frame, ImageFolderSource, open_source,
-                                       reduce_image, reduced_size, SourceEnded, SourceError,
-                                       V4L2Source, VideoFileSource)
+from facetrack_ros.core.camera import (Backoff, Frame, ImageFolderSource, jpeg_size,
+                                       open_source, reduce_image, reduced_size, SourceEnded,
+                                       SourceError, V4L2Source, VideoFileSource)
 
 
 @pytest.fixture(scope='session')
@@ -197,3 +197,59 @@ def test_reduce_image_resizes_once_or_not_at_all() -> None:
                                               interpolation=cv2.INTER_LINEAR))
     small = large[:360, :640]
     assert reduce_image(small, 640) is small
+
+
+@pytest.fixture(scope='module')
+def motion_jpeg(tmp_path_factory, clip: Path) -> Path:
+    """Write 1280x720 Motion-JPEG frames of the shared clip, as a UVC camera streams them."""
+    path = tmp_path_factory.mktemp('mjpeg') / 'clip_720p.avi'
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 25.0, (1280, 720))
+    capture = cv2.VideoCapture(str(clip))
+    for _ in range(12):
+        ok, image = capture.read()
+        assert ok
+        writer.write(cv2.resize(image, (1280, 720), interpolation=cv2.INTER_CUBIC))
+    writer.release()
+    capture.release()
+    return path
+
+
+def test_jpeg_size_reads_the_frame_header_without_decoding() -> None:
+    """Baseline and progressive JPEGs give their size; other bytes raise SourceError."""
+    image = np.zeros((123, 457, 3), np.uint8)
+    for flags in ([], [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]):
+        ok, data = cv2.imencode('.jpg', image, flags)
+        assert ok and jpeg_size(data.tobytes()) == (457, 123)
+    ok, png = cv2.imencode('.png', image)
+    for bad in (png.tobytes(), b'\xff\xd8\xff\xe0\x00\x10JFIF', b''):
+        with pytest.raises(SourceError):
+            jpeg_size(bad)
+
+
+def test_a_motion_jpeg_file_gives_its_own_jpegs_decoded_at_need(motion_jpeg: Path) -> None:
+    """Frames carry the file's JPEGs unchanged; image and reduced() match a decode and resize."""
+    decoded = cv2.VideoCapture(str(motion_jpeg))
+    raw = cv2.VideoCapture(str(motion_jpeg))
+    assert raw.set(cv2.CAP_PROP_FORMAT, -1)
+    with VideoFileSource(motion_jpeg, realtime=False) as source:
+        frames = _read_all(source)
+    assert len(frames) == 12
+    for frame in frames:
+        ok, image = decoded.read()
+        assert ok and raw.grab()
+        assert frame.jpeg == raw.retrieve()[1].tobytes()
+        assert (frame.width, frame.height) == (1280, 720)
+        reduced = frame.reduced(640)  # decoded at half size, then to 640x360
+        assert reduced.shape == (360, 640, 3)
+        assert np.mean(np.abs(reduced.astype(int) - reduce_image(image, 640))) < 3
+        # FFmpeg and libjpeg round the inverse DCT and upsample colour differently.
+        assert np.mean(np.abs(frame.image.astype(int) - image)) < 1
+    assert frames[0].reduced(0).shape == (720, 1280, 3)
+
+
+def test_frames_of_other_codecs_are_decoded_pixels(clip: Path) -> None:
+    """An H.264 file is decoded as it is read: no JPEG to pass on."""
+    with VideoFileSource(clip, realtime=False) as source:
+        frame = source.read()
+    assert frame.jpeg is None and frame.image.shape == (360, 640, 3)
+    assert frame.reduced(320).shape == (180, 320, 3)
