@@ -4,10 +4,10 @@ What the graph published (tracks, events, identified faces, each placed on a fra
 clip) is matched to the truth of that frame by box overlap, and counted:
 
 - real persons: identities in the truth; PERSON_IN per real person: INs over that.
-- flaps: PERSON_OUTs of a person whose real person was in view within the ABSENCE_S before
-  the OUT (they never left, yet were reported gone; the IN or RETURNED that follows is the
-  other half of the flap). OUTs sent after the clip's last frame (the input ended) are not
-  flaps.
+- flaps: PERSON_OUTs of a person who had not left: the OUT falls inside an appearance of
+  their real person (in view, or out of view for less than ABSENCE_S and back; the IN or
+  RETURNED that follows is the other half of the flap). An OUT after the person left is no
+  flap, however soon. OUTs sent after the clip's last frame (the input ended) are not flaps.
 - wrong RETURNED: a PERSON_RETURNED whose box is a different real person than the one the
   person id had been until then (one id given to a second real person).
 - merged ids: person ids seen on two or more real persons, each for at least MERGE_MIN_FRAMES
@@ -247,11 +247,10 @@ def appearances(truth: Truth) -> dict[str, list[tuple[int, int]]]:
     return result
 
 
-def _in_view_near(truth: Truth, identity: str, frame: int) -> bool:
-    """Whether identity was in view in the ABSENCE_S up to frame."""
-    start = max(0, frame - int(ABSENCE_S * truth.fps))
-    return any(p.identity == identity and p.visible >= IN_VIEW_MIN
-               for persons in truth.frames[start:frame + 1] for p in persons)
+def _within_appearance(spans: dict[str, list[tuple[int, int]]], identity: str,
+                       frame: int) -> bool:
+    """Whether frame lies inside one of identity's appearances (they had not left)."""
+    return any(first <= frame <= last for first, last in spans.get(identity, []))
 
 
 def _latency(stamps: Sequence[float], frame: int, received: float) -> float | None:
@@ -331,7 +330,7 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
             if name is None:
                 continue
             ended = event.frame >= last_frame
-            if not ended and _in_view_near(truth, name, event.frame):
+            if not ended and _within_appearance(spans, name, event.frame):
                 flaps += 1
                 details.append(f'flap: OUT {event.person_id} at frame {event.frame}, '
                                f'{name} still in view')

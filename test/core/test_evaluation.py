@@ -98,6 +98,24 @@ def test_clean_tracks_count_no_error() -> None:
     assert report.track_recall == 1.0
 
 
+def test_an_out_soon_after_leaving_is_no_flap_one_in_an_occlusion_is() -> None:
+    """B left after frame 59: an OUT at 76 (lost at 56, 2 s later) is right, however soon.
+
+    A is hidden in frames 40-54 (1.5 s, one appearance): an OUT at 50 is a flap.
+    """
+    truth = _truth()
+    for index in range(40, 55):
+        truth.frames[index] = [p for p in truth.frames[index] if p.identity != 'A']
+    tracks = [TrackBox(f, 1, 'p1', A_BOX) for f in range(0, 40, 2)]
+    tracks += [TrackBox(f, 2, 'p2', B_BOX) for f in range(0, 57, 2)]
+    events = [_event(4, 'PERSON_IN', 'p1', A_BOX, 1), _event(4, 'PERSON_IN', 'p2', B_BOX, 2),
+              _event(76, 'PERSON_OUT', 'p2', B_BOX, 2)]
+    assert evaluate(truth, tracks, events, []).flaps == 0
+    events.append(_event(50, 'PERSON_OUT', 'p1', A_BOX, 1))
+    report = evaluate(truth, tracks, events, [])
+    assert report.flaps == 1 and 'OUT p1 at frame 50' in report.details[0], report.details
+
+
 def test_out_after_the_clip_ended_is_no_flap() -> None:
     """People in view at the end leave with the input: their OUT is not a flap."""
     tracks = [TrackBox(f, 3, 'p3', C_BOX) for f in range(100, 140, 3)]
