@@ -17,6 +17,13 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   can then be found again by face only; a new track that starts where a present person whose
   track was lost was heading, and looks like them, continues them (motion re-linking); a
   track never brings back someone who already left (the next person through a doorway).
+  A lost track found again (or re-linked) looking less like the person than usual is in
+  doubt: it shows no person id and does not count as a sighting until a face confirms it or
+  splits it off, so the next person through a door is never shown under the previous one's
+  id on looks alone.
+- One person may be several boxes (a post splits them in two, the detector doubles a box):
+  a new track born beside a present person that is a part of their box, or that shows their
+  face, takes their id without an event; the same face farther away is someone else.
 - Enrolled people (set_known_people, from the fleet) are matched like remembered ones, and
   then carry their enrolled name as person id.
 
@@ -40,6 +47,7 @@ from facetrack_ros.core.identity import (APPEARANCE_ADRIFT_RELINK_SIMILARITY,
                                          APPEARANCE_MAX_DROP, APPEARANCE_MIN_SIMILARITY,
                                          APPEARANCE_FIRST_MIN_SIMILARITY,
                                          APPEARANCE_PENDING_MIN_SIMILARITY,
+                                         APPEARANCE_REFIND_MAX_DROP,
                                          APPEARANCE_RELINK_MIN_SIMILARITY,
                                          APPEARANCE_STABILITY_SMOOTHING, appearance_similarity,
                                          blend_appearance, decide, FaceVote, Gallery,
@@ -55,6 +63,21 @@ LATE_MATCH_IOU = 0.5
 #: Person ids are reserved this many at a time: the reservation is saved before any of them
 #: is used, so a crash can skip ids but never hand one out twice.
 ID_BLOCK = 16
+
+#: A pending track whose box and a present person's box (of this frame or the one before)
+#: overlap by this much of the smaller one, and that looks like them, is a part of them: a
+#: post or a passer-by split the detector's box of one person in two.
+PART_MIN_OVERLAP = 0.85
+#: A person's box that shrank to at most this part of their widest box of the last
+#: PART_MEMORY_S, and that makes that box up together with a new track's box (IoU at least
+#: PART_UNION_MIN_IOU), was split in two by the detector: the new track is the other part.
+PART_MAX_SHRINK = 0.8
+PART_UNION_MIN_IOU = 0.8
+#: How long a person's widest box is kept to compare their shrunk box with [s].
+PART_MEMORY_S = 1.0
+#: Boxes apart by at most this [person heights] touch: a person's face on a second box this
+#: near theirs makes that box a part of them; farther away it is someone else (a twin).
+PART_MAX_GAP = 0.25
 
 #: Weight of a zero-quality face in a running embedding, so the weighted mean stays defined.
 _MIN_SAMPLE_WEIGHT = 1e-3
@@ -289,6 +312,10 @@ class _Person:
     last_event_stamp: float
     velocity: np.ndarray  # of the box centre at the latest sighting, x, y [px/s]
     body: np.ndarray | None = None  # body appearance at the latest sighting
+    body_stability: float | None = None  # their track's usual similarity to it then
+    # Their largest box of the last PART_MEMORY_S and when it was seen, to find their parts.
+    widest: np.ndarray | None = None
+    widest_at: float = -math.inf
     state: PersonState = PersonState.PRESENT
     ended_by: EventReason = EventReason.UNSPECIFIED  # reason of the latest PERSON_OUT
     missed_frames: int = 0  # processed frames in a row without the person
@@ -339,6 +366,11 @@ class _Track:
     body: np.ndarray | None = None  # running body appearance
     body_stability: float | None = None  # usual similarity of its boxes to body
     frames: int = 0  # processed frames that showed the track
+    # Found again after a miss looking less like itself (APPEARANCE_REFIND_MAX_DROP): its
+    # box may be someone else; its person is not seen through it until a face confirms.
+    doubtful: bool = False
+    # Persons whose box touched the track's first box: the only ones it can be a part of.
+    born_beside: set[str] = field(default_factory=set)
     # Faces while pending (with their votes), and good faces contradicting the bound person
     # since the last agreeing one.
     faces: list[_Face] = field(default_factory=list)
@@ -365,6 +397,16 @@ class _Track:
         self.body = blend_appearance(self.body, body)
         self.frames += 1
 
+    def refound_unlike(self, stamp: float, body: np.ndarray | None, interval: float) -> bool:
+        """Return whether a box found after a missed frame looks less like the track than usual.
+
+        interval: the time between processed frames [s]; a gap of over 1.5 of them is a miss.
+        """
+        similarity = appearance_similarity(self.body, body)
+        return (similarity is not None and self.body_stability is not None
+                and stamp - self.last_seen > 1.5 * interval
+                and similarity < self.body_stability - APPEARANCE_REFIND_MAX_DROP)
+
     def looks_unlike(self, body: np.ndarray | None) -> bool:
         """Return whether a box's body appearance says it shows someone else than the track."""
         similarity = appearance_similarity(self.body, body)
@@ -378,6 +420,35 @@ class _Track:
             return similarity < APPEARANCE_MIN_SIMILARITY
         return (similarity < APPEARANCE_MIN_SIMILARITY
                 or similarity < self.body_stability - APPEARANCE_MAX_DROP)
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Return the intersection of two x1, y1, x2, y2 boxes over the smaller one's area."""
+    sides = np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None)
+    smaller = min(np.prod(a[2:] - a[:2]), np.prod(b[2:] - b[:2]))
+    return float(np.prod(sides) / max(smaller, 1e-9))
+
+
+def _area(box: np.ndarray) -> float:
+    return float(np.prod(np.clip(box[2:] - box[:2], 0, None)))
+
+
+def _splits(earlier: np.ndarray, now: np.ndarray, other: np.ndarray) -> bool:
+    """Return whether a box shrank from earlier to now and now with other makes up earlier.
+
+    Shrunk: to at most PART_MAX_SHRINK of its area; made up: the union of now and other
+    overlaps earlier by PART_UNION_MIN_IOU.
+    """
+    union = np.concatenate([np.minimum(now[:2], other[:2]), np.maximum(now[2:], other[2:])])
+    return (_area(now) <= PART_MAX_SHRINK * _area(earlier)
+            and float(box_iou(union, earlier[None])[0]) >= PART_UNION_MIN_IOU)
+
+
+def _adjacent(a: np.ndarray, b: np.ndarray) -> bool:
+    """Return whether two boxes overlap or are apart by at most PART_MAX_GAP of a height."""
+    gaps = np.maximum(a[:2], b[:2]) - np.minimum(a[2:], b[2:])  # x, y; negative: overlap
+    height = max(float(a[3] - a[1]), float(b[3] - b[1]))
+    return bool(np.all(gaps <= PART_MAX_GAP * height))
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -483,6 +554,7 @@ class PersonTracker:
             raise ValueError('detections have NaN or infinite boxes or confidences')
         if stamp < self._now:
             return self._fold_late(stamp, boxes, conf), []
+        previous = self._now
         self._advance_clock(stamp)
         if self._stalled_at is not None:
             self._resumed_at, self._stall_length = stamp, stamp - self._stalled_at
@@ -490,6 +562,8 @@ class PersonTracker:
 
         events: list[PersonEventRecord] = []
         visible: list[_Track] = []
+        before = {p.person_id: p.box for p in self._persons.values()
+                  if p.state is PersonState.PRESENT and p.last_seen == previous}
         for motion_id, idx in self._motion.update(boxes, conf):
             body = detections[idx].appearance
             track = self._by_motion.get(motion_id)
@@ -501,9 +575,12 @@ class PersonTracker:
             if track is None:
                 track = self._new_track(stamp, boxes[idx], float(conf[idx]))
                 self._by_motion[motion_id] = track
+            elif track.person_id is not None and track.refound_unlike(
+                    stamp, body, self._frame_interval):
+                track.doubtful = True
             track.move(stamp, boxes[idx], float(conf[idx]), body)
             visible.append(track)
-            if track.person_id is not None:
+            if track.person_id is not None and not track.doubtful:
                 person = self._persons[track.person_id]
                 self._see(person, track)
                 if person.state is PersonState.GONE:  # after a stall: see _continuation
@@ -512,13 +589,14 @@ class PersonTracker:
                                                  stamp, EventReason.INPUT_RESUMED))
         # After every bound track has been seen: only persons missing from this frame can be
         # continued by a new track.
+        self._join_parts([t for t in visible if t.person_id is None], before, stamp)
         self._relink([t for t in visible if t.person_id is None], stamp)
         for track in visible:
             if track.person_id is None:
                 events += self._settle_by_time(track, stamp)
         events += self._expire(stamp)
-        return [TrackedPerson(t.track_id, t.person_id or '', t.box, t.confidence, t.similarity)
-                for t in visible], events
+        return [TrackedPerson(t.track_id, '' if t.doubtful else t.person_id or '', t.box,
+                              t.confidence, t.similarity) for t in visible], events
 
     def end_appearances(self, reason: EventReason) -> list[PersonEventRecord]:
         """End every present person's appearance for reason; return their PERSON_OUTs.
@@ -583,7 +661,7 @@ class PersonTracker:
             if track.person_id is None:
                 track.witnessed.append(face)
                 del track.witnessed[:-self._config.max_samples]
-            elif face.tag is not None:
+            elif face.tag is not None and not track.doubtful:
                 self._attributions.append((face.tag, track.person_id))
             return []
         if track.person_id is None:
@@ -593,15 +671,20 @@ class PersonTracker:
         person = self._persons[track.person_id]
         if self._reference(person) is None:  # first face of a person announced without one
             vote = judge_face(vector, quality, self._gallery(track), self._rules)
-            if vote.kind is not VoteKind.MATCH:  # someone else's face: not theirs to keep
-                self._count(person, face)
+            if vote.kind is not VoteKind.MATCH and not track.doubtful:
+                self._count(person, face)  # else someone else's face: not theirs to keep
             return []
         track.similarity = self._similarity(person, vector)
-        self._fix_swap(track, vector)
-        person = self._persons[track.person_id]  # the swap may have changed it
+        if not track.doubtful:
+            self._fix_swap(track, vector)
+            person = self._persons[track.person_id]  # the swap may have changed it
         if track.similarity >= self._config.min_similarity:
-            self._count(person, face)
-            track.contradictions.clear()
+            if track.doubtful and person.state is PersonState.PRESENT:
+                track.doubtful = False  # confirmed: the box was theirs after all
+                self._see(person, track)
+            if not track.doubtful:
+                self._count(person, face)
+                track.contradictions.clear()
             return []
         if track.similarity >= self._config.min_similarity - self._config.match_margin:
             return []   # ambiguous, as judge_face rules: it neither counts nor contradicts
@@ -863,9 +946,50 @@ class PersonTracker:
         person_counts = Counter(person_id for _, person_id in pairs)
         for track_id, person_id in pairs:
             if track_counts[track_id] == 1 and person_counts[person_id] == 1:
-                track = self._tracks[track_id]
+                track, person = self._tracks[track_id], self._persons[person_id]
                 track.person_id = person_id
-                self._see(self._persons[person_id], track)
+                # Less alike than the person's track usually was: maybe the next person
+                # through the same door; a face must confirm it (see _Track.doubtful).
+                body = appearance_similarity(track.body, person.body)
+                track.doubtful = (body is not None and person.body_stability is not None
+                                  and body < person.body_stability - APPEARANCE_REFIND_MAX_DROP)
+                if not track.doubtful:
+                    self._see(person, track)
+
+    def _join_parts(self, pending: list[_Track], before: dict[str, np.ndarray],
+                    stamp: float) -> None:
+        """Give pending tracks that are a part of one present person that person's id.
+
+        Only a person whose box touched the track's first box (PART_MAX_GAP) can own it: a
+        passer-by who walks into someone's box from elsewhere is not a part of them. A part:
+        the track's box and the person's box of this frame or of the frame before (before:
+        person id -> box, of those seen in the frame before) overlap by PART_MIN_OVERLAP of the
+        smaller box, and the track looks like the person (APPEARANCE_RELINK_MIN_SIMILARITY);
+        or the person's box of this frame is a shrunk part of their widest box of the last
+        PART_MEMORY_S and, with the track's, makes it up (_splits: a post between two halves of
+        one person; halves do not look like the whole). A track that could be a part of two
+        people waits for a face. A good face unlike the person still splits the track.
+        """
+        for track in pending:
+            owners = set()
+            for person in self._persons.values():
+                if person.state is not PersonState.PRESENT:
+                    continue
+                now = person.box if person.last_seen == stamp else None
+                boxes = [b for b in (before.get(person.person_id), now) if b is not None]
+                if track.frames == 1 and any(_adjacent(track.box, b) for b in boxes):
+                    track.born_beside.add(person.person_id)
+                if person.person_id not in track.born_beside:
+                    continue
+                body = appearance_similarity(track.body, person.body)
+                inside = (boxes and body is not None
+                          and body >= APPEARANCE_RELINK_MIN_SIMILARITY
+                          and max(_overlap(track.box, b) for b in boxes) >= PART_MIN_OVERLAP)
+                if inside or (now is not None and _splits(person.widest, now, track.box)):
+                    owners.add(person.person_id)
+            if len(owners) == 1:
+                track.person_id = owners.pop()
+                self._see(self._persons[track.person_id], track)
 
     def _ambiguous(self, track: _Track) -> bool:
         others = [t.box for t in self._tracks.values()
@@ -878,7 +1002,8 @@ class PersonTracker:
 
     def _visible_persons(self, besides: _Track | None = None) -> set[str]:
         return {t.person_id for t in self._tracks.values()
-                if t is not besides and t.person_id is not None and t.last_seen == self._now}
+                if t is not besides and t.person_id is not None and t.last_seen == self._now
+                and not t.doubtful}
 
     def _gallery(self, track: _Track) -> Gallery:
         """Return the people a pending track's face may be: not in view on another track.
@@ -917,10 +1042,34 @@ class PersonTracker:
         if vote is None:
             return []
         if vote.kind is VoteKind.NEW:
-            return self._make_new_person(track, stamp, EventReason.FACE)
+            twin = self._in_view_twin(track)
+            if twin is None:
+                return self._make_new_person(track, stamp, EventReason.FACE)
+            return self._bind(track, twin, stamp)  # a second box of a present person
         if vote.person_id in self._visible_persons(track):
             return []  # the person is in view on another track meanwhile: wait
         return self._bind(track, vote, stamp)
+
+    def _in_view_twin(self, track: _Track) -> FaceVote | None:
+        """Return a MATCH if a pending track's faces are those of a person in view beside it.
+
+        The gallery leaves out people in view on another track, so their face on a second
+        track votes NEW. Judged against those whose box touches the track's (PART_MAX_GAP), it
+        shows the track is a second box of one of them (a part, a duplicate), not someone new;
+        the faces' votes are replaced. The same face farther away is someone else (a twin).
+        """
+        visible = {t.person_id: self._reference(self._persons[t.person_id])
+                   for t in self._tracks.values()
+                   if t is not track and t.person_id is not None and t.last_seen == self._now
+                   and not t.doubtful and _adjacent(track.box, t.box)}
+        gallery = Gallery({pid: vector for pid, vector in visible.items() if vector is not None})
+        votes = [judge_face(f.vector, f.quality, gallery, self._rules) for f in track.faces]
+        vote = decide(votes, self._rules)
+        if vote is None or vote.kind is not VoteKind.MATCH:
+            return None
+        for face, twin_vote in zip(track.faces, votes):
+            face.vote = twin_vote
+        return vote
 
     def _settle_by_time(self, track: _Track, stamp: float) -> list[PersonEventRecord]:
         """Settle a pending track by its faces, or make it a new person once it waited."""
@@ -989,7 +1138,7 @@ class PersonTracker:
         """Swap person ids with the visible track whose person this face matches much better."""
         others = [t for t in self._tracks.values()
                   if t is not track and t.person_id is not None and t.last_seen == self._now
-                  and self._reference(self._persons[t.person_id]) is not None]
+                  and not t.doubtful and self._reference(self._persons[t.person_id]) is not None]
         if not others:
             return
         sims = np.array([self._similarity(self._persons[t.person_id], vector) for t in others])
@@ -1045,6 +1194,10 @@ class PersonTracker:
                                                                track.confidence)
             person.track_id, person.velocity = track.track_id, track.velocity
             person.body, person.adrift = track.body, False
+            person.body_stability = track.body_stability
+            if (person.widest is None or track.last_seen - person.widest_at > PART_MEMORY_S
+                    or _area(track.box) >= _area(person.widest)):
+                person.widest, person.widest_at = track.box, track.last_seen
 
     def _announce(self, kind: EventKind, person: _Person, track: _Track, stamp: float,
                   reason: EventReason) -> PersonEventRecord:

@@ -783,6 +783,134 @@ def test_the_next_person_through_a_doorway_is_not_the_previous_one(bodies: bool)
         assert all(len(people) == 1 for people in owner.values()), owner
 
 
+@pytest.mark.parametrize('newcomer', [True, False])
+def test_a_lost_track_found_again_looking_less_alike_waits_for_a_face(newcomer: bool) -> None:
+    """At 2.5 detections/s ByteTrack finds A's lost track again on a box dressed almost alike.
+
+    The box looks less like the track than A's boxes did (0.85 against 0.99), so it is in
+    doubt: it shows no person id and A is not seen through it. A newcomer's faces then make
+    them someone new, and A's PERSON_OUT follows A's own last sighting; A's own face (A turned
+    round) confirms the track and nothing else happens.
+    """
+    rate = 2.5
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(21)
+    body_a = _body(1)
+    body_b = l2_normalize(body_a + 0.62 * _body(2))  # similarity 0.85 to A's
+    events, shown = [], []
+    stamp = 0.0
+    for i in range(8):
+        persons, new = tracker.update(stamp, [Detection(_box(300).box, 0.9, _body(1, rng))])
+        events += new
+        if i in (1, 2):
+            events += tracker.add_face(stamp, persons[0].track_id,
+                                       _sighting(_face(1), rng), 0.6)
+        stamp += 1 / rate
+    last_a = stamp - 1 / rate
+    stamp += 2 / rate  # the doorway stands empty for two detections
+    for i in range(15):
+        persons, new = tracker.update(stamp, [Detection(_box(302).box, 0.9, body_b)])
+        events += new
+        shown.append(persons[0].person_id)
+        if i in (0, 1):
+            events += tracker.add_face(stamp, persons[0].track_id,
+                                       _sighting(_face(2 if newcomer else 1), rng), 0.6)
+        stamp += 1 / rate
+    assert shown[0] == '', 'in doubt, the box shows no id'
+    if newcomer:
+        assert 'person-000001' not in shown
+        outs = [e for e in events if e.kind is EventKind.PERSON_OUT]
+        assert [e.person_id for e in outs] == ['person-000001']
+        assert CONFIG.absence_timeout_s <= outs[0].stamp - last_a < CONFIG.absence_timeout_s + 1
+        assert [(e.kind, e.person_id) for e in events if e.kind in IN_KINDS] == [
+            (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
+    else:
+        assert set(shown[2:]) == {'person-000001'}
+        assert [e.kind for e in events] == [EventKind.PERSON_IN]
+
+
+def _alike(body: np.ndarray, similarity: float, seed: int) -> np.ndarray:
+    """Return a body appearance with about this similarity to body (another's colours mixed in)."""
+    other = _body(seed)
+    other = l2_normalize(other - (other @ body) * body)
+    return l2_normalize(similarity * body + np.sqrt(1 - similarity ** 2) * other)
+
+
+def test_a_person_split_in_two_by_a_post_stays_one_person() -> None:
+    """The detector sees the two halves of a person behind a post as two boxes for 3 s.
+
+    The left half does not look like the whole (0.45); it is a part of the person because it
+    was born beside them and the two halves make up their box of a moment before. No second
+    PERSON_IN, no PERSON_OUT while they stand there, no other id shown.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(22)
+    whole = _body(1)
+    left_half, right_half = _alike(whole, 0.45, 2), _alike(whole, 0.95, 3)
+    events, shown = [], set()
+    for i in range(int(12 * FPS)):
+        t = i / FPS
+        if 3 <= t < 6 or 8 <= t < 10:
+            bodies = [Detection(np.array([100., 130., 180., 360.]), 0.8, left_half),
+                      Detection(np.array([190., 130., 300., 360.]), 0.9, right_half)]
+        else:
+            bodies = [Detection(np.array([100., 130., 300., 360.]), 0.9, whole)]
+        persons, new = tracker.update(t, bodies)
+        events += new
+        shown |= {p.person_id for p in persons}
+        if i == 2:
+            events += tracker.add_face(t, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+    assert [(e.kind, e.person_id) for e in events] == [(EventKind.PERSON_IN, 'person-000001')]
+    assert shown <= {'', 'person-000001'}
+
+
+def test_a_passer_by_inside_someone_s_box_is_not_a_part_of_them() -> None:
+    """B walks in from afar; the detector then boxes A and B together on A's track.
+
+    B's own box lies inside A's and looks like A (dressed alike), but B's track was born far
+    from A: B is never shown as A and gets a PERSON_IN of their own.
+    """
+    tracker = PersonTracker(CONFIG)
+    body = _body(5)
+    events, b_ids = [], set()
+    for i in range(int(6 * FPS)):
+        t = i / FPS
+        a_box = np.array([300., 100., 400., 330.])
+        bodies = [Detection(a_box, 0.9, body)]
+        if t >= 1.5:  # B, inside A's box 0.6 s later, while B's identity is pending
+            b_x = min(20 + 300 * (t - 1.5), 240)
+            if b_x >= 200:  # together: one box around both on A's track
+                bodies[0] = Detection(np.array([b_x, 100., 400., 330.]), 0.9, body)
+            bodies.append(Detection(np.array([b_x, 100., b_x + 100., 330.]), 0.8,
+                                    _alike(body, 0.9, 6)))
+        persons, new = tracker.update(t, bodies)
+        events += new
+        b_ids |= {p.person_id for p in persons if len(bodies) > 1
+                  and np.array_equal(p.box, bodies[1].box)}
+    assert 'person-000001' not in b_ids
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
+
+
+def test_a_second_box_beside_a_person_with_their_face_is_theirs() -> None:
+    """A duplicate box right beside a person, showing their face, takes their id silently.
+
+    (The same face far away is a twin: test_visible_persons_id_is_never_taken.)
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(7)
+    events = []
+    for i in range(60):
+        bodies = [_box(50)] + ([_box(140)] if i >= 30 else [])
+        persons, new = tracker.update(i / FPS, bodies)
+        events += new
+        if i in (1, 31):
+            events += tracker.add_face(i / FPS, persons[-1].track_id, _sighting(_face(1), rng),
+                                       .9)
+    assert {p.person_id for p in persons} == {'person-000001'}
+    assert [(e.kind, e.person_id) for e in events] == [(EventKind.PERSON_IN, 'person-000001')]
+
+
 def test_enrolled_people_are_named_and_forgotten_on_withdrawal() -> None:
     """A face matching an enrolled person gives the track that name; withdrawal forgets it."""
     rng = np.random.default_rng(17)
