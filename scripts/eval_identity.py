@@ -22,48 +22,16 @@ from pathlib import Path
 import sys
 import time
 
-from facetrack_ros.core.dequantize import cached_float_model
-from facetrack_ros.evaluation.clips import ClipTruth, compose
-from facetrack_ros.evaluation.identity import ClipReport, evaluate, median, spread, Truth
+from facetrack_ros.evaluation.identity import ClipReport, evaluate, median, spread
+from facetrack_ros.evaluation.material import clip_material, DEFAULT_CLIPS, model_path
 from facetrack_ros.evaluation.run import (CpuLoad, detector_delay_parameter,
                                           DetectorDelayUnavailable, run_graph_on_clip)
-from facetrack_ros.evaluation.scenes import SCENES
-from facetrack_ros.evaluation.shared_clips import hamilton, pedestrians
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get('FACETRACK_SHARED', REPO.parent / 'shared'))
 CACHE = Path.home() / '.cache' / 'facetrack_ros'
-#: The clips evaluated by default (short is the test suite's).
-DEFAULT_CLIPS = ('hamilton', 'pedestrians', 'doorway', 'alone', 'crossing', 'sizes_360p',
-                 'sizes_720p')
 #: Detector delay giving 0.5 Hz detections [s per frame].
 SLOW_DETECTOR_S = 2.0
-
-
-def clip_material(name: str, work: Path) -> tuple[Path, Truth, float, int, bool]:
-    """Return (video, truth, fps, frames, frame numbers drawn) of a clip by name."""
-    if name == 'hamilton':
-        clip = hamilton(SHARED)
-    elif name == 'pedestrians':
-        clip = pedestrians(SHARED, work / 'shared_clips')
-    else:
-        if name not in SCENES:
-            raise SystemExit(f'unknown clip {name!r}; choose from '
-                             f'{", ".join(("hamilton", "pedestrians", *SCENES))}')
-        composed = compose(SCENES[name], SHARED, CACHE / 'eval_clips')
-        truth = Truth.from_clip(ClipTruth.read(composed.truth))
-        return composed.video, truth, truth.fps, len(truth.frames), True
-    return clip.video, clip.truth, clip.truth.fps, clip.frames, False
-
-
-def model_path(choice: str) -> str:
-    """Return the detector model for --model: float (rebuild), int8 (shared ONNX) or a path."""
-    onnx = SHARED / 'models' / 'yolov8n_int8.onnx'
-    if choice == 'float':
-        return str(cached_float_model(onnx, CACHE / 'models'))
-    if choice == 'int8':
-        return str(onnx)
-    return choice
 
 
 def row(name: str, reports: list[ClipReport], frames: int) -> list[str]:
@@ -124,8 +92,8 @@ def main() -> int:
         except DetectorDelayUnavailable as error:
             print(f'--detector-delay: {error}', file=sys.stderr)
             return 2
-    model = model_path(args.model)
-    materials = {name: clip_material(name, args.work) for name in args.clips}
+    model = model_path(args.model, SHARED, CACHE)
+    materials = {name: clip_material(name, SHARED, CACHE, args.work) for name in args.clips}
     condition = ', '.join(filter(None, [Path(model).name, 'CPU load' if args.load else '',
                                         'detector 0.5 Hz' if args.detector_delay else '']))
     print(f'identity evaluation: {len(args.clips)} clips x {args.runs} runs ({condition})',

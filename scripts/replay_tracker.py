@@ -1,44 +1,51 @@
 #!/usr/bin/env python3
-r"""Replay a video's detections and faces through the tracker at several detection rates.
+r"""Replay the evaluation's clips through the tracker at several detection rates, offline.
 
-The person detector (with the body cue) and the face model run once over every frame of the
-video; the results are cached beside the video's name in --cache. Then the ROS-free tracker
-(core.tracking) and the face node's scheduler (core.embedding_scheduler) replay them keeping
-every step-th frame, from several frame offsets: a detector that manages fps/step frames a
-second. It prints per rate the new ids (PERSON_IN), PERSON_RETURNED, and, given the shots of an
-edited video (--cuts) and which of them show different people (--distinct), how often an id
-was shown in two of those shots. Deterministic, and minutes instead of real-time graph runs;
-the graph itself is measured by the end-to-end tests and the identity evaluation.
+The person detector (with the body cue) and the face model run once over every frame of a
+clip; the results are cached in --cache. Then the ROS-free tracker (core.tracking) and the face
+node's scheduler (core.embedding_scheduler) replay them keeping every step-th frame, from
+several frame offsets: a detector that manages fps/step frames a second. Per clip and rate it
+prints the identity evaluation's metrics (evaluation.identity: PERSON_IN per real person,
+flaps, wrong RETURNED, merged ids, id switches, face coverage) as min-max over the offsets.
+Deterministic, and minutes instead of real-time graph runs; faces arrive with their frame
+here, not a few frames late as in the graph, whose own measure is scripts/eval_identity.py.
 
-  python scripts/replay_tracker.py ../shared/data/video/hamilton_clip.mp4 --cuts 20 82 211 \
-      --distinct 1 2 3
+  python scripts/replay_tracker.py doorway alone crossing hamilton --steps 1 2 4 6
 """
 
 import argparse
+from dataclasses import replace
+import os
 from pathlib import Path
 import pickle
 
 import cv2
 import numpy as np
 
-from facetrack_ros.core.dequantize import cached_float_model
 from facetrack_ros.core.detection import body_appearance, YoloPersonDetector
 from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
-from facetrack_ros.core.tracking import Detection, EventKind, PersonTracker, TrackerConfig
+from facetrack_ros.core.tracking import Detection, EventReason, PersonTracker, TrackerConfig
+from facetrack_ros.evaluation.identity import (ClipReport, evaluate, EventRecord, FaceRecord,
+                                               spread, TrackBox)
+from facetrack_ros.evaluation.material import clip_material, DEFAULT_CLIPS, model_path
 
-SHARED = Path(__file__).resolve().parents[2] / 'shared'
-MODEL_CACHE = Path.home() / '.cache' / 'facetrack_ros' / 'models'
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get('FACETRACK_SHARED', REPO.parent / 'shared'))
+CACHE = Path.home() / '.cache' / 'facetrack_ros'
+#: Bump when what analyse() stores changes, so that old caches are not read.
+CACHE_VERSION = 2
 
 
-def analyse(video: Path, model: str, frames: int) -> dict:
-    """Return per frame (stamp, [(box, confidence, appearance, face or None)])."""
+def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
+    """Return per frame [(box, confidence, appearance, face or None)] of every person found.
+
+    face: (embedding, quality, face height [px]).
+    """
     detector = YoloPersonDetector(model)
-    faces = FaceAnalyzer(FaceDetector('hog'), DlibResNetEmbedder())
     capture = cv2.VideoCapture(str(video))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
     result = []
-    while len(result) < frames:
+    while True:
         ok, image = capture.read()
         if not ok:
             break
@@ -46,70 +53,95 @@ def analyse(video: Path, model: str, frames: int) -> dict:
         for box in detector.detect(image):
             face = faces.face_in_person(image, box.box)
             people.append((box.box, box.confidence, body_appearance(image, box.box),
-                           None if face is None else (face.embedding, face.quality)))
-        result.append((len(result) / fps, people))
-    return {'fps': fps, 'frames': result}
+                           None if face is None else
+                           (face.embedding, face.quality, float(face.box[3] - face.box[1]))))
+        result.append(people)
+    return result
 
 
-def replay(data: dict, step: int, offset: int, shots: list[int]) -> tuple[int, int, dict]:
-    """Replay every step-th frame from offset; return (INs, RETURNEDs, {shot: person ids})."""
+def replay(frames: list[list[tuple]], fps: float, step: int, offset: int
+           ) -> tuple[list[TrackBox], list[EventRecord], list[FaceRecord]]:
+    """Replay every step-th frame from offset; return what the graph would have published.
+
+    Events are stamped (received) at their frame's time; the appearances still open at the
+    end get their PERSON_OUT after the last frame, as when a recording ends.
+    """
     tracker, scheduler = PersonTracker(TrackerConfig()), EmbeddingScheduler()
-    ins = returned = 0
-    seen: dict[int, set[str]] = {}
-    for index in range(offset, len(data['frames']), step):
-        stamp, people = data['frames'][index]
-        persons, events = tracker.update(stamp, [Detection(b, c, a) for b, c, a, _ in people])
+    tracks, events, faces = [], [], []
+
+    def record(index: int, happened: list) -> None:
+        events.extend(EventRecord(index, e.kind.name, e.person_id, e.track_id,
+                                  tuple(map(float, e.box)), index / fps) for e in happened)
+
+    for index in range(offset, len(frames), step):
+        stamp, people = index / fps, frames[index]
+        persons, happened = tracker.update(stamp, [Detection(b, c, a) for b, c, a, _ in people])
+        tracks += [TrackBox(index, p.track_id, p.person_id, tuple(map(float, p.box)))
+                   for p in persons]
         for track_id in scheduler.select(stamp, persons):
             person = next(p for p in persons if p.track_id == track_id)
             face = next(f for b, _, _, f in people if np.array_equal(b, person.box))
             scheduler.record(track_id, stamp, face[1] if face else 0.0, person.box)
             if face is not None:
-                events += tracker.add_face(stamp, track_id, face[0], face[1])
-        ins += sum(e.kind is EventKind.PERSON_IN for e in events)
-        returned += sum(e.kind is EventKind.PERSON_RETURNED for e in events)
-        shot = int(np.searchsorted(shots, index, side='right'))
-        seen.setdefault(shot, set()).update(p.person_id for p in persons if p.person_id)
-    return ins, returned, seen
+                tag = FaceRecord(index, track_id, '', tuple(map(float, person.box)), face[2])
+                happened += tracker.add_face(stamp, track_id, face[0], face[1], tag=tag)
+        faces += [replace(tag, person_id=person_id)
+                  for tag, person_id in tracker.take_attributions()]
+        record(index, happened)
+    record(len(frames), tracker.end_appearances(EventReason.INPUT_STALLED))
+    return tracks, events, faces
 
 
 def main() -> None:
-    """Analyse (or load) the video, replay it at each step, print a table."""
+    """Analyse (or load) each clip, replay it at each step, print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('video', type=Path)
-    parser.add_argument('--model', help='person model (default: the shared YOLOv8n as float)')
-    parser.add_argument('--frames', type=int, default=10**6, help='first frames only')
-    parser.add_argument('--steps', type=int, nargs='+', default=[1, 2, 3, 5, 8, 12, 30])
+    parser.add_argument('clips', nargs='*', default=list(DEFAULT_CLIPS))
+    parser.add_argument('--model', default='float',
+                        help='float (rebuild of the shared YOLOv8n, default), int8, or a path')
+    parser.add_argument('--face-detector', default='hog', choices=('hog', 'cnn', 'yunet'))
+    parser.add_argument('--yunet-model', default=str(SHARED / 'models' /
+                                                     'yunet_s_640_640.onnx'))
+    parser.add_argument('--steps', type=int, nargs='+', default=[1, 2, 4, 6])
     parser.add_argument('--offsets', type=int, default=3, help='frame offsets per step')
-    parser.add_argument('--cuts', type=int, nargs='*', default=[],
-                        help='first frame of each shot after the first')
-    parser.add_argument('--distinct', type=int, nargs='*', default=[],
-                        help='shots (0 = the first) that show different people')
-    parser.add_argument('--cache', type=Path, default=Path('replay_cache'))
+    parser.add_argument('--cache', type=Path, default=CACHE / 'replay')
+    parser.add_argument('--details', action='store_true',
+                        help='print each flap, wrong RETURNED, merge, switch and missed face')
     args = parser.parse_args()
-    model = args.model or str(cached_float_model(SHARED / 'models' / 'yolov8n_int8.onnx',
-                                                 MODEL_CACHE))
+    model = model_path(args.model, SHARED, CACHE)
+    faces = FaceAnalyzer(FaceDetector(args.face_detector, yunet_model=args.yunet_model
+                                      if args.face_detector == 'yunet' else None),
+                         DlibResNetEmbedder())
     args.cache.mkdir(parents=True, exist_ok=True)
-    cache = args.cache / f'{args.video.stem}-{Path(model).stem}-{args.frames}.pickle'
-    if cache.exists():
-        data = pickle.loads(cache.read_bytes())
-    else:
-        data = analyse(args.video, model, args.frames)
-        cache.write_bytes(pickle.dumps(data))
-    print(f'{args.video.name}: {len(data["frames"])} frames at {data["fps"]:.2f} fps, '
-          f'model {Path(model).name}')
-    print('| detections/s | new ids (PERSON_IN) | PERSON_RETURNED | replays with an id in two '
-          'distinct shots |\n| --- | --- | --- | --- |')
-    for step in args.steps:
-        offsets = sorted({round(i * step / args.offsets) for i in range(args.offsets)})
-        runs = [replay(data, step, offset, args.cuts) for offset in offsets]
-        shared = sum(any(seen.get(a, set()) & seen.get(b, set())
-                         for a in args.distinct for b in args.distinct if a < b)
-                     for _, _, seen in runs)
-        ins = sorted(r[0] for r in runs)
-        returned = sorted(r[1] for r in runs)
-        across = f'{shared} of {len(runs)}' if args.distinct else '-'
-        print(f'| {data["fps"] / step:.2f} | {ins[0]}-{ins[-1]} | {returned[0]}-{returned[-1]} '
-              f'| {across} |', flush=True)
+    print('| clip | detections/s | replays | PERSON_IN / person | flaps | wrong RETURNED '
+          '| merged ids | id switches | face coverage [%] |\n' + '|' + ' --- |' * 9)
+    for name in args.clips:
+        clip = clip_material(name, SHARED, CACHE, args.cache)
+        cache = args.cache / (f'{clip.video.stem}-{Path(model).stem}-{args.face_detector}'
+                              f'-v{CACHE_VERSION}.pickle')
+        if cache.exists():
+            frames = pickle.loads(cache.read_bytes())
+        else:
+            frames = analyse(clip.video, model, faces)
+            cache.write_bytes(pickle.dumps(frames))
+        for step in args.steps:
+            offsets = sorted({round(i * step / args.offsets) for i in range(args.offsets)})
+            reports: list[ClipReport] = []
+            for offset in offsets:
+                report = evaluate(clip.truth, *replay(frames, clip.fps, step, offset))
+                reports.append(report)
+                if args.details:
+                    print('\n'.join(f'    {name} step {step} offset {offset}: {line}'
+                                    for line in report.details))
+
+            def cell(attribute: str) -> str:
+                return spread([getattr(r, attribute) for r in reports])
+
+            coverage = [r.face_coverage for r in reports]
+            print(f'| {name} | {clip.fps / step:.1f} | {len(reports)} | {cell("in_per_person")} '
+                  f'| {cell("flaps")} | {cell("wrong_returned")} | {cell("merged_ids")} '
+                  f'| {cell("id_switches")} '
+                  f'| {spread([None if c is None else 100 * c for c in coverage])} |',
+                  flush=True)
 
 
 if __name__ == '__main__':
