@@ -39,20 +39,19 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 import torch
 import torchvision
-import yaml
 
 import facetrack_ros
 from facetrack_ros import detector_node, face_embedding_node, tracker_node
 from facetrack_ros.conversions import time_to_sec
 from facetrack_ros.core.camera import Frame, SourceEnded, VideoFileSource
 from facetrack_ros.core.dequantize import cached_float_model
-from facetrack_ros.core.detection import YoloPersonDetector
-from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
-from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
-from facetrack_ros.core.tracking import Detection, PersonTracker, TrackedPerson
+from facetrack_ros.core.detection import PersonDetector
+from facetrack_ros.core.face import FaceAnalyzer
+from facetrack_ros.core.pipeline import PersonPipeline, STAGES
+from facetrack_ros.core.tracking import PersonTracker
 from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
 from facetrack_ros.msg import PersonDetectionArray
-from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
+from facetrack_ros.parameters import image_qos_profile, offline_parameters, RELIABLE_QOS
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
@@ -166,36 +165,26 @@ def load_note() -> str:
 
 
 def node_parameters(node: str, specs: Sequence) -> SimpleNamespace:
-    """Return a node's parameters as the graph runs them: its declared defaults, then YAML.
-
-    Reading the node's own PARAMETERS table and the graph's params file makes the core run
-    use exactly the thresholds, periods and budgets the ROS run uses.
-    """
-    values = {spec.name: spec.default for spec in specs}
-    sections = yaml.safe_load(PARAMS_FILE.read_text())
-    values.update(sections.get(f'/**/{node}', {}).get('ros__parameters', {}))
-    return SimpleNamespace(**values)
+    """Return a node's parameters as the graph runs them (its defaults, then the YAML)."""
+    return offline_parameters(node, specs, PARAMS_FILE)
 
 
-def load_detector(model: str) -> YoloPersonDetector:
+def load_detector(model: str) -> PersonDetector:
     """Load the person detector with the detector node's settings (model from the CLI)."""
     p = node_parameters('detector', detector_node.PARAMETERS)
-    return YoloPersonDetector(model, device=p.device, confidence=p.confidence,
-                              image_size=p.image_size, half=p.half, threads=p.threads)
+    p.model, p.require_model = model, True
+    return detector_node.person_detector(p)[0]
 
 
-def load_face_analyzer() -> FaceAnalyzer:
-    """Load the face detector and embedder with the face_embedding node's settings."""
-    p = node_parameters('face_embedding', face_embedding_node.PARAMETERS)
-    detector = FaceDetector(p.face_detector, yunet_model=p.yunet_model or None)
-    return FaceAnalyzer(detector, DlibResNetEmbedder(), upper_fraction=p.upper_fraction)
-
-
-def new_scheduler() -> EmbeddingScheduler:
-    """Return an EmbeddingScheduler with the face_embedding node's settings."""
-    p = node_parameters('face_embedding', face_embedding_node.PARAMETERS)
-    return EmbeddingScheduler(refresh_s=p.refresh_period, better_box_ratio=p.better_box_ratio,
-                              max_per_frame=p.max_faces_per_frame, retry_s=p.retry_period)
+def new_pipeline(detector: PersonDetector, analyzer: FaceAnalyzer) -> PersonPipeline:
+    """Return the core pipeline with the nodes' settings around detector and analyzer."""
+    detector_p = node_parameters('detector', detector_node.PARAMETERS)
+    face_p = node_parameters('face_embedding', face_embedding_node.PARAMETERS)
+    tracker_p = node_parameters('tracker', tracker_node.PARAMETERS)
+    return PersonPipeline(detector, analyzer,
+                          PersonTracker(tracker_node.tracker_config(tracker_p)),
+                          face_embedding_node.embedding_scheduler(face_p),
+                          appearance=detector_p.appearance)
 
 
 def video_size(video: str) -> tuple[int, int]:
@@ -242,7 +231,7 @@ def with_always_sizes(videos: Sequence[str]) -> list[str]:
 # ------------------------------------------------------------------------------------------
 # 1. Core pipeline without ROS
 
-CORE_STAGES = ('capture', 'detection', 'tracking', 'face', 'total')
+CORE_STAGES = ('capture', *STAGES, 'total')
 
 
 @dataclass
@@ -253,7 +242,7 @@ class CoreResult:
         default_factory=lambda: {name: [] for name in CORE_STAGES})
     persons: int = 0
     faces_tried: int = 0
-    faces_found: int = 0
+    faces_identified: int = 0
 
     @property
     def frames(self) -> int:
@@ -267,24 +256,8 @@ class CoreResult:
 
     @property
     def beyond_detector(self) -> float:
-        """Share of the frame time spent outside YoloPersonDetector.detect [0..1]."""
+        """Share of the frame time spent outside the detector's inference [0..1]."""
         return 1.0 - sum(self.stages['detection']) / sum(self.stages['total'])
-
-
-def embed_faces(analyzer: FaceAnalyzer, scheduler: EmbeddingScheduler, tracker: PersonTracker,
-                image: np.ndarray, stamp: float, persons: list[TrackedPerson]
-                ) -> tuple[int, int]:
-    """Do face_embedding's and tracker's per-frame face work; return (tried, found) faces."""
-    boxes = {p.track_id: p.box for p in persons}
-    selected = scheduler.select(stamp, persons)
-    found = 0
-    for track_id in selected:
-        face = analyzer.face_in_person(image, boxes[track_id])
-        scheduler.record(track_id, stamp, face.quality if face else 0.0, boxes[track_id])
-        if face is not None:
-            found += 1
-            tracker.add_face(stamp, track_id, face.embedding, face.quality)
-    return len(selected), found
 
 
 def timed_frames(video: str, frames: int) -> Iterator[tuple[Frame, float, float]]:
@@ -304,29 +277,23 @@ def timed_frames(video: str, frames: int) -> Iterator[tuple[Frame, float, float]
             yield frame, start, frame.index / fps
 
 
-def run_core(video: str, frames: int, detector: YoloPersonDetector,
+def run_core(video: str, frames: int, detector: PersonDetector,
              analyzer: FaceAnalyzer) -> CoreResult:
-    """Run capture, detection, tracking and face work on the first frames of video."""
+    """Run the core pipeline (core.pipeline, as index_bag runs it) on the first frames."""
     result = CoreResult()
-    params = node_parameters('tracker', tracker_node.PARAMETERS)
-    tracker = PersonTracker(tracker_node.tracker_config(params))
-    scheduler = new_scheduler()
+    pipeline = new_pipeline(detector, analyzer)
     for frame, start, stamp in timed_frames(video, frames):
-        captured = time.perf_counter()
-        boxes = detector.detect(frame.image)
-        detected = time.perf_counter()
-        persons, _ = tracker.update(
-            stamp, [Detection(box=b.box, confidence=b.confidence) for b in boxes])
-        tracked = time.perf_counter()
-        tried, found = embed_faces(analyzer, scheduler, tracker, frame.image, stamp, persons)
+        image = frame.image  # a Motion-JPEG frame is decoded here
+        decoded = time.perf_counter()
+        out = pipeline.process(image, stamp)
         done = time.perf_counter()
-        durations = (captured - start, detected - captured, tracked - detected,
-                     done - tracked, done - start)
-        for name, seconds in zip(CORE_STAGES, durations):
-            result.stages[name].append(seconds)
-        result.persons += len(persons)
-        result.faces_tried += tried
-        result.faces_found += found
+        result.stages['capture'].append(decoded - start)
+        for name in STAGES:
+            result.stages[name].append(out.seconds[name])
+        result.stages['total'].append(done - start)
+        result.persons += len(out.persons)
+        result.faces_tried += out.faces_tried
+        result.faces_identified += len(out.identified)
     return result
 
 
@@ -366,7 +333,7 @@ def load_resnet() -> Callable[[np.ndarray], np.ndarray]:
     return embed
 
 
-def run_old_loop(video: str, frames: int, detector: YoloPersonDetector,
+def run_old_loop(video: str, frames: int, detector: PersonDetector,
                  embed: Callable[[np.ndarray], np.ndarray]) -> OldResult:
     """Run the old per-frame loop on the first frames of video."""
     result = OldResult()
@@ -390,7 +357,7 @@ def run_old_loop(video: str, frames: int, detector: YoloPersonDetector,
 # 3. The detector alone on pre-decoded frames: the fastest any graph can detect
 
 
-def run_detector_alone(video: str, frames: int, detector: YoloPersonDetector) -> list[float]:
+def run_detector_alone(video: str, frames: int, detector: PersonDetector) -> list[float]:
     """Return the durations [s] of detector.detect on the first frames, decoded beforehand."""
     with VideoFileSource(video) as source:
         images = []
@@ -610,7 +577,7 @@ def print_core(report: VideoReport) -> None:
             for name in CORE_STAGES]
     print_table(f'Core pipeline without ROS, {report.label}: {core.frames} frames, '
                 f'{core.persons / core.frames:.1f} tracked persons/frame, '
-                f'{core.faces_tried} face searches, {core.faces_found} with a face',
+                f'{core.faces_tried} face searches, {core.faces_identified} identified',
                 ['stage', 'mean [ms]', 'p95 [ms]', 'share [%]'], rows)
     print(f'  throughput {core.fps:.2f} frames/s; beyond the detector '
           f'{100 * core.beyond_detector:.1f} % of the frame time')
@@ -778,7 +745,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f'RMW {os.environ.get("RMW_IMPLEMENTATION") or "default (rmw_fastrtps_cpp)"}')
     sys.stdout.flush()
 
-    analyzer = load_face_analyzer()
+    analyzer = face_embedding_node.face_analyzer(
+        node_parameters('face_embedding', face_embedding_node.PARAMETERS))
     resnet = load_resnet()
     reports = []
     for model in args.models:

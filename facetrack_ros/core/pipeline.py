@@ -17,7 +17,7 @@ from facetrack_ros.core.tracking import (Detection, EventReason, PersonEventReco
                                          PersonTracker, TrackedPerson)
 
 #: The stages of PipelineFrame.seconds, in the order they run.
-STAGES = ('detection', 'tracking', 'face')
+STAGES = ('detection', 'appearance', 'tracking', 'face')
 
 
 @dataclass
@@ -68,10 +68,12 @@ class PersonPipeline:
     def process(self, image: np.ndarray, stamp: float) -> PipelineFrame:
         """Run one BGR frame captured at stamp [s] (camera time) through every step."""
         start = time.perf_counter()
+        boxes = self.detector.detect(image)
+        detected = time.perf_counter()
         detections = [Detection(box.box, box.confidence,
                                 body_appearance(image, box.box) if self.appearance else None)
-                      for box in self.detector.detect(image)]
-        detected = time.perf_counter()
+                      for box in boxes]
+        described = time.perf_counter()
         persons, events = self.tracker.update(stamp, detections)
         tracked = time.perf_counter()
         by_track = {person.track_id: person for person in persons}
@@ -85,8 +87,8 @@ class PersonPipeline:
                                                 tag=FaceSighting(stamp, person, face))
         done = time.perf_counter()
         return PipelineFrame(persons, events, self.tracker.take_attributions(), len(tried),
-                             dict(zip(STAGES, (detected - start, tracked - detected,
-                                               done - tracked))))
+                             dict(zip(STAGES, (detected - start, described - detected,
+                                               tracked - described, done - tracked))))
 
     def finish(self) -> list[PersonEventRecord]:
         """End every appearance at the last frame; return the PERSON_OUTs.

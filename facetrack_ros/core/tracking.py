@@ -17,10 +17,10 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   can then be found again by face only; a new track that starts where a present person whose
   track was lost was heading, and looks like them, continues them (motion re-linking); a
   track never brings back someone who already left (the next person through a doorway).
-  A lost track found again (or re-linked) looking less like the person than usual is in
-  doubt: it shows no person id and does not count as a sighting until a face confirms it or
-  splits it off, so the next person through a door is never shown under the previous one's
-  id on looks alone.
+  A lost track found again (or re-linked) looking less like a person with a known face than
+  usual is in doubt: it shows no person id and does not count as a sighting until a face
+  confirms it or splits it off, so the next person through a door is never shown under the
+  previous one's id on looks alone.
 - One person may be several boxes (a post splits them in two, the detector doubles a box):
   a new track born beside a present person that is a part of their box, or that shows their
   face, takes their id without an event; the same face farther away is someone else.
@@ -575,8 +575,8 @@ class PersonTracker:
             if track is None:
                 track = self._new_track(stamp, boxes[idx], float(conf[idx]))
                 self._by_motion[motion_id] = track
-            elif track.person_id is not None and track.refound_unlike(
-                    stamp, body, self._frame_interval):
+            elif (track.person_id is not None and self._face_can_decide(track.person_id)
+                  and track.refound_unlike(stamp, body, self._frame_interval)):
                 track.doubtful = True
             track.move(stamp, boxes[idx], float(conf[idx]), body)
             visible.append(track)
@@ -952,9 +952,18 @@ class PersonTracker:
                 # through the same door; a face must confirm it (see _Track.doubtful).
                 body = appearance_similarity(track.body, person.body)
                 track.doubtful = (body is not None and person.body_stability is not None
-                                  and body < person.body_stability - APPEARANCE_REFIND_MAX_DROP)
+                                  and body < person.body_stability - APPEARANCE_REFIND_MAX_DROP
+                                  and self._face_can_decide(person_id))
                 if not track.doubtful:
                     self._see(person, track)
+
+    def _face_can_decide(self, person_id: str) -> bool:
+        """Return whether a face could confirm a doubtful track of the person: they have one.
+
+        Without a reference face (people too small or turned away) doubt could never end,
+        and every doubtful track would become someone new: motion and looks decide then.
+        """
+        return self._reference(self._persons[person_id]) is not None
 
     def _join_parts(self, pending: list[_Track], before: dict[str, np.ndarray],
                     stamp: float) -> None:
@@ -985,7 +994,8 @@ class PersonTracker:
                 inside = (boxes and body is not None
                           and body >= APPEARANCE_RELINK_MIN_SIMILARITY
                           and max(_overlap(track.box, b) for b in boxes) >= PART_MIN_OVERLAP)
-                if inside or (now is not None and _splits(person.widest, now, track.box)):
+                if inside or (now is not None and person.widest is not None
+                              and _splits(person.widest, now, track.box)):
                     owners.add(person.person_id)
             if len(owners) == 1:
                 track.person_id = owners.pop()
