@@ -18,6 +18,8 @@ from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.context import Context
+from rclpy.executors import Executor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.service import Service
 from rclpy.subscription import Subscription
@@ -44,6 +46,7 @@ from facetrack_ros.core.history.search import (DEFAULT_THUMBNAIL_WIDTH_PX,
 from facetrack_ros.core.history.tally import Tally
 from facetrack_ros.core.private_files import FileModes
 from facetrack_ros.diagnostics import NodeDiagnostics
+from facetrack_ros.executor import BlockingGroupsExecutor
 from facetrack_ros.history_messages import (appearance_to_msg, forget_query_from_request,
                                             frame_header, HistoryRecorder, MessageCodec,
                                             query_from_request, request_stamp, withdrawals)
@@ -145,6 +148,10 @@ class FrameHistoryNode(LifecycleNode):
         self.forgotten_pub = None
         self.last_stored_ns = 0
         self.tally = Tally()
+        # A search, a frame lookup and a forget may take long: each has a group of its own and
+        # runs in a worker thread (main, BlockingGroupsExecutor) while frames, faces and events
+        # are recorded inline.
+        self.service_groups = tuple(MutuallyExclusiveCallbackGroup() for _ in range(3))
         self.diagnostics = NodeDiagnostics(self)
         self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no history open')
         self.create_timer(1.0, self.update_state)
@@ -202,11 +209,11 @@ class FrameHistoryNode(LifecycleNode):
                                      self._guard('person_events', self.on_event),
                                      RELIABLE_QOS),
             self.create_service(BacktrackSearch, 'backtrack_search', self.on_search,
-                                callback_group=MutuallyExclusiveCallbackGroup()),
+                                callback_group=self.service_groups[0]),
             self.create_service(GetFrames, 'get_frames', self.on_get_frames,
-                                callback_group=MutuallyExclusiveCallbackGroup()),
+                                callback_group=self.service_groups[1]),
             self.create_service(ForgetPerson, 'forget_person', self.on_forget,
-                                callback_group=MutuallyExclusiveCallbackGroup()),
+                                callback_group=self.service_groups[2]),
             self.create_timer(p.flush_interval / 4,
                               self._guard('flush', self.history.flush_if_due)),
             self.create_timer(10.0, self._guard('retention', self.on_retention)),
@@ -517,11 +524,17 @@ class FrameHistoryNode(LifecycleNode):
         return codes.RESULT_OK, report.summary()
 
 
-#: Executor threads: frames are recorded while a search, a frame lookup and a forget (each in
-#: a callback group of its own) run.
-EXECUTOR_THREADS = 4
+def process_executor(node: FrameHistoryNode, context: Context | None = None) -> Executor:
+    """Return the executor the node's process spins it with.
+
+    Recording runs inline in the spinning thread and each service in a worker thread of its
+    own (rclpy's MultiThreadedExecutor cost 27-30 % of a core at 1080p, most of it in its
+    own thread pool and futures).
+    """
+    return BlockingGroupsExecutor(node.service_groups, len(node.service_groups),
+                                  context=context)
 
 
 def main(args: list[str] | None = None) -> int:
     """Run the frame_history node."""
-    return run_node(FrameHistoryNode, args, threads=EXECUTOR_THREADS)
+    return run_node(FrameHistoryNode, args, executor_for=process_executor)

@@ -72,7 +72,8 @@ CLIP_CACHE = Path.home() / '.cache' / 'facetrack_ros' / 'bench'
 MAX_BEYOND_DETECTOR = 0.15
 MIN_SPEEDUP = 3.0
 
-#: Target: the graph's detection rate against the detector alone on pre-decoded frames.
+#: Target: the graph's detection rate against the detector alone on pre-decoded frames (or the
+#: camera's frame rate, when it is lower).
 MIN_DETECTOR_SHARE = 0.8
 #: Target: capture -> tracks p95 under this many detector frame times (detector alone).
 MAX_TRACKS_P95_FRAMES = 2.0
@@ -621,14 +622,16 @@ def graph_summary(report: VideoReport) -> Summary:
     graph = report.graph
     rate = graph.rate('detections')
     frame_time = float(np.mean(report.limit))
-    share = rate * frame_time
+    # No graph detects frames the camera never captured: a 10 fps file caps it at 10 Hz.
+    possible = min(1 / frame_time, graph.camera_rate)
+    share = rate / possible
     tracks_p95 = p95_ms(graph.latencies['tracks']) / 1000
     lines: Summary = {
         'detector alone before the graph run [frames/s]': (f'{1 / frame_time:.2f}', '-', None),
         'ROS camera publish rate [Hz] (file fps)':
             (f'{graph.camera_rate:.1f} ({graph.nominal_fps:.0f})', '-', None),
         'ROS detection rate [Hz]': (f'{rate:.2f}', '-', None),
-        'ROS detection rate / detector alone': (
+        'ROS detection rate / min(detector alone, camera rate)': (
             f'{100 * share:.0f} %', f'>= {100 * MIN_DETECTOR_SHARE:.0f} %',
             bool(share >= MIN_DETECTOR_SHARE)),
         'ROS capture->tracks p95 / detector frame time': (

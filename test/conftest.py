@@ -39,3 +39,12 @@ def ros_context():
     context = make_context()
     yield context
     context.try_shutdown()
+
+
+@pytest.fixture
+def mounts_allowed() -> None:
+    """Skip, saying why, where this process cannot mount file systems (history fault tests)."""
+    from history_material import mount_problem
+    problem = mount_problem()
+    if problem:
+        pytest.skip(problem)

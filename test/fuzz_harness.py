@@ -114,11 +114,11 @@ def random_message(message_type: type, rng: np.random.Generator, depth: int = 0)
 class NodeUnderTest:
     """A node spinning in a thread of its own; `error` keeps what would have ended it."""
 
-    def __init__(self, node: Node, context, threads: int = 2) -> None:
-        """Start spinning node with a multi-threaded executor, as its process would."""
+    def __init__(self, node: Node, context, executor: Executor | None = None) -> None:
+        """Start spinning node with executor (its process's), or a two-thread one."""
         self.node = node
         self.error: BaseException | None = None
-        self.executor = MultiThreadedExecutor(threads, context=context)
+        self.executor = executor or MultiThreadedExecutor(2, context=context)
         self.executor.add_node(node)
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()

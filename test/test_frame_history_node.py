@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from rclpy import create_node
-from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
@@ -21,7 +21,7 @@ from facetrack_ros.conversions import bgr_to_image, jpeg_to_bgr, ns_to_time, tim
 from facetrack_ros.core.event_log import EventLog, read_events
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.history import QueryKind, SearchCode
-from facetrack_ros.frame_history_node import EXECUTOR_THREADS, FrameHistoryNode
+from facetrack_ros.frame_history_node import FrameHistoryNode, process_executor
 from facetrack_ros.msg import EmbeddingSync, PersonDetection, PersonDetectionArray
 from facetrack_ros.parameters import FORGOTTEN_QOS, image_qos_profile, RELIABLE_QOS
 from facetrack_ros.srv import BacktrackSearch, ForgetPerson, GetFrames
@@ -74,7 +74,7 @@ class Harness:
         self.executor.add_node(self.probe)
         self.node_executor, self.thread = None, None
         if threaded:
-            self.node_executor = MultiThreadedExecutor(EXECUTOR_THREADS, context=context)
+            self.node_executor = process_executor(self.node, context)
             self.node_executor.add_node(self.node)
             self.thread = threading.Thread(target=self.node_executor.spin)
             self.thread.start()

@@ -86,7 +86,7 @@ def _start(node, context) -> NodeUnderTest:
     if isinstance(node, LifecycleNode):
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    return NodeUnderTest(node, context, threads=2)
+    return NodeUnderTest(node, context)
 
 
 NODES = ('camera', 'annotator', 'tracker', 'face_embedding', 'detector')

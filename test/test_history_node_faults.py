@@ -23,13 +23,13 @@ from sensor_msgs.msg import CompressedImage
 
 from facetrack_ros.conversions import ns_to_time
 from facetrack_ros.core.history import FrameHistory, INDEX_FILE
-from facetrack_ros.frame_history_node import EXECUTOR_THREADS, FrameHistoryNode
+from facetrack_ros.frame_history_node import FrameHistoryNode, process_executor
 from facetrack_ros.graph_runner import GraphRunner
 from facetrack_ros.msg import PersonDetectionArray, PersonEvent
 from facetrack_ros.parameters import RELIABLE_QOS
 from facetrack_ros.srv import BacktrackSearch, GetFrames
 from fuzz_harness import NodeUnderTest, spin_until
-from history_material import (event, faces, fill, frame, jpeg, mount_problem, mounted_tmpfs,
+from history_material import (event, faces, fill, frame, jpeg, mounted_tmpfs,
                               record, S, unit)
 
 pytestmark = pytest.mark.ros
@@ -223,7 +223,7 @@ class InProcess:
         self.node.tally.notice_s = 2.0
         assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        self.target = NodeUnderTest(self.node, context, EXECUTOR_THREADS)
+        self.target = NodeUnderTest(self.node, context, process_executor(self.node, context))
         self.probe = Probe(context)
         assert self.probe.spin(self.probe.connected, 20.0)
 
@@ -269,14 +269,6 @@ def test_future_and_nan_inputs_are_refused_and_counted(ros_context, tmp_path) ->
         assert not [p for p in (tmp_path / 'history' / 'segments').iterdir() if '2038' in p.name]
     finally:
         history.close()
-
-
-@pytest.fixture
-def mounts_allowed() -> None:
-    """Skip, saying why, where this process cannot mount file systems."""
-    problem = mount_problem()
-    if problem:
-        pytest.skip(problem)
 
 
 def test_full_disk_over_dds(ros_context, tmp_path, mounts_allowed: None) -> None:

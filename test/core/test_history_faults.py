@@ -16,7 +16,7 @@ import pytest
 from facetrack_ros.core.history import FrameHistory, HistoryConfig, INDEX_FILE
 from facetrack_ros.core.history.index import EmbeddingIndex, IndexEntry, WAL_LIMIT_BYTES
 from facetrack_ros.core.history.mcap_file import Salvage, salvage
-from history_material import (CAMERA, fill, jpeg, mount_problem, mounted_tmpfs, read_only_bind,
+from history_material import (CAMERA, fill, jpeg, mounted_tmpfs, read_only_bind,
                               record, resize_tmpfs, S, unit)
 
 #: Recording of the issue: 67 frames of one camera, flushed every 10 frames (one second).
@@ -296,14 +296,6 @@ def test_files_and_folders_are_private(tmp_path: Path) -> None:
              for p in [root, *root.rglob('*')]}
     assert modes.pop('.') == '0o700' and modes.pop('segments') == '0o700'
     assert modes and set(modes.values()) == {'0o600'}, modes
-
-
-@pytest.fixture
-def mounts_allowed() -> None:
-    """Skip, saying why, where this process cannot mount file systems."""
-    problem = mount_problem()
-    if problem:
-        pytest.skip(problem)
 
 
 def test_read_only_folder_is_served(tmp_path: Path, mounts_allowed: None) -> None:
