@@ -8,7 +8,7 @@ thread. This executor runs every callback in its own thread, as the SingleThread
 does, except those of the callback groups named, which go to a small pool of worker threads.
 """
 
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Collection
 
 from rclpy.callback_groups import CallbackGroup
@@ -47,7 +47,12 @@ class BlockingGroupsExecutor(Executor):
             future.result()
 
     def shutdown(self, timeout_sec: float | None = None) -> bool:
-        """Stop executing callbacks; wait for the worker threads' callbacks to finish."""
+        """Stop executing callbacks; wait up to timeout_sec for the workers' callbacks.
+
+        Returns whether everything finished in time. A callback still running then is left
+        to the process's exit: waiting on it could keep a node from stopping at all.
+        """
         done = super().shutdown(timeout_sec)
-        self._pool.shutdown(wait=True)
-        return done
+        _, running = wait(self._running, timeout=timeout_sec)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        return done and not running

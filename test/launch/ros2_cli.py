@@ -191,11 +191,27 @@ def started_nodes(launch_output: str) -> dict[str, int]:
 
 
 def interrupt(process: ExecuteProcess, timeout: float) -> tuple[int, float]:
-    """Send SIGINT (Ctrl-C) to a launched process; return its exit code and seconds to exit."""
+    """Send SIGINT (Ctrl-C) to a launched process; return its exit code and seconds to exit.
+
+    If it is not gone within timeout [s], the node processes it started that still run are
+    named in the AssertionError (with their Python stacks where py-spy is installed) and
+    killed, so that they cannot disturb the tests that follow.
+    """
     os.kill(process.process_details['pid'], signal.SIGINT)
     start = time.monotonic()
-    wait_for(lambda: process.return_code is not None, timeout,
-             f'{process.name} to exit after SIGINT', period=0.05)
+    try:
+        wait_for(lambda: process.return_code is not None, timeout,
+                 f'{process.name} to exit after SIGINT', period=0.05)
+    except AssertionError as error:
+        stuck = {name: pid for name, pid in started_nodes(output_of(process)).items()
+                 if Path(f'/proc/{pid}').exists()}
+        stacks = [subprocess.run(['py-spy', 'dump', '--pid', str(pid)], capture_output=True,
+                                 text=True, timeout=30).stdout
+                  for pid in stuck.values() if shutil.which('py-spy')]
+        for pid in stuck.values():
+            os.kill(pid, signal.SIGKILL)
+        raise AssertionError(f'{error}; still running: {stuck}\n' + '\n'.join(stacks)
+                             + output_of(process)[-3000:]) from error
     return process.return_code, time.monotonic() - start
 
 
