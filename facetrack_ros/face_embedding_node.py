@@ -46,8 +46,8 @@ PARAMETERS = (
     ParamSpec('refresh_period', 2.0, 'Re-embed a tracked person at least this often [s].',
               0.1, 3600.0),
     ParamSpec('retry_period', 0.25,
-              'Try again this often for a person with no usable face yet or whose identity '
-              'is pending [s].', 0.0, 60.0),
+              'Try again after this long for a person with no usable face yet or whose '
+              'identity is pending, twice this after a try that found no face [s].', 0.0, 60.0),
     ParamSpec('better_box_ratio', 1.3,
               'Re-embed when a person box grew by this factor (a bigger face is better).',
               1.0, 10.0),
