@@ -13,7 +13,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from typing import TypeVar
 
@@ -21,13 +20,6 @@ from launch.actions import ExecuteProcess
 import yaml
 
 ROS2 = shutil.which('ros2') or 'ros2'
-#: Runs argv[1:] with SIGINT and SIGTERM unblocked, as a terminal starts it. A process inherits
-#: the signal mask of the thread that starts it, and during whole-suite runs threads of the
-#: pytest process had almost every signal blocked: `ros2 launch` started from one never saw
-#: the test's Ctrl-C (every node was still idle in spin 20 s later).
-UNBLOCKED_EXEC = ('import os, signal, sys; '
-                  'signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM}); '
-                  'os.execv(sys.argv[1], sys.argv[1:])')
 #: Seconds a daemonless graph verb listens for the graph before it answers: a listing must
 #: have discovered everything (here 3-5 s on a busy machine), a call only its target node.
 LISTING_SPIN_TIME_S = 3.0
@@ -171,7 +163,7 @@ def launch(launch_file: str, arguments: Mapping[str, object]) -> ExecuteProcess:
     Its output is cached for the tests (and printed, for failure reports).
     """
     return ExecuteProcess(
-        cmd=[sys.executable, '-c', UNBLOCKED_EXEC, ROS2, 'launch', 'facetrack_ros', launch_file,
+        cmd=[ROS2, 'launch', 'facetrack_ros', launch_file,
              *(f'{name}:={value}' for name, value in arguments.items())],
         name='ros2_launch', output='screen', cached_output=True,
         additional_env=ENV,
