@@ -377,20 +377,28 @@ def test_reset_restarts_tracking_after_time_jumps_back() -> None:
         tracker.reset(float('nan'))
 
 
-def test_visible_persons_id_is_never_taken() -> None:
-    """A new track with the face of someone visible on another track becomes a new person."""
+@pytest.mark.parametrize('second_x, ids', [
+    (400.0, ['person-000001', 'person-000002']),  # far away: a twin, someone new
+    (140.0, ['person-000001']),                   # right beside: a second box of the person
+])
+def test_a_visible_person_s_face_on_a_second_box(second_x: float, ids: list[str]) -> None:
+    """A new track with the face of someone visible on another track.
+
+    Far from them it is someone else (the visible person's id is never taken); a box right
+    beside theirs is a second box of them (a duplicate, a part) and takes their id silently.
+    """
     tracker = PersonTracker(CONFIG)
     rng = np.random.default_rng(5)
-    twin = _face(1)
     events = []
     for i in range(60):
-        bodies = [_box(50)] + ([_box(400)] if i >= 30 else [])
+        bodies = [_box(50)] + ([_box(second_x)] if i >= 30 else [])
         persons, new = tracker.update(i / FPS, bodies)
         events += new
         if i in (1, 31):
-            events += tracker.add_face(i / FPS, persons[-1].track_id, _sighting(twin, rng), .8)
-    assert [(e.kind, e.person_id) for e in events] == [(EventKind.PERSON_IN, 'person-000001'),
-                                                       (EventKind.PERSON_IN, 'person-000002')]
+            events += tracker.add_face(i / FPS, persons[-1].track_id, _sighting(_face(1), rng),
+                                       .8)
+    assert sorted({p.person_id for p in persons}) == ids
+    assert [(e.kind, e.person_id) for e in events] == [(EventKind.PERSON_IN, pid) for pid in ids]
 
 
 def test_faces_from_overlapping_boxes_are_ignored() -> None:
@@ -896,25 +904,6 @@ def test_a_passer_by_inside_someone_s_box_is_not_a_part_of_them() -> None:
     assert 'person-000001' not in b_ids
     assert [(e.kind, e.person_id) for e in events] == [
         (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
-
-
-def test_a_second_box_beside_a_person_with_their_face_is_theirs() -> None:
-    """A duplicate box right beside a person, showing their face, takes their id silently.
-
-    (The same face far away is a twin: test_visible_persons_id_is_never_taken.)
-    """
-    tracker = PersonTracker(CONFIG)
-    rng = np.random.default_rng(7)
-    events = []
-    for i in range(60):
-        bodies = [_box(50)] + ([_box(140)] if i >= 30 else [])
-        persons, new = tracker.update(i / FPS, bodies)
-        events += new
-        if i in (1, 31):
-            events += tracker.add_face(i / FPS, persons[-1].track_id, _sighting(_face(1), rng),
-                                       .9)
-    assert {p.person_id for p in persons} == {'person-000001'}
-    assert [(e.kind, e.person_id) for e in events] == [(EventKind.PERSON_IN, 'person-000001')]
 
 
 def test_enrolled_people_are_named_and_forgotten_on_withdrawal() -> None:
