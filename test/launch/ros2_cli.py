@@ -33,8 +33,8 @@ NOT_DISCOVERED = ('Node not found', 'Unable to find node', 'Unknown topic',
                   'Could not determine the type')
 #: What rmw prints for an endpoint whose node is not discovered yet.
 UNKNOWN_NODE = '_NODE_NAME_UNKNOWN_'
-#: Environment of every command: plain log lines, unbuffered output.
-ENV = {'RCUTILS_COLORIZED_OUTPUT': '0', 'PYTHONUNBUFFERED': '1'}
+#: Environment of every command: plain log lines, unbuffered output, a Python stack on a crash.
+ENV = {'RCUTILS_COLORIZED_OUTPUT': '0', 'PYTHONUNBUFFERED': '1', 'PYTHONFAULTHANDLER': '1'}
 
 T = TypeVar('T')
 
@@ -42,8 +42,10 @@ T = TypeVar('T')
 def ros2(*args: str, timeout: float = 60.0) -> str:
     """Run `ros2 <args>` and return stdout and stderr together.
 
-    Retried while the answer says the target is not discovered yet, until timeout [s]; an
-    AssertionError with the last output when it never is, or when one call overruns.
+    Retried while the answer says the target is not discovered yet, or the command died of a
+    signal (a CI run saw `ros2 lifecycle get` end in 1.2 s with no output at all), until
+    timeout [s]; an AssertionError with the last output when it never answers, or when one
+    call overruns.
     """
     command = [ROS2, *args]
     if args[0] in GRAPH_VERBS and tuple(args[:2]) not in NO_DAEMON_FLAGS:
@@ -62,7 +64,10 @@ def ros2(*args: str, timeout: float = 60.0) -> str:
                                  f'{error.output}') from None
         output = done.stdout + done.stderr
         print(f'$ ros2 {" ".join(args)}  [{time.monotonic() - start:.1f} s]')
-        if not any(text in output for text in NOT_DISCOVERED):
+        crashed = done.returncode < 0
+        if crashed:
+            print(f'  died of signal {-done.returncode}: {output}')
+        elif not any(text in output for text in NOT_DISCOVERED):
             return output
         if time.monotonic() > deadline:
             raise AssertionError(f'{" ".join(command)}: {output}')
@@ -205,14 +210,34 @@ def interrupt(process: ExecuteProcess, timeout: float) -> tuple[int, float]:
     except AssertionError as error:
         stuck = {name: pid for name, pid in started_nodes(output_of(process)).items()
                  if Path(f'/proc/{pid}').exists()}
+        launcher = process.process_details['pid']
+        signals = {pid: signal_state(pid) for pid in (launcher, *stuck.values())}
         stacks = [subprocess.run(['py-spy', 'dump', '--pid', str(pid)], capture_output=True,
                                  text=True, timeout=30).stdout
                   for pid in stuck.values() if shutil.which('py-spy')]
         for pid in stuck.values():
             os.kill(pid, signal.SIGKILL)
-        raise AssertionError(f'{error}; still running: {stuck}\n' + '\n'.join(stacks)
-                             + output_of(process)[-3000:]) from error
+        raise AssertionError(f'{error}; still running: {stuck}; signal masks: {signals}\n'
+                             + '\n'.join(stacks) + output_of(process)[-3000:]) from error
     return process.return_code, time.monotonic() - start
+
+
+def signal_state(pid: int) -> dict[str, str]:
+    """Return the blocked, pending and ignored signal masks of pid's threads (/proc status).
+
+    A process that never reacts to SIGINT has it blocked, pending, or was never sent it.
+    """
+    state: dict[str, set[str]] = {}
+    for status in Path(f'/proc/{pid}/task').glob('*/status'):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:   # the thread ended meanwhile
+            continue
+        for line in lines:
+            key = line.split(':')[0]
+            if key in ('SigBlk', 'SigPnd', 'ShdPnd', 'SigIgn'):
+                state.setdefault(key, set()).add(line.split()[1])
+    return {key: ','.join(sorted(values)) for key, values in state.items()}
 
 
 def check_clean_exit(launch_output: str, nodes: Mapping[str, int]) -> None:
