@@ -26,8 +26,10 @@ from mcap.reader import make_reader
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
 
-from facetrack_ros import detector_node, face_embedding_node, frame_history_node, tracker_node
+from facetrack_ros import (camera_node, detector_node, face_embedding_node, frame_history_node,
+                           tracker_node)
 from facetrack_ros.conversions import bgr_to_compressed, image_to_bgr, jpeg_to_bgr, sec_to_time
+from facetrack_ros.core.camera import Frame
 from facetrack_ros.core.detection import ModelUnavailableError
 from facetrack_ros.core.history import FrameHistory
 from facetrack_ros.core.pipeline import FaceSighting, PersonPipeline
@@ -165,10 +167,12 @@ def index(args: argparse.Namespace) -> int:
     detector, status = detector_node.person_detector(detector_p)
     print(status)
     analyzer = face_embedding_node.face_analyzer(face_p)
+    camera_p = offline_parameters('camera', camera_node.PARAMETERS, args.params_file)
     pipeline = PersonPipeline(
         detector, analyzer,
         PersonTracker(tracker_node.tracker_config(tracker_p), id_prefix=robot_id),
-        face_embedding_node.embedding_scheduler(face_p), appearance=detector_p.appearance)
+        face_embedding_node.embedding_scheduler(face_p), detect_size=camera_p.detect_size,
+        appearance=detector_p.appearance)
     history = FrameHistory(args.history_dir.expanduser(),
                            frame_history_node.history_config(history_p), robot_id=robot_id,
                            modes=FileModes.shared_with_group(history_p.share_with_group))
@@ -188,7 +192,7 @@ def index(args: argparse.Namespace) -> int:
             last, frame_id = stamp_ns, msg.header.frame_id
             compressed = isinstance(msg, CompressedImage)
             image = jpeg_to_bgr(bytes(msg.data)) if compressed else image_to_bgr(msg)
-            result = pipeline.process(image, stamp_ns / 1e9)
+            result = pipeline.process(Frame(stamp_ns / 1e9, frames, image=image), stamp_ns / 1e9)
             frames += 1
             if last_stored is None or stamp_ns - last_stored >= 1e9 / history_p.store_rate \
                     or stamp_ns < last_stored:

@@ -41,7 +41,7 @@ import torch
 import torchvision
 
 import facetrack_ros
-from facetrack_ros import detector_node, face_embedding_node, tracker_node
+from facetrack_ros import camera_node, detector_node, face_embedding_node, tracker_node
 from facetrack_ros.conversions import time_to_sec
 from facetrack_ros.core.camera import Frame, SourceEnded, VideoFileSource
 from facetrack_ros.core.dequantize import cached_float_model
@@ -182,10 +182,11 @@ def new_pipeline(detector: PersonDetector, analyzer: FaceAnalyzer) -> PersonPipe
     detector_p = node_parameters('detector', detector_node.PARAMETERS)
     face_p = node_parameters('face_embedding', face_embedding_node.PARAMETERS)
     tracker_p = node_parameters('tracker', tracker_node.PARAMETERS)
+    camera_p = node_parameters('camera', camera_node.PARAMETERS)
     return PersonPipeline(detector, analyzer,
                           PersonTracker(tracker_node.tracker_config(tracker_p)),
                           face_embedding_node.embedding_scheduler(face_p),
-                          appearance=detector_p.appearance)
+                          detect_size=camera_p.detect_size, appearance=detector_p.appearance)
 
 
 def video_size(video: str) -> tuple[int, int]:
@@ -284,11 +285,10 @@ def run_core(video: str, frames: int, detector: PersonDetector,
     result = CoreResult()
     pipeline = new_pipeline(detector, analyzer)
     for frame, start, stamp in timed_frames(video, frames):
-        image = frame.image  # a Motion-JPEG frame is decoded here
-        decoded = time.perf_counter()
-        out = pipeline.process(image, stamp)
+        read = time.perf_counter()
+        out = pipeline.process(frame, stamp)
         done = time.perf_counter()
-        result.stages['capture'].append(decoded - start)
+        result.stages['capture'].append(read - start)
         for name in STAGES:
             result.stages[name].append(out.seconds[name])
         result.stages['total'].append(done - start)

@@ -8,16 +8,15 @@ offline indexing of recordings (index_bag) and the benchmark's core loop (bench_
 from dataclasses import dataclass, field
 import time
 
-import numpy as np
-
-from facetrack_ros.core.detection import body_appearance, PersonDetector
+from facetrack_ros.core.camera import Frame
+from facetrack_ros.core.detection import body_appearance, PersonDetector, scale_boxes
 from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
 from facetrack_ros.core.face import Face, FaceAnalyzer
 from facetrack_ros.core.tracking import (Detection, EventReason, PersonEventRecord,
                                          PersonTracker, TrackedPerson)
 
 #: The stages of PipelineFrame.seconds, in the order they run.
-STAGES = ('detection', 'appearance', 'tracking', 'face')
+STAGES = ('reduction', 'detection', 'appearance', 'tracking', 'face')
 
 
 @dataclass
@@ -53,26 +52,39 @@ class PersonPipeline:
     """Detector, tracker and face scheduler of one camera, run frame by frame."""
 
     def __init__(self, detector: PersonDetector, analyzer: FaceAnalyzer,
-                 tracker: PersonTracker, scheduler: EmbeddingScheduler,
-                 appearance: bool = True) -> None:
+                 tracker: PersonTracker, scheduler: EmbeddingScheduler, *, detect_size: int,
+                 appearance: bool) -> None:
         """Use these core objects (built from the nodes' parameters by the caller).
 
-        appearance: give each box its body descriptor, as the detector node's `appearance`.
+        detect_size: longest side [px] of the copy the detector reads, as the camera node's
+        `detect_size` (0: the full frame); appearance: give each box its body descriptor, as
+        the detector node's `appearance`.
         """
         self.detector = detector
         self.analyzer = analyzer
         self.tracker = tracker
         self.scheduler = scheduler
+        self.detect_size = detect_size
         self.appearance = appearance
 
-    def process(self, image: np.ndarray, stamp: float) -> PipelineFrame:
-        """Run one BGR frame captured at stamp [s] (camera time) through every step."""
+    def process(self, frame: Frame, stamp: float) -> PipelineFrame:
+        """Run one frame captured at stamp [s] (camera time) through every step.
+
+        As in the node graph, the detector and the body cue read the frame reduced to
+        detect_size (a Motion-JPEG frame is decoded straight at that size), boxes are given in
+        the full frame's pixels, and faces are searched at full resolution: a JPEG frame is
+        decoded in full only when a track is due a face.
+        """
         start = time.perf_counter()
-        boxes = self.detector.detect(image)
+        small = frame.reduced(self.detect_size)
+        reduced = time.perf_counter()
+        boxes = self.detector.detect(small)
         detected = time.perf_counter()
-        detections = [Detection(box.box, box.confidence,
-                                body_appearance(image, box.box) if self.appearance else None)
-                      for box in boxes]
+        full_boxes = scale_boxes(boxes, (small.shape[1], small.shape[0]),
+                                 (frame.width, frame.height))
+        detections = [Detection(full.box, full.confidence,
+                                body_appearance(small, box.box) if self.appearance else None)
+                      for box, full in zip(boxes, full_boxes)]
         described = time.perf_counter()
         persons, events = self.tracker.update(stamp, detections)
         tracked = time.perf_counter()
@@ -80,14 +92,15 @@ class PersonPipeline:
         tried = self.scheduler.select(stamp, persons)
         for track_id in tried:
             person = by_track[track_id]
-            face = self.analyzer.face_in_person(image, person.box)
+            face = self.analyzer.face_in_person(frame.image, person.box)
             self.scheduler.record(track_id, stamp, face.quality if face else 0.0, person.box)
             if face is not None:
                 events += self.tracker.add_face(stamp, track_id, face.embedding, face.quality,
                                                 tag=FaceSighting(stamp, person, face))
         done = time.perf_counter()
         return PipelineFrame(persons, events, self.tracker.take_attributions(), len(tried),
-                             dict(zip(STAGES, (detected - start, described - detected,
+                             dict(zip(STAGES, (reduced - start, detected - reduced,
+                                               described - detected,
                                                tracked - described, done - tracked))))
 
     def finish(self) -> list[PersonEventRecord]:
