@@ -7,7 +7,8 @@ the history; a Motion-JPEG camera or recording is neither decoded nor re-encoded
 own JPEG goes out, and is decoded only at the size another topic needs), and image_detect,
 the frame reduced once to the detector's size, raw and as JPEG (image_detect/compressed,
 which the detector reads: best-effort DDS delivers a frame of tens of KiB whole, where
-fragments of a raw one get lost). Each image topic is converted and
+fragments of a raw one get lost; a Motion-JPEG source's own JPEG goes out there too, and the
+detector decodes only the frames it takes, straight at its size). Each image topic is converted and
 published only while it has subscribers. A recording (video file, image folder) waits until
 the pipeline's nodes read their image topics, so that it is processed from its first frame;
 live sources start at once. A source that fails is reopened with exponential backoff; a file
@@ -68,7 +69,9 @@ PARAMETERS = (
     ParamSpec('detect_size', 640,
               'Longest side of image_detect, the copy of each frame the detector reads, '
               'reduced once here (a smaller frame keeps its size; 0: image_detect is not '
-              'published). Match the detector\'s image_size [px].', 0, 7680, read_only=True),
+              'published; a Motion-JPEG source\'s image_detect/compressed is its own JPEG, '
+              'which the detector reduces). Match the detector\'s image_size [px].', 0, 7680,
+              read_only=True),
     ParamSpec('detect_jpeg_quality', 90,
               'JPEG quality of image_detect/compressed [1..100] (published with '
               'publish_compressed and detect_size).', 1, 100),
@@ -147,8 +150,10 @@ class CameraNode(Node):
         if _read(self.detect_pub):
             self.detect_pub.publish(bgr_to_image(reduced(), header))
         if _read(self.detect_compressed_pub):
+            # A source JPEG is smaller to send than a decode costs here at the camera's rate.
             self.detect_compressed_pub.publish(
-                bgr_to_compressed(reduced(), header, self.params.detect_jpeg_quality))
+                bgr_to_compressed(reduced(), header, self.params.detect_jpeg_quality)
+                if jpeg is None else CompressedImage(header=header, format='jpeg', data=jpeg))
         if _read(self.image_pub):
             self.image_pub.publish(msg if msg is not None else bgr_to_image(pixels(), header))
         if _read(self.compressed_pub):

@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from facetrack_ros.core.camera import decode_reduced, JPEG_START, reduce_image, SourceError
+
 _CHANNELS = {'bgr8': 3, 'rgb8': 3, 'bgra8': 4, 'rgba8': 4, 'mono8': 1}
 
 
@@ -111,6 +113,22 @@ def transport_topic(base: str, transport: str) -> tuple[type, str]:
 def message_to_bgr(msg: Image | CompressedImage) -> np.ndarray:
     """Return the BGR pixels of an Image or a (JPEG or PNG) CompressedImage message."""
     return jpeg_to_bgr(msg.data) if isinstance(msg, CompressedImage) else image_to_bgr(msg)
+
+
+def message_to_reduced_bgr(msg: Image | CompressedImage,
+                           longest: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Return an image message's pixels reduced to longest [px] and its full (width, height).
+
+    A JPEG is decoded straight at a reduced scale where it can (core.camera.decode_reduced):
+    a reader that needs only a small copy of a full-resolution JPEG never decodes it in full.
+    """
+    if isinstance(msg, CompressedImage) and bytes(msg.data[:2]) == JPEG_START:
+        try:
+            return decode_reduced(bytes(msg.data), longest)
+        except SourceError as error:
+            raise ImageConversionError(str(error)) from None
+    image = message_to_bgr(msg)
+    return reduce_image(image, longest), (image.shape[1], image.shape[0])
 
 
 def time_to_sec(stamp: Time) -> float:

@@ -2,9 +2,11 @@
 
 The model loads on configure and is freed on cleanup; images are taken only while active.
 It reads image_detect (JPEG by default: image_transport), the camera's copy of each frame
-reduced to the detector's size, and gives the boxes in the pixels of the full-resolution
-frame that camera_info describes (the same stamp's, else the latest), with the input's header.
-Without camera_info (a plain image topic remapped to image_detect) the boxes are in the input
+reduced to the detector's size (of a Motion-JPEG camera, its own full-size JPEG), reduces a
+larger image to image_size itself (a JPEG decoded straight at 1/2, 1/4 or 1/8 scale where
+that suffices), and gives the boxes in the pixels of the full-resolution frame that
+camera_info describes (the same stamp's, else the latest), with the input's header. Without
+camera_info (a plain image topic remapped to image_detect) the boxes are in the input
 image's pixels.
 With no person model available it stops with an error naming the `model` parameter
 (require_model: true) or falls back to finding people from their faces (face-first).
@@ -17,7 +19,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from facetrack_ros.conversions import (ImageConversionError, message_to_bgr, StampedCache,
+from facetrack_ros.conversions import (ImageConversionError, message_to_reduced_bgr, StampedCache,
                                        time_to_sec, transport_topic)
 from facetrack_ros.core.detection import (body_appearance, create_person_detector,
                                           ModelUnavailableError, PersonDetector, scale_boxes)
@@ -165,16 +167,16 @@ class DetectorNode(LifecycleNode):
         if self.detector is None:
             return
         try:
-            image = message_to_bgr(msg)
+            image, size = message_to_reduced_bgr(msg, self.params.image_size)
         except ImageConversionError as error:
             self.diagnostics.errors += 1
             self.get_logger().warning(f'skipping image: {error}', throttle_duration_sec=5.0)
             return
         boxes = self.detector.detect(image)
-        size = image.shape[1], image.shape[0]
         width, height = self._full_size(msg, size)
         out = PersonDetectionArray(header=msg.header, image_width=width, image_height=height)
-        for b, full in zip(boxes, scale_boxes(boxes, size, (width, height))):
+        for b, full in zip(boxes, scale_boxes(boxes, (image.shape[1], image.shape[0]),
+                                              (width, height))):
             detection = PersonDetection(box=full.box.tolist(), confidence=float(b.confidence))
             # From the pixels at hand: colours do not need the full resolution.
             appearance = body_appearance(image, b.box) if self.params.appearance else None

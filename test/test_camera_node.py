@@ -186,9 +186,10 @@ def test_the_detector_stream_is_the_frame_reduced_once_beside_its_full_size(grap
 
 
 def test_a_motion_jpeg_source_goes_out_as_its_own_jpegs(graph, tmp_path):
-    """image_raw/compressed carries the recording's JPEGs byte for byte; image_detect is reduced.
+    """image_raw/compressed and image_detect/compressed carry the recording's own JPEGs.
 
-    The camera decodes them only at the size image_detect needs (see core.camera.Frame).
+    Byte for byte (the detector reduces them itself); the camera decodes them only at the
+    size raw image_detect needs (see core.camera.Frame).
     """
     runner, executor, context = graph
     path = tmp_path / 'camera.avi'
@@ -205,14 +206,17 @@ def test_a_motion_jpeg_source_goes_out_as_its_own_jpegs(graph, tmp_path):
     node = create_node('mjpeg_reader', context=context)
     executor.add_node(node)
     jpegs: list[CompressedImage] = []
+    detect_jpegs: list[CompressedImage] = []
     small: list[Image] = []
     node.create_subscription(CompressedImage, 'image_raw/compressed', jpegs.append, QOS)
+    node.create_subscription(CompressedImage, 'image_detect/compressed', detect_jpegs.append,
+                             QOS)
     node.create_subscription(Image, 'image_detect', small.append, QOS)
     runner.start('camera', source=str(path), loop=True, detect_size=160,
                  wait_for_nodes=['mjpeg_reader'], wait_timeout=60.0)
-    assert spin_until(executor, lambda: len(jpegs) >= 6 and len(small) >= 6,
+    assert spin_until(executor, lambda: min(map(len, (jpegs, detect_jpegs, small))) >= 6,
                       timeout=30), runner.tail()
-    assert all(bytes(m.data) in packets and m.format == 'jpeg' for m in jpegs)
+    assert all(bytes(m.data) in packets and m.format == 'jpeg' for m in jpegs + detect_jpegs)
     assert all((m.width, m.height) == (160, 120) for m in small)
     levels = {int(image_to_bgr(m)[60, 80, 0]) for m in small}
     assert all(min(abs(level - want) for want in LEVELS) <= 3 for level in levels)

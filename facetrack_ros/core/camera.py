@@ -51,16 +51,38 @@ class Frame:
         """Return the image reduced as reduce_image does (longest side at most longest [px]).
 
         A JPEG is decoded straight at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling,
-        several times cheaper than a full decode) when that is still at least the target.
+        several times cheaper than a full decode) where that is still at least the target.
         """
-        if self._image is not None or not longest:
+        flag = None if self._image is not None else _reduced_decode_flag(
+            self.width, self.height, longest)
+        if flag is None:
             return reduce_image(self.image, longest)
-        target = reduced_size(self.width, self.height, longest)
-        for factor, flag in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
-                             (2, cv2.IMREAD_REDUCED_COLOR_2)):
-            if self.width // factor >= target[0] and self.height // factor >= target[1]:
-                return reduce_image(_decode(self.jpeg, flag), longest)
-        return reduce_image(self.image, longest)
+        return reduce_image(_decode(self.jpeg, flag), longest)
+
+
+def decode_reduced(jpeg: bytes, longest: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Return a JPEG's pixels reduced as reduce_image does, and its full (width, height).
+
+    Decoded at 1/2, 1/4 or 1/8 of its size where that is still at least the target, as
+    Frame.reduced does. Raises SourceError for bytes that are not a decodable JPEG.
+    """
+    width, height = jpeg_size(jpeg)
+    flag = _reduced_decode_flag(width, height, longest)
+    return reduce_image(_decode(jpeg, cv2.IMREAD_COLOR if flag is None else flag),
+                        longest), (width, height)
+
+
+def _reduced_decode_flag(width: int, height: int, longest: int) -> int | None:
+    """Return the imdecode flag of the smallest DCT scaling still at least reduced_size.
+
+    None when no scaling (1/8, 1/4, 1/2) is that large: decode in full.
+    """
+    target = reduced_size(width, height, longest)
+    for factor, flag in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                         (2, cv2.IMREAD_REDUCED_COLOR_2)):
+        if width // factor >= target[0] and height // factor >= target[1]:
+            return flag
+    return None
 
 
 #: JPEG start-of-frame markers (baseline, extended, progressive, lossless; not DHT/JPG/DAC).
@@ -68,12 +90,16 @@ _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 
                           0xCE, 0xCF})
 
 
+#: The first two bytes of every JPEG (start-of-image marker).
+JPEG_START = b'\xff\xd8'
+
+
 def jpeg_size(data: bytes) -> tuple[int, int]:
     """Return (width, height) [px] from a JPEG's frame header, without decoding it.
 
     Raises SourceError when data is not a JPEG or has no frame header.
     """
-    if data[:2] != b'\xff\xd8':
+    if data[:2] != JPEG_START:
         raise SourceError('not a JPEG image (no start-of-image marker)')
     position = 2
     while position + 4 <= len(data):
