@@ -179,13 +179,6 @@ class FaceEmbeddingNode(LifecycleNode):
                 'tracks of a frame no longer cached: the detector lags more than '
                 'image_cache_size frames behind the camera', throttle_duration_sec=10.0)
             return
-        try:
-            image = message_to_bgr(deserialize_message(
-                data, transport_topic('image_raw', self.params.image_transport)[0]))
-        except ImageConversionError as error:
-            self.diagnostics.errors += 1
-            self.get_logger().warning(f'skipping image: {error}', throttle_duration_sec=5.0)
-            return
         stamp = time_to_sec(msg.header.stamp)
         persons = [TrackedPerson(track_id=d.track_id, person_id=d.person_id,
                                  box=np.asarray(d.box, dtype=np.float32),
@@ -193,6 +186,13 @@ class FaceEmbeddingNode(LifecycleNode):
                    for d in msg.detections if d.track_id >= 0]
         wanted = set(self.scheduler.select(stamp, persons))
         if not wanted:
+            return   # most frames: decoding a full-resolution frame is the costly part
+        try:
+            image = message_to_bgr(deserialize_message(
+                data, transport_topic('image_raw', self.params.image_transport)[0]))
+        except ImageConversionError as error:
+            self.diagnostics.errors += 1
+            self.get_logger().warning(f'skipping image: {error}', throttle_duration_sec=5.0)
             return
         out = PersonDetectionArray(header=msg.header, image_width=msg.image_width,
                                    image_height=msg.image_height)
