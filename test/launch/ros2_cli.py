@@ -43,9 +43,9 @@ def ros2(*args: str, timeout: float = 60.0) -> str:
     """Run `ros2 <args>` and return stdout and stderr together.
 
     Retried while the answer says the target is not discovered yet, or the command died of a
-    signal (a CI run saw `ros2 lifecycle get` end in 1.2 s with no output at all), until
-    timeout [s]; an AssertionError with the last output when it never answers, or when one
-    call overruns.
+    signal or failed silently (a CI run saw `ros2 lifecycle get` end in 1.2 s with no output
+    at all), until timeout [s]; an AssertionError with the last output when it never
+    answers, or when one call overruns.
     """
     command = [ROS2, *args]
     if args[0] in GRAPH_VERBS and tuple(args[:2]) not in NO_DAEMON_FLAGS:
@@ -64,9 +64,9 @@ def ros2(*args: str, timeout: float = 60.0) -> str:
                                  f'{error.output}') from None
         output = done.stdout + done.stderr
         print(f'$ ros2 {" ".join(args)}  [{time.monotonic() - start:.1f} s]')
-        crashed = done.returncode < 0
-        if crashed:
-            print(f'  died of signal {-done.returncode}: {output}')
+        # Killed by a signal, or failed without a word: no answer, ask again.
+        if done.returncode < 0 or (done.returncode and not output.strip()):
+            print(f'  exit code {done.returncode}, no answer: {output}')
         elif not any(text in output for text in NOT_DISCOVERED):
             return output
         if time.monotonic() > deadline:
