@@ -18,7 +18,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.context import Context
-from rclpy.executors import Executor
+from rclpy.executors import Executor, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.serialization import deserialize_message
 
@@ -28,7 +28,6 @@ from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
 from facetrack_ros.core.face import DlibResNetEmbedder, Face, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.tracking import TrackedPerson
 from facetrack_ros.diagnostics import NodeDiagnostics
-from facetrack_ros.executor import BlockingGroupsExecutor
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 from facetrack_ros.parameters import (AUTOSTART, declare_parameters, IMAGE_CACHE_SIZE, IMAGE_QOS,
                                       image_qos_profile, image_transport, ParamSpec,
@@ -102,8 +101,8 @@ class FaceEmbeddingNode(LifecycleNode):
         self.images = StampedCache(self.params.image_cache_size)
         self.subscriptions_ = []
         self.publisher = None
-        # Faces are embedded (tens of ms each) in a worker thread while the next images are
-        # cached inline (main, BlockingGroupsExecutor), for the tracks that will follow.
+        # Faces are embedded (tens of ms each) in a group of their own while the next images
+        # are cached, for the tracks that will follow.
         self.embedding_group = MutuallyExclusiveCallbackGroup()
         self.diagnostics = NodeDiagnostics(self)
         self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no model loaded')
@@ -211,12 +210,12 @@ class FaceEmbeddingNode(LifecycleNode):
 
 
 def process_executor(node: FaceEmbeddingNode, context: Context | None = None) -> Executor:
-    """Return the executor the node's process spins it with.
+    """Return the executor the node's process spins it with: two threads.
 
-    Images are cached inline while faces are embedded in a worker thread; rclpy's
-    MultiThreadedExecutor cost a fifth of the node's CPU in its own thread pool and futures.
+    Images are cached while faces are embedded (the embedding has a group of its own). See
+    frame_history_node.process_executor for why this is not BlockingGroupsExecutor yet.
     """
-    return BlockingGroupsExecutor((node.embedding_group,), 1, context=context)
+    return MultiThreadedExecutor(2, context=context)
 
 
 def main(args: list[str] | None = None) -> int:
