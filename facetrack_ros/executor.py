@@ -1,58 +1,64 @@
-"""An executor for nodes whose few blocking callbacks must not cost every other callback.
+"""Slow callbacks in worker threads while rclpy's SingleThreadedExecutor runs the rest.
 
-rclpy's MultiThreadedExecutor hands every callback to a thread pool: on a 2-core machine the
-fleet node then spent about three times the CPU of the SingleThreadedExecutor on the same
-presence messages (29 % against 11 % of a CPU for eight idle fleet nodes). Its services,
-though, wait for answers that other callbacks deliver, so they cannot run in the executor's
-thread. This executor runs every callback in its own thread, as the SingleThreadedExecutor
-does, except those of the callback groups named, which go to a small pool of worker threads.
+rclpy's MultiThreadedExecutor (rclpy 9.1) hands every callback to a thread pool, and until a
+pool thread starts a callback its task is yielded, and submitted, again at every pass of the
+wait loop: at 30 frames a second the history node spent 29-40 % of a core in that loop
+(py-spy: `Future.done`, the pool's `_worker`, `_wait_for_ready_callbacks`), the fleet node
+three times the single-threaded executor's CPU on the same presence messages. Most
+callbacks take well under a millisecond; only a few (a search, a face embedding, a fleet
+search that waits for answers other callbacks deliver) must not hold the executor's thread.
+`WorkerThreads.wrap` runs just those in threads of their own, through rclpy's public API for
+coroutine callbacks, so every node keeps rclpy's standard SingleThreadedExecutor.
 """
 
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Collection
+from concurrent.futures import Future as ThreadFuture, ThreadPoolExecutor
+from typing import Any, Awaitable, Callable
 
-from rclpy.callback_groups import CallbackGroup
-from rclpy.context import Context
-from rclpy.executors import Executor, ShutdownException, TimeoutException
+from rclpy.exceptions import InvalidHandle
+from rclpy.node import Node
+from rclpy.task import Future
 
 
-class BlockingGroupsExecutor(Executor):
-    """Runs callbacks inline, except those of `groups`, which run in `threads` worker threads.
+class WorkerThreads:
+    """A pool of threads for a node's slow callbacks.
 
-    A callback in one of the groups may block until other callbacks (subscriptions, service
-    clients, timers) have run: they run meanwhile in the spinning thread.
+    A wrapped callback is a coroutine function: the executor starts it as a task, the call
+    runs in a pool thread, and the task ends when the call does; meanwhile the executor's
+    thread runs the node's other callbacks. The callback group of a wrapped callback stays
+    busy until its call ends: give each one a group of its own (a ReentrantCallbackGroup lets
+    calls of one callback overlap, up to `threads` at once).
     """
 
-    def __init__(self, groups: Collection[CallbackGroup], threads: int, *,
-                 context: Context | None = None) -> None:
-        """Hand the callbacks of groups to a pool of threads; run the rest inline."""
-        super().__init__(context=context)
-        self.groups = set(groups)
-        self._pool = ThreadPoolExecutor(threads)
-        self._running: list[Future] = []
+    def __init__(self, node: Node, threads: int, name: str) -> None:
+        """Start no thread yet; up to `threads` start as calls come (named name_N)."""
+        self._node = node
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix=name)
 
-    def spin_once(self, timeout_sec: float | None = None) -> None:
-        """Run one ready callback (or hand it to the pool); wait at most timeout_sec for one."""
-        try:
-            handler, entity, _ = self.wait_for_ready_callbacks(timeout_sec)
-        except (ShutdownException, TimeoutException):
-            return
-        if entity is not None and entity.callback_group in self.groups:
-            self._running.append(self._pool.submit(handler))
-        else:
-            handler()
-            handler.result()   # raise what the callback raised
-        for future in [f for f in self._running if f.done()]:
-            self._running.remove(future)
-            future.result()
+    def wrap(self, callback: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        """Return a coroutine function that runs callback(*args) in a pool thread."""
+        async def in_worker_thread(*args: Any) -> Any:
+            return await self._submit(callback, *args)
+        return in_worker_thread
 
-    def shutdown(self, timeout_sec: float | None = None) -> bool:
-        """Stop executing callbacks; wait up to timeout_sec for the workers' callbacks.
+    def _submit(self, callback: Callable[..., Any], *args: Any) -> Future:
+        executor = self._node.executor
+        result: Future = Future(executor=executor)
 
-        Returns whether everything finished in time. A callback still running then is left
-        to the process's exit: waiting on it could keep a node from stopping at all.
-        """
-        done = super().shutdown(timeout_sec)
-        _, running = wait(self._running, timeout=timeout_sec)
+        def finish(call: ThreadFuture) -> None:
+            error = call.exception()
+            if error is None:
+                result.set_result(call.result())
+            else:
+                result.set_exception(error)
+            # The waiting task is resumed when the executor next wakes: wake it now.
+            if executor is not None:
+                try:
+                    executor.wake()
+                except InvalidHandle:
+                    pass   # the executor shut down meanwhile: nothing waits any more
+        self._pool.submit(callback, *args).add_done_callback(finish)
+        return result
+
+    def shutdown(self) -> None:
+        """Start no more calls; a call still running is left to end on its own."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-        return done and not running

@@ -17,8 +17,6 @@ from types import SimpleNamespace
 from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.context import Context
-from rclpy.executors import Executor, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.serialization import deserialize_message
 
@@ -28,6 +26,7 @@ from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
 from facetrack_ros.core.face import DlibResNetEmbedder, Face, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.tracking import TrackedPerson
 from facetrack_ros.diagnostics import NodeDiagnostics
+from facetrack_ros.executor import WorkerThreads
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 from facetrack_ros.parameters import (AUTOSTART, declare_parameters, IMAGE_CACHE_SIZE, IMAGE_QOS,
                                       image_qos_profile, image_transport, ParamSpec,
@@ -101,9 +100,10 @@ class FaceEmbeddingNode(LifecycleNode):
         self.images = StampedCache(self.params.image_cache_size)
         self.subscriptions_ = []
         self.publisher = None
-        # Faces are embedded (tens of ms each) in a group of their own while the next images
-        # are cached, for the tracks that will follow.
+        # Faces are embedded (tens of ms each) in a worker thread (a group of its own) while
+        # the executor's thread caches the next images, for the tracks that will follow.
         self.embedding_group = MutuallyExclusiveCallbackGroup()
+        self.workers = WorkerThreads(self, 1, 'face_embedding')
         self.diagnostics = NodeDiagnostics(self)
         self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no model loaded')
 
@@ -129,8 +129,9 @@ class FaceEmbeddingNode(LifecycleNode):
             self.create_subscription(*transport_topic('image_raw', self.params.image_transport),
                                      guarded(self.on_image),
                                      image_qos_profile(self.params.image_qos), raw=True),
-            self.create_subscription(PersonDetectionArray, 'tracks', guarded(self.on_tracks),
-                                     RELIABLE_QOS, callback_group=self.embedding_group),
+            self.create_subscription(PersonDetectionArray, 'tracks',
+                                     self.workers.wrap(guarded(self.on_tracks)), RELIABLE_QOS,
+                                     callback_group=self.embedding_group),
         ]
         return super().on_activate(state)
 
@@ -149,6 +150,11 @@ class FaceEmbeddingNode(LifecycleNode):
         self._unsubscribe()
         self._release()
         return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self) -> None:
+        """Take no more tracks into the worker thread; close the node."""
+        self.workers.shutdown()
+        super().destroy_node()
 
     def _unsubscribe(self) -> None:
         for subscription in self.subscriptions_:
@@ -209,15 +215,6 @@ class FaceEmbeddingNode(LifecycleNode):
         return face_detection(person, face, self.analyzer.embedder.name)
 
 
-def process_executor(node: FaceEmbeddingNode, context: Context | None = None) -> Executor:
-    """Return the executor the node's process spins it with: two threads.
-
-    Images are cached while faces are embedded (the embedding has a group of its own). See
-    frame_history_node.process_executor for why this is not BlockingGroupsExecutor yet.
-    """
-    return MultiThreadedExecutor(2, context=context)
-
-
 def main(args: list[str] | None = None) -> int:
     """Run the face_embedding node."""
-    return run_node(FaceEmbeddingNode, args, executor_for=process_executor)
+    return run_node(FaceEmbeddingNode, args)

@@ -45,7 +45,7 @@ from facetrack_ros.core.fleet import (check_name, DEFAULT_MAX_CLOCK_SKEW_S,
 from facetrack_ros.core.history import check_query, QueryKind, SearchRefused
 from facetrack_ros.core.history.search import check_embedding, MAX_DEEP_BUDGET_S
 from facetrack_ros.diagnostics import NodeDiagnostics
-from facetrack_ros.executor import BlockingGroupsExecutor
+from facetrack_ros.executor import WorkerThreads
 from facetrack_ros.fleet_messages import (answer_from_response, answer_msg, code_of,
                                           EMPTY_WINDOW, fleet_request, known_people,
                                           local_request, peer_answer, peer_request_query,
@@ -148,9 +148,9 @@ class FleetNode(Node):
         guarded = self.diagnostics.guarded
 
         # The services wait for other callbacks (answers, local searches): they have groups of
-        # their own, run in worker threads (main, BlockingGroupsExecutor); the rest runs inline.
+        # their own and run in worker threads; the rest runs in the executor's thread.
         ask, enroll = ReentrantCallbackGroup(), MutuallyExclusiveCallbackGroup()
-        self.service_groups = (ask, enroll)
+        self.workers = WorkerThreads(self, SERVICE_THREADS, 'fleet_service')
         self.search_client = self.create_client(BacktrackSearch, 'backtrack_search')
         self.forget_client = self.create_client(ForgetPerson, 'forget_person')
         self.request_pub = self.create_publisher(FleetSearchRequest, '/fleet/search_request',
@@ -173,9 +173,9 @@ class FleetNode(Node):
                                  people_qos(self.people.outbox.depth))
         self.create_subscription(EmbeddingSync, 'person_forgotten', guarded(self.on_forgotten),
                                  FORGOTTEN_QOS)
-        self.create_service(FleetSearch, 'fleet_search', self.on_fleet_search,
+        self.create_service(FleetSearch, 'fleet_search', self.workers.wrap(self.on_fleet_search),
                             callback_group=ask)
-        self.create_service(EnrollPerson, 'enroll_person', self.on_enroll,
+        self.create_service(EnrollPerson, 'enroll_person', self.workers.wrap(self.on_enroll),
                             callback_group=enroll)
         self.create_timer(p.presence_lease / PRESENCE_PER_LEASE, guarded(self.on_presence_timer))
         change, problems = self.people.start()
@@ -296,6 +296,7 @@ class FleetNode(Node):
         self.presence_pub.publish(FleetPresence(
             header=Header(stamp=ns_to_time(self._now_ns())), robot_id=self.robot_id,
             state=FleetPresence.STATE_LEAVING, lease=self.params.presence_lease))
+        self.workers.shutdown()
         super().destroy_node()
 
     # Asking the fleet --------------------------------------------------------------------
@@ -510,5 +511,4 @@ def _fill(response, code: int, message: str):
 
 def main(args: list[str] | None = None) -> int:
     """Run the fleet node."""
-    return run_node(FleetNode, args, executor_for=lambda node: BlockingGroupsExecutor(
-        node.service_groups, SERVICE_THREADS))
+    return run_node(FleetNode, args)

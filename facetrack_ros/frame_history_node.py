@@ -18,8 +18,6 @@ from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.context import Context
-from rclpy.executors import Executor, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.service import Service
 from rclpy.subscription import Subscription
@@ -46,6 +44,7 @@ from facetrack_ros.core.history.search import (DEFAULT_THUMBNAIL_WIDTH_PX,
 from facetrack_ros.core.history.tally import Tally
 from facetrack_ros.core.private_files import FileModes
 from facetrack_ros.diagnostics import NodeDiagnostics
+from facetrack_ros.executor import WorkerThreads
 from facetrack_ros.history_messages import (appearance_to_msg, forget_query_from_request,
                                             frame_header, HistoryRecorder, MessageCodec,
                                             query_from_request, request_stamp, withdrawals)
@@ -147,8 +146,10 @@ class FrameHistoryNode(LifecycleNode):
         self.forgotten_pub = None
         self.last_stored_ns = 0
         self.tally = Tally()
-        # A search, a frame lookup and a forget may take long: each has a group of its own.
+        # A search, a frame lookup and a forget may take long: each runs in a worker thread
+        # (a group of its own) while frames, faces and events are recorded in the executor's.
         self.service_groups = tuple(MutuallyExclusiveCallbackGroup() for _ in range(3))
+        self.workers = WorkerThreads(self, len(self.service_groups), 'history_service')
         self.diagnostics = NodeDiagnostics(self)
         self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no history open')
         self.create_timer(1.0, self.update_state)
@@ -205,11 +206,12 @@ class FrameHistoryNode(LifecycleNode):
             self.create_subscription(PersonEvent, 'person_events',
                                      self._guard('person_events', self.on_event),
                                      RELIABLE_QOS),
-            self.create_service(BacktrackSearch, 'backtrack_search', self.on_search,
+            self.create_service(BacktrackSearch, 'backtrack_search',
+                                self.workers.wrap(self.on_search),
                                 callback_group=self.service_groups[0]),
-            self.create_service(GetFrames, 'get_frames', self.on_get_frames,
+            self.create_service(GetFrames, 'get_frames', self.workers.wrap(self.on_get_frames),
                                 callback_group=self.service_groups[1]),
-            self.create_service(ForgetPerson, 'forget_person', self.on_forget,
+            self.create_service(ForgetPerson, 'forget_person', self.workers.wrap(self.on_forget),
                                 callback_group=self.service_groups[2]),
             self.create_timer(p.flush_interval / 4,
                               self._guard('flush', self.history.flush_if_due)),
@@ -236,6 +238,7 @@ class FrameHistoryNode(LifecycleNode):
 
     def destroy_node(self) -> None:
         """Finish the open segments and close the index, also on Ctrl-C (no transition)."""
+        self.workers.shutdown()
         self._release()
         super().destroy_node()
 
@@ -521,18 +524,6 @@ class FrameHistoryNode(LifecycleNode):
         return codes.RESULT_OK, report.summary()
 
 
-def process_executor(node: FrameHistoryNode, context: Context | None = None) -> Executor:
-    """Return the executor the node's process spins it with.
-
-    Frames are recorded while a search, a frame lookup and a forget (each in a callback group
-    of its own) run. BlockingGroupsExecutor (services in worker threads, the rest inline) cut
-    the node's CPU at 1080p from 27 to 4 % of a core, but whole-suite runs then failed at
-    `ros2 launch` Ctrl-C for a reason not found yet, so the node keeps rclpy's
-    MultiThreadedExecutor for now.
-    """
-    return MultiThreadedExecutor(len(node.service_groups) + 1, context=context)
-
-
 def main(args: list[str] | None = None) -> int:
     """Run the frame_history node."""
-    return run_node(FrameHistoryNode, args, executor_for=process_executor)
+    return run_node(FrameHistoryNode, args)

@@ -8,8 +8,7 @@ from typing import Callable, NoReturn
 
 import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import (Executor, ExternalShutdownException, MultiThreadedExecutor,
-                             SingleThreadedExecutor)
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
@@ -19,16 +18,16 @@ from facetrack_ros.parameters import InvalidParameterError
 STOP_POLL_S = 0.2  # how often the spin loop looks for a stop signal [s]
 
 
-def run_node(factory: Callable[[], Node], args: list[str] | None = None,
-             threads: int = 1,
-             executor_for: Callable[[Node], Executor] | None = None) -> NoReturn:
+def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> NoReturn:
     """Create a node, spin it until SIGINT, SIGTERM or shutdown; end the process (exit_now).
 
     A lifecycle node whose `autostart` parameter is true is configured and activated here, so
     `ros2 run` works without a lifecycle manager; a launch file can set autostart false and
-    drive the transitions itself. threads > 1 runs callbacks in that many threads, for nodes
-    whose callback groups must run beside each other; it costs CPU (see make_executor).
-    executor_for, if given, makes the executor for the node instead.
+    drive the transitions itself. Every node spins on rclpy's SingleThreadedExecutor: the few
+    callbacks that may take long run in the node's worker threads (executor.WorkerThreads).
+    rclpy's MultiThreadedExecutor cost CPU and the GIL: the detector node took 4 frames a
+    second under it and 17.6 under the single-threaded one (float YOLOv8n, a 30 fps camera, 2
+    cores), the history node 29-40 % of a core at 30 frames a second.
     """
     # rclpy's own handlers trigger the executor's guard conditions from a C++ thread while this
     # thread tears the executor down: a segfault at exit, 4 times in 120 SIGINTs here. A
@@ -43,7 +42,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
         if isinstance(node, LifecycleNode) and node.get_parameter('autostart').value:
             code = autostart(node)
         if code == 0:
-            executor = executor_for(node) if executor_for else make_executor(threads)
+            executor = SingleThreadedExecutor()
             executor.add_node(node)
             while not stop.requested and rclpy.ok():
                 executor.spin_once(timeout_sec=STOP_POLL_S)
@@ -73,18 +72,6 @@ def exit_now(code: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
-
-
-def make_executor(threads: int) -> Executor:
-    """Return a single-threaded executor for threads <= 1, else a multi-threaded one.
-
-    rclpy's MultiThreadedExecutor rebuilds its wait set in a thread of its own beside the
-    running callbacks, which costs CPU and the GIL: the detector node took 4 frames a second
-    under it and 17.6 under the single-threaded one (float YOLOv8n, a 30 fps camera, 2 cores).
-    """
-    if threads <= 1:
-        return SingleThreadedExecutor()
-    return MultiThreadedExecutor(num_threads=threads)
 
 
 class _StopSignal:

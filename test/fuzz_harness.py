@@ -18,7 +18,7 @@ import time
 from typing import Callable, Iterable
 
 import numpy as np
-from rclpy.executors import Executor, MultiThreadedExecutor
+from rclpy.executors import Executor, SingleThreadedExecutor
 from rclpy.node import Node
 
 FLOATS = (math.nan, math.inf, -math.inf, 0.0, -0.0, 1.0, -1.0, 0.5, 3.4e38, -3.4e38, 1e-45,
@@ -114,11 +114,11 @@ def random_message(message_type: type, rng: np.random.Generator, depth: int = 0)
 class NodeUnderTest:
     """A node spinning in a thread of its own; `error` keeps what would have ended it."""
 
-    def __init__(self, node: Node, context, executor: Executor | None = None) -> None:
-        """Start spinning node with executor (its process's), or a two-thread one."""
+    def __init__(self, node: Node, context) -> None:
+        """Start spinning node on the executor its process uses (runner.run_node)."""
         self.node = node
         self.error: BaseException | None = None
-        self.executor = executor or MultiThreadedExecutor(2, context=context)
+        self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(node)
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()

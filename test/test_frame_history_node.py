@@ -21,7 +21,7 @@ from facetrack_ros.conversions import bgr_to_image, jpeg_to_bgr, ns_to_time, tim
 from facetrack_ros.core.event_log import EventLog, read_events
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.history import QueryKind, SearchCode
-from facetrack_ros.frame_history_node import FrameHistoryNode, process_executor
+from facetrack_ros.frame_history_node import FrameHistoryNode
 from facetrack_ros.msg import EmbeddingSync, PersonDetection, PersonDetectionArray
 from facetrack_ros.parameters import FORGOTTEN_QOS, image_qos_profile, RELIABLE_QOS
 from facetrack_ros.srv import BacktrackSearch, ForgetPerson, GetFrames
@@ -58,9 +58,8 @@ def photos(shared_dir):
 class Harness:
     """A FrameHistoryNode plus a probe that feeds it and calls its services.
 
-    threaded: the node spins in a thread of its own with as many threads as main() gives it
-    (runner.make_executor), as a process would; otherwise node and probe share one
-    single-threaded executor.
+    threaded: the node spins in a thread of its own, as a process would; otherwise node and
+    probe share one single-threaded executor.
     """
 
     def __init__(self, context, history_dir, threaded: bool = False, **parameters):
@@ -74,7 +73,7 @@ class Harness:
         self.executor.add_node(self.probe)
         self.node_executor, self.thread = None, None
         if threaded:
-            self.node_executor = process_executor(self.node, context)
+            self.node_executor = SingleThreadedExecutor(context=context)
             self.node_executor.add_node(self.node)
             self.thread = threading.Thread(target=self.node_executor.spin)
             self.thread.start()

@@ -25,7 +25,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from facetrack_ros.conversions import bgr_to_image, ns_to_time
 from facetrack_ros.core.history import FrameHistory
-from facetrack_ros.frame_history_node import FrameHistoryNode, process_executor
+from facetrack_ros.frame_history_node import FrameHistoryNode
 from facetrack_ros.msg import PersonDetectionArray, PersonEvent
 from facetrack_ros.parameters import RELIABLE_QOS
 from facetrack_ros.srv import BacktrackSearch, ForgetPerson, GetFrames
@@ -141,7 +141,7 @@ class Fixture:
             Parameter('image_transport', value=transport)])
         assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        self.target = NodeUnderTest(self.node, context, process_executor(self.node, context))
+        self.target = NodeUnderTest(self.node, context)
         self.probe = create_node('fuzz_probe', context=context)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.probe)

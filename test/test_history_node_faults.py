@@ -23,7 +23,7 @@ from sensor_msgs.msg import CompressedImage
 
 from facetrack_ros.conversions import ns_to_time
 from facetrack_ros.core.history import FrameHistory, INDEX_FILE
-from facetrack_ros.frame_history_node import FrameHistoryNode, process_executor
+from facetrack_ros.frame_history_node import FrameHistoryNode
 from facetrack_ros.graph_runner import GraphRunner
 from facetrack_ros.msg import PersonDetectionArray, PersonEvent
 from facetrack_ros.parameters import RELIABLE_QOS
@@ -223,7 +223,7 @@ class InProcess:
         self.node.tally.notice_s = 2.0
         assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        self.target = NodeUnderTest(self.node, context, process_executor(self.node, context))
+        self.target = NodeUnderTest(self.node, context)
         self.probe = Probe(context)
         assert self.probe.spin(self.probe.connected, 20.0)
 
