@@ -68,6 +68,10 @@ ID_BLOCK = 16
 #: overlap by this much of the smaller one, and that looks like them, is a part of them: a
 #: post or a passer-by split the detector's box of one person in two.
 PART_MIN_OVERLAP = 0.85
+#: ... and that spans at least this part of their box's height or width: the detector's second
+#: box of one person keeps their scale (the upper body, one side), while a box small both ways
+#: inside someone's box is a person farther away, seen past them.
+PART_MIN_SPAN = 0.5
 #: A person's box that shrank to at most this part of their widest box of the last
 #: PART_MEMORY_S, and that makes that box up together with a new track's box (IoU at least
 #: PART_UNION_MIN_IOU), was split in two by the detector: the new track is the other part.
@@ -442,6 +446,12 @@ def _splits(earlier: np.ndarray, now: np.ndarray, other: np.ndarray) -> bool:
     union = np.concatenate([np.minimum(now[:2], other[:2]), np.maximum(now[2:], other[2:])])
     return (_area(now) <= PART_MAX_SHRINK * _area(earlier)
             and float(box_iou(union, earlier[None])[0]) >= PART_UNION_MIN_IOU)
+
+
+def _spans(part: np.ndarray, whole: np.ndarray) -> bool:
+    """Return whether part is at least PART_MIN_SPAN of whole's height or of its width."""
+    size, whole_size = part[2:] - part[:2], whole[2:] - whole[:2]
+    return bool(np.any(size >= PART_MIN_SPAN * whole_size))
 
 
 def _adjacent(a: np.ndarray, b: np.ndarray) -> bool:
@@ -991,9 +1001,9 @@ class PersonTracker:
                 if person.person_id not in track.born_beside:
                     continue
                 body = appearance_similarity(track.body, person.body)
-                inside = (boxes and body is not None
-                          and body >= APPEARANCE_RELINK_MIN_SIMILARITY
-                          and max(_overlap(track.box, b) for b in boxes) >= PART_MIN_OVERLAP)
+                inside = (body is not None and body >= APPEARANCE_RELINK_MIN_SIMILARITY
+                          and any(_overlap(track.box, b) >= PART_MIN_OVERLAP
+                                  and _spans(track.box, b) for b in boxes))
                 if inside or (now is not None and person.widest is not None
                               and _splits(person.widest, now, track.box)):
                     owners.add(person.person_id)

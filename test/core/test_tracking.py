@@ -906,6 +906,33 @@ def test_a_passer_by_inside_someone_s_box_is_not_a_part_of_them() -> None:
         (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
 
 
+def test_someone_farther_away_seen_past_a_person_is_not_a_part_of_them() -> None:
+    """B, far behind A, steps out from behind A inside A's box (sizes_360p, frames 243-255).
+
+    B's box lies wholly inside A's and looks like A, and B's track was born beside A, but it
+    is small both ways (a quarter of A's height and width): B is someone farther away, never
+    shown as A, and gets a PERSON_IN of their own once ByteTrack confirms B's track.
+    """
+    tracker = PersonTracker(CONFIG)
+    body = _body(7)
+    events, b_ids = [], set()
+    a_box = np.array([416., 85., 581., 356.])
+    for i in range(int(6 * FPS)):
+        t = i / FPS
+        bodies = [Detection(a_box, 0.9, body)]
+        if t >= 1.0:   # B walks right, out of A's box
+            b_x = 540 + 40 * (t - 1.0)
+            bodies.append(Detection(np.array([b_x, 124., b_x + 40, 192.]), 0.8,
+                                    _alike(body, 0.9, 8)))
+        persons, new = tracker.update(t, bodies)
+        events += new
+        b_ids |= {p.person_id for p in persons if len(bodies) > 1
+                  and np.array_equal(p.box, bodies[1].box)}
+    assert 'person-000001' not in b_ids
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
+
+
 def test_enrolled_people_are_named_and_forgotten_on_withdrawal() -> None:
     """A face matching an enrolled person gives the track that name; withdrawal forgets it."""
     rng = np.random.default_rng(17)
