@@ -681,27 +681,23 @@ class PersonTracker:
         person = self._persons[track.person_id]
         if self._reference(person) is None:  # first face of a person announced without one
             vote = judge_face(vector, quality, self._gallery(track), self._rules)
-            if vote.kind is not VoteKind.MATCH:
-                if not track.doubtful:
-                    self._count(person, face)
-                return []
-            # Someone else's face (a known person's): not theirs to keep, and it contradicts
-            # the track as an unlike face does below (the next person through a doorway).
-        else:
-            track.similarity = self._similarity(person, vector)
+            if vote.kind is not VoteKind.MATCH and not track.doubtful:
+                self._count(person, face)  # else someone else's face: not theirs to keep
+            return []
+        track.similarity = self._similarity(person, vector)
+        if not track.doubtful:
+            self._fix_swap(track, vector)
+            person = self._persons[track.person_id]  # the swap may have changed it
+        if track.similarity >= self._config.min_similarity:
+            if track.doubtful and person.state is PersonState.PRESENT:
+                track.doubtful = False  # confirmed: the box was theirs after all
+                self._see(person, track)
             if not track.doubtful:
-                self._fix_swap(track, vector)
-                person = self._persons[track.person_id]  # the swap may have changed it
-            if track.similarity >= self._config.min_similarity:
-                if track.doubtful and person.state is PersonState.PRESENT:
-                    track.doubtful = False  # confirmed: the box was theirs after all
-                    self._see(person, track)
-                if not track.doubtful:
-                    self._count(person, face)
-                    track.contradictions.clear()
-                return []
-            if track.similarity >= self._config.min_similarity - self._config.match_margin:
-                return []   # ambiguous, as judge_face rules: neither counts nor contradicts
+                self._count(person, face)
+                track.contradictions.clear()
+            return []
+        if track.similarity >= self._config.min_similarity - self._config.match_margin:
+            return []   # ambiguous, as judge_face rules: it neither counts nor contradicts
         # A good face clearly unlike the track's person: ByteTrack may have carried the box
         # across a cut or a hand-over. Two such faces, or one very good one, split the track.
         track.contradictions.append(face)

@@ -706,31 +706,6 @@ def _come_back(tracker: PersonTracker, start: int, faces: list[tuple[np.ndarray,
     return events
 
 
-def test_a_known_face_on_the_track_of_someone_announced_without_one_splits_it() -> None:
-    """X is remembered; Y, faceless, is announced (PERSON_IN) on a track X then steps into.
-
-    The doorway at 1-2 detections a second: ByteTrack carries Y's track onto X in Y's place.
-    X's very good face on that track is no face of Y's (Y has none to compare with), it is a
-    known person's: it splits the track, X is RETURNED, and Y's id is never shown on X again.
-    """
-    rng = np.random.default_rng(31)
-    tracker = PersonTracker(CONFIG)
-    first = _remember(tracker, _face(1))
-    events, shown = [], []
-    for i in range(200, 320):
-        persons, new = tracker.update(i / FPS, [_box(300)])
-        events += new
-        if i >= 262:
-            shown.append(persons[0].person_id)
-        if i == 260:   # X in Y's box now: X's face
-            events += tracker.add_face(i / FPS, persons[0].track_id,
-                                       _sighting(_face(1), rng), 0.95)
-    kinds = [(e.kind, e.person_id) for e in events if e.kind in IN_KINDS]
-    assert kinds[0][0] is EventKind.PERSON_IN and kinds[0][1] != first, 'Y, by time'
-    assert kinds[1:] == [(EventKind.PERSON_RETURNED, first)]
-    assert kinds[0][1] not in shown and shown[-1] == first
-
-
 def test_identity_decisions_need_enough_face_evidence() -> None:
     """Poor faces never decide; RETURNED needs two ordinary faces or one very good one.
 
