@@ -5,6 +5,7 @@ Boxes move at 30 FPS; faces are noisy copies of one random embedding per person.
 
 from dataclasses import replace
 import json
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -878,25 +879,16 @@ def test_a_person_split_in_two_by_a_post_stays_one_person() -> None:
     assert shown <= {'', 'person-000001'}
 
 
-def test_a_passer_by_inside_someone_s_box_is_not_a_part_of_them() -> None:
-    """B walks in from afar; the detector then boxes A and B together on A's track.
+def _assert_b_is_someone_else(bodies_at: Callable[[float], list[Detection]]) -> None:
+    """Run 6 s of bodies_at(t) (A's box first, B's second if any): B never shows A's id.
 
-    B's own box lies inside A's and looks like A (dressed alike), but B's track was born far
-    from A: B is never shown as A and gets a PERSON_IN of their own.
+    A gets the first PERSON_IN, B a PERSON_IN of their own, and nothing else happens.
     """
     tracker = PersonTracker(CONFIG)
-    body = _body(5)
     events, b_ids = [], set()
     for i in range(int(6 * FPS)):
         t = i / FPS
-        a_box = np.array([300., 100., 400., 330.])
-        bodies = [Detection(a_box, 0.9, body)]
-        if t >= 1.5:  # B, inside A's box 0.6 s later, while B's identity is pending
-            b_x = min(20 + 300 * (t - 1.5), 240)
-            if b_x >= 200:  # together: one box around both on A's track
-                bodies[0] = Detection(np.array([b_x, 100., 400., 330.]), 0.9, body)
-            bodies.append(Detection(np.array([b_x, 100., b_x + 100., 330.]), 0.8,
-                                    _alike(body, 0.9, 6)))
+        bodies = bodies_at(t)
         persons, new = tracker.update(t, bodies)
         events += new
         b_ids |= {p.person_id for p in persons if len(bodies) > 1
@@ -904,6 +896,26 @@ def test_a_passer_by_inside_someone_s_box_is_not_a_part_of_them() -> None:
     assert 'person-000001' not in b_ids
     assert [(e.kind, e.person_id) for e in events] == [
         (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
+
+
+def test_a_passer_by_inside_someone_s_box_is_not_a_part_of_them() -> None:
+    """B walks in from afar; the detector then boxes A and B together on A's track.
+
+    B's own box lies inside A's and looks like A (dressed alike), but B's track was born far
+    from A: B is never shown as A and gets a PERSON_IN of their own.
+    """
+    body = _body(5)
+
+    def bodies_at(t: float) -> list[Detection]:
+        bodies = [Detection(np.array([300., 100., 400., 330.]), 0.9, body)]
+        if t >= 1.5:  # B, inside A's box 0.6 s later, while B's identity is pending
+            b_x = min(20 + 300 * (t - 1.5), 240)
+            if b_x >= 200:  # together: one box around both on A's track
+                bodies[0] = Detection(np.array([b_x, 100., 400., 330.]), 0.9, body)
+            bodies.append(Detection(np.array([b_x, 100., b_x + 100., 330.]), 0.8,
+                                    _alike(body, 0.9, 6)))
+        return bodies
+    _assert_b_is_someone_else(bodies_at)
 
 
 def test_someone_farther_away_seen_past_a_person_is_not_a_part_of_them() -> None:
@@ -913,24 +925,16 @@ def test_someone_farther_away_seen_past_a_person_is_not_a_part_of_them() -> None
     is small both ways (a quarter of A's height and width): B is someone farther away, never
     shown as A, and gets a PERSON_IN of their own once ByteTrack confirms B's track.
     """
-    tracker = PersonTracker(CONFIG)
     body = _body(7)
-    events, b_ids = [], set()
-    a_box = np.array([416., 85., 581., 356.])
-    for i in range(int(6 * FPS)):
-        t = i / FPS
-        bodies = [Detection(a_box, 0.9, body)]
+
+    def bodies_at(t: float) -> list[Detection]:
+        bodies = [Detection(np.array([416., 85., 581., 356.]), 0.9, body)]
         if t >= 1.0:   # B walks right, out of A's box
             b_x = 540 + 40 * (t - 1.0)
             bodies.append(Detection(np.array([b_x, 124., b_x + 40, 192.]), 0.8,
                                     _alike(body, 0.9, 8)))
-        persons, new = tracker.update(t, bodies)
-        events += new
-        b_ids |= {p.person_id for p in persons if len(bodies) > 1
-                  and np.array_equal(p.box, bodies[1].box)}
-    assert 'person-000001' not in b_ids
-    assert [(e.kind, e.person_id) for e in events] == [
-        (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
+        return bodies
+    _assert_b_is_someone_else(bodies_at)
 
 
 def test_enrolled_people_are_named_and_forgotten_on_withdrawal() -> None:
