@@ -69,6 +69,9 @@ _CONFIG_PARAMETERS = (
     ('match_margin', 'match_margin',
      'How much a face must match its best person better than the next-best [cosine].',
      0.0, 1.0),
+    ('contradiction_similarity', 'contradiction_similarity',
+     'A good face contradicts its track\'s person (two such, or one strong, split the track) '
+     'only below this similarity to them [cosine].', -1.0, 1.0),
     ('min_face_quality', 'min_face_quality',
      'Faces of lower quality never decide an identity [0..1].', 0.0, 1.0),
     ('strong_face_quality', 'strong_face_quality',

@@ -25,6 +25,7 @@ from facetrack_ros.core.detection import YoloPersonDetector
 from facetrack_ros.core.embedding import (DEFAULT_MIN_SIMILARITY, MIN_DECISION_QUALITY,
                                           min_similarity_for)
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
+from facetrack_ros.core.identity import CONTRADICTION_MAX_SIMILARITY, STRONG_FACE_QUALITY
 from facetrack_ros.evaluation.calibration import (all_pairs, clip_faces, FaceSample,
                                                   hamilton_faces, Pairs, photo_faces, rates)
 from facetrack_ros.evaluation.clips import ClipTruth, compose
@@ -103,6 +104,25 @@ def by_quality(pairs: Pairs) -> None:
               f'{frr} |')
 
 
+def contradiction_point(pairs: Pairs) -> None:
+    """Print how the contradiction threshold splits pairs of video faces that may decide.
+
+    A face of a named track contradicts its person below CONTRADICTION_MAX_SIMILARITY: pairs
+    of one appearance (one person on one track) must not fall there, pairs of two people
+    should.
+    """
+    print(f'\nContradiction below cosine {CONTRADICTION_MAX_SIMILARITY} (video faces that may '
+          'decide):')
+    print('| poorer face quality | pairs of one appearance | below | impostor pairs | below |')
+    print('| --- | --- | --- | --- | --- |')
+    for low in (MIN_DECISION_QUALITY, STRONG_FACE_QUALITY):
+        mask = (pairs.kind == 'video-video') & (pairs.quality >= low)
+        same = pairs.similarity[mask & pairs.genuine & pairs.same_origin]
+        impostor = pairs.similarity[mask & ~pairs.genuine]
+        print(f'| >= {low} | {len(same)} | {int(np.sum(same < CONTRADICTION_MAX_SIMILARITY))} '
+              f'| {len(impostor)} | {np.mean(impostor < CONTRADICTION_MAX_SIMILARITY):.1%} |')
+
+
 def operating_point(samples: list[FaceSample], pairs: Pairs, master_mask: np.ndarray) -> int:
     """Print the default operating point's FAR/FRR per source; return the false accepts."""
     usable, accepted = decide(pairs)
@@ -161,6 +181,7 @@ def main() -> int:
     table('pairs with a video face', pairs, pairs.kind != 'photo-photo')
     table('all pairs', pairs, np.ones_like(pairs.genuine))
     by_quality(pairs)
+    contradiction_point(pairs)
     return 1 if operating_point(samples, pairs, in_master) else 0
 
 

@@ -50,7 +50,8 @@ from facetrack_ros.core.identity import (APPEARANCE_ADRIFT_RELINK_SIMILARITY,
                                          APPEARANCE_REFIND_MAX_DROP,
                                          APPEARANCE_RELINK_MIN_SIMILARITY,
                                          APPEARANCE_STABILITY_SMOOTHING, appearance_similarity,
-                                         blend_appearance, decide, FaceVote, Gallery,
+                                         blend_appearance, CONTRADICTION_MAX_SIMILARITY,
+                                         decide, FaceVote, Gallery,
                                          IdentityRules, judge_face, MATCH_MARGIN,
                                          STRONG_FACE_QUALITY, VoteKind)
 from facetrack_ros.core.tracker_state import PersonRecord, TrackerState
@@ -148,6 +149,9 @@ class TrackerConfig:
     min_similarity: float = DEFAULT_MIN_SIMILARITY
     #: How much better [cosine] a face must match its best person than the next-best one.
     match_margin: float = MATCH_MARGIN
+    #: A good face of a named track contradicts its person only below this similarity to them
+    #: [cosine]: two such faces, or one strong one, split the track.
+    contradiction_similarity: float = CONTRADICTION_MAX_SIMILARITY
     #: How much better [cosine] a face must match another visible person than its own track's
     #: person before the two tracks' person ids are swapped.
     swap_margin: float = 0.1
@@ -182,6 +186,8 @@ class TrackerConfig:
              'reid_memory_s must be >= absence_timeout_s, or no one could be re-identified'),
             (-1 <= self.min_similarity <= 1, 'min_similarity must be in [-1, 1]'),
             (self.match_margin >= 0, 'match_margin must be >= 0'),
+            (-1 <= self.contradiction_similarity <= self.min_similarity - self.match_margin,
+             'need -1 <= contradiction_similarity <= min_similarity - match_margin'),
             (self.swap_margin >= 0, 'swap_margin must be >= 0'),
             (0 <= self.min_face_quality <= self.strong_face_quality <= 1,
              'need 0 <= min_face_quality <= strong_face_quality <= 1'),
@@ -656,7 +662,8 @@ class PersonTracker:
         ValueError for a quality outside [0, 1]. Faces of unknown tracks or from a box that
         overlaps another visible person (AMBIGUOUS_BOX_IOU) are ignored. A face that counts for
         a person, now or once its track's identity is decided, is reported with its tag by
-        take_attributions(). A face below min_face_quality never decides or counts, but it
+        take_attributions(). A face below min_face_quality, or one between
+        contradiction_similarity and a match to the track's person, does not count, but it
         was seen on the person's track: it is reported too, so the history can find the
         person by it.
         """
@@ -671,8 +678,8 @@ class PersonTracker:
             if track.person_id is None:
                 track.witnessed.append(face)
                 del track.witnessed[:-self._config.max_samples]
-            elif face.tag is not None and not track.doubtful:
-                self._attributions.append((face.tag, track.person_id))
+            else:
+                self._attribute_seen(track, face)
             return []
         if track.person_id is None:
             face.vote = judge_face(vector, quality, self._gallery(track), self._rules)
@@ -696,8 +703,9 @@ class PersonTracker:
                 self._count(person, face)
                 track.contradictions.clear()
             return []
-        if track.similarity >= self._config.min_similarity - self._config.match_margin:
-            return []   # ambiguous, as judge_face rules: it neither counts nor contradicts
+        if track.similarity >= self._config.contradiction_similarity:
+            self._attribute_seen(track, face)  # too like them to contradict, too unlike to count
+            return []
         # A good face clearly unlike the track's person: ByteTrack may have carried the box
         # across a cut or a hand-over. Two such faces, or one very good one, split the track.
         track.contradictions.append(face)
@@ -1181,6 +1189,11 @@ class PersonTracker:
         person.add_sample(face.vector, face.quality, self._config.max_samples)
         if face.tag is not None:
             self._attributions.append((face.tag, person.person_id))
+
+    def _attribute_seen(self, track: _Track, face: _Face) -> None:
+        """Report a face that does not count as seen on its named track, unless in doubt."""
+        if face.tag is not None and not track.doubtful:
+            self._attributions.append((face.tag, track.person_id))
 
     def _attribute_witnessed(self, track: _Track, person: _Person) -> None:
         """Report the poor faces a track saw while pending as its new person's (uncounted)."""

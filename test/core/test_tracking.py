@@ -656,6 +656,23 @@ def test_late_and_reordered_frames_are_folded_in_not_dropped() -> None:
     assert out[0].stamp >= 70 / FPS + CONFIG.absence_timeout_s
 
 
+def _one_box_with_faces(tracker: PersonTracker, faces: dict, on_face=None
+                        ) -> tuple[list, list[PersonEventRecord]]:
+    """Show one box for 3 s; at frame i add faces[i] = (embedding, quality), tagged i.
+
+    on_face(i) runs after each face. Return the last frame's persons and every event.
+    """
+    events = []
+    for i in range(90):
+        persons, new = tracker.update(i / FPS, [_box(200)])
+        events += new
+        if i in faces:
+            events += tracker.add_face(i / FPS, persons[0].track_id, *faces[i], tag=i)
+            if on_face is not None:
+                on_face(i, persons)
+    return persons, events
+
+
 @pytest.mark.parametrize('quality, faces_needed', [(0.9, 1), (0.6, 2)])
 def test_a_good_face_that_contradicts_its_track_splits_it(quality: float,
                                                           faces_needed: int) -> None:
@@ -665,23 +682,39 @@ def test_a_good_face_that_contradicts_its_track_splits_it(quality: float,
     on to the face's owner.
     """
     tracker = PersonTracker(CONFIG)
-    rng = np.random.default_rng(13)
     first = _face(1)
-    second = _cosine_to(first, 0.87, rng)
-    events = []
-    for i in range(90):
-        persons, new = tracker.update(i / FPS, [_box(200)])
-        events += new
-        if i == 2:
-            events += tracker.add_face(i / FPS, persons[0].track_id, first, 0.95)
-        if i in (40, 50):  # after a cut: same box, someone else's face
-            events += tracker.add_face(i / FPS, persons[0].track_id, second, quality)
-            split = i == 40 + 10 * (faces_needed - 1)
+    second = _cosine_to(first, 0.87, np.random.default_rng(13))
+
+    def split_when_due(i: int, persons: list) -> None:
+        split = i == 40 + 10 * (faces_needed - 1)
+        if i >= 40:
             assert (tracker.person_of_track(persons[0].track_id) is None) == split
+
+    # After a cut at frame 40: the same box, someone else's face.
+    persons, events = _one_box_with_faces(
+        tracker, {2: (first, 0.95), 40: (second, quality), 50: (second, quality)},
+        split_when_due)
     assert [(e.kind, e.person_id) for e in events] == [
         (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
     assert persons[0].person_id == 'person-000002'
     assert persons[0].track_id != 1, 'the split track has a new id'
+
+
+def test_a_face_between_contradiction_and_match_neither_splits_nor_counts() -> None:
+    """Strong faces at 0.90 to the track's person (one person under stage light) keep it.
+
+    Above contradiction_similarity and below a match, they do not join the person's running
+    embedding either; they are reported as seen on the person's track, for the history.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(17)
+    first = _face(1)
+    faces = {2: (first, 0.95), **{i: (_cosine_to(first, 0.90, rng), 0.95) for i in (40, 50, 60)}}
+    persons, events = _one_box_with_faces(tracker, faces)
+    assert [(e.kind, e.person_id) for e in events] == [(EventKind.PERSON_IN, 'person-000001')]
+    assert tracker.take_attributions() == [(i, 'person-000001') for i in faces]
+    assert (persons[0].track_id, persons[0].person_id) == (1, 'person-000001')
+    assert np.allclose(tracker.person_embedding('person-000001'), first)
 
 
 def _remember(tracker: PersonTracker, face: np.ndarray, start: int = 0) -> str:
