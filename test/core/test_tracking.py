@@ -656,11 +656,13 @@ def test_late_and_reordered_frames_are_folded_in_not_dropped() -> None:
     assert out[0].stamp >= 70 / FPS + CONFIG.absence_timeout_s
 
 
-def _one_box_with_faces(tracker: PersonTracker, faces: dict, on_face=None
+def _one_box_with_faces(tracker: PersonTracker, faces: dict[int, tuple[np.ndarray, float]],
+                        on_face: Callable[[int, list], None] | None = None
                         ) -> tuple[list, list[PersonEventRecord]]:
     """Show one box for 3 s; at frame i add faces[i] = (embedding, quality), tagged i.
 
-    on_face(i) runs after each face. Return the last frame's persons and every event.
+    on_face(i, persons) runs after each face, with that frame's persons. Return the last
+    frame's persons and every event.
     """
     events = []
     for i in range(90):
