@@ -20,7 +20,13 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   A lost track found again (or re-linked) looking less like a person with a known face than
   usual is in doubt: it shows no person id and does not count as a sighting until a face
   confirms it or splits it off, so the next person through a door is never shown under the
-  previous one's id on looks alone.
+  previous one's id on looks alone. Nor is it evidence of their absence, until a good face on
+  it fails to confirm them: faces too poor to decide never end the doubt of someone who is
+  still there.
+- A slow detector loses walkers: a box that moved more than its width between two frames
+  overlaps nothing, and ByteTrack never confirms a track of such boxes. A box no track took
+  that continues a missing person (as re-linking requires, within FOLLOW_MAX_GAP_S) counts
+  as a sighting of them, so they are not reported gone while they walk.
 - One person may be several boxes (a post splits them in two, the detector doubles a box):
   a new track born beside a present person that is a part of their box, or that shows their
   face, takes their id without an event; the same face farther away is someone else.
@@ -89,6 +95,9 @@ _MIN_SAMPLE_WEIGHT = 1e-3
 #: Largest height ratio between a lost person and a new track that continues them: a box
 #: much taller or shorter at the same place is someone nearer or farther from the camera.
 RELINK_MAX_HEIGHT_RATIO = 1.5
+#: A box no track took continues a missing person only this soon after their last sighting
+#: [s]. Replays at 1 detection/s showed a longer gap guessing wrong where two people cross.
+FOLLOW_MAX_GAP_S = 0.9
 #: Weight of the newest frame in a track's smoothed velocity: detector boxes jitter by a few
 #: pixels, which over a 0.1 s frame gap is tens of px/s.
 _VELOCITY_SMOOTHING = 0.3
@@ -329,6 +338,7 @@ class _Person:
     state: PersonState = PersonState.PRESENT
     ended_by: EventReason = EventReason.UNSPECIFIED  # reason of the latest PERSON_OUT
     missed_frames: int = 0  # processed frames in a row without the person
+    held_at: float = -math.inf  # latest sighting of their track in doubt, if any (_expire)
     adrift: bool = False  # their track's box turned out to show someone else (see _relink)
     enrolled: bool = False  # the id is a name enrolled in the fleet
     # Best face samples as (quality, unit vector); embedding is their cached weighted mean.
@@ -379,6 +389,8 @@ class _Track:
     # Found again after a miss looking less like itself (APPEARANCE_REFIND_MAX_DROP): its
     # box may be someone else; its person is not seen through it until a face confirms.
     doubtful: bool = False
+    # In doubt, and a good face on it did not confirm its person: no longer likely theirs.
+    denied: bool = False
     # Persons whose box touched the track's first box: the only ones it can be a part of.
     born_beside: set[str] = field(default_factory=set)
     # Faces while pending (with their votes), and good faces contradicting the bound person
@@ -475,6 +487,13 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     area = np.prod(box[2:] - box[:2])
     areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
     return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def _one_to_one(pairs: list[tuple]) -> list[tuple]:
+    """Return the pairs whose first and second items are each in no other pair."""
+    firsts = Counter(first for first, _ in pairs)
+    seconds = Counter(second for _, second in pairs)
+    return [(a, b) for a, b in pairs if firsts[a] == 1 and seconds[b] == 1]
 
 
 class PersonTracker:
@@ -580,7 +599,8 @@ class PersonTracker:
         visible: list[_Track] = []
         before = {p.person_id: p.box for p in self._persons.values()
                   if p.state is PersonState.PRESENT and p.last_seen == previous}
-        for motion_id, idx in self._motion.update(boxes, conf):
+        matched = self._motion.update(boxes, conf)
+        for motion_id, idx in matched:
             body = detections[idx].appearance
             track = self._by_motion.get(motion_id)
             verdict = None if track is None else self._continuation(track, body)
@@ -607,6 +627,8 @@ class PersonTracker:
         # continued by a new track.
         self._join_parts([t for t in visible if t.person_id is None], before, stamp)
         self._relink([t for t in visible if t.person_id is None], stamp)
+        self._follow_unclaimed(stamp, boxes, conf, [d.appearance for d in detections],
+                               {idx for _, idx in matched})
         for track in visible:
             if track.person_id is None:
                 events += self._settle_by_time(track, stamp)
@@ -703,6 +725,8 @@ class PersonTracker:
                 self._count(person, face)
                 track.contradictions.clear()
             return []
+        if track.doubtful:
+            track.denied = True
         if track.similarity >= self._config.contradiction_similarity:
             self._attribute_seen(track, face)  # too like them to contradict, too unlike to count
             return []
@@ -937,43 +961,80 @@ class PersonTracker:
         guess which new track is whose, and a wrong guess would hand one person's id to
         another, so those tracks wait for a face.
         """
-        limit = self._config.relink_distance
-        missing = [p for p in self._persons.values()
-                   if p.state is PersonState.PRESENT and p.last_seen < stamp
-                   and not self._absent(p, stamp, p.missed_frames + 1)]
-        if not (limit > 0 and pending and missing):
-            return
-        pairs = []
-        for track in pending:
-            for person in missing:
-                gap = track.first_seen - person.last_seen
-                if gap <= 0:  # both seen at once: two people
-                    continue
-                height = max(float(person.box[3] - person.box[1]), 1.0)
-                ratio = float(track.first_box[3] - track.first_box[1]) / height
-                heading = _centre(person.box) + person.velocity * gap
-                distance = float(np.linalg.norm(_centre(track.first_box) - heading)) / height
-                body = appearance_similarity(track.body, person.body)
-                if (distance <= limit
-                        and 1 / RELINK_MAX_HEIGHT_RATIO <= ratio <= RELINK_MAX_HEIGHT_RATIO
-                        and (body is None or body >= APPEARANCE_RELINK_MIN_SIMILARITY)
-                        and not (person.adrift and (
-                            body is None or body < APPEARANCE_ADRIFT_RELINK_SIMILARITY))):
-                    pairs.append((track.track_id, person.person_id))
-        track_counts = Counter(track_id for track_id, _ in pairs)
-        person_counts = Counter(person_id for _, person_id in pairs)
-        for track_id, person_id in pairs:
-            if track_counts[track_id] == 1 and person_counts[person_id] == 1:
-                track, person = self._tracks[track_id], self._persons[person_id]
-                track.person_id = person_id
-                # Less alike than the person's track usually was: maybe the next person
-                # through the same door; a face must confirm it (see _Track.doubtful).
-                body = appearance_similarity(track.body, person.body)
-                track.doubtful = (body is not None and person.body_stability is not None
-                                  and body < person.body_stability - APPEARANCE_REFIND_MAX_DROP
-                                  and self._face_can_decide(person_id))
-                if not track.doubtful:
-                    self._see(person, track)
+        missing = self._missing(stamp)
+        pairs = [(track.track_id, person.person_id) for track in pending for person in missing
+                 if self._continues(person, track.first_seen, track.first_box, track.body)]
+        for track_id, person_id in _one_to_one(pairs):
+            track, person = self._tracks[track_id], self._persons[person_id]
+            track.person_id = person_id
+            # Less alike than the person's track usually was: maybe the next person through
+            # the same door; a face must confirm it (see _Track.doubtful).
+            track.doubtful = self._less_alike(person, track.body)
+            if not track.doubtful:
+                self._see(person, track)
+
+    def _follow_unclaimed(self, stamp: float, boxes: np.ndarray, conf: np.ndarray,
+                          bodies: list[np.ndarray | None], claimed: set[int]) -> None:
+        """Count boxes no track took as sightings of missing people they continue.
+
+        ByteTrack confirms a new track only once two of its boxes overlap; between frames
+        far apart (a slow detector) a walker moves more than a box width, so a person who
+        starts walking is lost and their boxes never become a track. A box that no track took,
+        scores track_high_thresh, and continues a missing person as re-linking requires
+        (_continues, one to one) and looks as much like them as usual, shows them at stamp:
+        evidence of presence, not a track (no box is published for it). relink_distance 0
+        turns this off too.
+        """
+        unclaimed = [i for i in range(len(boxes))
+                     if i not in claimed and conf[i] >= self._config.track_high_thresh]
+        missing = [p for p in self._missing(stamp)
+                   if stamp - p.last_seen <= FOLLOW_MAX_GAP_S] if unclaimed else []
+        pairs = [(i, person.person_id) for i in unclaimed for person in missing
+                 if self._continues(person, stamp, boxes[i], bodies[i])
+                 and not self._less_alike(person, bodies[i])]
+        for i, person_id in _one_to_one(pairs):
+            person = self._persons[person_id]
+            step = (_centre(boxes[i]) - _centre(person.box)) / (stamp - person.last_seen)
+            person.velocity = person.velocity + _VELOCITY_SMOOTHING * (step - person.velocity)
+            person.last_seen, person.box, person.confidence = stamp, boxes[i], float(conf[i])
+
+    def _missing(self, stamp: float) -> list[_Person]:
+        """Return the present people unseen at stamp whose absence is not yet evident."""
+        if self._config.relink_distance <= 0:
+            return []
+        return [p for p in self._persons.values()
+                if p.state is PersonState.PRESENT and p.last_seen < stamp
+                and not self._absent(p, stamp, p.missed_frames + 1)]
+
+    def _continues(self, person: _Person, stamp: float, box: np.ndarray,
+                   body: np.ndarray | None) -> bool:
+        """Return whether a box first seen at stamp starts where the missing person went.
+
+        See _relink for the rules; body: the box's appearance, or None if unknown.
+        """
+        gap = stamp - person.last_seen
+        if gap <= 0:  # both seen at once: two people
+            return False
+        height = max(float(person.box[3] - person.box[1]), 1.0)
+        ratio = float(box[3] - box[1]) / height
+        heading = _centre(person.box) + person.velocity * gap
+        distance = float(np.linalg.norm(_centre(box) - heading)) / height
+        alike = appearance_similarity(body, person.body)
+        return (distance <= self._config.relink_distance
+                and 1 / RELINK_MAX_HEIGHT_RATIO <= ratio <= RELINK_MAX_HEIGHT_RATIO
+                and (alike is None or alike >= APPEARANCE_RELINK_MIN_SIMILARITY)
+                and not (person.adrift and (
+                    alike is None or alike < APPEARANCE_ADRIFT_RELINK_SIMILARITY)))
+
+    def _less_alike(self, person: _Person, body: np.ndarray | None) -> bool:
+        """Return whether a box looks less like the person than their track usually did.
+
+        Only for people with a face (_face_can_decide), who can be confirmed by it.
+        """
+        alike = appearance_similarity(body, person.body)
+        return (alike is not None and person.body_stability is not None
+                and alike < person.body_stability - APPEARANCE_REFIND_MAX_DROP
+                and self._face_can_decide(person.person_id))
 
     def _face_can_decide(self, person_id: str) -> bool:
         """Return whether a face could confirm a doubtful track of the person: they have one.
@@ -1253,16 +1314,27 @@ class PersonTracker:
 
     def _absent(self, person: _Person, stamp: float, missed_frames: int) -> bool:
         """Return whether processed frames show the person absent: long enough, and often."""
-        return (stamp - person.last_seen >= self._config.absence_timeout_s
+        return (stamp - max(person.last_seen, person.held_at) >= self._config.absence_timeout_s
                 and missed_frames >= self._config.evidence_frames)
 
     def _expire(self, stamp: float) -> list[PersonEventRecord]:
         """Send PERSON_OUT for absent persons and forget old persons and dropped tracks."""
         events = []
+        # A track in doubt may show its person: no evidence of their absence (_Track.doubtful),
+        # unless a good face on it failed to confirm them (then never was, in hindsight).
+        held: dict[str, float] = {}
+        for track in self._tracks.values():
+            if track.doubtful and not track.denied:
+                held[track.person_id] = max(held.get(track.person_id, -math.inf),
+                                            track.last_seen)
         for person in list(self._persons.values()):
             unseen = stamp - person.last_seen
             if person.state is PersonState.PRESENT:
-                person.missed_frames = 0 if unseen <= 0 else person.missed_frames + 1
+                person.held_at = held.get(person.person_id, -math.inf)
+                if unseen <= 0:
+                    person.missed_frames = 0
+                elif person.held_at < stamp:
+                    person.missed_frames += 1
                 if self._absent(person, stamp, person.missed_frames):
                     events.append(self._leave(person, stamp, EventReason.LEFT_VIEW))
             elif abs(unseen) > self._config.reid_memory_s:

@@ -834,9 +834,10 @@ def test_a_lost_track_found_again_looking_less_alike_waits_for_a_face(newcomer: 
 
     The box looks less like the track than A's boxes did (0.85 against 0.99), so it is in
     doubt: it shows no person id and A is not seen through it. A newcomer's faces then make
-    them someone new, and A's PERSON_OUT follows A's own last sighting; A's own face (A turned
-    round) confirms the track and nothing else happens. Without a face of A no face could
-    end the doubt: the track goes on as A (motion and looks decide, as before).
+    them someone new, and A's PERSON_OUT follows A's own last sighting: B's first good face
+    showed that the box in doubt never was A's. A's own face (A turned round) confirms the
+    track and nothing else happens. Without a face of A no face could end the doubt: the
+    track goes on as A (motion and looks decide, as before).
     """
     rate = 2.5
     tracker = PersonTracker(CONFIG)
@@ -877,6 +878,89 @@ def test_a_lost_track_found_again_looking_less_alike_waits_for_a_face(newcomer: 
     else:
         assert set(shown[2:]) == {'person-000001'}
         assert [e.kind for e in events] == [EventKind.PERSON_IN]
+
+
+def test_a_track_in_doubt_with_only_poor_faces_is_no_evidence_of_absence() -> None:
+    """A's lost track is found again on A looking less alike (turned round), at 2.5/s.
+
+    In doubt, the track shows no id. Faces too poor to decide never end the doubt, and before
+    this rule A was reported gone after absence_timeout_s while the track stood in view (the
+    sizes_720p replay: Mayer, behind whom Biden walked). A's PERSON_OUT now follows the end
+    of the track in doubt. (A good face on it that fails to confirm A undoes the hold: the
+    newcomer case of test_a_lost_track_found_again_looking_less_alike_waits_for_a_face.)
+    """
+    rate = 2.5
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(23)
+    events, stamp = [], 0.0
+    for i in range(8):
+        persons, new = tracker.update(stamp, [Detection(_box(300).box, 0.9, _body(1, rng))])
+        events += new
+        if i in (1, 2):
+            events += tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng), 0.6)
+        stamp += 1 / rate
+    stamp += 2 / rate  # two detections miss A
+    turned = _alike(_body(1), 0.85, 5)
+    for i in range(15):  # 6 s in view, three times the absence timeout
+        persons, new = tracker.update(stamp, [Detection(_box(302).box, 0.9, turned)])
+        events += new
+        assert persons[0].person_id == '', 'in doubt, the box shows no id'
+        events += tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng), 0.3)
+        stamp += 1 / rate
+    assert [e.kind for e in events] == [EventKind.PERSON_IN], 'gone while in view'
+    left = stamp - 1 / rate
+    events += _run_empty_at(tracker, stamp, rate, 8)
+    outs = [e for e in events if e.kind is EventKind.PERSON_OUT]
+    assert [e.person_id for e in outs] == ['person-000001']
+    assert outs[0].stamp - left >= CONFIG.absence_timeout_s
+
+
+def _run_empty_at(tracker: PersonTracker, stamp: float, rate: float, frames: int
+                  ) -> list[PersonEventRecord]:
+    """Feed frames without detections at rate from stamp [s]; return their events."""
+    return [e for i in range(frames) for e in tracker.update(stamp + i / rate, [])[1]]
+
+
+@pytest.mark.parametrize('bodies', [True, False])
+def test_a_walker_bytetrack_loses_at_a_low_rate_is_not_reported_gone(bodies: bool) -> None:
+    """At 2.5 detections/s a person stands for 3 s, then walks 1.25 box widths a frame.
+
+    Their boxes no longer overlap, so ByteTrack loses them and never confirms a new track
+    (the sizes_720p replay: Biden walking off, reported gone at 2.5-3.3/s). Each box
+    continues where they were heading and counts as a sighting; when they stop, the new
+    track is re-linked to them: one PERSON_IN, and the PERSON_OUT only after they left.
+    """
+    rate = 2.5
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(29)
+    events, shown, stamp = [], [], 0.0
+
+    def seen_at(x: float) -> list[TrackedPerson]:
+        nonlocal events
+        body = _body(1, rng) if bodies else None
+        persons, new = tracker.update(stamp, [Detection(_box(x).box, 0.9, body)])
+        events += new
+        return persons
+
+    x = 100.0
+    for _ in range(8):
+        shown += [p.person_id for p in seen_at(x)]
+        stamp += 1 / rate
+    lost = 0
+    for _ in range(8):  # 4 s walking, twice the absence timeout
+        x += 100.0
+        persons = seen_at(x)
+        lost += not persons
+        shown += [p.person_id for p in persons]
+        stamp += 1 / rate
+    assert lost >= 6, 'ByteTrack kept the walker: the scene does not test the rule'
+    for _ in range(5):
+        shown += [p.person_id for p in seen_at(x)]
+        stamp += 1 / rate
+    assert set(shown) - {''} == {'person-000001'}
+    assert [e.kind for e in events] == [EventKind.PERSON_IN], 'gone while in view'
+    events += _run_empty_at(tracker, stamp, rate, 8)
+    assert [e.kind for e in events] == [EventKind.PERSON_IN, EventKind.PERSON_OUT]
 
 
 def _alike(body: np.ndarray, similarity: float, seed: int) -> np.ndarray:
