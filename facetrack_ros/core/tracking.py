@@ -24,9 +24,10 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   it fails to confirm them: faces too poor to decide never end the doubt of someone who is
   still there.
 - A slow detector loses walkers: a box that moved more than its width between two frames
-  overlaps nothing, and ByteTrack never confirms a track of such boxes. A box no track took
-  that continues a missing person (as re-linking requires, within FOLLOW_MAX_GAP_S) counts
-  as a sighting of them, so they are not reported gone while they walk.
+  overlaps nothing, and ByteTrack never confirms a track of such boxes; nor does ByteTrack
+  find a lost track again on boxes of low score. A box no track took that continues a
+  missing person (as re-linking requires, within FOLLOW_MAX_GAP_S) counts as a sighting of
+  them, so they are not reported gone while they walk or after someone passed in front.
 - One person may be several boxes (a post splits them in two, the detector doubles a box):
   a new track born beside a present person that is a part of their box, or that shows their
   face, takes their id without an event; the same face farther away is someone else.
@@ -979,14 +980,16 @@ class PersonTracker:
 
         ByteTrack confirms a new track only once two of its boxes overlap; between frames
         far apart (a slow detector) a walker moves more than a box width, so a person who
-        starts walking is lost and their boxes never become a track. A box that no track took,
-        scores track_high_thresh, and continues a missing person as re-linking requires
-        (_continues, one to one) and looks as much like them as usual, shows them at stamp:
-        evidence of presence, not a track (no box is published for it). relink_distance 0
-        turns this off too.
+        starts walking is lost and their boxes never become a track. Nor does a lost track
+        take boxes scoring under track_high_thresh: someone small or turned, seen again after
+        a passer-by hid them, stays lost. A box that no track took, scores above
+        track_low_thresh (as a box that may extend a track), and continues a missing person
+        as re-linking requires (_continues, one to one) and looks as much like them as usual,
+        shows them at stamp: evidence of presence, not a track (no box is published for it).
+        relink_distance 0 turns this off too.
         """
         unclaimed = [i for i in range(len(boxes))
-                     if i not in claimed and conf[i] >= self._config.track_high_thresh]
+                     if i not in claimed and conf[i] > self._config.track_low_thresh]
         missing = [p for p in self._missing(stamp)
                    if stamp - p.last_seen <= FOLLOW_MAX_GAP_S] if unclaimed else []
         pairs = [(i, person.person_id) for i in unclaimed for person in missing
