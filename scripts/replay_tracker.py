@@ -7,10 +7,14 @@ node's scheduler (core.embedding_scheduler) replay them keeping every step-th fr
 several frame offsets: a detector that manages fps/step frames a second. Per clip and rate it
 prints the identity evaluation's metrics (evaluation.identity: PERSON_IN per real person,
 flaps, wrong RETURNED, merged ids, id switches, face coverage) as min-max over the offsets.
+With --keep the frames kept are drawn at random instead (each with that probability, one
+draw per seed): irregular gaps like the graph's, where a detector under load takes whichever
+frame is newest when it is free; the spread is then over --seeds draws.
 Deterministic, and minutes instead of real-time graph runs; faces arrive with their frame
 here, not a few frames late as in the graph, whose own measure is scripts/eval_identity.py.
 
   python scripts/replay_tracker.py doorway alone crossing hamilton --steps 1 2 4 6
+  python scripts/replay_tracker.py sizes_720p crossing --keep 0.5 0.7 0.9 --seeds 20
 """
 
 import argparse
@@ -18,6 +22,7 @@ from dataclasses import replace
 import os
 from pathlib import Path
 import pickle
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -59,9 +64,9 @@ def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
     return result
 
 
-def replay(frames: list[list[tuple]], fps: float, step: int, offset: int
+def replay(frames: list[list[tuple]], fps: float, kept: Sequence[int]
            ) -> tuple[list[TrackBox], list[EventRecord], list[FaceRecord]]:
-    """Replay every step-th frame from offset; return what the graph would have published.
+    """Replay the frames numbered in kept (ascending); return what the graph would publish.
 
     Events are stamped (received) at their frame's time; the appearances still open at the
     end get their PERSON_OUT after the last frame, as when a recording ends.
@@ -73,7 +78,7 @@ def replay(frames: list[list[tuple]], fps: float, step: int, offset: int
         events.extend(EventRecord(index, e.kind.name, e.person_id, e.track_id,
                                   tuple(map(float, e.box)), index / fps) for e in happened)
 
-    for index in range(offset, len(frames), step):
+    for index in kept:
         stamp, people = index / fps, frames[index]
         persons, happened = tracker.update(stamp, [Detection(b, c, a) for b, c, a, _ in people])
         tracks += [TrackBox(index, p.track_id, p.person_id, tuple(map(float, p.box)))
@@ -92,6 +97,21 @@ def replay(frames: list[list[tuple]], fps: float, step: int, offset: int
     return tracks, events, faces
 
 
+def _draws(count: int, fps: float, args: argparse.Namespace
+           ) -> list[tuple[float, list[tuple[str, list[int]]]]]:
+    """Return, per detection rate [Hz], the replays to run: (label, frame numbers kept)."""
+    if args.keep:
+        return [(fps * keep, [(f'keep {keep} seed {seed}', [
+            int(i) for i in np.flatnonzero(np.random.default_rng(seed).random(count) < keep)])
+            for seed in range(args.seeds)]) for keep in args.keep]
+    rates = []
+    for step in args.steps:
+        offsets = sorted({round(i * step / args.offsets) for i in range(args.offsets)})
+        rates.append((fps / step, [(f'step {step} offset {offset}',
+                                    list(range(offset, count, step))) for offset in offsets]))
+    return rates
+
+
 def main() -> None:
     """Analyse (or load) each clip, replay it at each step, print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -103,6 +123,9 @@ def main() -> None:
                                                      'yunet_s_640_640.onnx'))
     parser.add_argument('--steps', type=int, nargs='+', default=[1, 2, 4, 6])
     parser.add_argument('--offsets', type=int, default=3, help='frame offsets per step')
+    parser.add_argument('--keep', type=float, nargs='+', default=[],
+                        help='instead of --steps: keep each frame with these probabilities')
+    parser.add_argument('--seeds', type=int, default=10, help='random draws per --keep')
     parser.add_argument('--cache', type=Path, default=CACHE / 'replay')
     parser.add_argument('--details', action='store_true',
                         help='print each flap, wrong RETURNED, merge, switch and missed face')
@@ -123,21 +146,19 @@ def main() -> None:
         else:
             frames = analyse(clip.video, model, faces)
             cache.write_bytes(pickle.dumps(frames))
-        for step in args.steps:
-            offsets = sorted({round(i * step / args.offsets) for i in range(args.offsets)})
+        for rate, draws in _draws(len(frames), clip.fps, args):
             reports: list[ClipReport] = []
-            for offset in offsets:
-                report = evaluate(clip.truth, *replay(frames, clip.fps, step, offset))
+            for label, kept in draws:
+                report = evaluate(clip.truth, *replay(frames, clip.fps, kept))
                 reports.append(report)
                 if args.details:
-                    print('\n'.join(f'    {name} step {step} offset {offset}: {line}'
-                                    for line in report.details))
+                    print('\n'.join(f'    {name} {label}: {line}' for line in report.details))
 
             def cell(attribute: str) -> str:
                 return spread([getattr(r, attribute) for r in reports])
 
             coverage = [r.face_coverage for r in reports]
-            print(f'| {name} | {clip.fps / step:.1f} | {len(reports)} | {cell("in_per_person")} '
+            print(f'| {name} | {rate:.1f} | {len(reports)} | {cell("in_per_person")} '
                   f'| {cell("flaps")} | {cell("wrong_returned")} | {cell("merged_ids")} '
                   f'| {cell("id_switches")} '
                   f'| {spread([None if c is None else 100 * c for c in coverage])} |',
