@@ -130,6 +130,8 @@ def main() -> None:
     parser.add_argument('--details', action='store_true',
                         help='print each flap, wrong RETURNED, merge, switch and missed face')
     args = parser.parse_args()
+    if not all(0 < keep <= 1 for keep in args.keep) or args.seeds < 1:
+        parser.error('--keep takes probabilities in (0, 1], --seeds at least 1')
     model = model_path(args.model, SHARED, CACHE)
     faces = FaceAnalyzer(FaceDetector(args.face_detector, yunet_model=args.yunet_model
                                       if args.face_detector == 'yunet' else None),
