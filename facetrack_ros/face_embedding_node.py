@@ -50,6 +50,10 @@ PARAMETERS = (
               'Re-embed when a person box grew by this factor (a bigger face is better).',
               1.0, 10.0),
     ParamSpec('max_faces_per_frame', 4, 'Most faces embedded per frame.', 1, 100),
+    ParamSpec('threads', 1,
+              'CPU threads of the face descriptor network (torch, this process); one takes '
+              'about 10 ms a face and leaves the other cores to the detector.', 1, 1024,
+              read_only=True),
     image_transport('image_raw', 'a tenth of the bytes to move and keep; only the frames '
                     'used are decoded'),
     IMAGE_CACHE_SIZE,
@@ -61,7 +65,7 @@ PARAMETERS = (
 def face_analyzer(p: SimpleNamespace) -> FaceAnalyzer:
     """Return the face detector and embedder of the face_embedding parameters p."""
     return FaceAnalyzer(FaceDetector(p.face_detector, yunet_model=p.yunet_model or None),
-                        DlibResNetEmbedder(), upper_fraction=p.upper_fraction)
+                        DlibResNetEmbedder(threads=p.threads), upper_fraction=p.upper_fraction)
 
 
 def embedding_scheduler(p: SimpleNamespace) -> EmbeddingScheduler:

@@ -41,6 +41,10 @@ PERSON_REGION_WIDTH_PX = 240
 #: under min_size anyway, and a sliver-shaped box must not become a huge image.
 PERSON_REGION_MAX_SCALE = 4.0
 
+#: Margin of the aligned face chip around the face the landmarks span, a fraction of its size
+#: (dlib's compute_face_descriptor default, with which its ResNet was trained).
+CHIP_PADDING = 0.25
+
 #: YuNet detection thresholds: minimum score, NMS IoU, candidates kept before NMS.
 YUNET_SCORE_THRESHOLD = 0.6
 YUNET_NMS_THRESHOLD = 0.3
@@ -262,19 +266,20 @@ class DlibResNetEmbedder(FaceEmbedder):
     name = 'dlib_resnet_v1'
     dim = DLIB_EMBEDDING_DIM
 
-    def __init__(self, num_jitters: int = 0, model_files: DlibModelFiles | None = None) -> None:
+    def __init__(self, model_files: DlibModelFiles | None = None,
+                 threads: int | None = None) -> None:
         """Load the shape predictor and the ResNet.
 
-        num_jitters: extra randomly shifted copies averaged per face; 0 and 1 both mean none
-        (dlib only jitters above 1), and each copy costs a full network pass.
         model_files: where the models are; find_dlib_model_files() when None.
+        threads: torch's CPU threads for the ResNet, a setting of the whole process (None
+        leaves it as it is).
         """
-        if num_jitters < 0:
-            raise ValueError(f'num_jitters must be >= 0, got {num_jitters}')
+        # Imported here: torch takes seconds to import, and the modules that only compare
+        # embeddings (fleet, history index) import this one too.
+        from facetrack_ros.core.dlib_resnet import DlibResNet
         files = model_files or find_dlib_model_files()
-        self.num_jitters = num_jitters
         self._predictor = dlib.shape_predictor(str(files.shape_predictor_5))
-        self._model = dlib.face_recognition_model_v1(str(files.face_recognition))
+        self._network = DlibResNet(files.face_recognition, threads)
 
     def embed(self, image_bgr: np.ndarray, face: FaceBox) -> tuple[np.ndarray, np.ndarray]:
         """Align the face with 5 landmarks and return (unit descriptor, landmarks)."""
@@ -283,8 +288,8 @@ class DlibResNetEmbedder(FaceEmbedder):
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
         shape = self._predictor(rgb, dlib.rectangle(int(x1), int(y1), int(x2), int(y2)))
         landmarks = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
-        descriptor = self._model.compute_face_descriptor(rgb, shape, self.num_jitters)
-        return l2_normalize(np.asarray(descriptor, dtype=np.float32)), landmarks
+        chip = dlib.get_face_chip(rgb, shape, self._network.chip_size, CHIP_PADDING)
+        return l2_normalize(self._network(chip[None])[0]), landmarks
 
 
 def face_quality(image_bgr: np.ndarray, box: np.ndarray, landmarks: np.ndarray) -> float:
