@@ -7,7 +7,10 @@ clip) is matched to the truth of that frame by box overlap, and counted:
 - flaps: PERSON_OUTs of a person who had not left: the OUT falls inside an appearance of
   their real person (in view, or out of view for less than ABSENCE_S and back; the IN or
   RETURNED that follows is the other half of the flap). An OUT after the person left is no
-  flap, however soon. OUTs sent after the clip's last frame (the input ended) are not flaps.
+  flap, however soon. OUTs sent after the clip's last frame (the input ended) are not flaps,
+  nor OUTs that say the input ended (INPUT_STALLED, SHUTDOWN) stamped at the last frame the
+  graph processed: the tracker stamps them there, before the clip's last frame when the
+  detector skipped the last ones.
 - wrong RETURNED: a PERSON_RETURNED whose box is a different real person than the one the
   person id had been until then (one id given to a second real person).
 - merged ids: person ids seen on two or more real persons, each for at least MERGE_MIN_FRAMES
@@ -33,6 +36,8 @@ from facetrack_ros.evaluation.clips import ClipTruth
 #: Out of view at least this long, a person has left [s]; shorter gaps are occlusions.
 #: Equal to the tracker's default absence_timeout.
 ABSENCE_S = 2.0
+#: PERSON_OUT reasons that end appearances because the input ended, not because anyone left.
+INPUT_ENDED_REASONS = frozenset({'INPUT_STALLED', 'SHUTDOWN'})
 #: A truth person is in view from this visible fraction of their body on.
 IN_VIEW_MIN = 0.3
 #: Least IoU of a published box and a truth box to be the same person.
@@ -116,7 +121,10 @@ class TrackBox:
 
 @dataclass(frozen=True)
 class EventRecord:
-    """A PersonEvent placed on a frame; received is the wall time it arrived [s]."""
+    """A PersonEvent placed on a frame; received is the wall time it arrived [s].
+
+    reason: the REASON_* name without its prefix (EventReason's names), '' when unknown.
+    """
 
     frame: int
     kind: str
@@ -124,6 +132,7 @@ class EventRecord:
     track_id: int
     box: tuple[float, float, float, float]
     received: float
+    reason: str = ''
 
 
 @dataclass(frozen=True)
@@ -305,6 +314,8 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
         return name or who.get((event.frame, event.track_id))
 
     spans = appearances(truth)
+    # The graph's last processed frame, where the tracker stamps the OUTs of the input's end.
+    input_end = max((t.frame for t in tracks), default=last_frame)
     kinds = Counter(e.kind for e in events)
     flaps = wrong = 0
     latency_in: list[float] = []
@@ -329,7 +340,8 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
             name = last_owner.get(event.person_id) or event_person(event)
             if name is None:
                 continue
-            ended = event.frame >= last_frame
+            ended = event.frame >= last_frame or (
+                event.reason in INPUT_ENDED_REASONS and event.frame >= input_end)
             if not ended and _within_appearance(spans, name, event.frame):
                 flaps += 1
                 details.append(f'flap: OUT {event.person_id} at frame {event.frame}, '

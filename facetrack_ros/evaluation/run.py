@@ -23,6 +23,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from facetrack_ros import detector_node, frame_history_node, tracker_node
+from facetrack_ros.core.tracking import EventReason
 from facetrack_ros.evaluation.clips import CODE_BITS, CODE_CELL_PX, decode_frame_number
 from facetrack_ros.evaluation.identity import EventRecord, FaceRecord, TrackBox
 from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
@@ -34,6 +35,7 @@ PROBE_IMAGE_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFOR
                              history=HistoryPolicy.KEEP_LAST)
 KIND_NAMES = {PersonEvent.PERSON_IN: 'PERSON_IN', PersonEvent.PERSON_OUT: 'PERSON_OUT',
               PersonEvent.PERSON_RETURNED: 'PERSON_RETURNED'}
+REASON_NAMES = {reason.value: reason.name for reason in EventReason}
 #: After the clip ends, wait at least this long for the last events [s], at most
 #: SETTLE_MAX_S, and stop early once every person in view got their PERSON_OUT.
 SETTLE_MIN_S = 4.0
@@ -154,7 +156,7 @@ class _Probe:
             out.events.append(EventRecord(self.frame_of(msg.header.stamp, known),
                                           KIND_NAMES.get(msg.kind, str(msg.kind)),
                                           msg.person_id, msg.track_id, tuple(msg.box),
-                                          received))
+                                          received, REASON_NAMES.get(msg.reason, '')))
         for msg in self.raw_faces:
             frame = self.frame_of(msg.header.stamp, known)
             out.faces += [FaceRecord(frame, d.track_id, d.person_id, tuple(d.box),

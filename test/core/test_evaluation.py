@@ -4,6 +4,7 @@ The metrics are checked on synthetic tracks whose errors are known (a swap, a fl
 RETURNED, a missed face), so a harness that stopped counting one would fail here.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -122,6 +123,22 @@ def test_out_after_the_clip_ended_is_no_flap() -> None:
     events = [_event(103, 'PERSON_IN', 'p3', C_BOX, 3),
               _event(145, 'PERSON_OUT', 'p3', C_BOX, 3)]
     assert evaluate(_truth(), tracks, events, []).flaps == 0
+
+
+def test_an_out_for_the_input_end_at_the_last_processed_frame_is_no_flap() -> None:
+    """C is in view to the clip's end; the detector's last frame was 138, not 139.
+
+    The tracker stamps the OUTs of the input's end at its last frame: no flap. The same OUT
+    for LEFT_VIEW, or one for a stall after which frames came again, is one.
+    """
+    tracks = [TrackBox(f, 3, 'p3', C_BOX) for f in range(100, 139, 2)]
+    events = [_event(102, 'PERSON_IN', 'p3', C_BOX, 3)]
+    for reason, flaps in (('INPUT_STALLED', 0), ('SHUTDOWN', 0), ('LEFT_VIEW', 1)):
+        out = replace(_event(138, 'PERSON_OUT', 'p3', C_BOX, 3), reason=reason)
+        assert evaluate(_truth(), tracks, [*events, out], []).flaps == flaps, reason
+    stalled = replace(_event(120, 'PERSON_OUT', 'p3', C_BOX, 3), reason='INPUT_STALLED')
+    report = evaluate(_truth(), tracks, [*events, stalled], [])
+    assert report.flaps == 1 and 'OUT p3 at frame 120' in report.details[0], report.details
 
 
 def test_appearances_join_occlusions_and_split_exits() -> None:
