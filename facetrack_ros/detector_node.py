@@ -22,6 +22,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from facetrack_ros.conversions import (ImageConversionError, message_to_reduced_bgr, StampedCache,
                                        time_to_sec, transport_topic)
 from facetrack_ros.core.detection import (body_appearance, create_person_detector,
+                                          DEFAULT_CONFIDENCE, DEFAULT_IMAGE_SIZE,
                                           ModelUnavailableError, PersonDetector, scale_boxes)
 from facetrack_ros.core.face import FaceDetector
 from facetrack_ros.diagnostics import NodeDiagnostics
@@ -38,8 +39,10 @@ PARAMETERS = (
               'YOLO weights: a .pt, .onnx or TensorRT .engine path, or an ultralytics model '
               'name (downloaded only when allow_download is true).'),
     ParamSpec('device', 'cpu', 'Inference device: cpu, cuda, cuda:0, ...'),
-    ParamSpec('confidence', 0.35, 'Smallest person score kept [0..1].', 0.01, 1.0),
-    ParamSpec('image_size', 640, 'Inference image size (longest side) [px].', 32, 4096),
+    ParamSpec('confidence', DEFAULT_CONFIDENCE, 'Smallest person score kept [0..1].', 0.01,
+              1.0),
+    ParamSpec('image_size', DEFAULT_IMAGE_SIZE, 'Inference image size (longest side) [px].',
+              32, 4096),
     ParamSpec('half', False, 'FP16 inference (CUDA and TensorRT only).'),
     ParamSpec('threads', 0,
               'CPU threads of torch inference and pre/post-processing (0: every CPU the '

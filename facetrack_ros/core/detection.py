@@ -130,12 +130,19 @@ def configure_ultralytics_offline() -> None:
         utils.SETTINGS.update(sync=False)  # persistent opt-out, as `yolo settings sync=False`
 
 
+#: Smallest person score a detector reports, and its inference size (longest side) [px]:
+#: the detector node's defaults too.
+DEFAULT_CONFIDENCE = 0.35
+DEFAULT_IMAGE_SIZE = 640
+
+
 class YoloPersonDetector(PersonDetector):
     """A YOLO detection model (.pt, .onnx, TensorRT .engine, ...) loaded by ultralytics."""
 
-    def __init__(self, model: str, device: str = 'cpu', confidence: float = 0.35,
-                 image_size: int = 640, half: bool = False, classes: Sequence[int] = (0,),
-                 allow_download: bool = False, threads: int = 0) -> None:
+    def __init__(self, model: str, device: str = 'cpu', confidence: float = DEFAULT_CONFIDENCE,
+                 image_size: int = DEFAULT_IMAGE_SIZE, half: bool = False,
+                 classes: Sequence[int] = (0,), allow_download: bool = False,
+                 threads: int = 0) -> None:
         """Load the model and run it once, so the first real frame is not slow.
 
         model is a path, or (only with allow_download) a name ultralytics fetches, such as
