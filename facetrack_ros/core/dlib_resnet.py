@@ -179,6 +179,9 @@ class DlibResNet:
 
         chips_rgb: (N, chip_size, chip_size, 3) uint8 RGB, as dlib.get_face_chip cuts them.
         """
+        if chips_rgb.ndim != 4 or chips_rgb.shape[1:] != (self.chip_size, self.chip_size, 3):
+            raise ValueError(f'chips must be (N, {self.chip_size}, {self.chip_size}, 3), got '
+                             f'{chips_rgb.shape}')
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(chips_rgb)).permute(0, 3, 1, 2).float()
             x = F.relu(self.stem((x - self.mean) / PIXEL_SCALE))

@@ -57,6 +57,8 @@ def test_batches_give_each_chip_its_own_descriptor(shared_dir: Path) -> None:
     assert batch.shape == (3, network.dim) == (3, 128)
     for chip, descriptor in zip(chips, batch):
         np.testing.assert_allclose(network(chip[None])[0], descriptor, atol=1e-5)
+    with pytest.raises(ValueError, match='chips must be'):
+        network(chips[0])
 
 
 def test_a_file_that_is_not_the_network_is_refused(tmp_path: Path) -> None:
