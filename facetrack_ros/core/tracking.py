@@ -26,8 +26,9 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
 - A slow detector loses walkers: a box that moved more than its width between two frames
   overlaps nothing, and ByteTrack never confirms a track of such boxes; nor does ByteTrack
   find a lost track again on boxes of low score. A box no track took that continues a
-  missing person (as re-linking requires, within FOLLOW_MAX_GAP_S) counts as a sighting of
-  them, so they are not reported gone while they walk or after someone passed in front.
+  missing person (as re-linking requires, within FOLLOW_MAX_GAP_S, or at any gap where they
+  stood still: FOLLOW_STILL_IOU) counts as a sighting of them, so they are not reported gone
+  while they walk or after someone passed in front.
 - One person may be several boxes (a post splits them in two, the detector doubles a box):
   a new track born beside a present person that is a part of their box, or that shows their
   face, takes their id without an event; the same face farther away is someone else.
@@ -99,6 +100,9 @@ RELINK_MAX_HEIGHT_RATIO = 1.5
 #: A box no track took continues a missing person only this soon after their last sighting
 #: [s]. Replays at 1 detection/s showed a longer gap guessing wrong where two people cross.
 FOLLOW_MAX_GAP_S = 0.9
+#: ... except a box that overlaps their last box this much [IoU]: they have not moved, and
+#: someone standing still who scores low for a while (turned, half hidden) is no guess.
+FOLLOW_STILL_IOU = 0.7
 #: Weight of the newest frame in a track's smoothed velocity: detector boxes jitter by a few
 #: pixels, which over a 0.1 s frame gap is tens of px/s.
 _VELOCITY_SMOOTHING = 0.3
@@ -986,14 +990,17 @@ class PersonTracker:
         track_low_thresh (as a box that may extend a track), and continues a missing person
         as re-linking requires (_continues, one to one) and looks as much like them as usual,
         shows them at stamp: evidence of presence, not a track (no box is published for it).
-        relink_distance 0 turns this off too.
+        Within FOLLOW_MAX_GAP_S of their last sighting, or later on their last box
+        (FOLLOW_STILL_IOU): where someone stood still, a low score after a long occlusion is
+        no guess. relink_distance 0 turns this off too.
         """
         unclaimed = [i for i in range(len(boxes))
                      if i not in claimed and conf[i] > self._config.track_low_thresh]
-        missing = [p for p in self._missing(stamp)
-                   if stamp - p.last_seen <= FOLLOW_MAX_GAP_S] if unclaimed else []
+        missing = self._missing(stamp) if unclaimed else []
         pairs = [(i, person.person_id) for i in unclaimed for person in missing
-                 if self._continues(person, stamp, boxes[i], bodies[i])
+                 if (stamp - person.last_seen <= FOLLOW_MAX_GAP_S
+                     or box_iou(person.box, boxes[i][None])[0] >= FOLLOW_STILL_IOU)
+                 and self._continues(person, stamp, boxes[i], bodies[i])
                  and not self._less_alike(person, bodies[i])]
         for i, person_id in _one_to_one(pairs):
             person = self._persons[person_id]

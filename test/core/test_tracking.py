@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from facetrack_ros.core.embedding import cosine_similarity, EmbeddingError, l2_normalize
-from facetrack_ros.core.tracking import (Detection, EventKind, EventReason, PersonEventRecord,
-                                         PersonTracker, TrackedPerson, TrackerConfig)
+from facetrack_ros.core.tracking import (Detection, EventKind, EventReason, FOLLOW_MAX_GAP_S,
+                                         PersonEventRecord, PersonTracker, TrackedPerson,
+                                         TrackerConfig)
 
 FPS = 30.0
 CONFIG = TrackerConfig()
@@ -983,6 +984,29 @@ def test_a_person_seen_again_only_by_low_scoring_boxes_is_not_reported_gone() ->
         stamp += 1 / rate
     assert set(shown) == {'', 'person-000001'}  # pending for identity_wait_s first
     assert len(shown) == 8, 'ByteTrack found the lost track again: the scene tests nothing'
+    assert [e.kind for e in events] == [EventKind.PERSON_IN], 'gone while in view'
+
+
+def test_someone_standing_still_and_unseen_longer_than_the_follow_gap_is_not_reported_gone(
+        ) -> None:
+    """At 10 detections/s, a passer-by hides a still person for 1.2 s (over FOLLOW_MAX_GAP_S).
+
+    After it the detector scores them 0.4 where they stood (sizes_360p through the camera's
+    JPEG: Jolie, reported gone 2 s after the passer-by). A box on their last box continues
+    them however long the gap, short of their absence.
+    """
+    rate = 10.0
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(32)
+    events, stamp = [], 0.0
+    hidden = range(20, 20 + round(1.2 * rate))
+    assert len(hidden) / rate > FOLLOW_MAX_GAP_S
+    for frame in range(80):
+        score = 0.9 if frame < hidden.start else 0.4
+        seen = [] if frame in hidden else [
+            Detection(_box(300).box + rng.normal(0, 1, 4), score, _body(1, rng))]
+        events += tracker.update(stamp, seen)[1]
+        stamp += 1 / rate
     assert [e.kind for e in events] == [EventKind.PERSON_IN], 'gone while in view'
 
 
