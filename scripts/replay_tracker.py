@@ -10,8 +10,9 @@ flaps, wrong RETURNED, merged ids, id switches, face coverage) as min-max over t
 With --keep the frames kept are drawn at random instead (each with that probability, one
 draw per seed): irregular gaps like the graph's, where a detector under load takes whichever
 frame is newest when it is free; the spread is then over --seeds draws.
-Deterministic, and minutes instead of real-time graph runs; faces arrive with their frame
-here, not a few frames late as in the graph, whose own measure is scripts/eval_identity.py.
+Deterministic, and minutes instead of real-time graph runs. Faces reach the tracker with
+their frame, or --face-delay frames later as in the graph (where they come 3-6 frames late at
+30 fps); the graph's own measure is scripts/eval_identity.py.
 
   python scripts/replay_tracker.py doorway alone crossing hamilton --steps 1 2 4 6
   python scripts/replay_tracker.py sizes_720p crossing --keep 0.5 0.7 0.9 --seeds 20
@@ -24,62 +25,92 @@ from pathlib import Path
 import pickle
 from typing import Sequence
 
-import cv2
 import numpy as np
 
-from facetrack_ros.core.detection import body_appearance, YoloPersonDetector
+from facetrack_ros import camera_node, detector_node
+from facetrack_ros.core.camera import SourceEnded, VideoFileSource
+from facetrack_ros.core.detection import body_appearance, scale_boxes
 from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.tracking import Detection, EventReason, PersonTracker, TrackerConfig
 from facetrack_ros.evaluation.identity import (ClipReport, evaluate, EventRecord, FaceRecord,
                                                spread, TrackBox)
 from facetrack_ros.evaluation.material import clip_material, DEFAULT_CLIPS, model_path
+from facetrack_ros.parameters import offline_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get('FACETRACK_SHARED', REPO.parent / 'shared'))
 CACHE = Path.home() / '.cache' / 'facetrack_ros'
+PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
 #: Bump when what analyse() stores changes, so that old caches are not read.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
     """Return per frame [(box, confidence, appearance, face or None)] of every person found.
 
-    face: (embedding, quality, face height [px]).
+    The frames are read as the graph reads them: decoded by core.camera (a Motion-JPEG
+    clip's own JPEG, through OpenCV's JPEG decoder, not the video decoder: their pixels
+    differ by up to 59 levels, enough to move a detector score by 0.1), the detector's and
+    the body cue's copy reduced to the camera's detect_size, faces from the full frame.
+    Boxes are kept down to the tracker's track_low_thresh, so that --confidence can replay
+    any detector threshold above it. face: (embedding, quality, face height [px]).
     """
-    detector = YoloPersonDetector(model)
-    capture = cv2.VideoCapture(str(video))
+    camera = offline_parameters('camera', camera_node.PARAMETERS, PARAMS_FILE)
+    settings = offline_parameters('detector', detector_node.PARAMETERS, PARAMS_FILE)
+    settings.model, settings.require_model = model, True
+    settings.confidence = TrackerConfig().track_low_thresh
+    detector = detector_node.person_detector(settings)[0]
     result = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        people = []
-        for box in detector.detect(image):
-            face = faces.face_in_person(image, box.box)
-            people.append((box.box, box.confidence, body_appearance(image, box.box),
-                           None if face is None else
-                           (face.embedding, face.quality, float(face.box[3] - face.box[1]))))
-        result.append(people)
+    with VideoFileSource(str(video)) as source:
+        while True:
+            try:
+                frame = source.read()
+            except SourceEnded:
+                break
+            small = frame.reduced(camera.detect_size)
+            boxes = detector.detect(small)
+            people = []
+            for box, full in zip(boxes, scale_boxes(boxes, (small.shape[1], small.shape[0]),
+                                                    (frame.width, frame.height))):
+                face = faces.face_in_person(frame.image, full.box)
+                people.append((full.box, full.confidence, body_appearance(small, box.box),
+                               None if face is None else
+                               (face.embedding, face.quality, float(face.box[3] - face.box[1]))))
+            result.append(people)
     return result
 
 
-def replay(frames: list[list[tuple]], fps: float, kept: Sequence[int]
-           ) -> tuple[list[TrackBox], list[EventRecord], list[FaceRecord]]:
+def replay(frames: list[list[tuple]], fps: float, kept: Sequence[int], confidence: float,
+           face_delay: int = 0) -> tuple[list[TrackBox], list[EventRecord], list[FaceRecord]]:
     """Replay the frames numbered in kept (ascending); return what the graph would publish.
 
-    Events are stamped (received) at their frame's time; the appearances still open at the
-    end get their PERSON_OUT after the last frame, as when a recording ends.
+    confidence: the detector's threshold; boxes scoring less are dropped, as it drops them.
+    face_delay: the faces of a frame reach the tracker this many frames later (before the
+    first kept frame from then on), as the face node's answers do in the graph; 0: with
+    their own frame. Events are stamped (received) at their frame's time; the appearances
+    still open at the end get their PERSON_OUT after the last frame, as when a recording ends.
     """
     tracker, scheduler = PersonTracker(TrackerConfig()), EmbeddingScheduler()
     tracks, events, faces = [], [], []
+    pending: list[tuple[int, float, int, tuple, FaceRecord]] = []  # due frame, stamp, track
 
     def record(index: int, happened: list) -> None:
         events.extend(EventRecord(index, e.kind.name, e.person_id, e.track_id,
-                                  tuple(map(float, e.box)), index / fps) for e in happened)
+                                  tuple(map(float, e.box)), index / fps, e.reason.name)
+                      for e in happened)
+
+    def deliver(index: int) -> list:
+        happened = []
+        while pending and pending[0][0] <= index:
+            _, stamp, track_id, face, tag = pending.pop(0)
+            happened += tracker.add_face(stamp, track_id, face[0], face[1], tag=tag)
+        return happened
 
     for index in kept:
-        stamp, people = index / fps, frames[index]
+        stamp = index / fps
+        people = [person for person in frames[index] if person[1] >= confidence]
+        record(index, deliver(index))
         persons, happened = tracker.update(stamp, [Detection(b, c, a) for b, c, a, _ in people])
         tracks += [TrackBox(index, p.track_id, p.person_id, tuple(map(float, p.box)))
                    for p in persons]
@@ -88,8 +119,9 @@ def replay(frames: list[list[tuple]], fps: float, kept: Sequence[int]
             face = next(f for b, _, _, f in people if np.array_equal(b, person.box))
             scheduler.record(track_id, stamp, face[1] if face else 0.0, person.box)
             if face is not None:
-                tag = FaceRecord(index, track_id, '', tuple(map(float, person.box)), face[2])
-                happened += tracker.add_face(stamp, track_id, face[0], face[1], tag=tag)
+                pending.append((index + face_delay, stamp, track_id, face, FaceRecord(
+                    index, track_id, '', tuple(map(float, person.box)), face[2])))
+        happened += deliver(index)
         faces += [replace(tag, person_id=person_id)
                   for tag, person_id in tracker.take_attributions()]
         record(index, happened)
@@ -115,6 +147,7 @@ def _draws(count: int, fps: float, args: argparse.Namespace
 def main() -> None:
     """Analyse (or load) each clip, replay it at each step, print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    detector = offline_parameters('detector', detector_node.PARAMETERS, PARAMS_FILE)
     parser.add_argument('clips', nargs='*', default=list(DEFAULT_CLIPS))
     parser.add_argument('--model', default='float',
                         help='float (rebuild of the shared YOLOv8n, default), int8, or a path')
@@ -126,12 +159,21 @@ def main() -> None:
     parser.add_argument('--keep', type=float, nargs='+', default=[],
                         help='instead of --steps: keep each frame with these probabilities')
     parser.add_argument('--seeds', type=int, default=10, help='random draws per --keep')
+    parser.add_argument('--confidence', type=float, default=detector.confidence,
+                        help="the detector's confidence threshold (default: the detector "
+                        "node's)")
+    parser.add_argument('--face-delay', type=int, default=0,
+                        help='faces reach the tracker this many frames after their own')
     parser.add_argument('--cache', type=Path, default=CACHE / 'replay')
     parser.add_argument('--details', action='store_true',
                         help='print each flap, wrong RETURNED, merge, switch and missed face')
     args = parser.parse_args()
-    if not all(0 < keep <= 1 for keep in args.keep) or args.seeds < 1:
-        parser.error('--keep takes probabilities in (0, 1], --seeds at least 1')
+    if not all(0 < keep <= 1 for keep in args.keep) or args.seeds < 1 or args.face_delay < 0:
+        parser.error('--keep takes probabilities in (0, 1], --seeds at least 1, '
+                     '--face-delay at least 0')
+    if not TrackerConfig().track_low_thresh <= args.confidence <= 1:
+        parser.error(f'--confidence must be in [{TrackerConfig().track_low_thresh}, 1]: the '
+                     'analysis keeps no box below the tracker\'s track_low_thresh')
     model = model_path(args.model, SHARED, CACHE)
     faces = FaceAnalyzer(FaceDetector(args.face_detector, yunet_model=args.yunet_model
                                       if args.face_detector == 'yunet' else None),
@@ -151,7 +193,8 @@ def main() -> None:
         for rate, draws in _draws(len(frames), clip.fps, args):
             reports: list[ClipReport] = []
             for label, kept in draws:
-                report = evaluate(clip.truth, *replay(frames, clip.fps, kept))
+                report = evaluate(clip.truth, *replay(frames, clip.fps, kept, args.confidence,
+                                                      args.face_delay))
                 reports.append(report)
                 if args.details:
                     print('\n'.join(f'    {name} {label}: {line}' for line in report.details))
