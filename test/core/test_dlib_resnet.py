@@ -1,9 +1,9 @@
 """dlib's face ResNet read from its model file and run by torch, against dlib's own network.
 
 The embedder computes descriptors with core.dlib_resnet; dlib.face_recognition_model_v1 is
-the reference here only. Equal descriptors on every face of the shared photos show that the
-model file is read as dlib wrote it (the contact point with dlib's serialization) and that
-the calibrated thresholds still hold.
+the reference here only. Equal descriptors on the faces of a third of the shared photos show
+that the model file is read as dlib wrote it (the contact point with dlib's serialization)
+and that the calibrated thresholds still hold.
 """
 
 from pathlib import Path
