@@ -22,7 +22,7 @@ from rclpy.serialization import deserialize_message
 
 from facetrack_ros.conversions import (ImageConversionError, message_to_bgr, serialized_stamp,
                                        StampedCache, time_to_sec, transport_topic)
-from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
+from facetrack_ros.core.embedding_scheduler import embed_scheduled, EmbeddingScheduler
 from facetrack_ros.core.face import DlibResNetEmbedder, Face, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.tracking import TrackedPerson
 from facetrack_ros.diagnostics import NodeDiagnostics
@@ -39,6 +39,10 @@ PARAMETERS = (
               'yunet_model).', choices=('hog', 'cnn', 'yunet'), read_only=True),
     ParamSpec('yunet_model', '', 'Path of a YuNet .onnx model for face_detector yunet.',
               read_only=True),
+    ParamSpec('thorough_face_detector', 'cnn',
+              'Slower detector tried where face_detector finds no face, on every third try '
+              'of a person without a usable face: cnn (dlib MMOD, finds three-quarter views; '
+              'about 65 ms a person box) or none.', choices=('cnn', 'none'), read_only=True),
     ParamSpec('upper_fraction', 0.5, 'Part of the person box searched for the face [0..1].',
               0.1, 1.0),
     ParamSpec('refresh_period', 2.0, 'Re-embed a tracked person at least this often [s].',
@@ -65,7 +69,9 @@ PARAMETERS = (
 def face_analyzer(p: SimpleNamespace) -> FaceAnalyzer:
     """Return the face detector and embedder of the face_embedding parameters p."""
     return FaceAnalyzer(FaceDetector(p.face_detector, yunet_model=p.yunet_model or None),
-                        DlibResNetEmbedder(threads=p.threads), upper_fraction=p.upper_fraction)
+                        DlibResNetEmbedder(threads=p.threads), upper_fraction=p.upper_fraction,
+                        thorough_detector=None if p.thorough_face_detector == 'none'
+                        else FaceDetector(p.thorough_face_detector))
 
 
 def embedding_scheduler(p: SimpleNamespace) -> EmbeddingScheduler:
@@ -213,9 +219,8 @@ class FaceEmbeddingNode(LifecycleNode):
 
     def _embed(self, image: np.ndarray, person: PersonDetection, stamp: float
                ) -> PersonDetection:
-        face = self.analyzer.face_in_person(image, np.asarray(person.box, dtype=np.float32))
-        self.scheduler.record(person.track_id, stamp, face.quality if face else 0.0,
-                              np.asarray(person.box, dtype=np.float32))
+        face = embed_scheduled(self.scheduler, self.analyzer, image, person.track_id, stamp,
+                               np.asarray(person.box, dtype=np.float32))
         return face_detection(person, face, self.analyzer.embedder.name)
 
 

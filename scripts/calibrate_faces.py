@@ -2,12 +2,13 @@
 """Calibrate the face decision: same/different score distributions, FAR/FRR, by face quality.
 
 Faces (facetrack_ros/evaluation/calibration.py): every labelled photo, the faces the face path
-(person detector boxes, FaceAnalyzer.face_in_person) finds in the composed clips, and the
-Hamilton clip's shots whose people are known by eye. Prints the pair counts, the score
-distributions, FAR/FRR at candidate thresholds on the photos (master.csv's 300 pairs and all
-photo pairs), on the video faces and on everything, by face-quality band, and checks the
-default operating point of facetrack_ros/core/embedding.py (min_similarity_for and
-MIN_DECISION_QUALITY): it must accept no impostor pair.
+(person detector boxes, FaceAnalyzer.face_in_person with the face node's detectors, thorough
+search included) finds in the composed clips, and the Hamilton clip's shots whose people are
+known by eye. Prints the pair counts, the score distributions, FAR/FRR at candidate
+thresholds on the photos (master.csv's 300 pairs and all photo pairs), on the video faces and
+on everything, by face-quality band, and checks the default operating point of
+facetrack_ros/core/embedding.py (min_similarity_for and MIN_DECISION_QUALITY): it must accept
+no impostor pair.
 
   python scripts/calibrate_faces.py            # the faces are cached after the first run
 """
@@ -20,29 +21,32 @@ import sys
 
 import numpy as np
 
+from facetrack_ros import face_embedding_node
 from facetrack_ros.core.dequantize import cached_float_model
 from facetrack_ros.core.detection import YoloPersonDetector
 from facetrack_ros.core.embedding import (DEFAULT_MIN_SIMILARITY, MIN_DECISION_QUALITY,
                                           min_similarity_for)
-from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.identity import CONTRADICTION_MAX_SIMILARITY, STRONG_FACE_QUALITY
 from facetrack_ros.evaluation.calibration import (all_pairs, clip_faces, FaceSample,
                                                   hamilton_faces, Pairs, photo_faces, rates)
 from facetrack_ros.evaluation.clips import ClipTruth, compose
 from facetrack_ros.evaluation.photos import read_master_pairs
 from facetrack_ros.evaluation.scenes import SCENES
+from facetrack_ros.parameters import offline_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get('FACETRACK_SHARED', REPO.parent / 'shared'))
 CACHE = Path.home() / '.cache' / 'facetrack_ros'
+PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
 CLIPS = ('doorway', 'alone', 'crossing', 'sizes_360p', 'sizes_720p')
 THRESHOLDS = (0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97)
 QUALITY_BANDS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 def collect(step: int) -> list[FaceSample]:
-    """Embed every calibration face (HOG face detector, as the face node's default)."""
-    analyzer = FaceAnalyzer(FaceDetector('hog'), DlibResNetEmbedder())
+    """Embed every calibration face with the face node's default detectors."""
+    analyzer = face_embedding_node.face_analyzer(
+        offline_parameters('face_embedding', face_embedding_node.PARAMETERS, PARAMS_FILE))
     samples = photo_faces(SHARED, analyzer)
     print(f'photos: {len(samples)} faces', flush=True)
     detector = YoloPersonDetector(str(cached_float_model(
@@ -156,7 +160,7 @@ def main() -> int:
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--step', type=int, default=5, help='use every step-th clip frame')
-    parser.add_argument('--cache', type=Path, default=CACHE / 'calibration' / 'faces.pkl')
+    parser.add_argument('--cache', type=Path, default=CACHE / 'calibration' / 'faces-v2.pkl')
     parser.add_argument('--refresh', action='store_true', help='embed the faces again')
     args = parser.parse_args()
     if args.cache.is_file() and not args.refresh:

@@ -27,11 +27,12 @@ from typing import Sequence
 
 import numpy as np
 
-from facetrack_ros import camera_node, detector_node
-from facetrack_ros.core.camera import SourceEnded, VideoFileSource
+from facetrack_ros import camera_node, detector_node, face_embedding_node
+from facetrack_ros.conversions import bgr_to_compressed, jpeg_to_bgr
+from facetrack_ros.core.camera import reduce_image, SourceEnded, VideoFileSource
 from facetrack_ros.core.detection import body_appearance, scale_boxes
 from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
-from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
+from facetrack_ros.core.face import DlibResNetEmbedder, Face, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.tracking import Detection, EventReason, PersonTracker, TrackerConfig
 from facetrack_ros.evaluation.identity import (ClipReport, evaluate, EventRecord, FaceRecord,
                                                spread, TrackBox)
@@ -43,18 +44,22 @@ SHARED = Path(os.environ.get('FACETRACK_SHARED', REPO.parent / 'shared'))
 CACHE = Path.home() / '.cache' / 'facetrack_ros'
 PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
 #: Bump when what analyse() stores changes, so that old caches are not read.
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 
 
 def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
-    """Return per frame [(box, confidence, appearance, face or None)] of every person found.
+    """Return per frame [(box, confidence, appearance, face, thorough face)] of every person.
 
     The frames are read as the graph reads them: decoded by core.camera (a Motion-JPEG
     clip's own JPEG, through OpenCV's JPEG decoder, not the video decoder: their pixels
     differ by up to 59 levels, enough to move a detector score by 0.1), the detector's and
-    the body cue's copy reduced to the camera's detect_size, faces from the full frame.
+    the body cue's copy reduced to the camera's detect_size, faces from the full frame. The
+    frames of any other clip go through the JPEG the camera node makes of them (the
+    detector's copy at detect_jpeg_quality, the full frame at jpeg_quality), as the detector
+    and the face node read them.
     Boxes are kept down to the tracker's track_low_thresh, so that --confidence can replay
-    any detector threshold above it. face: (embedding, quality, face height [px]).
+    any detector threshold above it. face: (embedding, quality, face height [px]) or None;
+    thorough face: the same from a thorough search (FaceAnalyzer's thorough detector too).
     """
     camera = offline_parameters('camera', camera_node.PARAMETERS, PARAMS_FILE)
     settings = offline_parameters('detector', detector_node.PARAMETERS, PARAMS_FILE)
@@ -68,17 +73,34 @@ def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
                 frame = source.read()
             except SourceEnded:
                 break
-            small = frame.reduced(camera.detect_size)
+            if frame.jpeg is None:
+                image = _camera_jpeg(frame.image, camera.jpeg_quality)
+                small = _camera_jpeg(reduce_image(frame.image, camera.detect_size),
+                                     camera.detect_jpeg_quality)
+            else:
+                image, small = frame.image, frame.reduced(camera.detect_size)
             boxes = detector.detect(small)
             people = []
             for box, full in zip(boxes, scale_boxes(boxes, (small.shape[1], small.shape[0]),
                                                     (frame.width, frame.height))):
-                face = faces.face_in_person(frame.image, full.box)
+                face = faces.face_in_person(image, full.box)
+                thorough = face if face or not faces.thorough_detector else \
+                    faces.face_in_person(image, full.box, thorough=True)
                 people.append((full.box, full.confidence, body_appearance(small, box.box),
-                               None if face is None else
-                               (face.embedding, face.quality, float(face.box[3] - face.box[1]))))
+                               _face_record(face), _face_record(thorough)))
             result.append(people)
     return result
+
+
+def _face_record(face: Face | None) -> tuple | None:
+    """Return what the replays need of a face: (embedding, quality, face height [px])."""
+    return None if face is None else (face.embedding, face.quality,
+                                      float(face.box[3] - face.box[1]))
+
+
+def _camera_jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """Return image as the camera node's JPEG of it decodes."""
+    return jpeg_to_bgr(bytes(bgr_to_compressed(image, quality=quality).data))
 
 
 def replay(frames: list[list[tuple]], fps: float, kept: Sequence[int], confidence: float,
@@ -111,12 +133,14 @@ def replay(frames: list[list[tuple]], fps: float, kept: Sequence[int], confidenc
         stamp = index / fps
         people = [person for person in frames[index] if person[1] >= confidence]
         record(index, deliver(index))
-        persons, happened = tracker.update(stamp, [Detection(b, c, a) for b, c, a, _ in people])
+        persons, happened = tracker.update(stamp, [Detection(b, c, a) for b, c, a, *_ in people])
         tracks += [TrackBox(index, p.track_id, p.person_id, tuple(map(float, p.box)))
                    for p in persons]
         for track_id in scheduler.select(stamp, persons):
             person = next(p for p in persons if p.track_id == track_id)
-            face = next(f for b, _, _, f in people if np.array_equal(b, person.box))
+            thorough = scheduler.thorough(track_id)
+            face = next(f[4 if thorough else 3] for f in people
+                        if np.array_equal(f[0], person.box))
             scheduler.record(track_id, stamp, face[1] if face else 0.0, person.box)
             if face is not None:
                 pending.append((index + face_delay, stamp, track_id, face, FaceRecord(
@@ -151,7 +175,11 @@ def main() -> None:
     parser.add_argument('clips', nargs='*', default=list(DEFAULT_CLIPS))
     parser.add_argument('--model', default='float',
                         help='float (rebuild of the shared YOLOv8n, default), int8, or a path')
-    parser.add_argument('--face-detector', default='hog', choices=('hog', 'cnn', 'yunet'))
+    face_p = offline_parameters('face_embedding', face_embedding_node.PARAMETERS, PARAMS_FILE)
+    parser.add_argument('--face-detector', default=face_p.face_detector,
+                        choices=('hog', 'cnn', 'yunet'))
+    parser.add_argument('--thorough-face-detector', default=face_p.thorough_face_detector,
+                        choices=('cnn', 'none'))
     parser.add_argument('--yunet-model', default=str(SHARED / 'models' /
                                                      'yunet_s_640_640.onnx'))
     parser.add_argument('--steps', type=int, nargs='+', default=[1, 2, 4, 6])
@@ -177,14 +205,16 @@ def main() -> None:
     model = model_path(args.model, SHARED, CACHE)
     faces = FaceAnalyzer(FaceDetector(args.face_detector, yunet_model=args.yunet_model
                                       if args.face_detector == 'yunet' else None),
-                         DlibResNetEmbedder())
+                         DlibResNetEmbedder(), thorough_detector=None
+                         if args.thorough_face_detector == 'none'
+                         else FaceDetector(args.thorough_face_detector))
     args.cache.mkdir(parents=True, exist_ok=True)
     print('| clip | detections/s | replays | PERSON_IN / person | flaps | wrong RETURNED '
           '| merged ids | id switches | face coverage [%] |\n' + '|' + ' --- |' * 9)
     for name in args.clips:
         clip = clip_material(name, SHARED, CACHE, args.cache)
         cache = args.cache / (f'{clip.video.stem}-{Path(model).stem}-{args.face_detector}'
-                              f'-v{CACHE_VERSION}.pickle')
+                              f'-{args.thorough_face_detector}-v{CACHE_VERSION}.pickle')
         if cache.exists():
             frames = pickle.loads(cache.read_bytes())
         else:

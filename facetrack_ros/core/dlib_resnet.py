@@ -7,9 +7,7 @@ the descriptors are dlib's to float rounding; test_dlib_resnet compares them wit
 dlib.face_recognition_model_v1 on real photos, which also guards the file format read here.
 
 The file is dlib's serialization of its `anet_type` (dnn_face_recognition_ex.cpp): a 7x7
-stem, 14 residual blocks and a 128-d linear layer. Only the layers' own records are read:
-between them the file holds training state (gradients, solver settings) that the forward pass
-does not need.
+stem, 14 residual blocks and a 128-d linear layer, read by core.dlib_model_file.
 """
 
 from dataclasses import dataclass
@@ -20,111 +18,31 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: dlib's input_rgb_image layer divides the mean-subtracted pixels by this.
-PIXEL_SCALE = 256.0
+from facetrack_ros.core.dlib_model_file import (Conv, layer_records, ModelFileError,
+                                                PIXEL_SCALE, read_conv, Reader)
+
+__all__ = ['DlibResNet', 'ModelFileError']
 
 #: The records of the layers the forward pass needs, as named in the file.
 _RECORDS = ('input_rgb_image_sized', 'con_4', 'affine_', 'relu_', 'max_pool_2', 'avg_pool_2',
             'add_prev_', 'fc_2')
 
 
-class ModelFileError(ValueError):
-    """A file that is not dlib's face recognition ResNet as this module reads it."""
-
-
-class _Reader:
-    """dlib's serialization: integers, strings, floats and float tensors from a byte string."""
-
-    def __init__(self, data: bytes, offset: int) -> None:
-        self.data = data
-        self.offset = offset
-
-    def integer(self) -> int:
-        # One control byte (low nibble: byte count, 0x80: negative), then little-endian bytes.
-        control = self.data[self.offset]
-        count = control & 0x0F
-        value = int.from_bytes(self.data[self.offset + 1:self.offset + 1 + count], 'little')
-        self.offset += 1 + count
-        return -value if control & 0x80 else value
-
-    def real(self) -> float:
-        mantissa = self.integer()
-        return mantissa * 2.0 ** self.integer()
-
-    def tensor(self) -> np.ndarray:
-        version = self.integer()
-        if version != 2:
-            raise ModelFileError(f'tensor format {version}, expected 2')
-        shape = tuple(self.integer() for _ in range(4))
-        count = int(np.prod(shape))
-        if self.offset + 4 * count > len(self.data):
-            raise ModelFileError(f'tensor of shape {shape} runs past the end of the file')
-        values = np.frombuffer(self.data, '<f4', count, self.offset).reshape(shape).copy()
-        self.offset += 4 * count
-        return values
-
-
-@dataclass(frozen=True)
-class _Conv:
-    """A convolution with the affine layer after it folded in."""
-
-    weight: torch.Tensor  # (out, in, rows, cols)
-    bias: torch.Tensor  # (out,)
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
-
-
 @dataclass(frozen=True)
 class _Block:
     """relu(conv2(relu(conv1(x))) + shortcut), the shortcut average-pooled where it shrinks."""
 
-    conv1: _Conv
-    conv2: _Conv
+    conv1: Conv
+    conv2: Conv
     pool: tuple[tuple[int, int], tuple[int, int]] | None  # (size, stride) of the shortcut
 
 
-def _pool(reader: _Reader) -> tuple[tuple[int, int], tuple[int, int]]:
+def _pool(reader: Reader) -> tuple[tuple[int, int], tuple[int, int]]:
     """Read a pooling record's (rows, cols) and (stride_y, stride_x); no padding is read."""
     rows, cols, stride_y, stride_x, pad_y, pad_x = (reader.integer() for _ in range(6))
     if pad_y or pad_x:
         raise ModelFileError(f'pooling padded by {pad_y}x{pad_x}: not this network')
     return (rows, cols), (stride_y, stride_x)
-
-
-def _records(data: bytes) -> list[tuple[str, _Reader]]:
-    """Return each layer record of the file in order, with a reader at its fields."""
-    found = []
-    for name in _RECORDS:
-        # A record starts with its name as dlib writes a string: its length, then the bytes.
-        key = bytes([1, len(name)]) + name.encode()
-        start = data.find(key)
-        while start >= 0:
-            found.append((start, name))
-            start = data.find(key, start + len(key))
-    return [(name, _Reader(data, start + 2 + len(name))) for start, name in sorted(found)]
-
-
-def _conv(reader: _Reader, affine: _Reader) -> _Conv:
-    """Read a con_ record and the affine_ record after it as one folded convolution."""
-    params = reader.tensor().ravel()
-    filters, rows, cols, stride_y, stride_x, pad_y, pad_x = (
-        reader.integer() for _ in range(7))
-    size = params.size - filters  # the weights, then one bias per filter
-    if filters < 1 or size % (filters * rows * cols):
-        raise ModelFileError(f'convolution of {params.size} values does not fit {filters} '
-                             f'filters of {rows}x{cols}')
-    weight = params[:size].reshape(filters, -1, rows, cols)
-    scale_shift = affine.tensor().ravel()
-    if scale_shift.size != 2 * filters:
-        raise ModelFileError(f'affine layer of {scale_shift.size} values after {filters} '
-                             'filters')
-    scale, shift = scale_shift[:filters], scale_shift[filters:]
-    return _Conv(torch.from_numpy(weight * scale[:, None, None, None]),
-                 torch.from_numpy(params[size:] * scale + shift),
-                 (stride_y, stride_x), (pad_y, pad_x))
 
 
 class DlibResNet:
@@ -148,7 +66,7 @@ class DlibResNet:
                 from error
 
     def _read(self, data: bytes) -> None:
-        records = _records(data)
+        records = layer_records(data, _RECORDS)
         names = ' '.join(name for name, _ in records)
         stem = 'input_rgb_image_sized con_4 affine_ relu_ max_pool_2 '
         block = r'con_4 affine_ relu_ con_4 affine_ (avg_pool_2 )?add_prev_ relu_ '
@@ -159,14 +77,14 @@ class DlibResNet:
         self.chip_size = image.integer()
         if image.integer() != self.chip_size:
             raise ModelFileError('the network reads chips that are not square')
-        self.stem = _conv(records[1][1], records[2][1])
+        self.stem = read_conv(records[1][1], records[2][1])
         self.stem_pool = _pool(records[4][1])
         self.blocks = []
         at = 5
         while records[at][0] == 'con_4':
             down = records[at + 5][0] == 'avg_pool_2'
-            self.blocks.append(_Block(_conv(records[at][1], records[at + 1][1]),
-                                      _conv(records[at + 3][1], records[at + 4][1]),
+            self.blocks.append(_Block(read_conv(records[at][1], records[at + 1][1]),
+                                      read_conv(records[at + 3][1], records[at + 4][1]),
                                       _pool(records[at + 5][1]) if down else None))
             at += 8 if down else 7
         reader = records[at + 1][1]

@@ -7,7 +7,16 @@ from typing import Sequence
 import numpy as np
 
 from facetrack_ros.core.embedding import MIN_DECISION_QUALITY
+from facetrack_ros.core.face import Face, FaceAnalyzer
+from facetrack_ros.core.identity import CONTRADICTION_MAX_SIMILARITY
 from facetrack_ros.core.tracking import TrackedPerson
+
+#: Every this many attempts in a row without a usable face, a track gets a thorough search
+#: (FaceAnalyzer's slower detector): with retry_s 0.25 s, first about a second after the first
+#: try, then every 1.5 s, so people seen from behind cost the slow detector little. A track
+#: whose usable face only a thorough search found (someone in three-quarter view) is then
+#: searched thoroughly every time.
+THOROUGH_EVERY = 3
 
 
 @dataclass
@@ -21,6 +30,8 @@ class _EmbedState:
     seen_at: float      # latest stamp the track was passed to select() [s]
     selected_area: float = 0.0  # box area at the latest selection [px^2]
     misses: int = 0  # attempts in a row that found no usable face
+    thorough: bool = False  # the latest selection searches thoroughly
+    thorough_found: bool = False  # the latest usable face came from a thorough search
 
 
 def _area(box: np.ndarray) -> float:
@@ -33,14 +44,17 @@ class EmbeddingScheduler:
     Priorities:
     1. tracks that have no usable face yet (none of quality usable_quality or more), then
        tracks whose identity is still pending (person_id ''; a decision may need a second
-       face): tried again after retry_s, not refresh_s, because a face not found in one frame
-       (turned away, blurred) may be there in the next; after a miss the wait is doubled;
-       pending tracks first, then the longest untried, then the largest box;
+       face) or in question (their latest face contradicted their person: a second one splits
+       the track, so a swap at a crossing is undone sooner): tried again after retry_s, not
+       refresh_s, because a face not found in one frame (turned away, blurred) may be there
+       in the next; after a miss the wait is doubled; pending tracks first, then the longest
+       untried, then the largest box;
     2. tracks whose box grew by better_box_ratio since their last usable face (a bigger face
        is a better face), largest growth first;
     3. tracks without a new face for refresh_s, poorest face first.
     A selected track counts as tried from the moment it is selected, so a slow face node is not
-    asked twice; record() tells what the attempt gave. Tracks not passed to select() for
+    asked twice; record() tells what the attempt gave; thorough() says which attempts should
+    also use the slower detector (see THOROUGH_EVERY). Tracks not passed to select() for
     refresh_s are forgotten.
     """
 
@@ -77,7 +91,9 @@ class EmbeddingScheduler:
                     -math.inf, -math.inf, 0.0, 0.0, stamp)
             state.seen_at = stamp
             faceless = state.quality < self._usable_quality
-            if faceless or person.person_id == '':
+            questioned = person.match_similarity != 0 and (
+                person.match_similarity < CONTRADICTION_MAX_SIMILARITY)
+            if faceless or person.person_id == '' or questioned:
                 if stamp - state.tried_at >= self._retry_period(state):
                     missing.append((not faceless, person.person_id != '', state.tried_at,
                                     -area, person.track_id))
@@ -91,6 +107,8 @@ class EmbeddingScheduler:
         for track_id in chosen:
             state = self._tracks[track_id]
             state.tried_at, state.selected_area = stamp, areas[track_id]
+            state.thorough = state.thorough_found or (
+                state.misses % THOROUGH_EVERY == THOROUGH_EVERY - 1)
         self._tracks = {tid: s for tid, s in self._tracks.items()
                         if stamp - s.seen_at < self._refresh_s}
         return chosen
@@ -106,6 +124,11 @@ class EmbeddingScheduler:
         """
         return self._retry_s * (2 if state.misses else 1)
 
+    def thorough(self, track_id: int) -> bool:
+        """Return whether the attempt selected for track_id should search thoroughly."""
+        state = self._tracks.get(track_id)
+        return state is not None and state.thorough
+
     def record(self, track_id: int, stamp: float, quality: float,
                box: np.ndarray | None = None) -> None:
         """Note what embedding track_id's face from the frame at stamp gave.
@@ -119,8 +142,17 @@ class EmbeddingScheduler:
             return
         state.misses = 0 if quality >= self._usable_quality else state.misses + 1
         if quality >= self._usable_quality:
+            state.thorough_found = state.thorough
             state.embedded_at, state.quality = max(state.embedded_at, stamp), quality
             state.area = _area(box) if box is not None else state.selected_area
         elif state.quality >= self._usable_quality:
             # A refresh that found no better face waits refresh_s again.
             state.embedded_at = max(state.embedded_at, stamp)
+
+
+def embed_scheduled(scheduler: EmbeddingScheduler, analyzer: FaceAnalyzer, image_bgr: np.ndarray,
+                    track_id: int, stamp: float, box: np.ndarray) -> Face | None:
+    """Find and embed the face of a track the scheduler selected, and record the outcome."""
+    face = analyzer.face_in_person(image_bgr, box, thorough=scheduler.thorough(track_id))
+    scheduler.record(track_id, stamp, face.quality if face else 0.0, box)
+    return face

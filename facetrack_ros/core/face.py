@@ -160,7 +160,8 @@ class FaceDetector:
                  upsample: int = 1, min_size: int = 20) -> None:
         """Load the backend's model.
 
-        backend: 'hog' (fast on a CPU), 'cnn' (dlib MMOD, slow without CUDA) or 'yunet'
+        backend: 'hog' (fast on a CPU), 'cnn' (dlib MMOD run by torch, core.dlib_mmod:
+        finds turned faces, about six times HOG's time in a person box) or 'yunet'
         (needs yunet_model, the path of a YuNet .onnx file).
         upsample: dlib pyramid up-samplings, each halves the smallest face found (~80 px at
         0, ~40 px at 1) for four times the work; YuNet finds small faces without it and
@@ -180,8 +181,8 @@ class FaceDetector:
         if backend == 'hog':
             self._hog = dlib.get_frontal_face_detector()
         elif backend == 'cnn':
-            self._cnn = dlib.cnn_face_detection_model_v1(
-                str(find_dlib_model_files().face_detector_cnn))
+            from facetrack_ros.core.dlib_mmod import DlibMmod  # torch: only where needed
+            self._cnn = DlibMmod(find_dlib_model_files().face_detector_cnn)
         else:
             if not yunet_model:
                 raise ValueError("the 'yunet' backend needs yunet_model, a YuNet .onnx path")
@@ -233,15 +234,13 @@ class FaceDetector:
             # A row is x, y, w, h, five landmarks (ignored: the embedder aligns), score.
             return [(np.array([r[0], r[1], r[0] + r[2], r[1] + r[3]], dtype=np.float32),
                      float(r[14])) for r in (rows if rows is not None else [])]
-        # dlib's models were trained on RGB and need a contiguous array.
+        # dlib's models were trained on RGB (and dlib needs a contiguous array).
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
-        if self.backend == 'hog':
-            rects, scores, _ = self._hog.run(rgb, self.upsample, 0.0)
-            found = zip(rects, scores)
-        else:
-            found = ((d.rect, d.confidence) for d in self._cnn(rgb, self.upsample))
+        if self.backend == 'cnn':
+            return self._cnn(rgb, self.upsample)
+        rects, scores, _ = self._hog.run(rgb, self.upsample, 0.0)
         return [(np.array([r.left(), r.top(), r.right(), r.bottom()], dtype=np.float32),
-                 float(s)) for r, s in found]
+                 float(s)) for r, s in zip(rects, scores)]
 
 
 class FaceEmbedder(abc.ABC):
@@ -337,16 +336,20 @@ class FaceAnalyzer:
     """Detect, embed and rate faces: in a whole image, a region or a person's box."""
 
     def __init__(self, detector: FaceDetector, embedder: FaceEmbedder,
-                 upper_fraction: float = 0.5) -> None:
+                 upper_fraction: float = 0.5,
+                 thorough_detector: FaceDetector | None = None) -> None:
         """Combine a detector and an embedder.
 
         upper_fraction: part of a person box, from its top, that face_in_person searches.
+        thorough_detector: a slower detector that face_in_person(thorough=True) tries where
+        detector finds no face (dlib's CNN finds the three-quarter views HOG misses).
         """
         if not 0 < upper_fraction <= 1:
             raise ValueError(f'upper_fraction must be in (0, 1], got {upper_fraction}')
         self.detector = detector
         self.embedder = embedder
         self.upper_fraction = upper_fraction
+        self.thorough_detector = thorough_detector
 
     def analyze(self, image_bgr: np.ndarray, roi: np.ndarray | None = None,
                 max_faces: int | None = None) -> list[Face]:
@@ -356,16 +359,19 @@ class FaceAnalyzer:
         boxes = self.detector.detect(image_bgr, roi)[:max_faces]
         return [self._describe(image_bgr, box) for box in boxes]
 
-    def face_in_person(self, image_bgr: np.ndarray, person_box: np.ndarray) -> Face | None:
+    def face_in_person(self, image_bgr: np.ndarray, person_box: np.ndarray,
+                       thorough: bool = False) -> Face | None:
         """Return the strongest face in the top of a person box, embedded and rated, or None.
 
         Only faces centred horizontally within the person box count, so a neighbour's face
-        reaching into the widened region is not taken for this person's.
+        reaching into the widened region is not taken for this person's. thorough: where the
+        detector finds none, the thorough detector (if any) searches too.
         """
-        box = self.find_in_person(image_bgr, person_box)
+        box = self.find_in_person(image_bgr, person_box, thorough)
         return None if box is None else self._describe(image_bgr, box)
 
-    def find_in_person(self, image_bgr: np.ndarray, person_box: np.ndarray) -> FaceBox | None:
+    def find_in_person(self, image_bgr: np.ndarray, person_box: np.ndarray,
+                       thorough: bool = False) -> FaceBox | None:
         """Return the face face_in_person would embed, detected only (no embedding), or None."""
         check_image(image_bgr)
         x1, y1, x2, y2 = _check_box(person_box, 'person box')
@@ -375,9 +381,12 @@ class FaceAnalyzer:
         region = np.array([x1 - PERSON_REGION_WIDEN * width, y1 - PERSON_REGION_WIDEN * height,
                            x2 + PERSON_REGION_WIDEN * width, y1 + self.upper_fraction * height])
         scale = min(PERSON_REGION_MAX_SCALE, PERSON_REGION_WIDTH_PX / float(region[2] - region[0]))
-        for box in self.detector.detect(image_bgr, region, scale=scale):
-            if x1 <= (box.box[0] + box.box[2]) / 2 <= x2:
-                return box
+        detectors = [self.detector] + (
+            [self.thorough_detector] if thorough and self.thorough_detector else [])
+        for detector in detectors:
+            for box in detector.detect(image_bgr, region, scale=scale):
+                if x1 <= (box.box[0] + box.box[2]) / 2 <= x2:
+                    return box
         return None
 
     def largest_face(self, image_bgr: np.ndarray) -> Face | None:

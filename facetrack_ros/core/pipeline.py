@@ -10,7 +10,7 @@ import time
 
 from facetrack_ros.core.camera import Frame
 from facetrack_ros.core.detection import body_appearance, PersonDetector, scale_boxes
-from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
+from facetrack_ros.core.embedding_scheduler import embed_scheduled, EmbeddingScheduler
 from facetrack_ros.core.face import Face, FaceAnalyzer
 from facetrack_ros.core.tracking import (Detection, EventReason, PersonEventRecord,
                                          PersonTracker, TrackedPerson)
@@ -92,8 +92,8 @@ class PersonPipeline:
         tried = self.scheduler.select(stamp, persons)
         for track_id in tried:
             person = by_track[track_id]
-            face = self.analyzer.face_in_person(frame.image, person.box)
-            self.scheduler.record(track_id, stamp, face.quality if face else 0.0, person.box)
+            face = embed_scheduled(self.scheduler, self.analyzer, frame.image, track_id, stamp,
+                                   person.box)
             if face is not None:
                 events += self.tracker.add_face(stamp, track_id, face.embedding, face.quality,
                                                 tag=FaceSighting(stamp, person, face))

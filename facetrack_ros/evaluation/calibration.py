@@ -87,8 +87,10 @@ def clip_faces(video: Path, truth: ClipTruth, detector, analyzer: FaceAnalyzer, 
     """Return the faces the face path finds in person boxes of a composed clip.
 
     Also returns how many faces were dropped for lying on someone else's face. detector: a
-    PersonDetector. actor_photos: the photo of each actor of the scene (a face's origin is
-    its photo). Every step-th frame is used.
+    PersonDetector. Each box is searched thoroughly (the analyzer's thorough detector where
+    its detector finds none), as the face node searches a person without a face in time.
+    actor_photos: the photo of each actor of the scene (a face's origin is its photo). Every
+    step-th frame is used.
     """
     samples, dropped = [], 0
     capture = cv2.VideoCapture(str(video))
@@ -103,7 +105,7 @@ def clip_faces(video: Path, truth: ClipTruth, detector, analyzer: FaceAnalyzer, 
             matched = match_boxes([p.box for p in persons], [b.tolist() for b in boxes], 0.5)
             for box_index, person_index in matched.items():
                 person = persons[person_index]
-                face = analyzer.face_in_person(image, boxes[box_index])
+                face = analyzer.face_in_person(image, boxes[box_index], thorough=True)
                 if face is None:
                     continue
                 centre = (face.box[:2] + face.box[2:]) / 2
@@ -145,7 +147,7 @@ def hamilton_faces(video: Path, detector, analyzer: FaceAnalyzer, step: int
                 largest = sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))[-1:]
                 found = [(b, shot.people[0]) for b in largest]
             for box, name in found:
-                face = analyzer.face_in_person(image, box)
+                face = analyzer.face_in_person(image, box, thorough=True)
                 if face is not None:
                     samples.append(FaceSample('hamilton', name, f'hamilton:{shot.first}',
                                               face.quality, float(face.box[3] - face.box[1]),

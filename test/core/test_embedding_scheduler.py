@@ -1,9 +1,11 @@
 """EmbeddingScheduler: faces where information is missing first, within a per-frame budget."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
+from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler, THOROUGH_EVERY
 from facetrack_ros.core.embedding import MIN_DECISION_QUALITY
 from facetrack_ros.core.tracking import TrackedPerson
 
@@ -50,6 +52,49 @@ def test_a_face_not_found_is_tried_again_sooner_than_refresh() -> None:
     scheduler.record(1, 3.0, 0.0)  # a refresh that found nothing waits refresh_s again
     assert scheduler.select(3.3, person) == []
     assert scheduler.select(5.0, person) == [1]
+
+
+def test_every_third_try_without_a_usable_face_is_thorough() -> None:
+    """The slow detector runs on every THOROUGH_EVERY-th miss in a row, never after a face."""
+    scheduler = EmbeddingScheduler(refresh_s=10.0, max_per_frame=1, retry_s=0.0)
+    person = [_tracked(1, 50.0)]
+    assert not scheduler.thorough(1)  # a track the scheduler does not know
+    thorough = []
+    for stamp in range(7):
+        assert scheduler.select(float(stamp), person) == [1]
+        thorough.append(scheduler.thorough(1))
+        scheduler.record(1, float(stamp), POOR if stamp % 2 else 0.0)
+    assert THOROUGH_EVERY == 3
+    assert thorough == [False, False, True, False, False, True, False]
+    scheduler.record(1, 7.0, GOOD)  # a face of an ordinary (not thorough) search
+    assert scheduler.select(17.0, person) == [1] and not scheduler.thorough(1)
+
+
+def test_a_face_only_a_thorough_search_found_is_searched_thoroughly_from_then_on() -> None:
+    """Someone in three-quarter view: HOG misses them at every refresh, so skip to the CNN."""
+    scheduler = EmbeddingScheduler(refresh_s=2.0, max_per_frame=1, retry_s=0.0)
+    person = [_tracked(1, 50.0)]
+    for stamp in range(3):
+        scheduler.select(float(stamp), person)
+        scheduler.record(1, float(stamp), GOOD if stamp == 2 else 0.0)  # the thorough try
+    assert scheduler.select(4.0, person) == [1] and scheduler.thorough(1)  # refresh
+    scheduler.record(1, 4.0, GOOD)
+    assert scheduler.select(6.0, person) == [1] and scheduler.thorough(1)
+
+
+def test_a_track_whose_face_contradicted_its_person_is_tried_again_soon() -> None:
+    """One contradicting face (a swap at a crossing?): the next face decides, within retry_s."""
+    scheduler = EmbeddingScheduler(refresh_s=2.0, max_per_frame=1, retry_s=0.25)
+    person = _tracked(1, 50.0)
+    assert scheduler.select(0.0, [person]) == [1]
+    scheduler.record(1, 0.0, GOOD)
+    assert scheduler.select(0.5, [person]) == []  # confirmed: refreshed after refresh_s
+    questioned = replace(person, match_similarity=0.81)
+    assert scheduler.select(0.5, [questioned]) == [1]
+    scheduler.record(1, 0.5, GOOD)
+    assert scheduler.select(0.8, [questioned]) == [1]
+    scheduler.record(1, 0.8, GOOD)
+    assert scheduler.select(1.1, [replace(person, match_similarity=0.97)]) == []
 
 
 def test_pending_tracks_come_first_and_keep_being_tried() -> None:

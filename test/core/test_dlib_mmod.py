@@ -1,0 +1,72 @@
+"""dlib's MMOD CNN face detector read from its model file and run by torch, against dlib's.
+
+dlib.cnn_face_detection_model_v1 is the reference here only (it takes seconds a photo on this
+CPU). Our pyramid levels are resized by OpenCV, not tiled as dlib tiles them, so the same faces
+are found with scores a few hundredths apart and boxes that may come from the next level.
+"""
+
+from pathlib import Path
+
+import cv2
+import dlib
+import numpy as np
+import pytest
+
+from facetrack_ros.core.dlib_mmod import DlibMmod, ModelFileError
+from facetrack_ros.core.face import (DlibResNetEmbedder, FaceAnalyzer, FaceDetector,
+                                     find_dlib_model_files)
+from facetrack_ros.evaluation.identity import box_iou
+
+
+def _small(path: Path, longest: int = 320) -> np.ndarray:
+    image = cv2.imread(str(path))
+    assert image is not None, path
+    scale = longest / max(image.shape[:2])
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+
+def test_finds_the_faces_dlib_finds_on_real_photos(shared_dir: Path) -> None:
+    """Photos of one and two people, and a three-quarter view: the same faces as dlib."""
+    model = find_dlib_model_files().face_detector_cnn
+    reference, network = dlib.cnn_face_detection_model_v1(str(model)), DlibMmod(model)
+    photos = [shared_dir / 'data' / 'faces' / 'two_people.jpg',
+              *(shared_dir / 'data' / 'face_pairs' / f'img{n}.jpg' for n in (1, 13, 19, 59))]
+    compared = 0
+    for path in photos:
+        rgb = cv2.cvtColor(_small(path), cv2.COLOR_BGR2RGB)
+        expected = [(np.array([d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()]),
+                     d.confidence) for d in reference(rgb, 1)]
+        found = network(rgb, upsample=1)
+        assert len(found) == len(expected) >= 1, path
+        for box, score in expected:
+            iou, ours = max((box_iou(box, b), s) for b, s in found)
+            assert iou >= 0.5 and abs(ours - score) < 0.1, (path, box, found)
+            compared += 1
+    assert compared >= 6
+
+
+def test_a_thorough_search_finds_the_turned_face_hog_misses(shared_dir: Path) -> None:
+    """Jack Dorsey in three-quarter view (img59): HOG finds nothing, the CNN a usable face."""
+    analyzer = FaceAnalyzer(FaceDetector('hog'), DlibResNetEmbedder(),
+                            thorough_detector=FaceDetector('cnn'))
+    image = _small(shared_dir / 'data' / 'face_pairs' / 'img59.jpg', 480)
+    person = np.array([120, 0, 360, image.shape[0]], np.float32)
+    assert analyzer.face_in_person(image, person) is None
+    face = analyzer.face_in_person(image, person, thorough=True)
+    assert face is not None and face.quality >= 0.6
+    assert person[0] <= (face.box[0] + face.box[2]) / 2 <= person[2]
+    assert FaceAnalyzer(FaceDetector('hog'), DlibResNetEmbedder()).face_in_person(
+        image, person, thorough=True) is None  # no thorough detector: thorough is HOG alone
+
+
+def test_a_file_that_is_not_the_network_is_refused(tmp_path: Path) -> None:
+    """Another dlib model and a truncated copy get a clear error; bad upsampling too."""
+    files = find_dlib_model_files()
+    with pytest.raises(ModelFileError, match='not dlib'):
+        DlibMmod(files.face_recognition)
+    truncated = tmp_path / 'truncated.dat'
+    truncated.write_bytes(files.face_detector_cnn.read_bytes()[:300_000])
+    with pytest.raises(ModelFileError, match='not dlib'):
+        DlibMmod(truncated)
+    with pytest.raises(ValueError, match='upsample'):
+        DlibMmod(files.face_detector_cnn)(np.zeros((100, 100, 3), np.uint8), upsample=-1)
