@@ -394,7 +394,9 @@ class _Track:
     # Found again after a miss looking less like itself (APPEARANCE_REFIND_MAX_DROP): its
     # box may be someone else; its person is not seen through it until a face confirms.
     doubtful: bool = False
-    # In doubt, and a good face on it did not confirm its person: no longer likely theirs.
+    # In doubt, and a good face on it contradicted its person: no longer likely theirs. (A
+    # face between contradiction and match, such as a half-hidden one, denies nothing: most
+    # such faces are the person's own, see CONTRADICTION_MAX_SIMILARITY.)
     denied: bool = False
     # Persons whose box touched the track's first box: the only ones it can be a part of.
     born_beside: set[str] = field(default_factory=set)
@@ -730,11 +732,11 @@ class PersonTracker:
                 self._count(person, face)
                 track.contradictions.clear()
             return []
-        if track.doubtful:
-            track.denied = True
         if track.similarity >= self._config.contradiction_similarity:
             self._attribute_seen(track, face)  # too like them to contradict, too unlike to count
             return []
+        if track.doubtful:
+            track.denied = True
         # A good face clearly unlike the track's person: ByteTrack may have carried the box
         # across a cut or a hand-over. Two such faces, or one very good one, split the track.
         track.contradictions.append(face)
@@ -1331,7 +1333,7 @@ class PersonTracker:
         """Send PERSON_OUT for absent persons and forget old persons and dropped tracks."""
         events = []
         # A track in doubt may show its person: no evidence of their absence (_Track.doubtful),
-        # unless a good face on it failed to confirm them (then never was, in hindsight).
+        # unless a good face on it contradicted them (then never was, in hindsight).
         held: dict[str, float] = {}
         for track in self._tracks.values():
             if track.doubtful and not track.denied:
