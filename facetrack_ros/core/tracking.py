@@ -721,9 +721,8 @@ class PersonTracker:
                 self._count(person, face)  # else someone else's face: not theirs to keep
             return []
         track.similarity = self._similarity(person, vector)
-        if not track.doubtful:
-            self._fix_swap(track, vector)
-            person = self._persons[track.person_id]  # the swap may have changed it
+        self._fix_swap(track, vector)
+        person = self._persons[track.person_id]  # the swap may have changed it
         if track.similarity >= self._config.min_similarity:
             if track.doubtful and person.state is PersonState.PRESENT:
                 track.doubtful = False  # confirmed: the box was theirs after all
@@ -1236,10 +1235,16 @@ class PersonTracker:
         return self._settle_by_faces(fresh, stamp)
 
     def _fix_swap(self, track: _Track, vector: np.ndarray) -> None:
-        """Swap person ids with the visible track whose person this face matches much better."""
+        """Swap person ids with the visible track whose person this face matches much better.
+
+        Tracks in doubt take part: when ByteTrack swaps two people at a crossing, the one
+        found again looking less alike is in doubt. (A second box of the same person, whose
+        face would match both, overlaps the first: its faces are ignored, _ambiguous.) A track
+        in doubt is not a sighting of the person it is given.
+        """
         others = [t for t in self._tracks.values()
                   if t is not track and t.person_id is not None and t.last_seen == self._now
-                  and not t.doubtful and self._reference(self._persons[t.person_id]) is not None]
+                  and self._reference(self._persons[t.person_id]) is not None]
         if not others:
             return
         sims = np.array([self._similarity(self._persons[t.person_id], vector) for t in others])
@@ -1251,8 +1256,9 @@ class PersonTracker:
             track.similarity, other.similarity = float(sims[best]), 0.0
             track.contradictions.clear()
             other.contradictions.clear()
-            self._see(self._persons[track.person_id], track)
-            self._see(self._persons[other.person_id], other)
+            for swapped in (track, other):
+                if not swapped.doubtful:
+                    self._see(self._persons[swapped.person_id], swapped)
 
     # ------------------------------------------------------------------------------------
     # Internals: persons and events

@@ -161,6 +161,40 @@ def test_faces_undo_a_bytetrack_swap() -> None:
     assert person_of['b'][-30:] == ['person-000002'] * 30
 
 
+def test_faces_undo_a_swap_of_two_tracks_in_doubt() -> None:
+    """Two people dressed alike trade places while the detector misses both, at 2.5/s.
+
+    ByteTrack finds each lost track again on the other person, looking less alike: both are
+    in doubt. Their faces are alike too (0.885, between contradiction and match, as Aniston's
+    and Johansson's in the crossing clip), so neither face contradicts its track; each
+    matches the person of the other track, which undoes the swap. Before tracks in doubt took
+    part in swaps, both people were reported gone while in view and came back as new ids.
+    """
+    tracker = PersonTracker(CONFIG)
+    faces = {'a': _face(1)}
+    faces['b'] = _alike(faces['a'], 0.885, 7, _face)
+    bodies = {'a': _body(1)}
+    bodies['b'] = _alike(bodies['a'], 0.9, 5)
+    places = {'a': 100.0, 'b': 400.0}
+    rate, stamp, events, shown = 2.5, 0.0, [], []
+    for i in range(20):
+        if i == 8:
+            stamp += 2 / rate
+            places = {'a': 400.0, 'b': 100.0}
+        detections = {k: Detection(_box(x).box, 0.9, bodies[k]) for k, x in places.items()}
+        persons, new = tracker.update(stamp, list(detections.values()))
+        events += new
+        owners = {_owner(p, detections): p for p in persons}
+        shown.append({k: p.person_id for k, p in owners.items()})
+        if i in (1, 2, 9, 10):
+            for owner, person in owners.items():
+                events += tracker.add_face(stamp, person.track_id, faces[owner], 0.8)
+        stamp += 1 / rate
+    assert shown[8] == {'a': '', 'b': ''}, 'the scene no longer puts both tracks in doubt'
+    assert all(s == {'a': 'person-000001', 'b': 'person-000002'} for s in shown[10:])
+    assert [e.kind for e in events] == [EventKind.PERSON_IN] * 2
+
+
 def _visit(tracker: PersonTracker, start: int, frames: int, x: float, face: np.ndarray | None,
            rng: np.random.Generator) -> tuple[list[TrackedPerson], list[PersonEventRecord]]:
     """Show one person standing at x for frames frames, sending a face on the second one."""
