@@ -40,9 +40,11 @@ PARAMETERS = (
     ParamSpec('yunet_model', '', 'Path of a YuNet .onnx model for face_detector yunet.',
               read_only=True),
     ParamSpec('thorough_face_detector', 'cnn',
-              'Slower detector tried where face_detector finds no face, on every third try '
-              'of a person without a usable face: cnn (dlib MMOD, finds three-quarter views; '
-              'about 65 ms a person box) or none.', choices=('cnn', 'none'), read_only=True),
+              'Slower detector tried where face_detector finds no face (person boxes 80 px '
+              'wide or more): on every third try of a person without a usable face, and when '
+              'one whose face only it found needs a face again. cnn (dlib MMOD: three-quarter '
+              'views, five times the cost of hog) or none.', choices=('cnn', 'none'),
+              read_only=True),
     ParamSpec('upper_fraction', 0.5, 'Part of the person box searched for the face [0..1].',
               0.1, 1.0),
     ParamSpec('refresh_period', 2.0, 'Re-embed a tracked person at least this often [s].',
@@ -70,7 +72,8 @@ def face_analyzer(p: SimpleNamespace) -> FaceAnalyzer:
     """Return the face detector and embedder of the face_embedding parameters p."""
     return FaceAnalyzer(FaceDetector(p.face_detector, yunet_model=p.yunet_model or None),
                         DlibResNetEmbedder(threads=p.threads), upper_fraction=p.upper_fraction,
-                        thorough_detector=None if p.thorough_face_detector == 'none'
+                        thorough_detector=None
+                        if p.thorough_face_detector in ('none', p.face_detector)
                         else FaceDetector(p.thorough_face_detector))
 
 
@@ -129,7 +132,8 @@ class FaceEmbeddingNode(LifecycleNode):
         self.scheduler = embedding_scheduler(p)
         self.publisher = self.create_lifecycle_publisher(
             PersonDetectionArray, 'faces', RELIABLE_QOS)
-        self.diagnostics.set_state(DiagnosticStatus.OK, f'{p.face_detector} + dlib_resnet_v1')
+        self.diagnostics.set_state(DiagnosticStatus.OK, f'{p.face_detector} (thorough: '
+                                   f'{p.thorough_face_detector}) + dlib_resnet_v1')
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:

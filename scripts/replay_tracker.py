@@ -43,8 +43,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get('FACETRACK_SHARED', REPO.parent / 'shared'))
 CACHE = Path.home() / '.cache' / 'facetrack_ros'
 PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
-#: Bump when what analyse() stores changes, so that old caches are not read.
-CACHE_VERSION = 4
+#: Bump when what analyse() stores changes, so that old caches are not read (5: no thorough
+#: search in boxes under THOROUGH_MIN_PERSON_WIDTH_PX).
+CACHE_VERSION = 5
 
 
 def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:

@@ -14,8 +14,10 @@ from facetrack_ros.core.tracking import TrackedPerson
 #: Every this many attempts in a row without a usable face, a track gets a thorough search
 #: (FaceAnalyzer's slower detector): with retry_s 0.25 s, first about a second after the first
 #: try, then every 1.5 s, so people seen from behind cost the slow detector little. A track
-#: whose usable face only a thorough search found (someone in three-quarter view) is then
-#: searched thoroughly every time.
+#: whose usable face only a thorough search found (someone in three-quarter view) is searched
+#: thoroughly whenever it needs a face (pending, in question); its refreshes search thoroughly
+#: only on the every-third-miss rule: at 60-90 ms a box, thorough refreshes of everyone
+#: turned (most people on the Hamilton clip's stage) cost the face node a fifth of a core.
 THOROUGH_EVERY = 3
 
 
@@ -101,13 +103,14 @@ class EmbeddingScheduler:
                 grown.append((-area / max(state.area, 1.0), person.track_id))
             elif stamp - state.embedded_at >= self._refresh_s:
                 stale.append((state.quality, state.embedded_at, person.track_id))
+        needed = {p[-1] for p in missing}
         chosen = [p[-1] for p in sorted(missing) + sorted(grown) + sorted(stale)]
         chosen = chosen[:self._max_per_frame]
         areas = {p.track_id: _area(p.box) for p in persons}
         for track_id in chosen:
             state = self._tracks[track_id]
             state.tried_at, state.selected_area = stamp, areas[track_id]
-            state.thorough = state.thorough_found or (
+            state.thorough = (state.thorough_found and track_id in needed) or (
                 state.misses % THOROUGH_EVERY == THOROUGH_EVERY - 1)
         self._tracks = {tid: s for tid, s in self._tracks.items()
                         if stamp - s.seen_at < self._refresh_s}

@@ -14,7 +14,7 @@ import pytest
 
 from facetrack_ros.core.dlib_mmod import DlibMmod, ModelFileError
 from facetrack_ros.core.face import (DlibResNetEmbedder, FaceAnalyzer, FaceDetector,
-                                     find_dlib_model_files)
+                                     find_dlib_model_files, THOROUGH_MIN_PERSON_WIDTH_PX)
 from facetrack_ros.evaluation.identity import box_iou
 
 
@@ -57,6 +57,18 @@ def test_a_thorough_search_finds_the_turned_face_hog_misses(shared_dir: Path) ->
     assert person[0] <= (face.box[0] + face.box[2]) / 2 <= person[2]
     assert FaceAnalyzer(FaceDetector('hog'), DlibResNetEmbedder()).face_in_person(
         image, person, thorough=True) is None  # no thorough detector: thorough is HOG alone
+
+
+def test_a_thorough_search_skips_boxes_too_narrow_for_a_face_that_counts(
+        shared_dir: Path) -> None:
+    """A 75 px wide person: the CNN alone finds their 26 px face, the thorough search skips it."""
+    cnn = FaceDetector('cnn')
+    analyzer = FaceAnalyzer(FaceDetector('hog'), DlibResNetEmbedder(), thorough_detector=cnn)
+    image = _small(shared_dir / 'data' / 'face_pairs' / 'img59.jpg', 150)
+    person = np.array([37.5, 0, 112.5, image.shape[0]], np.float32)
+    assert person[2] - person[0] < THOROUGH_MIN_PERSON_WIDTH_PX
+    assert FaceAnalyzer(cnn, DlibResNetEmbedder()).find_in_person(image, person) is not None
+    assert analyzer.find_in_person(image, person, thorough=True) is None
 
 
 def test_a_file_that_is_not_the_network_is_refused(tmp_path: Path) -> None:

@@ -70,16 +70,20 @@ def test_every_third_try_without_a_usable_face_is_thorough() -> None:
     assert scheduler.select(17.0, person) == [1] and not scheduler.thorough(1)
 
 
-def test_a_face_only_a_thorough_search_found_is_searched_thoroughly_from_then_on() -> None:
-    """Someone in three-quarter view: HOG misses them at every refresh, so skip to the CNN."""
+def test_a_face_only_a_thorough_search_found_is_searched_thoroughly_when_needed() -> None:
+    """Someone in three-quarter view: HOG misses them, so a face they need comes from the CNN.
+
+    Needed: pending or in question; a periodic refresh keeps the every-third-miss rule.
+    """
     scheduler = EmbeddingScheduler(refresh_s=2.0, max_per_frame=1, retry_s=0.0)
-    person = [_tracked(1, 50.0)]
+    person = _tracked(1, 50.0)
     for stamp in range(3):
-        scheduler.select(float(stamp), person)
+        scheduler.select(float(stamp), [person])
         scheduler.record(1, float(stamp), GOOD if stamp == 2 else 0.0)  # the thorough try
-    assert scheduler.select(4.0, person) == [1] and scheduler.thorough(1)  # refresh
-    scheduler.record(1, 4.0, GOOD)
-    assert scheduler.select(6.0, person) == [1] and scheduler.thorough(1)
+    assert scheduler.select(4.0, [person]) == [1] and not scheduler.thorough(1)  # refresh
+    scheduler.record(1, 4.0, 0.0)
+    questioned = replace(person, match_similarity=0.8)
+    assert scheduler.select(4.5, [questioned]) == [1] and scheduler.thorough(1)
 
 
 def test_a_track_whose_face_contradicted_its_person_is_tried_again_soon() -> None:
