@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from facetrack_ros.core.dlib_model_file import (layer_records, ModelFileError, PIXEL_SCALE,
                                                 read_conv)
+from facetrack_ros.core.tracking import box_iou
 
 __all__ = ['DlibMmod', 'ModelFileError']
 
@@ -122,14 +123,7 @@ class DlibMmod:
         """Keep the best of overlapping detections (dlib's non-maximum suppression)."""
         kept: list[tuple[np.ndarray, float]] = []
         for box, score in sorted(found, key=lambda f: f[1], reverse=True):
-            if all(_iou(box, other) <= self.window.nms_iou for other, _ in kept):
+            if not kept or np.max(box_iou(box, np.stack([k for k, _ in kept]))) <= (
+                    self.window.nms_iou):
                 kept.append((box, score))
         return kept
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Return the IoU of two x1, y1, x2, y2 boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)

@@ -168,7 +168,7 @@ class FaceDetector:
         """Load the backend's model.
 
         backend: 'hog' (fast on a CPU), 'cnn' (dlib MMOD run by torch, core.dlib_mmod:
-        finds turned faces, about six times HOG's time in a person box) or 'yunet'
+        finds turned faces, five to six times HOG's time in a person box) or 'yunet'
         (needs yunet_model, the path of a YuNet .onnx file).
         upsample: dlib pyramid up-samplings, each halves the smallest face found (~80 px at
         0, ~40 px at 1) for four times the work; YuNet finds small faces without it and
