@@ -11,7 +11,11 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   input resumes come back under their ids.
 - Identity rests on faces judged with their uncertainty (core.identity): a face too poor to
   decide is ignored; a match needs a margin over the next-best person; a decision needs two
-  agreeing faces or one very good one; good faces that contradict a track split it.
+  agreeing faces or one very good one; good faces that contradict a track split it. A track
+  whose latest good face contradicts its person shows no person id meanwhile. ByteTrack may
+  hand someone's track to a passer-by: their face on a new track elsewhere then waits (up to
+  identity_max_wait_s) for a face on the old one, and takes their id back when it
+  contradicts them.
 - Motion keeps identities between faces, bounded by the body cue (core.identity): a box that
   looks unlike its track (a camera cut, a ByteTrack swap) starts a new track, and its person
   can then be found again by face only; a new track that starts where a present person whose
@@ -27,11 +31,13 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   overlaps nothing, and ByteTrack never confirms a track of such boxes; nor does ByteTrack
   find a lost track again on boxes of low score. A box no track took that continues a
   missing person (as re-linking requires, within FOLLOW_MAX_GAP_S, or at any gap where they
-  stood still: FOLLOW_STILL_IOU) counts as a sighting of them, so they are not reported gone
-  while they walk or after someone passed in front.
+  stood still, FOLLOW_STILL_IOU, or where their walk took them, FOLLOW_ON_COURSE) counts as
+  a sighting of them, so they are not reported gone while they walk or after someone passed
+  in front.
 - One person may be several boxes (a post splits them in two, the detector doubles a box):
   a new track born beside a present person that is a part of their box, or that shows their
-  face, takes their id without an event; the same face farther away is someone else.
+  face, takes their id without an event; the same face farther away is someone else, once
+  no face on the person's track said otherwise.
 - Enrolled people (set_known_people, from the fleet) are matched like remembered ones, and
   then carry their enrolled name as person id.
 
@@ -86,7 +92,11 @@ PART_MIN_SPAN = 0.5
 #: PART_UNION_MIN_IOU), was split in two by the detector: the new track is the other part.
 PART_MAX_SHRINK = 0.8
 PART_UNION_MIN_IOU = 0.8
-#: How long a person's widest box is kept to compare their shrunk box with [s].
+#: How long a person's widest box is kept to compare their shrunk box with [s], counted from
+#: their last box that was a shrunk part of it (PART_MAX_SHRINK, PART_MIN_OVERLAP): behind a
+#: post, one half of someone standing may go undetected for seconds before it becomes a
+#: track (the alone clip at 5-9 detections/s: that half became a second person, who was
+#: later reported gone while in view).
 PART_MEMORY_S = 1.0
 #: Boxes apart by at most this [person heights] touch: a person's face on a second box this
 #: near theirs makes that box a part of them; farther away it is someone else (a twin).
@@ -103,9 +113,17 @@ FOLLOW_MAX_GAP_S = 0.9
 #: ... except a box that overlaps their last box this much [IoU]: they have not moved, and
 #: someone standing still who scores low for a while (turned, half hidden) is no guess.
 FOLLOW_STILL_IOU = 0.7
+#: ... or a box within this distance [person heights] of where their walk would have taken
+#: them: a replay at 5 detections/s lost a walker seen again 1.0 s later 0.02 heights off.
+FOLLOW_ON_COURSE = 0.25
 #: Weight of the newest frame in a track's smoothed velocity: detector boxes jitter by a few
 #: pixels, which over a 0.1 s frame gap is tens of px/s.
 _VELOCITY_SMOOTHING = 0.3
+#: A box whose width or height changed by more than this factor since the last sighting
+#: moved its centre by its change of shape (a passer-by merged into it, legs hidden), not
+#: by the person's walk: it does not update the velocity. A replay at 5 detections/s lost a
+#: walker whose box, for one frame, also held the person he passed.
+_VELOCITY_MAX_SHAPE_CHANGE = 1.3
 
 
 @dataclass(frozen=True)
@@ -282,7 +300,9 @@ class PersonEventRecord:
 class TrackedPerson:
     """One track seen in the latest frame.
 
-    person_id: stable person id, or '' while the track's identity is pending (no PERSON_IN yet).
+    person_id: stable person id, or '' while the track's identity is pending (no PERSON_IN yet)
+    or in question (found again looking less alike, or its latest good face contradicted its
+    person: the box may have passed to someone else).
     box: x1, y1, x2, y2 [px] of the detection matched to the track; confidence its score.
     match_similarity: cosine similarity of the track's latest face to its person's running
     embedding before that face was added; 0 when there was none to compare.
@@ -320,6 +340,18 @@ class PersonState(enum.Enum):
 
 def _centre(box: np.ndarray) -> np.ndarray:
     return (box[:2] + box[2:]) / 2
+
+
+def _walk(before: np.ndarray, after: np.ndarray, interval: float) -> np.ndarray | None:
+    """Return the velocity [px/s] of a box's centre from before to after, interval [s] apart.
+
+    None when the box changed shape by more than _VELOCITY_MAX_SHAPE_CHANGE.
+    """
+    change = (after[2:] - after[:2]) / np.maximum(before[2:] - before[:2], 1e-6)
+    if np.any(change > _VELOCITY_MAX_SHAPE_CHANGE) or np.any(
+            change < 1 / _VELOCITY_MAX_SHAPE_CHANGE):
+        return None
+    return (_centre(after) - _centre(before)) / interval
 
 
 @dataclass
@@ -410,8 +442,8 @@ class _Track:
     def move(self, stamp: float, box: np.ndarray, confidence: float,
              body: np.ndarray | None) -> None:
         """Take the track's box at stamp and update its smoothed velocity and appearance."""
-        if stamp > self.last_seen:
-            step = (_centre(box) - _centre(self.box)) / (stamp - self.last_seen)
+        step = _walk(self.box, box, stamp - self.last_seen) if stamp > self.last_seen else None
+        if step is not None:
             self.velocity = (step if self.last_seen == self.first_seen else
                              self.velocity + _VELOCITY_SMOOTHING * (step - self.velocity))
         self.last_seen, self.box, self.confidence = stamp, box, confidence
@@ -465,12 +497,14 @@ def _area(box: np.ndarray) -> float:
 def _splits(earlier: np.ndarray, now: np.ndarray, other: np.ndarray) -> bool:
     """Return whether a box shrank from earlier to now and now with other makes up earlier.
 
-    Shrunk: to at most PART_MAX_SHRINK of its area; made up: the union of now and other
-    overlaps earlier by PART_UNION_MIN_IOU.
+    Shrunk: to at most PART_MAX_SHRINK of its area; made up: the union of now and other has
+    the size of earlier: centred on each other (the person may have moved a little since),
+    the two overlap by PART_UNION_MIN_IOU.
     """
     union = np.concatenate([np.minimum(now[:2], other[:2]), np.maximum(now[2:], other[2:])])
+    centred = earlier + np.tile(_centre(union) - _centre(earlier), 2)
     return (_area(now) <= PART_MAX_SHRINK * _area(earlier)
-            and float(box_iou(union, earlier[None])[0]) >= PART_UNION_MIN_IOU)
+            and float(box_iou(union, centred[None])[0]) >= PART_UNION_MIN_IOU)
 
 
 def _spans(part: np.ndarray, whole: np.ndarray) -> bool:
@@ -640,8 +674,9 @@ class PersonTracker:
             if track.person_id is None:
                 events += self._settle_by_time(track, stamp)
         events += self._expire(stamp)
-        return [TrackedPerson(t.track_id, '' if t.doubtful else t.person_id or '', t.box,
-                              t.confidence, t.similarity) for t in visible], events
+        return [TrackedPerson(t.track_id, '' if t.doubtful or t.contradictions
+                              else t.person_id or '', t.box, t.confidence, t.similarity)
+                for t in visible], events
 
     def end_appearances(self, reason: EventReason) -> list[PersonEventRecord]:
         """End every present person's appearance for reason; return their PERSON_OUTs.
@@ -711,7 +746,6 @@ class PersonTracker:
                 self._attribute_seen(track, face)
             return []
         if track.person_id is None:
-            face.vote = judge_face(vector, quality, self._gallery(track), self._rules)
             track.faces.append(face)
             return self._settle_by_faces(track, stamp)
         person = self._persons[track.person_id]
@@ -992,21 +1026,24 @@ class PersonTracker:
         as re-linking requires (_continues, one to one) and looks as much like them as usual,
         shows them at stamp: evidence of presence, not a track (no box is published for it).
         Within FOLLOW_MAX_GAP_S of their last sighting, or later on their last box
-        (FOLLOW_STILL_IOU): where someone stood still, a low score after a long occlusion is
-        no guess. relink_distance 0 turns this off too.
+        (FOLLOW_STILL_IOU) or on their course (FOLLOW_ON_COURSE): where someone stood still,
+        or walked on as they walked, a box after a long occlusion is no guess.
+        relink_distance 0 turns this off too.
         """
         unclaimed = [i for i in range(len(boxes))
                      if i not in claimed and conf[i] > self._config.track_low_thresh]
         missing = self._missing(stamp) if unclaimed else []
         pairs = [(i, person.person_id) for i in unclaimed for person in missing
                  if (stamp - person.last_seen <= FOLLOW_MAX_GAP_S
-                     or box_iou(person.box, boxes[i][None])[0] >= FOLLOW_STILL_IOU)
+                     or box_iou(person.box, boxes[i][None])[0] >= FOLLOW_STILL_IOU
+                     or self._off_course(person, stamp, boxes[i]) <= FOLLOW_ON_COURSE)
                  and self._continues(person, stamp, boxes[i], bodies[i])
                  and not self._less_alike(person, bodies[i])]
         for i, person_id in _one_to_one(pairs):
             person = self._persons[person_id]
-            step = (_centre(boxes[i]) - _centre(person.box)) / (stamp - person.last_seen)
-            person.velocity = person.velocity + _VELOCITY_SMOOTHING * (step - person.velocity)
+            step = _walk(person.box, boxes[i], stamp - person.last_seen)
+            if step is not None:
+                person.velocity = person.velocity + _VELOCITY_SMOOTHING * (step - person.velocity)
             person.last_seen, person.box, person.confidence = stamp, boxes[i], float(conf[i])
 
     def _missing(self, stamp: float) -> list[_Person]:
@@ -1023,19 +1060,22 @@ class PersonTracker:
 
         See _relink for the rules; body: the box's appearance, or None if unknown.
         """
-        gap = stamp - person.last_seen
-        if gap <= 0:  # both seen at once: two people
+        if stamp <= person.last_seen:  # both seen at once: two people
             return False
-        height = max(float(person.box[3] - person.box[1]), 1.0)
-        ratio = float(box[3] - box[1]) / height
-        heading = _centre(person.box) + person.velocity * gap
-        distance = float(np.linalg.norm(_centre(box) - heading)) / height
+        ratio = float(box[3] - box[1]) / max(float(person.box[3] - person.box[1]), 1.0)
         alike = appearance_similarity(body, person.body)
-        return (distance <= self._config.relink_distance
+        return (self._off_course(person, stamp, box) <= self._config.relink_distance
                 and 1 / RELINK_MAX_HEIGHT_RATIO <= ratio <= RELINK_MAX_HEIGHT_RATIO
                 and (alike is None or alike >= APPEARANCE_RELINK_MIN_SIMILARITY)
                 and not (person.adrift and (
                     alike is None or alike < APPEARANCE_ADRIFT_RELINK_SIMILARITY)))
+
+    @staticmethod
+    def _off_course(person: _Person, stamp: float, box: np.ndarray) -> float:
+        """Return how far box at stamp is from where the person was heading [their heights]."""
+        heading = _centre(person.box) + person.velocity * (stamp - person.last_seen)
+        return float(np.linalg.norm(_centre(box) - heading)) / max(
+            float(person.box[3] - person.box[1]), 1.0)
 
     def _less_alike(self, person: _Person, body: np.ndarray | None) -> bool:
         """Return whether a box looks less like the person than their track usually did.
@@ -1064,10 +1104,11 @@ class PersonTracker:
         the track's box and the person's box of this frame or of the frame before (before:
         person id -> box, of those seen in the frame before) overlap by PART_MIN_OVERLAP of the
         smaller box, and the track looks like the person (APPEARANCE_RELINK_MIN_SIMILARITY);
-        or the person's box of this frame is a shrunk part of their widest box of the last
-        PART_MEMORY_S and, with the track's, makes it up (_splits: a post between two halves of
-        one person; halves do not look like the whole). A track that could be a part of two
-        people waits for a face. A good face unlike the person still splits the track.
+        or the person's box of this frame is a shrunk part of their widest box (of the last
+        PART_MEMORY_S, see there) and, with the track's, makes it up (_splits: a post between
+        two halves of one person; halves do not look like the whole). A track that could be a
+        part of two people waits for a face. A good face unlike the person still splits the
+        track.
         """
         for track in pending:
             owners = set()
@@ -1100,10 +1141,18 @@ class PersonTracker:
     # ------------------------------------------------------------------------------------
     # Internals: identity
 
-    def _visible_persons(self, besides: _Track | None = None) -> set[str]:
-        return {t.person_id for t in self._tracks.values()
+    def _visible_tracks(self, besides: _Track | None = None) -> list[_Track]:
+        """Return the tracks (besides one) that show their person: not in doubt, no face against.
+
+        A track whose latest good face contradicted its person (a passer-by who took the
+        person's box) is no evidence that the person is in view.
+        """
+        return [t for t in self._tracks.values()
                 if t is not besides and t.person_id is not None and t.last_seen == self._now
-                and not t.doubtful}
+                and not t.doubtful and not t.contradictions]
+
+    def _visible_persons(self, besides: _Track | None = None) -> set[str]:
+        return {t.person_id for t in self._visible_tracks(besides)}
 
     def _gallery(self, track: _Track) -> Gallery:
         """Return the people a pending track's face may be: not in view on another track.
@@ -1137,39 +1186,66 @@ class PersonTracker:
         return float(np.max(cosine_similarity(vector, np.stack(references))))
 
     def _settle_by_faces(self, track: _Track, stamp: float) -> list[PersonEventRecord]:
-        """Decide a pending track's identity once its faces agree (core.identity.decide)."""
+        """Decide a pending track's identity once its faces agree (core.identity.decide).
+
+        The faces are judged against the gallery of now: who else is in view changes while a
+        track waits (a person's track found to show someone else leaves the view).
+        """
+        gallery = self._gallery(track)
+        for face in track.faces:
+            face.vote = judge_face(face.vector, face.quality, gallery, self._rules)
         vote = decide([f.vote for f in track.faces], self._rules)
         if vote is None:
             return []
         if vote.kind is VoteKind.NEW:
             twin = self._in_view_twin(track)
-            if twin is None:
-                return self._make_new_person(track, stamp, EventReason.FACE)
-            return self._bind(track, twin, stamp)  # a second box of a present person
+            if twin is not None:
+                return self._bind(track, twin, stamp)  # a second box of a present person
+            if self._awaits_other_track(track, stamp):
+                return []
+            return self._make_new_person(track, stamp, EventReason.FACE)
         if vote.person_id in self._visible_persons(track):
             return []  # the person is in view on another track meanwhile: wait
         return self._bind(track, vote, stamp)
+
+    def _in_view_match(self, track: _Track, beside: bool
+                       ) -> tuple[FaceVote | None, list[FaceVote]]:
+        """Judge a pending track's faces against the persons in view on other tracks.
+
+        Return the MATCH their votes decide (None if they decide none) and the votes.
+        beside: only those whose box touches the track's (PART_MAX_GAP).
+        """
+        people = {t.person_id: self._reference(self._persons[t.person_id])
+                  for t in self._visible_tracks(track)
+                  if not beside or _adjacent(track.box, t.box)}
+        gallery = Gallery({pid: vector for pid, vector in people.items() if vector is not None})
+        votes = [judge_face(f.vector, f.quality, gallery, self._rules) for f in track.faces]
+        vote = decide(votes, self._rules)
+        return (vote if vote is not None and vote.kind is VoteKind.MATCH else None), votes
 
     def _in_view_twin(self, track: _Track) -> FaceVote | None:
         """Return a MATCH if a pending track's faces are those of a person in view beside it.
 
         The gallery leaves out people in view on another track, so their face on a second
-        track votes NEW. Judged against those whose box touches the track's (PART_MAX_GAP), it
-        shows the track is a second box of one of them (a part, a duplicate), not someone new;
-        the faces' votes are replaced. The same face farther away is someone else (a twin).
+        track votes NEW. Judged against those whose box touches the track's, it shows the
+        track is a second box of one of them (a part, a duplicate), not someone new; the
+        faces' votes are replaced. The same face farther away is someone else (a twin).
         """
-        visible = {t.person_id: self._reference(self._persons[t.person_id])
-                   for t in self._tracks.values()
-                   if t is not track and t.person_id is not None and t.last_seen == self._now
-                   and not t.doubtful and _adjacent(track.box, t.box)}
-        gallery = Gallery({pid: vector for pid, vector in visible.items() if vector is not None})
-        votes = [judge_face(f.vector, f.quality, gallery, self._rules) for f in track.faces]
-        vote = decide(votes, self._rules)
-        if vote is None or vote.kind is not VoteKind.MATCH:
-            return None
-        for face, twin_vote in zip(track.faces, votes):
-            face.vote = twin_vote
+        vote, votes = self._in_view_match(track, beside=True)
+        if vote is not None:
+            for face, twin_vote in zip(track.faces, votes):
+                face.vote = twin_vote
         return vote
+
+    def _awaits_other_track(self, track: _Track, stamp: float) -> bool:
+        """Return whether a pending track's faces wait on a track elsewhere showing their person.
+
+        The same face on two tracks apart: more often ByteTrack handed the person's track to
+        a passer-by than two people look alike. A face on that other track will tell (and
+        takes their person off it, _bind); until identity_max_wait_s it is not someone new.
+        """
+        return (stamp - track.first_seen < self._config.identity_max_wait_s
+                and self._in_view_match(track, beside=False)[0] is not None)
 
     def _settle_by_time(self, track: _Track, stamp: float) -> list[PersonEventRecord]:
         """Settle a pending track by its faces, or make it a new person once it waited."""
@@ -1177,7 +1253,8 @@ class PersonTracker:
         if events or track.person_id is not None:
             return events
         votes = [f.vote for f in track.faces]
-        leaning = any(v.kind is VoteKind.MATCH for v in votes)
+        leaning = (any(v.kind is VoteKind.MATCH for v in votes)
+                   or self._awaits_other_track(track, stamp))
         wait = self._config.identity_max_wait_s if leaning else self._config.identity_wait_s
         if stamp - track.first_seen < wait:
             return []
@@ -1211,17 +1288,24 @@ class PersonTracker:
         self._attribute_witnessed(track, person)
         track.person_id, track.similarity = person_id, vote.similarity
         reason = EventReason.ENROLLED if person.enrolled else EventReason.FACE
+        events = []
         if first_sight:
             self._see(person, track)
-            return [self._announce(EventKind.PERSON_IN, person, track, stamp, reason)]
-        # The person's old tracks stay bound to them: ByteTrack may still re-find one (it keeps
-        # lost tracks for track_buffer_s), and it must come back as this person.
-        if person.state is PersonState.PRESENT:  # brief occlusion: the appearance goes on
+            events.append(self._announce(EventKind.PERSON_IN, person, track, stamp, reason))
+        elif person.state is PersonState.PRESENT:  # brief occlusion: the appearance goes on
             self._see(person, track)
-            return []
-        person.appearance_start = track.first_seen
-        self._see(person, track)
-        return [self._announce(EventKind.PERSON_RETURNED, person, track, stamp, reason)]
+        else:
+            person.appearance_start = track.first_seen
+            self._see(person, track)
+            events.append(self._announce(EventKind.PERSON_RETURNED, person, track, stamp,
+                                         reason))
+        # The person's old tracks stay bound to them: ByteTrack may still re-find one (it keeps
+        # lost tracks for track_buffer_s), and it must come back as this person. But one whose
+        # latest good face contradicted them shows someone else: their face is here.
+        for other in [t for t in self._tracks.values()
+                      if t is not track and t.person_id == person_id and t.contradictions]:
+            events += self._split(other, stamp)
+        return events
 
     def _split(self, track: _Track, stamp: float) -> list[PersonEventRecord]:
         """Take a track off its person: a new pending track judged by the contradicting faces."""
@@ -1229,9 +1313,7 @@ class PersonTracker:
         fresh.body = track.body
         motion_id = next(m for m, t in self._by_motion.items() if t is track)
         self._by_motion[motion_id] = fresh
-        for face in track.contradictions:
-            face.vote = judge_face(face.vector, face.quality, self._gallery(fresh), self._rules)
-            fresh.faces.append(face)
+        fresh.faces += track.contradictions
         return self._settle_by_faces(fresh, stamp)
 
     def _fix_swap(self, track: _Track, vector: np.ndarray) -> None:
@@ -1310,6 +1392,9 @@ class PersonTracker:
             if (person.widest is None or track.last_seen - person.widest_at > PART_MEMORY_S
                     or _area(track.box) >= _area(person.widest)):
                 person.widest, person.widest_at = track.box, track.last_seen
+            elif (_area(track.box) <= PART_MAX_SHRINK * _area(person.widest)
+                  and _overlap(track.box, person.widest) >= PART_MIN_OVERLAP):
+                person.widest_at = track.last_seen  # still a shrunk part: see PART_MEMORY_S
 
     def _announce(self, kind: EventKind, person: _Person, track: _Track, stamp: float,
                   reason: EventReason) -> PersonEventRecord:
