@@ -197,18 +197,23 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def match_boxes(truth: Sequence[Sequence[float]], boxes: Sequence[Sequence[float]],
-                min_iou: float = MATCH_IOU) -> dict[int, int]:
+                min_iou: float = MATCH_IOU, visible: Sequence[float] | None = None
+                ) -> dict[int, int]:
     """Match boxes to truth boxes one to one, greedily by IoU.
 
     Return {box index: truth index} for the pairs with an IoU of at least min_iou.
+    visible: the visible fraction of each truth person, to weigh the IoU by: a detector box
+    over two people who overlap shows the one in front (see identify).
     """
-    pairs = sorted(((box_iou(t, b), bi, ti) for ti, t in enumerate(truth)
-                    for bi, b in enumerate(boxes)), reverse=True)
+    weights = [1.0] * len(truth) if visible is None else list(visible)
+    pairs = sorted(((box_iou(t, b) * weights[ti], box_iou(t, b), bi, ti)
+                    for ti, t in enumerate(truth) for bi, b in enumerate(boxes)),
+                   reverse=True)
     matched: dict[int, int] = {}
     used: set[int] = set()
-    for iou, bi, ti in pairs:
+    for _, iou, bi, ti in pairs:
         if iou < min_iou:
-            break
+            continue
         if bi not in matched and ti not in used:
             matched[bi] = ti
             used.add(ti)
@@ -220,7 +225,9 @@ def identify(persons: Sequence[Present], boxes: Sequence[Sequence[float]]
     """Return the real person behind each box of one frame, None where none matches.
 
     A frame whose truth has one person without a box (by-eye truth) gives them the largest
-    box (the others are background figures or duplicates).
+    box (the others are background figures or duplicates). Where two people overlap, one box
+    over both is the one more in view: the box of someone walking in front of a person they
+    hide (Clooney past Musk) is not the hidden person's.
     """
     if len(persons) == 1 and persons[0].box is None:
         if not boxes:
@@ -229,7 +236,8 @@ def identify(persons: Sequence[Present], boxes: Sequence[Sequence[float]]
                       * (boxes[i][3] - boxes[i][1]))
         return [persons[0].identity if i == largest else None for i in range(len(boxes))]
     located = [p for p in persons if p.box is not None]
-    matched = match_boxes([p.box for p in located], boxes)
+    matched = match_boxes([p.box for p in located], boxes,
+                          visible=[p.visible for p in located])
     return [located[matched[i]].identity if i in matched else None for i in range(len(boxes))]
 
 

@@ -173,6 +173,20 @@ def test_match_boxes_is_one_to_one() -> None:
     assert match_boxes(truth, boxes) == {1: 0, 2: 1}
 
 
+def test_a_box_over_two_overlapping_people_is_the_one_in_view() -> None:
+    """Someone walks in front of a person they hide: the one box is the one in front.
+
+    By IoU alone it is the hidden person's (crossing clip: Aniston in front of Johansson,
+    visible 0.25, who then counted as wearing Aniston's id); weighed by how much of each is
+    in view, it is Aniston's. With a box for each, each keeps theirs.
+    """
+    hidden, front = (10.0, 0.0, 40.0, 60.0), (14.0, 0.0, 46.0, 60.0)
+    box = (11.0, 0.0, 41.0, 60.0)
+    assert match_boxes([hidden, front], [box]) == {0: 0}
+    assert match_boxes([hidden, front], [box], visible=[0.25, 1.0]) == {0: 1}
+    assert match_boxes([hidden, front], [front, hidden], visible=[0.25, 1.0]) == {0: 1, 1: 0}
+
+
 @pytest.mark.parametrize('number', [0, 1, 1234, 65535])
 def test_frame_numbers_survive_jpeg(number: int) -> None:
     """The corner code decodes after JPEG compression; a plain corner decodes to None."""
