@@ -98,6 +98,10 @@ PART_UNION_MIN_IOU = 0.8
 #: track (the alone clip at 5-9 detections/s: that half became a second person, who was
 #: later reported gone while in view).
 PART_MEMORY_S = 1.0
+#: A new track whose box holds this much of each of two other tracks' boxes, and is their
+#: union, is the detector's box of the two together, not a third person (crossing clip at
+#: 5/s: such a box over Mayer and Musk became a person, reported gone as they stepped apart).
+GROUP_INSIDE = 0.85
 #: Boxes apart by at most this [person heights] touch: a person's face on a second box this
 #: near theirs makes that box a part of them; farther away it is someone else (a twin).
 PART_MAX_GAP = 0.25
@@ -492,6 +496,12 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 def _area(box: np.ndarray) -> float:
     return float(np.prod(np.clip(box[2:] - box[:2], 0, None)))
+
+
+def _inside(part: np.ndarray, whole: np.ndarray) -> float:
+    """Return the fraction of part's area inside whole."""
+    sides = np.clip(np.minimum(part[2:], whole[2:]) - np.maximum(part[:2], whole[:2]), 0, None)
+    return float(np.prod(sides)) / max(_area(part), 1e-9)
 
 
 def _splits(earlier: np.ndarray, now: np.ndarray, other: np.ndarray) -> bool:
@@ -1237,6 +1247,21 @@ class PersonTracker:
                 face.vote = twin_vote
         return vote
 
+    def _holds_group(self, track: _Track) -> bool:
+        """Return whether the track's box is the box of two or more others of this frame.
+
+        It holds GROUP_INSIDE of each of their boxes, and their union is it (IoU at least
+        PART_UNION_MIN_IOU): a near person's box that holds two small ones of people farther
+        away is much larger than their union.
+        """
+        held = [t.box for t in self._tracks.values()
+                if t is not track and t.last_seen == self._now
+                and _inside(t.box, track.box) >= GROUP_INSIDE]
+        if len(held) < 2:
+            return False
+        union = np.concatenate([np.min(held, axis=0)[:2], np.max(held, axis=0)[2:]])
+        return float(box_iou(track.box, union[None])[0]) >= PART_UNION_MIN_IOU
+
     def _awaits_other_track(self, track: _Track, stamp: float) -> bool:
         """Return whether a pending track's faces wait on a track elsewhere showing their person.
 
@@ -1248,9 +1273,13 @@ class PersonTracker:
                 and self._in_view_match(track, beside=False)[0] is not None)
 
     def _settle_by_time(self, track: _Track, stamp: float) -> list[PersonEventRecord]:
-        """Settle a pending track by its faces, or make it a new person once it waited."""
+        """Settle a pending track by its faces, or make it a new person once it waited.
+
+        A box that is the union of two other tracks' boxes is the detector's box of a group
+        (two people standing close, _holds_group): it is nobody new, however long it stays.
+        """
         events = self._settle_by_faces(track, stamp)
-        if events or track.person_id is not None:
+        if events or track.person_id is not None or self._holds_group(track):
             return events
         votes = [f.vote for f in track.faces]
         leaning = (any(v.kind is VoteKind.MATCH for v in votes)

@@ -229,6 +229,34 @@ def test_a_person_whose_track_a_passer_by_took_gets_their_id_back_on_their_new_t
         (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
 
 
+@pytest.mark.parametrize('group', [True, False])
+def test_the_detector_s_box_of_two_people_standing_close_is_nobody_new(group: bool) -> None:
+    """Two people stand side by side; for 3 s the detector adds a box over both of them.
+
+    That box is the two together, not a third person (crossing clip at 5/s: such a box over
+    Mayer and Musk became a person, reported gone as they stepped apart). A large box that
+    holds two small ones but is not their union is someone nearer: a person.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(35)
+    pair = [_box(100, y=150, w=60, h=150), _box(170, y=150, w=60, h=150)]
+    third = (Detection(np.array([98.0, 148.0, 232.0, 302.0]), 0.7) if group
+             else Detection(np.array([60.0, 40.0, 280.0, 460.0]), 0.9))
+    events, shown = [], set()
+    for i in range(int(6 * FPS)):
+        persons, new = tracker.update(i / FPS, pair + ([third] if i >= FPS else []))
+        events += new
+        shown |= {p.person_id for p in persons}
+        if i in (2, 5):
+            for person in persons[:2]:
+                events += tracker.add_face(i / FPS, person.track_id,
+                                           _sighting(_face(person.track_id), rng), 0.9)
+    ins = [e.person_id for e in events if e.kind is EventKind.PERSON_IN]
+    assert ins == (['person-000001', 'person-000002'] if group
+                   else ['person-000001', 'person-000002', 'person-000003'])
+    assert shown - {''} == set(ins)
+
+
 def _visit(tracker: PersonTracker, start: int, frames: int, x: float, face: np.ndarray | None,
            rng: np.random.Generator) -> tuple[list[TrackedPerson], list[PersonEventRecord]]:
     """Show one person standing at x for frames frames, sending a face on the second one."""
