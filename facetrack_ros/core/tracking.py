@@ -1013,7 +1013,8 @@ class PersonTracker:
         """
         missing = self._missing(stamp)
         pairs = [(track.track_id, person.person_id) for track in pending for person in missing
-                 if self._continues(person, track.first_seen, track.first_box, track.body)]
+                 if self._continues(person, track.first_seen, track.first_box, track.body)
+                 and not self._faces_deny(track, person)]
         for track_id, person_id in _one_to_one(pairs):
             track, person = self._tracks[track_id], self._persons[person_id]
             track.person_id = person_id
@@ -1097,6 +1098,16 @@ class PersonTracker:
                 and alike < person.body_stability - APPEARANCE_REFIND_MAX_DROP
                 and self._face_can_decide(person.person_id))
 
+    def _faces_deny(self, track: _Track, person: _Person) -> bool:
+        """Return whether a good face of the pending track contradicts the person.
+
+        Motion and looks never give a track someone its face says it is not (the doorway
+        clip: the next person through, split off the previous one's track by their face,
+        was re-linked to them by motion).
+        """
+        return any(self._similarity(person, face.vector) < self._config.contradiction_similarity
+                   for face in track.faces) and self._reference(person) is not None
+
     def _face_can_decide(self, person_id: str) -> bool:
         """Return whether a face could confirm a doubtful track of the person: they have one.
 
@@ -1135,8 +1146,9 @@ class PersonTracker:
                 inside = (body is not None and body >= APPEARANCE_RELINK_MIN_SIMILARITY
                           and any(_overlap(track.box, b) >= PART_MIN_OVERLAP
                                   and _spans(track.box, b) for b in boxes))
-                if inside or (now is not None and person.widest is not None
-                              and _splits(person.widest, now, track.box)):
+                if (inside or (now is not None and person.widest is not None
+                               and _splits(person.widest, now, track.box))) and not (
+                        self._faces_deny(track, person)):
                     owners.add(person.person_id)
             if len(owners) == 1:
                 track.person_id = owners.pop()

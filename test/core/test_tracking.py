@@ -926,6 +926,36 @@ def test_the_next_person_through_a_doorway_is_not_the_previous_one(bodies: bool)
         assert all(len(people) == 1 for people in owner.values()), owner
 
 
+def test_motion_never_gives_a_track_someone_its_face_says_it_is_not() -> None:
+    """The next person through a doorway, dressed like the previous one, at 10/s.
+
+    ByteTrack finds the previous person's track again on them (in doubt: less alike); their
+    first face, good but not decisive (0.93 like someone seen earlier: ambiguous), clearly
+    contradicts the previous person and splits the track off. Re-linking by motion must not
+    give the split-off track the previous person back (the doorway replay at 5/s did, and
+    reported that person gone while the newcomer stood there under their id).
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(36)
+    body = _body(1)
+    faces = {'c': _face(3), 'a': _face(1)}
+    faces['b'] = _alike(faces['c'], 0.93, 4, _face)
+    events, shown, stamp = [], [], 0.0
+    for who, frames in (('c', 30), (None, 40), ('a', 30), (None, 3), ('b', 30)):
+        for i in range(frames):
+            seen = [] if who is None else [Detection(
+                _box(300).box, 0.9, _alike(body, 0.99 if who == 'a' else 0.9, 10 + i))]
+            persons, new = tracker.update(stamp, seen)
+            events += new
+            shown += [(who, p.person_id) for p in persons if p.person_id]
+            if who and persons and i in (1, 2, 12):
+                events += tracker.add_face(stamp, persons[0].track_id,
+                                           _sighting(faces[who], rng), 0.9)
+            stamp += 1 / 10
+    assert ('a', 'person-000002') in shown, 'the scene no longer names a'
+    assert all(person_id != 'person-000002' for who, person_id in shown if who == 'b')
+
+
 @pytest.mark.parametrize('newcomer, faces', [(True, True), (False, True), (True, False)])
 def test_a_lost_track_found_again_looking_less_alike_waits_for_a_face(newcomer: bool,
                                                                       faces: bool) -> None:
