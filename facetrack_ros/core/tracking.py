@@ -87,6 +87,10 @@ PART_MIN_OVERLAP = 0.85
 #: box of one person keeps their scale (the upper body, one side), while a box small both ways
 #: inside someone's box is a person farther away, seen past them.
 PART_MIN_SPAN = 0.5
+#: ... and whose area is at most this many times theirs: a box twice a person's size that
+#: holds them holds someone else too (sizes_720p at 9/s: a box over Mayer and Biden walking
+#: past her was taken for a part of Mayer, and carried her id onto Biden).
+PART_MAX_GROWTH = 1.5
 #: A person's box that shrank to at most this part of their widest box of the last
 #: PART_MEMORY_S, and that makes that box up together with a new track's box (IoU at least
 #: PART_UNION_MIN_IOU), was split in two by the detector: the new track is the other part.
@@ -1145,7 +1149,9 @@ class PersonTracker:
                 body = appearance_similarity(track.body, person.body)
                 inside = (body is not None and body >= APPEARANCE_RELINK_MIN_SIMILARITY
                           and any(_overlap(track.box, b) >= PART_MIN_OVERLAP
-                                  and _spans(track.box, b) for b in boxes))
+                                  and _spans(track.box, b)
+                                  and _area(track.box) <= PART_MAX_GROWTH * _area(b)
+                                  for b in boxes))
                 if (inside or (now is not None and person.widest is not None
                                and _splits(person.widest, now, track.box))) and not (
                         self._faces_deny(track, person)):

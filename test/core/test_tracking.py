@@ -1226,6 +1226,27 @@ def test_a_person_split_in_two_by_a_post_stays_one_person(late: float, drift: fl
     assert shown <= {'', 'person-000001'}
 
 
+def test_a_box_twice_a_person_s_size_that_holds_them_is_not_a_part_of_them() -> None:
+    """A new box holds a standing person's box and as much again beside it, looking alike.
+
+    It holds someone else too (sizes_720p at 9/s: a box over Mayer and Biden walking past
+    her, taken for a part of Mayer, carried her id onto Biden as he walked on).
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(37)
+    her = Detection(np.array([300.0, 150.0, 360.0, 300.0]), 0.9, _body(1))
+    wide = Detection(np.array([300.0, 150.0, 420.0, 300.0]), 0.7, _alike(_body(1), 0.9, 2))
+    shown = {}
+    for i in range(int(4 * FPS)):
+        persons, _ = tracker.update(i / FPS, [her] + ([wide] if i >= FPS else []))
+        for person in persons:
+            shown.setdefault(round(float(person.box[2])), set()).add(person.person_id)
+        if i == 2:
+            tracker.add_face(i / FPS, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+    assert shown[360] == {'', 'person-000001'}
+    assert 'person-000001' not in shown[420]
+
+
 def _assert_b_is_someone_else(bodies_at: Callable[[float], list[Detection]]) -> None:
     """Run 6 s of bodies_at(t) (A's box first, B's second if any): B never shows A's id.
 
