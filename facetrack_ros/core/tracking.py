@@ -779,15 +779,17 @@ class PersonTracker:
                 self._count(person, face)
                 track.contradictions.clear()
             return []
-        if track.similarity >= self._config.contradiction_similarity:
+        elsewhere = self._someone_else(track, face)
+        if track.similarity >= self._config.contradiction_similarity and not elsewhere:
             self._attribute_seen(track, face)  # too like them to contradict, too unlike to count
             return []
         if track.doubtful:
             track.denied = True
         # A good face clearly unlike the track's person: ByteTrack may have carried the box
         # across a cut or a hand-over. Two such faces, or one very good one, split the track.
+        # One that is someone else's, out of view, splits it too.
         track.contradictions.append(face)
-        if (quality >= self._config.strong_face_quality
+        if (quality >= self._config.strong_face_quality or elsewhere
                 or len(track.contradictions) >= self._rules.votes_needed):
             return self._split(track, stamp)
         return []
@@ -1362,6 +1364,21 @@ class PersonTracker:
         self._by_motion[motion_id] = fresh
         fresh.faces += track.contradictions
         return self._settle_by_faces(fresh, stamp)
+
+    def _someone_else(self, track: _Track, face: _Face) -> bool:
+        """Return whether a face of a named track is that of someone else not in view.
+
+        It matches them (a MATCH against the people not in view) by swap_margin more than
+        the track's person. Two people whose faces score near contradiction_similarity
+        against each other (Aniston and Johansson, 0.88) cannot contradict each other: the
+        crossing clip at 7/s gave Aniston's id to Johansson stepping out from behind her
+        (a part of Aniston, by the boxes), and her faces at 0.997 to her own id changed
+        nothing.
+        """
+        vote = judge_face(face.vector, face.quality, self._gallery(track), self._rules)
+        return (vote is not None and vote.kind is VoteKind.MATCH
+                and vote.person_id != track.person_id
+                and vote.similarity >= track.similarity + self._config.swap_margin)
 
     def _fix_swap(self, track: _Track, vector: np.ndarray) -> None:
         """Swap person ids with the visible track whose person this face matches much better.

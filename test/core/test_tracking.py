@@ -257,6 +257,32 @@ def test_the_detector_s_box_of_two_people_standing_close_is_nobody_new(group: bo
     assert shown - {''} == set(ins)
 
 
+def test_a_face_of_someone_out_of_view_takes_a_track_from_a_look_alike() -> None:
+    """A remembered person, a, is given the track of b, whose face is like theirs (0.88-0.89).
+
+    That is between contradiction and match, as Aniston's and Johansson's faces in the
+    crossing clip: such a face cannot contradict b; but a is out of view and the face
+    matches a by far more, so the track is split off and becomes a's. Before, a carried b's
+    id (crossing clip at 7/s: 25 frames, and b was reported gone while in view).
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(38)
+    faces = {'a': _face(1)}
+    faces['b'] = _alike(faces['a'], 0.905, 7, _face)  # photos of them score 0.88-0.89
+    shown, frame = [], 0
+    for who, x, frames in (('a', 600, 30), ('b', 300, 30), (None, 0, 9), ('a', 300, 60)):
+        for i in range(frames):
+            persons, _ = tracker.update(frame / FPS, [] if who is None else [_box(x)])
+            shown += [(who, p.person_id) for p in persons]
+            if who and i in (3, 13, 23, 33):
+                tracker.add_face(frame / FPS, persons[0].track_id,
+                                 _sighting(faces[who], rng), 0.7)
+            frame += 1
+    on_a = [person_id for who, person_id in shown[60:] if who == 'a']
+    assert 'person-000002' in on_a, 'ByteTrack no longer hands the track over'
+    assert on_a[-20:] == ['person-000001'] * 20
+
+
 def _visit(tracker: PersonTracker, start: int, frames: int, x: float, face: np.ndarray | None,
            rng: np.random.Generator) -> tuple[list[TrackedPerson], list[PersonEventRecord]]:
     """Show one person standing at x for frames frames, sending a face on the second one."""
