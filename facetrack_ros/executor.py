@@ -45,6 +45,8 @@ class WorkerThreads:
         result: Future = Future(executor=executor)
 
         def finish(call: ThreadFuture) -> None:
+            if call.cancelled():  # shutdown() dropped it unstarted: its executor is gone
+                return
             error = call.exception()
             if error is None:
                 result.set_result(call.result())
