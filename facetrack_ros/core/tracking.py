@@ -1111,8 +1111,9 @@ class PersonTracker:
         clip: the next person through, split off the previous one's track by their face,
         was re-linked to them by motion).
         """
-        return any(self._similarity(person, face.vector) < self._config.contradiction_similarity
-                   for face in track.faces) and self._reference(person) is not None
+        return self._reference(person) is not None and any(
+            self._similarity(person, face.vector) < self._config.contradiction_similarity
+            for face in track.faces)
 
     def _face_can_decide(self, person_id: str) -> bool:
         """Return whether a face could confirm a doubtful track of the person: they have one.
