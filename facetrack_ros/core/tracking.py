@@ -1222,6 +1222,8 @@ class PersonTracker:
         The faces are judged against the gallery of now: who else is in view changes while a
         track waits (a person's track found to show someone else leaves the view).
         """
+        if not track.faces:  # nothing to judge: most pending tracks, every frame
+            return []
         gallery = self._gallery(track)
         for face in track.faces:
             face.vote = judge_face(face.vector, face.quality, gallery, self._rules)
@@ -1304,7 +1306,7 @@ class PersonTracker:
             return events
         votes = [f.vote for f in track.faces]
         leaning = (any(v.kind is VoteKind.MATCH for v in votes)
-                   or self._awaits_other_track(track, stamp))
+                   or (bool(votes) and self._awaits_other_track(track, stamp)))
         wait = self._config.identity_max_wait_s if leaning else self._config.identity_wait_s
         if stamp - track.first_seen < wait:
             return []
