@@ -1,5 +1,6 @@
 """Process entry point shared by every node executable."""
 
+import faulthandler
 import os
 import signal
 import sys
@@ -16,6 +17,10 @@ from rclpy.signals import SignalHandlerOptions
 from facetrack_ros.parameters import InvalidParameterError
 
 STOP_POLL_S = 0.2  # how often the spin loop looks for a stop signal [s]
+#: The longest a node may take to close after its spin loop ended [s]: the executor's 5 s for
+#: running callbacks, then destroy_node and rclpy's shutdown. ros2 launch escalates to SIGTERM
+#: and SIGKILL meanwhile, but a process stuck inside C code never runs a Python handler.
+CLOSE_LIMIT_S = 12.0
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> NoReturn:
@@ -52,6 +57,9 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> NoRe
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # A C watchdog thread: if closing hangs, it prints every thread's Python stack (where
+        # it hung) to stderr and ends the process with exit code 1.
+        faulthandler.dump_traceback_later(CLOSE_LIMIT_S, exit=True)
         if executor is not None:
             # Let running callbacks finish before the node closes what they use.
             executor.shutdown(timeout_sec=5.0)

@@ -1,6 +1,8 @@
 """Node executables stop cleanly on the signals ros2 launch and Ctrl-C send (real processes)."""
 
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -36,3 +38,37 @@ def test_a_publishing_node_exits_zero_on_a_stop_signal(signum, ros_context, shar
     log = camera.log_path.read_text()
     assert code == 0, log
     assert 'Traceback' not in log and 'never retrieved' not in log, log
+
+
+HANGING_NODE = '''
+import sys, time
+from rclpy.node import Node
+from facetrack_ros import runner
+
+class HangingNode(Node):
+    def destroy_node(self):
+        time.sleep(60)   # closing that never ends, as a stuck DDS teardown would
+
+def up():
+    node = HangingNode('hanging_node')
+    print('node up', flush=True)
+    return node
+
+runner.CLOSE_LIMIT_S = 1.0
+runner.run_node(up)
+'''
+
+
+def test_a_node_stuck_closing_exits_with_its_stack(tmp_path):
+    """A node whose closing hangs ends with exit code 1 and says where it hung, unkilled."""
+    process = subprocess.Popen([sys.executable, '-c', HANGING_NODE], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert process.stdout.readline() == 'node up\n', process.stderr.read()
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=20)
+    finally:
+        process.kill()
+    stderr = process.stderr.read()
+    assert code == 1, stderr
+    assert 'Timeout' in stderr and 'in destroy_node' in stderr, stderr
