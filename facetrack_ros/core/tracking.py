@@ -33,11 +33,14 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   missing person (as re-linking requires, within FOLLOW_MAX_GAP_S, or at any gap where they
   stood still, FOLLOW_STILL_IOU, or where their walk took them, FOLLOW_ON_COURSE) counts as
   a sighting of them, so they are not reported gone while they walk or after someone passed
-  in front.
+  in front; so does a box on their course that ByteTrack gave to someone else's track in
+  doubt.
 - One person may be several boxes (a post splits them in two, the detector doubles a box):
   a new track born beside a present person that is a part of their box, or that shows their
   face, takes their id without an event; the same face farther away is someone else, once
-  no face on the person's track said otherwise.
+  no face on the person's track said otherwise. One box may be several people: the
+  detector's box of two standing close is nobody new, and keeps a person whose own box it
+  replaced present until it shrinks back to them.
 - Enrolled people (set_known_people, from the fleet) are matched like remembered ones, and
   then carry their enrolled name as person id.
 
@@ -350,6 +353,12 @@ def _centre(box: np.ndarray) -> np.ndarray:
     return (box[:2] + box[2:]) / 2
 
 
+def _heading_box(person: '_Person', stamp: float) -> np.ndarray:
+    """Return the person's last box moved on as they were walking, to stamp."""
+    shift = person.velocity * (stamp - person.last_seen)
+    return person.box + np.concatenate([shift, shift]).astype(np.float32)
+
+
 def _walk(before: np.ndarray, after: np.ndarray, interval: float) -> np.ndarray | None:
     """Return the velocity [px/s] of a box's centre from before to after, interval [s] apart.
 
@@ -438,6 +447,8 @@ class _Track:
     # face between contradiction and match, such as a half-hidden one, denies nothing: most
     # such faces are the person's own, see CONTRADICTION_MAX_SIMILARITY.)
     denied: bool = False
+    # Pending, and its box was a group's box (_group_of) at its latest frame.
+    grouped: bool = False
     # Persons whose box touched the track's first box: the only ones it can be a part of.
     born_beside: set[str] = field(default_factory=set)
     # Faces while pending (with their votes), and good faces contradicting the bound person
@@ -682,8 +693,11 @@ class PersonTracker:
         # continued by a new track.
         self._join_parts([t for t in visible if t.person_id is None], before, stamp)
         self._relink([t for t in visible if t.person_id is None], stamp)
+        # A box in doubt may show someone else than its track's person (_follow_unclaimed).
+        in_doubt = {idx: track.person_id for motion_id, idx in matched
+                    if (track := self._by_motion[motion_id]).doubtful or track.contradictions}
         self._follow_unclaimed(stamp, boxes, conf, [d.appearance for d in detections],
-                               {idx for _, idx in matched})
+                               {idx for _, idx in matched} - in_doubt.keys(), in_doubt)
         for track in visible:
             if track.person_id is None:
                 events += self._settle_by_time(track, stamp)
@@ -1031,7 +1045,8 @@ class PersonTracker:
                 self._see(person, track)
 
     def _follow_unclaimed(self, stamp: float, boxes: np.ndarray, conf: np.ndarray,
-                          bodies: list[np.ndarray | None], claimed: set[int]) -> None:
+                          bodies: list[np.ndarray | None], claimed: set[int],
+                          in_doubt: dict[int, str | None]) -> None:
         """Count boxes no track took as sightings of missing people they continue.
 
         ByteTrack confirms a new track only once two of its boxes overlap; between frames
@@ -1045,15 +1060,18 @@ class PersonTracker:
         Within FOLLOW_MAX_GAP_S of their last sighting, or later on their last box
         (FOLLOW_STILL_IOU) or on their course (FOLLOW_ON_COURSE): where someone stood still,
         or walked on as they walked, a box after a long occlusion is no guess.
+        A box whose track is in doubt or contradicted (in_doubt: box index -> the track's
+        person id) counts as unclaimed, on course only, for anyone but that person: ByteTrack
+        gave a walker's box to the track of someone they hid, and the walker is still in view
+        (the crossing replay at 5/s: Dorsey passing Musk, reported gone).
         relink_distance 0 turns this off too.
         """
         unclaimed = [i for i in range(len(boxes))
                      if i not in claimed and conf[i] > self._config.track_low_thresh]
         missing = self._missing(stamp) if unclaimed else []
         pairs = [(i, person.person_id) for i in unclaimed for person in missing
-                 if (stamp - person.last_seen <= FOLLOW_MAX_GAP_S
-                     or box_iou(person.box, boxes[i][None])[0] >= FOLLOW_STILL_IOU
-                     or self._off_course(person, stamp, boxes[i]) <= FOLLOW_ON_COURSE)
+                 if person.person_id != in_doubt.get(i)
+                 and self._follows(person, stamp, boxes[i], doubted=i in in_doubt)
                  and self._continues(person, stamp, boxes[i], bodies[i])
                  and not self._less_alike(person, bodies[i])]
         for i, person_id in _one_to_one(pairs):
@@ -1062,6 +1080,17 @@ class PersonTracker:
             if step is not None:
                 person.velocity = person.velocity + _VELOCITY_SMOOTHING * (step - person.velocity)
             person.last_seen, person.box, person.confidence = stamp, boxes[i], float(conf[i])
+
+    def _follows(self, person: _Person, stamp: float, box: np.ndarray, doubted: bool) -> bool:
+        """Return whether box is where the missing person may be (see _follow_unclaimed).
+
+        A box in doubt only where their walk took them: on their last box it is more likely
+        its own track's person, standing where they were hidden.
+        """
+        on_course = self._off_course(person, stamp, box) <= FOLLOW_ON_COURSE
+        return on_course or not doubted and (
+            stamp - person.last_seen <= FOLLOW_MAX_GAP_S
+            or box_iou(person.box, box[None])[0] >= FOLLOW_STILL_IOU)
 
     def _missing(self, stamp: float) -> list[_Person]:
         """Return the present people unseen at stamp whose absence is not yet evident."""
@@ -1090,7 +1119,7 @@ class PersonTracker:
     @staticmethod
     def _off_course(person: _Person, stamp: float, box: np.ndarray) -> float:
         """Return how far box at stamp is from where the person was heading [their heights]."""
-        heading = _centre(person.box) + person.velocity * (stamp - person.last_seen)
+        heading = _centre(_heading_box(person, stamp))
         return float(np.linalg.norm(_centre(box) - heading)) / max(
             float(person.box[3] - person.box[1]), 1.0)
 
@@ -1270,20 +1299,31 @@ class PersonTracker:
                 face.vote = twin_vote
         return vote
 
-    def _holds_group(self, track: _Track) -> bool:
-        """Return whether the track's box is the box of two or more others of this frame.
+    def _group_of(self, track: _Track) -> list[str] | None:
+        """Return the missing people in the track's box if it is a group's box, else None.
 
-        It holds GROUP_INSIDE of each of their boxes, and their union is it (IoU at least
-        PART_UNION_MIN_IOU): a near person's box that holds two small ones of people farther
-        away is much larger than their union.
+        A group's box is the box of two or more others of this frame: it holds GROUP_INSIDE
+        of each of their boxes, and their union is it (IoU at least PART_UNION_MIN_IOU); a
+        near person's box that holds two small ones of people farther away is much larger
+        than their union. A missing person counts, where they stood or where their walk took
+        them: the group's box may be all the detector gives of them while they stand close.
         """
-        held = [t.box for t in self._tracks.values()
-                if t is not track and t.last_seen == self._now
-                and _inside(t.box, track.box) >= GROUP_INSIDE]
+        members: list[tuple[str | None, np.ndarray]] = [
+            (None, t.box) for t in self._tracks.values()
+            if t is not track and t.last_seen == self._now]
+        members += [(person.person_id, person.box
+                     if _inside(person.box, track.box) >= GROUP_INSIDE
+                     else _heading_box(person, self._now))
+                    for person in self._missing(self._now)]
+        held = [(person_id, box) for person_id, box in members
+                if _inside(box, track.box) >= GROUP_INSIDE]
         if len(held) < 2:
-            return False
-        union = np.concatenate([np.min(held, axis=0)[:2], np.max(held, axis=0)[2:]])
-        return float(box_iou(track.box, union[None])[0]) >= PART_UNION_MIN_IOU
+            return None
+        boxes = np.array([box for _, box in held])
+        union = np.concatenate([boxes.min(axis=0)[:2], boxes.max(axis=0)[2:]])
+        if float(box_iou(track.box, union[None])[0]) < PART_UNION_MIN_IOU:
+            return None
+        return [person_id for person_id, _ in held if person_id is not None]
 
     def _awaits_other_track(self, track: _Track, stamp: float) -> bool:
         """Return whether a pending track's faces wait on a track elsewhere showing their person.
@@ -1299,11 +1339,19 @@ class PersonTracker:
         """Settle a pending track by its faces, or make it a new person once it waited.
 
         A box that is the union of two other tracks' boxes is the detector's box of a group
-        (two people standing close, _holds_group): it is nobody new, however long it stays.
+        (two people standing close, _group_of): it is nobody new, however long it stays. Once
+        it shows one of them, it starts anew there, and may continue a missing one (_relink).
         """
         events = self._settle_by_faces(track, stamp)
-        if events or track.person_id is not None or self._holds_group(track):
+        if events or track.person_id is not None:
             return events
+        was_grouped, track.grouped = track.grouped, self._group_of(track) is not None
+        if track.grouped:
+            return []
+        if was_grouped:
+            track.first_seen, track.first_box = stamp, track.box
+            self._relink([track], stamp)
+            return []
         votes = [f.vote for f in track.faces]
         leaning = (any(v.kind is VoteKind.MATCH for v in votes)
                    or (bool(votes) and self._awaits_other_track(track, stamp)))
@@ -1497,6 +1545,9 @@ class PersonTracker:
             if track.doubtful and not track.denied:
                 held[track.person_id] = max(held.get(track.person_id, -math.inf),
                                             track.last_seen)
+            # Nor is a group's box evidence that the people in it left (_group_of).
+            elif track.person_id is None and track.last_seen == stamp:
+                held.update(dict.fromkeys(self._group_of(track) or [], stamp))
         for person in list(self._persons.values()):
             unseen = stamp - person.last_seen
             if person.state is PersonState.PRESENT:
