@@ -118,6 +118,16 @@ _MIN_SAMPLE_WEIGHT = 1e-3
 #: Largest height ratio between a lost person and a new track that continues them: a box
 #: much taller or shorter at the same place is someone nearer or farther from the camera.
 RELINK_MAX_HEIGHT_RATIO = 1.5
+#: A box more than RELINK_MAX_BACK of a walker's heights behind their last box (walking at
+#: WALKING_MIN_SPEED heights a second or more) re-links to them only in doubt: it may be the
+#: next person through the door they walked out of (the doorway replay at 6/s: Aniston,
+#: entering as Jolie left, shown under Jolie's id), or them, if ByteTrack had carried their
+#: track ahead onto someone else, or their velocity lags as they stop (Musk in the crossing).
+#: A box that overlaps their last box by BEHIND_MAX_IOU or more is where they were, whichever
+#: way they seemed to walk (Musk's box of the crossing overlapped his last one by 0.5).
+WALKING_MIN_SPEED = 0.2
+RELINK_MAX_BACK = 0.25
+BEHIND_MAX_IOU = 0.3
 #: A box no track took continues a missing person only this soon after their last sighting
 #: [s]. Replays at 1 detection/s showed a longer gap guessing wrong where two people cross.
 FOLLOW_MAX_GAP_S = 0.9
@@ -357,6 +367,17 @@ def _heading_box(person: '_Person', stamp: float) -> np.ndarray:
     """Return the person's last box moved on as they were walking, to stamp."""
     shift = person.velocity * (stamp - person.last_seen)
     return person.box + np.concatenate([shift, shift]).astype(np.float32)
+
+
+def _behind(person: '_Person', box: np.ndarray) -> bool:
+    """Return whether box lies behind a walking person's last box (RELINK_MAX_BACK)."""
+    height = max(float(person.box[3] - person.box[1]), 1.0)
+    speed = float(np.linalg.norm(person.velocity))
+    if (speed < WALKING_MIN_SPEED * height
+            or box_iou(person.box, box[None])[0] >= BEHIND_MAX_IOU):
+        return False
+    ahead = float(np.dot(_centre(box) - _centre(person.box), person.velocity)) / speed
+    return ahead < -RELINK_MAX_BACK * height
 
 
 def _walk(before: np.ndarray, after: np.ndarray, interval: float) -> np.ndarray | None:
@@ -1038,9 +1059,11 @@ class PersonTracker:
         for track_id, person_id in _one_to_one(pairs):
             track, person = self._tracks[track_id], self._persons[person_id]
             track.person_id = person_id
-            # Less alike than the person's track usually was: maybe the next person through
-            # the same door; a face must confirm it (see _Track.doubtful).
-            track.doubtful = self._less_alike(person, track.body)
+            # Less alike than the person's track usually was, or behind where they walked:
+            # maybe the next person through the same door; a face must confirm it (see
+            # _Track.doubtful).
+            track.doubtful = (self._less_alike(person, track.body)
+                              or _behind(person, track.first_box))
             if not track.doubtful:
                 self._see(person, track)
 
@@ -1085,11 +1108,12 @@ class PersonTracker:
         """Return whether box is where the missing person may be (see _follow_unclaimed).
 
         A box in doubt only where their walk took them: on their last box it is more likely
-        its own track's person, standing where they were hidden.
+        its own track's person, standing where they were hidden. Nor, soon after, a box
+        behind a walker (_behind): the next person through the door they walked out of.
         """
         on_course = self._off_course(person, stamp, box) <= FOLLOW_ON_COURSE
         return on_course or not doubted and (
-            stamp - person.last_seen <= FOLLOW_MAX_GAP_S
+            stamp - person.last_seen <= FOLLOW_MAX_GAP_S and not _behind(person, box)
             or box_iou(person.box, box[None])[0] >= FOLLOW_STILL_IOU)
 
     def _missing(self, stamp: float) -> list[_Person]:

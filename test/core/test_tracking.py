@@ -985,6 +985,38 @@ def test_the_next_person_through_a_doorway_is_not_the_previous_one(bodies: bool)
         assert all(len(people) == 1 for people in owner.values()), owner
 
 
+def test_the_next_person_entering_behind_someone_walking_out_is_not_shown_as_them() -> None:
+    """A walks left out through a door at 5 detections/s; 0.6 s later B enters behind her.
+
+    B's box starts within relink_distance of where A was heading, but behind her last box
+    (the doorway replay at 6/s: Aniston, entering as Jolie left, shown under Jolie's id for
+    a frame until her face split the track). Re-linked in doubt, B's box shows no id until
+    B's face names B.
+    """
+    rate = 5.0
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(43)
+    events, shown_b = [], []
+    for i in range(11):  # A at 100 px/s (half her height a second), x 300 -> 100
+        stamp = i / rate
+        persons, new = tracker.update(stamp, [_box(300 - 100 * stamp)])
+        events += new
+        if i in (1, 2):
+            events += tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+    for i in range(13, 25):  # B from x 180, walking the same way
+        stamp = i / rate
+        persons, new = tracker.update(stamp, [_box(180 - 100 * (stamp - 2.6))])
+        events += new
+        shown_b += [p.person_id for p in persons]
+        if i >= 14:
+            events += tracker.add_face(stamp, persons[0].track_id, _sighting(_face(2), rng), 0.9)
+    assert 'person-000001' not in shown_b
+    assert shown_b[-1] == 'person-000002'
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002'),
+        (EventKind.PERSON_OUT, 'person-000001')]
+
+
 def test_motion_never_gives_a_track_someone_its_face_says_it_is_not() -> None:
     """The next person through a doorway, dressed like the previous one, at 10/s.
 
