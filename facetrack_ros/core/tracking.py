@@ -468,8 +468,9 @@ class _Track:
     # face between contradiction and match, such as a half-hidden one, denies nothing: most
     # such faces are the person's own, see CONTRADICTION_MAX_SIMILARITY.)
     denied: bool = False
-    # Pending, and its box was a group's box (_group_of) at its latest frame.
-    grouped: bool = False
+    # Pending, and its box was a group's box at its latest frame: the missing people in it
+    # (_group_of); None if it was not.
+    group: list[str] | None = None
     # Persons whose box touched the track's first box: the only ones it can be a part of.
     born_beside: set[str] = field(default_factory=set)
     # Faces while pending (with their votes), and good faces contradicting the bound person
@@ -1369,8 +1370,8 @@ class PersonTracker:
         events = self._settle_by_faces(track, stamp)
         if events or track.person_id is not None:
             return events
-        was_grouped, track.grouped = track.grouped, self._group_of(track) is not None
-        if track.grouped:
+        was_grouped, track.group = track.group is not None, self._group_of(track)
+        if track.group is not None:
             return []
         if was_grouped:
             track.first_seen, track.first_box = stamp, track.box
@@ -1571,7 +1572,7 @@ class PersonTracker:
                                             track.last_seen)
             # Nor is a group's box evidence that the people in it left (_group_of).
             elif track.person_id is None and track.last_seen == stamp:
-                held.update(dict.fromkeys(self._group_of(track) or [], stamp))
+                held.update(dict.fromkeys(track.group or [], stamp))
         for person in list(self._persons.values()):
             unseen = stamp - person.last_seen
             if person.state is PersonState.PRESENT:
