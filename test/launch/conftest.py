@@ -9,11 +9,18 @@ import importlib.util
 import os
 from pathlib import Path
 import shutil
+import signal
 import sys
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# A suite started in the background by a shell without job control (`nohup make test &`)
+# inherits SIGINT ignored, and so would every `ros2 launch` it starts: deaf to the tests'
+# Ctrl-C. A handled signal is reset to its default in the processes this one starts.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: What the launch tests use: modules (launch_ros imports composition_interfaces) and `ros2`.
 TOOL_MODULES = ('launch', 'launch_ros', 'launch_pytest', 'ros2cli', 'ros2launch',
