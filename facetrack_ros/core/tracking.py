@@ -49,6 +49,7 @@ snapshot()/restore() (core.tracker_state), so an id is never handed out twice.
 """
 
 from collections import Counter
+import copy
 from dataclasses import dataclass, field
 import enum
 import math
@@ -435,6 +436,11 @@ class _Person:
         self.embedding = embedding
 
 
+#: The fields of a _Person that its latest sighting sets (_see, _split).
+_SIGHTING = ('track_id', 'last_seen', 'box', 'confidence', 'velocity', 'body', 'body_stability',
+             'widest', 'widest_at', 'adrift')
+
+
 @dataclass
 class _Face:
     """A face kept for a decision: embedding, quality, verdict, and the caller's tag."""
@@ -471,6 +477,9 @@ class _Track:
     # Pending, and its box was a group's box at its latest frame: the missing people in it
     # (_group_of); None if it was not.
     group: list[str] | None = None
+    # Re-linked to its person (_relink): the person as they were before, to go back to if a
+    # face shows the box was someone else's (_split); None once a face confirmed it.
+    took_over: '_Person | None' = None
     # Persons whose box touched the track's first box: the only ones it can be a part of.
     born_beside: set[str] = field(default_factory=set)
     # Faces while pending (with their votes), and good faces contradicting the bound person
@@ -625,6 +634,9 @@ class PersonTracker:
         self._resumed_at = -math.inf  # stamp of the first frame after the latest stall
         self._stall_length = 0.0  # resumed_at minus the last frame before that stall [s]
         self._measured_rate = False  # whether _frame_interval comes from the stamps yet
+        # Tracks whose box was ambiguous (AMBIGUOUS_BOX_IOU) in each recent frame, by stamp:
+        # a face arrives frames after its own, when someone may have come near since.
+        self._ambiguous_in: dict[float, frozenset[int]] = {}
 
     # ------------------------------------------------------------------------------------
     # Queries
@@ -724,6 +736,7 @@ class PersonTracker:
             if track.person_id is None:
                 events += self._settle_by_time(track, stamp)
         events += self._expire(stamp)
+        self._note_ambiguous(stamp)
         return [TrackedPerson(t.track_id, '' if t.doubtful or t.contradictions
                               else t.person_id or '', t.box, t.confidence, t.similarity)
                 for t in visible], events
@@ -762,6 +775,7 @@ class PersonTracker:
         self._motion.reset()
         self._tracks.clear()
         self._by_motion.clear()
+        self._ambiguous_in.clear()
         self._now, self._stalled_at = stamp, None
         return events
 
@@ -774,7 +788,8 @@ class PersonTracker:
 
         Raises EmbeddingError (a ValueError) for a wrong-length or non-finite embedding and
         ValueError for a quality outside [0, 1]. Faces of unknown tracks or from a box that
-        overlaps another visible person (AMBIGUOUS_BOX_IOU) are ignored. A face that counts for
+        overlapped another visible person in the face's own frame (AMBIGUOUS_BOX_IOU) are
+        ignored. A face that counts for
         a person, now or once its track's identity is decided, is reported with its tag by
         take_attributions(). A face below min_face_quality, or one between
         contradiction_similarity and a match to the track's person, does not count, but it
@@ -785,7 +800,7 @@ class PersonTracker:
         if not 0 <= quality <= 1:
             raise ValueError(f'face quality must be in [0, 1], got {quality}')
         track = self._tracks.get(track_id)
-        if track is None or self._ambiguous(track):
+        if track is None or self._ambiguous(track, stamp):
             return []
         face = _Face(vector, quality, tag)
         if quality < self._config.min_face_quality:
@@ -814,6 +829,7 @@ class PersonTracker:
             if not track.doubtful:
                 self._count(person, face)
                 track.contradictions.clear()
+                track.took_over = None
             return []
         elsewhere = self._someone_else(track, face)
         if track.similarity >= self._config.contradiction_similarity and not elsewhere:
@@ -1066,6 +1082,7 @@ class PersonTracker:
             track.doubtful = (self._less_alike(person, track.body)
                               or _behind(person, track.first_box))
             if not track.doubtful:
+                track.took_over = copy.copy(person)
                 self._see(person, track)
 
     def _follow_unclaimed(self, stamp: float, boxes: np.ndarray, conf: np.ndarray,
@@ -1217,9 +1234,29 @@ class PersonTracker:
                 track.person_id = owners.pop()
                 self._see(self._persons[track.person_id], track)
 
-    def _ambiguous(self, track: _Track) -> bool:
-        others = [t.box for t in self._tracks.values()
-                  if t is not track and t.last_seen == self._now]
+    def _note_ambiguous(self, stamp: float) -> None:
+        """Keep which tracks of the frame at stamp overlap another, for its late faces."""
+        seen = [t for t in self._tracks.values() if t.last_seen == stamp]
+        self._ambiguous_in[stamp] = frozenset(
+            t.track_id for t in seen if self._overlaps_another(t, seen))
+        horizon = stamp - self._buffer_s()
+        for old in [s for s in self._ambiguous_in if s < horizon]:
+            del self._ambiguous_in[old]
+
+    def _ambiguous(self, track: _Track, stamp: float) -> bool:
+        """Return whether the track's box overlapped another in the frame at stamp.
+
+        A frame no longer kept (or never processed) is judged by the latest boxes.
+        """
+        frame = self._ambiguous_in.get(stamp)
+        if frame is not None:
+            return track.track_id in frame
+        return self._overlaps_another(
+            track, [t for t in self._tracks.values() if t.last_seen == self._now])
+
+    @staticmethod
+    def _overlaps_another(track: _Track, seen: list[_Track]) -> bool:
+        others = [t.box for t in seen if t is not track]
         return bool(others) and bool(np.max(box_iou(track.box, np.stack(others)))
                                      >= AMBIGUOUS_BOX_IOU)
 
@@ -1433,7 +1470,18 @@ class PersonTracker:
         return events
 
     def _split(self, track: _Track, stamp: float) -> list[PersonEventRecord]:
-        """Take a track off its person: a new pending track judged by the contradicting faces."""
+        """Take a track off its person: a new pending track judged by the contradicting faces.
+
+        A person last seen through a track re-linked to them is, again, where they were
+        before it: the crossing replay at 7/s re-linked a passer-by's box to Musk, hidden
+        behind her, and once her face took it off him his last box was still hers, so the
+        box over both of them no longer held him (_group_of) and he was reported gone.
+        """
+        person = self._persons.get(track.person_id or '')
+        if (track.took_over is not None and person is not None
+                and person.track_id == track.track_id):
+            for name in _SIGHTING:
+                setattr(person, name, getattr(track.took_over, name))
         fresh = self._restart_track(track)
         fresh.body = track.body
         motion_id = next(m for m, t in self._by_motion.items() if t is track)
@@ -1462,8 +1510,13 @@ class PersonTracker:
         Tracks in doubt take part: when ByteTrack swaps two people at a crossing, the one
         found again looking less alike is in doubt. (A second box of the same person, whose
         face would match both, overlaps the first: its faces are ignored, _ambiguous.) A track
-        in doubt is not a sighting of the person it is given.
+        in doubt is not a sighting of the person it is given. Only while the face's track is
+        in view: a face that arrives after its track was lost tells nothing of the tracks in
+        view now (the crossing replay at 5/s: Musk's face on Dorsey's lost track, swapped,
+        took Musk's id off his own track).
         """
+        if track.last_seen != self._now:
+            return
         others = [t for t in self._tracks.values()
                   if t is not track and t.person_id is not None and t.last_seen == self._now
                   and self._reference(self._persons[t.person_id]) is not None]

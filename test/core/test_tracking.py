@@ -568,6 +568,69 @@ def test_faces_from_overlapping_boxes_are_ignored() -> None:
     assert persons[0].person_id == '' and tracker.persons == {}
 
 
+@pytest.mark.parametrize('overlapped_then', [False, True])
+def test_a_late_face_is_judged_by_the_boxes_of_its_own_frame(overlapped_then: bool) -> None:
+    """A face arrives frames after its own: whether its box was shared is decided then.
+
+    The crossing replay with faces two frames late: Mayer's faces, taken just before a box
+    over her and Musk appeared, arrived after it and were set aside, and none of hers ever
+    counted.
+    """
+    tracker = PersonTracker(CONFIG)
+    first = [_box(100)] + ([_box(120)] if overlapped_then else [])
+    persons, _ = tracker.update(0.0, first)
+    for i in (1, 2):  # a new box is a track from its second frame
+        tracker.update(i / FPS, [_box(100)] + ([] if overlapped_then else [_box(120)]))
+    tracker.add_face(0.0, persons[0].track_id, _face(1), 0.9)
+    assert len(tracker.persons) == (0 if overlapped_then else 1)
+
+
+def test_a_late_face_on_a_lost_track_swaps_no_ids() -> None:
+    """A face of someone in view, arriving after the track it was taken on was lost.
+
+    It tells nothing of the tracks in view now: the crossing replay at 5/s swapped, and
+    took Musk's id off his own track for Dorsey's.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(40)
+    faces = {'a': _face(1), 'b': _face(2)}
+    for i in range(30):
+        bodies = {'a': _box(100), 'b': _box(400)}
+        persons, _ = tracker.update(i / FPS, list(bodies.values()))
+        if i % 5 == 2:
+            for person in persons:
+                tracker.add_face(i / FPS, person.track_id,
+                                 _sighting(faces[_owner(person, bodies)], rng), 0.9)
+    b_track = next(p.track_id for p in persons if p.person_id == 'person-000002')
+    tracker.update(30 / FPS, [_box(100)])
+    tracker.add_face(29 / FPS, b_track, _sighting(faces['a'], rng), 0.9)
+    persons, _ = tracker.update(31 / FPS, [_box(100)])
+    assert [p.person_id for p in persons] == ['person-000001']
+
+
+def test_a_person_whose_re_linked_track_a_face_took_away_is_where_they_were() -> None:
+    """A passer-by's box was re-linked to a walker lost behind them; her face undoes it.
+
+    The walker's last sighting goes back to their own last box: the crossing replay at 7/s
+    kept the passer-by's as Musk's, so the box over both of them no longer held him and he
+    was reported gone while in view.
+    """
+    tracker = PersonTracker(SHORT_BUFFER)
+    rng = np.random.default_rng(41)
+    for i in range(60):
+        persons, _ = tracker.update(i / FPS, [_box(100 + 2 * i)])
+        if i % 10 == 5:
+            tracker.add_face(i / FPS, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+    _run_empty(tracker, 60, 45)
+    # Half a height off the walk's course: re-linked (relink_distance), yet no sighting of
+    # them on its first frame, before it is a track (FOLLOW_ON_COURSE).
+    for i in (105, 106):
+        persons, _ = tracker.update(i / FPS, [_box(100 + 2 * 59 + 90 + 100 + 2 * (i - 105))])
+    assert persons[0].person_id == 'person-000001', 'the scene no longer re-links'
+    tracker.add_face(106 / FPS, persons[0].track_id, _sighting(_face(2), rng), 0.9)
+    assert tracker.persons['person-000001'].last_seen == pytest.approx(59 / FPS)
+
+
 def test_in_and_out_always_pair_up() -> None:
     """Random comings, goings, missed detections, swapped faces: events stay well formed."""
     rng = np.random.default_rng(6)
