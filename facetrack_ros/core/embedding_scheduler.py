@@ -46,11 +46,14 @@ class EmbeddingScheduler:
     Priorities:
     1. tracks that have no usable face yet (none of quality usable_quality or more), then
        tracks whose identity is still pending (person_id ''; a decision may need a second
-       face) or in question (their latest face contradicted their person: a second one splits
-       the track, so a swap at a crossing is undone sooner): tried again after retry_s, not
-       refresh_s, because a face not found in one frame (turned away, blurred) may be there
-       in the next; after a miss the wait is doubled; pending tracks first, then the longest
-       untried, then the largest box;
+       face), in question (their latest face contradicted their person: a second one splits
+       the track, so a swap at a crossing is undone sooner) or named with no face compared on
+       them (match_similarity 0: re-linked by motion, or their faces were set aside because
+       their box overlapped another; the crossing clip's Mayer, whose box lay inside one over
+       her and Musk, had a face tried while that box lasted, then none in the 2 s after it
+       went): tried again after retry_s, not refresh_s, because a face not found in one frame
+       (turned away, blurred) may be there in the next; after a miss the wait is doubled;
+       pending tracks first, then the longest untried, then the largest box;
     2. tracks whose box grew by better_box_ratio since their last usable face (a bigger face
        is a better face), largest growth first;
     3. tracks without a new face for refresh_s, poorest face first.
@@ -95,7 +98,8 @@ class EmbeddingScheduler:
             faceless = state.quality < self._usable_quality
             questioned = person.match_similarity != 0 and (
                 person.match_similarity < CONTRADICTION_MAX_SIMILARITY)
-            if faceless or person.person_id == '' or questioned:
+            unconfirmed = person.person_id != '' and person.match_similarity == 0
+            if faceless or person.person_id == '' or questioned or unconfirmed:
                 if stamp - state.tried_at >= self._retry_period(state):
                     missing.append((not faceless, person.person_id != '', state.tried_at,
                                     -area, person.track_id))

@@ -327,7 +327,8 @@ class TrackedPerson:
     person: the box may have passed to someone else).
     box: x1, y1, x2, y2 [px] of the detection matched to the track; confidence its score.
     match_similarity: cosine similarity of the track's latest face to its person's running
-    embedding before that face was added; 0 when there was none to compare.
+    embedding before that face was added (of a track whose faces made a new person: of the
+    latest of them to the embedding they made); 0 when there was none to compare.
     """
 
     track_id: int
@@ -474,8 +475,8 @@ class _Track:
     # face between contradiction and match, such as a half-hidden one, denies nothing: most
     # such faces are the person's own, see CONTRADICTION_MAX_SIMILARITY.)
     denied: bool = False
-    # Pending, and its box was a group's box at its latest frame: the missing people in it
-    # (_group_of); None if it was not.
+    # Pending, and its box was a group's box at its latest frame: the people in it no track
+    # shows (_group_of); None if it was not.
     group: list[str] | None = None
     # Re-linked to its person (_relink): the person as they were before, to go back to if a
     # face shows the box was someone else's (_split); None once a face confirmed it.
@@ -1235,10 +1236,16 @@ class PersonTracker:
                 self._see(self._persons[track.person_id], track)
 
     def _note_ambiguous(self, stamp: float) -> None:
-        """Keep which tracks of the frame at stamp overlap another, for its late faces."""
+        """Keep which tracks of the frame at stamp overlap another, for its late faces.
+
+        A group's box that holds a track's box (_group_members) is no other face in its crop:
+        its members are; a missing member counts where they stood or were heading. (Mayer in
+        the crossing replays at 5-7/s: a box over her and Musk, who stood beside her, set
+        all her faces aside while it lasted.)
+        """
         seen = [t for t in self._tracks.values() if t.last_seen == stamp]
         self._ambiguous_in[stamp] = frozenset(
-            t.track_id for t in seen if self._overlaps_another(t, seen))
+            t.track_id for t in seen if self._overlaps_another(t, seen, groups=True))
         horizon = stamp - self._buffer_s()
         for old in [s for s in self._ambiguous_in if s < horizon]:
             del self._ambiguous_in[old]
@@ -1254,11 +1261,23 @@ class PersonTracker:
         return self._overlaps_another(
             track, [t for t in self._tracks.values() if t.last_seen == self._now])
 
-    @staticmethod
-    def _overlaps_another(track: _Track, seen: list[_Track]) -> bool:
-        others = [t.box for t in seen if t is not track]
-        return bool(others) and bool(np.max(box_iou(track.box, np.stack(others)))
-                                     >= AMBIGUOUS_BOX_IOU)
+    def _overlaps_another(self, track: _Track, seen: list[_Track], groups: bool = False
+                          ) -> bool:
+        """Return whether the track's box overlaps that of another seen track, or person.
+
+        With groups, a group's box that holds the track's box stands for its members that no
+        track shows (_group_members).
+        """
+        for other in seen:
+            if other is track or box_iou(track.box, other.box[None])[0] < AMBIGUOUS_BOX_IOU:
+                continue
+            members = (self._group_members(other)
+                       if groups and _inside(track.box, other.box) >= GROUP_INSIDE else None)
+            if members is None or any(
+                    pid is not None and box_iou(track.box, box[None])[0] >= AMBIGUOUS_BOX_IOU
+                    for pid, box in members):
+                return True
+        return False
 
     # ------------------------------------------------------------------------------------
     # Internals: identity
@@ -1362,17 +1381,31 @@ class PersonTracker:
         return vote
 
     def _group_of(self, track: _Track) -> list[str] | None:
-        """Return the missing people in the track's box if it is a group's box, else None.
+        """Return the people no track shows in the track's box if it is a group's, else None.
 
-        A group's box is the box of two or more others of this frame: it holds GROUP_INSIDE
-        of each of their boxes, and their union is it (IoU at least PART_UNION_MIN_IOU); a
-        near person's box that holds two small ones of people farther away is much larger
-        than their union. A missing person counts, where they stood or where their walk took
-        them: the group's box may be all the detector gives of them while they stand close.
+        See _group_members: missing people, and people seen in a box no track took.
+        """
+        members = self._group_members(track)
+        return None if members is None else [pid for pid, _ in members if pid is not None]
+
+    def _group_members(self, track: _Track) -> list[tuple[str | None, np.ndarray]] | None:
+        """Return whose boxes make up the track's box if it is a group's box, else None.
+
+        Each member is (None, box) for a track of this frame, (person id, box) for a person
+        no track shows: seen in a box no track took (_follow_unclaimed), or missing. A
+        group's box is the box of two or more others of this frame: it holds GROUP_INSIDE of
+        each of their boxes, and their union is it (IoU at least PART_UNION_MIN_IOU); a near
+        person's box that holds two small ones of people farther away is much larger than
+        their union. A missing person counts, where they stood or where their walk took them:
+        the group's box may be all the detector gives of them while they stand close.
         """
         members: list[tuple[str | None, np.ndarray]] = [
             (None, t.box) for t in self._tracks.values()
             if t is not track and t.last_seen == self._now]
+        shown = self._visible_persons()
+        members += [(p.person_id, p.box) for p in self._persons.values()
+                    if p.state is PersonState.PRESENT and p.last_seen == self._now
+                    and p.person_id not in shown]
         members += [(person.person_id, person.box
                      if _inside(person.box, track.box) >= GROUP_INSIDE
                      else _heading_box(person, self._now))
@@ -1385,7 +1418,7 @@ class PersonTracker:
         union = np.concatenate([boxes.min(axis=0)[:2], boxes.max(axis=0)[2:]])
         if float(box_iou(track.box, union[None])[0]) < PART_UNION_MIN_IOU:
             return None
-        return [person_id for person_id, _ in held if person_id is not None]
+        return held
 
     def _awaits_other_track(self, track: _Track, stamp: float) -> bool:
         """Return whether a pending track's faces wait on a track elsewhere showing their person.
@@ -1427,9 +1460,11 @@ class PersonTracker:
     def _make_new_person(self, track: _Track, stamp: float, reason: EventReason
                          ) -> list[PersonEventRecord]:
         person = self._new_person(track)
-        for face in track.faces:
-            if face.vote.kind is VoteKind.NEW:
-                self._count(person, face)
+        founding = [face for face in track.faces if face.vote.kind is VoteKind.NEW]
+        for face in founding:
+            self._count(person, face)
+        if founding:  # compared: the faces it was named by (EmbeddingScheduler)
+            track.similarity = self._similarity(person, founding[-1].vector)
         track.faces.clear()
         self._attribute_witnessed(track, person)
         return [self._announce(EventKind.PERSON_IN, person, track, stamp, reason)]

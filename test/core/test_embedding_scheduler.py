@@ -11,10 +11,13 @@ from facetrack_ros.core.tracking import TrackedPerson
 
 GOOD = 0.9  # a usable face
 POOR = MIN_DECISION_QUALITY / 2
+CONFIRMED = 0.97  # match_similarity of a track whose faces match its person
 
 
 def _tracked(track_id: int, width: float, person_id: str = 'p') -> TrackedPerson:
-    return TrackedPerson(track_id, person_id, np.array([0, 0, width, 2 * width]), 0.9, 0.0)
+    """Return a track of person_id whose faces match them, or pending for ''."""
+    return TrackedPerson(track_id, person_id, np.array([0, 0, width, 2 * width]), 0.9,
+                         CONFIRMED if person_id else 0.0)
 
 
 def test_tracks_without_a_face_come_first_largest_first_within_the_budget() -> None:
@@ -99,6 +102,22 @@ def test_a_track_whose_face_contradicted_its_person_is_tried_again_soon() -> Non
     assert scheduler.select(0.8, [questioned]) == [1]
     scheduler.record(1, 0.8, GOOD)
     assert scheduler.select(1.1, [replace(person, match_similarity=0.97)]) == []
+
+
+def test_a_named_track_with_no_face_compared_on_it_keeps_being_tried() -> None:
+    """Named by motion, or its faces set aside (its box overlapped another): retry_s.
+
+    The crossing clip's Mayer, whose box lay inside one over her and Musk, had a face tried
+    while her faces did not count, and none in the 2 s after the other box went.
+    """
+    scheduler = EmbeddingScheduler(refresh_s=2.0, max_per_frame=1, retry_s=0.25)
+    unconfirmed = replace(_tracked(1, 50.0), match_similarity=0.0)
+    assert scheduler.select(0.0, [unconfirmed]) == [1]
+    scheduler.record(1, 0.0, GOOD)
+    assert scheduler.select(0.1, [unconfirmed]) == []
+    assert scheduler.select(0.3, [unconfirmed]) == [1]
+    scheduler.record(1, 0.3, GOOD)
+    assert scheduler.select(0.6, [_tracked(1, 50.0)]) == []  # compared: refresh_s
 
 
 def test_pending_tracks_come_first_and_keep_being_tried() -> None:

@@ -585,6 +585,45 @@ def test_a_late_face_is_judged_by_the_boxes_of_its_own_frame(overlapped_then: bo
     assert len(tracker.persons) == (0 if overlapped_then else 1)
 
 
+@pytest.mark.parametrize('known_beside', [True, False])
+def test_a_face_inside_a_group_s_box_counts_when_the_others_in_it_are_elsewhere(
+        known_beside: bool) -> None:
+    """A box over a person and someone who stood beside them is no other face in their crop.
+
+    The detector drew one box over A and B and lost B's own: A's box lies inside it (IoU 0.5)
+    but B's last box does not touch A's, so A's face is A's. (Mayer in the crossing replays
+    at 5-7/s got no face while such a box lasted.) A box over A and someone never seen is a
+    box whose face may be anyone's.
+    """
+    tracker = PersonTracker(CONFIG)
+    a_box = _box(100)
+    b_box = _box(190, y=200, w=50, h=100)  # farther back: ByteTrack gives B no group box
+    for i in range(60):
+        tracker.update(i / FPS, [a_box, b_box] if known_beside else [a_box])
+    assert len(tracker.persons) == (2 if known_beside else 1)
+    group = Detection(np.array([100, 100, 240, 300]), 0.9)
+    for i in range(60, 63):
+        persons, _ = tracker.update(i / FPS, [a_box, group])
+    a = next(p for p in persons if np.allclose(p.box, a_box.box))
+    tracker.add_face(62 / FPS, a.track_id, _face(1), 0.9)
+    assert (tracker.person_embedding(a.person_id) is not None) == known_beside
+
+
+def test_a_track_named_by_its_own_faces_reports_them_compared() -> None:
+    """match_similarity is 0 only on a named track with no face compared on it.
+
+    The face scheduler asks such tracks for faces sooner (EmbeddingScheduler).
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(42)
+    for i in range(3):
+        persons, _ = tracker.update(i / FPS, [_box(100)])
+    tracker.add_face(2 / FPS, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+    persons, _ = tracker.update(3 / FPS, [_box(100)])
+    assert persons[0].person_id == 'person-000001'
+    assert persons[0].match_similarity > CONFIG.min_similarity
+
+
 def test_a_late_face_on_a_lost_track_swaps_no_ids() -> None:
     """A face of someone in view, arriving after the track it was taken on was lost.
 
