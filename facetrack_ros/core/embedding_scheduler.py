@@ -1,5 +1,6 @@
 """Which tracks get a (costly) face embedding in a frame: information that is missing first."""
 
+from collections import Counter
 from dataclasses import dataclass
 import math
 from typing import Sequence
@@ -47,11 +48,13 @@ class EmbeddingScheduler:
     1. tracks that have no usable face yet (none of quality usable_quality or more), then
        tracks whose identity is still pending (person_id ''; a decision may need a second
        face), in question (their latest face contradicted their person: a second one splits
-       the track, so a swap at a crossing is undone sooner) or named with no face compared on
+       the track, so a swap at a crossing is undone sooner), named with no face compared on
        them (match_similarity 0: re-linked by motion, or their faces were set aside because
        their box overlapped another; the crossing clip's Mayer, whose box lay inside one over
        her and Musk, had a face tried while that box lasted, then none in the 2 s after it
-       went): tried again after retry_s, not refresh_s, because a face not found in one frame
+       went) or showing a person another track shows too (a part of them, or ByteTrack
+       carried the track onto someone else: sizes_720p at 6/s, Clooney's id on Musk for
+       1.3 s): tried again after retry_s, not refresh_s, because a face not found in one frame
        (turned away, blurred) may be there in the next; after a miss the wait is doubled;
        pending tracks first, then the longest untried, then the largest box;
     2. tracks whose box grew by better_box_ratio since their last usable face (a bigger face
@@ -88,6 +91,7 @@ class EmbeddingScheduler:
     def select(self, stamp: float, persons: Sequence[TrackedPerson]) -> list[int]:
         """Return the track ids to embed now, at most max_per_frame, most useful first."""
         missing, grown, stale = [], [], []
+        shown = Counter(person.person_id for person in persons if person.person_id)
         for person in persons:
             area = _area(person.box)
             state = self._tracks.get(person.track_id)
@@ -98,7 +102,8 @@ class EmbeddingScheduler:
             faceless = state.quality < self._usable_quality
             questioned = person.match_similarity != 0 and (
                 person.match_similarity < CONTRADICTION_MAX_SIMILARITY)
-            unconfirmed = person.person_id != '' and person.match_similarity == 0
+            unconfirmed = person.person_id != '' and (
+                person.match_similarity == 0 or shown[person.person_id] > 1)
             if faceless or person.person_id == '' or questioned or unconfirmed:
                 if stamp - state.tried_at >= self._retry_period(state):
                     missing.append((not faceless, person.person_id != '', state.tried_at,

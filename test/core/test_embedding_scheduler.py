@@ -14,8 +14,12 @@ POOR = MIN_DECISION_QUALITY / 2
 CONFIRMED = 0.97  # match_similarity of a track whose faces match its person
 
 
-def _tracked(track_id: int, width: float, person_id: str = 'p') -> TrackedPerson:
-    """Return a track of person_id whose faces match them, or pending for ''."""
+def _tracked(track_id: int, width: float, person_id: str | None = None) -> TrackedPerson:
+    """Return a track of person_id (by default one of its own) whose faces match them.
+
+    person_id '': pending.
+    """
+    person_id = f'p{track_id}' if person_id is None else person_id
     return TrackedPerson(track_id, person_id, np.array([0, 0, width, 2 * width]), 0.9,
                          CONFIRMED if person_id else 0.0)
 
@@ -120,6 +124,17 @@ def test_a_named_track_with_no_face_compared_on_it_keeps_being_tried() -> None:
     assert scheduler.select(0.6, [_tracked(1, 50.0)]) == []  # compared: refresh_s
 
 
+def test_two_tracks_showing_one_person_keep_being_tried() -> None:
+    """One of them may be someone else: ByteTrack carried a new track onto a passer-by."""
+    scheduler = EmbeddingScheduler(refresh_s=2.0, max_per_frame=2, retry_s=0.25)
+    persons = [_tracked(1, 50.0, person_id='p'), _tracked(2, 60.0, person_id='p')]
+    assert scheduler.select(0.0, persons) == [2, 1]
+    for track_id in (1, 2):
+        scheduler.record(track_id, 0.0, GOOD)
+    assert scheduler.select(0.3, persons) == [2, 1]
+    assert scheduler.select(0.6, [persons[0], _tracked(2, 60.0, person_id='q')]) == []
+
+
 def test_pending_tracks_come_first_and_keep_being_tried() -> None:
     """A pending track needs faces even after a usable one (after tracks that have none)."""
     scheduler = EmbeddingScheduler(refresh_s=2.0, max_per_frame=1, retry_s=0.0)
@@ -169,7 +184,7 @@ def _coverage(seed: int, retry_s: float) -> float:
     embedded = set()
     for frame in range(int(110 * 8)):
         stamp = frame / 8
-        persons = [_tracked(i, 40.0, '' if i not in embedded else 'p')
+        persons = [_tracked(i, 40.0, '' if i not in embedded else None)
                    for i, (start, end) in stays.items() if start <= stamp < end]
         for track_id in scheduler.select(stamp, persons):
             found = rng.random() < 0.5
