@@ -1245,7 +1245,7 @@ class PersonTracker:
         """
         seen = [t for t in self._tracks.values() if t.last_seen == stamp]
         self._ambiguous_in[stamp] = frozenset(
-            t.track_id for t in seen if self._overlaps_another(t, seen, groups=True))
+            t.track_id for t in seen if self._overlaps_another(t, seen))
         horizon = stamp - self._buffer_s()
         for old in [s for s in self._ambiguous_in if s < horizon]:
             del self._ambiguous_in[old]
@@ -1261,18 +1261,17 @@ class PersonTracker:
         return self._overlaps_another(
             track, [t for t in self._tracks.values() if t.last_seen == self._now])
 
-    def _overlaps_another(self, track: _Track, seen: list[_Track], groups: bool = False
-                          ) -> bool:
+    def _overlaps_another(self, track: _Track, seen: list[_Track]) -> bool:
         """Return whether the track's box overlaps that of another seen track, or person.
 
-        With groups, a group's box that holds the track's box stands for its members that no
-        track shows (_group_members).
+        A group's box that holds the track's box stands for its members that no track shows
+        (_group_members).
         """
         for other in seen:
             if other is track or box_iou(track.box, other.box[None])[0] < AMBIGUOUS_BOX_IOU:
                 continue
             members = (self._group_members(other)
-                       if groups and _inside(track.box, other.box) >= GROUP_INSIDE else None)
+                       if _inside(track.box, other.box) >= GROUP_INSIDE else None)
             if members is None or any(
                     pid is not None and box_iou(track.box, box[None])[0] >= AMBIGUOUS_BOX_IOU
                     for pid, box in members):
