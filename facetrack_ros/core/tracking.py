@@ -790,12 +790,11 @@ class PersonTracker:
         Raises EmbeddingError (a ValueError) for a wrong-length or non-finite embedding and
         ValueError for a quality outside [0, 1]. Faces of unknown tracks or from a box that
         overlapped another visible person in the face's own frame (AMBIGUOUS_BOX_IOU) are
-        ignored. A face that counts for
-        a person, now or once its track's identity is decided, is reported with its tag by
-        take_attributions(). A face below min_face_quality, or one between
-        contradiction_similarity and a match to the track's person, does not count, but it
-        was seen on the person's track: it is reported too, so the history can find the
-        person by it.
+        ignored. A face that counts for a person, now or once its track's identity is
+        decided, is reported with its tag by take_attributions(). A face below
+        min_face_quality, or one between contradiction_similarity and a match to the track's
+        person, does not count, but it was seen on the person's track: it is reported too, so
+        the history can find the person by it.
         """
         vector = validate_embedding(embedding, self._config.embedding_dim)
         if not 0 <= quality <= 1:
