@@ -137,6 +137,9 @@ FOLLOW_MAX_GAP_S = 0.9
 FOLLOW_STILL_IOU = 0.7
 #: ... or a box within this distance [person heights] of where their walk would have taken
 #: them: a replay at 5 detections/s lost a walker seen again 1.0 s later 0.02 heights off.
+#: After a gap longer than FOLLOW_MAX_GAP_S the distance grows with it: a walking speed
+#: known roughly sends them farther astray the longer they are unseen (sizes_720p replay at
+#: 5.5/s: Biden, seen again 1.9 s later 0.32 heights off, was reported gone).
 FOLLOW_ON_COURSE = 0.25
 #: Weight of the newest frame in a track's smoothed velocity: detector boxes jitter by a few
 #: pixels, which over a 0.1 s frame gap is tens of px/s.
@@ -422,6 +425,13 @@ class _Person:
     samples: list[tuple[float, np.ndarray]] = field(default_factory=list)
     embedding: np.ndarray | None = None
 
+    def walk_to(self, stamp: float, box: np.ndarray) -> np.ndarray:
+        """Return their velocity [px/s] smoothed with the walk from their last box to box."""
+        step = (_walk(self.box, box, stamp - self.last_seen) if stamp > self.last_seen
+                else None)
+        return (self.velocity if step is None
+                else self.velocity + _VELOCITY_SMOOTHING * (step - self.velocity))
+
     def add_sample(self, vector: np.ndarray, quality: float, max_samples: int) -> None:
         """Keep the max_samples best faces and refresh the running embedding."""
         if len(self.samples) >= max_samples:
@@ -465,6 +475,7 @@ class _Track:
     person_id: str | None = None
     similarity: float = 0.0
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # [px/s]
+    walked: bool = False  # velocity measured: two boxes alike in shape (_walk) have shown it
     body: np.ndarray | None = None  # running body appearance
     body_stability: float | None = None  # usual similarity of its boxes to body
     frames: int = 0  # processed frames that showed the track
@@ -495,8 +506,9 @@ class _Track:
         """Take the track's box at stamp and update its smoothed velocity and appearance."""
         step = _walk(self.box, box, stamp - self.last_seen) if stamp > self.last_seen else None
         if step is not None:
-            self.velocity = (step if self.last_seen == self.first_seen else
+            self.velocity = (step if not self.walked else
                              self.velocity + _VELOCITY_SMOOTHING * (step - self.velocity))
+            self.walked = True
         self.last_seen, self.box, self.confidence = stamp, box, confidence
         similarity = appearance_similarity(self.body, body)
         if similarity is not None:
@@ -977,7 +989,7 @@ class PersonTracker:
     def _restart_track(self, track: _Track) -> _Track:
         """Return a pending track with a new id in place of track (same box and motion)."""
         fresh = self._new_track(track.last_seen, track.box, track.confidence)
-        fresh.velocity, fresh.frames = track.velocity, 1
+        fresh.velocity, fresh.walked, fresh.frames = track.velocity, track.walked, 1
         del self._tracks[track.track_id]
         return fresh
 
@@ -1117,9 +1129,7 @@ class PersonTracker:
                  and not self._less_alike(person, bodies[i])]
         for i, person_id in _one_to_one(pairs):
             person = self._persons[person_id]
-            step = _walk(person.box, boxes[i], stamp - person.last_seen)
-            if step is not None:
-                person.velocity = person.velocity + _VELOCITY_SMOOTHING * (step - person.velocity)
+            person.velocity = person.walk_to(stamp, boxes[i])
             person.last_seen, person.box, person.confidence = stamp, boxes[i], float(conf[i])
 
     def _follows(self, person: _Person, stamp: float, box: np.ndarray, doubted: bool) -> bool:
@@ -1129,9 +1139,11 @@ class PersonTracker:
         its own track's person, standing where they were hidden. Nor, soon after, a box
         behind a walker (_behind): the next person through the door they walked out of.
         """
-        on_course = self._off_course(person, stamp, box) <= FOLLOW_ON_COURSE
+        gap = stamp - person.last_seen
+        on_course = (self._off_course(person, stamp, box)
+                     <= FOLLOW_ON_COURSE * max(1.0, gap / FOLLOW_MAX_GAP_S))
         return on_course or not doubted and (
-            stamp - person.last_seen <= FOLLOW_MAX_GAP_S and not _behind(person, box)
+            gap <= FOLLOW_MAX_GAP_S and not _behind(person, box)
             or box_iou(person.box, box[None])[0] >= FOLLOW_STILL_IOU)
 
     def _missing(self, stamp: float) -> list[_Person]:
@@ -1612,7 +1624,12 @@ class PersonTracker:
         if track.last_seen >= person.last_seen:
             person.last_seen, person.box, person.confidence = (track.last_seen, track.box,
                                                                track.confidence)
-            person.track_id, person.velocity = track.track_id, track.velocity
+            # A track's first box has no velocity of its own yet: the walk to it of someone
+            # still here has (a re-link; someone who had left walks anew).
+            person.velocity = (person.walk_to(track.last_seen, track.box)
+                               if not track.walked and person.state is PersonState.PRESENT
+                               else track.velocity)
+            person.track_id = track.track_id
             person.body, person.adrift = track.body, False
             person.body_stability = track.body_stability
             if (person.widest is None or track.last_seen - person.widest_at > PART_MEMORY_S

@@ -609,6 +609,32 @@ def test_a_face_inside_a_group_s_box_counts_when_the_others_in_it_are_elsewhere(
     assert (tracker.person_embedding(a.person_id) is not None) == known_beside
 
 
+def test_a_walker_re_linked_for_a_frame_is_looked_for_where_their_walk_goes() -> None:
+    """A track's first box has no velocity yet: the person's own walk is kept.
+
+    Hidden, then seen for a single frame of a new track, then hidden again: where the walker
+    went next follows from their walk (sizes_720p replay at 7.5/s: Biden, seen one frame
+    between two people, was looked for there, not 1.3 heights on, and reported gone).
+    """
+    tracker = PersonTracker(SHORT_BUFFER)
+    events, ids = [], set()
+
+    def walk(frames: range) -> None:
+        for i in frames:
+            persons, new = tracker.update(i / FPS, [_box(100 + 6 * i)])  # 180 px/s
+            ids.update(p.person_id for p in persons)
+            events.extend(new)
+    walk(range(60))
+    events += _run_empty(tracker, 60, 45)
+    walk(range(105, 107))  # ByteTrack's new track shows one frame
+    events += _run_empty(tracker, 107, 44)
+    walk(range(151, 200))
+    events += _run_empty(tracker, 200, 90)
+    assert ids == {'', 'person-000001'}  # pending at first
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_OUT, 'person-000001')]
+
+
 def test_a_track_named_by_its_own_faces_reports_them_compared() -> None:
     """match_similarity is 0 only on a named track with no face compared on it.
 
@@ -1408,6 +1434,29 @@ def test_a_walker_seen_again_on_course_after_a_long_gap_is_not_reported_gone(mer
     assert [e.kind for e in events if e.person_id == 'person-000001'] == [
         EventKind.PERSON_IN], 'gone while in view'
     assert 'person-000003' not in shown
+
+
+@pytest.mark.parametrize('ahead, followed', [(0.4, True), (0.8, False)])
+def test_after_a_long_gap_a_box_near_the_walker_s_course_continues_him(ahead: float,
+                                                                       followed: bool) -> None:
+    """Hidden 1.9 s, a walker is seen again `ahead` of his course [his heights].
+
+    His speed is known only roughly: the farther he walked unseen, the farther from his
+    course he may be (sizes_720p replay at 5.5/s: Biden, hidden 1.9 s behind two people, was
+    0.32 heights off and reported gone while walking on). Far off, the box is someone else's.
+    The boxes after the gap are 0.5 s apart, too far for ByteTrack to confirm a track.
+    """
+    speed, width, height = 140.0, 76.0, 163.0  # [px/s], [px], [px]
+    stamps = [i / 10 for i in range(30)] + [4.8 + i / 2 for i in range(4)]
+    tracker = PersonTracker(CONFIG)
+    events = []
+    for stamp in stamps:
+        x = 300 + speed * stamp + (ahead * height if stamp > 3 else 0)
+        events += tracker.update(stamp, [Detection(np.array([x, 300, x + width, 300 + height]),
+                                                   0.8)])[1]
+    kinds = [e.kind for e in events if e.person_id == 'person-000001']
+    assert kinds == ([EventKind.PERSON_IN] if followed
+                     else [EventKind.PERSON_IN, EventKind.PERSON_OUT])
 
 
 def _alike(body: np.ndarray, similarity: float, seed: int,
