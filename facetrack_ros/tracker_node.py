@@ -238,8 +238,10 @@ class TrackerNode(Node):
             if not face.has_face:
                 continue
             try:
+                face_box = np.asarray(face.face_box)
                 self._emit(self.tracker.add_face(stamp, face.track_id, np.asarray(face.embedding),
-                                                 face.face_quality, tag=(msg, face)))
+                                                 face.face_quality, tag=(msg, face),
+                                                 face_box=face_box if face_box.any() else None))
             except ValueError as error:  # EmbeddingError, or a quality outside [0, 1]
                 self.diagnostics.errors += 1
                 self.get_logger().warning(f'face of track {face.track_id} ignored: {error}')

@@ -45,7 +45,7 @@ CACHE = Path.home() / '.cache' / 'facetrack_ros'
 PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
 #: Bump when what analyse() stores changes, so that old caches are not read (5: no thorough
 #: search in boxes under THOROUGH_MIN_PERSON_WIDTH_PX).
-CACHE_VERSION = 5
+CACHE_VERSION = 6
 
 
 def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
@@ -59,7 +59,7 @@ def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
     detector's copy at detect_jpeg_quality, the full frame at jpeg_quality), as the detector
     and the face node read them.
     Boxes are kept down to the tracker's track_low_thresh, so that --confidence can replay
-    any detector threshold above it. face: (embedding, quality, face height [px]) or None;
+    any detector threshold above it. face: (embedding, quality, face box [px]) or None;
     thorough face: the same from a thorough search (FaceAnalyzer's thorough detector too).
     """
     camera = offline_parameters('camera', camera_node.PARAMETERS, PARAMS_FILE)
@@ -94,9 +94,8 @@ def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
 
 
 def _face_record(face: Face | None) -> tuple | None:
-    """Return what the replays need of a face: (embedding, quality, face height [px])."""
-    return None if face is None else (face.embedding, face.quality,
-                                      float(face.box[3] - face.box[1]))
+    """Return what the replays need of a face: (embedding, quality, face box [px])."""
+    return None if face is None else (face.embedding, face.quality, face.box)
 
 
 def _camera_jpeg(image: np.ndarray, quality: int) -> np.ndarray:
@@ -127,7 +126,8 @@ def replay(frames: list[list[tuple]], fps: float, kept: Sequence[int], confidenc
         happened = []
         while pending and pending[0][0] <= index:
             _, stamp, track_id, face, tag = pending.pop(0)
-            happened += tracker.add_face(stamp, track_id, face[0], face[1], tag=tag)
+            happened += tracker.add_face(stamp, track_id, face[0], face[1], tag=tag,
+                                         face_box=face[2])
         return happened
 
     for index in kept:
@@ -145,7 +145,8 @@ def replay(frames: list[list[tuple]], fps: float, kept: Sequence[int], confidenc
             scheduler.record(track_id, stamp, face[1] if face else 0.0, person.box)
             if face is not None:
                 pending.append((index + face_delay, stamp, track_id, face, FaceRecord(
-                    index, track_id, '', tuple(map(float, person.box)), face[2])))
+                    index, track_id, '', tuple(map(float, person.box)),
+                    float(face[2][3] - face[2][1]))))
         happened += deliver(index)
         faces += [replace(tag, person_id=person_id)
                   for tag, person_id in tracker.take_attributions()]

@@ -96,7 +96,8 @@ class PersonPipeline:
                                    person.box)
             if face is not None:
                 events += self.tracker.add_face(stamp, track_id, face.embedding, face.quality,
-                                                tag=FaceSighting(stamp, person, face))
+                                                tag=FaceSighting(stamp, person, face),
+                                                face_box=face.box)
         done = time.perf_counter()
         return PipelineFrame(persons, events, self.tracker.take_attributions(), len(tried),
                              dict(zip(STAGES, (reduced - start, detected - reduced,

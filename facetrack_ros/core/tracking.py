@@ -77,6 +77,11 @@ from facetrack_ros.core.tracker_state import PersonRecord, TrackerState
 #: Faces of a track whose box overlaps another visible track's box by at least this IoU are
 #: ignored: the face in the crop may be the other person's, which would poison embeddings.
 AMBIGUOUS_BOX_IOU = 0.3
+#: ... unless the face's own box lies this little inside every such box (as a part of its
+#: area): a head is inside its person's box, so a face mostly outside theirs is not theirs
+#: (the crossing replay at 5.5/s: every face of Musk in a box over him and Mayer was set
+#: aside, and he was reported gone while in view).
+FACE_OTHER_MAX_INSIDE = 0.25
 #: A late frame's box shows a track's person when it overlaps the track's box this much.
 LATE_MATCH_IOU = 0.5
 #: Person ids are reserved this many at a time: the reservation is saved before any of them
@@ -647,9 +652,10 @@ class PersonTracker:
         self._resumed_at = -math.inf  # stamp of the first frame after the latest stall
         self._stall_length = 0.0  # resumed_at minus the last frame before that stall [s]
         self._measured_rate = False  # whether _frame_interval comes from the stamps yet
-        # Tracks whose box was ambiguous (AMBIGUOUS_BOX_IOU) in each recent frame, by stamp:
-        # a face arrives frames after its own, when someone may have come near since.
-        self._ambiguous_in: dict[float, frozenset[int]] = {}
+        # Tracks whose box was ambiguous (AMBIGUOUS_BOX_IOU) in each recent frame, by stamp,
+        # with the boxes of those whose face it may hold: a face arrives frames after its
+        # own, when someone may have come near since.
+        self._ambiguous_in: dict[float, dict[int, list[np.ndarray]]] = {}
 
     # ------------------------------------------------------------------------------------
     # Queries
@@ -796,23 +802,37 @@ class PersonTracker:
     # Faces and enrolled people
 
     def add_face(self, stamp: float, track_id: int, embedding: np.ndarray, quality: float,
-                 tag: object = None) -> list[PersonEventRecord]:
+                 tag: object = None, face_box: np.ndarray | None = None
+                 ) -> list[PersonEventRecord]:
         """Use a face embedding of a track, seen at stamp [s]; return the events it caused.
 
+        face_box: the face's x1, y1, x2, y2 [px], in the detections' pixels; None if unknown.
         Raises EmbeddingError (a ValueError) for a wrong-length or non-finite embedding and
-        ValueError for a quality outside [0, 1]. Faces of unknown tracks or from a box that
-        overlapped another visible person in the face's own frame (AMBIGUOUS_BOX_IOU) are
-        ignored. A face that counts for a person, now or once its track's identity is
-        decided, is reported with its tag by take_attributions(). A face below
-        min_face_quality, or one between contradiction_similarity and a match to the track's
-        person, does not count, but it was seen on the person's track: it is reported too, so
-        the history can find the person by it.
+        ValueError for a quality outside [0, 1] or a face box that is not finite and of
+        positive size. Faces of unknown tracks, or from a box that overlapped another visible
+        person in the face's own frame (AMBIGUOUS_BOX_IOU) unless the face lies outside that
+        person's box (FACE_OTHER_MAX_INSIDE), are ignored. A face that counts for a person,
+        now or once its track's identity is decided, is reported with its tag by
+        take_attributions(). A face below min_face_quality, or one between
+        contradiction_similarity and a match to the track's person, does not count, but it
+        was seen on the person's track: it is reported too, so the history can find the
+        person by it.
         """
         vector = validate_embedding(embedding, self._config.embedding_dim)
         if not 0 <= quality <= 1:
             raise ValueError(f'face quality must be in [0, 1], got {quality}')
+        if face_box is not None:
+            face_box = np.asarray(face_box, np.float32)
+            if (face_box.shape != (4,) or not np.all(np.isfinite(face_box))
+                    or np.any(face_box[2:] <= face_box[:2])):
+                raise ValueError(f'face box must be a finite x1, y1, x2, y2 of positive size, '
+                                 f'got {face_box.tolist()}')
         track = self._tracks.get(track_id)
-        if track is None or self._ambiguous(track, stamp):
+        if track is None:
+            return []
+        others = self._others_at(track, stamp)
+        if any(face_box is None or _inside(face_box, box) > FACE_OTHER_MAX_INSIDE
+               for box in others):
             return []
         face = _Face(vector, quality, tag)
         if quality < self._config.min_face_quality:
@@ -835,8 +855,10 @@ class PersonTracker:
         self._fix_swap(track, vector)
         person = self._persons[track.person_id]  # the swap may have changed it
         if track.similarity >= self._config.min_similarity:
-            if track.doubtful and person.state is PersonState.PRESENT:
-                track.doubtful = False  # confirmed: the box was theirs after all
+            # Confirmed: the box was theirs after all; unless it holds another's too (a group's
+            # box that ByteTrack may hand on to the other: the crossing replay at 9/s).
+            if track.doubtful and person.state is PersonState.PRESENT and not others:
+                track.doubtful = False
                 self._see(person, track)
             if not track.doubtful:
                 self._count(person, face)
@@ -1247,7 +1269,7 @@ class PersonTracker:
                 self._see(self._persons[track.person_id], track)
 
     def _note_ambiguous(self, stamp: float) -> None:
-        """Keep which tracks of the frame at stamp overlap another, for its late faces.
+        """Keep which tracks of the frame at stamp overlap others, and their boxes, for late faces.
 
         A group's box that holds a track's box (_group_members) is no other face in its crop:
         its members are; a missing member counts where they stood or were heading. (Mayer in
@@ -1255,39 +1277,40 @@ class PersonTracker:
         all her faces aside while it lasted.)
         """
         seen = [t for t in self._tracks.values() if t.last_seen == stamp]
-        self._ambiguous_in[stamp] = frozenset(
-            t.track_id for t in seen if self._overlaps_another(t, seen))
+        others = {t.track_id: self._others_in(t, seen) for t in seen}
+        self._ambiguous_in[stamp] = {track_id: boxes for track_id, boxes in others.items()
+                                     if boxes}
         horizon = stamp - self._buffer_s()
         for old in [s for s in self._ambiguous_in if s < horizon]:
             del self._ambiguous_in[old]
 
-    def _ambiguous(self, track: _Track, stamp: float) -> bool:
-        """Return whether the track's box overlapped another in the frame at stamp.
+    def _others_at(self, track: _Track, stamp: float) -> list[np.ndarray]:
+        """Return the boxes of others that overlapped the track's box in the frame at stamp.
 
         A frame no longer kept (or never processed) is judged by the latest boxes.
         """
         frame = self._ambiguous_in.get(stamp)
         if frame is not None:
-            return track.track_id in frame
-        return self._overlaps_another(
-            track, [t for t in self._tracks.values() if t.last_seen == self._now])
+            return frame.get(track.track_id, [])
+        return self._others_in(track, [t for t in self._tracks.values()
+                                       if t.last_seen == self._now])
 
-    def _overlaps_another(self, track: _Track, seen: list[_Track]) -> bool:
-        """Return whether the track's box overlaps that of another seen track, or person.
+    def _others_in(self, track: _Track, seen: list[_Track]) -> list[np.ndarray]:
+        """Return the boxes of other seen tracks, or persons, that overlap the track's box.
 
         A group's box that holds the track's box stands for its members that no track shows
-        (_group_members).
+        (_group_members): their boxes that overlap the track's count in its place.
         """
+        boxes = []
         for other in seen:
             if other is track or box_iou(track.box, other.box[None])[0] < AMBIGUOUS_BOX_IOU:
                 continue
             members = (self._group_members(other)
                        if _inside(track.box, other.box) >= GROUP_INSIDE else None)
-            if members is None or any(
-                    pid is not None and box_iou(track.box, box[None])[0] >= AMBIGUOUS_BOX_IOU
-                    for pid, box in members):
-                return True
-        return False
+            boxes += [other.box] if members is None else [
+                box for pid, box in members
+                if pid is not None and box_iou(track.box, box[None])[0] >= AMBIGUOUS_BOX_IOU]
+        return boxes
 
     # ------------------------------------------------------------------------------------
     # Internals: identity
