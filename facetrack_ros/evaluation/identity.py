@@ -4,13 +4,14 @@ What the graph published (tracks, events, identified faces, each placed on a fra
 clip) is matched to the truth of that frame by box overlap, and counted:
 
 - real persons: identities in the truth; PERSON_IN per real person: INs over that.
-- flaps: PERSON_OUTs of a person who had not left: the OUT falls inside an appearance of
-  their real person (in view, or out of view for less than ABSENCE_S and back; the IN or
-  RETURNED that follows is the other half of the flap). An OUT after the person left is no
-  flap, however soon. OUTs sent after the clip's last frame (the input ended) are not flaps,
-  nor OUTs that say the input ended (INPUT_STALLED, SHUTDOWN) stamped at the last frame the
-  graph processed: the tracker stamps them there, before the clip's last frame when the
-  detector skipped the last ones.
+- flaps: PERSON_OUTs of a person who had not left: the OUT falls inside the appearance of
+  their real person in which the id last showed them (in view, or out of view for less than
+  ABSENCE_S and back; the IN or RETURNED that follows is the other half of the flap). An OUT
+  after the person left is no flap, however soon, nor one that comes after they are back.
+  OUTs sent after the clip's last frame (the input ended) are not flaps, nor OUTs that say
+  the input ended (INPUT_STALLED, SHUTDOWN) stamped at the last frame the graph processed:
+  the tracker stamps them there, before the clip's last frame when the detector skipped the
+  last ones.
 - wrong RETURNED: a PERSON_RETURNED whose box is a different real person than the one the
   person id had been until then (one id given to a second real person).
 - merged ids: person ids seen on two or more real persons, each for at least MERGE_MIN_FRAMES
@@ -265,9 +266,13 @@ def appearances(truth: Truth) -> dict[str, list[tuple[int, int]]]:
 
 
 def _within_appearance(spans: dict[str, list[tuple[int, int]]], identity: str,
-                       frame: int) -> bool:
-    """Whether frame lies inside one of identity's appearances (they had not left)."""
-    return any(first <= frame <= last for first, last in spans.get(identity, []))
+                       frame: int, since: int | None = None) -> bool:
+    """Whether frame lies inside one of identity's appearances (they had not left).
+
+    since: a frame that appearance must hold too (they had not left since then).
+    """
+    start = frame if since is None else min(since, frame)
+    return any(first <= start and frame <= last for first, last in spans.get(identity, []))
 
 
 def _latency(stamps: Sequence[float], frame: int, received: float) -> float | None:
@@ -329,7 +334,12 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
     latency_in: list[float] = []
     latency_out: list[float] = []
     owner_so_far: dict[str, Counter] = defaultdict(Counter)
-    last_owner: dict[str, str] = {}  # person id -> the real person it was last seen on
+    # person id -> the real person it was last seen on, and the frame
+    last_owner: dict[str, tuple[str, int]] = {}
+    # track id -> (frame, real person) of its boxes, for ids named after their track was lost
+    track_owner: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for (frame, track_id), name in sorted(who.items()):
+        track_owner[track_id].append((frame, name))
     tracked = sorted(((t.frame, t.person_id, who.get((t.frame, t.track_id)))
                       for t in tracks if t.person_id), key=lambda x: x[0])
     position = 0
@@ -337,20 +347,23 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
     announced: set[tuple[str, int]] = set()
     for event in sorted(events, key=lambda e: (e.frame, e.received)):
         while position < len(tracked) and tracked[position][0] < event.frame:
-            _, pid, name = tracked[position]
+            frame, pid, name = tracked[position]
             if name:
                 owner_so_far[pid][name] += 1
-                last_owner[pid] = name
+                last_owner[pid] = (name, frame)
             position += 1
         if event.kind == 'PERSON_OUT':
             # An OUT's box is where the person was last seen, seconds before: who the id
-            # was last seen on says who was reported gone.
-            name = last_owner.get(event.person_id) or event_person(event)
+            # was last seen on says who was reported gone, or who its track last showed.
+            earlier = [seen for seen in track_owner.get(event.track_id, [])
+                       if seen[0] <= event.frame]
+            name, since = last_owner.get(event.person_id) or (
+                earlier[-1][::-1] if earlier else (event_person(event), None))
             if name is None:
                 continue
             ended = event.frame >= last_frame or (
                 event.reason in INPUT_ENDED_REASONS and event.frame >= input_end)
-            if not ended and _within_appearance(spans, name, event.frame):
+            if not ended and _within_appearance(spans, name, event.frame, since):
                 flaps += 1
                 details.append(f'flap: OUT {event.person_id} at frame {event.frame}, '
                                f'{name} still in view')

@@ -117,6 +117,29 @@ def test_an_out_soon_after_leaving_is_no_flap_one_in_an_occlusion_is() -> None:
     assert report.flaps == 1 and 'OUT p1 at frame 50' in report.details[0], report.details
 
 
+def test_an_out_that_comes_after_the_person_left_and_came_back_is_no_flap() -> None:
+    """An OUT of someone who left and is back, or judged by a stale box, is no flap.
+
+    A is out of view in frames 40-69 (3 s: two appearances); the OUT of the id last seen on
+    A at 38 comes at 72, after A came back: late, not a flap. An id named only after its
+    track was lost is judged by whom that track showed, not by its stale box's overlap with
+    whoever stands there at the OUT (hamilton: Miranda's box after a cut to a close-up).
+    """
+    truth = _truth()
+    for index in range(40, 70):
+        truth.frames[index] = [p for p in truth.frames[index] if p.identity != 'A']
+    tracks = [TrackBox(f, 1, 'p1', A_BOX) for f in range(0, 40, 2)]
+    events = [_event(4, 'PERSON_IN', 'p1', A_BOX, 1),
+              _event(72, 'PERSON_OUT', 'p1', A_BOX, 1)]
+    assert evaluate(truth, tracks, events, []).flaps == 0
+    in_occlusion = [events[0], _event(60, 'PERSON_OUT', 'p1', A_BOX, 1)]
+    assert evaluate(_truth(), tracks, in_occlusion, []).flaps == 1  # A never left
+    pending = [TrackBox(f, 2, '', B_BOX) for f in range(0, 30, 2)]  # B's track, then lost
+    late = [_event(40, 'PERSON_IN', 'p2', B_BOX, 2), _event(90, 'PERSON_OUT', 'p2', A_BOX, 2)]
+    report = evaluate(_truth(), pending, late, [])
+    assert report.flaps == 0, report.details  # B left at 59; A, in view at 90, is not p2
+
+
 def test_out_after_the_clip_ended_is_no_flap() -> None:
     """People in view at the end leave with the input: their OUT is not a flap."""
     tracks = [TrackBox(f, 3, 'p3', C_BOX) for f in range(100, 140, 3)]
