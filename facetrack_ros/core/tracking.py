@@ -536,6 +536,16 @@ class _Track:
                 and stamp - self.last_seen > 1.5 * interval
                 and similarity < self.body_stability - APPEARANCE_REFIND_MAX_DROP)
 
+    def rescaled(self, box: np.ndarray) -> bool:
+        """Return whether box is much taller or shorter than the track's last box.
+
+        RELINK_MAX_HEIGHT_RATIO: someone nearer or farther from the camera (sizes_720p at
+        5.5/s: ByteTrack carried Clooney's track, walking in, onto Musk behind him, 0.62 of
+        his height, and showed Clooney's id on him while Musk was reported gone).
+        """
+        ratio = float(box[3] - box[1]) / max(float(self.box[3] - self.box[1]), 1.0)
+        return not 1 / RELINK_MAX_HEIGHT_RATIO <= ratio <= RELINK_MAX_HEIGHT_RATIO
+
     def looks_unlike(self, body: np.ndarray | None) -> bool:
         """Return whether a box's body appearance says it shows someone else than the track."""
         similarity = appearance_similarity(self.body, body)
@@ -731,7 +741,8 @@ class PersonTracker:
                 track = self._new_track(stamp, boxes[idx], float(conf[idx]))
                 self._by_motion[motion_id] = track
             elif (track.person_id is not None and self._face_can_decide(track.person_id)
-                  and track.refound_unlike(stamp, body, self._frame_interval)):
+                  and (track.refound_unlike(stamp, body, self._frame_interval)
+                       or track.rescaled(boxes[idx]))):
                 track.doubtful = True
             track.move(stamp, boxes[idx], float(conf[idx]), body)
             visible.append(track)

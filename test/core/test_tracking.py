@@ -658,6 +658,31 @@ def test_a_walker_re_linked_for_a_frame_is_looked_for_where_their_walk_goes() ->
         (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_OUT, 'person-000001')]
 
 
+@pytest.mark.parametrize('height, faces, shown', [
+    (180.0, True, ''),                # 0.6 of A's height: someone farther away
+    (240.0, True, 'person-000001'),   # 0.8: A, stooping or half hidden
+    (180.0, False, 'person-000001'),  # no face of A to end a doubt: motion decides
+])
+def test_a_track_carried_onto_a_much_smaller_box_is_in_doubt(height: float, faces: bool,
+                                                             shown: str) -> None:
+    """A track handed a box far shorter than its last one (RELINK_MAX_HEIGHT_RATIO) is in doubt.
+
+    ByteTrack matched it by overlap, but it is more likely someone behind A than A: the
+    track shows no id until a face says whose it is (sizes_720p at 5.5/s: Clooney's id shown
+    on Musk, 0.62 of his height).
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(44)
+    for i in range(40):
+        persons, _ = tracker.update(i / FPS, [Detection(np.array([300, 100, 420, 400]), 0.9)])
+        if faces and i in (1, 2):
+            tracker.add_face(i / FPS, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+    assert persons[0].person_id == 'person-000001'
+    persons, _ = tracker.update(40 / FPS, [Detection(np.array([310, 400 - height, 410, 400]),
+                                                     0.9)])
+    assert [p.person_id for p in persons] == [shown]
+
+
 def test_a_track_named_by_its_own_faces_reports_them_compared() -> None:
     """match_similarity is 0 only on a named track with no face compared on it.
 
