@@ -242,7 +242,7 @@ class TrackerNode(Node):
                 self._emit(self.tracker.add_face(stamp, face.track_id, np.asarray(face.embedding),
                                                  face.face_quality, tag=(msg, face),
                                                  face_box=face_box if face_box.any() else None))
-            except ValueError as error:  # EmbeddingError, or a quality outside [0, 1]
+            except ValueError as error:  # EmbeddingError, a bad quality or face box
                 self.diagnostics.errors += 1
                 self.get_logger().warning(f'face of track {face.track_id} ignored: {error}')
         self._publish_identified()

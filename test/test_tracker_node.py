@@ -183,6 +183,28 @@ def test_faces_go_out_identified_once_they_count_for_a_person(ros_context, tmp_p
     rig.close()
 
 
+@pytest.mark.parametrize('face_box, counts', [
+    ([105.0, 60.0, 135.0, 90.0], True),   # in A's part of the box: A's
+    ([0.0, 0.0, 0.0, 0.0], False),        # where, not sent: maybe B's
+])
+def test_a_face_outside_the_box_that_overlaps_its_own_counts(ros_context, tmp_path,
+                                                             face_box, counts):
+    """The node passes face_box to the tracker: beside B (IoU 0.33), A's face counts there."""
+    rig = _rig(ros_context, tmp_path)
+    start = time.time()
+    a_box, b_box = [100.0, 50.0, 180.0, 300.0], [140.0, 50.0, 220.0, 300.0]
+    for i in range(3):
+        tracks = rig.show(start + i / 10, [a_box, b_box])
+    a = next(d for d in tracks.detections if d.box[0] == 100.0)
+    msg = PersonDetectionArray(header=tracks.header)
+    msg.detections = [PersonDetection(track_id=a.track_id, has_face=True, face_box=face_box,
+                                      face_quality=0.95, embedding=_face(21).tolist())]
+    rig.faces.publish(msg)
+    assert rig.until(lambda: bool(rig.identified), timeout=3.0) == counts
+    assert [e.reason for e in rig.events] == ([PersonEvent.REASON_FACE] if counts else [])
+    rig.close()
+
+
 def test_far_stamps_are_refused_and_never_reset_anyone(ros_context, tmp_path):
     """A detections message stamped in 2038, or an hour ago: refused, WARN, nobody is OUT."""
     rig = _rig(ros_context, tmp_path)

@@ -355,10 +355,10 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
         if event.kind == 'PERSON_OUT':
             # An OUT's box is where the person was last seen, seconds before: who the id
             # was last seen on says who was reported gone, or who its track last showed.
-            earlier = [seen for seen in track_owner.get(event.track_id, [])
-                       if seen[0] <= event.frame]
+            earlier = [(name, frame) for frame, name in track_owner.get(event.track_id, [])
+                       if frame <= event.frame]
             name, since = last_owner.get(event.person_id) or (
-                earlier[-1][::-1] if earlier else (event_person(event), None))
+                earlier[-1] if earlier else (event_person(event), None))
             if name is None:
                 continue
             ended = event.frame >= last_frame or (
