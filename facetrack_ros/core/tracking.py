@@ -15,7 +15,9 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   whose latest good face contradicts its person shows no person id meanwhile. ByteTrack may
   hand someone's track to a passer-by: their face on a new track elsewhere then waits (up to
   identity_max_wait_s) for a face on the old one, and takes their id back when it
-  contradicts them.
+  contradicts them. A person announced without a face whose faces then match someone known
+  (come in facing away) was that one: PERSON_OUT (RECOGNISED) of the new id, and the known
+  person's PERSON_RETURNED.
 - Motion keeps identities between faces, bounded by the body cue (core.identity): a box that
   looks unlike its track (a camera cut, a ByteTrack swap) starts a new track, and its person
   can then be found again by face only; a new track that starts where a present person whose
@@ -287,6 +289,7 @@ class EventReason(enum.IntEnum):
     TIME_JUMP = 12       # OUT: time jumped back (replay loop, sim-time reset)
     SHUTDOWN = 13        # OUT: the tracker stopped, or restarted after a crash
     FORGOTTEN = 14       # OUT: the person's enrolled name was withdrawn, or forget_person
+    RECOGNISED = 15      # OUT: faces showed a person announced without one was someone known
 
 
 @dataclass(frozen=True)
@@ -499,8 +502,9 @@ class _Track:
     took_over: '_Person | None' = None
     # Persons whose box touched the track's first box: the only ones it can be a part of.
     born_beside: set[str] = field(default_factory=set)
-    # Faces while pending (with their votes), and good faces contradicting the bound person
-    # since the last agreeing one.
+    # Faces while pending (with their votes), or matching someone known while bound to a
+    # person without a face (_first_face); good faces contradicting the bound person since
+    # the last agreeing one.
     faces: list[_Face] = field(default_factory=list)
     contradictions: list[_Face] = field(default_factory=list)
     # Faces too poor to vote, seen while pending: the track's person's once it has one.
@@ -857,11 +861,8 @@ class PersonTracker:
             track.faces.append(face)
             return self._settle_by_faces(track, stamp)
         person = self._persons[track.person_id]
-        if self._reference(person) is None:  # first face of a person announced without one
-            vote = judge_face(vector, quality, self._gallery(track), self._rules)
-            if vote.kind is not VoteKind.MATCH and not track.doubtful:
-                self._count(person, face)  # else someone else's face: not theirs to keep
-            return []
+        if self._reference(person) is None:  # first faces of a person announced without one
+            return self._first_face(track, person, face, stamp, bool(others))
         track.similarity = self._similarity(person, vector)
         self._fix_swap(track, vector)
         person = self._persons[track.person_id]  # the swap may have changed it
@@ -1567,6 +1568,50 @@ class PersonTracker:
         self._by_motion[motion_id] = fresh
         fresh.faces += track.contradictions
         return self._settle_by_faces(fresh, stamp)
+
+    def _first_face(self, track: _Track, person: _Person, face: _Face, stamp: float,
+                    shared: bool) -> list[PersonEventRecord]:
+        """Use a face of a person announced without one (NO_FACE, or one face short).
+
+        A face that is not someone else's becomes theirs. Faces that match someone known and
+        not in view decide as a pending track's would (core.identity.decide): the person was
+        that one all along, come in facing away (the crossing replay, seed 8: Johansson kept
+        a new id in view for seconds, her faces matching her own). Unless the box is in doubt
+        or shared with another person's (it may show them).
+        """
+        face.vote = judge_face(face.vector, face.quality, self._gallery(track), self._rules)
+        if face.vote.kind is not VoteKind.MATCH:
+            if not track.doubtful:
+                self._count(person, face)
+                track.faces.clear()
+            return []
+        if track.doubtful or shared or person.state is not PersonState.PRESENT:
+            return []
+        track.faces.append(face)
+        del track.faces[:-self._config.max_samples]
+        vote = decide([f.vote for f in track.faces], self._rules)
+        if vote is None or vote.person_id in self._visible_persons(track):
+            return []
+        return self._recognise(person, track, vote, stamp)
+
+    def _recognise(self, person: _Person, track: _Track, vote: FaceVote, stamp: float
+                   ) -> list[PersonEventRecord]:
+        """Give the tracks of a person without a face to the known person their faces chose.
+
+        The new id's appearance ends (PERSON_OUT, RECOGNISED) and is forgotten: it has no
+        face to remember. The known person's appearance takes over from its start, with a
+        PERSON_RETURNED unless they were still in view (occluded, not yet reported gone).
+        """
+        events = [self._leave(person, stamp, EventReason.RECOGNISED)]
+        for other in self._tracks.values():
+            if other.person_id == person.person_id and other is not track:
+                other.person_id = vote.person_id
+        track.person_id, track.took_over = None, None
+        events += self._bind(track, vote, stamp)
+        known = self._persons[vote.person_id]
+        known.appearance_start = min(known.appearance_start, person.appearance_start)
+        del self._persons[person.person_id]
+        return events
 
     def _someone_else(self, track: _Track, face: _Face) -> bool:
         """Return whether a face of a named track is that of someone else not in view.

@@ -11,7 +11,8 @@ clip) is matched to the truth of that frame by box overlap, and counted:
   OUTs sent after the clip's last frame (the input ended) are not flaps, nor OUTs that say
   the input ended (INPUT_STALLED, SHUTDOWN) stamped at the last frame the graph processed:
   the tracker stamps them there, before the clip's last frame when the detector skipped the
-  last ones.
+  last ones. Nor is an OUT that says the id was someone known (RECOGNISED): nobody was
+  reported gone, their appearance goes on under that person's id (an id switch).
 - wrong RETURNED: a PERSON_RETURNED whose box is a different real person than the one the
   person id had been until then (one id given to a second real person).
 - merged ids: person ids seen on two or more real persons, each for at least MERGE_MIN_FRAMES
@@ -39,6 +40,8 @@ from facetrack_ros.evaluation.clips import ClipTruth
 ABSENCE_S = 2.0
 #: PERSON_OUT reasons that end appearances because the input ended, not because anyone left.
 INPUT_ENDED_REASONS = frozenset({'INPUT_STALLED', 'SHUTDOWN'})
+#: PERSON_OUT reason of an id whose person was found to be someone known: nobody left.
+RENAMED_REASON = 'RECOGNISED'
 #: A truth person is in view from this visible fraction of their body on.
 IN_VIEW_MIN = 0.3
 #: Least IoU of a published box and a truth box to be the same person.
@@ -353,6 +356,8 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
                 last_owner[pid] = (name, frame)
             position += 1
         if event.kind == 'PERSON_OUT':
+            if event.reason == RENAMED_REASON:
+                continue
             # An OUT's box is where the person was last seen, seconds before: who the id
             # was last seen on says who was reported gone, or who its track last showed.
             earlier = [(name, frame) for frame, name in track_owner.get(event.track_id, [])

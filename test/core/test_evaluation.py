@@ -164,6 +164,20 @@ def test_an_out_for_the_input_end_at_the_last_processed_frame_is_no_flap() -> No
     assert report.flaps == 1 and 'OUT p3 at frame 120' in report.details[0], report.details
 
 
+def test_an_out_of_an_id_recognised_as_someone_known_is_no_flap() -> None:
+    """C came in under a new id (p4) and was recognised as p3 at frame 120: a switch.
+
+    The OUT of p4 says so (RECOGNISED): nobody was reported gone. For LEFT_VIEW it is a flap.
+    """
+    tracks = [TrackBox(f, 3, 'p4' if f < 120 else 'p3', C_BOX) for f in range(100, 140, 2)]
+    events = [_event(102, 'PERSON_IN', 'p4', C_BOX, 3),
+              _event(120, 'PERSON_RETURNED', 'p3', C_BOX, 3)]
+    for reason, flaps in (('RECOGNISED', 0), ('LEFT_VIEW', 1)):
+        out = replace(_event(120, 'PERSON_OUT', 'p4', C_BOX, 3), reason=reason)
+        report = evaluate(_truth(), tracks, [*events, out], [])
+        assert (report.flaps, report.id_switches) == (flaps, 1), (reason, report.details)
+
+
 def test_appearances_join_occlusions_and_split_exits() -> None:
     """A gap under ABSENCE_S is one appearance; a longer one makes two."""
     frames = [[Present('A', A_BOX)] if (i < 10 or 25 <= i < 40 or i >= 70) else []

@@ -1108,6 +1108,45 @@ def test_identity_decisions_need_enough_face_evidence() -> None:
     }
 
 
+@pytest.mark.parametrize('faces, shown', [
+    ('theirs', 'person-000001'), ('one', 'person-000002'), ('a stranger', 'person-000002')])
+def test_a_person_come_in_facing_away_is_known_once_they_turn(faces: str, shown: str) -> None:
+    """A remembered person comes back facing away: a new id (NO_FACE), then their faces.
+
+    Two ordinary faces of theirs (as a pending track would need) end the new id's
+    appearance (RECOGNISED) and return them, from the start of this appearance. One face
+    decides nothing yet; a stranger's face becomes the new person's own.
+    """
+    rng = np.random.default_rng(16)
+    tracker = PersonTracker(CONFIG)
+    known = _remember(tracker, _face(1))
+    face = {'a stranger': _face(2)}.get(faces, _face(1))
+    count = 1 if faces == 'one' else 2
+    events, start = [], 200
+    for i in range(start, start + 150):
+        persons, new = tracker.update(i / FPS, [_box(300)])
+        events += new
+        if i - start in (60, 70)[:count]:  # two seconds in: after identity_wait_s
+            events += tracker.add_face(i / FPS, persons[0].track_id, _sighting(face, rng),
+                                       0.6)
+    assert persons[0].person_id == shown
+    events += _run_empty(tracker, start + 150, 90)
+    summary = [(e.kind, e.reason, e.person_id) for e in events]
+    if faces == 'theirs':
+        assert summary == [
+            (EventKind.PERSON_IN, EventReason.NO_FACE, 'person-000002'),
+            (EventKind.PERSON_OUT, EventReason.RECOGNISED, 'person-000002'),
+            (EventKind.PERSON_RETURNED, EventReason.FACE, known),
+            (EventKind.PERSON_OUT, EventReason.LEFT_VIEW, known)]
+        assert events[1].stamp == events[2].stamp == (start + 70) / FPS
+        assert events[-1].duration > 4.5  # the whole appearance, not the 2.6 s since faces
+        assert set(tracker.persons) == {known}
+    else:
+        assert summary == [(EventKind.PERSON_IN, EventReason.NO_FACE, 'person-000002'),
+                           (EventKind.PERSON_OUT, EventReason.LEFT_VIEW, 'person-000002')]
+        assert (tracker.person_embedding('person-000002') is None) == (faces == 'one')
+
+
 def test_a_face_like_two_remembered_people_names_neither() -> None:
     """Similar to two people within match_margin: ambiguous, so no RETURNED for either.
 
