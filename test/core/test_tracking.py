@@ -1711,6 +1711,42 @@ def test_someone_farther_away_seen_past_a_person_is_not_a_part_of_them() -> None
     _assert_b_is_someone_else(bodies_at)
 
 
+def test_someone_seen_again_past_the_person_who_hid_them_is_not_a_part_of_them() -> None:
+    """A walks slowly left across B, who is not detected for 1.2 s and steps aside.
+
+    B's box is then seen again inside A's: it spans most of A's height, looks like A
+    (dressed alike) and was born beside A, as a part of A would; but it continues B, missing,
+    near where B stood (0.4 of B's height aside): it is B (sizes_720p at 5.5-7.5/s: Musk,
+    seen again past Clooney walking across him, was shown Clooney's id). ByteTrack has
+    dropped B's track by then (track_buffer_s 1 s).
+    """
+    tracker = PersonTracker(SHORT_BUFFER)
+    rng = np.random.default_rng(38)
+    body_a = _body(9)
+    body_b = _alike(body_a, 0.8, 10)
+    events, b_ids = [], set()
+    for i in range(int(5 * FPS)):
+        t = i / FPS
+        b_x = 840. if t >= 3.2 else 940.
+        b_box = np.array([b_x, 474., b_x + 160, 718.])
+        bodies = [] if 2.0 <= t < 3.2 else [Detection(b_box, 0.9, body_b)]
+        a_x = 1200 - 200 * (t - 1.0)
+        if t >= 1.0:
+            bodies.insert(0, Detection(np.array([a_x, 323., a_x + 350, 717.]), 0.9, body_a))
+        persons, new = tracker.update(t, bodies)
+        events += new
+        b_ids |= {p.person_id for p in persons if np.array_equal(p.box, b_box)}
+        if i in (2, int(1.2 * FPS)):
+            face, face_box = ((_face(1), None) if i == 2
+                              else (_face(2), np.array([a_x + 100, 340., a_x + 200, 440.])))
+            track = next(p.track_id for p in persons
+                         if np.array_equal(p.box, b_box) == (face_box is None))
+            events += tracker.add_face(t, track, _sighting(face, rng), 0.9, face_box=face_box)
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
+    assert b_ids <= {'', 'person-000001'}, b_ids
+
+
 def test_enrolled_people_are_named_and_forgotten_on_withdrawal() -> None:
     """A face matching an enrolled person gives the track that name; withdrawal forgets it."""
     rng = np.random.default_rng(17)
