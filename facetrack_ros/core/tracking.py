@@ -1619,16 +1619,19 @@ class PersonTracker:
         """Return whether a face of a named track is that of someone else not in view.
 
         It matches them (a MATCH against the people not in view) by swap_margin more than
-        the track's person. Two people whose faces score near contradiction_similarity
-        against each other (Aniston and Johansson, 0.88) cannot contradict each other: the
-        crossing clip at 7/s gave Aniston's id to Johansson stepping out from behind her
-        (a part of Aniston, by the boxes), and her faces at 0.997 to her own id changed
-        nothing.
+        the track's person, or by match_margin if the track is in doubt (it may show someone
+        else: the doorway replay at 5/s, Clooney's faces at 0.975 to him and 0.886 to
+        Aniston, on her track carried onto him, never took it off her). Two people whose
+        faces score near contradiction_similarity against each other (Aniston and Johansson,
+        0.88) cannot contradict each other: the crossing clip at 7/s gave Aniston's id to
+        Johansson stepping out from behind her (a part of Aniston, by the boxes), and her
+        faces at 0.997 to her own id changed nothing.
         """
         vote = judge_face(face.vector, face.quality, self._gallery(track), self._rules)
+        margin = self._config.match_margin if track.doubtful else self._config.swap_margin
         return (vote is not None and vote.kind is VoteKind.MATCH
                 and vote.person_id != track.person_id
-                and vote.similarity >= track.similarity + self._config.swap_margin)
+                and vote.similarity >= track.similarity + margin)
 
     def _fix_swap(self, track: _Track, vector: np.ndarray) -> None:
         """Swap person ids with the visible track whose person this face matches much better.

@@ -1595,6 +1595,40 @@ def _alike(body: np.ndarray, similarity: float, seed: int,
     return l2_normalize(similarity * body + np.sqrt(1 - similarity ** 2) * other)
 
 
+def test_a_face_of_someone_remembered_takes_a_track_in_doubt_off_its_person() -> None:
+    """At 2.5 detections/s A's lost track is found again on B, remembered, dressed alike.
+
+    B's faces score 0.975 to B and 0.886 to A: too like A to contradict them, and short of
+    A's by less than swap_margin. But the track is in doubt: a face that matches someone
+    else by the ordinary margin is theirs (the doorway replay at 5/s: Clooney on Aniston's
+    track). B is RETURNED, and never shown A's id.
+    """
+    rng = np.random.default_rng(39)
+    axes = np.linalg.qr(rng.normal(size=(CONFIG.embedding_dim, 3)))[0].T
+    b_face_seen = axes[0]
+    face_b = 0.975 * axes[0] + np.sqrt(1 - 0.975 ** 2) * axes[1]
+    face_a = 0.886 * axes[0] + np.sqrt(1 - 0.886 ** 2) * axes[2]
+    tracker = PersonTracker(CONFIG)
+    b_id = _remember(tracker, face_b)
+    rate, stamp, events, shown = 2.5, 200 / FPS, [], []
+    body_a = _body(1)
+    for who, frames in (('a', 8), (None, 2), ('b', 10)):
+        for i in range(frames):
+            body = {'a': body_a, 'b': l2_normalize(body_a + 0.62 * _body(2))}.get(who)
+            persons, new = tracker.update(stamp, [] if who is None else [
+                Detection(_box(300 + 2 * (who == 'b')).box, 0.9, body)])
+            events += new
+            if who == 'b':
+                shown.append(persons[0].person_id)
+            if who and i in (1, 2):
+                face = face_a if who == 'a' else b_face_seen
+                events += tracker.add_face(stamp, persons[0].track_id, face, 0.9)
+            stamp += 1 / rate
+    assert [(e.kind, e.person_id) for e in events if e.kind in IN_KINDS] == [
+        (EventKind.PERSON_IN, 'person-000002'), (EventKind.PERSON_RETURNED, b_id)]
+    assert 'person-000002' not in shown and shown[-1] == b_id
+
+
 @pytest.mark.parametrize('late, drift', [(0.0, 0.0), (2.0, 10.0)])
 def test_a_person_split_in_two_by_a_post_stays_one_person(late: float, drift: float) -> None:
     """The detector sees the two halves of a person behind a post as two boxes for 3 s.
