@@ -547,8 +547,7 @@ class _Track:
         5.5/s: ByteTrack carried Clooney's track, walking in, onto Musk behind him, 0.62 of
         his height, and showed Clooney's id on him while Musk was reported gone).
         """
-        ratio = float(box[3] - box[1]) / max(float(self.box[3] - self.box[1]), 1.0)
-        return not 1 / RELINK_MAX_HEIGHT_RATIO <= ratio <= RELINK_MAX_HEIGHT_RATIO
+        return not _alike_in_height(box, self.box)
 
     def looks_unlike(self, body: np.ndarray | None) -> bool:
         """Return whether a box's body appearance says it shows someone else than the track."""
@@ -593,6 +592,12 @@ def _splits(earlier: np.ndarray, now: np.ndarray, other: np.ndarray) -> bool:
     centred = earlier + np.tile(_centre(union) - _centre(earlier), 2)
     return (_area(now) <= PART_MAX_SHRINK * _area(earlier)
             and float(box_iou(union, centred[None])[0]) >= PART_UNION_MIN_IOU)
+
+
+def _alike_in_height(box: np.ndarray, earlier: np.ndarray) -> bool:
+    """Return whether box is within RELINK_MAX_HEIGHT_RATIO of earlier's height."""
+    ratio = float(box[3] - box[1]) / max(float(earlier[3] - earlier[1]), 1.0)
+    return 1 / RELINK_MAX_HEIGHT_RATIO <= ratio <= RELINK_MAX_HEIGHT_RATIO
 
 
 def _spans(part: np.ndarray, whole: np.ndarray) -> bool:
@@ -1198,10 +1203,9 @@ class PersonTracker:
         """
         if stamp <= person.last_seen:  # both seen at once: two people
             return False
-        ratio = float(box[3] - box[1]) / max(float(person.box[3] - person.box[1]), 1.0)
         alike = appearance_similarity(body, person.body)
         return (self._off_course(person, stamp, box) <= self._config.relink_distance
-                and 1 / RELINK_MAX_HEIGHT_RATIO <= ratio <= RELINK_MAX_HEIGHT_RATIO
+                and _alike_in_height(box, person.box)
                 and (alike is None or alike >= APPEARANCE_RELINK_MIN_SIMILARITY)
                 and not (person.adrift and (
                     alike is None or alike < APPEARANCE_ADRIFT_RELINK_SIMILARITY)))
