@@ -39,8 +39,12 @@ ENV = {'RCUTILS_COLORIZED_OUTPUT': '0', 'PYTHONUNBUFFERED': '1', 'PYTHONFAULTHAN
 T = TypeVar('T')
 
 
-def ros2(*args: str, timeout: float = 60.0) -> str:
-    """Run `ros2 <args>` and return stdout and stderr together.
+def ros2(*args: str, timeout: float = 60.0, stderr: bool = True) -> str:
+    """Run `ros2 <args>` and return stdout and stderr together (stdout alone if not stderr).
+
+    A caller that parses the answer takes stdout alone: Fast DDS logs to stderr, e.g. when
+    two ros2 commands contend for a shared-memory port (a whole-suite run: "Failed
+    init_port fastdds_port7012: open_and_lock_file failed" in a `ros2 param dump`).
 
     Retried while the answer says the target is not discovered yet, or the command died of a
     signal or failed silently (a CI run saw `ros2 lifecycle get` end in 1.2 s with no output
@@ -68,7 +72,7 @@ def ros2(*args: str, timeout: float = 60.0) -> str:
         if done.returncode < 0 or (done.returncode and not output.strip()):
             print(f'  exit code {done.returncode}, no answer: {output}')
         elif not any(text in output for text in NOT_DISCOVERED):
-            return output
+            return output if stderr else done.stdout
         if time.monotonic() > deadline:
             raise AssertionError(f'{" ".join(command)}: {output}')
         time.sleep(0.5)
@@ -89,7 +93,7 @@ def wait_for(condition: Callable[[], T], timeout: float, what: str,
 
 def node_names() -> set[str]:
     """Return the nodes `ros2 node list` shows."""
-    return set(ros2('node', 'list').split())
+    return set(ros2('node', 'list', stderr=False).split())
 
 
 def wait_for_nodes(expected: set[str], timeout: float) -> set[str]:
@@ -106,13 +110,13 @@ def wait_for_nodes(expected: set[str], timeout: float) -> set[str]:
 
 def params(node: str) -> dict:
     """Return the parameters of node as `ros2 param dump` prints them."""
-    dumped = yaml.safe_load(ros2('param', 'dump', node))
+    dumped = yaml.safe_load(ros2('param', 'dump', node, stderr=False))
     return dumped[node]['ros__parameters']
 
 
 def lifecycle_state(node: str) -> str:
     """Return a lifecycle node's state label, e.g. 'active'."""
-    return ros2('lifecycle', 'get', node).split()[0]
+    return ros2('lifecycle', 'get', node, stderr=False).split()[0]
 
 
 def topic_endpoints(topic: str) -> dict[str, set[str]] | None:
@@ -122,7 +126,7 @@ def topic_endpoints(topic: str) -> dict[str, set[str]] | None:
     """
     found = {'publishers': set(), 'subscribers': set()}
     kind = None
-    for block in ros2('topic', 'info', '-v', topic).split('\n\n'):
+    for block in ros2('topic', 'info', '-v', topic, stderr=False).split('\n\n'):
         if 'Endpoint type: PUBLISHER' in block:
             kind = 'publishers'
         elif 'Endpoint type: SUBSCRIPTION' in block:
@@ -141,7 +145,7 @@ def node_interfaces(node: str) -> dict[str, set[str]]:
     """Return the sections of `ros2 node info` (Subscribers, Publishers, Service Servers, ...)."""
     sections: dict[str, set[str]] = {}
     current = None
-    for line in ros2('node', 'info', node).splitlines():
+    for line in ros2('node', 'info', node, stderr=False).splitlines():
         if line.strip().endswith(':') and not line.startswith('    '):
             current = line.strip()[:-1]
             sections[current] = set()
