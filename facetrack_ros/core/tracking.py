@@ -50,11 +50,12 @@ Person ids are `<id_prefix>-<sequence>`, the sequence continuing across restarts
 snapshot()/restore() (core.tracker_state), so an id is never handed out twice.
 """
 
-from collections import Counter
+from collections import Counter, deque
 import copy
 from dataclasses import dataclass, field
 import enum
 import math
+import statistics
 from typing import Sequence
 
 import numpy as np
@@ -156,6 +157,8 @@ _VELOCITY_SMOOTHING = 0.3
 #: by the person's walk: it does not update the velocity. A replay at 5 detections/s lost a
 #: walker whose box, for one frame, also held the person he passed.
 _VELOCITY_MAX_SHAPE_CHANGE = 1.3
+#: Intervals between processed frames whose median is taken for the frame interval.
+RATE_WINDOW = 9
 
 
 @dataclass(frozen=True)
@@ -653,7 +656,8 @@ class PersonTracker:
         self._config = config
         self._rules = config.identity_rules()
         self._id_prefix = id_prefix
-        self._frame_interval = 1.0 / config.frame_rate  # [s], smoothed from the stamps
+        self._frame_interval = 1.0 / config.frame_rate  # [s], measured from the stamps
+        self._intervals: deque[float] = deque(maxlen=RATE_WINDOW)  # latest ones [s]
         self._motion = ByteTrackMotion(ByteTrackSettings(
             config.track_high_thresh, config.track_low_thresh, config.new_track_thresh,
             config.match_thresh, config.fuse_score), self._buffer_frames())
@@ -670,7 +674,6 @@ class PersonTracker:
         self._stalled_at: float | None = None  # stamp of the last frame before a stall
         self._resumed_at = -math.inf  # stamp of the first frame after the latest stall
         self._stall_length = 0.0  # resumed_at minus the last frame before that stall [s]
-        self._measured_rate = False  # whether _frame_interval comes from the stamps yet
         # Tracks whose box was ambiguous (AMBIGUOUS_BOX_IOU) in each recent frame, by stamp,
         # with the boxes of those whose face it may hold: a face arrives frames after its
         # own, when someone may have come near since.
@@ -1040,18 +1043,20 @@ class PersonTracker:
         'unlike': the box looks unlike the track (body appearance, _Track.looks_unlike):
         ByteTrack carried it across a camera cut, or onto the other person at a crossing (the
         re-linking that follows gives each person their own id back). 'stale': the track was
-        unseen for longer than track_buffer_s; ByteTrack counts its buffer in frames, which at
-        a low frame rate is long. 'left': the track's person already left (the next person
-        through a doorway takes the same path), unless the appearance ended only because the
-        input stalled and the track is back in the first absence_timeout_s after the input
-        resumed. The time of a stall does not count as unseen.
+        unseen for longer than _buffer_s() (ByteTrack counts its buffer in frames, which are
+        long when the frame rate just dropped). 'left': the track's person already left (the
+        next person through a doorway takes the same path), unless the appearance ended only
+        because the input stalled and the track is back in the first absence_timeout_s after
+        the input resumed. The time of a stall does not count as unseen.
         """
         if track.looks_unlike(body):
             return 'unlike'
         unseen = self._now - track.last_seen
         if track.last_seen < self._resumed_at:
             unseen -= self._stall_length
-        if unseen > self._buffer_s():
+        # Half a frame more: stamps jitter, and ByteTrack, counting whole frames, still keeps
+        # a track unseen for just its buffer.
+        if unseen > self._buffer_s() + 0.5 * self._frame_interval:
             return 'stale'
         if track.person_id is None:
             return None
@@ -1096,13 +1101,14 @@ class PersonTracker:
         return max(1, round(self._buffer_s() / self._frame_interval))
 
     def _advance_clock(self, stamp: float) -> None:
-        """Move time to stamp, keeping ByteTrack's frame-counted buffer at track_buffer_s."""
+        """Move time to stamp, keeping ByteTrack's frame-counted buffer at _buffer_s()."""
         interval = stamp - self._now
-        # A gap longer than the track buffer is an outage, not the camera's frame rate.
-        if 0 < interval <= self._config.track_buffer_s:
-            gain = 0.1 if self._measured_rate else 1.0  # the first interval replaces the guess
-            self._frame_interval += gain * (interval - self._frame_interval)
-            self._measured_rate = True
+        if 0 < interval < math.inf:
+            self._intervals.append(interval)
+            # The median: an outage (a stall, a paused camera) is not the frame rate, however
+            # long, and a slow detector's interval is, however long (a fixed bound of
+            # track_buffer_s took 2.1 s a frame for outages: every track went stale each frame).
+            self._frame_interval = statistics.median_low(self._intervals)
             self._motion.set_buffer_frames(self._buffer_frames())
         self._now = stamp
 

@@ -817,8 +817,39 @@ def test_track_buffer_follows_the_measured_frame_rate() -> None:
     assert track_ids[-1] == 2  # the 0.8 s gap kept the track
 
 
+def test_an_outage_is_not_the_frame_rate() -> None:
+    """Frames stopping for 15 s (no update at all) leave the measured rate at 10 FPS.
+
+    Had the outage been taken for the frame interval, lost tracks would be kept for three
+    such intervals, and the 1.5 s gap after it would keep the track.
+    """
+    tracker = PersonTracker(replace(CONFIG, track_buffer_s=1.0, absence_timeout_s=5.0))
+    track_ids = []
+    for i in list(range(40)) + list(range(190, 260)):   # no frame from 4 s to 19 s
+        gap = 220 <= i < 235  # 1.5 s without the person
+        persons, _ = tracker.update(i / 10.0, [] if gap else [_box(100)])
+        track_ids += [p.track_id for p in persons]
+    assert sorted(set(track_ids)) == [1, 2, 3]  # a new track after the outage and the gap
+
+
+@pytest.mark.parametrize('interval', [2.2, 3.0])
+def test_a_slow_detector_keeps_one_track_and_announces_once(interval: float) -> None:
+    """Detections 2.2 or 3 s apart (a slow detector) are the frame rate, not outages.
+
+    Taken for outages (any interval over track_buffer_s was), every track went stale at each
+    frame: a new track every frame, and a person standing in view was never announced.
+    """
+    tracker = PersonTracker(CONFIG)
+    events, track_ids = [], set()
+    for i in range(12):
+        persons, new = tracker.update(i * interval, [_box(100 + 3 * i)])
+        events += new
+        track_ids |= {p.track_id for p in persons}
+    assert [e.kind for e in events] == [EventKind.PERSON_IN]
+    assert len(track_ids) == 1
+
+
 @pytest.mark.parametrize('change, reason', [
-    ({'frame_rate': 0.0}, 'frame_rate'),
     ({'track_low_thresh': 0.6}, 'track_low_thresh'),
     ({'new_track_thresh': 0.0}, 'new_track_thresh'),
     ({'match_thresh': 1.5}, 'match_thresh'),
