@@ -1408,9 +1408,9 @@ class PersonTracker:
             return []  # the person is in view on another track meanwhile: wait
         return self._bind(track, vote, stamp)
 
-    def _in_view_match(self, track: _Track, beside: bool
+    def _in_view_match(self, track: _Track, faces: list[_Face], beside: bool
                        ) -> tuple[FaceVote | None, list[FaceVote]]:
-        """Judge a pending track's faces against the persons in view on other tracks.
+        """Judge faces of a track against the persons in view on other tracks.
 
         Return the MATCH their votes decide (None if they decide none) and the votes.
         beside: only those whose box touches the track's (PART_MAX_GAP).
@@ -1419,7 +1419,7 @@ class PersonTracker:
                   for t in self._visible_tracks(track)
                   if not beside or _adjacent(track.box, t.box)}
         gallery = Gallery({pid: vector for pid, vector in people.items() if vector is not None})
-        votes = [judge_face(f.vector, f.quality, gallery, self._rules) for f in track.faces]
+        votes = [judge_face(f.vector, f.quality, gallery, self._rules) for f in faces]
         vote = decide(votes, self._rules)
         return (vote if vote is not None and vote.kind is VoteKind.MATCH else None), votes
 
@@ -1431,7 +1431,7 @@ class PersonTracker:
         track is a second box of one of them (a part, a duplicate), not someone new; the
         faces' votes are replaced. The same face farther away is someone else (a twin).
         """
-        vote, votes = self._in_view_match(track, beside=True)
+        vote, votes = self._in_view_match(track, track.faces, beside=True)
         if vote is not None:
             for face, twin_vote in zip(track.faces, votes):
                 face.vote = twin_vote
@@ -1485,7 +1485,7 @@ class PersonTracker:
         takes their person off it, _bind); until identity_max_wait_s it is not someone new.
         """
         return (stamp - track.first_seen < self._config.identity_max_wait_s
-                and self._in_view_match(track, beside=False)[0] is not None)
+                and self._in_view_match(track, track.faces, beside=False)[0] is not None)
 
     def _settle_by_time(self, track: _Track, stamp: float) -> list[PersonEventRecord]:
         """Settle a pending track by its faces, or make it a new person once it waited.
@@ -1588,15 +1588,26 @@ class PersonTracker:
         A face that is not someone else's becomes theirs. Faces that match someone known and
         not in view decide as a pending track's would (core.identity.decide): the person was
         that one all along, come in facing away (the crossing replay, seed 8: Johansson kept
-        a new id in view for seconds, her faces matching her own). Unless the box is in doubt
-        or shared with another person's (it may show them).
+        a new id in view for seconds, her faces matching her own). A face that decides for
+        someone in view beside the box makes it a second box of theirs, as a pending track's
+        (_in_view_twin; the alone replay at 0.48/s: the detector split Dicaprio into two
+        boxes side by side, and his own face made the half-box's new id his, which went on
+        when his first box ended while he was reported gone). Unless the box is in doubt or
+        shared with another person's (it may show them).
         """
         face.vote = judge_face(face.vector, face.quality, self._gallery(track), self._rules)
         if face.vote.kind is not VoteKind.MATCH:
-            if not track.doubtful:
+            if track.doubtful:
+                return []
+            twin, _ = self._in_view_match(track, [face], beside=True)
+            if twin is None:
                 self._count(person, face)
                 track.faces.clear()
-            return []
+                return []
+            if shared or person.state is not PersonState.PRESENT:
+                return []
+            face.vote, track.faces[:] = twin, [face]  # counted for them by _bind
+            return self._recognise(person, track, twin, stamp)
         if track.doubtful or shared or person.state is not PersonState.PRESENT:
             return []
         track.faces.append(face)

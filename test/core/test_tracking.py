@@ -1974,3 +1974,36 @@ def test_faces_are_attributed_to_the_person_they_counted_for() -> None:
             tracker.add_face(i / FPS, track, _face(2), 0.6, tag='splits')
             assert tracker.take_attributions() == [('contradicts', 'person-000002'),
                                                    ('splits', 'person-000002')]
+
+
+def test_a_face_of_someone_beside_a_box_announced_without_one_makes_it_theirs() -> None:
+    """The detector splits A into two boxes side by side; the new half-box gets a new id.
+
+    No face came for the half-box within identity_wait (NO_FACE). Its first face is A's, who
+    is in view on the other half: the half-box is a second box of A's (RECOGNISED, no
+    RETURNED: A never left), so when A's first box ends A is not reported gone.
+    """
+    rng = np.random.default_rng(44)
+    tracker = PersonTracker(CONFIG)
+    events = []
+    for i in range(150):
+        boxes = ([_box(100)] if i < 70 else [])  # A's box, then it ends
+        if i >= 20:
+            boxes.append(_box(182, w=70))  # A's other half, beside the first box
+        persons, new = tracker.update(i / FPS, boxes)
+        events += new
+        if i == 1:
+            events += tracker.add_face(i / FPS, persons[0].track_id, _sighting(_face(1), rng),
+                                       0.9)
+        if i == 60:  # the half-box was announced without a face (identity_wait_s is 1 s)
+            assert [(e.kind, e.reason) for e in events] == [
+                (EventKind.PERSON_IN, EventReason.FACE), (EventKind.PERSON_IN,
+                                                          EventReason.NO_FACE)]
+            half = next(p for p in persons if p.box[0] == 182)
+            events += tracker.add_face(i / FPS, half.track_id, _sighting(_face(1), rng), 0.9,
+                                       face_box=np.array([190.0, 110, 240, 170]))
+    assert [p.person_id for p in persons] == ['person-000001']
+    assert [(e.kind, e.reason, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, EventReason.FACE, 'person-000001'),
+        (EventKind.PERSON_IN, EventReason.NO_FACE, 'person-000002'),
+        (EventKind.PERSON_OUT, EventReason.RECOGNISED, 'person-000002')]
