@@ -23,7 +23,8 @@ from rclpy.serialization import deserialize_message
 from facetrack_ros.conversions import (ImageConversionError, message_to_bgr, serialized_stamp,
                                        StampedCache, time_to_sec, transport_topic)
 from facetrack_ros.core.embedding_scheduler import embed_scheduled, EmbeddingScheduler
-from facetrack_ros.core.face import DlibResNetEmbedder, Face, FaceAnalyzer, FaceDetector
+from facetrack_ros.core.face import (DEFAULT_UPPER_FRACTION, DlibResNetEmbedder, Face,
+                                     FaceAnalyzer, FaceDetector)
 from facetrack_ros.core.tracking import TrackedPerson
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.executor import WorkerThreads
@@ -45,8 +46,8 @@ PARAMETERS = (
               'one whose face only it found needs a face again. cnn (dlib MMOD: three-quarter '
               'views, five times the cost of hog) or none.', choices=('cnn', 'none'),
               read_only=True),
-    ParamSpec('upper_fraction', 0.5, 'Part of the person box searched for the face [0..1].',
-              0.1, 1.0),
+    ParamSpec('upper_fraction', DEFAULT_UPPER_FRACTION,
+              'Part of the person box searched for the face [0..1].', 0.1, 1.0),
     ParamSpec('refresh_period', 2.0, 'Re-embed a tracked person at least this often [s].',
               0.1, 3600.0),
     ParamSpec('retry_period', 0.25,

@@ -30,6 +30,8 @@ QUALITY_FULL_SIZE_PX = 80
 #: Laplacian variance (on the QUALITY_FULL_SIZE_PX crop) at which the sharpness term is 0.5.
 QUALITY_SHARPNESS_HALF = 100.0
 
+#: Part of a person box, from its top, that face_in_person searches for the face.
+DEFAULT_UPPER_FRACTION = 0.5
 #: The search region of face_in_person is the person box widened by this fraction of its width
 #: on each side and of its height upwards, because person boxes often clip the head.
 PERSON_REGION_WIDEN = 0.1
@@ -343,7 +345,7 @@ class FaceAnalyzer:
     """Detect, embed and rate faces: in a whole image, a region or a person's box."""
 
     def __init__(self, detector: FaceDetector, embedder: FaceEmbedder,
-                 upper_fraction: float = 0.5,
+                 upper_fraction: float = DEFAULT_UPPER_FRACTION,
                  thorough_detector: FaceDetector | None = None) -> None:
         """Combine a detector and an embedder.
 
