@@ -850,6 +850,7 @@ def test_a_slow_detector_keeps_one_track_and_announces_once(interval: float) -> 
 
 
 @pytest.mark.parametrize('change, reason', [
+    ({'frame_rate': 0.0}, 'frame_rate'),
     ({'track_low_thresh': 0.6}, 'track_low_thresh'),
     ({'new_track_thresh': 0.0}, 'new_track_thresh'),
     ({'match_thresh': 1.5}, 'match_thresh'),
@@ -1997,8 +1998,8 @@ def test_a_face_of_someone_beside_a_box_announced_without_one_makes_it_theirs() 
                                        0.9)
         if i == 60:  # the half-box was announced without a face (identity_wait_s is 1 s)
             assert [(e.kind, e.reason) for e in events] == [
-                (EventKind.PERSON_IN, EventReason.FACE), (EventKind.PERSON_IN,
-                                                          EventReason.NO_FACE)]
+                (EventKind.PERSON_IN, EventReason.FACE),
+                (EventKind.PERSON_IN, EventReason.NO_FACE)]
             half = next(p for p in persons if p.box[0] == 182)
             events += tracker.add_face(i / FPS, half.track_id, _sighting(_face(1), rng), 0.9,
                                        face_box=np.array([190.0, 110, 240, 170]))
