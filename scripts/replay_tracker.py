@@ -44,8 +44,9 @@ SHARED = Path(os.environ.get('FACETRACK_SHARED', REPO.parent / 'shared'))
 CACHE = Path.home() / '.cache' / 'facetrack_ros'
 PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
 #: Bump when what analyse() stores changes, so that old caches are not read (5: no thorough
-#: search in boxes under THOROUGH_MIN_PERSON_WIDTH_PX; 6: face boxes).
-CACHE_VERSION = 6
+#: search in boxes under THOROUGH_MIN_PERSON_WIDTH_PX; 6: face boxes; 7: boxes cut by the
+#: image top searched whole).
+CACHE_VERSION = 7
 
 
 def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:

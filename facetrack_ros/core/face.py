@@ -35,6 +35,12 @@ DEFAULT_UPPER_FRACTION = 0.5
 #: The search region of face_in_person is the person box widened by this fraction of its width
 #: on each side and of its height upwards, because person boxes often clip the head.
 PERSON_REGION_WIDEN = 0.1
+#: A person box whose top lies within this fraction of the image height of the image's top
+#: edge is cut there (someone close to the camera): the top of the box is not the top of the
+#: head, and face_in_person searches the whole box. In a close-up (the Hamilton clip's
+#: Lacamoire, his head filling the frame's height) the face spans the middle of the box, and
+#: the upper half holds only part of it, which no detector finds.
+CUT_AT_TOP_FRACTION = 0.02
 #: face_in_person resizes its search region to this width [px] before detecting, so a face
 #: down to a sixth of the person's width reaches HOG's ~40 px minimum at upsample=1 (a ~20 px
 #: face in a small person is still found) and a large region shrinks, bounding the time.
@@ -372,10 +378,11 @@ class FaceAnalyzer:
                        thorough: bool = False) -> Face | None:
         """Return the strongest face in the top of a person box, embedded and rated, or None.
 
-        Only faces centred horizontally within the person box count, so a neighbour's face
-        reaching into the widened region is not taken for this person's. thorough: where the
-        detector finds none, the thorough detector (if any) searches too, in a box at least
-        THOROUGH_MIN_PERSON_WIDTH_PX wide.
+        The top is upper_fraction of the box, or all of it if the image's top edge cuts the
+        box (CUT_AT_TOP_FRACTION). Only faces centred horizontally within the person box
+        count, so a neighbour's face reaching into the widened region is not taken for this
+        person's. thorough: where the detector finds none, the thorough detector (if any)
+        searches too, in a box at least THOROUGH_MIN_PERSON_WIDTH_PX wide.
         """
         box = self.find_in_person(image_bgr, person_box, thorough)
         return None if box is None else self._describe(image_bgr, box)
@@ -388,8 +395,10 @@ class FaceAnalyzer:
         width, height = x2 - x1, y2 - y1
         if width < 1 or height < 1:
             return None
+        cut_at_top = y1 <= CUT_AT_TOP_FRACTION * image_bgr.shape[0]
         region = np.array([x1 - PERSON_REGION_WIDEN * width, y1 - PERSON_REGION_WIDEN * height,
-                           x2 + PERSON_REGION_WIDEN * width, y1 + self.upper_fraction * height])
+                           x2 + PERSON_REGION_WIDEN * width,
+                           y2 if cut_at_top else y1 + self.upper_fraction * height])
         scale = min(PERSON_REGION_MAX_SCALE, PERSON_REGION_WIDTH_PX / float(region[2] - region[0]))
         detectors = [self.detector] + (
             [self.thorough_detector] if thorough and self.thorough_detector

@@ -188,6 +188,32 @@ def test_face_in_person_box_built_around_a_face(shared_dir: Path,
     assert float(face.embedding @ reference.embedding) > 0.98
 
 
+@pytest.mark.parametrize('name', ['biden.jpg', 'obama.jpg', 'obama-480p.jpg'])
+def test_a_close_up_cut_by_the_image_top_is_searched_whole(
+        shared_dir: Path, analyzer: FaceAnalyzer, name: str) -> None:
+    """A head filling the frame's height (the box's top at the image's top) keeps its face.
+
+    The close-up holds the face in its lower two thirds, as a person near the camera shows
+    it; the same box lower in a taller image is searched in its upper half only, where no
+    whole face lies.
+    """
+    image = _read(shared_dir, name)
+    reference = analyzer.largest_face(image)
+    x1, y1, x2, y2 = reference.box
+    height = y2 - y1
+    close_up = np.ascontiguousarray(image[int(y1 - 0.45 * height):int(y2 + 0.1 * height),
+                                          int(max(0, x1 - 0.6 * height)):
+                                          int(x2 + 0.6 * height)])
+    rows, columns = close_up.shape[:2]
+    person_box = np.array([0, 0, columns - 1, rows - 1], np.float32)
+    face = analyzer.face_in_person(close_up, person_box)
+    assert face is not None
+    assert float(face.embedding @ reference.embedding) > 0.99
+    below_the_top = np.vstack([np.zeros((rows // 2, columns, 3), np.uint8), close_up])
+    assert analyzer.face_in_person(below_the_top, person_box + [0, rows // 2, 0, rows // 2]) \
+        is None
+
+
 @pytest.mark.parametrize('backend', ['hog', 'yunet'])
 def test_face_in_small_person(two_people: np.ndarray, embedder: DlibResNetEmbedder,
                               yunet_model: str, backend: str) -> None:
