@@ -2008,3 +2008,43 @@ def test_a_face_of_someone_beside_a_box_announced_without_one_makes_it_theirs() 
         (EventKind.PERSON_IN, EventReason.FACE, 'person-000001'),
         (EventKind.PERSON_IN, EventReason.NO_FACE, 'person-000002'),
         (EventKind.PERSON_OUT, EventReason.RECOGNISED, 'person-000002')]
+
+
+@pytest.mark.parametrize('face_after', [0.7, None])
+def test_a_pending_box_where_a_missing_person_went_is_no_evidence_of_their_absence(
+        face_after: float | None) -> None:
+    """A walker, named by face, is hidden 1.5 s and seen again on course, looking unlike.
+
+    Half hidden behind what hid him, his box looks too unlike him to continue him by looks
+    (the crossing replay at 5/s: Musk, once his track was carried onto Dorsey and split off
+    by her face). The new track waits for a face. Until it is decided it may show him: he
+    is not reported gone 2 s after his last box (face_after: his face on it that much later
+    [s] binds it to him, with no events). With no face it becomes someone new after
+    identity_wait_s, and he leaves then.
+    """
+    rate, rng = 10.0, np.random.default_rng(17)
+    tracker = PersonTracker(CONFIG)
+    body, face = _body(3), _face(3)
+    half_hidden = _alike(body, 0.55, 50)
+    events, shown, stamp = [], [], 0.0
+    for i in range(70):
+        stamp = i / rate
+        x = 100 + 100 * stamp
+        if 2.0 < stamp < 3.5:
+            persons, new = tracker.update(stamp, [])
+        else:
+            persons, new = tracker.update(stamp, [Detection(
+                np.array([x, 100, x + 80, 300]) + rng.normal(0, 1, 4), 0.9,
+                _alike(body if stamp <= 2.0 else half_hidden, 0.99, 100 + i))])
+        events += new
+        shown += [p.person_id for p in persons]
+        if i in (2, 4) or face_after is not None and round(stamp - 3.5, 3) == face_after:
+            events += tracker.add_face(stamp, persons[0].track_id, _sighting(face, rng), 0.8)
+    kinds = [(e.kind, e.reason) for e in events if e.person_id == 'person-000001']
+    if face_after is not None:
+        assert kinds == [(EventKind.PERSON_IN, EventReason.FACE)], 'gone while in view'
+        assert shown[-1] == 'person-000001'
+    else:
+        assert kinds == [(EventKind.PERSON_IN, EventReason.FACE),
+                         (EventKind.PERSON_OUT, EventReason.LEFT_VIEW)]
+        assert shown[-1] == 'person-000002'
