@@ -15,19 +15,11 @@ from facetrack_ros.core.tracking import TrackedPerson
 #: Every this many attempts in a row without a usable face, a track gets a thorough search
 #: (FaceAnalyzer's slower detector): with retry_s 0.25 s, first about a second after the first
 #: try, then every 1.5 s, so people seen from behind cost the slow detector little. A track
-#: that never had a usable face gets its first one sooner, at the try after its first miss
-#: (THOROUGH_FIRST_MISS, about half a second in): a shot may not last a second (the Hamilton
-#: clip's close-up of Lacamoire in profile, findable by the slow detector in its first 0.5 s
-#: only, never had a face). A track that had one keeps the later phase: searched early, a
-#: track ByteTrack carried onto someone for a moment showed their face and was split off its
-#: person, whose new tracks beside them then waited for faces while they were reported gone
-#: (the crossing replay at 5.5-6/s). A track whose usable face only a thorough search found
-#: (someone in three-quarter view) is searched thoroughly whenever it needs a face (pending,
-#: in question); its refreshes search thoroughly only on the every-third-miss rule: at 60-90
-#: ms a box, thorough refreshes of everyone turned (most people on the Hamilton clip's stage)
-#: cost the face node a fifth of a core.
+#: whose usable face only a thorough search found (someone in three-quarter view) is searched
+#: thoroughly whenever it needs a face (pending, in question); its refreshes search thoroughly
+#: only on the every-third-miss rule: at 60-90 ms a box, thorough refreshes of everyone
+#: turned (most people on the Hamilton clip's stage) cost the face node a fifth of a core.
 THOROUGH_EVERY = 3
-THOROUGH_FIRST_MISS = 1
 
 
 @dataclass
@@ -127,10 +119,8 @@ class EmbeddingScheduler:
         for track_id in chosen:
             state = self._tracks[track_id]
             state.tried_at, state.selected_area = stamp, areas[track_id]
-            first = (THOROUGH_FIRST_MISS if state.quality < self._usable_quality
-                     else THOROUGH_EVERY - 1)
             state.thorough = (state.thorough_found and track_id in needed) or (
-                state.misses % THOROUGH_EVERY == first)
+                state.misses % THOROUGH_EVERY == THOROUGH_EVERY - 1)
         self._tracks = {tid: s for tid, s in self._tracks.items()
                         if stamp - s.seen_at < self._refresh_s}
         return chosen
