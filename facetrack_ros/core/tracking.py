@@ -28,8 +28,7 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   confirms it or splits it off, so the next person through a door is never shown under the
   previous one's id on looks alone. Nor is it evidence of their absence, until a good face on
   it fails to confirm them: faces too poor to decide never end the doubt of someone who is
-  still there. Nor is a new track where a missing person was heading, looking too unlike
-  them to continue them (half hidden), until its identity is decided.
+  still there.
 - A slow detector loses walkers: a box that moved more than its width between two frames
   overlaps nothing, and ByteTrack never confirms a track of such boxes; nor does ByteTrack
   find a lost track again on boxes of low score. A box no track took that continues a
@@ -1194,21 +1193,6 @@ class PersonTracker:
             gap <= FOLLOW_MAX_GAP_S and not _behind(person, box)
             or box_iou(person.box, box[None])[0] >= FOLLOW_STILL_IOU)
 
-    def _may_show(self, track: _Track, stamp: float) -> list[str]:
-        """Return the missing people whom a pending track's box may show.
-
-        Its box lies where they were heading (relink_distance) and is alike in height, and
-        no good face of it contradicts them. Too little to name them (_relink asks for their
-        looks, or a face), but no evidence of their absence either while the track waits
-        for its identity: the crossing replay at 5/s, Musk's track carried onto Dorsey and
-        split off by her face, his new tracks beside her still pending when he was reported
-        gone.
-        """
-        return [person.person_id for person in self._missing(stamp)
-                if self._off_course(person, stamp, track.box) <= self._config.relink_distance
-                and _alike_in_height(track.box, person.box)
-                and not self._faces_deny(track, person)]
-
     def _missing(self, stamp: float) -> list[_Person]:
         """Return the present people unseen at stamp whose absence is not yet evident."""
         if self._config.relink_distance <= 0:
@@ -1794,11 +1778,9 @@ class PersonTracker:
             if track.doubtful and not track.denied:
                 held[track.person_id] = max(held.get(track.person_id, -math.inf),
                                             track.last_seen)
-            # Nor is a group's box evidence that the people in it left (_group_of), nor a
-            # pending box where someone missing may have gone (_may_show).
+            # Nor is a group's box evidence that the people in it left (_group_of).
             elif track.person_id is None and track.last_seen == stamp:
                 held.update(dict.fromkeys(track.group or [], stamp))
-                held.update(dict.fromkeys(self._may_show(track, stamp), stamp))
         for person in list(self._persons.values()):
             unseen = stamp - person.last_seen
             if person.state is PersonState.PRESENT:
