@@ -33,6 +33,11 @@ _RECORDS = ('loss_mmod_', 'input_rgb_image_pyramid', 'con_4', 'bn_con2', 'relu_'
 LEVEL_SCALE = 5 / 6
 #: Black border around each level, as dlib's tiled pyramid leaves around its levels [px].
 LEVEL_PADDING = 11
+#: Each padded level is widened further (right and bottom, black) to a multiple of this [px]:
+#: torch prepares its convolutions once per input shape, and person boxes come in every
+#: size. On the Hamilton clip's person boxes (175 searches) this took the mean search from
+#: 147-167 ms to 123 ms, finding the same faces.
+LEVEL_SHAPE_MULTIPLE = 16
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,10 @@ class DlibMmod:
     def _level(self, level: np.ndarray, scale: float, threshold: float
                ) -> list[tuple[np.ndarray, float]]:
         """Detect on one pyramid level, shown at scale of the caller's image."""
-        padded = cv2.copyMakeBorder(level, *[LEVEL_PADDING] * 4, cv2.BORDER_CONSTANT, value=0)
+        rows, columns = (size + 2 * LEVEL_PADDING for size in level.shape[:2])
+        padded = cv2.copyMakeBorder(
+            level, LEVEL_PADDING, LEVEL_PADDING + (-rows) % LEVEL_SHAPE_MULTIPLE, LEVEL_PADDING,
+            LEVEL_PADDING + (-columns) % LEVEL_SHAPE_MULTIPLE, cv2.BORDER_CONSTANT, value=0)
         x = torch.from_numpy(padded).permute(2, 0, 1)[None].float()
         x = (x - self.mean) / PIXEL_SCALE
         for conv in self.convs:
