@@ -45,8 +45,9 @@ CACHE = Path.home() / '.cache' / 'facetrack_ros'
 PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
 #: Bump when what analyse() stores changes, so that old caches are not read (5: no thorough
 #: search in boxes under THOROUGH_MIN_PERSON_WIDTH_PX; 6: face boxes; 7: boxes cut by the
-#: image top searched whole).
-CACHE_VERSION = 7
+#: image top searched whole; 8: and by the thorough detector for close-ups, whose pyramid
+#: levels are padded to LEVEL_SHAPE_MULTIPLE).
+CACHE_VERSION = 8
 
 
 def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
