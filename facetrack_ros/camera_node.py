@@ -38,6 +38,10 @@ TOPIC_PREFIX = 'topic:'
 
 #: Logged once when a non-looping file or folder has no more frames (tools wait for it).
 END_OF_SOURCE = 'no more frames'
+#: /diagnostics keys of the latest published frame: its position in the source (from 0) and
+#: its stamp [s]; a reader that misses frames (best effort) can still number those it got.
+LATEST_FRAME_KEY = 'latest frame'
+LATEST_FRAME_STAMP_KEY = 'latest frame stamp [s]'
 
 PARAMETERS = (
     ParamSpec('source', '0',
@@ -266,6 +270,10 @@ class CameraNode(Node):
                           frame.width, frame.height, lambda: frame.image,
                           lambda: frame.reduced(self.params.detect_size), jpeg=frame.jpeg)
             self.diagnostics.processed(time.time() - frame.stamp)
+            # One update, so a status never pairs one frame's position with another's stamp.
+            self.diagnostics.values.update({
+                LATEST_FRAME_KEY: str(frame.index),
+                LATEST_FRAME_STAMP_KEY: f'{frame.stamp:.6f}'})
         return False
 
     def destroy_node(self) -> None:

@@ -7,13 +7,14 @@ from pathlib import Path
 import signal
 
 import cv2
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import pytest
 from rclpy import create_node
 from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from facetrack_ros.camera_node import END_OF_SOURCE
+from facetrack_ros.camera_node import END_OF_SOURCE, LATEST_FRAME_KEY, LATEST_FRAME_STAMP_KEY
 from facetrack_ros.conversions import bgr_to_image, image_to_bgr
 from facetrack_ros.graph_runner import GraphRunner
 from facetrack_ros.parameters import image_qos_profile
@@ -113,6 +114,40 @@ def test_the_wait_is_bounded(graph, folder):
     assert '/absent_node still not up after 2 s (wait_timeout); playing without them' in warning
     # rcutils stamps [s] in the log lines: the warning comes after the full wait.
     assert _log_stamp(warning) - _log_stamp(waiting) >= 2.0
+
+
+def test_diagnostics_name_the_latest_frame_and_its_stamp(graph, folder):
+    """/diagnostics pairs the latest frame's position in the source with its header stamp.
+
+    A reader that lost frames (best effort) numbers those it got from these pairs; looping
+    does not restart the count.
+    """
+    runner, executor, context = graph
+    node = create_node('watcher', context=context)
+    executor.add_node(node)
+    stamps: dict[int, int] = {}  # header stamp [us] -> grey level
+    node.create_subscription(Image, 'image_raw', lambda m: stamps.update({
+        (m.header.stamp.sec * 10**9 + m.header.stamp.nanosec) // 1000:
+        int(image_to_bgr(m)[0, 0, 0])}), QOS)
+    reports: dict[int, int] = {}  # frame position -> stamp [us]
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if status.name == '/camera' and LATEST_FRAME_KEY in values:
+                reports[int(values[LATEST_FRAME_KEY])] = round(
+                    float(values[LATEST_FRAME_STAMP_KEY]) * 1e6)
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
+    runner.start('camera', source=str(folder), fps=4.0, loop=True, wait_for_nodes=['watcher'])
+    assert spin_until(executor, lambda: len(reports) >= 3 and max(reports) >= len(LEVELS),
+                      timeout=30), runner.tail()
+    checked = 0
+    for position, stamp in reports.items():
+        received = stamps.get(stamp, stamps.get(stamp - 1, stamps.get(stamp + 1)))
+        if received is not None:
+            assert received == LEVELS[position % len(LEVELS)], (position, received)
+            checked += 1
+    assert checked >= 2, (reports, stamps)
 
 
 def test_ctrl_c_during_the_wait_ends_the_camera_quietly(graph, folder):

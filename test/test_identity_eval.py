@@ -8,14 +8,21 @@ not the tracker's figures: those are the evaluation's table.
 import math
 from pathlib import Path
 
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import pytest
+import rclpy
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
 from facetrack_ros import detector_node
+from facetrack_ros.camera_node import LATEST_FRAME_KEY, LATEST_FRAME_STAMP_KEY
 from facetrack_ros.core.dequantize import cached_float_model
 from facetrack_ros.evaluation.clips import ClipTruth, compose
 from facetrack_ros.evaluation.identity import evaluate, Truth
 from facetrack_ros.evaluation.run import (detector_delay_parameter, DetectorDelayUnavailable,
-                                          run_graph_on_clip)
+                                          GraphProbe, run_graph_on_clip)
+from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 from facetrack_ros.evaluation.scenes import SCENES
 
 pytestmark = pytest.mark.e2e
@@ -62,6 +69,36 @@ def test_graph_run_produces_events_the_metrics_count(recording) -> None:
     assert report.track_recall is not None and report.track_recall > 0.5
     assert all(0 < latency < 30 for latency in report.latency_in), report.latency_in
     assert report.flaps is not None and report.wrong_returned is not None
+
+
+def test_an_uncoded_clip_is_numbered_from_the_camera_reports(ros_context) -> None:
+    """Images lost at the start (best effort under load) do not shift the frame numbers.
+
+    The probe got every third image from frame 12 on; the camera reported frame 20's stamp.
+    """
+    node = rclpy.create_node('numbering_probe', context=ros_context)
+    probe = GraphProbe(node, fps=10.0, frames=40, coded=False)
+
+    def header(frame: int) -> Header:
+        ns = 1_800_000_000 * 10**9 + frame * 10**8 + 123  # 10 frames a second
+        return Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9))
+    for frame in range(12, 40, 3):
+        probe.on_image(Image(header=header(frame)))
+    probe.on_tracks(PersonDetectionArray(header=header(26), detections=[PersonDetection()]))
+    assert probe.recording().tracks[0].frame == 26 - 12  # numbered from the first received
+    stamp = header(20).stamp
+    probe.on_diagnostics(DiagnosticArray(status=[
+        DiagnosticStatus(name='/elsewhere/camera', values=[
+            KeyValue(key=LATEST_FRAME_KEY, value='3'),
+            KeyValue(key=LATEST_FRAME_STAMP_KEY, value=f'{stamp.sec}.{stamp.nanosec:09d}')]),
+        DiagnosticStatus(name='/camera', values=[
+            KeyValue(key=LATEST_FRAME_KEY, value='20'),
+            KeyValue(key=LATEST_FRAME_STAMP_KEY, value=f'{stamp.sec}.{stamp.nanosec:09d}')])]))
+    recording = probe.recording()
+    assert recording.tracks[0].frame == 26
+    assert [i for i, s in enumerate(recording.frame_stamps) if not math.isnan(s)] == [
+        *sorted([*range(12, 40, 3), 20])]
+    node.destroy_node()
 
 
 def test_detector_delay_is_found_or_refused_with_the_reason() -> None:

@@ -16,13 +16,14 @@ import subprocess
 import sys
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from facetrack_ros import detector_node, frame_history_node, tracker_node
+from facetrack_ros import camera_node, detector_node, frame_history_node, tracker_node
 from facetrack_ros.core.tracking import EventReason
 from facetrack_ros.evaluation.clips import CODE_BITS, CODE_CELL_PX, decode_frame_number
 from facetrack_ros.evaluation.identity import EventRecord, FaceRecord, TrackBox
@@ -80,24 +81,29 @@ class GraphRecording:
     wall_s: float = 0.0
 
 
-class _Probe:
+class GraphProbe:
     """Collects messages and turns stamps into frame numbers."""
 
     def __init__(self, node, fps: float, frames: int, coded: bool) -> None:
+        """Subscribe node to the graph's topics; the clip has frames at fps, coded or not."""
         self.fps, self.frames, self.coded = fps, frames, coded
         self.stamp_frames: dict[int, int] = {}  # stamp [ns] -> frame
         self.order: list[int] = []              # stamps in arrival order (uncoded clips)
         self.raw_tracks: list[PersonDetectionArray] = []
         self.raw_events: list[tuple[PersonEvent, float]] = []
         self.raw_faces: list[PersonDetectionArray] = []
+        self.anchors: dict[int, int] = {}  # stamp [ns] -> frame, from the camera's diagnostics
+        self.camera = f'{node.get_namespace().rstrip("/")}/camera'
         self.last_message = time.monotonic()
         node.create_subscription(Image, 'image_raw', self.on_image, PROBE_IMAGE_QOS)
         node.create_subscription(PersonDetectionArray, 'tracks', self.on_tracks, RELIABLE_QOS)
         node.create_subscription(PersonEvent, 'person_events', self.on_event, RELIABLE_QOS)
         node.create_subscription(PersonDetectionArray, 'identified_faces', self.raw_faces.append,
                                  RELIABLE_QOS)
+        node.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics, 100)
 
     def on_image(self, msg: Image) -> None:
+        """Note an image's stamp and, in a composed clip, the frame number drawn into it."""
         stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
         self.order.append(stamp)
         if self.coded and msg.encoding == 'bgr8':
@@ -108,11 +114,21 @@ class _Probe:
             if number is not None:
                 self.stamp_frames[stamp] = number
 
+    def on_diagnostics(self, msg: DiagnosticArray) -> None:
+        """Keep the camera's latest frame (position and stamp) as an anchor of the numbering."""
+        for status in msg.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if status.name == self.camera and camera_node.LATEST_FRAME_KEY in values:
+                stamp = round(float(values[camera_node.LATEST_FRAME_STAMP_KEY]) * 1e9)
+                self.anchors[stamp] = int(values[camera_node.LATEST_FRAME_KEY])
+
     def on_tracks(self, msg: PersonDetectionArray) -> None:
+        """Keep a tracks message."""
         self.raw_tracks.append(msg)
         self.last_message = time.monotonic()
 
     def on_event(self, msg: PersonEvent) -> None:
+        """Keep an event with the wall time it arrived."""
         self.raw_events.append((msg, time.time()))
         self.last_message = time.monotonic()
 
@@ -120,8 +136,15 @@ class _Probe:
         """Return known (stamps [ns], frames), sorted by stamp."""
         if not self.coded and len(self.order) == self.frames:
             pairs = list(zip(self.order, range(self.frames)))
+        elif not self.coded and self.anchors:
+            # Frames were lost on the way to the probe, the first ones too under load: number
+            # them by time from the nearest frame the camera reported.
+            anchors = sorted(self.anchors.items())
+            known = ([p[0] for p in anchors], [p[1] for p in anchors])
+            pairs = anchors + [(s, self._frame_at(s, known)) for s in self.order
+                               if s not in self.anchors]
         elif not self.coded:
-            # Frames were lost on the way to the probe: number them by time from the first.
+            # No report from the camera: number them by time from the first received.
             pairs = [(s, round((s - self.order[0]) * 1e-9 * self.fps)) for s in self.order]
         else:
             pairs = sorted(self.stamp_frames.items())
@@ -130,7 +153,10 @@ class _Probe:
 
     def frame_of(self, stamp, known: tuple[list[int], list[int]]) -> int:
         """Return the frame a header stamp belongs to (nearest known frame, moved by fps)."""
-        ns = stamp.sec * 10**9 + stamp.nanosec
+        return self._frame_at(stamp.sec * 10**9 + stamp.nanosec, known)
+
+    def _frame_at(self, ns: int, known: tuple[list[int], list[int]]) -> int:
+        """Return the frame of a stamp [ns]: the nearest known frame, moved by fps."""
         stamps, frames = known
         if not stamps:
             return -1
@@ -193,7 +219,7 @@ def run_graph_on_clip(video: Path, fps: float, frames: int, coded: bool, model: 
     node = rclpy.create_node('identity_eval_probe', namespace=namespace, context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    probe = _Probe(node, fps, frames, coded)
+    probe = GraphProbe(node, fps, frames, coded)
     started = time.monotonic()
 
     def spin(seconds: float) -> None:
