@@ -19,6 +19,7 @@ from contextlib import nullcontext
 import json
 import os
 from pathlib import Path
+import shutil
 import sys
 import time
 
@@ -83,6 +84,9 @@ def main() -> int:
     parser.add_argument('--json', type=Path, help='write every report here')
     parser.add_argument('--details', action='store_true',
                         help='print each flap, wrong RETURNED, merge, switch and missed face')
+    parser.add_argument('--keep', action='store_true',
+                        help="keep each run's folder under --work (node logs, event log, "
+                        'history with its faces); by default it is deleted once evaluated')
     args = parser.parse_args()
 
     overrides = {}
@@ -122,6 +126,10 @@ def main() -> int:
             if args.details:
                 for line in report.details:
                     print(f'      {line}')
+            if args.keep:
+                print(f'      kept in {work}')
+            else:
+                shutil.rmtree(work)
     print()
     print_table([row(name, runs, materials[name][3]) for name, runs in reports.items()])
     if args.json:
