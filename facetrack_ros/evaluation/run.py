@@ -141,8 +141,7 @@ class GraphProbe:
             # them by time from the nearest frame the camera reported.
             anchors = sorted(self.anchors.items())
             known = ([p[0] for p in anchors], [p[1] for p in anchors])
-            pairs = anchors + [(s, self._frame_at(s, known)) for s in self.order
-                               if s not in self.anchors]
+            pairs = anchors + [(s, self._frame_at(s, known)) for s in self.order]
         elif not self.coded:
             # No report from the camera: number them by time from the first received.
             pairs = [(s, round((s - self.order[0]) * 1e-9 * self.fps)) for s in self.order]
