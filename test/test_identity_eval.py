@@ -22,8 +22,8 @@ from facetrack_ros.evaluation.clips import ClipTruth, compose
 from facetrack_ros.evaluation.identity import evaluate, Truth
 from facetrack_ros.evaluation.run import (detector_delay_parameter, DetectorDelayUnavailable,
                                           GraphProbe, run_graph_on_clip)
-from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 from facetrack_ros.evaluation.scenes import SCENES
+from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 
 pytestmark = pytest.mark.e2e
 
@@ -87,12 +87,13 @@ def test_an_uncoded_clip_is_numbered_from_the_camera_reports(ros_context) -> Non
     probe.on_tracks(PersonDetectionArray(header=header(26), detections=[PersonDetection()]))
     assert probe.recording().tracks[0].frame == 26 - 12  # numbered from the first received
     stamp = header(20).stamp
+    # Another namespace's camera reports last: were it read, frame 20 would be numbered 3.
     probe.on_diagnostics(DiagnosticArray(status=[
-        DiagnosticStatus(name='/elsewhere/camera', values=[
-            KeyValue(key=LATEST_FRAME_KEY, value='3'),
-            KeyValue(key=LATEST_FRAME_STAMP_KEY, value=f'{stamp.sec}.{stamp.nanosec:09d}')]),
         DiagnosticStatus(name='/camera', values=[
             KeyValue(key=LATEST_FRAME_KEY, value='20'),
+            KeyValue(key=LATEST_FRAME_STAMP_KEY, value=f'{stamp.sec}.{stamp.nanosec:09d}')]),
+        DiagnosticStatus(name='/elsewhere/camera', values=[
+            KeyValue(key=LATEST_FRAME_KEY, value='3'),
             KeyValue(key=LATEST_FRAME_STAMP_KEY, value=f'{stamp.sec}.{stamp.nanosec:09d}')])]))
     recording = probe.recording()
     assert recording.tracks[0].frame == 26
