@@ -32,7 +32,8 @@ from facetrack_ros.conversions import bgr_to_compressed, jpeg_to_bgr
 from facetrack_ros.core.camera import reduce_image, SourceEnded, VideoFileSource
 from facetrack_ros.core.detection import body_appearance, scale_boxes
 from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
-from facetrack_ros.core.face import DlibResNetEmbedder, Face, FaceAnalyzer, FaceDetector
+from facetrack_ros.core.face import (cut_at_top, DlibResNetEmbedder, Face, FaceAnalyzer,
+                                     FaceDetector, FaceSearch)
 from facetrack_ros.core.tracking import Detection, EventReason, PersonTracker, TrackerConfig
 from facetrack_ros.evaluation.identity import (ClipReport, evaluate, EventRecord, FaceRecord,
                                                spread, TrackBox)
@@ -46,12 +47,12 @@ PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
 #: Bump when what analyse() stores changes, so that old caches are not read (5: no thorough
 #: search in boxes under THOROUGH_MIN_PERSON_WIDTH_PX; 6: face boxes; 7: boxes cut by the
 #: image top searched whole; 8: and by the thorough detector for close-ups, whose pyramid
-#: levels are padded to LEVEL_SHAPE_MULTIPLE).
-CACHE_VERSION = 8
+#: levels are padded to LEVEL_SHAPE_MULTIPLE; 9: a face for each FaceSearch).
+CACHE_VERSION = 9
 
 
 def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
-    """Return per frame [(box, confidence, appearance, face, thorough face)] of every person.
+    """Return per frame [(box, confidence, appearance, *faces)] of every person.
 
     The frames are read as the graph reads them: decoded by core.camera (a Motion-JPEG
     clip's own JPEG, through OpenCV's JPEG decoder, not the video decoder: their pixels
@@ -61,8 +62,8 @@ def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
     detector's copy at detect_jpeg_quality, the full frame at jpeg_quality), as the detector
     and the face node read them.
     Boxes are kept down to the tracker's track_low_thresh, so that --confidence can replay
-    any detector threshold above it. face: (embedding, quality, face box [px]) or None;
-    thorough face: the same from a thorough search (FaceAnalyzer's thorough detector too).
+    any detector threshold above it. faces: what face_in_person finds at each FaceSearch,
+    in its order; each (embedding, quality, face box [px]) or None.
     """
     camera = offline_parameters('camera', camera_node.PARAMETERS, PARAMS_FILE)
     settings = offline_parameters('detector', detector_node.PARAMETERS, PARAMS_FILE)
@@ -86,11 +87,13 @@ def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
             people = []
             for box, full in zip(boxes, scale_boxes(boxes, (small.shape[1], small.shape[0]),
                                                     (frame.width, frame.height))):
-                face = faces.face_in_person(image, full.box)
-                thorough = face if face or not faces.thorough_detector else \
-                    faces.face_in_person(image, full.box, thorough=True)
+                fast = faces.face_in_person(image, full.box, FaceSearch.FAST)
+                close_up = fast if fast or not cut_at_top(full.box, frame.height) else \
+                    faces.face_in_person(image, full.box, FaceSearch.CLOSE_UP)
+                thorough = close_up if close_up or not faces.thorough_detector else \
+                    faces.face_in_person(image, full.box, FaceSearch.THOROUGH)
                 people.append((full.box, full.confidence, body_appearance(small, box.box),
-                               _face_record(face), _face_record(thorough)))
+                               *map(_face_record, (fast, close_up, thorough))))
             result.append(people)
     return result
 
@@ -141,8 +144,7 @@ def replay(frames: list[list[tuple]], fps: float, kept: Sequence[int], confidenc
                    for p in persons]
         for track_id in scheduler.select(stamp, persons):
             person = next(p for p in persons if p.track_id == track_id)
-            thorough = scheduler.thorough(track_id)
-            face = next(f[4 if thorough else 3] for f in people
+            face = next(f[3 + scheduler.search(track_id)] for f in people
                         if np.array_equal(f[0], person.box))
             scheduler.record(track_id, stamp, face[1] if face else 0.0, person.box)
             if face is not None:

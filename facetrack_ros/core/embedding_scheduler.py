@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from facetrack_ros.core.embedding import MIN_DECISION_QUALITY
-from facetrack_ros.core.face import Face, FaceAnalyzer
+from facetrack_ros.core.face import Face, FaceAnalyzer, FaceSearch
 from facetrack_ros.core.identity import CONTRADICTION_MAX_SIMILARITY
 from facetrack_ros.core.tracking import TrackedPerson
 
@@ -19,6 +19,8 @@ from facetrack_ros.core.tracking import TrackedPerson
 #: thoroughly whenever it needs a face (pending, in question); its refreshes search thoroughly
 #: only on the every-third-miss rule: at 60-90 ms a box, thorough refreshes of everyone
 #: turned (most people on the Hamilton clip's stage) cost the face node a fifth of a core.
+#: Other refreshes (periodic, or of a grown box) use the fast detector alone: the close-up
+#: search (FaceSearch.CLOSE_UP, 30-75 ms a box) is for faces that are missing or needed.
 THOROUGH_EVERY = 3
 
 
@@ -33,7 +35,7 @@ class _EmbedState:
     seen_at: float      # latest stamp the track was passed to select() [s]
     selected_area: float = 0.0  # box area at the latest selection [px^2]
     misses: int = 0  # attempts in a row that found no usable face
-    thorough: bool = False  # the latest selection searches thoroughly
+    search: FaceSearch = FaceSearch.FAST  # how far the latest selection searches
     thorough_found: bool = False  # the latest usable face came from a thorough search
 
 
@@ -61,9 +63,9 @@ class EmbeddingScheduler:
        is a better face), largest growth first;
     3. tracks without a new face for refresh_s, poorest face first.
     A selected track counts as tried from the moment it is selected, so a slow face node is not
-    asked twice; record() tells what the attempt gave; thorough() says which attempts should
-    also use the slower detector (see THOROUGH_EVERY). Tracks not passed to select() for
-    refresh_s are forgotten.
+    asked twice; record() tells what the attempt gave; search() says how far each attempt
+    looks (FaceSearch; see THOROUGH_EVERY). Tracks not passed to select() for refresh_s are
+    forgotten.
     """
 
     def __init__(self, refresh_s: float = 2.0, better_box_ratio: float = 1.3,
@@ -119,8 +121,12 @@ class EmbeddingScheduler:
         for track_id in chosen:
             state = self._tracks[track_id]
             state.tried_at, state.selected_area = stamp, areas[track_id]
-            state.thorough = (state.thorough_found and track_id in needed) or (
-                state.misses % THOROUGH_EVERY == THOROUGH_EVERY - 1)
+            needs_face = track_id in needed
+            if (state.thorough_found and needs_face) or (
+                    state.misses % THOROUGH_EVERY == THOROUGH_EVERY - 1):
+                state.search = FaceSearch.THOROUGH
+            else:
+                state.search = FaceSearch.CLOSE_UP if needs_face else FaceSearch.FAST
         self._tracks = {tid: s for tid, s in self._tracks.items()
                         if stamp - s.seen_at < self._refresh_s}
         return chosen
@@ -136,10 +142,10 @@ class EmbeddingScheduler:
         """
         return self._retry_s * (2 if state.misses else 1)
 
-    def thorough(self, track_id: int) -> bool:
-        """Return whether the attempt selected for track_id should search thoroughly."""
+    def search(self, track_id: int) -> FaceSearch:
+        """Return how far the attempt selected for track_id should search for its face."""
         state = self._tracks.get(track_id)
-        return state is not None and state.thorough
+        return FaceSearch.FAST if state is None else state.search
 
     def record(self, track_id: int, stamp: float, quality: float,
                box: np.ndarray | None = None) -> None:
@@ -154,7 +160,7 @@ class EmbeddingScheduler:
             return
         state.misses = 0 if quality >= self._usable_quality else state.misses + 1
         if quality >= self._usable_quality:
-            state.thorough_found = state.thorough
+            state.thorough_found = state.search is FaceSearch.THOROUGH
             state.embedded_at, state.quality = max(state.embedded_at, stamp), quality
             state.area = _area(box) if box is not None else state.selected_area
         elif state.quality >= self._usable_quality:
@@ -165,6 +171,6 @@ class EmbeddingScheduler:
 def embed_scheduled(scheduler: EmbeddingScheduler, analyzer: FaceAnalyzer, image_bgr: np.ndarray,
                     track_id: int, stamp: float, box: np.ndarray) -> Face | None:
     """Find and embed the face of a track the scheduler selected, and record the outcome."""
-    face = analyzer.face_in_person(image_bgr, box, thorough=scheduler.thorough(track_id))
+    face = analyzer.face_in_person(image_bgr, box, scheduler.search(track_id))
     scheduler.record(track_id, stamp, face.quality if face else 0.0, box)
     return face

@@ -6,6 +6,7 @@ configured and drop them on cleanup. Boxes are x1, y1, x2, y2 in full-image pixe
 
 import abc
 from dataclasses import dataclass
+import enum
 import importlib.util
 from pathlib import Path
 
@@ -50,15 +51,16 @@ PERSON_REGION_WIDTH_PX = 240
 PERSON_REGION_MAX_SCALE = 4.0
 
 #: A box cut by the image's top (CUT_AT_TOP_FRACTION) where the detector finds no face is
-#: always searched by the thorough detector too, for the large face of someone close to the
-#: camera: its region resized to this width [px], where faces from a third of the region's
-#: width up (40 px) are found in a quarter or less of the full-scale time. The Hamilton clip's
-#: Lacamoire turns his 210-250 px face from the camera: HOG misses it, the CNN finds it here in
-#: 30-70 ms (120-460 ms at PERSON_REGION_WIDTH_PX), and it can be found in his shot's first
-#: 0.6 s only, before the scheduler's third try searches thoroughly.
+#: searched by the thorough detector too (FaceSearch.CLOSE_UP, the default), for the large
+#: face of someone close to the camera: its region resized to this width [px], where faces
+#: from a third of the region's width up (40 px) are found in a quarter or less of the
+#: full-scale time. The Hamilton clip's Lacamoire turns his 210-250 px face from the camera:
+#: HOG misses it, the CNN finds it here in 30-70 ms (120-460 ms at PERSON_REGION_WIDTH_PX), and
+#: it can be found in his shot's first 0.6 s only, before the scheduler's third try searches
+#: thoroughly.
 CLOSE_UP_REGION_WIDTH_PX = 120
-#: A thorough search (face_in_person(thorough=True)) skips person boxes narrower than this
-#: [px]: their faces are too small to count. In the evaluation's replay caches, the 17 faces
+#: A thorough search (FaceSearch.THOROUGH) skips person boxes narrower than this [px]: their
+#: faces are too small to count. In the evaluation's replay caches, the 17 faces
 #: dlib's CNN found where HOG found none in such boxes were 20-23 px high (quality 0.2-0.36,
 #: far from deciding), and in the street clip (1243 boxes, all narrower) it found none: there
 #: it only cost time (the core loop's share beyond the detector rose from 11 to 20 %).
@@ -355,6 +357,23 @@ def face_quality(image_bgr: np.ndarray, box: np.ndarray, landmarks: np.ndarray) 
     return float((size * sharpness * frontalness) ** (1 / 3))
 
 
+class FaceSearch(enum.IntEnum):
+    """How far FaceAnalyzer.face_in_person looks beyond its (fast) detector."""
+
+    #: The detector only.
+    FAST = 0
+    #: And the thorough detector on a close-up's large face (cut_at_top,
+    #: CLOSE_UP_REGION_WIDTH_PX): the default.
+    CLOSE_UP = 1
+    #: And the thorough detector on every box at least THOROUGH_MIN_PERSON_WIDTH_PX wide.
+    THOROUGH = 2
+
+
+def cut_at_top(person_box: np.ndarray, image_height: int) -> bool:
+    """Return whether the image's top edge cuts person_box (CUT_AT_TOP_FRACTION)."""
+    return float(person_box[1]) <= CUT_AT_TOP_FRACTION * image_height
+
+
 class FaceAnalyzer:
     """Detect, embed and rate faces: in a whole image, a region or a person's box."""
 
@@ -364,8 +383,8 @@ class FaceAnalyzer:
         """Combine a detector and an embedder.
 
         upper_fraction: part of a person box, from its top, that face_in_person searches.
-        thorough_detector: a slower detector that face_in_person(thorough=True) tries where
-        detector finds no face (dlib's CNN finds the three-quarter views HOG misses).
+        thorough_detector: a slower detector that face_in_person tries where detector finds
+        no face (FaceSearch) (dlib's CNN finds the three-quarter views HOG misses).
         """
         if not 0 < upper_fraction <= 1:
             raise ValueError(f'upper_fraction must be in (0, 1], got {upper_fraction}')
@@ -383,37 +402,36 @@ class FaceAnalyzer:
         return [self._describe(image_bgr, box) for box in boxes]
 
     def face_in_person(self, image_bgr: np.ndarray, person_box: np.ndarray,
-                       thorough: bool = False) -> Face | None:
+                       search: FaceSearch = FaceSearch.CLOSE_UP) -> Face | None:
         """Return the strongest face in the top of a person box, embedded and rated, or None.
 
         The top is upper_fraction of the box, or all of it if the image's top edge cuts the
-        box (CUT_AT_TOP_FRACTION). Only faces centred horizontally within the person box
-        count, so a neighbour's face reaching into the widened region is not taken for this
-        person's. thorough: where the detector finds none, the thorough detector (if any)
-        searches too, in a box at least THOROUGH_MIN_PERSON_WIDTH_PX wide; in such a box cut
-        by the image's top it always does, for large faces only (CLOSE_UP_REGION_WIDTH_PX).
+        box (cut_at_top). Only faces centred horizontally within the person box count, so a
+        neighbour's face reaching into the widened region is not taken for this person's.
+        search: where the detector finds none, whether the thorough detector (if any) searches
+        too (FaceSearch), only ever in a box at least THOROUGH_MIN_PERSON_WIDTH_PX wide.
         """
-        box = self.find_in_person(image_bgr, person_box, thorough)
+        box = self.find_in_person(image_bgr, person_box, search)
         return None if box is None else self._describe(image_bgr, box)
 
     def find_in_person(self, image_bgr: np.ndarray, person_box: np.ndarray,
-                       thorough: bool = False) -> FaceBox | None:
+                       search: FaceSearch = FaceSearch.CLOSE_UP) -> FaceBox | None:
         """Return the face face_in_person would embed, detected only (no embedding), or None."""
         check_image(image_bgr)
         x1, y1, x2, y2 = _check_box(person_box, 'person box')
         width, height = x2 - x1, y2 - y1
         if width < 1 or height < 1:
             return None
-        cut_at_top = y1 <= CUT_AT_TOP_FRACTION * image_bgr.shape[0]
+        close_up = cut_at_top(person_box, image_bgr.shape[0])
         region = np.array([x1 - PERSON_REGION_WIDEN * width, y1 - PERSON_REGION_WIDEN * height,
                            x2 + PERSON_REGION_WIDEN * width,
-                           y2 if cut_at_top else y1 + self.upper_fraction * height])
+                           y2 if close_up else y1 + self.upper_fraction * height])
         scale = min(PERSON_REGION_MAX_SCALE, PERSON_REGION_WIDTH_PX / float(region[2] - region[0]))
         searches = [(self.detector, scale)]
         if self.thorough_detector and width >= THOROUGH_MIN_PERSON_WIDTH_PX:
-            if thorough:
+            if search is FaceSearch.THOROUGH:
                 searches.append((self.thorough_detector, scale))
-            elif cut_at_top:
+            elif search is FaceSearch.CLOSE_UP and close_up:
                 searches.append((self.thorough_detector, min(
                     scale, CLOSE_UP_REGION_WIDTH_PX / float(region[2] - region[0]))))
         for detector, detector_scale in searches:

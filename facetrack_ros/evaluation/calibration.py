@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from facetrack_ros.core.face import FaceAnalyzer
+from facetrack_ros.core.face import FaceAnalyzer, FaceSearch
 from facetrack_ros.evaluation.clips import ClipTruth
 from facetrack_ros.evaluation.identity import match_boxes
 from facetrack_ros.evaluation.photos import MULTI_FACE_PHOTOS, photo_path, PHOTO_IDENTITIES
@@ -105,7 +105,7 @@ def clip_faces(video: Path, truth: ClipTruth, detector, analyzer: FaceAnalyzer, 
             matched = match_boxes([p.box for p in persons], [b.tolist() for b in boxes], 0.5)
             for box_index, person_index in matched.items():
                 person = persons[person_index]
-                face = analyzer.face_in_person(image, boxes[box_index], thorough=True)
+                face = analyzer.face_in_person(image, boxes[box_index], FaceSearch.THOROUGH)
                 if face is None:
                     continue
                 centre = (face.box[:2] + face.box[2:]) / 2
@@ -147,7 +147,7 @@ def hamilton_faces(video: Path, detector, analyzer: FaceAnalyzer, step: int
                 largest = sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))[-1:]
                 found = [(b, shot.people[0]) for b in largest]
             for box, name in found:
-                face = analyzer.face_in_person(image, box, thorough=True)
+                face = analyzer.face_in_person(image, box, FaceSearch.THOROUGH)
                 if face is not None:
                     samples.append(FaceSample('hamilton', name, f'hamilton:{shot.first}',
                                               face.quality, float(face.box[3] - face.box[1]),

@@ -15,7 +15,8 @@ import pytest
 from facetrack_ros.core.dlib_mmod import DlibMmod, ModelFileError
 from facetrack_ros.core.embedding import MIN_DECISION_QUALITY
 from facetrack_ros.core.face import (DlibResNetEmbedder, FaceAnalyzer, FaceDetector,
-                                     find_dlib_model_files, THOROUGH_MIN_PERSON_WIDTH_PX)
+                                     FaceSearch, find_dlib_model_files,
+                                     THOROUGH_MIN_PERSON_WIDTH_PX)
 from facetrack_ros.evaluation.identity import box_iou
 
 
@@ -58,19 +59,20 @@ def test_a_thorough_search_finds_the_turned_face_hog_misses(shared_dir: Path) ->
     image = np.vstack([np.zeros((20, photo.shape[1], 3), np.uint8), photo])
     person = np.array([120, 20, 360, image.shape[0]], np.float32)
     assert analyzer.face_in_person(image, person) is None
-    face = analyzer.face_in_person(image, person, thorough=True)
+    face = analyzer.face_in_person(image, person, FaceSearch.THOROUGH)
     assert face is not None and face.quality >= 0.6
     assert person[0] <= (face.box[0] + face.box[2]) / 2 <= person[2]
     assert FaceAnalyzer(FaceDetector('hog'), DlibResNetEmbedder()).face_in_person(
-        image, person, thorough=True) is None  # no thorough detector: thorough is HOG alone
+        image, person, FaceSearch.THOROUGH) is None  # no thorough detector: HOG alone
 
 
 def test_a_close_up_is_searched_by_the_cnn_unasked(shared_dir: Path) -> None:
     """Lacamoire's close-up in the Hamilton clip (frame 24): his turned face, found unasked.
 
     His box is cut by the image's top. HOG misses his face; the CNN finds it without a
-    thorough search being asked for, and it is nearer his own photo than the others. The
-    same box below the image's top is searched by the CNN only when asked.
+    thorough search being asked for (FaceSearch.CLOSE_UP, the default; not in a FAST one),
+    and it is nearer his own photo than the others. The same box below the image's top is
+    searched by the CNN only when asked.
     """
     capture = cv2.VideoCapture(str(shared_dir / 'data' / 'video' / 'hamilton_clip.mp4'))
     for _ in range(25):
@@ -79,9 +81,10 @@ def test_a_close_up_is_searched_by_the_cnn_unasked(shared_dir: Path) -> None:
     embedder, cnn = DlibResNetEmbedder(), FaceDetector('cnn')
     box = np.array([345, 4, 639, 355], np.float32)
     assert FaceAnalyzer(FaceDetector('hog'), embedder).face_in_person(frame, box) is None
-    face = FaceAnalyzer(FaceDetector('hog'), embedder, thorough_detector=cnn).face_in_person(
-        frame, box)
+    analyzer = FaceAnalyzer(FaceDetector('hog'), embedder, thorough_detector=cnn)
+    face = analyzer.face_in_person(frame, box)
     assert face is not None and face.quality >= MIN_DECISION_QUALITY
+    assert analyzer.face_in_person(frame, box, FaceSearch.FAST) is None  # HOG alone
     photos = {name: FaceAnalyzer(FaceDetector('hog'), embedder).largest_face(
         cv2.imread(str(shared_dir / 'data' / 'faces' / name)))
         for name in ('alex-lacamoire.png', 'lin-manuel-miranda.png', 'obama.jpg', 'biden.jpg')}
@@ -91,7 +94,8 @@ def test_a_close_up_is_searched_by_the_cnn_unasked(shared_dir: Path) -> None:
     whole_box = FaceAnalyzer(FaceDetector('hog'), embedder, upper_fraction=1.0,
                              thorough_detector=cnn)
     assert whole_box.face_in_person(lower, box + [0, 20, 0, 20]) is None
-    assert whole_box.face_in_person(lower, box + [0, 20, 0, 20], thorough=True) is not None
+    assert whole_box.face_in_person(lower, box + [0, 20, 0, 20],
+                                    FaceSearch.THOROUGH) is not None
 
 
 def test_a_thorough_search_skips_boxes_too_narrow_for_a_face_that_counts(
@@ -103,7 +107,7 @@ def test_a_thorough_search_skips_boxes_too_narrow_for_a_face_that_counts(
     person = np.array([37.5, 0, 112.5, image.shape[0]], np.float32)
     assert person[2] - person[0] < THOROUGH_MIN_PERSON_WIDTH_PX
     assert FaceAnalyzer(cnn, DlibResNetEmbedder()).find_in_person(image, person) is not None
-    assert analyzer.find_in_person(image, person, thorough=True) is None
+    assert analyzer.find_in_person(image, person, FaceSearch.THOROUGH) is None
 
 
 def test_a_file_that_is_not_the_network_is_refused(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler, THOROUGH_EVERY
+from facetrack_ros.core.face import FaceSearch
 from facetrack_ros.core.embedding import MIN_DECISION_QUALITY
 from facetrack_ros.core.tracking import TrackedPerson
 
@@ -62,19 +63,30 @@ def test_a_face_not_found_is_tried_again_sooner_than_refresh() -> None:
 
 
 def test_every_third_try_without_a_usable_face_is_thorough() -> None:
-    """The slow detector runs on every THOROUGH_EVERY-th miss in a row, never after a face."""
+    """The slow detector runs on every THOROUGH_EVERY-th miss in a row, never after a face.
+
+    The other tries of a track without a usable face search close-ups too (CLOSE_UP); a
+    periodic refresh of a usable face uses the fast detector alone, until it misses
+    THOROUGH_EVERY - 1 times.
+    """
     scheduler = EmbeddingScheduler(refresh_s=10.0, max_per_frame=1, retry_s=0.0)
     person = [_tracked(1, 50.0)]
-    assert not scheduler.thorough(1)  # a track the scheduler does not know
-    thorough = []
+    assert scheduler.search(1) is FaceSearch.FAST  # a track the scheduler does not know
+    searches = []
     for stamp in range(7):
         assert scheduler.select(float(stamp), person) == [1]
-        thorough.append(scheduler.thorough(1))
+        searches.append(scheduler.search(1))
         scheduler.record(1, float(stamp), POOR if stamp % 2 else 0.0)
     assert THOROUGH_EVERY == 3
-    assert thorough == [False, False, True, False, False, True, False]
+    close_up, thorough = FaceSearch.CLOSE_UP, FaceSearch.THOROUGH
+    assert searches == [close_up, close_up, thorough, close_up, close_up, thorough, close_up]
     scheduler.record(1, 7.0, GOOD)  # a face of an ordinary (not thorough) search
-    assert scheduler.select(17.0, person) == [1] and not scheduler.thorough(1)
+    searches = []
+    for stamp in (17.0, 27.0, 37.0):  # refreshes that find no face
+        assert scheduler.select(stamp, person) == [1]
+        searches.append(scheduler.search(1))
+        scheduler.record(1, stamp, 0.0)
+    assert searches == [FaceSearch.FAST, FaceSearch.FAST, thorough]
 
 
 def test_a_face_only_a_thorough_search_found_is_searched_thoroughly_when_needed() -> None:
@@ -87,10 +99,12 @@ def test_a_face_only_a_thorough_search_found_is_searched_thoroughly_when_needed(
     for stamp in range(3):
         scheduler.select(float(stamp), [person])
         scheduler.record(1, float(stamp), GOOD if stamp == 2 else 0.0)  # the thorough try
-    assert scheduler.select(4.0, [person]) == [1] and not scheduler.thorough(1)  # refresh
+    assert scheduler.select(4.0, [person]) == [1]  # refresh
+    assert scheduler.search(1) is FaceSearch.FAST
     scheduler.record(1, 4.0, 0.0)
     questioned = replace(person, match_similarity=0.8)
-    assert scheduler.select(4.5, [questioned]) == [1] and scheduler.thorough(1)
+    assert scheduler.select(4.5, [questioned]) == [1]
+    assert scheduler.search(1) is FaceSearch.THOROUGH
 
 
 def test_a_track_whose_face_contradicted_its_person_is_tried_again_soon() -> None:
