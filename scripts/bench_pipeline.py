@@ -7,7 +7,8 @@ dynamic-int8 YOLOv8n ONNX file rebuilt as a float .pt by dequantize_yolo, then t
 itself), with the real face models:
 1. core pipeline without ROS (the classes the nodes use, in one process): per-stage latency,
    throughput and the share of the frame time spent beyond the person detector;
-2. the detector alone on pre-decoded frames: the fastest any graph can detect;
+2. the detector alone on pre-decoded frames, with the detector node's workers (each frame
+   on one of them, all at once): the fastest any graph can detect;
 3. the old loop on the same frames (YOLO, then an ImageNet ResNet-50 embedding of every person
    box in every frame, named by box corner), and the speed-up of the new pipeline over it;
 4. with the first model only, the node graph as processes (GraphRunner,
@@ -26,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from types import SimpleNamespace
 from typing import Callable, Iterator, Sequence
@@ -170,11 +172,15 @@ def node_parameters(node: str, specs: Sequence) -> SimpleNamespace:
     return offline_parameters(node, specs, PARAMS_FILE)
 
 
-def load_detector(model: str) -> PersonDetector:
-    """Load the person detector with the detector node's settings (model from the CLI)."""
+def load_detectors(model: str) -> list[PersonDetector]:
+    """Load one person detector per detector node worker, with the node's settings.
+
+    The model comes from the CLI. torch's thread count is the node's per worker (a setting of
+    the whole process): the core and old loops run their detector with it too.
+    """
     p = node_parameters('detector', detector_node.PARAMETERS)
     p.model, p.require_model = model, True
-    return detector_node.person_detector(p)[0]
+    return [detector_node.person_detector(p, p.workers)[0] for _ in range(p.workers)]
 
 
 def new_pipeline(detector: PersonDetector, analyzer: FaceAnalyzer) -> PersonPipeline:
@@ -358,8 +364,21 @@ def run_old_loop(video: str, frames: int, detector: PersonDetector,
 # 3. The detector alone on pre-decoded frames: the fastest any graph can detect
 
 
-def run_detector_alone(video: str, frames: int, detector: PersonDetector) -> list[float]:
-    """Return the durations [s] of detector.detect on the first frames, decoded beforehand."""
+@dataclass
+class DetectorAlone:
+    """The detectors alone on pre-decoded frames.
+
+    durations: each frame's detect() [s] (a frame's latency); rate: frames a second through
+    all the detectors at once [Hz].
+    """
+
+    durations: list[float]
+    rate: float
+
+
+def run_detector_alone(video: str, frames: int,
+                       detectors: Sequence[PersonDetector]) -> DetectorAlone:
+    """Detect the first frames, decoded beforehand, every detector in a thread at once."""
     with VideoFileSource(video) as source:
         images = []
         for _ in range(frames):
@@ -367,12 +386,22 @@ def run_detector_alone(video: str, frames: int, detector: PersonDetector) -> lis
                 images.append(source.read().image)
             except SourceEnded:
                 break
-    durations = []
-    for image in images:
-        start = time.perf_counter()
-        detector.detect(image)
-        durations.append(time.perf_counter() - start)
-    return durations
+    durations = [0.0] * len(images)
+
+    def detect_share(detector: PersonDetector, first: int) -> None:
+        for index in range(first, len(images), len(detectors)):
+            start = time.perf_counter()
+            detector.detect(images[index])
+            durations[index] = time.perf_counter() - start
+
+    threads = [threading.Thread(target=detect_share, args=(detector, first))
+               for first, detector in enumerate(detectors)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return DetectorAlone(durations, len(images) / (time.perf_counter() - start))
 
 
 # ------------------------------------------------------------------------------------------
@@ -548,10 +577,10 @@ class VideoReport:
     size: tuple[int, int]
     core: CoreResult
     old: OldResult
-    alone: list[float]                  # detector alone, per pre-decoded frame [s]
+    alone: DetectorAlone
     graph: GraphResult | None = None
     #: The detector alone again, right before the graph run: the same load on the machine.
-    alone_before_graph: list[float] = field(default_factory=list)
+    alone_before_graph: DetectorAlone | None = None
     camera_only: GraphResult | None = None
 
     @property
@@ -560,13 +589,8 @@ class VideoReport:
         return f'{Path(self.video).name} {self.size[0]}x{self.size[1]}, {Path(self.model).name}'
 
     @property
-    def alone_rate(self) -> float:
-        """Frames per second of the detector alone [Hz]."""
-        return len(self.alone) / sum(self.alone)
-
-    @property
-    def limit(self) -> list[float]:
-        """The detector alone measured closest to the graph run [s per frame]."""
+    def limit(self) -> DetectorAlone:
+        """The detector alone measured closest to the graph run."""
         return self.alone_before_graph or self.alone
 
 
@@ -582,8 +606,8 @@ def print_core(report: VideoReport) -> None:
                 ['stage', 'mean [ms]', 'p95 [ms]', 'share [%]'], rows)
     print(f'  throughput {core.fps:.2f} frames/s; beyond the detector '
           f'{100 * core.beyond_detector:.1f} % of the frame time')
-    print(f'  detector alone on pre-decoded frames: {report.alone_rate:.2f} frames/s, '
-          f'{ms_pair(report.alone)} ms/frame (mean / p95)')
+    print(f'  detector alone on pre-decoded frames: {report.alone.rate:.2f} frames/s, '
+          f'{ms_pair(report.alone.durations)} ms a frame (mean / p95)')
     print(f'  old loop: {old.fps:.2f} frames/s, {ms_pair(old.totals)} ms/frame (mean / p95), '
           f'{len(old.embeds) / len(old.totals):.1f} ResNet-50 crops/frame at '
           f'{ms_pair(old.embeds)} ms each')
@@ -601,7 +625,8 @@ def print_graph(report: VideoReport) -> None:
     print(f'  camera published {graph.camera_rate * graph.window_s:.0f} frames '
           f'({graph.camera_rate:.1f} Hz), detected {graph.frames("detections")}: the detector '
           'takes the newest frame (sensor-data QoS, keep-last 1); the detector alone, just '
-          f'before: {ms_pair(report.limit)} ms/frame (mean / p95)')
+          f'before: {report.limit.rate:.2f} frames/s, {ms_pair(report.limit.durations)} ms a '
+          'frame (mean / p95)')
     cpu_rows = [[name, f'{100 * graph.cpu[name]:.1f}',
                  f'{100 * report.camera_only.cpu[name]:.1f}'
                  if name in report.camera_only.cpu else '']
@@ -621,13 +646,15 @@ def graph_summary(report: VideoReport) -> Summary:
     """Return the summary lines of the ROS graph run of one video."""
     graph = report.graph
     rate = graph.rate('detections')
-    frame_time = float(np.mean(report.limit))
+    # A frame's latency is one detect() (frame_time); the rate is the workers' together.
+    frame_time = float(np.mean(report.limit.durations))
     # No graph detects frames the camera never captured: a 10 fps file caps it at 10 Hz.
-    possible = min(1 / frame_time, graph.camera_rate)
+    possible = min(report.limit.rate, graph.camera_rate)
     share = rate / possible
     tracks_p95 = p95_ms(graph.latencies['tracks']) / 1000
     lines: Summary = {
-        'detector alone before the graph run [frames/s]': (f'{1 / frame_time:.2f}', '-', None),
+        'detector alone before the graph run [frames/s]': (f'{report.limit.rate:.2f}', '-',
+                                                           None),
         'ROS camera publish rate [Hz] (file fps)':
             (f'{graph.camera_rate:.1f} ({graph.nominal_fps:.0f})', '-', None),
         'ROS detection rate [Hz]': (f'{rate:.2f}', '-', None),
@@ -655,7 +682,7 @@ def summary(report: VideoReport) -> Summary:
     core, old = report.core, report.old
     speedup = core.fps / old.fps
     lines: Summary = {
-        'detector alone [frames/s]': (f'{report.alone_rate:.2f}', '-', None),
+        'detector alone [frames/s]': (f'{report.alone.rate:.2f}', '-', None),
         'core throughput [frames/s]': (f'{core.fps:.2f}', '-', None),
         'core total mean / p95 [ms]': (ms_pair(core.stages['total']), '-', None),
         'core share beyond the detector': (
@@ -754,30 +781,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     reports = []
     for model in args.models:
         # Both loops use the same detector: the comparison is about what follows it.
-        detector = load_detector(model)
+        detectors = load_detectors(model)
         for video in args.videos:
             print(f'\n[{Path(video).name}, {Path(model).name}] core pipeline, detector alone '
                   f'and old loop; {load_note()}', flush=True)
-            core = run_core(video, args.frames, detector, analyzer)
-            alone = run_detector_alone(video, args.frames, detector)
-            old = run_old_loop(video, args.frames, detector, resnet)
+            core = run_core(video, args.frames, detectors[0], analyzer)
+            alone = run_detector_alone(video, args.frames, detectors)
+            old = run_old_loop(video, args.frames, detectors[0], resnet)
             reports.append(VideoReport(video, model, video_size(video), core, old, alone))
             print_core(reports[-1])
-        detector.close()
+        for detector in detectors:
+            detector.close()
     # The in-process face models would compete with the node processes for the two cores.
-    del detector, analyzer, resnet
+    del detectors, analyzer, resnet
 
     if not args.skip_ros:
         rclpy.init()
         # Idle during the graph runs: it only measures the limit right before each.
-        detector = load_detector(args.models[0])
+        detectors = load_detectors(args.models[0])
         try:
             with tempfile.TemporaryDirectory(prefix='bench_pipeline_') as work:
                 graphed = [report for report in reports if report.model == args.models[0]]
                 for index, report in enumerate(graphed):
                     print(f'\n[{report.label}] ROS graph run; {load_note()}', flush=True)
                     report.alone_before_graph = run_detector_alone(report.video, args.frames,
-                                                                   detector)
+                                                                   detectors)
                     logs = Path(work) / str(index)
                     report.graph = run_graph(
                         report.video, report.model, args.ros_seconds, logs / 'graph',
@@ -788,7 +816,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                    logs / 'camera', with_models=False)
                     print_graph(report)
         finally:
-            detector.close()
+            for detector in detectors:
+                detector.close()
             rclpy.try_shutdown()
 
     print_summary(reports)

@@ -93,6 +93,7 @@ def main() -> int:
     if args.detector_delay:
         try:
             overrides[detector_delay_parameter().name] = SLOW_DETECTOR_S
+            overrides['workers'] = 1  # one frame at a time: the delay sets the rate
         except DetectorDelayUnavailable as error:
             print(f'--detector-delay: {error}', file=sys.stderr)
             return 2

@@ -39,7 +39,8 @@ def test_detects_persons_keeps_header_survives_bad_input(ros_context, shared_dir
     executor.add_node(node)
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    assert 'yolo' in node.detector.name.lower() or 'onnx' in node.detector.name.lower()
+    assert len(node.detectors) == 2, 'one model per worker (workers: 2, the default)'
+    assert all('yolo' in d.name.lower() or 'onnx' in d.name.lower() for d in node.detectors)
 
     helper = create_node('detector_probe', context=ros_context)
     executor.add_node(helper)
@@ -52,6 +53,8 @@ def test_detects_persons_keeps_header_survives_bad_input(ros_context, shared_dir
     bad = Image(height=10, width=10, encoding='bgr8', step=30, data=b'\x00' * 7)
     bad.header.frame_id = 'bad'
     images.publish(bad)
+    # A newer image would replace it while the workers are busy: let them take it first.
+    assert spin_until(executor, lambda: node.diagnostics.errors == 1, timeout=10.0)
     good = bgr_to_image(_frame(shared_dir))
     good.header.stamp.sec, good.header.stamp.nanosec = 1_700_000_123, 456
     good.header.frame_id = 'street_cam'
@@ -70,7 +73,7 @@ def test_detects_persons_keeps_header_survives_bad_input(ros_context, shared_dir
 
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
-    assert node.detector is None, 'cleanup frees the model'
+    assert not node.detectors and node.workers is None, 'cleanup frees the models'
     executor.shutdown()
     node.destroy_node()
     helper.destroy_node()
@@ -110,11 +113,12 @@ def test_reduced_stream_gives_boxes_in_full_resolution_pixels(ros_context, share
                       and infos.get_subscription_count() > 0)
 
     images.publish(CompressedImage(format='jpeg', data=b'\xff\xd8 not a jpeg'))
+    assert spin_until(executor, lambda: node.diagnostics.errors == 1, timeout=10.0), \
+        'the corrupt JPEG is counted, not fatal'
     full = cv2.resize(_frame(shared_dir), (1440, 1080), interpolation=cv2.INTER_CUBIC)
     whole = bgr_to_compressed(full, Header(stamp=Time(sec=1_700_000_001)), 90)
     images.publish(whole)   # no camera_info yet: boxes in the input's own pixels
     assert spin_until(executor, lambda: len(received) == 1, timeout=30.0)
-    assert node.diagnostics.errors == 1, 'the corrupt JPEG is counted, not fatal'
 
     small = reduce_image(full, 640)
     assert small.shape == (480, 640, 3)
@@ -156,6 +160,50 @@ def test_missing_model_fails_configure_when_required(ros_context, tmp_path):
         Parameter('model', value=str(tmp_path / 'absent.onnx')),
         Parameter('require_model', value=True)])
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
-    assert node.detector is None
+    assert not node.detectors
     assert 'model' in node.diagnostics.message
     node.destroy_node()
+
+
+def test_images_detected_at_once_are_published_in_their_order(ros_context, shared_dir):
+    """A burst of images: detections leave in the images' order, the newest among them.
+
+    The newest image waits while both workers are busy and replaces an older one waiting.
+    Every image taken is accounted for: detected, or replaced by a newer one before a worker
+    took it (the diagnostics' `dropped inputs`).
+    """
+    model = str(shared_dir / 'models' / 'yolov8n_int8.onnx')
+    node = DetectorNode(context=ros_context, parameter_overrides=[
+        Parameter('model', value=model), Parameter('image_qos', value='reliable'),
+        Parameter('image_transport', value='raw')])
+    executor = SingleThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    helper = create_node('detector_order_probe', context=ros_context)
+    executor.add_node(helper)
+    received: list[PersonDetectionArray] = []
+    helper.create_subscription(PersonDetectionArray, 'detections', received.append,
+                               RELIABLE_QOS)
+    images = helper.create_publisher(Image, 'image_detect', image_qos_profile('reliable'))
+    assert spin_until(executor, lambda: images.get_subscription_count() > 0)
+
+    frame = bgr_to_image(_frame(shared_dir))
+    for second in range(1, 13):
+        frame.header.stamp.sec = 1_700_000_000 + second
+        images.publish(frame)
+    counts = node.workers.counts
+    # The subscription's keep-last queue may drop some too (DDS): the newest comes through.
+    assert spin_until(executor, lambda: any(
+        msg.header.stamp.sec == 1_700_000_012 for msg in received), timeout=60.0), counts
+    assert len(received) == counts.delivered == counts.submitted - counts.replaced, counts
+    stamps = [msg.header.stamp.sec - 1_700_000_000 for msg in received]
+    assert stamps == sorted(set(stamps)) and len(stamps) >= 2, stamps
+    assert all(len(msg.detections) >= 3 for msg in received)
+    executor.spin_once(timeout_sec=1.5)  # a diagnostics period
+    assert node.diagnostics.dropped == counts.replaced
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    executor.shutdown()
+    node.destroy_node()
+    helper.destroy_node()
