@@ -166,16 +166,17 @@ def test_missing_model_fails_configure_when_required(ros_context, tmp_path):
 
 
 def test_images_detected_at_once_are_published_in_their_order(ros_context, shared_dir):
-    """A burst of images: detections leave in the images' order, the newest among them.
+    """Images while both workers are busy: detections leave in order, the newest among them.
 
-    The newest image waits while both workers are busy and replaces an older one waiting.
-    Every image taken is accounted for: detected, or replaced by a newer one before a worker
+    Each worker spends a second on an image (simulated_delay); the first two images are taken
+    by the two workers, ten more come while they are busy: the newest waits and replaces an
+    older one waiting. Every image is accounted for: detected, or replaced before a worker
     took it (the diagnostics' `dropped inputs`).
     """
     model = str(shared_dir / 'models' / 'yolov8n_int8.onnx')
     node = DetectorNode(context=ros_context, parameter_overrides=[
         Parameter('model', value=model), Parameter('image_qos', value='reliable'),
-        Parameter('image_transport', value='raw')])
+        Parameter('image_transport', value='raw'), Parameter('simulated_delay', value=1.0)])
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
@@ -189,16 +190,20 @@ def test_images_detected_at_once_are_published_in_their_order(ros_context, share
     assert spin_until(executor, lambda: images.get_subscription_count() > 0)
 
     frame = bgr_to_image(_frame(shared_dir))
+    counts = node.workers.counts
     for second in range(1, 13):
         frame.header.stamp.sec = 1_700_000_000 + second
         images.publish(frame)
-    counts = node.workers.counts
-    # The subscription's keep-last queue may drop some too (DDS): the newest comes through.
+        # One at a time, so that no image is lost in the subscription's queue; the first two
+        # each wait until a worker took it.
+        assert spin_until(executor, lambda: counts.submitted == second
+                          and (second > 2 or counts.taken == second), timeout=10.0), counts
     assert spin_until(executor, lambda: any(
         msg.header.stamp.sec == 1_700_000_012 for msg in received), timeout=60.0), counts
-    assert len(received) == counts.delivered == counts.submitted - counts.replaced, counts
+    assert len(received) == counts.delivered == counts.taken == 12 - counts.replaced, counts
     stamps = [msg.header.stamp.sec - 1_700_000_000 for msg in received]
-    assert stamps == sorted(set(stamps)) and len(stamps) >= 2, stamps
+    assert stamps[:2] == [1, 2] and stamps[-1] == 12, stamps
+    assert stamps == sorted(set(stamps)), stamps
     assert all(len(msg.detections) >= 3 for msg in received)
     executor.spin_once(timeout_sec=1.5)  # a diagnostics period
     assert node.diagnostics.dropped == counts.replaced

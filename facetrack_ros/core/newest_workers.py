@@ -25,6 +25,7 @@ class WorkerCounts:
 
     submitted: int = 0
     replaced: int = 0  # inputs a newer one replaced before a worker took them
+    taken: int = 0  # inputs a worker started on
     delivered: int = 0
 
 
@@ -47,7 +48,6 @@ class NewestInputWorkers(Generic[Input, Output]):
         self._deliver = deliver
         self._lock = threading.Condition()
         self._waiting: tuple[Input] | None = None  # the input no worker has taken yet
-        self._taken = 0  # sequence number of the next input a worker takes
         self._next_out = 0  # sequence number of the next result to deliver
         self._done: dict[int, tuple[Input, Output | Exception]] = {}
         self._closed = False
@@ -87,7 +87,8 @@ class NewestInputWorkers(Generic[Input, Output]):
                 if self._waiting is None:  # closed
                     return
                 (item,), self._waiting = self._waiting, None
-                number, self._taken = self._taken, self._taken + 1
+                number = self.counts.taken
+                self.counts.taken += 1
             try:
                 output: Output | Exception = step(item)
             except Exception as error:  # delivered, so that later results are not held back
