@@ -29,24 +29,33 @@ def _frame(shared_dir, index: int = 100):
     return frame
 
 
-def test_detects_persons_keeps_header_survives_bad_input(ros_context, shared_dir):
-    """Real raw frame in, persons out with the same header; a malformed image is skipped."""
-    model = str(shared_dir / 'models' / 'yolov8n_int8.onnx')
+def _active(ros_context, shared_dir, probe: str, **parameters):
+    """Return an active detector, its executor, a probe node and the probe's detections.
+
+    The detector runs the shared ONNX model on reliable images, with parameters on top.
+    """
     node = DetectorNode(context=ros_context, parameter_overrides=[
-        Parameter('model', value=model), Parameter('image_qos', value='reliable'),
-        Parameter('image_transport', value='raw')])
+        Parameter('model', value=str(shared_dir / 'models' / 'yolov8n_int8.onnx')),
+        Parameter('image_qos', value='reliable'),
+        *(Parameter(name, value=value) for name, value in parameters.items())])
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    assert len(node.detectors) == 2, 'one model per worker (workers: 2, the default)'
-    assert all('yolo' in d.name.lower() or 'onnx' in d.name.lower() for d in node.detectors)
-
-    helper = create_node('detector_probe', context=ros_context)
+    helper = create_node(probe, context=ros_context)
     executor.add_node(helper)
     received: list[PersonDetectionArray] = []
     helper.create_subscription(PersonDetectionArray, 'detections', received.append,
                                RELIABLE_QOS)
+    return node, executor, helper, received
+
+
+def test_detects_persons_keeps_header_survives_bad_input(ros_context, shared_dir):
+    """Real raw frame in, persons out with the same header; a malformed image is skipped."""
+    node, executor, helper, received = _active(ros_context, shared_dir, 'detector_probe',
+                                               image_transport='raw')
+    assert len(node.detectors) == 2, 'one model per worker (workers: 2, the default)'
+    assert all('yolo' in d.name.lower() or 'onnx' in d.name.lower() for d in node.detectors)
     images = helper.create_publisher(Image, 'image_detect', image_qos_profile('reliable'))
     assert spin_until(executor, lambda: images.get_subscription_count() > 0)
 
@@ -94,18 +103,7 @@ def test_reduced_stream_gives_boxes_in_full_resolution_pixels(ros_context, share
     detector reads by default: both give the same people in the same full-resolution boxes,
     with the reduced image's header. A corrupt JPEG is counted and skipped.
     """
-    model = str(shared_dir / 'models' / 'yolov8n_int8.onnx')
-    node = DetectorNode(context=ros_context, parameter_overrides=[
-        Parameter('model', value=model), Parameter('image_qos', value='reliable')])
-    executor = SingleThreadedExecutor(context=ros_context)
-    executor.add_node(node)
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    helper = create_node('detector_scale_probe', context=ros_context)
-    executor.add_node(helper)
-    received: list[PersonDetectionArray] = []
-    helper.create_subscription(PersonDetectionArray, 'detections', received.append,
-                               RELIABLE_QOS)
+    node, executor, helper, received = _active(ros_context, shared_dir, 'detector_scale_probe')
     qos = image_qos_profile('reliable')
     images = helper.create_publisher(CompressedImage, 'image_detect/compressed', qos)
     infos = helper.create_publisher(CameraInfo, 'camera_info', qos)
@@ -173,19 +171,8 @@ def test_images_detected_at_once_are_published_in_their_order(ros_context, share
     older one waiting. Every image is accounted for: detected, or replaced before a worker
     took it (the diagnostics' `dropped inputs`).
     """
-    model = str(shared_dir / 'models' / 'yolov8n_int8.onnx')
-    node = DetectorNode(context=ros_context, parameter_overrides=[
-        Parameter('model', value=model), Parameter('image_qos', value='reliable'),
-        Parameter('image_transport', value='raw'), Parameter('simulated_delay', value=1.0)])
-    executor = SingleThreadedExecutor(context=ros_context)
-    executor.add_node(node)
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    helper = create_node('detector_order_probe', context=ros_context)
-    executor.add_node(helper)
-    received: list[PersonDetectionArray] = []
-    helper.create_subscription(PersonDetectionArray, 'detections', received.append,
-                               RELIABLE_QOS)
+    node, executor, helper, received = _active(ros_context, shared_dir, 'detector_order_probe',
+                                               image_transport='raw', simulated_delay=1.0)
     images = helper.create_publisher(Image, 'image_detect', image_qos_profile('reliable'))
     assert spin_until(executor, lambda: images.get_subscription_count() > 0)
 
