@@ -29,8 +29,9 @@ from facetrack_ros.core.tracking import (Detection, EventReason, PersonEventReco
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import (EmbeddingSync, KnownPeople, PersonDetection,
                                PersonDetectionArray, PersonEvent)
-from facetrack_ros.parameters import (declare_parameters, FORGOTTEN_QOS, InvalidParameterError,
-                                      KNOWN_PEOPLE_QOS, ParamSpec, RELIABLE_QOS)
+from facetrack_ros.parameters import (declare_parameters, EVENTS_QOS, FORGOTTEN_QOS,
+                                      InvalidParameterError, KNOWN_PEOPLE_QOS, ParamSpec,
+                                      RELIABLE_QOS)
 from facetrack_ros.runner import run_node
 
 #: The tracker state is saved this often [s] (and on shutdown, and before new ids go out).
@@ -158,7 +159,7 @@ class TrackerNode(Node):
         self.tracks_pub = self.create_publisher(PersonDetectionArray, 'tracks', RELIABLE_QOS)
         self.faces_pub = self.create_publisher(
             PersonDetectionArray, 'identified_faces', RELIABLE_QOS)
-        self.events_pub = self.create_publisher(PersonEvent, 'person_events', RELIABLE_QOS)
+        self.events_pub = self.create_publisher(PersonEvent, 'person_events', EVENTS_QOS)
         self.diagnostics = NodeDiagnostics(self)
         guarded = self.diagnostics.guarded
         self.create_subscription(PersonDetectionArray, 'detections',

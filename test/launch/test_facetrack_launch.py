@@ -60,10 +60,6 @@ def arguments(work, float_model, shared_dir) -> dict[str, str]:
         '/**/camera': {'ros__parameters': {
             'wait_for_nodes': [*awaited, f'/{EVENT_ECHO}', f'/{DETECTION_ECHO}'],
             'rate': 0.5}},
-        # One image at a time: with two workers the detector keeps both cores busy, and in 1
-        # of 3 full runs the event echo (a process of its own) missed the graph's first
-        # event; the tracker may not have matched it yet when the camera saw it subscribed.
-        '/**/detector': {'ros__parameters': {'workers': 1}},
         '/**/tracker': {'ros__parameters': {'absence_timeout': 1.0}},
         '/**/frame_history': {'ros__parameters': {'thumbnail_width': 200}},
     }))
@@ -82,8 +78,10 @@ def graph(arguments):
 @pytest.fixture(scope='module')
 def echoes():
     """Return `ros2 topic echo`s of the events and of the detections' headers."""
+    # Transient local: the camera waits for the echo to subscribe, not for the tracker's
+    # publisher to match it, so the first event may be published before the match.
     return {'events': echo(f'{NS}/person_events', 'facetrack_ros/msg/PersonEvent', EVENT_ECHO,
-                           '--no-arr'),
+                           '--no-arr', '--qos-durability', 'transient_local'),
             'detections': echo(f'{NS}/detections', 'facetrack_ros/msg/PersonDetectionArray',
                                DETECTION_ECHO, '--field', 'header')}
 
