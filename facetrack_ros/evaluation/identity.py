@@ -38,6 +38,8 @@ from facetrack_ros.evaluation.clips import ClipTruth
 #: Out of view at least this long, a person has left [s]; shorter gaps are occlusions.
 #: Equal to the tracker's default absence_timeout.
 ABSENCE_S = 2.0
+#: An OUT received later than this after the person left is listed in the details [s].
+LATE_OUT_S = 3 * ABSENCE_S
 #: PERSON_OUT reasons that end appearances because the input ended, not because anyone left.
 INPUT_ENDED_REASONS = frozenset({'INPUT_STALLED', 'SHUTDOWN'})
 #: PERSON_OUT reason of an id whose person was found to be someone known: nobody left.
@@ -381,6 +383,10 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
                 value = _latency(stamps, span[1], event.received)
                 if value is not None:
                     latency_out.append(value)
+                    if value > LATE_OUT_S:
+                        details.append(f'late OUT: {event.person_id} ({name}) at frame '
+                                       f'{event.frame}, {value:.2f} s after {name} left at '
+                                       f'frame {span[1]}')
             continue
         name = event_person(event)
         if name is None and owner_so_far[event.person_id]:

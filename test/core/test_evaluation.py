@@ -14,8 +14,8 @@ import pytest
 from facetrack_ros.evaluation.clips import (ClipTruth, compose, decode_frame_number,
                                             encode_frame_number, frame_numbers)
 from facetrack_ros.evaluation.identity import (appearances, EventRecord, evaluate, FaceRecord,
-                                               match_boxes, Present, Shot, TrackBox, Truth,
-                                               truth_from_shots)
+                                               LATE_OUT_S, match_boxes, Present, Shot,
+                                               TrackBox, Truth, truth_from_shots)
 from facetrack_ros.evaluation.photos import (MULTI_FACE_PHOTOS, photo_path, PHOTO_IDENTITIES,
                                              read_master_pairs)
 from facetrack_ros.evaluation.scenes import SCENES
@@ -97,6 +97,19 @@ def test_clean_tracks_count_no_error() -> None:
         0, 0, 0, 0), report.details
     assert report.in_per_person == 1.0
     assert report.track_recall == 1.0
+
+
+def test_a_late_out_is_named_in_the_details() -> None:
+    """An OUT received over LATE_OUT_S after its person left is listed; one on time is not."""
+    tracks = [TrackBox(f, 1, 'p1', A_BOX) for f in range(0, 100, 3)]
+    tracks += [TrackBox(f, 2, 'p2', B_BOX) for f in range(0, 60, 3)]
+    late = EventRecord(80, 'PERSON_OUT', 'p2', 2, B_BOX, 1000.0 + 59 / FPS + LATE_OUT_S + 1.0)
+    events = [_event(3, 'PERSON_IN', 'p1', A_BOX, 1), _event(3, 'PERSON_IN', 'p2', B_BOX, 2),
+              late, _event(122, 'PERSON_OUT', 'p1', A_BOX, 1)]
+    report = evaluate(_truth(), tracks, events, [], [1000.0 + i / FPS for i in range(140)])
+    assert report.latency_out == pytest.approx([LATE_OUT_S + 1.0, (122 - 99) / FPS + 0.5])
+    assert [d for d in report.details if d.startswith('late OUT')] == [
+        f'late OUT: p2 (B) at frame 80, {LATE_OUT_S + 1.0:.2f} s after B left at frame 59']
 
 
 def test_an_out_soon_after_leaving_is_no_flap_one_in_an_occlusion_is() -> None:
