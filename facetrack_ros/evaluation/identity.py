@@ -23,7 +23,8 @@ clip) is matched to the truth of that frame by box overlap, and counted:
   more (nearly unoccluded), over those for which at least one face embedding reached
   identified_faces with a person id.
 - latency: from the first frame a person is in view to the receipt of their IN or RETURNED,
-  and from the last frame in view to the receipt of their OUT [s].
+  and from the last frame in view to the receipt of their OUT [s] (an OUT for the input's end,
+  INPUT_STALLED or SHUTDOWN, is not counted: its time is the input's stall timeout).
 """
 
 from collections import Counter, defaultdict
@@ -377,8 +378,11 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
                 continue
             span = next((s for s in reversed(spans.get(name, [])) if s[1] <= event.frame),
                         None)
-            # People still in view when the clip ends leave with the input, not by walking out.
+            # People still in view when the clip ends leave with the input, not by walking
+            # out; nor is an OUT the input's end made (someone who left just before it, not
+            # yet shown absent in enough frames) a measure of how soon absence is seen.
             if (span is not None and span[1] < last_frame - 1
+                    and event.reason not in INPUT_ENDED_REASONS
                     and (name, span[0]) in announced):
                 value = _latency(stamps, span[1], event.received)
                 if value is not None:

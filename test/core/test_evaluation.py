@@ -110,6 +110,12 @@ def test_a_late_out_is_named_in_the_details() -> None:
     assert report.latency_out == pytest.approx([LATE_OUT_S + 1.0, (122 - 99) / FPS + 0.5])
     assert [d for d in report.details if d.startswith('late OUT')] == [
         f'late OUT: p2 (B) at frame 80, {LATE_OUT_S + 1.0:.2f} s after B left at frame 59']
+    # The same OUT made by the input's end (B left shortly before it) is no latency.
+    stalled = EventRecord(80, 'PERSON_OUT', 'p2', 2, B_BOX, late.received, 'INPUT_STALLED')
+    report = evaluate(_truth(), tracks, [stalled if e is late else e for e in events], [],
+                      [1000.0 + i / FPS for i in range(140)])
+    assert report.latency_out == pytest.approx([(122 - 99) / FPS + 0.5])
+    assert not [d for d in report.details if d.startswith('late OUT')]
 
 
 def test_an_out_soon_after_leaving_is_no_flap_one_in_an_occlusion_is() -> None:
