@@ -77,6 +77,17 @@ APPEARANCE_PENDING_MIN_SIMILARITY = 0.65
 #: found on the lost track of the one before with drops of 0.09 to 0.66; the person of the
 #: composed alone clip, found again after a post hid them, dropped by 0.06 at most.
 APPEARANCE_REFIND_MAX_DROP = 0.05
+#: A track's box after this long unseen [s], at any frame rate, may be someone who stepped
+#: into the spot its person left (a doorway at 0.5 detections/s: one frame shows one, the
+#: next the other) ...
+HANDOVER_GAP_S = 1.0
+#: ... and shows no person id below this body similarity to the track, until a face confirms
+#: it (the person still counts as seen: a false alarm must not report them gone). IoU-continued
+#: boxes of the composed clips and the Hamilton clip (each box's person by the clips' truth),
+#: 1 to 2 s apart: the same person scored below it in 0-3.6 % of pairs on the doorway,
+#: crossing and sizes_720p clips (Hamilton's zooms: 8.5 % at 1 s), the next person through
+#: the doorway in 85-88 % (median 0.55-0.57); the crossing's look-alikes in 0-12 %.
+APPEARANCE_HANDOVER_MIN_SIMILARITY = 0.75
 #: Weight of the newest box in a track's running body appearance, and of the newest
 #: similarity in its usual similarity.
 APPEARANCE_SMOOTHING = 0.2

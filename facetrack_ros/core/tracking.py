@@ -67,12 +67,13 @@ from facetrack_ros.core.embedding import (cosine_similarity, DEFAULT_MIN_SIMILAR
 from facetrack_ros.core.identity import (APPEARANCE_ADRIFT_RELINK_SIMILARITY,
                                          APPEARANCE_MAX_DROP, APPEARANCE_MIN_SIMILARITY,
                                          APPEARANCE_FIRST_MIN_SIMILARITY,
+                                         APPEARANCE_HANDOVER_MIN_SIMILARITY,
                                          APPEARANCE_PENDING_MIN_SIMILARITY,
                                          APPEARANCE_REFIND_MAX_DROP,
                                          APPEARANCE_RELINK_MIN_SIMILARITY,
                                          APPEARANCE_STABILITY_SMOOTHING, appearance_similarity,
                                          blend_appearance, CONTRADICTION_MAX_SIMILARITY,
-                                         decide, FaceVote, Gallery,
+                                         decide, FaceVote, Gallery, HANDOVER_GAP_S,
                                          IdentityRules, judge_face, MATCH_MARGIN,
                                          STRONG_FACE_QUALITY, VoteKind)
 from facetrack_ros.core.tracker_state import PersonRecord, TrackerState
@@ -497,6 +498,10 @@ class _Track:
     # face between contradiction and match, such as a half-hidden one, denies nothing: most
     # such faces are the person's own, see CONTRADICTION_MAX_SIMILARITY.)
     denied: bool = False
+    # Continued after a long gap onto a box unlike it (handed_over): maybe the next person on
+    # the spot its person left. Its person is still seen through it, but it shows no person
+    # id until a face confirms them (or splits it off).
+    unnamed: bool = False
     # Pending, and its box was a group's box at its latest frame: the people in it no track
     # shows (_group_of); None if it was not.
     group: list[str] | None = None
@@ -542,6 +547,17 @@ class _Track:
         return (similarity is not None and self.body_stability is not None
                 and stamp - self.last_seen > 1.5 * interval
                 and similarity < self.body_stability - APPEARANCE_REFIND_MAX_DROP)
+
+    @property
+    def shown_id(self) -> str:
+        """Return the person id its boxes show: none while in doubt, contradicted or unnamed."""
+        return '' if self.doubtful or self.contradictions or self.unnamed else self.person_id or ''
+
+    def handed_over(self, stamp: float, body: np.ndarray | None) -> bool:
+        """Return whether a box after HANDOVER_GAP_S unseen looks too little like the track."""
+        similarity = appearance_similarity(self.body, body)
+        return (similarity is not None and stamp - self.last_seen >= HANDOVER_GAP_S
+                and similarity < APPEARANCE_HANDOVER_MIN_SIMILARITY)
 
     def rescaled(self, box: np.ndarray) -> bool:
         """Return whether box is much taller or shorter than the track's last box.
@@ -756,6 +772,9 @@ class PersonTracker:
                   and (track.refound_unlike(stamp, body, self._frame_interval)
                        or track.rescaled(boxes[idx]))):
                 track.doubtful = True
+            elif (track.person_id is not None and self._face_can_decide(track.person_id)
+                  and track.handed_over(stamp, body)):
+                track.unnamed = True
             track.move(stamp, boxes[idx], float(conf[idx]), body)
             visible.append(track)
             if track.person_id is not None and not track.doubtful:
@@ -781,8 +800,7 @@ class PersonTracker:
                 events += self._settle_by_time(track, stamp)
         events += self._expire(stamp)
         self._note_ambiguous(stamp)
-        return [TrackedPerson(t.track_id, '' if t.doubtful or t.contradictions
-                              else t.person_id or '', t.box, t.confidence, t.similarity)
+        return [TrackedPerson(t.track_id, t.shown_id, t.box, t.confidence, t.similarity)
                 for t in visible], events
 
     def end_appearances(self, reason: EventReason) -> list[PersonEventRecord]:
@@ -885,6 +903,7 @@ class PersonTracker:
             if not track.doubtful:
                 self._count(person, face)
                 track.contradictions.clear()
+                track.unnamed = False
                 track.took_over = None
             return []
         elsewhere = self._someone_else(track, face)
@@ -1088,7 +1107,7 @@ class PersonTracker:
                 person = self._persons[track.person_id]
                 if person.state is PersonState.PRESENT and stamp > person.last_seen:
                     person.last_seen = stamp
-            seen.append(TrackedPerson(track.track_id, track.person_id or '', box, float(score),
+            seen.append(TrackedPerson(track.track_id, track.shown_id, box, float(score),
                                       track.similarity))
         return seen
 

@@ -1426,6 +1426,44 @@ def test_a_track_in_doubt_whose_faces_cannot_decide_is_no_evidence_of_absence(
     assert outs[0].stamp - left >= CONFIG.absence_timeout_s
 
 
+@pytest.mark.parametrize('newcomer', [True, False])
+def test_a_box_unlike_its_track_after_a_long_gap_shows_no_id_until_a_face(
+        newcomer: bool) -> None:
+    """At 0.5 detections/s B stands where A stood 2 s before; ByteTrack continues A's track.
+
+    The doorway at 0.5/s: one frame shows A, the next B on the same spot. B's body scores
+    0.7 against the track: over the floor that refuses the box outright, under
+    APPEARANCE_HANDOVER_MIN_SIMILARITY, so the box shows no id until a face names it. B's
+    good face splits the track off A; B's id follows. newcomer False: A turned round (the same
+    score) and no face comes: the box still shows no id, but A still counts as seen, so A is
+    not reported gone while in view.
+    """
+    rate = 0.5
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(44)
+    events, shown = [], []
+    other_body = _alike(_body(1), 0.7, 7)
+    for i in range(8):
+        stamp = i / rate
+        body = _body(1) if i < 3 else other_body
+        persons, new = tracker.update(stamp, [Detection(_box(300 + i).box, 0.9, body)])
+        events += new
+        shown.append(persons[0].person_id)
+        if i < 2 or (newcomer and i >= 3):
+            face = _face(1 if i < 2 else 2)
+            events += tracker.add_face(stamp, persons[0].track_id, _sighting(face, rng), 0.9)
+    assert shown[1:3] == ['person-000001'] * 2, "A's own boxes 2 s apart keep A's id"
+    assert shown[3] == '', "the box after the gap, unlike A's, shows no id"
+    if newcomer:
+        assert 'person-000001' not in shown[3:]
+        assert shown[-1] == 'person-000002'
+    else:
+        assert set(shown[3:]) == {''}
+        assert [e.kind for e in events] == [EventKind.PERSON_IN], 'gone while in view'
+    events += _run_empty_at(tracker, 8 / rate, rate, 8)
+    _check_pairing(events)
+
+
 def _run_empty_at(tracker: PersonTracker, stamp: float, rate: float, frames: int
                   ) -> list[PersonEventRecord]:
     """Feed frames without detections at rate from stamp [s]; return their events."""
