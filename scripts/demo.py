@@ -27,7 +27,7 @@ from facetrack_ros.conversions import bgr_to_image, image_to_bgr, time_to_sec
 from facetrack_ros.core.tracking import EventKind
 from facetrack_ros.graph_runner import GraphRunner, LaunchRunner, ros2_launch_available
 from facetrack_ros.msg import PersonEvent
-from facetrack_ros.parameters import offline_parameters, RELIABLE_QOS
+from facetrack_ros.parameters import EVENTS_QOS, offline_parameters
 from facetrack_ros.srv import BacktrackSearch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +83,8 @@ def main() -> int:
                 (frame.shape[1], frame.shape[0]))
         video['writer'].write(frame)
 
-    node.create_subscription(PersonEvent, 'person_events', on_event, RELIABLE_QOS)
+    # Transient local: events published before the tracker matched this subscription too.
+    node.create_subscription(PersonEvent, 'person_events', on_event, EVENTS_QOS)
     node.create_subscription(Image, 'annotated', on_annotated, ANNOTATED_QOS)
     search = node.create_client(BacktrackSearch, 'backtrack_search')
     executor = SingleThreadedExecutor()

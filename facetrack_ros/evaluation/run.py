@@ -29,7 +29,7 @@ from facetrack_ros.evaluation.clips import CODE_BITS, CODE_CELL_PX, decode_frame
 from facetrack_ros.evaluation.identity import EventRecord, FaceRecord, TrackBox
 from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
 from facetrack_ros.msg import PersonDetectionArray, PersonEvent
-from facetrack_ros.parameters import ParamSpec, RELIABLE_QOS
+from facetrack_ros.parameters import EVENTS_QOS, ParamSpec, RELIABLE_QOS
 
 #: The probe keeps up to this many images queued: it must see every frame's stamp.
 PROBE_IMAGE_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT,
@@ -97,7 +97,7 @@ class GraphProbe:
         self.last_message = time.monotonic()
         node.create_subscription(Image, 'image_raw', self.on_image, PROBE_IMAGE_QOS)
         node.create_subscription(PersonDetectionArray, 'tracks', self.on_tracks, RELIABLE_QOS)
-        node.create_subscription(PersonEvent, 'person_events', self.on_event, RELIABLE_QOS)
+        node.create_subscription(PersonEvent, 'person_events', self.on_event, EVENTS_QOS)
         node.create_subscription(PersonDetectionArray, 'identified_faces', self.raw_faces.append,
                                  RELIABLE_QOS)
         node.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics, 100)
