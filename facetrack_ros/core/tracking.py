@@ -768,13 +768,12 @@ class PersonTracker:
             if track is None:
                 track = self._new_track(stamp, boxes[idx], float(conf[idx]))
                 self._by_motion[motion_id] = track
-            elif (track.person_id is not None and self._face_can_decide(track.person_id)
-                  and (track.refound_unlike(stamp, body, self._frame_interval)
-                       or track.rescaled(boxes[idx]))):
-                track.doubtful = True
-            elif (track.person_id is not None and self._face_can_decide(track.person_id)
-                  and track.handed_over(stamp, body)):
-                track.unnamed = True
+            elif track.person_id is not None and self._face_can_decide(track.person_id):
+                if (track.refound_unlike(stamp, body, self._frame_interval)
+                        or track.rescaled(boxes[idx])):
+                    track.doubtful = True
+                elif track.handed_over(stamp, body):
+                    track.unnamed = True
             track.move(stamp, boxes[idx], float(conf[idx]), body)
             visible.append(track)
             if track.person_id is not None and not track.doubtful:
