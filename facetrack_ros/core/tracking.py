@@ -502,6 +502,10 @@ class _Track:
     # the spot its person left. Its person is still seen through it, but it shows no person
     # id until a face confirms them (or splits it off).
     unnamed: bool = False
+    # Stamp of the box from which the track is taken to show whom it shows now [s]: after its
+    # box looked like someone else (a cut, a hand-over), faces of its earlier frames that
+    # arrive late are not theirs.
+    since: float = -math.inf
     # Pending, and its box was a group's box at its latest frame: the people in it no track
     # shows (_group_of); None if it was not.
     group: list[str] | None = None
@@ -521,6 +525,7 @@ class _Track:
     def move(self, stamp: float, box: np.ndarray, confidence: float,
              body: np.ndarray | None) -> None:
         """Take the track's box at stamp and update its smoothed velocity and appearance."""
+        handed_over = self.handed_over(stamp, body)
         step = _walk(self.box, box, stamp - self.last_seen) if stamp > self.last_seen else None
         if step is not None:
             self.velocity = (step if not self.walked else
@@ -532,9 +537,10 @@ class _Track:
             self.body_stability = similarity if self.body_stability is None else (
                 self.body_stability
                 + APPEARANCE_STABILITY_SMOOTHING * (similarity - self.body_stability))
-            if similarity < APPEARANCE_PENDING_MIN_SIMILARITY:
+            if similarity < APPEARANCE_PENDING_MIN_SIMILARITY or handed_over:
                 self.faces.clear()  # pending: they may have been someone else's
                 self.witnessed.clear()
+                self.since = stamp
         self.body = blend_appearance(self.body, body)
         self.frames += 1
 
@@ -851,7 +857,8 @@ class PersonTracker:
         face_box: the face's x1, y1, x2, y2 [px], in the detections' pixels; None if unknown.
         Raises EmbeddingError (a ValueError) for a wrong-length or non-finite embedding and
         ValueError for a quality outside [0, 1] or a face box that is not finite and of
-        positive size. Faces of unknown tracks, or from a box that overlapped another visible
+        positive size. Faces of unknown tracks, of frames before the track's box came to look
+        like someone else (_Track.since), or from a box that overlapped another visible
         person in the face's own frame (AMBIGUOUS_BOX_IOU) unless the face lies outside that
         person's box (FACE_OTHER_MAX_INSIDE), are ignored. A face that counts for a person,
         now or once its track's identity is decided, is reported with its tag by
@@ -870,7 +877,7 @@ class PersonTracker:
                 raise ValueError(f'face box must be a finite x1, y1, x2, y2 of positive size, '
                                  f'got {face_box.tolist()}')
         track = self._tracks.get(track_id)
-        if track is None:
+        if track is None or stamp < track.since:
             return []
         others = self._others_at(track, stamp)
         if any(face_box is None or _inside(face_box, box) > FACE_OTHER_MAX_INSIDE
@@ -906,14 +913,23 @@ class PersonTracker:
                 track.took_over = None
             return []
         elsewhere = self._someone_else(track, face)
-        if track.similarity >= self._config.contradiction_similarity and not elsewhere:
+        # On a box that looked like someone else after a gap (unnamed), a good face that does
+        # not match the track's person contradicts it: the next person on a doorway's spot,
+        # whose face scores between contradiction and match against a person whose running
+        # embedding blends several faces, would otherwise carry their presence for ever.
+        if (track.similarity >= self._config.contradiction_similarity and not elsewhere
+                and not track.unnamed):
             self._attribute_seen(track, face)  # too like them to contradict, too unlike to count
             return []
         if track.doubtful:
             track.denied = True
         # A good face clearly unlike the track's person: ByteTrack may have carried the box
         # across a cut or a hand-over. Two such faces, or one very good one, split the track.
-        # One that is someone else's, out of view, splits it too.
+        # One that is someone else's, out of view, splits it too. Contradicting faces unlike
+        # each other are two other people (the box changed hands again): the latest counts.
+        if (track.contradictions and float(np.dot(track.contradictions[-1].vector, vector))
+                < self._config.contradiction_similarity):
+            track.contradictions.clear()
         track.contradictions.append(face)
         if (quality >= self._config.strong_face_quality or elsewhere
                 or len(track.contradictions) >= self._rules.votes_needed):

@@ -1464,6 +1464,123 @@ def test_a_box_unlike_its_track_after_a_long_gap_shows_no_id_until_a_face(
     _check_pairing(events)
 
 
+def test_a_late_face_from_before_a_hand_over_does_not_name_the_newcomer() -> None:
+    """A's face, stamped before B took A's track at 0.5/s, arrives after B's first box.
+
+    The face node answers after the next frame when it lags (under load, 1-2 s late): the face
+    matches A, but it is of A's last box, not of B's. It must not confirm A on B's box (the
+    box would show A's id); faces of frames before the box came to look like someone else are
+    ignored.
+    """
+    rate = 0.5
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(45)
+    shown = []
+    other_body = _alike(_body(1), 0.7, 7)
+    for i in range(6):
+        stamp = i / rate
+        persons, _ = tracker.update(stamp, [Detection(_box(300 + i).box, 0.9,
+                                                      _body(1) if i < 3 else other_body)])
+        shown.append(persons[0].person_id)
+        if i < 2:
+            tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+        if i == 3:  # A's face of frame 2, late
+            tracker.add_face(2 / rate, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+    assert shown[1:3] == ['person-000001'] * 2
+    assert shown[3:] == [''] * 3, "B's box never shows A's id"
+
+
+def _known(tracker: PersonTracker, stamp: float, seed: int, body: np.ndarray,
+           rng: np.random.Generator) -> float:
+    """Show person seed with faces at 0.5/s until named, then until gone; return the stamp."""
+    for _ in range(3):
+        persons, _ = tracker.update(stamp, [Detection(_box(100).box, 0.9, body)])
+        tracker.add_face(stamp, persons[0].track_id, _sighting(_face(seed), rng), 0.9)
+        stamp += 2.0
+    for _ in range(4):
+        tracker.update(stamp, [])
+        stamp += 2.0
+    return stamp
+
+
+def test_a_pending_track_forgets_the_faces_of_the_person_before_a_hand_over() -> None:
+    """At 0.5/s B steps onto the spot A (both known) left, on A's pending track.
+
+    A's one face (too poor to decide alone) voted for A; then the box looks unlike it after the
+    gap. A's vote must not block B's faces (a MATCH is never settled while another vote names
+    someone else): B is back (PERSON_RETURNED) with B's second face, and both count for B.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(46)
+    body_b = _alike(_body(1), 0.7, 7)
+    stamp = _known(tracker, 0.0, 1, _body(1), rng)
+    stamp = _known(tracker, stamp, 2, body_b, rng)
+    events, faces_b = [], []
+    for i in range(5):  # ByteTrack shows a new track from its second box on
+        persons, new = tracker.update(stamp, [Detection(_box(300).box, 0.9,
+                                                        _body(1) if i < 2 else body_b)])
+        events += new
+        if i > 0:
+            events += tracker.add_face(stamp, persons[0].track_id,
+                                       _sighting(_face(1 if i < 2 else 2), rng), 0.7, tag=stamp)
+        if i > 1:
+            faces_b.append(stamp)
+        stamp += 2.0
+    returned = [e for e in events if e.kind is EventKind.PERSON_RETURNED]
+    assert [(e.person_id, e.stamp) for e in returned] == [('person-000002', faces_b[1])]
+    assert tracker.take_attributions() == [(tag, 'person-000002') for tag in faces_b]
+
+
+def test_a_face_unlike_the_person_of_a_handed_over_track_splits_it() -> None:
+    """At 0.5/s B stands where A stood; B's good face scores 0.90 against A.
+
+    Between contradiction (0.88) and a match, a face on A's own track neither counts nor
+    contradicts. On a box that looked unlike A after the gap (unnamed) it contradicts: else B's
+    box would keep A present, showing no id, for as long as B stood there.
+    """
+    rate = 0.5
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(47)
+    face_b = _alike(_face(1), 0.90, 8, _face)
+    events, shown = [], []
+    for i in range(9):
+        stamp = i / rate
+        persons, new = tracker.update(stamp, [Detection(_box(300 + i).box, 0.9, _body(1) if i < 3
+                                                        else _alike(_body(1), 0.7, 7))])
+        events += new
+        shown.append(persons[0].person_id)
+        face = _sighting(_face(1), rng) if i < 3 else face_b
+        events += tracker.add_face(stamp, persons[0].track_id, face, 0.9)
+    assert shown[3] == ''
+    assert shown[4:] == ['person-000002'] * 5
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002'),
+        (EventKind.PERSON_OUT, 'person-000001')], 'A gone while B is in view'
+
+
+def test_contradicting_faces_of_two_other_people_do_not_found_one_person() -> None:
+    """A's track is carried onto B, then onto C (a crowd); their poorer faces contradict A.
+
+    Two contradicting faces split a track, but B's and C's are unlike each other: the box
+    changed hands twice, and a person founded by both would blend two people. The latest
+    counts: C's second face splits the track and names C alone.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(48)
+    events = []
+    faces = [_face(1)] * 3 + [_face(2), _face(3), _face(3)]
+    for i, face in enumerate(faces):
+        persons, new = tracker.update(i / 10, [Detection(_box(300 + i).box, 0.9, _body(1))])
+        events += new
+        events += tracker.add_face(i / 10, persons[0].track_id, _sighting(face, rng),
+                                   0.9 if i < 3 else 0.7)
+        if i == 4:
+            assert [e.kind for e in events] == [EventKind.PERSON_IN], 'one face of C: no split'
+    new_ids = [e.person_id for e in events if e.kind is EventKind.PERSON_IN][1:]
+    assert len(new_ids) == 1
+    assert cosine_similarity(tracker.person_embedding(new_ids[0]), _face(3)) > 0.95
+
+
 def _run_empty_at(tracker: PersonTracker, stamp: float, rate: float, frames: int
                   ) -> list[PersonEventRecord]:
     """Feed frames without detections at rate from stamp [s]; return their events."""
