@@ -115,15 +115,17 @@ def replay(frames: list[list[tuple]], fps: float, kept: Sequence[int], confidenc
     confidence: the detector's threshold; boxes scoring less are dropped, as it drops them.
     face_delay: the faces of a frame reach the tracker this many frames later (before the
     first kept frame from then on), as the face node's answers do in the graph; 0: with
-    their own frame. Events are stamped (received) at their frame's time; the appearances
-    still open at the end get their PERSON_OUT after the last frame, as when a recording ends.
+    their own frame. Events are placed on the frame of their own stamp (a face's event on
+    the face's frame, as in the graph) and received at the time of the frame that caused
+    them; the appearances still open at the end get their PERSON_OUT after the last frame,
+    as when a recording ends.
     """
     tracker, scheduler = PersonTracker(TrackerConfig()), EmbeddingScheduler()
     tracks, events, faces = [], [], []
     pending: list[tuple[int, float, int, tuple, FaceRecord]] = []  # due frame, stamp, track
 
     def record(index: int, happened: list) -> None:
-        events.extend(EventRecord(index, e.kind.name, e.person_id, e.track_id,
+        events.extend(EventRecord(round(e.stamp * fps), e.kind.name, e.person_id, e.track_id,
                                   tuple(map(float, e.box)), index / fps, e.reason.name)
                       for e in happened)
 

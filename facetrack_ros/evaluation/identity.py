@@ -4,9 +4,13 @@ What the graph published (tracks, events, identified faces, each placed on a fra
 clip) is matched to the truth of that frame by box overlap, and counted:
 
 - real persons: identities in the truth; PERSON_IN per real person: INs over that.
+- who a person id is: the real person most of the faces identified under it so far were
+  taken from (whom a search by the id finds), or, before any, the one it was shown on most
+  (for an OUT: last).
 - flaps: PERSON_OUTs of a person who had not left: the OUT falls inside the appearance of
-  their real person in which the id last showed them (in view, or out of view for less than
-  ABSENCE_S and back; the IN or RETURNED that follows is the other half of the flap). An OUT
+  the id's real person in which the id last showed them or had their face (in view, or out
+  of view for less than ABSENCE_S and back; the IN or RETURNED that follows is the other
+  half of the flap). An OUT
   after the person left is no flap, however soon, nor one that comes after they are back.
   OUTs sent after the clip's last frame (the input ended) are not flaps, nor OUTs that say
   the input ended (INPUT_STALLED, SHUTDOWN) stamped at the last frame the graph processed:
@@ -14,7 +18,7 @@ clip) is matched to the truth of that frame by box overlap, and counted:
   last ones. Nor is an OUT that says the id was someone known (RECOGNISED): nobody was
   reported gone, their appearance goes on under that person's id (an id switch).
 - wrong RETURNED: a PERSON_RETURNED whose box is a different real person than the one the
-  person id had been until then (one id given to a second real person).
+  person id was until then (one id given to a second real person).
 - merged ids: person ids seen on two or more real persons, each for at least MERGE_MIN_FRAMES
   processed frames.
 - id switches: while a real person stays in view (an appearance), the person id on them
@@ -348,7 +352,18 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
         track_owner[track_id].append((frame, name))
     tracked = sorted(((t.frame, t.person_id, who.get((t.frame, t.track_id)))
                       for t in tracks if t.person_id), key=lambda x: x[0])
-    position = 0
+    # Who each identified face is. The faces counted for a person id say whom it stands for
+    # (whom a search by it finds), more surely than the boxes shown with it: at a low rate an
+    # id is founded by a face of a frame its track showed under another id, and a track
+    # carried onto the next person shows it on them before their face takes it off.
+    face_names = [(face, identify(truth.frames[face.frame], [face.box])[0])
+                  for face in faces if face.person_id and 0 <= face.frame <= last_frame]
+    counted = sorted(((face.frame, face.person_id, name) for face, name in face_names if name),
+                     key=lambda x: x[0])
+    faces_so_far: dict[str, Counter] = defaultdict(Counter)
+    # (person id, real person) -> the latest frame the id was shown on them or had their face
+    latest_on: dict[tuple[str, str], int] = {}
+    position = face_position = 0
     stamps = list(frame_stamps) if frame_stamps is not None else []
     announced: set[tuple[str, int]] = set()
     for event in sorted(events, key=lambda e: (e.frame, e.received)):
@@ -357,7 +372,19 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
             if name:
                 owner_so_far[pid][name] += 1
                 last_owner[pid] = (name, frame)
+                latest_on[(pid, name)] = frame
             position += 1
+        while face_position < len(counted) and counted[face_position][0] < event.frame:
+            frame, pid, name = counted[face_position]
+            faces_so_far[pid][name] += 1
+            latest_on[(pid, name)] = max(frame, latest_on.get((pid, name), frame))
+            face_position += 1
+        if faces_so_far[event.person_id]:
+            owner = faces_so_far[event.person_id].most_common(1)[0][0]
+            owner_since: tuple[str, int | None] | None = (
+                owner, latest_on[(event.person_id, owner)])
+        else:
+            owner_since = last_owner.get(event.person_id)
         if event.kind == 'PERSON_OUT':
             if event.reason == RENAMED_REASON:
                 continue
@@ -365,7 +392,7 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
             # was last seen on says who was reported gone, or who its track last showed.
             earlier = [(name, frame) for frame, name in track_owner.get(event.track_id, [])
                        if frame <= event.frame]
-            name, since = last_owner.get(event.person_id) or (
+            name, since = owner_since or (
                 earlier[-1] if earlier else (event_person(event), None))
             if name is None:
                 continue
@@ -393,10 +420,10 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
                                        f'frame {span[1]}')
             continue
         name = event_person(event)
-        if name is None and owner_so_far[event.person_id]:
-            name = owner_so_far[event.person_id].most_common(1)[0][0]
+        before = faces_so_far[event.person_id] or owner_so_far[event.person_id]
+        if name is None and before:
+            name = before.most_common(1)[0][0]
         if event.kind == 'PERSON_RETURNED' and name is not None:
-            before = owner_so_far[event.person_id]
             if before and before.most_common(1)[0][0] != name:
                 wrong += 1
                 details.append(f'wrong RETURNED: {event.person_id} (was '
@@ -430,11 +457,9 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
 
     eligible = covered = 0
     face_seen = defaultdict(list)
-    for face in faces:
-        if face.person_id and 0 <= face.frame <= last_frame:
-            name = identify(truth.frames[face.frame], [face.box])[0]
-            if name:
-                face_seen[name].append(face.frame)
+    for face, name in face_names:
+        if name:
+            face_seen[name].append(face.frame)
     need = int(round(FACE_MIN_S * truth.fps))
     for name, name_spans in spans.items():
         for first, last in name_spans:

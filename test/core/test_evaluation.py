@@ -84,6 +84,31 @@ def test_a_flap_a_wrong_returned_and_a_missed_face_are_counted() -> None:
     assert report.latency_out == pytest.approx([(80 - 59) / FPS + 0.5])
 
 
+@pytest.mark.parametrize('returned_on', ['B', 'A'])
+def test_an_id_is_whom_its_faces_show_not_whom_it_was_shown_on(returned_on: str) -> None:
+    """At a low rate an id founded by B's face is shown on A twice, never on B.
+
+    B's own track showed no id while pending; the face decided p1 after the track had
+    moved on, and ByteTrack carried p1 onto A for two frames. p1 is B: its OUT after B left
+    is no flap (though A, on whom it was last shown, is in view), and its RETURNED on B when
+    B comes back is right; on A it is wrong.
+    """
+    frames = [[Present('A', A_BOX, 1.0, 60.0, 1.0)]
+              + ([Present('B', B_BOX, 1.0, 60.0, 1.0)] if f < 40 or f >= 80 else [])
+              for f in range(140)]
+    truth = Truth('doorway-like', FPS, frames, ['A', 'B'])
+    tracks = [TrackBox(f, 1, 'p1' if f in (20, 22) else 'p0', A_BOX) for f in range(0, 140, 2)]
+    tracks += [TrackBox(f, 2, '', B_BOX) for f in range(0, 40, 2)]
+    returned_box = B_BOX if returned_on == 'B' else A_BOX
+    events = [_event(4, 'PERSON_IN', 'p0', A_BOX, 1), _event(10, 'PERSON_IN', 'p1', B_BOX, 2),
+              _event(64, 'PERSON_OUT', 'p1', A_BOX, 1),
+              _event(84, 'PERSON_RETURNED', 'p1', returned_box, 3)]
+    faces = [FaceRecord(10, 2, 'p1', B_BOX, 60.0), FaceRecord(12, 2, 'p1', B_BOX, 60.0)]
+    report = evaluate(truth, tracks, events, faces)
+    assert report.flaps == 0, report.details
+    assert report.wrong_returned == (returned_on == 'A'), report.details
+
+
 def test_clean_tracks_count_no_error() -> None:
     """One id per person, OUTs after they left: nothing to report."""
     tracks = [TrackBox(f, 1, 'p1', A_BOX) for f in range(0, 100, 3)]
