@@ -1,10 +1,12 @@
 """The one contact point with ultralytics' BYTETracker (ultralytics==8.4.190 is pinned).
 
 BYTETracker.update() is public; so are the attributes its class docstring lists, of which this
-module uses three: `max_frames_lost` (written: ByteTrack counts its buffer in frames, PersonTracker
-in seconds of the measured frame rate), and `tracked_stracks` and `lost_stracks` (read: which
-tracks ByteTrack may still report). test/core/test_tracking.py checks that each still behaves as
-used here, so that a renamed attribute fails loudly instead of silently doing nothing.
+module uses four: `max_frames_lost` (written: ByteTrack counts its buffer in frames, PersonTracker
+in seconds of the measured frame rate), `tracked_stracks` and `lost_stracks` (read: which
+tracks ByteTrack may still report) and `frame_id`; and of the tracks (STrack's docstring) it
+reads `is_activated`, `frame_id`, `track_id` and `idx` (the tracks a frame started, not yet
+confirmed). test/core/test_tracking.py checks that each still behaves as used here, so that a
+renamed attribute fails loudly instead of silently doing nothing.
 """
 
 from dataclasses import dataclass
@@ -55,15 +57,20 @@ class ByteTrackMotion:
         """Keep lost tracks for this many frames from now on (>= 1)."""
         self._byte.max_frames_lost = max(1, int(frames))
 
-    def update(self, boxes: np.ndarray, confidences: np.ndarray) -> list[tuple[int, int]]:
+    def update(self, boxes: np.ndarray, confidences: np.ndarray, confirm_new: bool = False
+               ) -> list[tuple[int, int]]:
         """Track one frame's boxes (N, 4) x1, y1, x2, y2 [px]; return (track id, box index).
 
-        Only confirmed tracks are returned: ByteTrack confirms a new track on its second frame
-        (or at once in the very first frame).
+        ByteTrack confirms a new track on its second frame (or at once in the very first frame)
+        and reports only confirmed ones; confirm_new: report the tracks this frame started too.
         """
         xywh = np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], 1)
         rows = self._byte.update(_Boxes(confidences, xywh, np.zeros_like(confidences)))
-        return [(int(row[4]), int(row[7])) for row in rows.reshape(-1, 8)]
+        matched = [(int(row[4]), int(row[7])) for row in rows.reshape(-1, 8)]
+        if confirm_new:
+            matched += [(int(t.track_id), int(t.idx)) for t in self._byte.tracked_stracks
+                        if not t.is_activated and t.frame_id == self._byte.frame_id]
+        return matched
 
     def live_ids(self) -> set[int]:
         """Return the ids of the tracks ByteTrack may still report: tracked or lost."""

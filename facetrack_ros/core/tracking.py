@@ -150,6 +150,16 @@ FOLLOW_STILL_IOU = 0.7
 #: known roughly sends them farther astray the longer they are unseen (sizes_720p replay at
 #: 5.5/s: Biden, seen again 1.9 s later 0.32 heights off, was reported gone).
 FOLLOW_ON_COURSE = 0.25
+#: Frames this far apart or more [s] (the measured median): a track is taken from its first
+#: box, not ByteTrack's second. At 0.5 detections/s someone in view for 3 s is detected once
+#: or twice, and a walker's boxes 2 s apart rarely overlap: unconfirmed, they were never
+#: tracked, and no face was tried (the doorway's first person in every graph run at 0.5 Hz).
+CONFIRM_AT_ONCE_S = 1.0
+#: ... and such a track is announced without a face only from its third box on, as after
+#: ByteTrack's confirmation: at 1 detection/s its second box comes identity_wait_s after
+#: its first, before the face of that box is back (the alone replay: a part of the person
+#: the detector boxed apart became someone new, later reported gone while in view).
+IDENTITY_MIN_FRAMES = 3
 #: Weight of the newest frame in a track's smoothed velocity: detector boxes jitter by a few
 #: pixels, which over a 0.1 s frame gap is tens of px/s.
 _VELOCITY_SMOOTHING = 0.3
@@ -762,7 +772,7 @@ class PersonTracker:
         visible: list[_Track] = []
         before = {p.person_id: p.box for p in self._persons.values()
                   if p.state is PersonState.PRESENT and p.last_seen == previous}
-        matched = self._motion.update(boxes, conf)
+        matched = self._motion.update(boxes, conf, self._frame_interval >= CONFIRM_AT_ONCE_S)
         for motion_id, idx in matched:
             body = detections[idx].appearance
             track = self._by_motion.get(motion_id)
@@ -1542,7 +1552,7 @@ class PersonTracker:
         leaning = (any(v.kind is VoteKind.MATCH for v in votes)
                    or (bool(votes) and self._awaits_other_track(track, stamp)))
         wait = self._config.identity_max_wait_s if leaning else self._config.identity_wait_s
-        if stamp - track.first_seen < wait:
+        if stamp - track.first_seen < wait or track.frames < IDENTITY_MIN_FRAMES:
             return []
         deciding = any(v.kind is not VoteKind.AMBIGUOUS for v in votes)
         return self._make_new_person(track, stamp,

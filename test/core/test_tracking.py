@@ -1581,6 +1581,37 @@ def test_contradicting_faces_of_two_other_people_do_not_found_one_person() -> No
     assert cosine_similarity(tracker.person_embedding(new_ids[0]), _face(3)) > 0.95
 
 
+def test_at_a_low_rate_a_person_detected_once_is_tracked_and_named() -> None:
+    """At 0.5 detections/s someone in view for 3 s is detected once, after the first frame.
+
+    ByteTrack confirms a track on its second box, so they were never tracked: no face was
+    tried and nobody was announced (the doorway's first person in every graph run at 0.5 Hz).
+    With frames CONFIRM_AT_ONCE_S apart or more a track is taken from its first box.
+    """
+    rate = 0.5
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(49)
+    events = _run_empty_at(tracker, 0.0, rate, 3)
+    stamp = 3 / rate
+    persons, new = tracker.update(stamp, [Detection(_box(300).box, 0.9, _body(1))])
+    events += new
+    assert len(persons) == 1, 'tracked from the first box'
+    events += tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+    events += _run_empty_at(tracker, stamp + 1 / rate, rate, 6)
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_OUT, 'person-000001')]
+
+
+def test_at_the_camera_rate_a_track_is_confirmed_on_its_second_box() -> None:
+    """At 10 detections/s a box seen once (a flicker) is not a track: ByteTrack's rule holds."""
+    tracker = PersonTracker(CONFIG)
+    _run_empty_at(tracker, 0.0, 10.0, 5)
+    persons, _ = tracker.update(0.5, [Detection(_box(300).box, 0.9, _body(1))])
+    assert persons == []
+    persons, _ = tracker.update(0.6, [Detection(_box(301).box, 0.9, _body(1))])
+    assert len(persons) == 1
+
+
 def _run_empty_at(tracker: PersonTracker, stamp: float, rate: float, frames: int
                   ) -> list[PersonEventRecord]:
     """Feed frames without detections at rate from stamp [s]; return their events."""
@@ -2074,15 +2105,19 @@ def test_person_ids_carry_the_prefix_and_skip_enrolled_names() -> None:
 def test_bytetrack_contact_point_still_works_as_used() -> None:
     """The parts of ultralytics' BYTETracker core.bytetrack relies on behave as it assumes.
 
-    max_frames_lost (written), tracked_stracks and lost_stracks (read) are attributes a new
-    ultralytics version could rename; writing a renamed attribute would silently do nothing.
+    max_frames_lost (written), tracked_stracks, lost_stracks and frame_id (read), and the
+    tracks' is_activated, frame_id, track_id and idx (read) are attributes a new ultralytics
+    version could rename; writing a renamed attribute would silently do nothing.
     """
-    from ultralytics.trackers.byte_tracker import BYTETracker
+    from ultralytics.trackers.byte_tracker import BYTETracker, STrack
     from facetrack_ros.core.bytetrack import ByteTrackMotion, ByteTrackSettings
     import inspect
-    source = inspect.getsource(BYTETracker)
-    for name in ('max_frames_lost', 'tracked_stracks', 'lost_stracks'):
-        assert f'self.{name}' in source, f'BYTETracker has no {name} any more'
+    for cls, names in ((BYTETracker, ('max_frames_lost', 'tracked_stracks', 'lost_stracks',
+                                      'frame_id')),
+                       (STrack, ('is_activated', 'frame_id', 'track_id', 'idx'))):
+        source = inspect.getsource(cls)
+        for name in names:
+            assert f'self.{name}' in source, f'{cls.__name__} has no {name} any more'
     settings = ByteTrackSettings(CONFIG.track_high_thresh, CONFIG.track_low_thresh,
                                  CONFIG.new_track_thresh, CONFIG.match_thresh, True)
     lifetimes = {}
@@ -2101,6 +2136,18 @@ def test_bytetrack_contact_point_still_works_as_used() -> None:
         assert motion.live_ids() == set()
     # Removed in the update after buffer + 1 lost frames.
     assert lifetimes == {2: 4, 6: 8}, 'the buffer setting no longer reaches ByteTrack'
+    # A track started after the first frame is reported on its second box, or at once when
+    # asked; then under the same id.
+    motion = ByteTrackMotion(settings, buffer_frames=30)
+    a = np.array([[100, 100, 180, 300]], np.float32)
+    b = np.array([[400, 100, 480, 300]], np.float32)
+    conf = np.array([0.9], np.float32)
+    assert motion.update(a, conf) == [(1, 0)]
+    assert motion.update(b, conf) == []
+    motion.reset()
+    assert motion.update(a, conf) == [(1, 0)]
+    assert motion.update(b, conf, confirm_new=True) == [(2, 0)]
+    assert motion.update(b, conf) == [(2, 0)]
 
 
 def test_faces_are_attributed_to_the_person_they_counted_for() -> None:
