@@ -1602,6 +1602,27 @@ def test_at_a_low_rate_a_person_detected_once_is_tracked_and_named() -> None:
         (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_OUT, 'person-000001')]
 
 
+def test_at_a_low_rate_a_track_from_its_first_box_waits_for_its_second_face() -> None:
+    """At 1 detection/s a track from its first box is not announced faceless at its second.
+
+    The first box shows no face (turned away); the second comes one identity_wait_s later,
+    before its face is back. It is announced by that face (reason FACE), as after ByteTrack's
+    confirmation, not as someone without a face.
+    """
+    rate = 1.0
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(50)
+    events = _run_empty_at(tracker, 0.0, rate, 3)
+    for i in range(3):
+        stamp = (3 + i) / rate
+        persons, new = tracker.update(stamp, [Detection(_box(300).box, 0.9, _body(1))])
+        events += new
+        if i == 1:  # the face node answers after the frame's tracks went out
+            events += tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng),
+                                       0.9)
+    assert [(e.kind, e.reason) for e in events] == [(EventKind.PERSON_IN, EventReason.FACE)]
+
+
 def test_at_the_camera_rate_a_track_is_confirmed_on_its_second_box() -> None:
     """At 10 detections/s a box seen once (a flicker) is not a track: ByteTrack's rule holds."""
     tracker = PersonTracker(CONFIG)
