@@ -10,8 +10,8 @@ clip) is matched to the truth of that frame by box overlap, and counted:
 - flaps: PERSON_OUTs of a person who had not left: the OUT falls inside the appearance of
   the id's real person in which the id last showed them or had their face (in view, or out
   of view for less than ABSENCE_S and back; the IN or RETURNED that follows is the other
-  half of the flap). An OUT
-  after the person left is no flap, however soon, nor one that comes after they are back.
+  half of the flap). An OUT after the person left is no flap, however soon, nor one that
+  comes after they are back.
   OUTs sent after the clip's last frame (the input ended) are not flaps, nor OUTs that say
   the input ended (INPUT_STALLED, SHUTDOWN) stamped at the last frame the graph processed:
   the tracker stamps them there, before the clip's last frame when the detector skipped the
