@@ -16,6 +16,9 @@ os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('YOLO_OFFLINE', '1')
 
+# Ends a test stuck in C and has it rerun (see hang_watchdog.py).
+pytest_plugins = ['hang_watchdog']
+
 
 @pytest.fixture(scope='session')
 def shared_dir() -> Path:
