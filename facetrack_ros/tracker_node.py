@@ -78,6 +78,9 @@ _CONFIG_PARAMETERS = (
     ('strong_face_quality', 'strong_face_quality',
      'A face this good decides alone; poorer ones need a second, agreeing face [0..1].',
      0.0, 1.0),
+    ('strong_match_quality', 'strong_match_quality',
+     'A face this good re-identifies a known person alone (at most strong_face_quality) '
+     '[0..1].', 0.0, 1.0),
     ('max_samples', 'max_samples', 'Faces kept in a person\'s running embedding.', 1, 1000),
 )
 

@@ -26,7 +26,8 @@ from facetrack_ros.core.dequantize import cached_float_model
 from facetrack_ros.core.detection import YoloPersonDetector
 from facetrack_ros.core.embedding import (DEFAULT_MIN_SIMILARITY, MIN_DECISION_QUALITY,
                                           min_similarity_for)
-from facetrack_ros.core.identity import CONTRADICTION_MAX_SIMILARITY, STRONG_FACE_QUALITY
+from facetrack_ros.core.identity import (CONTRADICTION_MAX_SIMILARITY, MATCH_MARGIN,
+                                         STRONG_FACE_QUALITY, STRONG_MATCH_QUALITY)
 from facetrack_ros.evaluation.calibration import (all_pairs, clip_faces, FaceSample,
                                                   hamilton_faces, Pairs, photo_faces, rates)
 from facetrack_ros.evaluation.clips import ClipTruth, compose
@@ -127,6 +128,28 @@ def contradiction_point(pairs: Pairs) -> None:
               f'| {len(impostor)} | {np.mean(impostor < CONTRADICTION_MAX_SIMILARITY):.1%} |')
 
 
+def single_face_point(pairs: Pairs) -> None:
+    """Print what one face may decide alone, per band of the poorer face's quality.
+
+    A match from STRONG_MATCH_QUALITY, a new person from STRONG_FACE_QUALITY. Per band: the
+    highest impostor pair (a single face's false match needs DEFAULT_MIN_SIMILARITY) and the
+    pairs of one person across origins below a new person's bound (DEFAULT_MIN_SIMILARITY -
+    MATCH_MARGIN: a single face's false new person).
+    """
+    new_bound = DEFAULT_MIN_SIMILARITY - MATCH_MARGIN
+    print(f'\nOne face alone: a match from quality {STRONG_MATCH_QUALITY}, a new person from '
+          f'{STRONG_FACE_QUALITY}')
+    print(f'| poorer face quality | impostor pairs | highest | genuine pairs '
+          f'| below {new_bound:.3f} |\n| --- | --- | --- | --- | --- |')
+    edges = (STRONG_MATCH_QUALITY, STRONG_FACE_QUALITY, 1.01)
+    for low, high in zip(edges, edges[1:]):
+        band = (pairs.quality >= low) & (pairs.quality < high)
+        impostor = pairs.similarity[band & ~pairs.genuine]
+        genuine = pairs.similarity[band & pairs.genuine & ~pairs.same_origin]
+        print(f'| {low:.2f}-{min(high, 1.0):.2f} | {len(impostor)} | {impostor.max():.3f} | '
+              f'{len(genuine)} | {np.mean(genuine < new_bound):.1%} |')
+
+
 def operating_point(samples: list[FaceSample], pairs: Pairs, master_mask: np.ndarray) -> int:
     """Print the default operating point's FAR/FRR per source; return the false accepts."""
     usable, accepted = decide(pairs)
@@ -186,6 +209,7 @@ def main() -> int:
     table('all pairs', pairs, np.ones_like(pairs.genuine))
     by_quality(pairs)
     contradiction_point(pairs)
+    single_face_point(pairs)
     return 1 if operating_point(samples, pairs, in_master) else 0
 
 

@@ -24,6 +24,11 @@ from facetrack_ros.core.embedding import cosine_similarity
 #: the calibration the highest impostor pair whose poorer face reached 0.8 scored 0.935, a
 #: 0.01 margin below DEFAULT_MIN_SIMILARITY.
 STRONG_FACE_QUALITY = 0.8
+#: A face at least this good matches a known person alone. Among impostor pairs whose poorer
+#: face reached 0.7 the highest scored 0.935, as from 0.8: no nearer DEFAULT_MIN_SIMILARITY.
+#: It does not found a new person alone: between 0.7 and 0.8, 1 % of the pairs of one person
+#: scored below a new person's bound (DEFAULT_MIN_SIMILARITY - MATCH_MARGIN), none from 0.8.
+STRONG_MATCH_QUALITY = 0.7
 #: A match must beat the next-best person by this much [cosine]; a face this close below the
 #: threshold is ambiguous rather than a new person.
 MATCH_MARGIN = 0.03
@@ -120,6 +125,7 @@ class IdentityRules:
     margin: how much the best person must beat the next-best [cosine].
     min_quality: faces below this quality do not vote [0..1].
     strong_quality: a face this good decides alone [0..1].
+    strong_match_quality: a face this good decides a match alone [0..1].
     votes_needed: agreeing votes a decision needs otherwise.
     """
 
@@ -127,6 +133,7 @@ class IdentityRules:
     margin: float
     min_quality: float
     strong_quality: float
+    strong_match_quality: float
     votes_needed: int = 2
 
 
@@ -166,9 +173,10 @@ def judge_face(vector: np.ndarray, quality: float, gallery: Gallery,
 def decide(votes: list[FaceVote], rules: IdentityRules) -> FaceVote | None:
     """Return the vote that settles a track's identity, or None while undecided.
 
-    Settled by the latest deciding (MATCH or NEW) vote when it comes from a strong face or the
-    votes_needed latest deciding votes agree with it. A MATCH is never settled while another
-    vote names a different person: the track may have shown two people.
+    Settled by the latest deciding (MATCH or NEW) vote when it comes from a strong face (for a
+    MATCH, strong_match_quality) or the votes_needed latest deciding votes agree with it. A
+    MATCH is never settled while another vote names a different person: the track may have
+    shown two people.
     """
     deciding = [v for v in votes if v.kind is not VoteKind.AMBIGUOUS]
     if not deciding:
@@ -180,7 +188,9 @@ def decide(votes: list[FaceVote], rules: IdentityRules) -> FaceVote | None:
     recent = deciding[-rules.votes_needed:]
     agree = len(recent) == rules.votes_needed and all(
         (v.kind, v.person_id) == (latest.kind, latest.person_id) for v in recent)
-    return latest if agree or latest.quality >= rules.strong_quality else None
+    strong = (rules.strong_match_quality if latest.kind is VoteKind.MATCH
+              else rules.strong_quality)
+    return latest if agree or latest.quality >= strong else None
 
 
 def appearance_similarity(a: np.ndarray | None, b: np.ndarray | None) -> float | None:

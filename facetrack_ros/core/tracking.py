@@ -75,7 +75,8 @@ from facetrack_ros.core.identity import (APPEARANCE_ADRIFT_RELINK_SIMILARITY,
                                          blend_appearance, CONTRADICTION_MAX_SIMILARITY,
                                          decide, FaceVote, Gallery, HANDOVER_GAP_S,
                                          IdentityRules, judge_face, MATCH_MARGIN,
-                                         STRONG_FACE_QUALITY, VoteKind)
+                                         STRONG_FACE_QUALITY, STRONG_MATCH_QUALITY,
+                                         VoteKind)
 from facetrack_ros.core.tracker_state import PersonRecord, TrackerState
 
 #: Faces of a track whose box overlaps another visible track's box by at least this IoU are
@@ -237,6 +238,9 @@ class TrackerConfig:
     min_face_quality: float = MIN_DECISION_QUALITY
     #: A face at least this good [0..1] decides alone; poorer ones need a second, agreeing face.
     strong_face_quality: float = STRONG_FACE_QUALITY
+    #: A face at least this good [0..1] matches a known person alone (calibrated lower: a
+    #: false match is no likelier from it than from strong_face_quality).
+    strong_match_quality: float = STRONG_MATCH_QUALITY
     #: Face samples kept per person for the running embedding (the best by quality).
     max_samples: int = 20
     #: Length of the face embeddings passed to add_face.
@@ -267,8 +271,9 @@ class TrackerConfig:
             (-1 <= self.contradiction_similarity <= self.min_similarity - self.match_margin,
              'need -1 <= contradiction_similarity <= min_similarity - match_margin'),
             (self.swap_margin >= 0, 'swap_margin must be >= 0'),
-            (0 <= self.min_face_quality <= self.strong_face_quality <= 1,
-             'need 0 <= min_face_quality <= strong_face_quality <= 1'),
+            (0 <= self.min_face_quality <= self.strong_match_quality
+             <= self.strong_face_quality <= 1, 'need 0 <= min_face_quality <= '
+             'strong_match_quality <= strong_face_quality <= 1'),
             (self.max_samples >= 1, 'max_samples must be >= 1'),
             (self.embedding_dim >= 1, 'embedding_dim must be >= 1'),
         ]
@@ -279,7 +284,7 @@ class TrackerConfig:
     def identity_rules(self) -> IdentityRules:
         """Return the face decision thresholds of this config."""
         return IdentityRules(self.min_similarity, self.match_margin, self.min_face_quality,
-                             self.strong_face_quality)
+                             self.strong_face_quality, self.strong_match_quality)
 
 
 class EventKind(enum.IntEnum):
