@@ -1689,16 +1689,19 @@ class PersonTracker:
         """Return whether a face of a named track is that of someone else not in view.
 
         It matches them (a MATCH against the people not in view) by swap_margin more than
-        the track's person, or by match_margin if the track is in doubt (it may show someone
-        else: the doorway replay at 5/s, Clooney's faces at 0.975 to him and 0.886 to
-        Aniston, on her track carried onto him, never took it off her). Two people whose
+        the track's person, or by match_margin if the track is in doubt or unnamed (it may
+        show someone else: the doorway replay at 5/s, Clooney's faces at 0.975 to him and
+        0.886 to Aniston, on her track carried onto him, never took it off her; at 0.5/s,
+        where one face is all a passer-by may give, Aniston's faces scored 0.95-0.97 to her
+        and 0.86-0.87 to Jolie, on whose track she stood). Two people whose
         faces score near contradiction_similarity against each other (Aniston and Johansson,
         0.88) cannot contradict each other: the crossing clip at 7/s gave Aniston's id to
         Johansson stepping out from behind her (a part of Aniston, by the boxes), and her
         faces at 0.997 to her own id changed nothing.
         """
         vote = judge_face(face.vector, face.quality, self._gallery(track), self._rules)
-        margin = self._config.match_margin if track.doubtful else self._config.swap_margin
+        margin = (self._config.match_margin if track.doubtful or track.unnamed
+                  else self._config.swap_margin)
         return (vote is not None and vote.kind is VoteKind.MATCH
                 and vote.person_id != track.person_id
                 and vote.similarity >= track.similarity + margin)

@@ -1591,6 +1591,50 @@ def test_a_face_unlike_the_person_of_a_handed_over_track_splits_it() -> None:
         (EventKind.PERSON_OUT, 'person-000001')], 'A gone while B is in view'
 
 
+def test_a_good_face_of_someone_known_takes_a_handed_over_track_off_its_person() -> None:
+    """At 0.5/s B (known, alike A: their faces score 0.91) stands where A stood, on A's track.
+
+    The box looked unlike A after the gap (unnamed): it may show someone else, as a track in
+    doubt may. B's one good face (below strong_face_quality: alone it neither contradicts A
+    nor founds anyone) matches B less than swap_margin better than A, but match_margin
+    better: it splits the track off A and names B at once (the doorway at 0.5/s, where one
+    face is all a passer-by may give: Aniston on Jolie's track).
+    """
+    rate = 0.5
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(49)
+    face_b = _alike(_face(1), 0.91, 8, _face)
+    body_b = _alike(_body(1), 0.7, 7)
+    stamp, events = 0.0, []
+    for i in range(7):  # B is seen first, named by faces, and leaves
+        persons, new = tracker.update(stamp, [Detection(_box(100).box, 0.9, body_b)] if i < 3
+                                      else [])
+        events += new
+        if i < 3:
+            events += tracker.add_face(stamp, persons[0].track_id, _sighting(face_b, rng), 0.9)
+        stamp += 1 / rate
+    shown = []
+    for i in range(5):  # A stands at the doorway; then B, where A stood
+        persons, new = tracker.update(stamp, [Detection(_box(300).box, 0.9,
+                                                        _body(1) if i < 3 else body_b)])
+        events += new
+        shown.append(persons[0].person_id)
+        if i < 3:
+            events += tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng),
+                                       0.9)
+        elif i == 3:
+            returned_at = stamp
+            events += tracker.add_face(stamp, persons[0].track_id, _sighting(face_b, rng),
+                                       GOOD_QUALITY)
+        stamp += 1 / rate
+    assert shown[1:3] == ['person-000002'] * 2
+    assert shown[3:] == ['', 'person-000001']
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_OUT, 'person-000001'),
+        (EventKind.PERSON_IN, 'person-000002'), (EventKind.PERSON_RETURNED, 'person-000001')]
+    assert events[-1].stamp == returned_at
+
+
 def test_contradicting_faces_of_two_other_people_do_not_found_one_person() -> None:
     """A's track is carried onto B, then onto C (a crowd); their poorer faces contradict A.
 
