@@ -87,6 +87,11 @@ AMBIGUOUS_BOX_IOU = 0.3
 #: (the crossing replay at 5.5/s: every face of Musk in a box over him and Mayer was set
 #: aside, and he was reported gone while in view).
 FACE_OTHER_MAX_INSIDE = 0.25
+#: ... or unless another face of that frame, apart from it, lies at least this much inside
+#: that person's box: theirs (the face node searched both boxes and found two faces). The
+#: crossing replay at 0.5/s: Mayer's faces (0.71, 0.82), in a box crossing Musk's, were set
+#: aside beside Musk's own, and the walker, seen in two frames, got no face.
+FACE_OWN_MIN_INSIDE = 0.5
 #: A late frame's box shows a track's person when it overlaps the track's box this much.
 LATE_MATCH_IOU = 0.5
 #: Person ids are reserved this many at a time: the reservation is saved before any of them
@@ -490,6 +495,14 @@ class _Face:
 
 
 @dataclass
+class _FrameFaces:
+    """Faces of a frame in which boxes overlapped: face boxes by track, and faces set aside."""
+
+    boxes: dict[int, np.ndarray] = field(default_factory=dict)
+    aside: list[tuple[int, _Face, np.ndarray | None]] = field(default_factory=list)
+
+
+@dataclass
 class _Track:
     """A ByteTrack track as PersonTracker sees it; person_id None means identity pending."""
 
@@ -715,6 +728,8 @@ class PersonTracker:
         # with the boxes of those whose face it may hold: a face arrives frames after its
         # own, when someone may have come near since.
         self._ambiguous_in: dict[float, dict[int, list[np.ndarray]]] = {}
+        # Faces of those frames: each track's face box, and the faces set aside meanwhile.
+        self._faces_in: dict[float, _FrameFaces] = {}
 
     # ------------------------------------------------------------------------------------
     # Queries
@@ -858,6 +873,7 @@ class PersonTracker:
         self._tracks.clear()
         self._by_motion.clear()
         self._ambiguous_in.clear()
+        self._faces_in.clear()
         self._now, self._stalled_at = stamp, None
         return events
 
@@ -875,7 +891,9 @@ class PersonTracker:
         positive size. Faces of unknown tracks, of frames before the track's box came to look
         like someone else (_Track.since), or from a box that overlapped another visible
         person in the face's own frame (AMBIGUOUS_BOX_IOU) unless the face lies outside that
-        person's box (FACE_OTHER_MAX_INSIDE), are ignored. A face that counts for a person,
+        person's box (FACE_OTHER_MAX_INSIDE) or that box holds another face of the frame
+        (FACE_OWN_MIN_INSIDE; a face set aside is used once that face comes), are ignored.
+        A face that counts for a person,
         now or once its track's identity is decided, is reported with its tag by
         take_attributions(). A face below min_face_quality, or one between
         contradiction_similarity and a match to the track's person, does not count, but it
@@ -891,14 +909,49 @@ class PersonTracker:
                     or np.any(face_box[2:] <= face_box[:2])):
                 raise ValueError(f'face box must be a finite x1, y1, x2, y2 of positive size, '
                                  f'got {face_box.tolist()}')
+        frame = self._faces_in.get(stamp)
+        if frame is not None and face_box is not None:
+            frame.boxes[track_id] = face_box
+        events = self._take_face(stamp, track_id, _Face(vector, quality, tag), face_box)
+        if frame is not None and face_box is not None:
+            for aside in [a for a in frame.aside if not self._set_aside(stamp, a[0], a[2])]:
+                frame.aside.remove(aside)
+                events += self._take_face(stamp, *aside)
+        return events
+
+    def _set_aside(self, stamp: float, track_id: int, face_box: np.ndarray | None) -> bool:
+        """Return whether a face may be another's: in another's box that has no face of its own.
+
+        Those boxes are the boxes of others that overlapped the track's in the face's frame,
+        and that hold the face (FACE_OTHER_MAX_INSIDE); a face of the frame apart from this
+        one, inside such a box (FACE_OWN_MIN_INSIDE), is that person's own.
+        """
+        track = self._tracks.get(track_id)
+        if track is None:
+            return False
+        others = self._others_at(track, stamp)
+        if face_box is None:
+            return bool(others)
+        frame = self._faces_in.get(stamp)
+        faces = [] if frame is None else [box for tid, box in frame.boxes.items()
+                                          if tid != track_id and _inside(box, face_box) == 0]
+        return any(_inside(face_box, box) > FACE_OTHER_MAX_INSIDE
+                   and not any(_inside(face, box) >= FACE_OWN_MIN_INSIDE for face in faces)
+                   for box in others)
+
+    def _take_face(self, stamp: float, track_id: int, face: _Face,
+                   face_box: np.ndarray | None) -> list[PersonEventRecord]:
+        """Use a checked face of a track (add_face), or set it aside; return the events."""
         track = self._tracks.get(track_id)
         if track is None or stamp < track.since:
             return []
-        others = self._others_at(track, stamp)
-        if any(face_box is None or _inside(face_box, box) > FACE_OTHER_MAX_INSIDE
-               for box in others):
+        if self._set_aside(stamp, track_id, face_box):
+            frame = self._faces_in.get(stamp)
+            if frame is not None:
+                frame.aside.append((track_id, face, face_box))
             return []
-        face = _Face(vector, quality, tag)
+        others = self._others_at(track, stamp)
+        quality, vector = face.quality, face.vector
         if quality < self._config.min_face_quality:
             if track.person_id is None:
                 track.witnessed.append(face)
@@ -1353,9 +1406,12 @@ class PersonTracker:
         others = {t.track_id: self._others_in(t, seen) for t in seen}
         self._ambiguous_in[stamp] = {track_id: boxes for track_id, boxes in others.items()
                                      if boxes}
+        if self._ambiguous_in[stamp]:
+            self._faces_in[stamp] = _FrameFaces()
         horizon = stamp - self._buffer_s()
         for old in [s for s in self._ambiguous_in if s < horizon]:
             del self._ambiguous_in[old]
+            self._faces_in.pop(old, None)
 
     def _others_at(self, track: _Track, stamp: float) -> list[np.ndarray]:
         """Return the boxes of others that overlapped the track's box in the frame at stamp.

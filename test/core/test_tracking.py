@@ -632,6 +632,36 @@ def test_a_face_outside_the_box_that_overlaps_its_own_counts(face_at: tuple | No
     assert (tracker.person_embedding(a.person_id) is not None) == counts
 
 
+@pytest.mark.parametrize('b_face_at, b_first, counts', [
+    ((185, 110, 210, 140), False, True),   # B's own face, apart from A's: A's is A's
+    ((185, 110, 210, 140), True, True),    # the same, B's face coming first
+    ((150, 110, 175, 140), False, False),  # both searches found one face: whose is unknown
+    (None, False, False),                  # none found in B's box: A's may be B's
+])
+def test_a_face_in_another_s_box_counts_when_that_box_has_its_own_face(
+        b_face_at: tuple | None, b_first: bool, counts: bool) -> None:
+    """Two people crossing, their boxes overlapping: A's face lies inside B's box too.
+
+    When the face node found B's own face in the same frame, in B's box and apart from A's,
+    A's face is A's, whichever reaches the tracker first (the crossing replay at 0.5/s:
+    Mayer's faces, in a box crossing Musk's, were set aside beside Musk's own, and the
+    walker, seen in two frames, got none). The same face found in both boxes, or none in B's,
+    leaves it in doubt.
+    """
+    tracker = PersonTracker(CONFIG)
+    for i in range(40):
+        persons, _ = tracker.update(i / FPS, [_box(100), _box(140)])  # IoU 0.33
+    assert len(tracker.persons) == 2
+    a, b = sorted(persons, key=lambda p: p.box[0])
+    faces = [(a.track_id, _face(1), (150, 110, 175, 140))]
+    if b_face_at is not None:
+        faces.insert(0 if b_first else 1, (b.track_id, _face(2), b_face_at))
+    for track_id, face, box in faces:
+        tracker.add_face(39 / FPS, track_id, face, 0.9, face_box=np.array(box, np.float32))
+    assert (tracker.person_embedding(a.person_id) is not None) == counts
+    assert (tracker.person_embedding(b.person_id) is not None) == counts
+
+
 def test_a_walker_re_linked_for_a_frame_is_looked_for_where_their_walk_goes() -> None:
     """A track's first box has no velocity yet: the person's own walk is kept.
 
