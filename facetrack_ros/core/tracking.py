@@ -893,9 +893,8 @@ class PersonTracker:
         person in the face's own frame (AMBIGUOUS_BOX_IOU) unless the face lies outside that
         person's box (FACE_OTHER_MAX_INSIDE) or that box holds another face of the frame
         (FACE_OWN_MIN_INSIDE; a face set aside is used once that face comes), are ignored.
-        A face that counts for a person,
-        now or once its track's identity is decided, is reported with its tag by
-        take_attributions(). A face below min_face_quality, or one between
+        A face that counts for a person, now or once its track's identity is decided, is
+        reported with its tag by take_attributions(). A face below min_face_quality, or one between
         contradiction_similarity and a match to the track's person, does not count, but it
         was seen on the person's track: it is reported too, so the history can find the
         person by it.
@@ -910,26 +909,24 @@ class PersonTracker:
                 raise ValueError(f'face box must be a finite x1, y1, x2, y2 of positive size, '
                                  f'got {face_box.tolist()}')
         frame = self._faces_in.get(stamp)
+        aside: list[tuple[int, _Face, np.ndarray | None]] = []
         if frame is not None and face_box is not None:
+            # This face may be the own face of a box that set earlier ones aside: retry them.
             frame.boxes[track_id] = face_box
+            aside, frame.aside = frame.aside, []
         events = self._take_face(stamp, track_id, _Face(vector, quality, tag), face_box)
-        if frame is not None and face_box is not None:
-            for aside in [a for a in frame.aside if not self._set_aside(stamp, a[0], a[2])]:
-                frame.aside.remove(aside)
-                events += self._take_face(stamp, *aside)
+        for entry in aside:
+            events += self._take_face(stamp, *entry)
         return events
 
-    def _set_aside(self, stamp: float, track_id: int, face_box: np.ndarray | None) -> bool:
+    def _set_aside(self, stamp: float, track_id: int, face_box: np.ndarray | None,
+                   others: list[np.ndarray]) -> bool:
         """Return whether a face may be another's: in another's box that has no face of its own.
 
-        Those boxes are the boxes of others that overlapped the track's in the face's frame,
-        and that hold the face (FACE_OTHER_MAX_INSIDE); a face of the frame apart from this
-        one, inside such a box (FACE_OWN_MIN_INSIDE), is that person's own.
+        others: the boxes of others that overlapped the track's in the face's frame; those
+        that hold the face (FACE_OTHER_MAX_INSIDE) count, unless a face of the frame apart
+        from this one lies inside (FACE_OWN_MIN_INSIDE): that person's own.
         """
-        track = self._tracks.get(track_id)
-        if track is None:
-            return False
-        others = self._others_at(track, stamp)
         if face_box is None:
             return bool(others)
         frame = self._faces_in.get(stamp)
@@ -945,12 +942,12 @@ class PersonTracker:
         track = self._tracks.get(track_id)
         if track is None or stamp < track.since:
             return []
-        if self._set_aside(stamp, track_id, face_box):
+        others = self._others_at(track, stamp)
+        if self._set_aside(stamp, track_id, face_box, others):
             frame = self._faces_in.get(stamp)
             if frame is not None:
                 frame.aside.append((track_id, face, face_box))
             return []
-        others = self._others_at(track, stamp)
         quality, vector = face.quality, face.vector
         if quality < self._config.min_face_quality:
             if track.person_id is None:
