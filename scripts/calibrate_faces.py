@@ -27,7 +27,8 @@ from facetrack_ros.core.detection import YoloPersonDetector
 from facetrack_ros.core.embedding import (DEFAULT_MIN_SIMILARITY, MIN_DECISION_QUALITY,
                                           min_similarity_for)
 from facetrack_ros.core.identity import (CONTRADICTION_MAX_SIMILARITY, MATCH_MARGIN,
-                                         STRONG_FACE_QUALITY, STRONG_MATCH_QUALITY)
+                                         STRONG_FACE_QUALITY, STRONG_MATCH_QUALITY,
+                                         STRONG_MATCH_SIMILARITY)
 from facetrack_ros.evaluation.calibration import (all_pairs, clip_faces, FaceSample,
                                                   hamilton_faces, Pairs, photo_faces, rates)
 from facetrack_ros.evaluation.clips import ClipTruth, compose
@@ -131,7 +132,8 @@ def contradiction_point(pairs: Pairs) -> None:
 def single_face_point(pairs: Pairs) -> None:
     """Print what one face may decide alone, per band of the poorer face's quality.
 
-    A match from STRONG_MATCH_QUALITY, a new person from STRONG_FACE_QUALITY. Per band: the
+    A match from STRONG_MATCH_QUALITY (or from STRONG_MATCH_SIMILARITY at any quality that may
+    decide), a new person from STRONG_FACE_QUALITY. Per band: the
     highest impostor pair (a single face's false match needs DEFAULT_MIN_SIMILARITY) and the
     pairs of one person across origins below a new person's bound (DEFAULT_MIN_SIMILARITY -
     MATCH_MARGIN: a single face's false new person).
@@ -148,6 +150,14 @@ def single_face_point(pairs: Pairs) -> None:
         genuine = pairs.similarity[band & pairs.genuine & ~pairs.same_origin]
         print(f'| {low:.2f}-{min(high, 1.0):.2f} | {len(impostor)} | {impostor.max():.3f} | '
               f'{len(genuine)} | {np.mean(genuine < new_bound):.1%} |')
+    usable = pairs.quality >= MIN_DECISION_QUALITY
+    impostor = pairs.similarity[usable & ~pairs.genuine]
+    genuine = pairs.similarity[usable & pairs.genuine & ~pairs.same_origin]
+    print(f'A match alone from any quality that may decide at cosine {STRONG_MATCH_SIMILARITY} or '
+          f'more: {int(np.sum(impostor >= STRONG_MATCH_SIMILARITY))} of {len(impostor)} impostor '
+          f'pairs (highest {impostor.max():.3f}); '
+          f'{np.mean(genuine >= STRONG_MATCH_SIMILARITY):.1%} of {len(genuine)} genuine pairs '
+          'reach it')
 
 
 def operating_point(samples: list[FaceSample], pairs: Pairs, master_mask: np.ndarray) -> int:

@@ -29,6 +29,13 @@ STRONG_FACE_QUALITY = 0.8
 #: It does not found a new person alone: between 0.7 and 0.8, 1 % of the pairs of one person
 #: scored below a new person's bound (DEFAULT_MIN_SIMILARITY - MATCH_MARGIN), none from 0.8.
 STRONG_MATCH_QUALITY = 0.7
+#: A face that may decide and matches a person at least this well [cosine] matches them alone,
+#: whatever its quality: in the calibration the highest impostor pair whose poorer face may
+#: decide scored 0.937 (quality 0.6-0.7); 0.96 keeps more than twice MATCH_MARGIN from it.
+#: Without it, such a face waited for a second one while its person was reported gone in
+#: view (sizes_720p replays at 0.7-1.25/s: Zuckerberg's new track, whose turned face, quality
+#: 0.69, matched him at 0.998).
+STRONG_MATCH_SIMILARITY = 0.96
 #: A match must beat the next-best person by this much [cosine]; a face this close below the
 #: threshold is ambiguous rather than a new person.
 MATCH_MARGIN = 0.03
@@ -126,6 +133,7 @@ class IdentityRules:
     min_quality: faces below this quality do not vote [0..1].
     strong_quality: a face this good decides alone [0..1].
     strong_match_quality: a face this good decides a match alone [0..1].
+    strong_match_similarity: a face that matches this well decides a match alone [cosine].
     votes_needed: agreeing votes a decision needs otherwise.
     """
 
@@ -134,6 +142,7 @@ class IdentityRules:
     min_quality: float
     strong_quality: float
     strong_match_quality: float
+    strong_match_similarity: float = STRONG_MATCH_SIMILARITY
     votes_needed: int = 2
 
 
@@ -174,9 +183,9 @@ def decide(votes: list[FaceVote], rules: IdentityRules) -> FaceVote | None:
     """Return the vote that settles a track's identity, or None while undecided.
 
     Settled by the latest deciding (MATCH or NEW) vote when it comes from a strong face (for a
-    MATCH, strong_match_quality) or the votes_needed latest deciding votes agree with it. A
-    MATCH is never settled while another vote names a different person: the track may have
-    shown two people.
+    MATCH, strong_match_quality, or any face matching by strong_match_similarity) or the
+    votes_needed latest deciding votes agree with it. A MATCH is never settled while another
+    vote names a different person: the track may have shown two people.
     """
     deciding = [v for v in votes if v.kind is not VoteKind.AMBIGUOUS]
     if not deciding:
@@ -188,9 +197,12 @@ def decide(votes: list[FaceVote], rules: IdentityRules) -> FaceVote | None:
     recent = deciding[-rules.votes_needed:]
     agree = len(recent) == rules.votes_needed and all(
         (v.kind, v.person_id) == (latest.kind, latest.person_id) for v in recent)
-    strong = (rules.strong_match_quality if latest.kind is VoteKind.MATCH
-              else rules.strong_quality)
-    return latest if agree or latest.quality >= strong else None
+    if latest.kind is VoteKind.MATCH:
+        strong = (latest.quality >= rules.strong_match_quality
+                  or latest.similarity >= rules.strong_match_similarity)
+    else:
+        strong = latest.quality >= rules.strong_quality
+    return latest if agree or strong else None
 
 
 def appearance_similarity(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
