@@ -153,7 +153,8 @@ def single_face_point(pairs: Pairs) -> None:
     usable = pairs.quality >= MIN_DECISION_QUALITY
     impostor = pairs.similarity[usable & ~pairs.genuine]
     genuine = pairs.similarity[usable & pairs.genuine & ~pairs.same_origin]
-    print(f'A match alone from any quality that may decide at cosine {STRONG_MATCH_SIMILARITY} or '
+    print(f'A match alone (in a box of its own) from any quality that may decide at cosine '
+          f'{STRONG_MATCH_SIMILARITY} or '
           f'more: {int(np.sum(impostor >= STRONG_MATCH_SIMILARITY))} of {len(impostor)} impostor '
           f'pairs (highest {impostor.max():.3f}); '
           f'{np.mean(genuine >= STRONG_MATCH_SIMILARITY):.1%} of {len(genuine)} genuine pairs '

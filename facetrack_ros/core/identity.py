@@ -122,6 +122,10 @@ class FaceVote:
     person_id: str | None
     similarity: float
     quality: float
+    # Its box overlapped no other person's box in its frame: it may match by similarity alone
+    # (strong_match_similarity). A very alike face in a box shared at a crossing may be the
+    # other person's (sizes_720p replay at 9/s: one such face gave Mayer's id to Biden).
+    alone: bool = True
 
 
 @dataclass(frozen=True)
@@ -162,28 +166,32 @@ class Gallery:
 
 
 def judge_face(vector: np.ndarray, quality: float, gallery: Gallery,
-               rules: IdentityRules) -> FaceVote | None:
-    """Return a face's vote against gallery, or None for a face too poor to vote."""
+               rules: IdentityRules, alone: bool = True) -> FaceVote | None:
+    """Return a face's vote against gallery, or None for a face too poor to vote.
+
+    alone: the face's box overlapped no other person's (FaceVote.alone).
+    """
     if quality < rules.min_quality:
         return None
     sims = gallery.similarities(vector)
     if sims.size == 0:
-        return FaceVote(VoteKind.NEW, None, 0.0, quality)
+        return FaceVote(VoteKind.NEW, None, 0.0, quality, alone)
     order = np.argsort(sims)[::-1]
     best = float(sims[order[0]])
     second = float(sims[order[1]]) if sims.size > 1 else -1.0
     if best >= rules.min_similarity and best - second >= rules.margin:
-        return FaceVote(VoteKind.MATCH, gallery.ids[order[0]], best, quality)
+        return FaceVote(VoteKind.MATCH, gallery.ids[order[0]], best, quality, alone)
     if best < rules.min_similarity - rules.margin:
-        return FaceVote(VoteKind.NEW, None, best, quality)
-    return FaceVote(VoteKind.AMBIGUOUS, None, best, quality)
+        return FaceVote(VoteKind.NEW, None, best, quality, alone)
+    return FaceVote(VoteKind.AMBIGUOUS, None, best, quality, alone)
 
 
 def decide(votes: list[FaceVote], rules: IdentityRules) -> FaceVote | None:
     """Return the vote that settles a track's identity, or None while undecided.
 
     Settled by the latest deciding (MATCH or NEW) vote when it comes from a strong face (for a
-    MATCH, strong_match_quality, or any face matching by strong_match_similarity) or the
+    MATCH, strong_match_quality, or a face alone in its box matching by
+    strong_match_similarity) or the
     votes_needed latest deciding votes agree with it. A MATCH is never settled while another
     vote names a different person: the track may have shown two people.
     """
@@ -199,7 +207,7 @@ def decide(votes: list[FaceVote], rules: IdentityRules) -> FaceVote | None:
         (v.kind, v.person_id) == (latest.kind, latest.person_id) for v in recent)
     if latest.kind is VoteKind.MATCH:
         strong = (latest.quality >= rules.strong_match_quality
-                  or latest.similarity >= rules.strong_match_similarity)
+                  or latest.alone and latest.similarity >= rules.strong_match_similarity)
     else:
         strong = latest.quality >= rules.strong_quality
     return latest if agree or strong else None

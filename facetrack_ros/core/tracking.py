@@ -492,6 +492,7 @@ class _Face:
     quality: float
     tag: object
     vote: FaceVote | None = None
+    alone: bool = True  # its box overlapped no other person's in its frame (FaceVote.alone)
 
 
 @dataclass
@@ -949,6 +950,7 @@ class PersonTracker:
                 frame.aside.append((track_id, face, face_box))
             return []
         quality, vector = face.quality, face.vector
+        face.alone = not others
         if quality < self._config.min_face_quality:
             if track.person_id is None:
                 track.witnessed.append(face)
@@ -1495,7 +1497,8 @@ class PersonTracker:
             return []
         gallery = self._gallery(track)
         for face in track.faces:
-            face.vote = judge_face(face.vector, face.quality, gallery, self._rules)
+            face.vote = judge_face(face.vector, face.quality, gallery, self._rules,
+                                   face.alone)
         vote = decide([f.vote for f in track.faces], self._rules)
         if vote is None:
             return []
@@ -1521,7 +1524,8 @@ class PersonTracker:
                   for t in self._visible_tracks(track)
                   if not beside or _adjacent(track.box, t.box)}
         gallery = Gallery({pid: vector for pid, vector in people.items() if vector is not None})
-        votes = [judge_face(f.vector, f.quality, gallery, self._rules) for f in faces]
+        votes = [judge_face(f.vector, f.quality, gallery, self._rules, f.alone)
+                 for f in faces]
         vote = decide(votes, self._rules)
         return (vote if vote is not None and vote.kind is VoteKind.MATCH else None), votes
 
@@ -1697,7 +1701,8 @@ class PersonTracker:
         when his first box ended while he was reported gone). Unless the box is in doubt or
         shared with another person's (it may show them).
         """
-        face.vote = judge_face(face.vector, face.quality, self._gallery(track), self._rules)
+        face.vote = judge_face(face.vector, face.quality, self._gallery(track), self._rules,
+                               face.alone)
         if face.vote.kind is not VoteKind.MATCH:
             if track.doubtful:
                 return []
@@ -1752,7 +1757,8 @@ class PersonTracker:
         Johansson stepping out from behind her (a part of Aniston, by the boxes), and her
         faces at 0.997 to her own id changed nothing.
         """
-        vote = judge_face(face.vector, face.quality, self._gallery(track), self._rules)
+        vote = judge_face(face.vector, face.quality, self._gallery(track), self._rules,
+                          face.alone)
         margin = (self._config.match_margin if track.doubtful or track.unnamed
                   else self._config.swap_margin)
         return (vote is not None and vote.kind is VoteKind.MATCH

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from facetrack_ros.core.embedding import cosine_similarity, EmbeddingError, l2_normalize
+from facetrack_ros.core.identity import decide, FaceVote, VoteKind
 from facetrack_ros.core.tracking import (Detection, EventKind, EventReason, FOLLOW_MAX_GAP_S,
                                          PersonEventRecord, PersonTracker, TrackedPerson,
                                          TrackerConfig)
@@ -1155,6 +1156,21 @@ def _come_back(tracker: PersonTracker, start: int, faces: list[tuple[np.ndarray,
 GOOD_QUALITY = (CONFIG.strong_match_quality + CONFIG.strong_face_quality) / 2
 #: Between min_face_quality and strong_match_quality: decides only with a second, agreeing face.
 ORDINARY_QUALITY = (CONFIG.min_face_quality + CONFIG.strong_match_quality) / 2
+
+
+@pytest.mark.parametrize('similarity, alone, decided', [
+    (0.99, True, True), (0.99, False, False), (0.95, True, False)])
+def test_one_ordinary_face_matches_alone_only_very_alike_and_alone_in_its_box(
+        similarity: float, alone: bool, decided: bool) -> None:
+    """An ordinary face decides a match alone at strong_match_similarity, in a box of its own.
+
+    A very alike face in a box that overlapped another person's may be theirs: it needs a
+    second face, as an ordinary face below strong_match_similarity does.
+    """
+    rules = CONFIG.identity_rules()
+    vote = FaceVote(VoteKind.MATCH, 'person-000001', similarity, ORDINARY_QUALITY, alone)
+    assert (decide([vote], rules) == vote) == decided
+    assert decide([vote, vote], rules) == vote
 
 
 def test_a_person_named_by_a_late_face_was_not_missed_in_that_frame() -> None:
