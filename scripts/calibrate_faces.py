@@ -133,10 +133,10 @@ def single_face_point(pairs: Pairs) -> None:
     """Print what one face may decide alone, per band of the poorer face's quality.
 
     A match from STRONG_MATCH_QUALITY (or from STRONG_MATCH_SIMILARITY at any quality that may
-    decide), a new person from STRONG_FACE_QUALITY. Per band: the
-    highest impostor pair (a single face's false match needs DEFAULT_MIN_SIMILARITY) and the
-    pairs of one person across origins below a new person's bound (DEFAULT_MIN_SIMILARITY -
-    MATCH_MARGIN: a single face's false new person).
+    decide), a new person from STRONG_FACE_QUALITY. Per band: the highest impostor pair (a
+    single face's false match needs DEFAULT_MIN_SIMILARITY) and the pairs of one person across
+    origins below a new person's bound (DEFAULT_MIN_SIMILARITY - MATCH_MARGIN: a single face's
+    false new person).
     """
     new_bound = DEFAULT_MIN_SIMILARITY - MATCH_MARGIN
     print(f'\nOne face alone: a match from quality {STRONG_MATCH_QUALITY}, a new person from '
@@ -154,8 +154,8 @@ def single_face_point(pairs: Pairs) -> None:
     impostor = pairs.similarity[usable & ~pairs.genuine]
     genuine = pairs.similarity[usable & pairs.genuine & ~pairs.same_origin]
     print(f'A match alone (in a box of its own) from any quality that may decide at cosine '
-          f'{STRONG_MATCH_SIMILARITY} or '
-          f'more: {int(np.sum(impostor >= STRONG_MATCH_SIMILARITY))} of {len(impostor)} impostor '
+          f'{STRONG_MATCH_SIMILARITY} or more: '
+          f'{int(np.sum(impostor >= STRONG_MATCH_SIMILARITY))} of {len(impostor)} impostor '
           f'pairs (highest {impostor.max():.3f}); '
           f'{np.mean(genuine >= STRONG_MATCH_SIMILARITY):.1%} of {len(genuine)} genuine pairs '
           'reach it')

@@ -191,9 +191,9 @@ def decide(votes: list[FaceVote], rules: IdentityRules) -> FaceVote | None:
 
     Settled by the latest deciding (MATCH or NEW) vote when it comes from a strong face (for a
     MATCH, strong_match_quality, or a face alone in its box matching by
-    strong_match_similarity) or the
-    votes_needed latest deciding votes agree with it. A MATCH is never settled while another
-    vote names a different person: the track may have shown two people.
+    strong_match_similarity) or the votes_needed latest deciding votes agree with it. A MATCH
+    is never settled while another vote names a different person: the track may have shown
+    two people.
     """
     deciding = [v for v in votes if v.kind is not VoteKind.AMBIGUOUS]
     if not deciding:
