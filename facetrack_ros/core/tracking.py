@@ -618,6 +618,20 @@ class _Track:
                 or similarity < self.body_stability - APPEARANCE_MAX_DROP)
 
 
+def _looks_like(person: _Person, body: np.ndarray | None, unknown: bool) -> bool:
+    """Return whether a body appearance is alike enough to continue the person or be a part.
+
+    APPEARANCE_RELINK_MIN_SIMILARITY; for a person adrift (see PersonTracker._relink),
+    APPEARANCE_ADRIFT_RELINK_SIMILARITY, and never unknown. unknown: the answer otherwise
+    when either appearance is unknown.
+    """
+    alike = appearance_similarity(body, person.body)
+    if alike is None:
+        return unknown and not person.adrift
+    return alike >= (APPEARANCE_ADRIFT_RELINK_SIMILARITY if person.adrift
+                     else APPEARANCE_RELINK_MIN_SIMILARITY)
+
+
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     """Return the intersection of two x1, y1, x2, y2 boxes over the smaller one's area."""
     sides = np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None)
@@ -1310,12 +1324,9 @@ class PersonTracker:
         """
         if stamp <= person.last_seen:  # both seen at once: two people
             return False
-        alike = appearance_similarity(body, person.body)
         return (self._off_course(person, stamp, box) <= self._config.relink_distance
                 and _alike_in_height(box, person.box)
-                and (alike is None or alike >= APPEARANCE_RELINK_MIN_SIMILARITY)
-                and not (person.adrift and (
-                    alike is None or alike < APPEARANCE_ADRIFT_RELINK_SIMILARITY)))
+                and _looks_like(person, body, unknown=True))
 
     @staticmethod
     def _off_course(person: _Person, stamp: float, box: np.ndarray) -> float:
@@ -1361,12 +1372,13 @@ class PersonTracker:
         passer-by who walks into someone's box from elsewhere is not a part of them. A part:
         the track's box and the person's box of this frame or of the frame before (before:
         person id -> box, of those seen in the frame before) overlap by PART_MIN_OVERLAP of the
-        smaller box, and the track looks like the person (APPEARANCE_RELINK_MIN_SIMILARITY);
-        or the person's box of this frame is a shrunk part of their widest box (of the last
-        PART_MEMORY_S, see there) and, with the track's, makes it up (_splits: a post between
-        two halves of one person; halves do not look like the whole). A track that could be a
-        part of two people waits for a face. A good face unlike the person still splits the
-        track.
+        smaller box, and the track looks like the person (_looks_like: at a camera cut, the
+        box of someone in the next shot lies inside the adrift person's box of the frame
+        before, and in a dim room dark clothes look alike); or the person's box of this frame
+        is a shrunk part of their widest box (of the last PART_MEMORY_S, see there) and, with
+        the track's, makes it up (_splits: a post between two halves of one person; halves do
+        not look like the whole). A track that could be a part of two people waits for a face.
+        A good face unlike the person still splits the track.
         """
         for track in pending:
             owners = set()
@@ -1379,8 +1391,7 @@ class PersonTracker:
                     track.born_beside.add(person.person_id)
                 if person.person_id not in track.born_beside:
                     continue
-                body = appearance_similarity(track.body, person.body)
-                inside = (body is not None and body >= APPEARANCE_RELINK_MIN_SIMILARITY
+                inside = (_looks_like(person, track.body, unknown=False)
                           and any(_overlap(track.box, b) >= PART_MIN_OVERLAP
                                   and _spans(track.box, b)
                                   and _area(track.box) <= PART_MAX_GROWTH * _area(b)

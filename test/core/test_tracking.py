@@ -1173,6 +1173,61 @@ def test_one_ordinary_face_matches_alone_only_very_alike_and_alone_in_its_box(
     assert decide([vote, vote], rules) == vote
 
 
+@pytest.mark.parametrize('beside, returned', [(False, True), (True, False)])
+def test_a_very_alike_ordinary_face_returns_someone_alone_only_in_a_box_of_its_own(
+        beside: bool, returned: bool) -> None:
+    """The tracker tells each face whether its box overlapped another person's box.
+
+    A remembered person comes back; one ordinary face at 0.99 to them, in their box's own
+    part, returns them at once. Beside someone whose box overlaps theirs it waits for a
+    second face (the crossing at the camera rate: Aniston's face matched alone, in a box
+    over Johansson too, and her id went to Johansson for 5 frames).
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(52)
+    known = _remember(tracker, _face(1))
+    events = []
+    for i in range(150, 156):
+        boxes = [_box(100)] + ([_box(140)] if beside else [])  # IoU 0.33
+        persons, new = tracker.update(i / FPS, boxes)
+        events += new
+        if i == 152:
+            track = next(p.track_id for p in persons if p.box[0] == 100)
+            events += tracker.add_face(i / FPS, track, _cosine_to(_face(1), 0.99, rng),
+                                       ORDINARY_QUALITY,
+                                       face_box=np.array((105, 110, 130, 140), np.float32))
+    assert [(e.kind, e.person_id) for e in events] == (
+        [(EventKind.PERSON_RETURNED, known)] if returned else [])
+
+
+def test_a_box_of_the_next_shot_inside_the_last_one_is_not_a_part_of_its_person() -> None:
+    """At a camera cut, B's box lies inside A's box of the frame before, B dressed a little alike.
+
+    ByteTrack carries A's track onto B's box; the body cue breaks it off (A is adrift), and
+    B's new track is inside A's last box. Looking 0.67 alike (dark clothes in a dim room) is
+    not enough to be a part of someone adrift (the Hamilton clip at 15/s: the audience after
+    the cut were taken for parts of Miranda, three boxes showing his id).
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(53)
+    a_box, b_box = np.array([100, 50, 300, 450.0]), np.array([130, 80, 290, 440.0])
+    b_body = _alike(_body(1), 0.67, 8)
+    events, shown_after = [], set()
+    for i in range(150):
+        cut = i >= 60
+        persons, new = tracker.update(i / FPS, [Detection(
+            b_box if cut else a_box, 0.9, b_body if cut else _body(1, rng))])
+        events += new
+        if i == 5:
+            events += tracker.add_face(i / FPS, persons[0].track_id, _face(1), 0.95)
+        if cut:
+            shown_after |= {p.person_id for p in persons}
+    assert 'person-000001' not in shown_after
+    assert shown_after == {'', 'person-000002'}, 'B waits for a face, then is someone new'
+    events += _run_empty(tracker, 150, 90)
+    _check_pairing(events)
+
+
 def test_a_person_named_by_a_late_face_was_not_missed_in_that_frame() -> None:
     """At 0.5/s a person's face names a new track after its frame's update: seen in it.
 
