@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage
 
-from facetrack_ros.conversions import image_to_bgr, time_to_sec
+from facetrack_ros.conversions import jpeg_to_bgr, time_to_sec
 from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
 from facetrack_ros.msg import PersonDetectionArray, PersonEvent
 from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
@@ -20,6 +20,8 @@ NODES_BEFORE_CAMERA = ('frame_history', 'tracker', 'face_embedding', 'detector')
 #: The tracker's input_timeout in these runs [s]: long enough for a detector slowed by other
 #: work on the two cores, short enough to wait for after each clip.
 INPUT_TIMEOUT = 5.0
+#: Images the probe queues while busy with other messages.
+PROBE_IMAGE_DEPTH = 100
 
 
 def thumbnail(image_bgr: np.ndarray) -> np.ndarray:
@@ -67,17 +69,26 @@ class GraphRun:
         """Return a header stamp as seconds since the first published frame."""
         return time_to_sec(stamp) - self.image_stamps[0]
 
-    def frame_index(self, stamp, frames: np.ndarray) -> int:
-        """Return which frame of the video (thumbnails from video_thumbnails) stamp showed.
+    def frame_span(self, stamp, frames: np.ndarray) -> tuple[int, int]:
+        """Return the first and last frame of the video (video_thumbnails) stamp may have shown.
 
         By the image content, not the stamp: when other work slows the camera, the video
-        plays slower than its frame rate.
+        plays slower than its frame rate. Both are that frame when the probe received the
+        stamp's image; one it missed (best effort, under load) lies between the frames of the
+        images received before and after it. (Taking the nearest received image instead put
+        Miranda's last box before a cut 16 frames into the next shot.)
         """
         seconds = time_to_sec(stamp)
         i = bisect.bisect_left(self.image_stamps, seconds)
-        nearest = min((j for j in (i - 1, i) if 0 <= j < len(self.image_stamps)),
-                      key=lambda j: abs(self.image_stamps[j] - seconds))
-        return int(np.argmax(frames @ self.image_thumbs[nearest]))
+        if i < len(self.image_stamps) and self.image_stamps[i] == seconds:
+            index = self._frame_of(i, frames)
+            return index, index
+        return (self._frame_of(i - 1, frames) if i > 0 else 0,
+                self._frame_of(i, frames) if i < len(self.image_stamps) else len(frames) - 1)
+
+    def _frame_of(self, received: int, frames: np.ndarray) -> int:
+        """Return which frame of the video the received-th image showed."""
+        return int(np.argmax(frames @ self.image_thumbs[received]))
 
     def closed(self) -> bool:
         """Return whether every PERSON_IN or PERSON_RETURNED has had its PERSON_OUT."""
@@ -104,11 +115,16 @@ def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
     executor.add_node(node)
     run = GraphRun(runner, node, executor, work / 'events', work / 'history')
 
-    def on_image(msg: Image) -> None:
+    def on_image(msg: CompressedImage) -> None:
         run.image_stamps.append(time_to_sec(msg.header.stamp))
-        run.image_thumbs.append(thumbnail(image_to_bgr(msg)))
+        run.image_thumbs.append(thumbnail(jpeg_to_bgr(bytes(msg.data))))
 
-    node.create_subscription(Image, 'image_raw', on_image, image_qos_profile('sensor_data'))
+    # Every frame of the clip, for frame_span: the camera's JPEG (as the face node reads
+    # it), queued while the probe is busy. (Under load, 36-58 of the clip's 275 raw images
+    # reached the probe.)
+    images = image_qos_profile('sensor_data')
+    images.depth = PROBE_IMAGE_DEPTH
+    node.create_subscription(CompressedImage, 'image_raw/compressed', on_image, images)
     node.create_subscription(PersonEvent, 'person_events', run.events.append, RELIABLE_QOS)
     node.create_subscription(PersonDetectionArray, 'tracks', run.tracks.append, RELIABLE_QOS)
     node.create_subscription(
@@ -124,12 +140,13 @@ def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
         # One torch thread: with other work on the two cores, two threads spin-wait on each
         # other (YOLOv8n float on a Hamilton frame at load 12: 743 ms with two, 105 with one).
         runner.start('detector', model=str(model), require_model=True, threads=1)
-        # image_raw has this probe for reader: the detector reads image_detect, face_embedding
-        # and frame_history image_raw/compressed; the camera awaits them (wait_for_nodes).
+        # image_raw has no reader: the detector reads image_detect, face_embedding, frame_history
+        # and this probe image_raw/compressed; the camera awaits them (wait_for_nodes).
         wait_for_graph(runner, node, executor,
-                       ('detections', 'faces', 'tracks', 'person_events', 'identified_faces'), 1)
+                       ('detections', 'faces', 'tracks', 'person_events', 'identified_faces'), 0)
+        # The probe subscribed long before the nodes loaded their models: matched by now.
         runner.start('camera', source=str(video), realtime=True, loop=False,
-                     frame_id='stage_optical', wait_for_subscribers=1)
+                     frame_id='stage_optical')
         deadline = time.monotonic() + 180
         while not runner.source_ended() and time.monotonic() < deadline:
             run.spin_for(0.2)

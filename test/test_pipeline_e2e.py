@@ -179,10 +179,15 @@ def _detection_rate(run) -> float:
     return (len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-9) if len(stamps) > 1 else 0.0
 
 
+def _in_shot(run, stamp, shot: tuple[int, int]) -> bool:
+    """Return whether stamp certainly showed a frame of the shot (first and last frame index)."""
+    first, last = run.frame_span(stamp, run.frames)
+    return shot[0] <= first and last <= shot[1]
+
+
 def _persons_in(run, shot: tuple[int, int]) -> set[str]:
-    """Return the person ids tracked during a shot (first and last frame index)."""
-    return {d.person_id for t in run.tracks
-            if shot[0] <= run.frame_index(t.header.stamp, run.frames) <= shot[1]
+    """Return the person ids tracked during a shot."""
+    return {d.person_id for t in run.tracks if _in_shot(run, t.header.stamp, shot)
             for d in t.detections if d.person_id}
 
 
@@ -190,10 +195,9 @@ def _timeline(run, shot: tuple[int, int]) -> list[tuple[int, list[tuple[int, str
     """Return (frame index, [(track, person)]) at each change of the tracks during a shot."""
     changes, last = [], None
     for tracks in run.tracks:
-        index = run.frame_index(tracks.header.stamp, run.frames)
         now = sorted((d.track_id, d.person_id) for d in tracks.detections)
-        if shot[0] <= index <= shot[1] and now != last:
-            changes.append((index, now))
+        if _in_shot(run, tracks.header.stamp, shot) and now != last:
+            changes.append((run.frame_span(tracks.header.stamp, run.frames)[0], now))
             last = now
     return changes
 
@@ -302,11 +306,11 @@ def test_backtrack_finds_miranda_by_id_embedding_and_photo(hamilton, miranda_pho
     assert best.person_id not in _not_miranda(hamilton) - in_s3, best.person_id
     assert best.robot_id == 'test_robot'
     miranda = best.person_id
-    first, last = (hamilton.frame_index(best.first_seen, hamilton.frames),
-                   hamilton.frame_index(best.last_seen, hamilton.frames))
-    # His sightings lie in S1 and S3, never in S2 or S4.
-    assert first <= last <= SHOTS['S3 Miranda'][1] + 2, (first, last)
-    assert not SHOTS['S2 Lacamoire'][0] <= first <= SHOTS['S2 Lacamoire'][1], (first, last)
+    first, last = (hamilton.frame_span(best.first_seen, hamilton.frames),
+                   hamilton.frame_span(best.last_seen, hamilton.frames))
+    # His sightings lie in S1 and S3 (to its last frame, 210), never in S2 or S4.
+    assert first[0] <= last[1] and last[0] <= SHOTS['S3 Miranda'][1] + 2, (first, last)
+    assert not _in_shot(hamilton, best.first_seen, SHOTS['S2 Lacamoire']), (first, last)
 
     by_id = _search(hamilton, Request(query_type=Request.QUERY_PERSON_ID, person_id=miranda,
                                       window_width=0.0))
