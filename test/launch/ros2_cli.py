@@ -28,6 +28,10 @@ CALL_SPIN_TIME_S = 2.0
 GRAPH_VERBS = {'node', 'topic', 'service', 'param', 'lifecycle'}
 #: Verbs that take neither (they create their own node and wait for their peer).
 NO_DAEMON_FLAGS = {('service', 'call')}
+#: Longest a `ros2 service call` waits for its response before it asks again [s]: a new
+#: client's response is lost when the server answers before matching the client's reader
+#: (a whole-suite run: /r1/fleet_search answered in 0.05 s, the call still waiting 90 s on).
+SERVICE_CALL_ATTEMPT_S = 30.0
 #: Answers meaning that the call has not discovered its target yet: worth asking again.
 NOT_DISCOVERED = ('Node not found', 'Unable to find node', 'Unknown topic',
                   'Could not determine the type')
@@ -48,8 +52,8 @@ def ros2(*args: str, timeout: float = 60.0, stderr: bool = True) -> str:
 
     Retried while the answer says the target is not discovered yet, or the command died of a
     signal or failed silently (a CI run saw `ros2 lifecycle get` end in 1.2 s with no output
-    at all), until timeout [s]; an AssertionError with the last output when it never
-    answers, or when one call overruns.
+    at all), or a service call got no response in SERVICE_CALL_ATTEMPT_S, until timeout [s];
+    an AssertionError with the last output when it never answers, or when one call overruns.
     """
     command = [ROS2, *args]
     if args[0] in GRAPH_VERBS and tuple(args[:2]) not in NO_DAEMON_FLAGS:
@@ -60,12 +64,17 @@ def ros2(*args: str, timeout: float = 60.0, stderr: bool = True) -> str:
     deadline = start + timeout
     while True:
         left = deadline - time.monotonic()
+        bound = (min(left, SERVICE_CALL_ATTEMPT_S) if tuple(args[:2]) == ('service', 'call')
+                 else left)
         try:
             done = subprocess.run(command, capture_output=True, text=True,
-                                  env={**os.environ, **ENV}, timeout=max(left, 1.0))
+                                  env={**os.environ, **ENV}, timeout=max(bound, 1.0))
         except subprocess.TimeoutExpired as error:
-            raise AssertionError(f'{" ".join(command)} ran past {timeout:.0f} s: '
-                                 f'{error.output}') from None
+            if bound >= left:
+                raise AssertionError(f'{" ".join(command)} ran past {timeout:.0f} s: '
+                                     f'{error.output}') from None
+            print(f'  no response in {bound:.0f} s, asking again: {error.output}')
+            continue
         output = done.stdout + done.stderr
         print(f'$ ros2 {" ".join(args)}  [{time.monotonic() - start:.1f} s]')
         # Killed by a signal, or failed without a word: no answer, ask again.
