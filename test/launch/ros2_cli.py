@@ -37,6 +37,8 @@ NOT_DISCOVERED = ('Node not found', 'Unable to find node', 'Unknown topic',
                   'Could not determine the type')
 #: What rmw prints for an endpoint whose node is not discovered yet.
 UNKNOWN_NODE = '_NODE_NAME_UNKNOWN_'
+#: Longest the launcher's last lines may reach its cached output after its exit is seen [s].
+OUTPUT_DRAIN_S = 5.0
 #: Environment of every command: plain log lines, unbuffered output, a Python stack on a crash.
 ENV = {'RCUTILS_COLORIZED_OUTPUT': '0', 'PYTHONUNBUFFERED': '1', 'PYTHONFAULTHANDLER': '1'}
 
@@ -253,11 +255,22 @@ def signal_state(pid: int) -> dict[str, str]:
     return {key: ','.join(sorted(values)) for key, values in state.items()}
 
 
-def check_clean_exit(launch_output: str, nodes: Mapping[str, int]) -> None:
-    """Assert that every node process finished cleanly (exit code 0) and is gone."""
+def check_clean_exit(process: ExecuteProcess, nodes: Mapping[str, int]) -> None:
+    """Assert that every node process finished cleanly (exit code 0) and is gone.
+
+    asyncio reports a child's exit before it has read all of the child's pipe, so the
+    launcher's last lines may reach its cached output up to OUTPUT_DRAIN_S later.
+    """
+    lines = {name: f'[INFO] [{name}]: process has finished cleanly [pid {pid}]'
+             for name, pid in nodes.items()}
+    try:
+        wait_for(lambda: all(line in output_of(process) for line in lines.values()),
+                 OUTPUT_DRAIN_S, 'every node finished cleanly', period=0.1)
+    except AssertionError:
+        output = output_of(process)
+        unclean = [name for name, line in lines.items() if line not in output]
+        raise AssertionError(f'{unclean} did not exit cleanly:\n{output[-3000:]}') from None
     for name, pid in nodes.items():
-        assert f'[INFO] [{name}]: process has finished cleanly [pid {pid}]' in launch_output, (
-            f'{name} did not exit cleanly:\n{launch_output[-3000:]}')
         assert not Path(f'/proc/{pid}').exists(), f'{name} (pid {pid}) is still running'
 
 

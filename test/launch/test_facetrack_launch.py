@@ -341,7 +341,7 @@ def test_ctrl_c_stops_every_process_cleanly(graph):
     code, seconds = interrupt(graph, STOP_S)
     print(f'ros2 launch stopped {len(nodes)} nodes in {seconds:.2f} s')
     assert code == 0, output_of(graph)[-3000:]
-    check_clean_exit(output_of(graph), nodes)
+    check_clean_exit(graph, nodes)
 
 
 @pytest.mark.launch(fixture=launch_description, shutdown=True)

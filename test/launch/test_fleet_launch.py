@@ -158,4 +158,4 @@ def test_ctrl_c_stops_every_robot(fleet):
     code, seconds = interrupt(fleet, STOP_S)
     print(f'ros2 launch stopped {len(nodes)} nodes in {seconds:.2f} s')
     assert code == 0, output_of(fleet)[-3000:]
-    check_clean_exit(output_of(fleet), nodes)
+    check_clean_exit(fleet, nodes)
