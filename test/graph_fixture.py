@@ -141,10 +141,11 @@ def run_graph(video: Path, model: Path, work: Path, context, namespace: str,
         # other (YOLOv8n float on a Hamilton frame at load 12: 743 ms with two, 105 with one).
         runner.start('detector', model=str(model), require_model=True, threads=1)
         # image_raw has no reader: the detector reads image_detect, face_embedding, frame_history
-        # and this probe image_raw/compressed; the camera awaits them (wait_for_nodes).
+        # and this probe image_raw/compressed; the camera starts once the nodes are up.
         wait_for_graph(runner, node, executor,
                        ('detections', 'faces', 'tracks', 'person_events', 'identified_faces'), 0)
-        # The probe subscribed long before the nodes loaded their models: matched by now.
+        # The probe subscribed long before the nodes loaded their models: matched by now. An
+        # image it still misses under load only widens frame_span, never misplaces a box.
         runner.start('camera', source=str(video), realtime=True, loop=False,
                      frame_id='stage_optical')
         deadline = time.monotonic() + 180

@@ -11,14 +11,16 @@ from pathlib import Path
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import pytest
+import numpy as np
 import rclpy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header
 
 from facetrack_ros import detector_node
 from facetrack_ros.camera_node import LATEST_FRAME_KEY, LATEST_FRAME_STAMP_KEY
+from facetrack_ros.conversions import bgr_to_compressed
 from facetrack_ros.core.dequantize import cached_float_model
-from facetrack_ros.evaluation.clips import ClipTruth, compose
+from facetrack_ros.evaluation.clips import ClipTruth, compose, encode_frame_number
 from facetrack_ros.evaluation.identity import evaluate, Truth
 from facetrack_ros.evaluation.run import (detector_delay_parameter, DetectorDelayUnavailable,
                                           GraphProbe, run_graph_on_clip)
@@ -83,7 +85,7 @@ def test_an_uncoded_clip_is_numbered_from_the_camera_reports(ros_context) -> Non
         ns = 1_800_000_000 * 10**9 + frame * 10**8 + 123  # 10 frames a second
         return Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9))
     for frame in range(12, 40, 3):
-        probe.on_image(Image(header=header(frame)))
+        probe.on_image(CompressedImage(header=header(frame)))
     probe.on_tracks(PersonDetectionArray(header=header(26), detections=[PersonDetection()]))
     assert probe.recording().tracks[0].frame == 26 - 12  # numbered from the first received
     stamp = header(20).stamp
@@ -99,6 +101,26 @@ def test_an_uncoded_clip_is_numbered_from_the_camera_reports(ros_context) -> Non
     assert recording.tracks[0].frame == 26
     assert [i for i, s in enumerate(recording.frame_stamps) if not math.isnan(s)] == [
         *sorted([*range(12, 40, 3), 20])]
+    node.destroy_node()
+
+
+def test_a_composed_clip_is_numbered_from_its_jpeg_images(ros_context) -> None:
+    """The probe reads the frame number drawn into each image_raw/compressed image."""
+    node = rclpy.create_node('coded_probe', context=ros_context)
+    probe = GraphProbe(node, fps=10.0, frames=40, coded=True)
+    image = np.full((360, 640, 3), 90, np.uint8)
+    for frame, sec in ((31, 7), (7, 5)):  # the numbers, not the order of arrival, count
+        encode_frame_number(image, frame)
+        probe.on_image(bgr_to_compressed(image, Header(stamp=Time(sec=sec))))
+    probe.on_image(bgr_to_compressed(np.full((360, 640, 3), 90, np.uint8),
+                                     Header(stamp=Time(sec=9))))  # no number: no frame
+    probe.on_tracks(PersonDetectionArray(header=Header(stamp=Time(sec=5)),
+                                         detections=[PersonDetection()]))
+    recording = probe.recording()
+    assert recording.images_seen == 3
+    assert [i for i, s in enumerate(recording.frame_stamps) if not math.isnan(s)] == [7, 31]
+    assert recording.frame_stamps[7] == 5.0
+    assert recording.tracks[0].frame == 7
     node.destroy_node()
 
 
