@@ -42,7 +42,9 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   face, takes their id without an event; the same face farther away is someone else, once
   no face on the person's track said otherwise. One box may be several people: the
   detector's box of two standing close is nobody new, and keeps a person whose own box it
-  replaced present until it shrinks back to them.
+  replaced present until it shrinks back to them; a person's box that someone vanished into
+  (one stepped in front of the other) shows no id, and its faces may be either's, until the
+  two part.
 - Enrolled people (set_known_people, from the fleet) are matched like remembered ones, and
   then carry their enrolled name as person id.
 
@@ -535,6 +537,9 @@ class _Track:
     # box looked like someone else (a cut, a hand-over), faces of its earlier frames that
     # arrive late are not theirs.
     since: float = -math.inf
+    # People who vanished into its box, which held its own person too (_engulfed): the face
+    # in its crop may be theirs.
+    engulfed: list[str] = field(default_factory=list)
     # Pending, and its box was a group's box at its latest frame: the people in it no track
     # shows (_group_of); None if it was not.
     group: list[str] | None = None
@@ -647,6 +652,23 @@ def _inside(part: np.ndarray, whole: np.ndarray) -> float:
     """Return the fraction of part's area inside whole."""
     sides = np.clip(np.minimum(part[2:], whole[2:]) - np.maximum(part[:2], whole[:2]), 0, None)
     return float(np.prod(sides)) / max(_area(part), 1e-9)
+
+
+def _engulfed(box: np.ndarray, own: np.ndarray | None, vanished: dict[str, np.ndarray]
+              ) -> list[str]:
+    """Return who vanished into a track's box that holds its own person too.
+
+    own: the track's person's box of the frame before; vanished: person id -> box of the frame
+    before, of people no track shows now. Both inside the box by GROUP_INSIDE: the two stand
+    one before the other and the detector gave one box, which ByteTrack may give to either
+    (the crossing at 10/s: Aniston's track took Johansson's box in front of her and showed her
+    id on Johansson for a second). It shows either of them until a face tells. (A person
+    whose box was the same box, a track just split off, did not vanish into it.)
+    """
+    if own is None or _inside(own, box) < GROUP_INSIDE:
+        return []
+    return [pid for pid, other in vanished.items()
+            if _inside(other, box) >= GROUP_INSIDE and not np.array_equal(other, own)]
 
 
 def _splits(earlier: np.ndarray, now: np.ndarray, other: np.ndarray) -> bool:
@@ -808,6 +830,8 @@ class PersonTracker:
         before = {p.person_id: p.box for p in self._persons.values()
                   if p.state is PersonState.PRESENT and p.last_seen == previous}
         matched = self._motion.update(boxes, conf, self._frame_interval >= CONFIRM_AT_ONCE_S)
+        still = {self._by_motion[m].person_id for m, _ in matched if m in self._by_motion}
+        vanished = {pid: box for pid, box in before.items() if pid not in still}
         for motion_id, idx in matched:
             body = detections[idx].appearance
             track = self._by_motion.get(motion_id)
@@ -820,8 +844,11 @@ class PersonTracker:
                 track = self._new_track(stamp, boxes[idx], float(conf[idx]))
                 self._by_motion[motion_id] = track
             elif track.person_id is not None and self._face_can_decide(track.person_id):
+                engulfed = _engulfed(boxes[idx], before.get(track.person_id), vanished)
+                track.engulfed = list(dict.fromkeys(
+                    [pid for pid in track.engulfed if pid not in still] + engulfed))
                 if (track.refound_unlike(stamp, body, self._frame_interval)
-                        or track.rescaled(boxes[idx])):
+                        or track.rescaled(boxes[idx]) or engulfed):
                     track.doubtful = True
                 elif track.handed_over(stamp, body):
                     track.unnamed = True
@@ -840,6 +867,11 @@ class PersonTracker:
         # from behind Clooney, taken for a part of him, was shown Clooney's id).
         self._relink([t for t in visible if t.person_id is None], stamp)
         self._join_parts([t for t in visible if t.person_id is None], before, stamp)
+        # A group parted once its track's own person shows on a track of their own.
+        for track in visible:
+            if track.engulfed and any(other is not track and other.person_id == track.person_id
+                                      for other in visible):
+                track.engulfed = []
         # A box in doubt may show someone else than its track's person (_follow_unclaimed).
         in_doubt = {idx: track.person_id for motion_id, idx in matched
                     if (track := self._by_motion[motion_id]).doubtful or track.contradictions}
@@ -1438,9 +1470,12 @@ class PersonTracker:
         """Return the boxes of other seen tracks, or persons, that overlap the track's box.
 
         A group's box that holds the track's box stands for its members that no track shows
-        (_group_members): their boxes that overlap the track's count in its place.
+        (_group_members): their boxes that overlap the track's count in its place. So does the
+        latest box of someone who vanished into the track's box (_engulfed), while it holds
+        that box: they may stand behind its person, and the face in the crop may be theirs.
         """
-        boxes = []
+        boxes = [box for pid in track.engulfed if pid in self._persons
+                 and _inside(box := self._persons[pid].box, track.box) >= GROUP_INSIDE]
         for other in seen:
             if other is track or box_iou(track.box, other.box[None])[0] < AMBIGUOUS_BOX_IOU:
                 continue

@@ -1852,6 +1852,46 @@ def test_at_a_low_rate_a_track_from_its_first_box_waits_for_its_second_face() ->
     assert [(e.kind, e.reason) for e in events] == [(EventKind.PERSON_IN, EventReason.FACE)]
 
 
+def test_a_box_that_swallows_someone_in_front_of_its_person_shows_no_id_until_they_part(
+        ) -> None:
+    """B steps in front of A; for 10 frames the detector gives one box holding both.
+
+    ByteTrack gives that box to A's track, and B's track is lost. The box may be either (the
+    crossing at 10/s: it was B, in front, shown with A's id for a second): it shows no id, and
+    B's face in it, which may be either's, is set aside, not taken to contradict A. Once they
+    part, each box shows its own person again; nobody is new, nobody left.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(52)
+    a_box, b_box = _box(200).box, _box(330).box
+    events, shown = [], []
+
+    def frame(i: int, boxes: list[np.ndarray], faces: dict[int, int] | None = None) -> None:
+        persons, new = tracker.update(i / FPS, [Detection(b, 0.9) for b in boxes])
+        events.extend(new)
+        shown.append([p.person_id for p in persons])
+        for index, who in (faces or {}).items():
+            box = persons[index].box
+            head = np.array([box[0] + 20, box[1] + 5, box[2] - 20, box[1] + 45], np.float32)
+            events.extend(tracker.add_face(i / FPS, persons[index].track_id,
+                                           _sighting(_face(who), rng), 0.9, face_box=head))
+    for i in range(40):  # both named
+        frame(i, [a_box, b_box], {0: 1, 1: 2} if i in (3, 13) else None)
+    for i in range(40, 60):  # B walks to just before A
+        frame(i, [a_box, _box(330 - 6 * (i - 39)).box])
+    together = np.array([195.0, 95.0, 295.0, 305.0], np.float32)
+    for i in range(60, 70):
+        frame(i, [together], {0: 2} if i in (61, 65) else None)  # B's face, in front
+    for i in range(70, 100):  # B walks on to the left of A
+        frame(i, [a_box, _box(170 - 6 * (i - 69)).box], {0: 1, 1: 2} if i == 75 else None)
+    named = {e.person_id for e in events if e.kind is EventKind.PERSON_IN}
+    assert named == {'person-000001', 'person-000002'}
+    assert all(e.kind is EventKind.PERSON_IN for e in events), 'nobody left, nobody is back'
+    assert shown[59] == ['person-000001', 'person-000002']
+    assert all(ids == [''] for ids in shown[60:70]), shown[60:70]
+    assert shown[-1] == ['person-000001', 'person-000002']
+
+
 def test_at_the_camera_rate_a_track_is_confirmed_on_its_second_box() -> None:
     """At 10 detections/s a box seen once (a flicker) is not a track: ByteTrack's rule holds."""
     tracker = PersonTracker(CONFIG)
