@@ -10,8 +10,8 @@ from pathlib import Path
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-import pytest
 import numpy as np
+import pytest
 import rclpy
 from sensor_msgs.msg import CompressedImage
 from std_msgs.msg import Header

@@ -1856,10 +1856,11 @@ def test_a_box_that_swallows_someone_in_front_of_its_person_shows_no_id_until_th
         ) -> None:
     """B steps in front of A; for 10 frames the detector gives one box holding both.
 
-    ByteTrack gives that box to A's track, and B's track is lost. The box may be either (the
-    crossing at 10/s: it was B, in front, shown with A's id for a second): it shows no id, and
-    B's face in it, which may be either's, is set aside, not taken to contradict A. Once they
-    part, each box shows its own person again; nobody is new, nobody left.
+    ByteTrack gives that box to one of their tracks (here B's, walking into it) and loses the
+    other's. The box may show either (the crossing at 10/s: Johansson, in front, shown with
+    Aniston's id for a second): it shows no id, and the face in it, which may be either's, is
+    set aside: it neither confirms the track's person nor contradicts them. Once they part,
+    each box shows its own person again; nobody is new, nobody left.
     """
     tracker = PersonTracker(CONFIG)
     rng = np.random.default_rng(52)
