@@ -168,9 +168,14 @@ CONFIRM_AT_ONCE_S = 1.0
 #: its first, before the face of that box is back (the alone replay: a part of the person
 #: the detector boxed apart became someone new, later reported gone while in view).
 IDENTITY_MIN_FRAMES = 3
-#: Weight of the newest frame in a track's smoothed velocity: detector boxes jitter by a few
-#: pixels, which over a 0.1 s frame gap is tens of px/s.
+#: Weight of the newest walk in a smoothed velocity when it was measured over
+#: _VELOCITY_SMOOTHING_PERIOD_S: detector boxes jitter by a few pixels, which over a 0.1 s
+#: frame gap is tens of px/s. A walk measured over n such periods weighs as n of them: over
+#: 0.6 s the jitter is a few px/s, and a tenth per box kept someone who set off walking at a
+#: slow rate 0.6 heights behind where they were (the sizes_720p replay at 1.25-2.5/s: Biden
+#: reported gone while walking off).
 _VELOCITY_SMOOTHING = 0.3
+_VELOCITY_SMOOTHING_PERIOD_S = 0.1
 #: A box whose width or height changed by more than this factor since the last sighting
 #: moved its centre by its change of shape (a passer-by merged into it, legs hidden), not
 #: by the person's walk: it does not update the velocity. A replay at 5 detections/s lost a
@@ -419,6 +424,11 @@ def _behind(person: '_Person', box: np.ndarray) -> bool:
     return ahead < -RELINK_MAX_BACK * height
 
 
+def _smoothing(interval: float) -> float:
+    """Return the weight in a smoothed velocity of a walk measured over interval [s]."""
+    return 1.0 - (1.0 - _VELOCITY_SMOOTHING) ** (interval / _VELOCITY_SMOOTHING_PERIOD_S)
+
+
 def _walk(before: np.ndarray, after: np.ndarray, interval: float) -> np.ndarray | None:
     """Return the velocity [px/s] of a box's centre from before to after, interval [s] apart.
 
@@ -461,10 +471,10 @@ class _Person:
 
     def walk_to(self, stamp: float, box: np.ndarray) -> np.ndarray:
         """Return their velocity [px/s] smoothed with the walk from their last box to box."""
-        step = (_walk(self.box, box, stamp - self.last_seen) if stamp > self.last_seen
-                else None)
+        interval = stamp - self.last_seen
+        step = _walk(self.box, box, interval) if interval > 0 else None
         return (self.velocity if step is None
-                else self.velocity + _VELOCITY_SMOOTHING * (step - self.velocity))
+                else self.velocity + _smoothing(interval) * (step - self.velocity))
 
     def add_sample(self, vector: np.ndarray, quality: float, max_samples: int) -> None:
         """Keep the max_samples best faces and refresh the running embedding."""
@@ -560,10 +570,11 @@ class _Track:
              body: np.ndarray | None) -> None:
         """Take the track's box at stamp and update its smoothed velocity and appearance."""
         handed_over = self.handed_over(stamp, body)
-        step = _walk(self.box, box, stamp - self.last_seen) if stamp > self.last_seen else None
+        interval = stamp - self.last_seen
+        step = _walk(self.box, box, interval) if interval > 0 else None
         if step is not None:
             self.velocity = (step if not self.walked else
-                             self.velocity + _VELOCITY_SMOOTHING * (step - self.velocity))
+                             self.velocity + _smoothing(interval) * (step - self.velocity))
             self.walked = True
         self.last_seen, self.box, self.confidence = stamp, box, confidence
         similarity = appearance_similarity(self.body, body)

@@ -2070,6 +2070,36 @@ def test_a_walker_seen_again_on_course_after_a_long_gap_is_not_reported_gone(mer
     assert 'person-000003' not in shown
 
 
+def test_a_standing_person_who_walks_off_at_a_low_rate_is_followed_at_their_new_pace(
+        ) -> None:
+    """At 1.7 detections/s someone stands for 5 s, then walks off at 0.85 heights a second.
+
+    Each box is 0.6 s after the last, a box width on: ByteTrack loses them at once. One box is
+    missing (a gap of 1.2 s, over FOLLOW_MAX_GAP_S), so the box after it must lie on their
+    course. The speed they walk at comes from their two boxes since they set off. It must
+    count by the time it was measured over, not a tenth per box as at 10 detections/s; that
+    tenth put them 0.6 heights behind where they were (the sizes_720p replay at 1.25-2.5/s:
+    Biden, walking off, reported gone in view).
+    """
+    interval, speed, width, height = 0.6, 140.0, 79.0, 167.0  # [s], [px/s], [px], [px]
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(34)
+    events, stamp, x, lost = [], 0.0, 700.0, 0
+    for frame in range(16):
+        if frame >= 9:
+            x += speed * interval
+        if frame != 11:  # the one box the detector misses
+            box = np.array([x, 300.0, x + width, 300.0 + height]) + rng.normal(0, 1, 4)
+            persons, new = tracker.update(stamp, [Detection(box, 0.8, _body(1, rng))])
+            lost += frame > 9 and not persons
+        else:
+            persons, new = tracker.update(stamp, [])
+        events += new
+        stamp += interval
+    assert lost >= 4, 'ByteTrack kept the walker: the scene does not test the rule'
+    assert [e.kind for e in events] == [EventKind.PERSON_IN], 'gone while in view'
+
+
 @pytest.mark.parametrize('ahead, followed', [(0.4, True), (0.8, False)])
 def test_after_a_long_gap_a_box_near_the_walker_s_course_continues_him(ahead: float,
                                                                        followed: bool) -> None:
