@@ -171,8 +171,8 @@ IDENTITY_MIN_FRAMES = 3
 #: Weight of the newest walk in a smoothed velocity when it was measured over
 #: _VELOCITY_SMOOTHING_PERIOD_S: detector boxes jitter by a few pixels, which over a 0.1 s
 #: frame gap is tens of px/s. A walk measured over n such periods weighs as n of them: over
-#: 0.6 s the jitter is a few px/s, and a tenth per box kept someone who set off walking at a
-#: slow rate 0.6 heights behind where they were (the sizes_720p replay at 1.25-2.5/s: Biden
+#: 0.6 s the jitter is a few px/s, and 0.3 per box kept someone who set off walking at a slow
+#: rate 0.6 heights behind where they were (the sizes_720p replay at 1.25-2.5/s: Biden
 #: reported gone while walking off).
 _VELOCITY_SMOOTHING = 0.3
 _VELOCITY_SMOOTHING_PERIOD_S = 0.1

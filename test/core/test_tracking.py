@@ -2077,9 +2077,9 @@ def test_a_standing_person_who_walks_off_at_a_low_rate_is_followed_at_their_new_
     Each box is 0.6 s after the last, a box width on: ByteTrack loses them at once. One box is
     missing (a gap of 1.2 s, over FOLLOW_MAX_GAP_S), so the box after it must lie on their
     course. The speed they walk at comes from their two boxes since they set off. It must
-    count by the time it was measured over, not a tenth per box as at 10 detections/s; that
-    tenth put them 0.6 heights behind where they were (the sizes_720p replay at 1.25-2.5/s:
-    Biden, walking off, reported gone in view).
+    count by the time it was measured over, not 0.3 per box as at 10 detections/s, which put
+    them 0.6 heights behind where they were (the sizes_720p replay at 1.25-2.5/s: Biden,
+    walking off, reported gone in view).
     """
     interval, speed, width, height = 0.6, 140.0, 79.0, 167.0  # [s], [px/s], [px], [px]
     tracker = PersonTracker(CONFIG)
