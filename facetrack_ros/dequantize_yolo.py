@@ -1,7 +1,8 @@
-"""Command line: `ros2 run facetrack_ros dequantize_yolo model_int8.onnx [model.pt]`.
+"""Command line: `ros2 run facetrack_ros dequantize_yolo model_int8.onnx [model.pt|.onnx]`.
 
-Rebuilds a dynamically quantized ultralytics YOLO ONNX file as a float .pt for the detector
-node's `model` parameter (see facetrack_ros.core.dequantize for why that is faster on a CPU).
+Rebuilds a dynamically quantized ultralytics YOLO ONNX file as a float .pt, or a float ONNX
+file, for the detector node's `model` parameter (see facetrack_ros.core.dequantize for why
+that is faster on a CPU).
 """
 
 import argparse
@@ -18,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
         prog='dequantize_yolo', description=__doc__.splitlines()[0].split(': ', 1)[-1])
     parser.add_argument('source', type=Path, help='ultralytics YOLO detection export (.onnx)')
     parser.add_argument('target', type=Path, nargs='?',
-                        help='float checkpoint to write (default: SOURCE with suffix .pt)')
+                        help='float model to write: a .pt checkpoint, or .onnx for ONNX Runtime '
+                        '(default: SOURCE with suffix .pt)')
     args = parser.parse_args(argv)
     configure_ultralytics_offline()
     target = args.target or args.source.with_suffix('.pt')

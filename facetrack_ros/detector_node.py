@@ -7,9 +7,9 @@ larger image to image_size itself (a JPEG decoded straight at 1/2, 1/4 or 1/8 sc
 that suffices), and gives the boxes in the pixels of the full-resolution frame that
 camera_info describes (the same stamp's, else the latest), with the input's header. Without
 camera_info (a plain image topic remapped to image_detect) the boxes are in the input
-image's pixels. Up to `workers` images are detected at once, each by a model of its own in
-a thread of its own (core.newest_workers), and their detections are published in the
-images' order.
+image's pixels. Up to `workers` images (core.detection.detector_workers) are detected at
+once, each by a model of its own in a thread of its own (core.newest_workers), and their
+detections are published in the images' order.
 With no person model available it stops with an error naming the `model` parameter
 (require_model: true) or falls back to finding people from their faces (face-first).
 """
@@ -26,7 +26,8 @@ from facetrack_ros.conversions import (ImageConversionError, message_to_reduced_
                                        time_to_sec, transport_topic)
 from facetrack_ros.core.detection import (body_appearance, create_person_detector,
                                           DEFAULT_CONFIDENCE, DEFAULT_IMAGE_SIZE,
-                                          ModelUnavailableError, PersonDetector, scale_boxes)
+                                          detector_workers, ModelUnavailableError,
+                                          PersonDetector, scale_boxes)
 from facetrack_ros.core.face import FaceDetector
 from facetrack_ros.core.newest_workers import NewestInputWorkers
 from facetrack_ros.diagnostics import NodeDiagnostics
@@ -48,14 +49,16 @@ PARAMETERS = (
     ParamSpec('image_size', DEFAULT_IMAGE_SIZE, 'Inference image size (longest side) [px].',
               32, 4096),
     ParamSpec('half', False, 'FP16 inference (CUDA and TensorRT only).'),
-    ParamSpec('workers', 2,
-              'Images detected at once, each by a model of its own in a thread of its own. '
-              'On a CPU two single-threaded inferences at once detect more frames a second '
-              'than two threads on one image (whose threads wait on each other at every '
-              'layer); the newest image waits while all are busy.', 1, 16),
+    ParamSpec('workers', 0,
+              'Images detected at once, each by a model of its own in a thread of its own; '
+              'the newest image waits while all are busy. 0: two for a .pt model on a CPU '
+              '(two single-threaded torch inferences at once detect more frames a second than '
+              'two threads on one image), one for ONNX Runtime (it spreads one image over '
+              'every core itself), TensorRT or a GPU.', 0, 16),
     ParamSpec('threads', 0,
               'CPU threads of torch inference and pre/post-processing, shared by the workers '
-              '(0: the CPUs the process may use divided among the workers, at least 1).',
+              '(0: the CPUs the process may use divided among the workers, at least 1). ONNX '
+              'Runtime chooses its own.',
               0, 1024),
     ParamSpec('require_model', False,
               'Fail when the person model is unavailable, instead of the face-first fallback.'),
@@ -112,9 +115,10 @@ class DetectorNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the person model (or the face-first fallback), once per worker."""
+        workers = detector_workers(self.params.workers, self.params.model, self.params.device)
         try:
-            for _ in range(self.params.workers):
-                detector, status = person_detector(self.params, self.params.workers)
+            for _ in range(workers):
+                detector, status = person_detector(self.params, workers)
                 self.detectors.append(detector)
         except ModelUnavailableError as error:
             self._release()
@@ -123,9 +127,10 @@ class DetectorNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         level = DiagnosticStatus.OK if 'fallback' not in status else DiagnosticStatus.WARN
         (self.get_logger().info if level == DiagnosticStatus.OK else
-         self.get_logger().warning)(status)
+         self.get_logger().warning)(f'{status}; {workers} image(s) at once')
         self.diagnostics.set_state(level, status)
         self.diagnostics.values['model'] = self.detectors[0].name
+        self.diagnostics.values['workers'] = str(workers)
         self.publisher = self.create_lifecycle_publisher(
             PersonDetectionArray, 'detections', RELIABLE_QOS)
         self.workers = NewestInputWorkers([self._step(d) for d in self.detectors],

@@ -3,8 +3,8 @@
 
 For each video (any resolution; a 1920x1080 copy of the first one is made and cached when
 none of them has that size) and each person model (by default the weights of the shared
-dynamic-int8 YOLOv8n ONNX file rebuilt as a float .pt by dequantize_yolo, then that ONNX file
-itself), with the real face models:
+dynamic-int8 YOLOv8n ONNX file rebuilt by dequantize_yolo as a float .pt and as a float ONNX
+file, then that ONNX file itself), with the real face models:
 1. core pipeline without ROS (the classes the nodes use, in one process): per-stage latency,
    throughput and the share of the frame time spent beyond the person detector;
 2. the detector alone on pre-decoded frames, with the detector node's workers (each frame
@@ -47,7 +47,7 @@ from facetrack_ros import camera_node, detector_node, face_embedding_node, track
 from facetrack_ros.conversions import time_to_sec
 from facetrack_ros.core.camera import Frame, SourceEnded, VideoFileSource
 from facetrack_ros.core.dequantize import cached_float_model
-from facetrack_ros.core.detection import PersonDetector
+from facetrack_ros.core.detection import detector_workers, PersonDetector
 from facetrack_ros.core.face import FaceAnalyzer
 from facetrack_ros.core.pipeline import PersonPipeline, STAGES
 from facetrack_ros.core.tracking import PersonTracker
@@ -180,7 +180,8 @@ def load_detectors(model: str) -> list[PersonDetector]:
     """
     p = node_parameters('detector', detector_node.PARAMETERS)
     p.model, p.require_model = model, True
-    return [detector_node.person_detector(p, p.workers)[0] for _ in range(p.workers)]
+    workers = detector_workers(p.workers, model, p.device)
+    return [detector_node.person_detector(p, workers)[0] for _ in range(workers)]
 
 
 def new_pipeline(detector: PersonDetector, analyzer: FaceAnalyzer) -> PersonPipeline:
@@ -724,8 +725,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         f'that size (cached in {CLIP_CACHE})')
     parser.add_argument('--models', nargs='+',
                         help='YOLO person models, each run on every video; the graph runs use '
-                        'the first (default: the float rebuild of the shared ONNX, then the '
-                        'ONNX itself)')
+                        'the first (default: the float rebuilds of the shared ONNX as .pt and '
+                        '.onnx, then the ONNX itself)')
     parser.add_argument('--frames', type=int, default=60,
                         help='first frames of each video for the core and old loops and the '
                         'detector alone')
@@ -747,7 +748,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error('--profile needs py-spy on PATH (pip install py-spy)')
     args.videos = with_always_sizes(args.videos)
     if not args.models:
-        args.models = [str(cached_float_model(DEFAULT_ONNX, MODEL_CACHE)), str(DEFAULT_ONNX)]
+        args.models = [str(cached_float_model(DEFAULT_ONNX, MODEL_CACHE, suffix))
+                       for suffix in ('.pt', '.onnx')] + [str(DEFAULT_ONNX)]
     return args
 
 

@@ -1,4 +1,4 @@
-"""Turn a dynamically quantized YOLO ONNX file back into a float ultralytics checkpoint.
+"""Turn a dynamically quantized YOLO ONNX file back into a float ultralytics checkpoint or ONNX.
 
 onnxruntime's dynamic int8 quantization (`quantize_dynamic`) replaces every convolution with
 DynamicQuantizeLinear + ConvInteger, which onnxruntime runs on x86 CPUs several times slower
@@ -7,16 +7,17 @@ float on this project's 2-core VM). The file still holds every weight, as int8 w
 under the PyTorch state-dict names ultralytics exported it with, so the network can be rebuilt
 from ultralytics' own architecture YAML and saved as a .pt: the same weights, run in float,
 with rectangular inference (a 640x360 frame becomes 640x384 instead of 640x640: 36 ms) and
-every ultralytics export (TensorRT, OpenVINO) open to it.
+every ultralytics export (TensorRT, OpenVINO, float ONNX) open to it.
 """
 
 import ast
-from dataclasses import dataclass
+import dataclasses
 import datetime
 import hashlib
 import os
 from pathlib import Path
 import re
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ class ModelConversionError(ValueError):
     """The file is not a YOLO detection ONNX this converter can rebuild."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ConvertedModel:
     """What dequantize_yolo_onnx wrote.
 
@@ -103,19 +104,41 @@ def _architecture(metadata: dict[str, str], source: Path) -> tuple[str, dict[int
 
 
 def dequantize_yolo_onnx(source: Path, target: Path) -> ConvertedModel:
-    """Rebuild the YOLO detector in source (an ultralytics ONNX export) as a float .pt at target.
+    """Rebuild the YOLO detector in source (an ultralytics ONNX export) in float at target.
 
-    Every learned tensor of the architecture must be in the file, as float or as onnxruntime
-    dynamic-quantized int8; tensors the architecture fixes (YOLOv8's DFL projection) keep their
-    exact value. target is written atomically. Raise ModelConversionError if the file cannot be
-    rebuilt (not an ultralytics detection export, unknown architecture, missing or misshapen
-    weights).
+    target is a .pt checkpoint, or a .onnx file: that checkpoint exported by ultralytics with
+    a dynamic input size (ONNX Runtime infers float YOLOv8n on this project's 2-core VM in
+    23 ms a 640x360 frame, torch in 45). Every learned tensor of the architecture must be in
+    the file, as float or as onnxruntime dynamic-quantized int8; tensors the architecture fixes
+    (YOLOv8's DFL projection) keep their exact value. target is written atomically. Raise
+    ModelConversionError if the file cannot be rebuilt (not an ultralytics detection export,
+    unknown architecture, missing or misshapen weights).
     """
+    source, target = Path(source), Path(target)
+    if target.suffix != '.onnx':
+        return _rebuild(source, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        checkpoint = _rebuild(source, Path(work) / 'float.pt')
+        os.replace(export_onnx(checkpoint.path), target)
+    return dataclasses.replace(checkpoint, path=target)
+
+
+def export_onnx(checkpoint: Path) -> Path:
+    """Export an ultralytics checkpoint beside it as ONNX (dynamic input size); return its path."""
+    from facetrack_ros.core.detection import configure_ultralytics_offline
+    configure_ultralytics_offline()
+    from ultralytics import YOLO
+    # simplify would need onnxslim, which ultralytics would try to install.
+    return Path(YOLO(str(checkpoint)).export(format='onnx', dynamic=True, simplify=False))
+
+
+def _rebuild(source: Path, target: Path) -> ConvertedModel:
+    """Rebuild source's detector as a float .pt checkpoint at target (dequantize_yolo_onnx)."""
     import torch
     import ultralytics
     from ultralytics.nn.tasks import DetectionModel
 
-    source, target = Path(source), Path(target)
     metadata, initializers = _read_onnx(source)
     architecture, names, imgsz = _architecture(metadata, source)
     try:
@@ -167,13 +190,14 @@ def dequantize_yolo_onnx(source: Path, target: Path) -> ConvertedModel:
     return ConvertedModel(target, architecture, len(names), len(state), dequantized, digest)
 
 
-def cached_float_model(source: Path, cache_dir: Path) -> Path:
-    """Return a float .pt of source in cache_dir, converting only if that file is not there.
+def cached_float_model(source: Path, cache_dir: Path, suffix: str = '.pt') -> Path:
+    """Return a float model of source in cache_dir, converting only if that file is not there.
 
-    The file is named after the source's content, so a changed source is converted again.
+    suffix: '.pt' or '.onnx' (dequantize_yolo_onnx). The file is named after the source's
+    content, so a changed source is converted again.
     """
     source = Path(source)
-    target = Path(cache_dir) / f'{source.stem}-{file_sha256(source)[:12]}-float.pt'
+    target = Path(cache_dir) / f'{source.stem}-{file_sha256(source)[:12]}-float{suffix}'
     if not target.exists():
         dequantize_yolo_onnx(source, target)
     return target

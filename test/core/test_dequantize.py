@@ -25,6 +25,9 @@ MIN_AGREEMENT = 0.95
 MATCH_IOU = 0.5
 #: Mean IoU of the matched boxes (measured 0.97 and 0.95).
 MIN_MEAN_IOU = 0.9
+#: Least IoU of a box of the float checkpoint and the same box of its float ONNX export: one
+#: float network, two runtimes (rounding only).
+SAME_NETWORK_MIN_IOU = 0.98
 
 
 @pytest.fixture(scope='module')
@@ -54,11 +57,15 @@ def _matches(reference: list[np.ndarray], other: list[np.ndarray]) -> list[float
     return ious
 
 
-@pytest.mark.parametrize('video', ['hamilton_clip.mp4', 'pedestrians_vtest.avi'])
-def test_float_model_finds_the_people_the_onnx_finds(video, onnx_model, converted, shared_dir):
-    """Same network, same weights: the two files detect the same people on real video."""
-    original = YoloPersonDetector(str(onnx_model))
-    rebuilt = YoloPersonDetector(str(converted.path))
+@pytest.fixture(scope='module')
+def converted_onnx(onnx_model, tmp_path_factory):
+    """Convert the shared model once for the module, to a float ONNX file."""
+    return dequantize_yolo_onnx(onnx_model, tmp_path_factory.mktemp('float') / 'yolov8n.onnx')
+
+
+def _agreement(video: str, shared_dir: Path, reference: YoloPersonDetector,
+               other: YoloPersonDetector) -> tuple[list[int], list[float]]:
+    """Return both detectors' person counts on the video's compared frames, and matched IoUs."""
     capture = cv2.VideoCapture(str(shared_dir / 'data' / 'video' / video))
     counts = [0, 0]
     ious = []
@@ -68,13 +75,33 @@ def test_float_model_finds_the_people_the_onnx_finds(video, onnx_model, converte
         if index % FRAME_STEP:
             continue
         boxes = [[person.box for person in detector.detect(frame)]
-                 for detector in (original, rebuilt)]
+                 for detector in (reference, other)]
         counts = [counts[0] + len(boxes[0]), counts[1] + len(boxes[1])]
         ious += _matches(boxes[0], boxes[1])
     capture.release()
     assert counts[0] > 30, f'too few people in {video} to compare: {counts}'
+    return counts, ious
+
+
+@pytest.mark.parametrize('video', ['hamilton_clip.mp4', 'pedestrians_vtest.avi'])
+def test_float_model_finds_the_people_the_onnx_finds(video, onnx_model, converted, shared_dir):
+    """Same network, same weights: the two files detect the same people on real video."""
+    counts, ious = _agreement(video, shared_dir, YoloPersonDetector(str(onnx_model)),
+                              YoloPersonDetector(str(converted.path)))
     assert len(ious) >= MIN_AGREEMENT * max(counts), (len(ious), counts)
     assert np.mean(ious) >= MIN_MEAN_IOU
+
+
+@pytest.mark.parametrize('video', ['hamilton_clip.mp4', 'pedestrians_vtest.avi'])
+def test_float_onnx_export_finds_what_the_checkpoint_finds(video, converted, converted_onnx,
+                                                           shared_dir):
+    """The float ONNX file is the float checkpoint run by ONNX Runtime: the same boxes."""
+    assert converted_onnx.path.suffix == '.onnx'
+    assert [p.name for p in converted_onnx.path.parent.iterdir()] == ['yolov8n.onnx']
+    counts, ious = _agreement(video, shared_dir, YoloPersonDetector(str(converted.path)),
+                              YoloPersonDetector(str(converted_onnx.path)))
+    assert counts[0] == counts[1] == len(ious), (len(ious), counts)
+    assert min(ious) >= SAME_NETWORK_MIN_IOU
 
 
 def test_float_model_runs_on_the_threads_asked_for(converted):

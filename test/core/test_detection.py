@@ -1,5 +1,6 @@
 """Person detectors on the shared test images and video, with the real YOLOv8n ONNX model."""
 
+import os
 from pathlib import Path
 import socket
 import time
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 
 from facetrack_ros.core.detection import (configure_ultralytics_offline, create_person_detector,
-                                          FaceFirstPersonDetector, ModelUnavailableError,
+                                          detector_workers, FaceFirstPersonDetector,
+                                          ModelUnavailableError,
                                           PersonBox, PersonDetector, scale_boxes,
                                           YoloPersonDetector)
 from facetrack_ros.core.face import FaceBox, FaceDetector
@@ -214,3 +216,13 @@ def test_scale_boxes_to_the_full_frame() -> None:
     assert [b.confidence for b in scaled] == [0.9, 0.4]
     assert all(b.box.dtype == np.float32 for b in scaled)
     assert scale_boxes(boxes, (640, 360), (640, 360)) == boxes
+
+
+def test_workers_default_to_two_for_torch_on_a_cpu_and_one_otherwise() -> None:
+    """Workers 0: two torch inferences side by side on a CPU; ONNX Runtime and GPUs take one."""
+    cpus = len(os.sched_getaffinity(0))
+    assert detector_workers(0, 'yolov8n.pt', 'cpu') == (2 if cpus >= 2 else 1)
+    assert detector_workers(0, '/models/yolov8n.onnx', 'cpu') == 1
+    assert detector_workers(0, 'yolov8n.engine', 'cuda:0') == 1
+    assert detector_workers(0, 'yolov8n.pt', 'cuda') == 1
+    assert detector_workers(3, 'yolov8n.onnx', 'cpu') == 3
