@@ -112,9 +112,11 @@ def dequantize_yolo_onnx(source: Path, target: Path) -> ConvertedModel:
     the file, as float or as onnxruntime dynamic-quantized int8; tensors the architecture fixes
     (YOLOv8's DFL projection) keep their exact value. target is written atomically. Raise
     ModelConversionError if the file cannot be rebuilt (not an ultralytics detection export,
-    unknown architecture, missing or misshapen weights).
+    unknown architecture, missing or misshapen weights), or if target is source.
     """
     source, target = Path(source), Path(target)
+    if target.resolve() == source.resolve():
+        raise ModelConversionError(f'{target} is the source file: name another target')
     if target.suffix != '.onnx':
         return _rebuild(source, target)
     target.parent.mkdir(parents=True, exist_ok=True)

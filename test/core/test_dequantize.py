@@ -165,3 +165,8 @@ def test_command_line(onnx_model, shared_dir, tmp_path, capsys):
                                  str(tmp_path / 'n.pt')]) == 1
     assert 'not an ultralytics detection export' in capsys.readouterr().err
     assert not (tmp_path / 'n.pt').exists()
+    source = tmp_path / 'm.onnx'
+    source.write_bytes(onnx_model.read_bytes())
+    assert dequantize_yolo.main([str(source), str(source)]) == 1
+    assert 'is the source file' in capsys.readouterr().err
+    assert source.read_bytes() == onnx_model.read_bytes()
