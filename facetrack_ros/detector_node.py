@@ -51,14 +51,13 @@ PARAMETERS = (
     ParamSpec('half', False, 'FP16 inference (CUDA and TensorRT only).'),
     ParamSpec('workers', 0,
               'Images detected at once, each by a model of its own in a thread of its own; '
-              'the newest image waits while all are busy. 0: two for a .pt model on a CPU '
-              '(two single-threaded torch inferences at once detect more frames a second than '
-              'two threads on one image), one for ONNX Runtime (it spreads one image over '
-              'every core itself), TensorRT or a GPU.', 0, 16),
+              'the newest image waits while all are busy. 0: two for a .pt or .onnx model on '
+              'a CPU (two single-threaded inferences at once detect more frames a second than '
+              'two threads on one image), one for TensorRT or a GPU.', 0, 16),
     ParamSpec('threads', 0,
-              'CPU threads of torch inference and pre/post-processing, shared by the workers '
-              '(0: the CPUs the process may use divided among the workers, at least 1). ONNX '
-              'Runtime chooses its own.',
+              'CPU threads of inference (torch, or ONNX Runtime for a .onnx model on the CPU) '
+              'and pre/post-processing, shared by the workers (0: the CPUs the process may use '
+              'divided among the workers, at least 1).',
               0, 1024),
     ParamSpec('require_model', False,
               'Fail when the person model is unavailable, instead of the face-first fallback.'),

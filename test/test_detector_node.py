@@ -54,8 +54,8 @@ def test_detects_persons_keeps_header_survives_bad_input(ros_context, shared_dir
     """Real raw frame in, persons out with the same header; a malformed image is skipped."""
     node, executor, helper, received = _active(ros_context, shared_dir, 'detector_probe',
                                                image_transport='raw')
-    assert len(node.detectors) == 1, 'workers: 0 (the default) runs one ONNX Runtime model'
-    assert node.diagnostics.values['workers'] == '1'
+    assert len(node.detectors) == 2, 'one model per worker (workers: 0 chooses two here)'
+    assert node.diagnostics.values['workers'] == '2'
     assert all('yolo' in d.name.lower() or 'onnx' in d.name.lower() for d in node.detectors)
     images = helper.create_publisher(Image, 'image_detect', image_qos_profile('reliable'))
     assert spin_until(executor, lambda: images.get_subscription_count() > 0)

@@ -107,8 +107,8 @@ def dequantize_yolo_onnx(source: Path, target: Path) -> ConvertedModel:
     """Rebuild the YOLO detector in source (an ultralytics ONNX export) in float at target.
 
     target is a .pt checkpoint, or a .onnx file: that checkpoint exported by ultralytics with
-    a dynamic input size (ONNX Runtime infers float YOLOv8n on this project's 2-core VM in
-    23 ms a 640x360 frame, torch in 45). Every learned tensor of the architecture must be in
+    a dynamic input size (ONNX Runtime infers float YOLOv8n on one thread of this project's VM
+    in 34 ms a 640x360 frame, torch in 45-50). Every learned tensor of the architecture must be in
     the file, as float or as onnxruntime dynamic-quantized int8; tensors the architecture fixes
     (YOLOv8's DFL projection) keep their exact value. target is written atomically. Raise
     ModelConversionError if the file cannot be rebuilt (not an ultralytics detection export,

@@ -134,21 +134,29 @@ def configure_ultralytics_offline() -> None:
 #: the detector node's defaults too.
 DEFAULT_CONFIDENCE = 0.35
 DEFAULT_IMAGE_SIZE = 640
+#: IoU above which non-maximum suppression keeps only the stronger of two boxes: ultralytics'
+#: default for prediction, which YoloPersonDetector uses.
+NMS_IOU = 0.7
+
+
+def runs_on_onnxruntime(model: str, device: str) -> bool:
+    """Return whether create_person_detector runs model with OnnxPersonDetector (ONNX, CPU)."""
+    return Path(model).suffix == '.onnx' and device == 'cpu'
 
 
 def detector_workers(workers: int, model: str, device: str) -> int:
     """Return how many images the detector infers at once: workers, or (0) the model's best.
 
-    0 chooses two for a torch model (.pt) on a CPU of two or more cores, where two
-    single-threaded inferences side by side detect more frames a second than two threads on
-    one image (whose threads wait on each other at every layer), and one otherwise: ONNX
-    Runtime spreads one image over every core itself (float YOLOv8n on 2 cores: 42 frames/s
-    one image at a time, 32 with two sessions at once), and a GPU takes one image at a time.
+    0 chooses two on a CPU of two or more cores for a torch model (.pt) or an ONNX file, where
+    two single-threaded inferences side by side detect more frames a second than two threads
+    on one image, which wait on each other at every layer (float YOLOv8n on 2 cores: 42
+    frames/s against 16-26 with torch, 59 against 39 with ONNX Runtime); one otherwise: a GPU
+    or a TensorRT engine takes one image at a time.
     """
     if workers:
         return workers
-    torch_on_cpu = Path(model).suffix == '.pt' and device == 'cpu'
-    return 2 if torch_on_cpu and len(os.sched_getaffinity(0)) >= 2 else 1
+    on_cpu = Path(model).suffix == '.pt' and device == 'cpu' or runs_on_onnxruntime(model, device)
+    return 2 if on_cpu and len(os.sched_getaffinity(0)) >= 2 else 1
 
 
 class YoloPersonDetector(PersonDetector):
@@ -208,6 +216,89 @@ class YoloPersonDetector(PersonDetector):
         self._model = None
 
 
+class OnnxPersonDetector(PersonDetector):
+    """A YOLO detection model exported by ultralytics as ONNX, run by ONNX Runtime on the CPU.
+
+    ultralytics runs such a file too, but leaves ONNX Runtime its defaults: a thread a core,
+    spinning while it waits for the others, so two models side by side oversubscribe the cores
+    (float YOLOv8n on 2 cores: 32 frames/s as two images at once, 42 one at a time, and the
+    detector took 158-162 % of a core for 26-27 frames a second in the graph). Here each model
+    computes on threads of its own that sleep while they wait: two single-threaded ones detect
+    59 frames/s. Before and after inference it runs ultralytics' own steps (LetterBox,
+    non_max_suppression, scale_boxes), so the boxes are those YoloPersonDetector gives.
+    """
+
+    def __init__(self, model: str, confidence: float = DEFAULT_CONFIDENCE,
+                 image_size: int = DEFAULT_IMAGE_SIZE, classes: Sequence[int] = (0,),
+                 threads: int = 0) -> None:
+        """Load the file and run it once, so the first real frame is not slow.
+
+        threads: CPU threads of this model's inference (0: every CPU this process may use).
+        Raise ModelUnavailableError if the file is missing, is not an ultralytics detection
+        export, or fails to run.
+        """
+        passive_thread_waits()
+        configure_ultralytics_offline()
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise ModelUnavailableError(
+                f'person model {model!r} not found; set the `model` parameter to an existing '
+                '.pt, .onnx or .engine file')
+        import onnxruntime
+        from ultralytics.data.augment import LetterBox
+        self.name = f'onnxruntime {path.name}'
+        self._confidence, self._classes = confidence, list(classes)
+        threads = threads or len(os.sched_getaffinity(0))
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+        try:
+            self._session: Any = onnxruntime.InferenceSession(
+                str(path), options, providers=['CPUExecutionProvider'])
+            metadata = self._session.get_modelmeta().custom_metadata_map
+            if metadata.get('task') != 'detect' or 'stride' not in metadata:
+                raise ValueError('not an ultralytics detection export (no task and stride '
+                                 'in its metadata)')
+            self._end2end = metadata.get('end2end') == 'True'
+            inputs = self._session.get_inputs()[0]
+            fixed = all(isinstance(side, int) for side in inputs.shape[2:])
+            # A fixed input size is padded to in full; a dynamic one only to the stride.
+            self._letterbox = LetterBox(tuple(inputs.shape[2:]) if fixed
+                                        else (image_size, image_size),
+                                        auto=not fixed, stride=int(metadata['stride']))
+            self._input = inputs.name
+            self._predict(np.zeros((image_size, image_size, 3), np.uint8))
+            import torch  # its non-maximum suppression: one thread, as the inference's
+            torch.set_num_threads(threads)
+        except Exception as error:  # any load failure means the same to the caller: no model
+            raise ModelUnavailableError(
+                f'person model {model!r} (parameter `model`) cannot run on ONNX Runtime: '
+                f'{error}') from error
+
+    def _predict(self, image_bgr: np.ndarray) -> list[PersonBox]:
+        if self._session is None:
+            raise RuntimeError(f'{self.name} detector is closed')
+        import torch
+        from ultralytics.utils import nms, ops
+        padded = self._letterbox(image=image_bgr)
+        blob = np.ascontiguousarray(padded[..., ::-1].transpose(2, 0, 1))[None]
+        output = self._session.run(None, {self._input: blob.astype(np.float32) / 255})[0]
+        found = nms.non_max_suppression(torch.from_numpy(output), self._confidence,
+                                        NMS_IOU, self._classes, end2end=self._end2end)[0]
+        boxes = ops.scale_boxes(blob.shape[2:], found[:, :4], image_bgr.shape).numpy()
+        return [PersonBox(box=box.astype(np.float32), confidence=float(score))
+                for box, score in zip(boxes, found[:, 4].numpy())]
+
+    def detect(self, image_bgr: np.ndarray) -> list[PersonBox]:
+        """Return the detections of the configured classes above the confidence threshold."""
+        check_image(image_bgr)
+        return self._predict(image_bgr)
+
+    def close(self) -> None:
+        """Drop the session so its memory can be freed."""
+        self._session = None
+
+
 class FaceFirstPersonDetector(PersonDetector):
     """Finds people from their faces over the whole frame, for when no person model is available.
 
@@ -257,11 +348,14 @@ def create_person_detector(model: str, device: str, confidence: float, image_siz
     the model cannot be used. A model missing on disk is downloaded only with allow_download.
     """
     try:
-        detector = YoloPersonDetector(model, device, confidence, image_size, half,
-                                      allow_download=allow_download, threads=threads)
+        detector = (OnnxPersonDetector(model, confidence, image_size, threads=threads)
+                    if runs_on_onnxruntime(model, device) else
+                    YoloPersonDetector(model, device, confidence, image_size, half,
+                                       allow_download=allow_download, threads=threads))
     except ModelUnavailableError as error:
         if require_model:
             raise
         return (FaceFirstPersonDetector(face_detector_factory()),
                 f'no person model ({error}): face-first fallback')
-    return detector, f'yolo model {model} on {device}'
+    runtime = 'ONNX Runtime' if isinstance(detector, OnnxPersonDetector) else 'ultralytics'
+    return detector, f'yolo model {model} on {device} ({runtime})'

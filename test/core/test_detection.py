@@ -12,7 +12,8 @@ import pytest
 
 from facetrack_ros.core.detection import (configure_ultralytics_offline, create_person_detector,
                                           detector_workers, FaceFirstPersonDetector,
-                                          ModelUnavailableError,
+                                          ModelUnavailableError, OnnxPersonDetector,
+                                          runs_on_onnxruntime,
                                           PersonBox, PersonDetector, scale_boxes,
                                           YoloPersonDetector)
 from facetrack_ros.core.face import FaceBox, FaceDetector
@@ -137,12 +138,13 @@ def test_offline_switches_are_set() -> None:
     assert not events.events.enabled and not utils.SETTINGS['sync']
 
 
-def test_unloadable_model_is_unavailable(tmp_path: Path) -> None:
+@pytest.mark.parametrize('detector', [YoloPersonDetector, OnnxPersonDetector])
+def test_unloadable_model_is_unavailable(tmp_path: Path, detector: type) -> None:
     """A file that is not a model raises ModelUnavailableError, not a library error."""
     junk = tmp_path / 'junk.onnx'
     junk.write_bytes(b'not a model')
     with pytest.raises(ModelUnavailableError, match='`model`'):
-        YoloPersonDetector(str(junk))
+        detector(str(junk))
 
 
 def _factory() -> FaceDetector:
@@ -157,12 +159,16 @@ def test_required_missing_model_raises(tmp_path: Path) -> None:
 
 
 def test_factory_loads_yolo(model_path: str) -> None:
-    """An existing model gives the YOLO detector and says so."""
+    """An existing model gives a YOLO detector and says which runtime runs it.
+
+    ONNX Runtime for an .onnx file on the CPU; ultralytics for another device.
+    """
     detector, status = create_person_detector(model_path, 'cpu', 0.35, 640, False,
                                               require_model=True, face_detector_factory=_factory)
-    assert isinstance(detector, YoloPersonDetector)
-    assert status == f'yolo model {model_path} on cpu'
+    assert isinstance(detector, OnnxPersonDetector)
+    assert status == f'yolo model {model_path} on cpu (ONNX Runtime)'
     detector.close()
+    assert not runs_on_onnxruntime(model_path, 'cuda')
 
 
 def test_face_first_fallback_finds_two_people(tmp_path: Path, two_people: np.ndarray) -> None:
@@ -218,11 +224,41 @@ def test_scale_boxes_to_the_full_frame() -> None:
     assert scale_boxes(boxes, (640, 360), (640, 360)) == boxes
 
 
-def test_workers_default_to_two_for_torch_on_a_cpu_and_one_otherwise() -> None:
-    """Workers 0: two torch inferences side by side on a CPU; ONNX Runtime and GPUs take one."""
-    cpus = len(os.sched_getaffinity(0))
-    assert detector_workers(0, 'yolov8n.pt', 'cpu') == (2 if cpus >= 2 else 1)
-    assert detector_workers(0, '/models/yolov8n.onnx', 'cpu') == 1
+def test_workers_default_to_two_on_a_cpu_and_one_otherwise() -> None:
+    """Workers 0: two single-threaded inferences side by side on a CPU; a GPU takes one."""
+    two = 2 if len(os.sched_getaffinity(0)) >= 2 else 1
+    assert detector_workers(0, 'yolov8n.pt', 'cpu') == two
+    assert detector_workers(0, '/models/yolov8n.onnx', 'cpu') == two
+    assert detector_workers(0, 'yolov8n.onnx', 'cuda') == 1
     assert detector_workers(0, 'yolov8n.engine', 'cuda:0') == 1
     assert detector_workers(0, 'yolov8n.pt', 'cuda') == 1
     assert detector_workers(3, 'yolov8n.onnx', 'cpu') == 3
+
+
+def test_onnx_runtime_detector_gives_ultralytics_boxes(model_path: str, shared_dir: Path
+                                                       ) -> None:
+    """The ONNX file run by ONNX Runtime here and by ultralytics: the same people, same boxes."""
+    ours = OnnxPersonDetector(model_path, threads=1)
+    theirs = YoloPersonDetector(model_path)
+    capture = cv2.VideoCapture(str(shared_dir / 'data' / 'video' / 'pedestrians_vtest.avi'))
+    found = 0
+    for index in range(0, 60, 15):
+        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = capture.read()
+        assert ok
+        a, b = ours.detect(frame), theirs.detect(frame)
+        assert len(a) == len(b) and len(a) >= 3, (len(a), len(b))
+        for mine, other in zip(a, b):
+            assert np.allclose(mine.box, other.box, atol=0.5), (mine.box, other.box)
+            assert abs(mine.confidence - other.confidence) < 1e-3
+        found += len(a)
+    assert ours.name == 'onnxruntime yolov8n_int8.onnx'
+    ours.close()
+    with pytest.raises(RuntimeError, match='closed'):
+        ours.detect(frame)
+
+
+def test_onnx_runtime_detector_refuses_other_onnx_files(shared_dir: Path) -> None:
+    """A face model is no person detector: a clear error naming the parameter."""
+    with pytest.raises(ModelUnavailableError, match='`model`.*not an ultralytics detection'):
+        OnnxPersonDetector(str(shared_dir / 'models' / 'yunet_s_640_640.onnx'))

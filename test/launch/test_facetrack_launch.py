@@ -317,7 +317,7 @@ def test_lifecycle_transitions_free_and_load_the_models(graph, arguments):
     """
     detector, faces = f'{NS}/detector', f'{NS}/face_embedding'
     others = {f'{NS}/frame_history', f'{NS}/annotator'}
-    model_line = f'yolo model {arguments["model"]} on cpu'
+    model_line = f'yolo model {arguments["model"]} on cpu (ultralytics)'
     loaded = output_of(graph).count(model_line)
     assert _states(detector, faces) == ['active', 'active']
     _transition('deactivate', detector, faces)
