@@ -159,7 +159,28 @@ def detector_workers(workers: int, model: str, device: str) -> int:
     return 2 if on_cpu and len(os.sched_getaffinity(0)) >= 2 else 1
 
 
-class YoloPersonDetector(PersonDetector):
+class ModelPersonDetector(PersonDetector):
+    """A detector around a loaded person model: _predict runs it, close() drops it."""
+
+    _model: Any = None
+
+    @abc.abstractmethod
+    def _predict(self, image_bgr: np.ndarray) -> list[PersonBox]:
+        """Return the people the model finds in a checked image."""
+
+    def detect(self, image_bgr: np.ndarray) -> list[PersonBox]:
+        """Return the detections of the configured classes above the confidence threshold."""
+        check_image(image_bgr)
+        if self._model is None:
+            raise RuntimeError(f'{self.name} detector is closed')
+        return self._predict(image_bgr)
+
+    def close(self) -> None:
+        """Drop the model so its memory (and GPU context) can be freed."""
+        self._model = None
+
+
+class YoloPersonDetector(ModelPersonDetector):
     """A YOLO detection model (.pt, .onnx, TensorRT .engine, ...) loaded by ultralytics."""
 
     def __init__(self, model: str, device: str = 'cpu', confidence: float = DEFAULT_CONFIDENCE,
@@ -187,7 +208,7 @@ class YoloPersonDetector(PersonDetector):
             device=device, conf=confidence, imgsz=image_size, classes=list(classes),
             quantize=16 if half else None, verbose=False)  # quantize=16 replaces the old half
         try:
-            self._model: Any = YOLO(str(path), task='detect')
+            self._model = YOLO(str(path), task='detect')
             self._predict(np.zeros((image_size, image_size, 3), np.uint8))
             # Only now: the first prediction selects the device, and ultralytics then sets
             # torch to cores - 1 threads (training's choice), half the CPU on a 2-core robot.
@@ -199,24 +220,13 @@ class YoloPersonDetector(PersonDetector):
                 f'{error}') from error
 
     def _predict(self, image_bgr: np.ndarray) -> list[PersonBox]:
-        if self._model is None:
-            raise RuntimeError(f'{self.name} detector is closed')
         result = self._model.predict(image_bgr, **self._options)[0]
         boxes = result.boxes.xyxy.cpu().numpy().astype(np.float32)
         scores = result.boxes.conf.cpu().numpy()
         return [PersonBox(box=box, confidence=float(score)) for box, score in zip(boxes, scores)]
 
-    def detect(self, image_bgr: np.ndarray) -> list[PersonBox]:
-        """Return the detections of the configured classes above the confidence threshold."""
-        check_image(image_bgr)
-        return self._predict(image_bgr)
 
-    def close(self) -> None:
-        """Drop the model so its memory (and GPU context) can be freed."""
-        self._model = None
-
-
-class OnnxPersonDetector(PersonDetector):
+class OnnxPersonDetector(ModelPersonDetector):
     """A YOLO detection model exported by ultralytics as ONNX, run by ONNX Runtime on the CPU.
 
     ultralytics runs such a file too, but leaves ONNX Runtime its defaults: a thread a core,
@@ -253,14 +263,14 @@ class OnnxPersonDetector(PersonDetector):
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         try:
-            self._session: Any = onnxruntime.InferenceSession(
+            self._model = onnxruntime.InferenceSession(
                 str(path), options, providers=['CPUExecutionProvider'])
-            metadata = self._session.get_modelmeta().custom_metadata_map
+            metadata = self._model.get_modelmeta().custom_metadata_map
             if metadata.get('task') != 'detect' or 'stride' not in metadata:
                 raise ValueError('not an ultralytics detection export (no task and stride '
                                  'in its metadata)')
             self._end2end = metadata.get('end2end') == 'True'
-            inputs = self._session.get_inputs()[0]
+            inputs = self._model.get_inputs()[0]
             fixed = all(isinstance(side, int) for side in inputs.shape[2:])
             # A fixed input size is padded to in full; a dynamic one only to the stride.
             self._letterbox = LetterBox(tuple(inputs.shape[2:]) if fixed
@@ -276,27 +286,16 @@ class OnnxPersonDetector(PersonDetector):
                 f'{error}') from error
 
     def _predict(self, image_bgr: np.ndarray) -> list[PersonBox]:
-        if self._session is None:
-            raise RuntimeError(f'{self.name} detector is closed')
         import torch
         from ultralytics.utils import nms, ops
         padded = self._letterbox(image=image_bgr)
         blob = np.ascontiguousarray(padded[..., ::-1].transpose(2, 0, 1))[None]
-        output = self._session.run(None, {self._input: blob.astype(np.float32) / 255})[0]
+        output = self._model.run(None, {self._input: blob.astype(np.float32) / 255})[0]
         found = nms.non_max_suppression(torch.from_numpy(output), self._confidence,
                                         NMS_IOU, self._classes, end2end=self._end2end)[0]
         boxes = ops.scale_boxes(blob.shape[2:], found[:, :4], image_bgr.shape).numpy()
         return [PersonBox(box=box.astype(np.float32), confidence=float(score))
                 for box, score in zip(boxes, found[:, 4].numpy())]
-
-    def detect(self, image_bgr: np.ndarray) -> list[PersonBox]:
-        """Return the detections of the configured classes above the confidence threshold."""
-        check_image(image_bgr)
-        return self._predict(image_bgr)
-
-    def close(self) -> None:
-        """Drop the session so its memory can be freed."""
-        self._session = None
 
 
 class FaceFirstPersonDetector(PersonDetector):
