@@ -11,6 +11,7 @@ refused is counted on /diagnostics, which shows the history's state now. A lifec
 history and the face model (for searches by photo) open on configure, close on cleanup.
 """
 
+import functools
 import os
 import time
 from types import SimpleNamespace
@@ -20,7 +21,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.service import Service
-from rclpy.subscription import Subscription
+from rclpy.subscription import MessageInfo, Subscription
 from rclpy.timer import Timer
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -50,7 +51,7 @@ from facetrack_ros.history_messages import (appearance_to_msg, forget_query_from
                                             query_from_request, request_stamp, withdrawals)
 from facetrack_ros.msg import EmbeddingSync, PersonDetectionArray, PersonEvent
 from facetrack_ros.parameters import (AUTOSTART, declare_parameters, FORGOTTEN_QOS, IMAGE_QOS,
-                                      image_qos_profile, ParamSpec, RELIABLE_QOS)
+                                      image_qos_profile, ParamSpec, RECORDED_QOS)
 from facetrack_ros.runner import run_node
 from facetrack_ros.srv import BacktrackSearch, ForgetPerson, GetFrames
 
@@ -196,16 +197,18 @@ class FrameHistoryNode(LifecycleNode):
         elif p.store_frames:
             self.handles.append(self.create_subscription(
                 Image, 'image_raw', self._guard('image_raw', self.on_image), qos))
+        # Faces and events come again from the tracker's kept ones: skip those stored already.
+        self.recorder.resubscribe()
         # Each service has a callback group of its own, so recording goes on while a search
         # runs and a slow (deep) search never holds up a frame lookup; the store and the index
         # lock internally, and searches read without blocking writers.
         self.handles += [
             self.create_subscription(PersonDetectionArray, 'identified_faces',
                                      self._guard('identified_faces', self.on_faces),
-                                     RELIABLE_QOS),
+                                     RECORDED_QOS),
             self.create_subscription(PersonEvent, 'person_events',
                                      self._guard('person_events', self.on_event),
-                                     RELIABLE_QOS),
+                                     RECORDED_QOS),
             self.create_service(BacktrackSearch, 'backtrack_search',
                                 self.workers.wrap(self.on_search),
                                 callback_group=self.service_groups[0]),
@@ -270,7 +273,11 @@ class FrameHistoryNode(LifecycleNode):
     # State ---------------------------------------------------------------------------------
 
     def _guard(self, what: str, callback: Callable) -> Callable:
-        """Wrap a subscription or timer callback: a failure is counted and logged, not fatal."""
+        """Wrap a subscription or timer callback: a failure is counted and logged, not fatal.
+
+        The wrapper has callback's signature, which tells rclpy whether to pass MessageInfo.
+        """
+        @functools.wraps(callback)
         def run(*args):
             try:
                 return callback(*args)
@@ -346,8 +353,17 @@ class FrameHistoryNode(LifecycleNode):
         self.tally.count(what, 'stored')
         self.diagnostics.processed(time.time() - stamp_ns / 1e9)
 
-    def on_faces(self, msg: PersonDetectionArray) -> None:
+    def _stored_before(self, what: str, info: MessageInfo) -> bool:
+        """Return (and count) whether a message the tracker sent again is stored already."""
+        if self.recorder.stored_before(info['source_timestamp']):
+            self.tally.count(what, 'stored before')
+            return True
+        return False
+
+    def on_faces(self, msg: PersonDetectionArray, info: MessageInfo) -> None:
         """Record identified faces (every field checked): segment and embedding index."""
+        if self._stored_before('identified_faces', info):
+            return
         try:
             stamp_ns, kept, refused = check_faces(msg, DLIB_EMBEDDING_DIM)
             self._checked_time(stamp_ns)
@@ -363,11 +379,13 @@ class FrameHistoryNode(LifecycleNode):
         self.recorder.faces(msg, stamp_ns)
         self.tally.count('identified_faces', 'stored')
 
-    def on_event(self, msg: PersonEvent) -> None:
+    def on_event(self, msg: PersonEvent, info: MessageInfo) -> None:
         """Record a person event (every field checked) in the segment, without its embedding.
 
         The history keeps a person's faces in identified_faces; an event needs none.
         """
+        if self._stored_before('person_events', info):
+            return
         try:
             stamp_ns = self._checked_time(check_event(msg, DLIB_EMBEDDING_DIM))
         except InputRefused as error:

@@ -159,6 +159,28 @@ class HistoryRecorder:
         self.store_frames = store_frames
         self.definitions = {name: message_definition(name) for name in (
             COMPRESSED_IMAGE_TYPE, FACES_TYPE, EVENTS_TYPE)}
+        #: Faces and events published up to this wall time [ns] are stored already.
+        self.stored_until_ns = 0
+
+    def resubscribe(self) -> None:
+        """Prepare for new subscriptions, which get the publishers' kept messages again.
+
+        Writes out what was received, so that every message published before the last write
+        to disk is stored already (or was refused); see stored_before.
+        """
+        self.history.flush()
+        self.stored_until_ns = self.history.store.last_write_ns()
+
+    def stored_before(self, published_ns: int) -> bool:
+        """Return whether a message published at published_ns [ns, wall time] is stored.
+
+        A transient-local publisher (the tracker) sends its last messages again to a new
+        subscription: those published before resubscribe()'s last write are skipped, the
+        later ones (missed while the history was down, or matched late) are new. Assumes the
+        publisher's clock agrees with this one, as the stamp checks do. 0 (the middleware
+        does not say when) counts as new.
+        """
+        return 0 < published_ns <= self.stored_until_ns
 
     def frame(self, msg: CompressedImage, stamp_ns: int) -> None:
         """Store one compressed frame, on disk and in the memory ring."""

@@ -155,17 +155,18 @@ def image_qos_profile(name: str) -> QoSProfile:
                       history=HistoryPolicy.KEEP_LAST)
 
 
-#: Detections, tracks and faces, and frame_history's events (volatile: a restarted history
-#: must not store an event twice): reliable, so none is lost between nodes.
+#: Detections, tracks and faces: reliable, so none is lost between nodes.
 RELIABLE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
                           history=HistoryPolicy.KEEP_LAST)
 
-#: person_events: reliable, and the tracker keeps its recent events for late joiners (a
-#: `ros2 topic echo --qos-durability transient_local` or a monitor started after the graph);
-#: volatile subscribers (frame_history) still match and get only new events.
-EVENTS_QOS = QoSProfile(depth=RELIABLE_QOS.depth, reliability=ReliabilityPolicy.RELIABLE,
-                        durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                        history=HistoryPolicy.KEEP_LAST)
+#: person_events and identified_faces, what frame_history records: reliable, and the tracker
+#: keeps its last messages for late joiners. A frame_history that matched late (discovery
+#: under load) or restarted gets what it missed and skips what it stored already; a `ros2
+#: topic echo --qos-durability transient_local` started after the graph gets the recent
+#: events. Volatile subscribers (the annotator) match too and get only new messages.
+RECORDED_QOS = QoSProfile(depth=RELIABLE_QOS.depth, reliability=ReliabilityPolicy.RELIABLE,
+                          durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                          history=HistoryPolicy.KEEP_LAST)
 #: known_people, from the fleet node to the tracker: the latest list, also for late joiners.
 KNOWN_PEOPLE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                               durability=DurabilityPolicy.TRANSIENT_LOCAL)

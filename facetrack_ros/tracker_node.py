@@ -29,7 +29,7 @@ from facetrack_ros.core.tracking import (Detection, EventReason, PersonEventReco
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import (EmbeddingSync, KnownPeople, PersonDetection,
                                PersonDetectionArray, PersonEvent)
-from facetrack_ros.parameters import (declare_parameters, EVENTS_QOS, FORGOTTEN_QOS,
+from facetrack_ros.parameters import (declare_parameters, RECORDED_QOS, FORGOTTEN_QOS,
                                       InvalidParameterError, KNOWN_PEOPLE_QOS, ParamSpec,
                                       RELIABLE_QOS)
 from facetrack_ros.runner import run_node
@@ -161,8 +161,8 @@ class TrackerNode(Node):
         self.event_log = EventLog(os.path.expanduser(p.event_log_dir)) if p.event_log_dir else None
         self.tracks_pub = self.create_publisher(PersonDetectionArray, 'tracks', RELIABLE_QOS)
         self.faces_pub = self.create_publisher(
-            PersonDetectionArray, 'identified_faces', RELIABLE_QOS)
-        self.events_pub = self.create_publisher(PersonEvent, 'person_events', EVENTS_QOS)
+            PersonDetectionArray, 'identified_faces', RECORDED_QOS)
+        self.events_pub = self.create_publisher(PersonEvent, 'person_events', RECORDED_QOS)
         self.diagnostics = NodeDiagnostics(self)
         guarded = self.diagnostics.guarded
         self.create_subscription(PersonDetectionArray, 'detections',

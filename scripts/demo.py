@@ -27,7 +27,7 @@ from facetrack_ros.conversions import bgr_to_image, image_to_bgr, time_to_sec
 from facetrack_ros.core.tracking import EventKind
 from facetrack_ros.graph_runner import GraphRunner, LaunchRunner, ros2_launch_available
 from facetrack_ros.msg import PersonEvent
-from facetrack_ros.parameters import EVENTS_QOS, offline_parameters
+from facetrack_ros.parameters import RECORDED_QOS, offline_parameters
 from facetrack_ros.srv import BacktrackSearch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ def main() -> int:
         video['writer'].write(frame)
 
     # Transient local: events published before the tracker matched this subscription too.
-    node.create_subscription(PersonEvent, 'person_events', on_event, EVENTS_QOS)
+    node.create_subscription(PersonEvent, 'person_events', on_event, RECORDED_QOS)
     node.create_subscription(Image, 'annotated', on_annotated, ANNOTATED_QOS)
     search = node.create_client(BacktrackSearch, 'backtrack_search')
     executor = SingleThreadedExecutor()

@@ -23,7 +23,7 @@ from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetect
 from facetrack_ros.core.history import QueryKind, SearchCode
 from facetrack_ros.frame_history_node import FrameHistoryNode
 from facetrack_ros.msg import EmbeddingSync, PersonDetection, PersonDetectionArray
-from facetrack_ros.parameters import FORGOTTEN_QOS, image_qos_profile, RELIABLE_QOS
+from facetrack_ros.parameters import FORGOTTEN_QOS, image_qos_profile, RECORDED_QOS
 from facetrack_ros.srv import BacktrackSearch, ForgetPerson, GetFrames
 from face_frames import letterbox
 from rostest_utils import spin_until
@@ -84,7 +84,7 @@ class Harness:
         self.images = self.probe.create_publisher(Image, 'image_raw',
                                                   image_qos_profile('reliable'))
         self.faces = self.probe.create_publisher(PersonDetectionArray, 'identified_faces',
-                                                 RELIABLE_QOS)
+                                                 RECORDED_QOS)
         self.search = self.probe.create_client(BacktrackSearch, 'backtrack_search')
         self.frames = self.probe.create_client(GetFrames, 'get_frames')
         assert spin_until(self.executor, lambda: self.search.service_is_ready()

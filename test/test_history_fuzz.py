@@ -27,7 +27,7 @@ from facetrack_ros.conversions import bgr_to_image, ns_to_time
 from facetrack_ros.core.history import FrameHistory
 from facetrack_ros.frame_history_node import FrameHistoryNode
 from facetrack_ros.msg import PersonDetectionArray, PersonEvent
-from facetrack_ros.parameters import RELIABLE_QOS
+from facetrack_ros.parameters import RECORDED_QOS
 from facetrack_ros.srv import BacktrackSearch, ForgetPerson, GetFrames
 from fuzz_harness import (FuzzReport, fuzz_service, fuzz_topic, NodeUnderTest,
                           random_message, spin_until)
@@ -204,8 +204,8 @@ def test_malformed_messages_on_every_topic(ros_context, tmp_path, transport: str
         topics = [('image_raw', Image, RELIABLE_IMAGES) if transport == 'raw' else
                   ('image_raw/compressed', CompressedImage, RELIABLE_IMAGES)]
         if transport == 'raw':   # the other two topics need fuzzing once
-            topics += [('identified_faces', PersonDetectionArray, RELIABLE_QOS),
-                       ('person_events', PersonEvent, RELIABLE_QOS)]
+            topics += [('identified_faces', PersonDetectionArray, RECORDED_QOS),
+                       ('person_events', PersonEvent, RECORDED_QOS)]
         for topic, kind, qos in topics:
             _fuzz_topic(fixture, topic, kind, qos)
         # Still recording and searching: a good face is stored and found.

@@ -22,11 +22,11 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage
 
 from facetrack_ros.conversions import ns_to_time
-from facetrack_ros.core.history import FrameHistory, INDEX_FILE
+from facetrack_ros.core.history import EVENTS_TYPE, FACES_TYPE, FrameHistory, INDEX_FILE
 from facetrack_ros.frame_history_node import FrameHistoryNode
 from facetrack_ros.graph_runner import GraphRunner
 from facetrack_ros.msg import PersonDetectionArray, PersonEvent
-from facetrack_ros.parameters import RELIABLE_QOS
+from facetrack_ros.parameters import RECORDED_QOS
 from facetrack_ros.srv import BacktrackSearch, GetFrames
 from fuzz_harness import NodeUnderTest, spin_until
 from history_material import (event, faces, fill, frame, jpeg, mounted_tmpfs,
@@ -49,8 +49,8 @@ class Probe:
         self.frames = self.node.create_publisher(CompressedImage, 'image_raw/compressed',
                                                  RELIABLE_IMAGES)
         self.faces = self.node.create_publisher(PersonDetectionArray, 'identified_faces',
-                                                RELIABLE_QOS)
-        self.events = self.node.create_publisher(PersonEvent, 'person_events', RELIABLE_QOS)
+                                                RECORDED_QOS)
+        self.events = self.node.create_publisher(PersonEvent, 'person_events', RECORDED_QOS)
         self.search = self.node.create_client(BacktrackSearch, 'backtrack_search')
         self.get_frames = self.node.create_client(GetFrames, 'get_frames')
         self.status: DiagnosticArray | None = None
@@ -242,6 +242,54 @@ class InProcess:
         self.node.trigger_cleanup()
         self.node.destroy_node()
         self.probe.destroy()
+
+
+def test_kept_faces_and_events_reach_a_late_history_once(ros_context, tmp_path) -> None:
+    """The tracker's kept faces and events reach a history that subscribed late, once.
+
+    Published before frame_history starts (as when DDS matches it late on a busy machine),
+    they are stored. Deactivated and activated, then restarted on the same folder, it gets
+    them again and skips them, and stores what was published while it was not recording.
+    """
+    tracker = create_node('kept_tracker', context=ros_context)
+    kept = (tracker.create_publisher(PersonDetectionArray, 'identified_faces', RECORDED_QOS),
+            tracker.create_publisher(PersonEvent, 'person_events', RECORDED_QOS))
+    alice, sent = unit(np.random.default_rng(15)), []
+
+    def publish() -> None:
+        sent.append(time.time_ns())
+        kept[0].publish(faces(sent[-1], {'alice': alice}))
+        kept[1].publish(event(sent[-1], 'alice'))
+
+    def counted(history: InProcess, stored: int, before: int) -> bool:
+        counts = history.node.tally.counts
+        return all(counts[f'{topic} stored'] == stored
+                   and counts[f'{topic} stored before'] == before
+                   for topic in ('identified_faces', 'person_events'))
+
+    publish()
+    publish()
+    history = InProcess(ros_context, tmp_path / 'history')
+    try:
+        assert history.probe.spin(lambda: counted(history, 2, 0)), history.node.tally.counts
+        assert history.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        publish()
+        assert history.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert history.probe.spin(lambda: counted(history, 3, 2)), history.node.tally.counts
+    finally:
+        history.close()
+    publish()
+    history = InProcess(ros_context, tmp_path / 'history')
+    try:
+        assert history.probe.spin(lambda: counted(history, 1, 3)), history.node.tally.counts
+    finally:
+        history.close()
+        tracker.destroy_node()
+    with FrameHistory(tmp_path / 'history', background=False) as reopened:
+        stored = sorted((schema.name, stamp) for info in reopened.store.segments()
+                        for schema, _, stamp, _ in reopened.store.messages(info.name))
+    assert stored == sorted((kind, stamp) for kind in (EVENTS_TYPE, FACES_TYPE)
+                            for stamp in sent)
 
 
 def test_future_and_nan_inputs_are_refused_and_counted(ros_context, tmp_path) -> None:

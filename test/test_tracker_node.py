@@ -23,7 +23,7 @@ from facetrack_ros.core.tracking import EventReason
 from facetrack_ros.face_embedding_node import FaceEmbeddingNode
 from facetrack_ros.msg import (EmbeddingSync, KnownPeople, PersonDetection,
                                PersonDetectionArray, PersonEvent)
-from facetrack_ros.parameters import (EVENTS_QOS, FORGOTTEN_QOS, InvalidParameterError,
+from facetrack_ros.parameters import (RECORDED_QOS, FORGOTTEN_QOS, InvalidParameterError,
                                       KNOWN_PEOPLE_QOS, RELIABLE_QOS)
 from facetrack_ros.tracker_node import TrackerNode
 from rostest_utils import spin_until
@@ -156,7 +156,7 @@ def test_walker_in_face_then_out_and_logged(ros_context, tmp_path):
     assert len(events[1].embedding) == 128
     # A monitor started afterwards (transient local) still gets both events.
     late = []
-    rig.probe.create_subscription(PersonEvent, 'person_events', late.append, EVENTS_QOS)
+    rig.probe.create_subscription(PersonEvent, 'person_events', late.append, RECORDED_QOS)
     assert rig.until(lambda: len(late) >= 2)
     assert [(e.kind, e.person_id) for e in late] == [(e.kind, e.person_id) for e in events]
     rig.close()

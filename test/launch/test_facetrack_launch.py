@@ -104,6 +104,13 @@ def _with_face(events: list[dict]) -> dict:
     return faced[0]
 
 
+def _recording_log(graph) -> str:
+    """Return the last lines the tracker and frame_history printed, for a failure message."""
+    lines = [line for line in output_of(graph).splitlines()
+             if '.tracker]' in line or '.frame_history]' in line]
+    return '\n'.join(lines[-40:])
+
+
 def _secured(pid: int) -> bool:
     """Return whether a process was started in an SROS2 enclave or with security enabled."""
     process = Path('/proc') / str(pid)
@@ -229,12 +236,12 @@ def test_every_launch_argument_reaches_the_graph(graph, arguments):
 
 
 @pytest.mark.launch(fixture=launch_description)
-def test_backtrack_search_and_get_frames_answer(echoes):
+def test_backtrack_search_and_get_frames_answer(graph, echoes):
     """`ros2 service call` finds a person of the events and gets their stored frames."""
     event = _with_face(_events(echoes))
     person = event['person_id']
     found = _search(person)
-    assert 'result=0' in found.split('appearances=')[0], found[:2000]
+    assert 'result=0' in found.split('appearances=')[0], (found[:2000], _recording_log(graph))
     assert f"robot_id='lt_robot', camera_id='lt_cam', person_id='{person}'" in found
     thumbnails = _jpegs(found)
     assert thumbnails and thumbnails[0].shape[1] == 200   # thumbnail_width of params_file
@@ -249,12 +256,14 @@ def test_backtrack_search_and_get_frames_answer(echoes):
 
 
 @pytest.mark.launch(fixture=launch_description)
-def test_parameters_change_at_run_time_and_invalid_values_are_refused(echoes, arguments):
+def test_parameters_change_at_run_time_and_invalid_values_are_refused(graph, echoes, arguments):
     """`ros2 param set` changes a live parameter; out of range, not a choice, read-only: no."""
     history = f'{NS}/frame_history'
     assert 'Set parameter successful' in ros2('param', 'set', history, 'thumbnail_width', '96')
     person = _with_face(_events(echoes))['person_id']
-    assert _jpegs(_search(person))[0].shape[1] == 96
+    thumbnails = _jpegs(_search(person))
+    assert thumbnails, _recording_log(graph)
+    assert thumbnails[0].shape[1] == 96
     refusals = {  # node, parameter, value: the reason given
         (history, 'thumbnail_width', '5'): 'out of range',
         (f'{NS}/detector', 'fallback_face_detector', 'sift'):
@@ -345,7 +354,7 @@ def test_ctrl_c_stops_every_process_cleanly(graph):
 
 
 @pytest.mark.launch(fixture=launch_description, shutdown=True)
-def test_history_is_readable_after_ctrl_c(arguments, echoes):
+def test_history_is_readable_after_ctrl_c(graph, arguments, echoes):
     """The MCAP segments hold the published events; a new frame_history serves the index."""
     history = Path(arguments['log_dir']) / 'history'
     events = _events(echoes)
@@ -358,7 +367,8 @@ def test_history_is_readable_after_ctrl_c(arguments, echoes):
                     stored.append((message.kind, message.person_id))
                 elif schema.name == 'sensor_msgs/msg/CompressedImage':
                     frames += 1
-    assert sorted(stored) == sorted((e['kind'], e['person_id']) for e in events)
+    assert sorted(stored) == sorted((e['kind'], e['person_id']) for e in events), \
+        _recording_log(graph)
     assert frames >= 30, 'stored frames of the clip (18 s at 10 Hz store_rate, a busy CPU)'
     # The index answers a search from a frame_history started over the folder.
     with ros2_run('facetrack_ros', 'frame_history', '-r', '__ns:=/lt_reopened',

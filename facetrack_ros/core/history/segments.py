@@ -452,6 +452,10 @@ class FrameStore:
             infos = [*self._segments.values(), *(w.info for w in self._writers.values())]
             return sorted(infos, key=lambda info: (info.start_ns, info.name))
 
+    def last_write_ns(self) -> int:
+        """Return the wall time of the latest write to any segment [ns]; 0 when none."""
+        return max((info.written_ns for info in self.segments()), default=0)
+
     def disk_bytes(self) -> int:
         """Return the bytes of all segment files."""
         return sum(info.size_bytes for info in self.segments())
