@@ -18,6 +18,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 
 from facetrack_ros.conversions import sec_to_time, time_to_sec
 from facetrack_ros.core.embedding import EmbeddingError, validate_embedding
@@ -160,9 +161,7 @@ class TrackerNode(Node):
         (self.get_logger().error if self.state.damaged_copy else self.get_logger().info)(note)
         self.event_log = EventLog(os.path.expanduser(p.event_log_dir)) if p.event_log_dir else None
         self.tracks_pub = self.create_publisher(PersonDetectionArray, 'tracks', RELIABLE_QOS)
-        self.faces_pub = self.create_publisher(
-            PersonDetectionArray, 'identified_faces', RECORDED_QOS)
-        self.events_pub = self.create_publisher(PersonEvent, 'person_events', RECORDED_QOS)
+        self.faces_pub, self.events_pub = self._kept_publishers()
         self.diagnostics = NodeDiagnostics(self)
         guarded = self.diagnostics.guarded
         self.create_subscription(PersonDetectionArray, 'detections',
@@ -292,9 +291,20 @@ class TrackerNode(Node):
             self.diagnostics.errors += 1
             self.get_logger().warning(f'person_forgotten ignored: {error}')
             return
+        if forgotten:
+            # DDS keeps the last identified_faces and person_events for late joiners, theirs
+            # too: new publishers keep nothing (late joiners miss the others' last ones, once).
+            self.destroy_publisher(self.faces_pub)
+            self.destroy_publisher(self.events_pub)
+            self.faces_pub, self.events_pub = self._kept_publishers()
         self._emit(events)   # saves the state first: the file must not keep their faces
         # How many, never whom: the log must not keep what was forgotten.
         self.get_logger().info(f'forgot {len(forgotten)} person(s) at the history\'s request')
+
+    def _kept_publishers(self) -> tuple[Publisher, Publisher]:
+        """Create the identified_faces and person_events publishers (transient local)."""
+        return (self.create_publisher(PersonDetectionArray, 'identified_faces', RECORDED_QOS),
+                self.create_publisher(PersonEvent, 'person_events', RECORDED_QOS))
 
     def on_watchdog(self) -> None:
         """End appearances when input stalled; save the state now and then."""

@@ -383,6 +383,18 @@ def test_person_forgotten_makes_the_tracker_forget_even_after_a_restart(ros_cont
     assert rig.until(lambda: any(e.reason == PersonEvent.REASON_FORGOTTEN for e in rig.events))
     out = [e for e in rig.events if e.reason == PersonEvent.REASON_FORGOTTEN]
     assert [(e.kind, e.person_id) for e in out] == [(PersonEvent.PERSON_OUT, alice)]
+    assert len(out[0].embedding) == 0, 'the PERSON_OUT must not carry the forgotten face'
+    # What DDS keeps for late joiners holds nothing of her face any more.
+    late_faces, late_events = [], []
+    rig.probe.create_subscription(PersonDetectionArray, 'identified_faces', late_faces.append,
+                                  RECORDED_QOS)
+    rig.probe.create_subscription(PersonEvent, 'person_events', late_events.append,
+                                  RECORDED_QOS)
+    assert rig.until(lambda: late_events)
+    rig.until(lambda: False, 0.5)
+    assert [(e.kind, e.person_id, len(e.embedding)) for e in late_events] == [
+        (PersonEvent.PERSON_OUT, alice, 0)]
+    assert not late_faces
     state = (tmp_path / 'tracker_state.json').read_text()
     assert alice not in state and bob in state
     assert rig.visit(_face(11)) not in (alice, bob), 'her face was not re-learned'

@@ -1929,12 +1929,16 @@ class PersonTracker:
                                  person.embedding, reason)
 
     def _leave(self, person: _Person, stamp: float, reason: EventReason) -> PersonEventRecord:
-        """Mark the person GONE and return its PERSON_OUT for the appearance that ended."""
+        """Mark the person GONE and return its PERSON_OUT for the appearance that ended.
+
+        The PERSON_OUT of someone FORGOTTEN carries no face: it is what was forgotten.
+        """
         stamp = max(stamp, person.last_event_stamp)
         person.state, person.last_event_stamp, person.ended_by = PersonState.GONE, stamp, reason
         return PersonEventRecord(EventKind.PERSON_OUT, stamp, person.person_id, person.track_id,
                                  person.box, person.confidence,
-                                 person.last_seen - person.appearance_start, person.embedding,
+                                 person.last_seen - person.appearance_start,
+                                 None if reason is EventReason.FORGOTTEN else person.embedding,
                                  reason)
 
     def _absent(self, person: _Person, stamp: float, missed_frames: int) -> bool:

@@ -2338,6 +2338,7 @@ def test_enrolled_people_are_named_and_forgotten_on_withdrawal() -> None:
     out = tracker.set_known_people({'bob': _face(2)})
     assert [(e.kind, e.reason, e.person_id) for e in out] == [
         (EventKind.PERSON_OUT, EventReason.FORGOTTEN, 'alice')]
+    assert out[0].embedding is None
     assert 'alice' not in tracker.persons
     persons, _ = tracker.update(620 / FPS, [_box(300)])
     assert persons[0].person_id == ''
@@ -2369,6 +2370,7 @@ def test_forget_drops_a_person_by_id_or_by_face_and_keeps_enrolled_names() -> No
     assert forgotten == [again]
     assert [(e.kind, e.reason, e.person_id) for e in events] == [
         (EventKind.PERSON_OUT, EventReason.FORGOTTEN, again)]
+    assert events[0].embedding is None, 'the PERSON_OUT must not carry the forgotten face'
     persons, _ = tracker.update(520 / FPS, [_box(300)])
     assert persons[0].person_id == ''
     # Nobody matches: nothing changes. Enrolled names are the fleet's to withdraw.
