@@ -98,15 +98,25 @@ class Probe:
         return self.spin(fresh, timeout)
 
     def receiving(self, data: bytes, timeout: float = 30.0) -> bool:
-        """Publish frames until the node serves one back (it hears the probe), or timeout."""
+        """Publish frames until the node serves one back (it hears the probe), or timeout.
+
+        A request may go unanswered: sent before the new node's server matched the client,
+        or only to a killed node's server, which stays in the graph until its lease ends.
+        Such a request is dropped after a few seconds and the next one sent.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             stamp = time.time_ns()
             self.frames.publish(frame(stamp, data))
             self.spin(lambda: False, 0.1)
-            found = self.call(self.get_frames, GetFrames.Request(start=ns_to_time(stamp),
-                                                                 tolerance=0.0))
-            if found.result == GetFrames.Response.RESULT_OK:
+            if not self.spin(self.get_frames.service_is_ready, 1.0):
+                continue
+            future = self.get_frames.call_async(GetFrames.Request(start=ns_to_time(stamp),
+                                                                  tolerance=0.0))
+            if not self.spin(future.done, 3.0):
+                self.get_frames.remove_pending_request(future)
+                continue
+            if future.result().result == GetFrames.Response.RESULT_OK:
                 return True
         return False
 
