@@ -160,8 +160,8 @@ RELIABLE_QOS = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE,
                           history=HistoryPolicy.KEEP_LAST)
 
 #: person_events and identified_faces, what frame_history records: reliable, and the tracker
-#: keeps its last messages for late joiners. A frame_history that matched late (discovery
-#: under load) or restarted gets what it missed and skips what it stored already; a `ros2
+#: keeps its last messages for late joiners. A frame_history that matched late (a slow start
+#: on a busy machine) or restarted gets what it missed and skips what it stored already; a `ros2
 #: topic echo --qos-durability transient_local` started after the graph gets the recent
 #: events. Volatile subscribers (the annotator) match too and get only new messages.
 RECORDED_QOS = QoSProfile(depth=RELIABLE_QOS.depth, reliability=ReliabilityPolicy.RELIABLE,

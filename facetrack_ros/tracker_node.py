@@ -30,9 +30,8 @@ from facetrack_ros.core.tracking import (Detection, EventReason, PersonEventReco
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import (EmbeddingSync, KnownPeople, PersonDetection,
                                PersonDetectionArray, PersonEvent)
-from facetrack_ros.parameters import (declare_parameters, RECORDED_QOS, FORGOTTEN_QOS,
-                                      InvalidParameterError, KNOWN_PEOPLE_QOS, ParamSpec,
-                                      RELIABLE_QOS)
+from facetrack_ros.parameters import (declare_parameters, FORGOTTEN_QOS, InvalidParameterError,
+                                      KNOWN_PEOPLE_QOS, ParamSpec, RECORDED_QOS, RELIABLE_QOS)
 from facetrack_ros.runner import run_node
 
 #: The tracker state is saved this often [s] (and on shutdown, and before new ids go out).

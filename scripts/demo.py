@@ -27,7 +27,7 @@ from facetrack_ros.conversions import bgr_to_image, image_to_bgr, time_to_sec
 from facetrack_ros.core.tracking import EventKind
 from facetrack_ros.graph_runner import GraphRunner, LaunchRunner, ros2_launch_available
 from facetrack_ros.msg import PersonEvent
-from facetrack_ros.parameters import RECORDED_QOS, offline_parameters
+from facetrack_ros.parameters import offline_parameters, RECORDED_QOS
 from facetrack_ros.srv import BacktrackSearch
 
 REPO = Path(__file__).resolve().parents[1]

@@ -23,8 +23,8 @@ from facetrack_ros.core.tracking import EventReason
 from facetrack_ros.face_embedding_node import FaceEmbeddingNode
 from facetrack_ros.msg import (EmbeddingSync, KnownPeople, PersonDetection,
                                PersonDetectionArray, PersonEvent)
-from facetrack_ros.parameters import (RECORDED_QOS, FORGOTTEN_QOS, InvalidParameterError,
-                                      KNOWN_PEOPLE_QOS, RELIABLE_QOS)
+from facetrack_ros.parameters import (FORGOTTEN_QOS, InvalidParameterError, KNOWN_PEOPLE_QOS,
+                                      RECORDED_QOS, RELIABLE_QOS)
 from facetrack_ros.tracker_node import TrackerNode
 from rostest_utils import spin_until
 
@@ -107,10 +107,12 @@ def _rig(context, tmp_path, **overrides) -> Rig:
     rig = Rig(node, probe, executor,
               probe.create_publisher(PersonDetectionArray, 'detections', RELIABLE_QOS),
               probe.create_publisher(PersonDetectionArray, 'faces', RELIABLE_QOS))
-    probe.create_subscription(PersonEvent, 'person_events', rig.events.append, RELIABLE_QOS)
+    # As frame_history subscribes: what a replaced publisher (a forget) sends before the
+    # probe has matched it still arrives.
+    probe.create_subscription(PersonEvent, 'person_events', rig.events.append, RECORDED_QOS)
     probe.create_subscription(PersonDetectionArray, 'tracks', rig.tracks.append, RELIABLE_QOS)
     probe.create_subscription(PersonDetectionArray, 'identified_faces', rig.identified.append,
-                              RELIABLE_QOS)
+                              RECORDED_QOS)
     probe.create_subscription(
         DiagnosticArray, '/diagnostics',
         lambda m: rig.diagnostics.extend(s for s in m.status if s.hardware_id == 'tracker'), 10)

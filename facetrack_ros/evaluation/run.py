@@ -30,7 +30,7 @@ from facetrack_ros.evaluation.clips import decode_frame_number
 from facetrack_ros.evaluation.identity import EventRecord, FaceRecord, TrackBox
 from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
 from facetrack_ros.msg import PersonDetectionArray, PersonEvent
-from facetrack_ros.parameters import RECORDED_QOS, ParamSpec, RELIABLE_QOS
+from facetrack_ros.parameters import ParamSpec, RECORDED_QOS, RELIABLE_QOS
 
 #: The probe keeps up to this many images queued: it must see every frame's stamp. It reads
 #: the JPEG stream (as the pipeline's nodes do): a best-effort image_raw reader received only
