@@ -28,7 +28,9 @@ clip) is matched to the truth of that frame by box overlap, and counted:
   identified_faces with a person id.
 - latency: from the first frame a person is in view to the receipt of their IN or RETURNED,
   and from the last frame in view to the receipt of their OUT [s] (an OUT for the input's end,
-  INPUT_STALLED or SHUTDOWN, is not counted: its time is the input's stall timeout).
+  INPUT_STALLED or SHUTDOWN, is not counted: its time is the input's stall timeout). A frame
+  whose stamp is unknown (the probe missed it on a busy machine) is stamped from the known
+  ones: between two linearly, before the first and after the last at the clip's rate.
 """
 
 from collections import Counter, defaultdict
@@ -285,6 +287,20 @@ def _within_appearance(spans: dict[str, list[tuple[int, int]]], identity: str,
     return any(first <= start and frame <= last for first, last in spans.get(identity, []))
 
 
+def _filled(stamps: Sequence[float], fps: float) -> np.ndarray:
+    """Return stamps with every NaN estimated from the known ones (see the module doc)."""
+    stamps = np.asarray(stamps, dtype=np.float64)
+    known = np.flatnonzero(np.isfinite(stamps))
+    if not len(known):
+        return stamps
+    frames = np.arange(len(stamps))
+    filled = np.interp(frames, known, stamps[known])
+    first, last = known[0], known[-1]
+    filled[:first] = stamps[first] - (first - frames[:first]) / fps
+    filled[last + 1:] = stamps[last] + (frames[last + 1:] - last) / fps
+    return filled
+
+
 def _latency(stamps: Sequence[float], frame: int, received: float) -> float | None:
     if 0 <= frame < len(stamps) and np.isfinite(stamps[frame]):
         return received - stamps[frame]
@@ -297,7 +313,7 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
     """Count the identity metrics of one run (see the module doc).
 
     frame_stamps: the capture stamp of each frame of the clip [s, same clock as the events'
-    received times], for latencies; NaN where unknown.
+    received times], for latencies; NaN where unknown (estimated from the others).
     """
     tracks, events, faces = list(tracks), list(events), list(faces)
     located = any(p.box is not None for persons in truth.frames for p in persons)
@@ -364,7 +380,7 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
     # (person id, real person) -> the latest frame the id was shown on them or had their face
     latest_on: dict[tuple[str, str], int] = {}
     position = face_position = 0
-    stamps = list(frame_stamps) if frame_stamps is not None else []
+    stamps = _filled(frame_stamps, truth.fps) if frame_stamps is not None else []
     announced: set[tuple[str, int]] = set()
     for event in sorted(events, key=lambda e: (e.frame, e.received)):
         while position < len(tracked) and tracked[position][0] < event.frame:

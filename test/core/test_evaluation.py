@@ -5,6 +5,7 @@ RETURNED, a missed face), so a harness that stopped counting one would fail here
 """
 
 from dataclasses import replace
+import math
 from pathlib import Path
 
 import cv2
@@ -82,6 +83,11 @@ def test_a_flap_a_wrong_returned_and_a_missed_face_are_counted() -> None:
     assert report.latency_in == pytest.approx([0.9, 0.9, 1.5])
     # B's OUT at frame 80, 0.5 s late, B last in view at 59.
     assert report.latency_out == pytest.approx([(80 - 59) / FPS + 0.5])
+    # The probe missed frames 0-9 and 55-65 (a busy machine): their stamps are estimated.
+    missed = [math.nan if i < 10 or 55 <= i <= 65 else stamp for i, stamp in enumerate(stamps)]
+    estimated = evaluate(_truth(), tracks, events, faces, missed)
+    assert estimated.latency_in == pytest.approx(report.latency_in)
+    assert estimated.latency_out == pytest.approx(report.latency_out)
 
 
 @pytest.mark.parametrize('returned_on', ['B', 'A'])
