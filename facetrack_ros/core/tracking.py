@@ -36,7 +36,10 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   stood still, FOLLOW_STILL_IOU, or where their walk took them, FOLLOW_ON_COURSE) counts as
   a sighting of them, so they are not reported gone while they walk or after someone passed
   in front; so does a box on their course that ByteTrack gave to someone else's track in
-  doubt.
+  doubt. At a slow rate, where a walker moves a body width between frames, ByteTrack's box for
+  a track one box old is a guess wherever another box lies within its person's reach, and
+  shows no id until a face confirms it; and a walker's faces on their successive new tracks
+  vote together.
 - One person may be several boxes (a post splits them in two, the detector doubles a box):
   a new track born beside a present person that is a part of their box, or that shows their
   face, takes their id without an event; the same face farther away is someone else, once
@@ -158,16 +161,26 @@ FOLLOW_STILL_IOU = 0.7
 #: known roughly sends them farther astray the longer they are unseen (sizes_720p replay at
 #: 5.5/s: Biden, seen again 1.9 s later 0.32 heights off, was reported gone).
 FOLLOW_ON_COURSE = 0.25
-#: Frames this far apart or more [s] (the measured median): a track is taken from its first
-#: box, not ByteTrack's second. At 0.5 detections/s someone in view for 3 s is detected once
-#: or twice, and a walker's boxes 2 s apart rarely overlap: unconfirmed, they were never
-#: tracked, and no face was tried (the doorway's first person in every graph run at 0.5 Hz).
-CONFIRM_AT_ONCE_S = 1.0
+#: Frames this far apart or more [s] (the measured median) are a slow rate. A track is then
+#: taken from its first box, not ByteTrack's second: at 0.5 detections/s someone in view for
+#: 3 s is detected once or twice, and a walker's boxes 2 s apart rarely overlap: unconfirmed,
+#: they were never tracked, and no face was tried (the doorway's first person in every graph
+#: run at 0.5 Hz). And the box ByteTrack gives a named track may be a guess (_guessed).
+SLOW_INTERVAL_S = 1.0
 #: ... and such a track is announced without a face only from its third box on, as after
 #: ByteTrack's confirmation: at 1 detection/s its second box comes identity_wait_s after
 #: its first, before the face of that box is back (the alone replay: a part of the person
 #: the detector boxed apart became someone new, later reported gone while in view).
 IDENTITY_MIN_FRAMES = 3
+#: At a slow rate a walker's boxes rarely overlap, so they are a new pending track in every
+#: frame, each with one face, mostly too poor to found a person alone (the crossing at 0.5/s:
+#: Johansson's faces of quality 0.66-0.76). The first face of a pending track pools the faces
+#: of a pending track last seen at most this many frame intervals before it began, whose
+#: latest face matches it (min_similarity): one walker's faces vote together.
+POOL_MAX_GAP_FRAMES = 2
+#: How far someone whose walk is unknown may have gone [person heights a second]: a brisk
+#: walk (the crossing at 0.5/s: Johansson, 1.03 heights from her last box 2 s later).
+WALK_MAX_SPEED = 1.0
 #: Weight of the newest walk in a smoothed velocity when it was measured over
 #: _VELOCITY_SMOOTHING_PERIOD_S: detector boxes jitter by a few pixels, which over a 0.1 s
 #: frame gap is tens of px/s. A walk measured over n such periods weighs as n of them: over
@@ -586,6 +599,8 @@ class _Track:
                 self.faces.clear()  # pending: they may have been someone else's
                 self.witnessed.clear()
                 self.since = stamp
+                if self.person_id is None:  # and may continue someone missing (_relink)
+                    self.first_seen, self.first_box, self.body = stamp, box, None
         self.body = blend_appearance(self.body, body)
         self.frames += 1
 
@@ -724,6 +739,21 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area + areas - inter, 1e-9)
 
 
+def _group_box(index: int, boxes: np.ndarray) -> bool:
+    """Return whether boxes[index] is the detector's box of two or more others of boxes.
+
+    It holds GROUP_INSIDE of each, and their union is it (PART_UNION_MIN_IOU).
+    """
+    box = boxes[index]
+    held = [other for i, other in enumerate(boxes)
+            if i != index and _inside(other, box) >= GROUP_INSIDE]
+    if len(held) < 2:
+        return False
+    held = np.array(held)
+    union = np.concatenate([held.min(axis=0)[:2], held.max(axis=0)[2:]])
+    return float(box_iou(box, union[None])[0]) >= PART_UNION_MIN_IOU
+
+
 def _one_to_one(pairs: list[tuple]) -> list[tuple]:
     """Return the pairs whose first and second items are each in no other pair."""
     firsts = Counter(first for first, _ in pairs)
@@ -761,6 +791,7 @@ class PersonTracker:
             config.match_thresh, config.fuse_score), self._buffer_frames())
         self._now = -math.inf  # stamp of the latest update
         self._tracks: dict[int, _Track] = {}     # by our track id, unique for ever
+        self._ended: list[_Track] = []  # pending tracks with faces that ByteTrack dropped
         self._by_motion: dict[int, _Track] = {}  # by ByteTrack's id
         self._persons: dict[str, _Person] = {}
         self._known: dict[str, np.ndarray] = {}  # enrolled name -> reference embedding
@@ -826,6 +857,7 @@ class PersonTracker:
             raise ValueError(f'stamp {stamp} is not finite')
         boxes = np.array([d.box for d in detections], np.float32).reshape(-1, 4)
         conf = np.array([d.confidence for d in detections], np.float32)
+        bodies = [d.appearance for d in detections]
         if not (np.all(np.isfinite(boxes)) and np.all(np.isfinite(conf))):
             raise ValueError('detections have NaN or infinite boxes or confidences')
         if stamp < self._now:
@@ -840,11 +872,11 @@ class PersonTracker:
         visible: list[_Track] = []
         before = {p.person_id: p.box for p in self._persons.values()
                   if p.state is PersonState.PRESENT and p.last_seen == previous}
-        matched = self._motion.update(boxes, conf, self._frame_interval >= CONFIRM_AT_ONCE_S)
+        matched = self._motion.update(boxes, conf, self._frame_interval >= SLOW_INTERVAL_S)
         still = {self._by_motion[m].person_id for m, _ in matched if m in self._by_motion}
         vanished = {pid: box for pid, box in before.items() if pid not in still}
         for motion_id, idx in matched:
-            body = detections[idx].appearance
+            body = bodies[idx]
             track = self._by_motion.get(motion_id)
             verdict = None if track is None else self._continuation(track, body)
             if verdict is not None:
@@ -859,7 +891,8 @@ class PersonTracker:
                 track.engulfed = list(dict.fromkeys(
                     [pid for pid in track.engulfed if pid not in still] + engulfed))
                 if (track.refound_unlike(stamp, body, self._frame_interval)
-                        or track.rescaled(boxes[idx]) or engulfed):
+                        or track.rescaled(boxes[idx]) or engulfed
+                        or self._guessed(track, stamp, idx, boxes, bodies, still)):
                     track.doubtful = True
                 elif track.handed_over(stamp, body):
                     track.unnamed = True
@@ -886,7 +919,7 @@ class PersonTracker:
         # A box in doubt may show someone else than its track's person (_follow_unclaimed).
         in_doubt = {idx: track.person_id for motion_id, idx in matched
                     if (track := self._by_motion[motion_id]).doubtful or track.contradictions}
-        self._follow_unclaimed(stamp, boxes, conf, [d.appearance for d in detections],
+        self._follow_unclaimed(stamp, boxes, conf, bodies,
                                {idx for _, idx in matched} - in_doubt.keys(), in_doubt)
         for track in visible:
             if track.person_id is None:
@@ -1016,6 +1049,7 @@ class PersonTracker:
                 self._attribute_seen(track, face)
             return []
         if track.person_id is None:
+            self._pool(track, face)
             track.faces.append(face)
             return self._settle_by_faces(track, stamp)
         person = self._persons[track.person_id]
@@ -1226,7 +1260,31 @@ class PersonTracker:
         return None
 
     def _index_tracks(self) -> None:
-        self._tracks = {t.track_id: t for t in self._by_motion.values()}
+        tracks = {t.track_id: t for t in self._by_motion.values()}
+        # Kept while their faces may still be pooled (_pool).
+        self._ended = [t for t in [*self._ended, *self._tracks.values()]
+                       if t.track_id not in tracks and t.person_id is None and t.faces
+                       and self._now - t.last_seen
+                       <= (POOL_MAX_GAP_FRAMES + 1) * self._frame_interval]
+        self._tracks = tracks
+
+    def _pool(self, track: _Track, face: _Face) -> None:
+        """Give a pending track's first face the faces of the walker's previous track.
+
+        See POOL_MAX_GAP_FRAMES; the best matching such track gives its faces up.
+        """
+        if track.faces or self._frame_interval < SLOW_INTERVAL_S:
+            return
+        gap = (POOL_MAX_GAP_FRAMES + 0.5) * self._frame_interval  # stamps jitter
+        earlier = [t for t in [*self._tracks.values(), *self._ended]
+                   if t is not track and t.person_id is None and t.faces
+                   and 0 < track.first_seen - t.last_seen <= gap]
+        alike = [(float(np.dot(t.faces[-1].vector, face.vector)), t.track_id, t)
+                 for t in earlier]
+        alike = [entry for entry in alike if entry[0] >= self._config.min_similarity]
+        if alike:
+            donor = max(alike, key=lambda entry: entry[:2])[2]
+            track.faces, donor.faces = donor.faces, []
 
     def _fold_late(self, stamp: float, boxes: np.ndarray, conf: np.ndarray
                    ) -> list[TrackedPerson]:
@@ -1297,10 +1355,23 @@ class PersonTracker:
             # maybe the next person through the same door; a face must confirm it (see
             # _Track.doubtful).
             track.doubtful = (self._less_alike(person, track.body)
-                              or _behind(person, track.first_box))
+                              or _behind(person, track.first_box)
+                              or self._claimed_by_unwalked(person, track, missing, stamp))
             if not track.doubtful:
                 track.took_over = copy.copy(person)
                 self._see(person, track)
+
+    def _claimed_by_unwalked(self, person: _Person, track: _Track, missing: list[_Person],
+                             stamp: float) -> bool:
+        """Return whether a track re-linked to a person may show a missing person of no walk.
+
+        At a slow rate (SLOW_INTERVAL_S): someone missing whose walk is unknown (seen on one
+        box only) may be anywhere within their reach (_in_reach), so a box there is a guess
+        (the crossing at 0.5/s: Johansson's box, re-linked to Aniston walking past her).
+        """
+        return self._frame_interval >= SLOW_INTERVAL_S and any(
+            other is not person and not np.any(other.velocity)  # never measured
+            and self._in_reach(other, stamp, track.first_box, track.body) for other in missing)
 
     def _follow_unclaimed(self, stamp: float, boxes: np.ndarray, conf: np.ndarray,
                           bodies: list[np.ndarray | None], claimed: set[int],
@@ -1325,7 +1396,8 @@ class PersonTracker:
         relink_distance 0 turns this off too.
         """
         unclaimed = [i for i in range(len(boxes))
-                     if i not in claimed and conf[i] > self._config.track_low_thresh]
+                     if i not in claimed and conf[i] > self._config.track_low_thresh
+                     and not _group_box(i, boxes)]
         missing = self._missing(stamp) if unclaimed else []
         pairs = [(i, person.person_id) for i in unclaimed for person in missing
                  if person.person_id != in_doubt.get(i)
@@ -1350,6 +1422,46 @@ class PersonTracker:
         return on_course or not doubted and (
             gap <= FOLLOW_MAX_GAP_S and not _behind(person, box)
             or box_iou(person.box, box[None])[0] >= FOLLOW_STILL_IOU)
+
+    def _guessed(self, track: _Track, stamp: float, index: int, boxes: np.ndarray,
+                 bodies: list[np.ndarray | None], still: set[str | None]) -> bool:
+        """Return whether ByteTrack's box for a named track at a slow rate is a guess.
+
+        At a slow rate (SLOW_INTERVAL_S) a walker moves a body width or more between frames,
+        and ByteTrack's motion model, which knows no walk of a track one box old, continues a
+        track onto whoever now stands nearest (the crossing at 0.5/s: Johansson's track,
+        founded at its first box, was continued onto Aniston, and Johansson's own box was
+        re-linked to Aniston). A guess: the track is one box old and another box of the frame
+        (boxes, bodies; index: the track's) lies within their reach too (_in_reach); or the box
+        continues another missing person (still: the people tracks of this frame show) nearer
+        to where they were heading than to where the track's person was.
+        """
+        if self._frame_interval < SLOW_INTERVAL_S:
+            return False
+        own = self._persons[track.person_id]
+        box, body = boxes[index], bodies[index]
+        if not track.walked and any(self._in_reach(own, stamp, other, other_body)
+                                    for i, (other, other_body) in enumerate(zip(boxes, bodies))
+                                    if i != index):
+            return True
+        off_own = self._off_course(own, stamp, box)
+        return any(self._continues(other, stamp, box, body)
+                   and self._off_course(other, stamp, box) < off_own
+                   for other in self._missing(stamp)
+                   if other is not own and other.person_id not in still)
+
+    def _in_reach(self, person: _Person, stamp: float, box: np.ndarray,
+                  body: np.ndarray | None) -> bool:
+        """Return whether a box at stamp may show a person as far as they could have walked.
+
+        WALK_MAX_SPEED over the time since their last box, at least relink_distance; alike in
+        height and looks, as _continues asks.
+        """
+        reach = max(self._config.relink_distance,
+                    WALK_MAX_SPEED * (stamp - person.last_seen))
+        return (self._off_course(person, stamp, box) <= reach
+                and _alike_in_height(box, person.box)
+                and _looks_like(person, body, unknown=True))
 
     def _missing(self, stamp: float) -> list[_Person]:
         """Return the present people unseen at stamp whose absence is not yet evident."""
