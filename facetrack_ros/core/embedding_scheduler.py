@@ -10,7 +10,7 @@ import numpy as np
 from facetrack_ros.core.embedding import MIN_DECISION_QUALITY
 from facetrack_ros.core.face import Face, FaceAnalyzer, FaceSearch
 from facetrack_ros.core.identity import CONTRADICTION_MAX_SIMILARITY
-from facetrack_ros.core.tracking import TrackedPerson
+from facetrack_ros.core.tracking import SLOW_INTERVAL_S, TrackedPerson
 
 #: Every this many attempts in a row without a usable face, a track gets a thorough search
 #: (FaceAnalyzer's slower detector): with retry_s 0.25 s, first about a second after the first
@@ -22,6 +22,10 @@ from facetrack_ros.core.tracking import TrackedPerson
 #: Other refreshes (periodic, or of a grown box) use the fast detector alone: the close-up
 #: search (FaceSearch.CLOSE_UP, 30-75 ms a box) is for faces that are missing or needed.
 THOROUGH_EVERY = 3
+#: At a slow rate (frames SLOW_INTERVAL_S apart or more) a track without a usable face is
+#: searched thoroughly from its first try: a walker is then a new track in each of the one
+#: to three frames that show them, and never reaches a third miss (the crossing at 0.5/s:
+#: Dorsey's frontal face, 78 px, found by the CNN only, was never embedded).
 
 
 @dataclass
@@ -89,6 +93,7 @@ class EmbeddingScheduler:
         self._max_per_frame = max_per_frame
         self._usable_quality = usable_quality
         self._tracks: dict[int, _EmbedState] = {}
+        self._latest = -math.inf  # stamp of the latest select() [s]
 
     def select(self, stamp: float, persons: Sequence[TrackedPerson]) -> list[int]:
         """Return the track ids to embed now, at most max_per_frame, most useful first."""
@@ -115,6 +120,8 @@ class EmbeddingScheduler:
             elif stamp - state.embedded_at >= self._refresh_s:
                 stale.append((state.quality, state.embedded_at, person.track_id))
         needed = {p[-1] for p in missing}
+        slow = math.isfinite(self._latest) and stamp - self._latest >= SLOW_INTERVAL_S
+        self._latest = stamp
         chosen = [p[-1] for p in sorted(missing) + sorted(grown) + sorted(stale)]
         chosen = chosen[:self._max_per_frame]
         areas = {p.track_id: _area(p.box) for p in persons}
@@ -122,7 +129,8 @@ class EmbeddingScheduler:
             state = self._tracks[track_id]
             state.tried_at, state.selected_area = stamp, areas[track_id]
             needs_face = track_id in needed
-            if (state.thorough_found and needs_face) or (
+            if needs_face and (state.thorough_found
+                               or slow and state.quality < self._usable_quality) or (
                     state.misses % THOROUGH_EVERY == THOROUGH_EVERY - 1):
                 state.search = FaceSearch.THOROUGH
             else:

@@ -8,7 +8,7 @@ import pytest
 from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler, THOROUGH_EVERY
 from facetrack_ros.core.face import FaceSearch
 from facetrack_ros.core.embedding import MIN_DECISION_QUALITY
-from facetrack_ros.core.tracking import TrackedPerson
+from facetrack_ros.core.tracking import SLOW_INTERVAL_S, TrackedPerson
 
 GOOD = 0.9  # a usable face
 POOR = MIN_DECISION_QUALITY / 2
@@ -73,20 +73,39 @@ def test_every_third_try_without_a_usable_face_is_thorough() -> None:
     person = [_tracked(1, 50.0)]
     assert scheduler.search(1) is FaceSearch.FAST  # a track the scheduler does not know
     searches = []
-    for stamp in range(7):
-        assert scheduler.select(float(stamp), person) == [1]
+    for index in range(7):  # frames 0.5 s apart: not a slow rate
+        assert scheduler.select(index / 2, person) == [1]
         searches.append(scheduler.search(1))
-        scheduler.record(1, float(stamp), POOR if stamp % 2 else 0.0)
+        scheduler.record(1, index / 2, POOR if index % 2 else 0.0)
     assert THOROUGH_EVERY == 3
     close_up, thorough = FaceSearch.CLOSE_UP, FaceSearch.THOROUGH
     assert searches == [close_up, close_up, thorough, close_up, close_up, thorough, close_up]
-    scheduler.record(1, 7.0, GOOD)  # a face of an ordinary (not thorough) search
+    scheduler.record(1, 3.5, GOOD)  # a face of an ordinary (not thorough) search
     searches = []
     for stamp in (17.0, 27.0, 37.0):  # refreshes that find no face
         assert scheduler.select(stamp, person) == [1]
         searches.append(scheduler.search(1))
         scheduler.record(1, stamp, 0.0)
     assert searches == [FaceSearch.FAST, FaceSearch.FAST, thorough]
+
+
+def test_at_a_slow_rate_a_track_without_a_face_is_searched_thoroughly_at_once() -> None:
+    """Frames SLOW_INTERVAL_S apart: a walker is a new track in each of their few frames.
+
+    Such a track never reaches a third miss, so its first try searches thoroughly; a track
+    with a usable face is refreshed by the fast detector as at any rate.
+    """
+    scheduler = EmbeddingScheduler(refresh_s=2.0, max_per_frame=2, retry_s=0.0)
+    assert scheduler.select(0.0, [_tracked(1, 50.0)]) == [1]
+    assert scheduler.search(1) is FaceSearch.CLOSE_UP  # the first frame: no rate known yet
+    scheduler.record(1, 0.0, GOOD)
+    assert scheduler.select(SLOW_INTERVAL_S / 2, [_tracked(2, 50.0)]) == [2]
+    assert scheduler.search(2) is FaceSearch.CLOSE_UP
+    later = SLOW_INTERVAL_S / 2 + SLOW_INTERVAL_S
+    assert scheduler.select(later, [_tracked(1, 50.0), _tracked(3, 40.0)]) == [3]
+    assert scheduler.search(3) is FaceSearch.THOROUGH
+    assert scheduler.select(later + 2.0, [_tracked(1, 50.0)]) == [1]  # refresh
+    assert scheduler.search(1) is FaceSearch.FAST
 
 
 def test_a_face_only_a_thorough_search_found_is_searched_thoroughly_when_needed() -> None:
