@@ -21,11 +21,12 @@ from facetrack_ros.core.tracking import SLOW_INTERVAL_S, TrackedPerson
 #: turned (most people on the Hamilton clip's stage) cost the face node a fifth of a core.
 #: Other refreshes (periodic, or of a grown box) use the fast detector alone: the close-up
 #: search (FaceSearch.CLOSE_UP, 30-75 ms a box) is for faces that are missing or needed.
-THOROUGH_EVERY = 3
 #: At a slow rate (frames SLOW_INTERVAL_S apart or more) a track without a usable face is
 #: searched thoroughly from its first try: a walker is then a new track in each of the one
 #: to three frames that show them, and never reaches a third miss (the crossing at 0.5/s:
-#: Dorsey's frontal face, 78 px, found by the CNN only, was never embedded).
+#: Dorsey's frontal face, 78 px, found by the CNN only, was never embedded). A face found so
+#: is not taken for one only the thorough search finds: the fast detector may find it too.
+THOROUGH_EVERY = 3
 
 
 @dataclass
@@ -41,6 +42,9 @@ class _EmbedState:
     misses: int = 0  # attempts in a row that found no usable face
     search: FaceSearch = FaceSearch.FAST  # how far the latest selection searches
     thorough_found: bool = False  # the latest usable face came from a thorough search
+    # The latest selection searches thoroughly because the rate is slow, not because the
+    # fast detector missed: a face it finds may be one the fast detector finds too.
+    slow_try: bool = False
 
 
 def _area(box: np.ndarray) -> float:
@@ -129,10 +133,12 @@ class EmbeddingScheduler:
             state = self._tracks[track_id]
             state.tried_at, state.selected_area = stamp, areas[track_id]
             needs_face = track_id in needed
-            if needs_face and (state.thorough_found
-                               or slow and state.quality < self._usable_quality) or (
+            state.slow_try = False
+            if needs_face and state.thorough_found or (
                     state.misses % THOROUGH_EVERY == THOROUGH_EVERY - 1):
                 state.search = FaceSearch.THOROUGH
+            elif needs_face and slow and state.quality < self._usable_quality:
+                state.search, state.slow_try = FaceSearch.THOROUGH, True
             else:
                 state.search = FaceSearch.CLOSE_UP if needs_face else FaceSearch.FAST
         self._tracks = {tid: s for tid, s in self._tracks.items()
@@ -168,7 +174,7 @@ class EmbeddingScheduler:
             return
         state.misses = 0 if quality >= self._usable_quality else state.misses + 1
         if quality >= self._usable_quality:
-            state.thorough_found = state.search is FaceSearch.THOROUGH
+            state.thorough_found = state.search is FaceSearch.THOROUGH and not state.slow_try
             state.embedded_at, state.quality = max(state.embedded_at, stamp), quality
             state.area = _area(box) if box is not None else state.selected_area
         elif state.quality >= self._usable_quality:

@@ -1271,7 +1271,8 @@ class PersonTracker:
     def _pool(self, track: _Track, face: _Face) -> None:
         """Give a pending track's first face the faces of the walker's previous track.
 
-        See POOL_MAX_GAP_FRAMES; the best matching such track gives its faces up.
+        See POOL_MAX_GAP_FRAMES; the best matching such track gives its faces up, and the
+        walk from its last box to the track's first becomes the track's velocity.
         """
         if track.faces or self._frame_interval < SLOW_INTERVAL_S:
             return
@@ -1285,6 +1286,10 @@ class PersonTracker:
         if alike:
             donor = max(alike, key=lambda entry: entry[:2])[2]
             track.faces, donor.faces = donor.faces, []
+            # One walker: their walk from the donor's last box is the track's first.
+            step = _walk(donor.box, track.first_box, track.first_seen - donor.last_seen)
+            if step is not None and not track.walked:
+                track.velocity, track.walked = step, True
 
     def _fold_late(self, stamp: float, boxes: np.ndarray, conf: np.ndarray
                    ) -> list[TrackedPerson]:
@@ -1440,9 +1445,9 @@ class PersonTracker:
             return False
         own = self._persons[track.person_id]
         box, body = boxes[index], bodies[index]
-        if not track.walked and any(self._in_reach(own, stamp, other, other_body)
-                                    for i, (other, other_body) in enumerate(zip(boxes, bodies))
-                                    if i != index):
+        if track.frames == 1 and any(self._in_reach(own, stamp, other, other_body)
+                                     for i, (other, other_body) in enumerate(zip(boxes, bodies))
+                                     if i != index):
             return True
         off_own = self._off_course(own, stamp, box)
         return any(self._continues(other, stamp, box, body)

@@ -93,7 +93,8 @@ def test_at_a_slow_rate_a_track_without_a_face_is_searched_thoroughly_at_once() 
     """Frames SLOW_INTERVAL_S apart: a walker is a new track in each of their few frames.
 
     Such a track never reaches a third miss, so its first try searches thoroughly; a track
-    with a usable face is refreshed by the fast detector as at any rate.
+    with a usable face is refreshed by the fast detector as at any rate, and a face found so
+    does not make the track one only the thorough search finds.
     """
     scheduler = EmbeddingScheduler(refresh_s=2.0, max_per_frame=2, retry_s=0.0)
     assert scheduler.select(0.0, [_tracked(1, 50.0)]) == [1]
@@ -104,8 +105,14 @@ def test_at_a_slow_rate_a_track_without_a_face_is_searched_thoroughly_at_once() 
     later = SLOW_INTERVAL_S / 2 + SLOW_INTERVAL_S
     assert scheduler.select(later, [_tracked(1, 50.0), _tracked(3, 40.0)]) == [3]
     assert scheduler.search(3) is FaceSearch.THOROUGH
+    scheduler.record(3, later, GOOD)
     assert scheduler.select(later + 2.0, [_tracked(1, 50.0)]) == [1]  # refresh
     assert scheduler.search(1) is FaceSearch.FAST
+    # Track 3's face may be one the fast detector finds too: when needed again at a fast
+    # rate, it is searched as any other track.
+    questioned = replace(_tracked(3, 40.0), match_similarity=0.8)
+    assert scheduler.select(later + 2.5, [questioned]) == [3]
+    assert scheduler.search(3) is FaceSearch.CLOSE_UP
 
 
 def test_a_face_only_a_thorough_search_found_is_searched_thoroughly_when_needed() -> None:
