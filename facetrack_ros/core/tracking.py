@@ -1277,12 +1277,11 @@ class PersonTracker:
         if track.faces or self._frame_interval < SLOW_INTERVAL_S:
             return
         gap = (POOL_MAX_GAP_FRAMES + 0.5) * self._frame_interval  # stamps jitter
-        earlier = [t for t in [*self._tracks.values(), *self._ended]
-                   if t is not track and t.person_id is None and t.faces
-                   and 0 < track.first_seen - t.last_seen <= gap]
-        alike = [(float(np.dot(t.faces[-1].vector, face.vector)), t.track_id, t)
-                 for t in earlier]
-        alike = [entry for entry in alike if entry[0] >= self._config.min_similarity]
+        alike = [(similarity, t.track_id, t) for t in [*self._tracks.values(), *self._ended]
+                 if t is not track and t.person_id is None and t.faces
+                 and 0 < track.first_seen - t.last_seen <= gap
+                 and (similarity := float(np.dot(t.faces[-1].vector, face.vector)))
+                 >= self._config.min_similarity]
         if alike:
             donor = max(alike, key=lambda entry: entry[:2])[2]
             track.faces, donor.faces = donor.faces, []
