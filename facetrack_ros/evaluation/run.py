@@ -103,7 +103,7 @@ class GraphProbe:
         node.create_subscription(PersonDetectionArray, 'tracks', self.on_tracks, RELIABLE_QOS)
         node.create_subscription(PersonEvent, 'person_events', self.on_event, RECORDED_QOS)
         node.create_subscription(PersonDetectionArray, 'identified_faces', self.raw_faces.append,
-                                 RELIABLE_QOS)
+                                 RECORDED_QOS)
         node.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics, 100)
 
     def on_image(self, msg: CompressedImage) -> None:
