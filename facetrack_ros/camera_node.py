@@ -8,11 +8,12 @@ own JPEG goes out, and is decoded only at the size another topic needs), and ima
 the frame reduced once to the detector's size, raw and as JPEG (image_detect/compressed,
 which the detector reads: best-effort DDS delivers a frame of tens of KiB whole, where
 fragments of a raw one get lost; a Motion-JPEG source's own JPEG goes out there too, and the
-detector decodes only the frames it takes, straight at its size). Each image topic is converted and
-published only while it has subscribers. A recording (video file, image folder) waits until
-the pipeline's nodes read their image topics, so that it is processed from its first frame;
-live sources start at once. A source that fails is reopened with exponential backoff; a file
-that ends is reported once.
+detector decodes only the frames it takes, straight at its size; a frame no larger than the
+detector's size goes out as image_raw/compressed's JPEG, encoded once for both). Each image
+topic is converted and published only while it has subscribers. A recording (video file,
+image folder) waits until the pipeline's nodes read their image topics, so that it is
+processed from its first frame; live sources start at once. A source that fails is reopened
+with exponential backoff; a file that ends is reported once.
 """
 
 import functools
@@ -29,7 +30,7 @@ from std_msgs.msg import Header
 from facetrack_ros.conversions import (bgr_to_compressed, bgr_to_image, camera_info,
                                        image_to_bgr, sec_to_time)
 from facetrack_ros.core.camera import (Backoff, FrameSource, open_source, reduce_image,
-                                       SourceEnded)
+                                       reduced_size, SourceEnded)
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.parameters import declare_parameters, IMAGE_QOS, image_qos_profile, ParamSpec
 from facetrack_ros.runner import run_node
@@ -78,7 +79,9 @@ PARAMETERS = (
               read_only=True),
     ParamSpec('detect_jpeg_quality', 90,
               'JPEG quality of image_detect/compressed [1..100] (published with '
-              'publish_compressed and detect_size).', 1, 100),
+              'publish_compressed and detect_size). A frame no larger than detect_size is '
+              'encoded once, at jpeg_quality, for both compressed topics while image_raw/'
+              'compressed has readers.', 1, 100),
     ParamSpec('wait_for_nodes', ('detector', 'face_embedding', 'tracker', 'frame_history'),
               'Nodes (names relative to the camera\'s namespace, or absolute) that must be '
               'up and subscribed before a video file or image folder plays, so that it is '
@@ -147,23 +150,29 @@ class CameraNode(Node):
         pixels() returns the frame as a BGR array and reduced() the frame reduced to
         detect_size (each converted at most once); msg is its image_raw message when there is
         one already (a relay), jpeg the source's own JPEG (a Motion-JPEG source), which goes
-        out on image_raw/compressed as it is.
+        out on both compressed topics as it is.
         """
         self.info_pub.publish(camera_info(header, width, height))
         reduced = functools.cache(reduced)
+        # The source's own JPEG, else the frame encoded once for every topic it serves.
+        full_jpeg = functools.cache(
+            lambda: bgr_to_compressed(pixels(), header, self.params.jpeg_quality)
+            if jpeg is None else CompressedImage(header=header, format='jpeg', data=jpeg))
         if _read(self.detect_pub):
             self.detect_pub.publish(bgr_to_image(reduced(), header))
         if _read(self.detect_compressed_pub):
-            # A source JPEG is smaller to send than a decode costs here at the camera's rate.
+            # A source JPEG is smaller to send than a decode costs here at the camera's rate;
+            # a frame no larger than detect_size is image_raw's pixels: one encode serves both.
+            shared = jpeg is not None or (
+                _read(self.compressed_pub)
+                and reduced_size(width, height, self.params.detect_size) == (width, height))
             self.detect_compressed_pub.publish(
-                bgr_to_compressed(reduced(), header, self.params.detect_jpeg_quality)
-                if jpeg is None else CompressedImage(header=header, format='jpeg', data=jpeg))
+                full_jpeg() if shared
+                else bgr_to_compressed(reduced(), header, self.params.detect_jpeg_quality))
         if _read(self.image_pub):
             self.image_pub.publish(msg if msg is not None else bgr_to_image(pixels(), header))
         if _read(self.compressed_pub):
-            self.compressed_pub.publish(
-                bgr_to_compressed(pixels(), header, self.params.jpeg_quality) if jpeg is None
-                else CompressedImage(header=header, format='jpeg', data=jpeg))
+            self.compressed_pub.publish(full_jpeg())
 
     def _read_loop(self) -> None:
         """Open the source, publish until it ends, reopen it with backoff when it fails."""

@@ -220,6 +220,38 @@ def test_the_detector_stream_is_the_frame_reduced_once_beside_its_full_size(grap
     assert all((info.width, info.height) == (320, 240) for info in received['camera_info'])
 
 
+@pytest.mark.parametrize('detect_size, shared', [(640, True), (16, False)])
+def test_a_frame_the_detector_takes_whole_is_jpeg_encoded_once(
+        graph, folder, detect_size, shared):
+    """A frame no larger than detect_size: image_detect/compressed is image_raw/compressed.
+
+    The same JPEG, byte for byte (one encode, at jpeg_quality); a larger frame is reduced and
+    encoded for the detector on its own.
+    """
+    runner, executor, context = graph
+    node = create_node('jpeg_reader', context=context)
+    executor.add_node(node)
+    received: dict[str, dict] = {'image_raw': {}, 'image_detect': {}}
+    for topic, by_stamp in received.items():
+        node.create_subscription(
+            CompressedImage, f'{topic}/compressed',
+            lambda m, by_stamp=by_stamp: by_stamp.__setitem__(
+                (m.header.stamp.sec, m.header.stamp.nanosec), bytes(m.data)), QOS)
+    runner.start('camera', source=str(folder), fps=10.0, loop=True, detect_size=detect_size,
+                 wait_for_nodes=['jpeg_reader'], wait_timeout=60.0)
+
+    def stamps_on_both() -> set:
+        return received['image_raw'].keys() & received['image_detect'].keys()
+
+    assert spin_until(executor, lambda: len(stamps_on_both()) >= 4, timeout=30), runner.tail()
+    both = stamps_on_both()
+    assert all((received['image_raw'][stamp] == received['image_detect'][stamp]) == shared
+               for stamp in both)
+    sizes = {cv2.imdecode(np.frombuffer(received['image_detect'][stamp], np.uint8),
+                          cv2.IMREAD_COLOR).shape[:2] for stamp in both}
+    assert sizes == ({(24, 32)} if shared else {(12, 16)})
+
+
 def test_a_motion_jpeg_source_goes_out_as_its_own_jpegs(graph, tmp_path):
     """image_raw/compressed and image_detect/compressed carry the recording's own JPEGs.
 
