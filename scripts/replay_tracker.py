@@ -29,7 +29,8 @@ import numpy as np
 
 from facetrack_ros import camera_node, detector_node, face_embedding_node
 from facetrack_ros.conversions import bgr_to_compressed, jpeg_to_bgr
-from facetrack_ros.core.camera import reduce_image, SourceEnded, VideoFileSource
+from facetrack_ros.core.camera import (reduce_image, reduced_size, SourceEnded,
+                                       VideoFileSource)
 from facetrack_ros.core.detection import body_appearance, scale_boxes
 from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
 from facetrack_ros.core.face import (cut_at_top, DlibResNetEmbedder, Face, FaceAnalyzer,
@@ -47,8 +48,9 @@ PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
 #: Bump when what analyse() stores changes, so that old caches are not read (5: no thorough
 #: search in boxes under THOROUGH_MIN_PERSON_WIDTH_PX; 6: face boxes; 7: boxes cut by the
 #: image top searched whole; 8: and by the thorough detector for close-ups, whose pyramid
-#: levels are padded to LEVEL_SHAPE_MULTIPLE; 9: a face for each FaceSearch).
-CACHE_VERSION = 9
+#: levels are padded to LEVEL_SHAPE_MULTIPLE; 9: a face for each FaceSearch; 10: the detector
+#: reads a frame no larger than detect_size as the full frame's JPEG, at jpeg_quality).
+CACHE_VERSION = 10
 
 
 def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
@@ -58,9 +60,9 @@ def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
     clip's own JPEG, through OpenCV's JPEG decoder, not the video decoder: their pixels
     differ by up to 59 levels, enough to move a detector score by 0.1), the detector's and
     the body cue's copy reduced to the camera's detect_size, faces from the full frame. The
-    frames of any other clip go through the JPEG the camera node makes of them (the
-    detector's copy at detect_jpeg_quality, the full frame at jpeg_quality), as the detector
-    and the face node read them.
+    frames of any other clip go through the JPEG the camera node makes of them (the full
+    frame at jpeg_quality, the detector's copy of a larger frame at detect_jpeg_quality), as
+    the detector and the face node read them.
     Boxes are kept down to the tracker's track_low_thresh, so that --confidence can replay
     any detector threshold above it. faces: what face_in_person finds at each FaceSearch,
     in its order; each (embedding, quality, face box [px]) or None.
@@ -79,8 +81,11 @@ def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
                 break
             if frame.jpeg is None:
                 image = _camera_jpeg(frame.image, camera.jpeg_quality)
-                small = _camera_jpeg(reduce_image(frame.image, camera.detect_size),
-                                     camera.detect_jpeg_quality)
+                small = image  # a frame no larger than detect_size: one JPEG serves both
+                size = (frame.width, frame.height)
+                if reduced_size(*size, camera.detect_size) != size:
+                    small = _camera_jpeg(reduce_image(frame.image, camera.detect_size),
+                                         camera.detect_jpeg_quality)
             else:
                 image, small = frame.image, frame.reduced(camera.detect_size)
             boxes = detector.detect(small)
