@@ -2595,6 +2595,37 @@ def test_at_a_slow_rate_two_walkers_who_cross_show_no_id_until_their_faces_tell(
     assert [e.kind for e in events] == [EventKind.PERSON_IN] * 2
 
 
+@pytest.mark.parametrize('who', [1, 2])
+def test_at_a_slow_rate_a_box_where_someone_of_unknown_walk_was_shows_no_id(who: int) -> None:
+    """A, named on one box, is missing from the next frame: at 0.5/s they walked out of view.
+
+    Where they went is unknown (no walk of theirs was measured) and in 4 s they could have
+    gone and someone else come in where they left. The next box beside their last one is
+    re-linked to them, but shows no id until a face tells (the crossing at 0.5/s: Musk coming
+    in at the edge Aniston had walked out of, shown under her id). A's own face then shows
+    A again; someone else's is someone else.
+    """
+    rate = 0.5
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(63)
+    events = _run_empty_at(tracker, 0.0, rate, 3)
+    stamp = 3 / rate
+    persons, new = tracker.update(stamp, [_box(500)])
+    events += new + tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+    a = tracker.person_of_track(persons[0].track_id)
+    assert a is not None
+    events += tracker.update(stamp + 1 / rate, [])[1]
+    stamp += 2 / rate
+    persons, new = tracker.update(stamp, [_box(540)])
+    events += new
+    assert [p.person_id for p in persons] == [''], 'A, or someone who came in where A left'
+    events += tracker.add_face(stamp, persons[0].track_id, _sighting(_face(who), rng), 0.9)
+    persons, new = tracker.update(stamp + 1 / rate, [_box(540)])
+    events += new
+    assert (persons[0].person_id == a) == (who == 1)
+    assert [e.kind for e in events] == [EventKind.PERSON_IN] * (1 if who == 1 else 2)
+
+
 def test_a_groups_box_no_track_took_is_no_sighting_of_someone_missing() -> None:
     """A, hidden for 1.3 s, is boxed again beside B, and both together, at low scores.
 
