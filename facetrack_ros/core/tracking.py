@@ -1445,21 +1445,19 @@ class PersonTracker:
 
         At a slow rate (SLOW_INTERVAL_S) a walker moves a body width or more between frames,
         and ByteTrack's motion model, which knows no walk of a track one box old, continues a
-        track onto whoever now stands nearest (the crossing at 0.5/s: Johansson's track,
-        founded at its first box, was continued onto Aniston, and Johansson's own box was
-        re-linked to Aniston). A guess: the track is one box old and another box of the frame
-        (boxes, bodies; index: the track's) lies within their reach too (_in_reach); or the box
-        continues another missing person (still: the people tracks of this frame show) nearer
-        to where they were heading than to where the track's person was.
+        track onto whoever now stands nearest: its second box is a guess (the crossing at
+        0.5/s: Johansson's track, founded at its first box, was continued onto Aniston; the
+        doorway at 0.5/s: the next person through shown under the one before's id, whom one
+        frame showed there). So is a box that continues another missing person (still: the
+        people tracks of this frame show) nearer to where they were heading than to where the
+        track's person was (boxes, bodies; index: the track's).
         """
         if self._frame_interval < SLOW_INTERVAL_S:
             return False
+        if track.frames == 1:
+            return True
         own = self._persons[track.person_id]
         box, body = boxes[index], bodies[index]
-        if track.frames == 1 and any(self._in_reach(own, stamp, other, other_body)
-                                     for i, (other, other_body) in enumerate(zip(boxes, bodies))
-                                     if i != index):
-            return True
         off_own = self._off_course(own, stamp, box)
         return any(self._continues(other, stamp, box, body)
                    and self._off_course(other, stamp, box) < off_own
