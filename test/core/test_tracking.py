@@ -2597,6 +2597,32 @@ def test_at_a_slow_rate_two_walkers_who_cross_show_no_id_until_their_faces_tell(
     assert [e.kind for e in events] == [EventKind.PERSON_IN] * 2
 
 
+def _named_at_a_slow_rate(tracker: PersonTracker, x: float, rng: np.random.Generator
+                          ) -> tuple[float, list[PersonEventRecord], str]:
+    """Name A (face 1) on one box at x, frames 2 s apart; return (stamp, events, A's id)."""
+    events = _run_empty_at(tracker, 0.0, 0.5, 3)
+    stamp = 3 / 0.5
+    persons, new = tracker.update(stamp, [_box(x)])
+    events += new + tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+    a = tracker.person_of_track(persons[0].track_id)
+    assert a is not None
+    return stamp, events, a
+
+
+def _faces_on(tracker: PersonTracker, person: TrackedPerson, stamp: float, who: int,
+              frames: int, rng: np.random.Generator
+              ) -> tuple[TrackedPerson, list[PersonEventRecord]]:
+    """Give a box face who, then show it again 2 s later, frames times; return it and events."""
+    events = []
+    for _ in range(frames):
+        events += tracker.add_face(stamp, person.track_id, _sighting(_face(who), rng), 0.9)
+        stamp += 2.0
+        persons, new = tracker.update(stamp, [Detection(person.box, 0.9)])
+        events += new
+        person = persons[0]
+    return person, events
+
+
 @pytest.mark.parametrize('who', [1, 2])
 def test_at_a_slow_rate_a_box_where_someone_of_unknown_walk_was_shows_no_id(who: int) -> None:
     """A, named on one box, is missing from the next frame: at 0.5/s they walked out of view.
@@ -2605,29 +2631,18 @@ def test_at_a_slow_rate_a_box_where_someone_of_unknown_walk_was_shows_no_id(who:
     gone and someone else come in where they left. The next box beside their last one is
     re-linked to them, but shows no id until a face tells (the crossing at 0.5/s: Musk coming
     in at the edge Aniston had walked out of, shown under her id). A's own face then shows
-    A again; someone else's is someone else.
+    A again; someone else's is someone else. The track's second box is a guess too.
     """
-    rate = 0.5
     tracker = PersonTracker(CONFIG)
     rng = np.random.default_rng(63)
-    events = _run_empty_at(tracker, 0.0, rate, 3)
-    stamp = 3 / rate
-    persons, new = tracker.update(stamp, [_box(500)])
-    events += new + tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng), 0.9)
-    a = tracker.person_of_track(persons[0].track_id)
-    assert a is not None
-    events += tracker.update(stamp + 1 / rate, [])[1]
-    stamp += 2 / rate
-    persons, new = tracker.update(stamp, [_box(540)])
+    stamp, events, a = _named_at_a_slow_rate(tracker, 500, rng)
+    events += tracker.update(stamp + 2.0, [])[1]
+    persons, new = tracker.update(stamp + 4.0, [_box(540)])
     events += new
     assert [p.person_id for p in persons] == [''], 'A, or someone who came in where A left'
-    for _ in range(2):  # the track's second box is a guess too, until a face confirms it
-        events += tracker.add_face(stamp, persons[0].track_id, _sighting(_face(who), rng), 0.9)
-        stamp += 1 / rate
-        persons, new = tracker.update(stamp, [_box(540)])
-        events += new
-    assert (persons[0].person_id == a) == (who == 1) and persons[0].person_id
-    assert [e.kind for e in events] == [EventKind.PERSON_IN] * (1 if who == 1 else 2)
+    person, new = _faces_on(tracker, persons[0], stamp + 4.0, who, 2, rng)
+    assert (person.person_id == a) == (who == 1) and person.person_id
+    assert [e.kind for e in events + new] == [EventKind.PERSON_IN] * (1 if who == 1 else 2)
 
 
 @pytest.mark.parametrize('who', [1, 2])
@@ -2639,26 +2654,15 @@ def test_at_a_slow_rate_a_tracks_second_box_shows_no_id_until_a_face_tells(who: 
     under the one before's id). The box shows no id until a face tells: A's shows A again,
     B's is someone else's, shown from the second box of the track split off for B.
     """
-    rate = 0.5
     tracker = PersonTracker(CONFIG)
     rng = np.random.default_rng(64)
-    events = _run_empty_at(tracker, 0.0, rate, 3)
-    stamp = 3 / rate
-    persons, new = tracker.update(stamp, [_box(300)])
-    events += new + tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng), 0.9)
-    a = tracker.person_of_track(persons[0].track_id)
-    assert a is not None
-    stamp += 1 / rate
-    persons, new = tracker.update(stamp, [_box(304)])
+    stamp, events, a = _named_at_a_slow_rate(tracker, 300, rng)
+    persons, new = tracker.update(stamp + 2.0, [_box(304)])
     events += new
     assert [p.person_id for p in persons] == [''], 'A, or someone on the spot A left'
-    for _ in range(1 if who == 1 else 2):  # B's track split off A's: its second box too
-        events += tracker.add_face(stamp, persons[0].track_id, _sighting(_face(who), rng), 0.9)
-        stamp += 1 / rate
-        persons, new = tracker.update(stamp, [_box(304)])
-        events += new
-    assert (persons[0].person_id == a) == (who == 1) and persons[0].person_id
-    assert [e.kind for e in events] == [EventKind.PERSON_IN] * who
+    person, new = _faces_on(tracker, persons[0], stamp + 2.0, who, who, rng)
+    assert (person.person_id == a) == (who == 1) and person.person_id
+    assert [e.kind for e in events + new] == [EventKind.PERSON_IN] * who
 
 
 def test_a_groups_box_no_track_took_is_no_sighting_of_someone_missing() -> None:
