@@ -37,9 +37,9 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   a sighting of them, so they are not reported gone while they walk or after someone passed
   in front; so does a box on their course that ByteTrack gave to someone else's track in
   doubt. At a slow rate, where a walker moves a body width between frames, ByteTrack's box for
-  a track one box old is a guess wherever another box lies within its person's reach, and
-  shows no id until a face confirms it; and a walker's faces on their successive new tracks
-  vote together.
+  a track one box old is a guess (whoever stands nearest), and so is a re-link to someone of
+  no known walk who may be elsewhere: neither shows an id until a face confirms it; and a
+  walker's faces on their successive new tracks vote together.
 - One person may be several boxes (a post splits them in two, the detector doubles a box):
   a new track born beside a present person that is a part of their box, or that shows their
   face, takes their id without an event; the same face farther away is someone else, once
