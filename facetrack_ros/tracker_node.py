@@ -45,8 +45,9 @@ _CONFIG_PARAMETERS = (
      1.0, 240.0),
     ('track_high_thresh', 'track_high_thresh', 'ByteTrack first-association score [0..1].',
      0.0, 1.0),
-    ('track_low_thresh', 'track_low_thresh', 'ByteTrack second-association score [0..1].',
-     0.0, 1.0),
+    ('track_low_thresh', 'track_low_thresh', 'ByteTrack second-association score [0..1]; '
+     'a box scoring this or less is in no track, only holds someone standing where they '
+     'were.', 0.0, 1.0),
     ('new_track_thresh', 'new_track_thresh', 'Score needed to start a track [0..1].', 0.0, 1.0),
     ('match_thresh', 'match_thresh', 'ByteTrack matching cost limit [0..1].', 0.0, 1.0),
     ('track_buffer', 'track_buffer_s', 'How long ByteTrack keeps a lost track [s].', 0.1, 60.0),

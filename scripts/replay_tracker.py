@@ -31,7 +31,7 @@ from facetrack_ros import camera_node, detector_node, face_embedding_node
 from facetrack_ros.conversions import bgr_to_compressed, jpeg_to_bgr
 from facetrack_ros.core.camera import (reduce_image, reduced_size, SourceEnded,
                                        VideoFileSource)
-from facetrack_ros.core.detection import body_appearance, scale_boxes
+from facetrack_ros.core.detection import body_appearance, DEFAULT_CONFIDENCE, scale_boxes
 from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
 from facetrack_ros.core.face import (cut_at_top, DlibResNetEmbedder, Face, FaceAnalyzer,
                                      FaceDetector, FaceSearch)
@@ -63,14 +63,14 @@ def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
     frames of any other clip go through the JPEG the camera node makes of them (the full
     frame at jpeg_quality, the detector's copy of a larger frame at detect_jpeg_quality), as
     the detector and the face node read them.
-    Boxes are kept down to the tracker's track_low_thresh, so that --confidence can replay
+    Boxes are kept down to the detector's default confidence, so that --confidence can replay
     any detector threshold above it. faces: what face_in_person finds at each FaceSearch,
     in its order; each (embedding, quality, face box [px]) or None.
     """
     camera = offline_parameters('camera', camera_node.PARAMETERS, PARAMS_FILE)
     settings = offline_parameters('detector', detector_node.PARAMETERS, PARAMS_FILE)
     settings.model, settings.require_model = model, True
-    settings.confidence = TrackerConfig().track_low_thresh
+    settings.confidence = DEFAULT_CONFIDENCE
     detector = detector_node.person_detector(settings)[0]
     result = []
     with VideoFileSource(str(video)) as source:
@@ -212,9 +212,9 @@ def main() -> None:
     if not all(0 < keep <= 1 for keep in args.keep) or args.seeds < 1 or args.face_delay < 0:
         parser.error('--keep takes probabilities in (0, 1], --seeds at least 1, '
                      '--face-delay at least 0')
-    if not TrackerConfig().track_low_thresh <= args.confidence <= 1:
-        parser.error(f'--confidence must be in [{TrackerConfig().track_low_thresh}, 1]: the '
-                     'analysis keeps no box below the tracker\'s track_low_thresh')
+    if not DEFAULT_CONFIDENCE <= args.confidence <= 1:
+        parser.error(f'--confidence must be in [{DEFAULT_CONFIDENCE}, 1]: the analysis keeps '
+                     'no box below the detector\'s default')
     model = model_path(args.model, SHARED, CACHE)
     faces = FaceAnalyzer(FaceDetector(args.face_detector, yunet_model=args.yunet_model
                                       if args.face_detector == 'yunet' else None),

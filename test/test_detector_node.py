@@ -13,6 +13,7 @@ from std_msgs.msg import Header
 
 from facetrack_ros.conversions import bgr_to_compressed, bgr_to_image, camera_info
 from facetrack_ros.core.camera import reduce_image
+from facetrack_ros.core.detection import DEFAULT_CONFIDENCE
 from facetrack_ros.detector_node import DetectorNode
 from facetrack_ros.msg import PersonDetectionArray
 from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
@@ -78,7 +79,7 @@ def test_detects_persons_keeps_header_survives_bad_input(ros_context, shared_dir
     for detection in out.detections:
         x1, y1, x2, y2 = detection.box
         assert 0 <= x1 < x2 <= good.width and 0 <= y1 < y2 <= good.height
-        assert 0.35 <= detection.confidence <= 1.0
+        assert DEFAULT_CONFIDENCE <= detection.confidence <= 1.0
     assert node.diagnostics.errors == 1, 'the malformed image is counted, not fatal'
 
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS

@@ -131,8 +131,10 @@ def configure_ultralytics_offline() -> None:
 
 
 #: Smallest person score a detector reports, and its inference size (longest side) [px]:
-#: the detector node's defaults too.
-DEFAULT_CONFIDENCE = 0.35
+#: the detector node's defaults too. The score is low, as ultralytics' own track mode sets
+#: it: the tracker's ByteTrack takes boxes above its track_low_thresh, and the fainter ones
+#: show that someone standing still, whom a passer-by's nearness made faint, is still there.
+DEFAULT_CONFIDENCE = 0.1
 DEFAULT_IMAGE_SIZE = 640
 #: IoU above which non-maximum suppression keeps only the stronger of two boxes: ultralytics'
 #: default for prediction, which YoloPersonDetector uses.

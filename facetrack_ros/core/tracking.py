@@ -224,8 +224,10 @@ class TrackerConfig:
     frame_rate: float = 30.0
     #: Detections scoring at least this take part in ByteTrack's first association [0..1].
     track_high_thresh: float = 0.5
-    #: Detections scoring above this (and below track_high_thresh) can only extend tracks [0..1].
-    track_low_thresh: float = 0.1
+    #: Detections scoring above this (and below track_high_thresh) can only extend tracks;
+    #: those scoring this or less (faint) only show a missing person still standing where
+    #: they were (_follow_unclaimed) [0..1].
+    track_low_thresh: float = 0.35
     #: Unmatched detections scoring at least this start a new track [0..1].
     new_track_thresh: float = 0.6
     #: Largest ByteTrack matching cost (1 - IoU, fused with the score) still matched [0..1].
@@ -860,6 +862,12 @@ class PersonTracker:
         bodies = [d.appearance for d in detections]
         if not (np.all(np.isfinite(boxes)) and np.all(np.isfinite(conf))):
             raise ValueError('detections have NaN or infinite boxes or confidences')
+        # Faint boxes take part in no track, only in _follow_unclaimed (see there).
+        faint = conf <= self._config.track_low_thresh
+        faint_boxes, faint_conf = boxes[faint], conf[faint]
+        faint_bodies = [body for body, weak in zip(bodies, faint) if weak]
+        boxes, conf = boxes[~faint], conf[~faint]
+        bodies = [body for body, weak in zip(bodies, faint) if not weak]
         if stamp < self._now:
             return self._fold_late(stamp, boxes, conf), []
         previous = self._now
@@ -921,6 +929,8 @@ class PersonTracker:
                     if (track := self._by_motion[motion_id]).doubtful or track.contradictions}
         self._follow_unclaimed(stamp, boxes, conf, bodies,
                                {idx for _, idx in matched} - in_doubt.keys(), in_doubt)
+        self._follow_unclaimed(stamp, faint_boxes, faint_conf, faint_bodies, set(), {},
+                               faint=True)
         for track in visible:
             if track.person_id is None:
                 events += self._settle_by_time(track, stamp)
@@ -1391,7 +1401,7 @@ class PersonTracker:
 
     def _follow_unclaimed(self, stamp: float, boxes: np.ndarray, conf: np.ndarray,
                           bodies: list[np.ndarray | None], claimed: set[int],
-                          in_doubt: dict[int, str | None]) -> None:
+                          in_doubt: dict[int, str | None], faint: bool = False) -> None:
         """Count boxes no track took as sightings of missing people they continue.
 
         ByteTrack confirms a new track only once two of its boxes overlap; between frames
@@ -1409,15 +1419,21 @@ class PersonTracker:
         person id) counts as unclaimed, on course only, for anyone but that person: ByteTrack
         gave a walker's box to the track of someone they hid, and the walker is still in view
         (the crossing replay at 5/s: Dorsey passing Musk, reported gone).
+        faint: the boxes scored track_low_thresh or less, which the detector may send (down
+        to its confidence) but no track takes: such a box counts only on the missing person's
+        last box (FOLLOW_STILL_IOU). Someone standing while a passer-by walks close past them
+        can score under it for seconds (sizes_360p: Jolie, 0.20-0.37 for 2.7 s as Damon walks
+        by), and a detector at 1 Hz or slower may take only those frames.
         relink_distance 0 turns this off too.
         """
         unclaimed = [i for i in range(len(boxes))
-                     if i not in claimed and conf[i] > self._config.track_low_thresh
+                     if i not in claimed and (faint or conf[i] > self._config.track_low_thresh)
                      and not _group_box(i, boxes)]
         missing = self._missing(stamp) if unclaimed else []
         pairs = [(i, person.person_id) for i in unclaimed for person in missing
                  if person.person_id != in_doubt.get(i)
-                 and self._follows(person, stamp, boxes[i], doubted=i in in_doubt)
+                 and (box_iou(person.box, boxes[i][None])[0] >= FOLLOW_STILL_IOU if faint
+                      else self._follows(person, stamp, boxes[i], doubted=i in in_doubt))
                  and self._continues(person, stamp, boxes[i], bodies[i])
                  and not self._less_alike(person, bodies[i])]
         for i, person_id in _one_to_one(pairs):

@@ -1999,6 +1999,33 @@ def test_someone_standing_still_and_unseen_longer_than_the_follow_gap_is_not_rep
     assert [e.kind for e in events] == [EventKind.PERSON_IN], 'gone while in view'
 
 
+@pytest.mark.parametrize('on_the_spot', [True, False])
+def test_a_still_person_the_detector_scores_faintly_is_not_reported_gone(
+        on_the_spot: bool) -> None:
+    """At 1 detection/s someone stands still and, for 6 s, scores under track_low_thresh.
+
+    A passer-by close by makes the detector doubt them (sizes_360p: Jolie, 0.20-0.37 for
+    2.7 s while Damon walks past; at 1/s every processed frame of it was faint). Such a box
+    takes part in no track, but on their last box it shows they are still there. A faint box
+    elsewhere (on_the_spot False: they left, the detector doubts a shape 2 widths away) is
+    no evidence of them: they are reported gone once.
+    """
+    assert 0 < 0.25 <= CONFIG.track_low_thresh
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(52)
+    body = _body(3)
+    events = []
+    for second in range(16 if on_the_spot else 11):
+        faint = 5 <= second < 11
+        x = 300 if not faint or on_the_spot else 460
+        box = _box(x).box + rng.normal(0, 1, 4)
+        events += tracker.update(float(second), [Detection(
+            box, 0.25 if faint else 0.9, _alike(body, 0.95, second))])[1]
+    kinds = [e.kind for e in events]
+    assert kinds == ([EventKind.PERSON_IN] if on_the_spot
+                     else [EventKind.PERSON_IN, EventKind.PERSON_OUT])
+
+
 def test_a_walker_whose_box_went_to_the_track_of_someone_they_hid_is_not_reported_gone(
         ) -> None:
     """At 2.5 detections/s, B walks past A, who stands, and hides them; both were unseen 0.8 s.
