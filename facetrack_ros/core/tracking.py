@@ -1371,7 +1371,7 @@ class PersonTracker:
             track.doubtful = (self._less_alike(person, track.body)
                               or _behind(person, track.first_box)
                               or self._claimed_by_unwalked(person, track, missing, stamp)
-                              or self._missed_unwalked(person, stamp))
+                              or self._missed(person, stamp))
             if not track.doubtful:
                 track.took_over = copy.copy(person)
                 self._see(person, track)
@@ -1388,16 +1388,19 @@ class PersonTracker:
             other is not person and not np.any(other.velocity)  # never measured
             and self._in_reach(other, stamp, track.first_box, track.body) for other in missing)
 
-    def _missed_unwalked(self, person: _Person, stamp: float) -> bool:
-        """Return whether a person of no known walk has been missing from a processed frame.
+    def _missed(self, person: _Person, stamp: float) -> bool:
+        """Return whether a person has been missing from a whole processed frame.
 
         At a slow rate (SLOW_INTERVAL_S) they may have walked anywhere within reach since, out
-        of view and back, or someone else came in where they left: a box near their last one
-        is a guess (the crossing at 0.5/s: Musk coming in at the edge Aniston had walked out
-        of 4 s before, her walk measured on no track).
+        of view and back, or someone else came in where they left or where their walk pointed:
+        a box there is a guess (the crossing at 0.5/s: Musk coming in at the edge Aniston had
+        walked out of 4 s before, her walk measured on no track; the doorway: Johansson coming
+        in 6 s after Perry walked out, where his walk pointed). Only for people with a face
+        (_face_can_decide): for others the doubt could never end.
         """
-        return (self._frame_interval >= SLOW_INTERVAL_S and not np.any(person.velocity)
-                and stamp - person.last_seen > 1.5 * self._frame_interval)
+        return (self._frame_interval >= SLOW_INTERVAL_S
+                and stamp - person.last_seen > 1.5 * self._frame_interval
+                and self._face_can_decide(person.person_id))
 
     def _follow_unclaimed(self, stamp: float, boxes: np.ndarray, conf: np.ndarray,
                           bodies: list[np.ndarray | None], claimed: set[int],

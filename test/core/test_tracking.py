@@ -2650,23 +2650,33 @@ def _faces_on(tracker: PersonTracker, person: TrackedPerson, stamp: float, who: 
     return person, events
 
 
+@pytest.mark.parametrize('walked', [False, True])
 @pytest.mark.parametrize('who', [1, 2])
-def test_at_a_slow_rate_a_box_where_someone_of_unknown_walk_was_shows_no_id(who: int) -> None:
-    """A, named on one box, is missing from the next frame: at 0.5/s they walked out of view.
+def test_at_a_slow_rate_a_box_where_someone_missing_was_shows_no_id(
+        who: int, walked: bool) -> None:
+    """A, named, is missing from the next frame: at 0.5/s they may have walked out of view.
 
-    Where they went is unknown (no walk of theirs was measured) and in 4 s they could have
-    gone and someone else come in where they left. The next box beside their last one is
-    re-linked to them, but shows no id until a face tells (the crossing at 0.5/s: Musk coming
-    in at the edge Aniston had walked out of, shown under her id). A's own face then shows
-    A again; someone else's is someone else. The track's second box is a guess too.
+    In 4 s they could have gone and someone else come in where they left or where their walk
+    pointed. The next box there is re-linked to them, but shows no id until a face tells (the
+    crossing at 0.5/s: Musk coming in at the edge Aniston had walked out of, her walk
+    measured on no track; walked: A's walk measured over two boxes, as the doorway's Perry,
+    whose id Johansson was shown 6 s after he left). A's own face then shows A again;
+    someone else's is someone else. The track's second box is a guess too.
     """
     tracker = PersonTracker(CONFIG)
     rng = np.random.default_rng(63)
     stamp, events, a = _named_at_a_slow_rate(tracker, 500, rng)
+    x = 500
+    if walked:  # seen again 40 px on, their face confirming the guess of a second box
+        stamp, x = stamp + 2.0, 540
+        persons, new = tracker.update(stamp, [_box(x)])
+        events += new + tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng),
+                                         0.9)
+        assert tracker.person_of_track(persons[0].track_id) == a
     events += tracker.update(stamp + 2.0, [])[1]
-    persons, new = tracker.update(stamp + 4.0, [_box(540)])
+    persons, new = tracker.update(stamp + 4.0, [_box(x + (100 if walked else 40))])
     events += new
-    assert [p.person_id for p in persons] == [''], 'A, or someone who came in where A left'
+    assert [p.person_id for p in persons] == [''], 'A, or someone who came in where A went'
     person, new = _faces_on(tracker, persons[0], stamp + 4.0, who, 2, rng)
     assert (person.person_id == a) == (who == 1) and person.person_id
     assert [e.kind for e in events + new] == [EventKind.PERSON_IN] * (1 if who == 1 else 2)
