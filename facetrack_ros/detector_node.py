@@ -45,7 +45,7 @@ PARAMETERS = (
               'name (downloaded only when allow_download is true).'),
     ParamSpec('device', 'cpu', 'Inference device: cpu, cuda, cuda:0, ...'),
     ParamSpec('confidence', DEFAULT_CONFIDENCE, 'Smallest person score kept [0..1]; the '
-              "tracker tracks boxes above its track_low_thresh, and fainter ones only hold "
+              'tracker tracks boxes above its track_low_thresh, and fainter ones only hold '
               'someone standing still.', 0.01, 1.0),
     ParamSpec('image_size', DEFAULT_IMAGE_SIZE, 'Inference image size (longest side) [px].',
               32, 4096),
