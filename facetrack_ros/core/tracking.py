@@ -36,10 +36,12 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   stood still, FOLLOW_STILL_IOU, or where their walk took them, FOLLOW_ON_COURSE) counts as
   a sighting of them, so they are not reported gone while they walk or after someone passed
   in front; so does a box on their course that ByteTrack gave to someone else's track in
-  doubt. At a slow rate, where a walker moves a body width between frames, ByteTrack's box for
-  a track one box old is a guess (whoever stands nearest), and so is a re-link to someone of
-  no known walk who may be elsewhere: neither shows an id until a face confirms it; and a
-  walker's faces on their successive new tracks vote together.
+  doubt, and a faint box (track_low_thresh or less, in no track) on their last box: someone
+  standing whom a passer-by's nearness made faint. At a slow rate, where a walker moves a
+  body width between frames, ByteTrack's box for a track one box old is a guess (whoever
+  stands nearest), and so is a re-link to someone of no known walk who may be elsewhere, or
+  to someone with a face missing from a whole processed frame: none shows an id until a face
+  confirms it; and a walker's faces on their successive new tracks vote together.
 - One person may be several boxes (a post splits them in two, the detector doubles a box):
   a new track born beside a present person that is a part of their box, or that shows their
   face, takes their id without an event; the same face farther away is someone else, once
