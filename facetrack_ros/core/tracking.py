@@ -172,7 +172,8 @@ SLOW_INTERVAL_S = 1.0
 #: ... and such a track is announced without a face only from its third box on, as after
 #: ByteTrack's confirmation: at 1 detection/s its second box comes identity_wait_s after
 #: its first, before the face of that box is back (the alone replay: a part of the person
-#: the detector boxed apart became someone new, later reported gone while in view).
+#: the detector boxed apart became someone new, later reported gone while in view). A
+#: track missing after two boxes with a face that may decide is announced then (vanished).
 IDENTITY_MIN_FRAMES = 3
 #: At a slow rate a walker's boxes rarely overlap, so they are a new pending track in every
 #: frame, each with one face, mostly too poor to found a person alone (the crossing at 0.5/s:
@@ -936,6 +937,10 @@ class PersonTracker:
         for track in visible:
             if track.person_id is None:
                 events += self._settle_by_time(track, stamp)
+        if self._frame_interval >= SLOW_INTERVAL_S:
+            for track in list(self._tracks.values()):
+                if track.person_id is None and track.last_seen == previous:
+                    events += self._settle_by_time(track, stamp, vanished=True)
         events += self._expire(stamp)
         self._note_ambiguous(stamp)
         return [TrackedPerson(t.track_id, t.shown_id, t.box, t.confidence, t.similarity)
@@ -1797,12 +1802,18 @@ class PersonTracker:
         return (stamp - track.first_seen < self._config.identity_max_wait_s
                 and self._in_view_match(track, track.faces, beside=False)[0] is not None)
 
-    def _settle_by_time(self, track: _Track, stamp: float) -> list[PersonEventRecord]:
+    def _settle_by_time(self, track: _Track, stamp: float, vanished: bool = False
+                        ) -> list[PersonEventRecord]:
         """Settle a pending track by its faces, or make it a new person once it waited.
 
         A box that is the union of two other tracks' boxes is the detector's box of a group
         (two people standing close, _group_of): it is nobody new, however long it stays. Once
         it shows one of them, it starts anew there, and may continue a missing one (_relink).
+
+        vanished: the track, seen in the frame before, is missing from this one at a slow
+        rate (it will hardly be seen again): two boxes are enough if it has a face that may
+        decide, which shows it is a person (the crossing at 0.5/s: Mayer, in view for 5 s,
+        seen in two frames, her faces near Johansson's, was never announced).
         """
         events = self._settle_by_faces(track, stamp)
         if events or track.person_id is not None:
@@ -1818,7 +1829,8 @@ class PersonTracker:
         leaning = (any(v.kind is VoteKind.MATCH for v in votes)
                    or (bool(votes) and self._awaits_other_track(track, stamp)))
         wait = self._config.identity_max_wait_s if leaning else self._config.identity_wait_s
-        if stamp - track.first_seen < wait or track.frames < IDENTITY_MIN_FRAMES:
+        needed = 2 if vanished and votes else IDENTITY_MIN_FRAMES
+        if stamp - track.first_seen < wait or track.frames < needed:
             return []
         deciding = any(v.kind is not VoteKind.AMBIGUOUS for v in votes)
         return self._make_new_person(track, stamp,
@@ -1832,6 +1844,9 @@ class PersonTracker:
             self._count(person, face)
         if founding:  # compared: the faces it was named by (EmbeddingScheduler)
             track.similarity = self._similarity(person, founding[-1].vector)
+        # Faces near someone known (AMBIGUOUS) show the person, but may be a known one's
+        # whose next face will tell (_first_face): seen, not counted.
+        track.witnessed += [face for face in track.faces if face.vote.kind is VoteKind.AMBIGUOUS]
         track.faces.clear()
         self._attribute_witnessed(track, person)
         return [self._announce(EventKind.PERSON_IN, person, track, stamp, reason)]

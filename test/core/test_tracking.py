@@ -2702,6 +2702,46 @@ def test_at_a_slow_rate_a_tracks_second_box_shows_no_id_until_a_face_tells(who: 
     assert [e.kind for e in events + new] == [EventKind.PERSON_IN] * who
 
 
+def test_at_a_slow_rate_someone_seen_twice_with_faces_near_another_is_announced() -> None:
+    """B, in view for two frames at 0.5/s, has faces that score near A, who left (0.93).
+
+    They neither match A nor found someone new (AMBIGUOUS), and B's track has two boxes, one
+    short of an announcement without a face (the crossing at 0.5/s: Mayer, in view for 5 s,
+    her faces at 0.92 to Johansson, was never announced). While B is in view their third box
+    may bring a face that tells; once B is missing, they are announced: a face that may
+    decide shows the box was a person. B's faces are reported as B's, not counted (they may
+    be A's). A, back later, is still A.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(65)
+    a_face = _sighting(_face(1), rng)
+    events = _run_empty_at(tracker, 0.0, 0.5, 3)
+    persons, new = tracker.update(6.0, [_box(100)])
+    events += new + tracker.add_face(6.0, persons[0].track_id, a_face, 0.9)
+    events += _run_empty_at(tracker, 8.0, 0.5, 4)
+    assert [e.kind for e in events] == [EventKind.PERSON_IN, EventKind.PERSON_OUT]
+    a = events[0].person_id
+    b_face = _cosine_to(a_face, 0.93, rng)
+    tracker.take_attributions()
+    for stamp, x in ((16.0, 400), (18.0, 404)):
+        persons, new = tracker.update(stamp, [_box(x)])
+        events += new + tracker.add_face(stamp, persons[0].track_id,
+                                         _cosine_to(b_face, 0.998, rng), 0.75, tag=stamp)
+    assert events[2:] == [] and tracker.person_of_track(persons[0].track_id) is None
+    events += tracker.update(20.0, [])[1]
+    b = tracker.person_of_track(persons[0].track_id)
+    assert b not in (None, a)
+    assert [(e.kind, e.person_id, e.reason) for e in events[2:]] == [
+        (EventKind.PERSON_IN, b, EventReason.NO_FACE)]
+    assert tracker.take_attributions() == [(16.0, b), (18.0, b)]
+    events += _run_empty_at(tracker, 22.0, 0.5, 3)
+    persons, new = tracker.update(28.0, [_box(250)])
+    events += new + tracker.add_face(28.0, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+    assert tracker.person_of_track(persons[0].track_id) == a
+    assert [(e.kind, e.person_id) for e in events[3:]] == [
+        (EventKind.PERSON_OUT, b), (EventKind.PERSON_RETURNED, a)]
+
+
 def test_a_groups_box_no_track_took_is_no_sighting_of_someone_missing() -> None:
     """A, hidden for 1.3 s, is boxed again beside B, and both together, at low scores.
 
