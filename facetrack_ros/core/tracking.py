@@ -1834,19 +1834,31 @@ class PersonTracker:
             return []
         deciding = any(v.kind is not VoteKind.AMBIGUOUS for v in votes)
         return self._make_new_person(track, stamp,
-                                     EventReason.FACE if deciding else EventReason.NO_FACE)
+                                     EventReason.FACE if deciding else EventReason.NO_FACE,
+                                     vanished)
 
-    def _make_new_person(self, track: _Track, stamp: float, reason: EventReason
-                         ) -> list[PersonEventRecord]:
+    def _make_new_person(self, track: _Track, stamp: float, reason: EventReason,
+                         vanished: bool = False) -> list[PersonEventRecord]:
+        """Make a pending track someone new and announce them; return the PERSON_IN.
+
+        Its faces that found no one (NEW) count. Those near someone known (AMBIGUOUS) show
+        the person but may be the known one's, whose next face will tell (_first_face): they
+        are reported, not counted. Unless the track vanished (_settle_by_time): no next face
+        will come, and without them a box ByteTrack continued onto someone else would give
+        that one's face to the new person (the crossing at 0.5/s: Mayer's track, lost, taken
+        up by Dorsey 2 s later).
+        """
         person = self._new_person(track)
         founding = [face for face in track.faces if face.vote.kind is VoteKind.NEW]
+        unsure = [face for face in track.faces if face.vote.kind is VoteKind.AMBIGUOUS]
+        if vanished and not founding:
+            founding = unsure
+        else:
+            track.witnessed += unsure
         for face in founding:
             self._count(person, face)
         if founding:  # compared: the faces it was named by (EmbeddingScheduler)
             track.similarity = self._similarity(person, founding[-1].vector)
-        # Faces near someone known (AMBIGUOUS) show the person, but may be a known one's
-        # whose next face will tell (_first_face): seen, not counted.
-        track.witnessed += [face for face in track.faces if face.vote.kind is VoteKind.AMBIGUOUS]
         track.faces.clear()
         self._attribute_witnessed(track, person)
         return [self._announce(EventKind.PERSON_IN, person, track, stamp, reason)]

@@ -2702,15 +2702,19 @@ def test_at_a_slow_rate_a_tracks_second_box_shows_no_id_until_a_face_tells(who: 
     assert [e.kind for e in events + new] == [EventKind.PERSON_IN] * who
 
 
-def test_at_a_slow_rate_someone_seen_twice_with_faces_near_another_is_announced() -> None:
+@pytest.mark.parametrize('next_face', ['b', 'c'])
+def test_at_a_slow_rate_someone_seen_twice_with_faces_near_another_is_announced(
+        next_face: str) -> None:
     """B, in view for two frames at 0.5/s, has faces that score near A, who left (0.93).
 
     They neither match A nor found someone new (AMBIGUOUS), and B's track has two boxes, one
     short of an announcement without a face (the crossing at 0.5/s: Mayer, in view for 5 s,
     her faces at 0.92 to Johansson, was never announced). While B is in view their third box
     may bring a face that tells; once B is missing, they are announced: a face that may
-    decide shows the box was a person. B's faces are reported as B's, not counted (they may
-    be A's). A, back later, is still A.
+    decide shows the box was a person, and B's faces count for B: on the next box on B's
+    last spot, B's own face is B's, C's is not (ByteTrack took up B's lost track on C, as
+    Mayer's on Dorsey; had B's faces not counted, C's would have been B's first). A, back
+    later, is still A.
     """
     tracker = PersonTracker(CONFIG)
     rng = np.random.default_rng(65)
@@ -2734,9 +2738,14 @@ def test_at_a_slow_rate_someone_seen_twice_with_faces_near_another_is_announced(
     assert [(e.kind, e.person_id, e.reason) for e in events[2:]] == [
         (EventKind.PERSON_IN, b, EventReason.NO_FACE)]
     assert tracker.take_attributions() == [(16.0, b), (18.0, b)]
-    events += _run_empty_at(tracker, 22.0, 0.5, 3)
-    persons, new = tracker.update(28.0, [_box(250)])
-    events += new + tracker.add_face(28.0, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+    persons, new = tracker.update(22.0, [_box(404)])
+    events += new
+    face = _cosine_to(b_face, 0.998, rng) if next_face == 'b' else _sighting(_face(3), rng)
+    events += tracker.add_face(22.0, persons[0].track_id, face, 0.75, tag=22.0)
+    assert tracker.take_attributions() == ([(22.0, b)] if next_face == 'b' else [])
+    events += _run_empty_at(tracker, 24.0, 0.5, 4)
+    persons, new = tracker.update(32.0, [_box(250)])
+    events += new + tracker.add_face(32.0, persons[0].track_id, _sighting(_face(1), rng), 0.9)
     assert tracker.person_of_track(persons[0].track_id) == a
     assert [(e.kind, e.person_id) for e in events[3:]] == [
         (EventKind.PERSON_OUT, b), (EventKind.PERSON_RETURNED, a)]
