@@ -41,7 +41,9 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   body width between frames, ByteTrack's box for a track one box old is a guess (whoever
   stands nearest), and so is a re-link to someone of no known walk who may be elsewhere, or
   to someone with a face missing from a whole processed frame: none shows an id until a face
-  confirms it; and a walker's faces on their successive new tracks vote together.
+  confirms it; a walker's faces on their successive new tracks vote together; and a track
+  missing after two boxes, with a face that may decide, is announced then (with its faces),
+  not at a third box that will not come.
 - One person may be several boxes (a post splits them in two, the detector doubles a box):
   a new track born beside a present person that is a part of their box, or that shows their
   face, takes their id without an event; the same face farther away is someone else, once
