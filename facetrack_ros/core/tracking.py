@@ -583,7 +583,8 @@ class _Track:
     # the last agreeing one.
     faces: list[_Face] = field(default_factory=list)
     contradictions: list[_Face] = field(default_factory=list)
-    # Faces too poor to vote, seen while pending: the track's person's once it has one.
+    # Faces too poor to vote, seen while pending (and, when it is announced without a face,
+    # its ambiguous ones): reported, uncounted, as the track's person's once it has one.
     witnessed: list[_Face] = field(default_factory=list)
 
     def move(self, stamp: float, box: np.ndarray, confidence: float,
@@ -2044,7 +2045,7 @@ class PersonTracker:
             self._attributions.append((face.tag, track.person_id))
 
     def _attribute_witnessed(self, track: _Track, person: _Person) -> None:
-        """Report the poor faces a track saw while pending as its new person's (uncounted)."""
+        """Report the uncounted faces of a pending track (witnessed) as its person's."""
         self._attributions += [(face.tag, person.person_id) for face in track.witnessed
                                if face.tag is not None]
         track.witnessed.clear()
