@@ -13,12 +13,13 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
 from facetrack_ros.conversions import (bgr_to_image, ImageConversionError, message_to_bgr,
-                                       StampedCache, time_to_sec, transport_topic)
+                                       time_to_sec, transport_topic)
 from facetrack_ros.core.annotate import draw_overlays, Overlay
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import PersonDetectionArray
-from facetrack_ros.parameters import (declare_parameters, IMAGE_CACHE_SIZE, IMAGE_QOS,
-                                      image_qos_profile, image_transport, RELIABLE_QOS)
+from facetrack_ros.parameters import (declare_parameters, image_cache, IMAGE_CACHE_MIB,
+                                      IMAGE_CACHE_SECONDS, IMAGE_QOS, image_qos_profile,
+                                      image_transport, RELIABLE_QOS)
 from facetrack_ros.runner import run_node
 
 ANNOTATED_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
@@ -26,7 +27,8 @@ ANNOTATED_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 PARAMETERS = (
     image_transport('image_raw', 'the camera encodes each frame once for every reader; '
                     'only the frames drawn are decoded'),
-    IMAGE_CACHE_SIZE,
+    IMAGE_CACHE_SECONDS,
+    IMAGE_CACHE_MIB,
     IMAGE_QOS,
 )
 
@@ -38,7 +40,7 @@ class AnnotatorNode(Node):
         """Declare parameters and wire topics."""
         super().__init__('annotator', **kwargs)
         self.params = declare_parameters(self, PARAMETERS)
-        self.images = StampedCache(self.params.image_cache_size)
+        self.images = image_cache(self.params)
         # Latest face box and similarity per track; pruned to the tracks of each frame.
         self.faces: dict[int, tuple[np.ndarray, float]] = {}
         self.diagnostics = NodeDiagnostics(self)

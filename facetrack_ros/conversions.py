@@ -155,30 +155,85 @@ def ns_to_time(nanoseconds: int) -> Time:
 class StampedCache:
     """The latest messages by header stamp, bounded, safe to fill and read from two threads.
 
-    Nodes that pair an image with detections of the same frame (which arrive later) keep the
-    recent images here.
+    Nodes that pair an image with the tracks of its frame, which arrive as late as the
+    detector is slow, keep the recent images here: those of the latest span_s of camera time
+    (stamps, not the wall clock: a paused or slowed bag keeps its frames), in at most
+    max_bytes. A count bound (size) suits small messages such as CameraInfo.
     """
 
-    def __init__(self, size: int) -> None:
-        """Keep at most size messages."""
+    def __init__(self, size: int | None = None, *, span_s: float | None = None,
+                 max_bytes: int | None = None) -> None:
+        """Keep at most size messages, those within span_s [s] of the latest, in max_bytes.
+
+        Each bound is optional; at least one is needed. max_bytes weighs a serialized message
+        by its length and an Image or CompressedImage by its data.
+        """
+        if size is None and span_s is None and max_bytes is None:
+            raise ValueError('StampedCache needs a size, span_s or max_bytes bound')
         self._size = size
+        self._span_ns = None if span_s is None else int(span_s * 1e9)
+        self._max_bytes = max_bytes
         self._items: OrderedDict[int, object] = OrderedDict()
+        self._bytes = 0
+        self._latest_ns: int | None = None
         self._lock = threading.Lock()
 
     def add(self, msg, stamp: Time | None = None) -> None:
-        """Keep msg under stamp (default: its header stamp), dropping the oldest beyond size."""
+        """Keep msg under stamp (default: its header stamp), dropping the oldest beyond bounds.
+
+        The oldest go while more than size are kept, while they lie more than span_s from this
+        stamp (either way: after a backward jump, as a looping bag makes, the frames from
+        before it go as they come up) and while the messages weigh more than max_bytes. The
+        message just added always stays.
+        """
+        key = time_to_ns(msg.header.stamp if stamp is None else stamp)
         with self._lock:
-            self._items[time_to_ns(msg.header.stamp if stamp is None else stamp)] = msg
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+            self._forget(key)
+            self._items[key] = msg
+            self._bytes += self._weight(msg)
+            self._latest_ns = key
+            while len(self._items) > 1 and self._over_bounds(next(iter(self._items))):
+                self._forget(next(iter(self._items)))
 
     def get(self, stamp: Time, remove: bool = False):
         """Return the message stamped stamp (and forget it when remove), or None."""
         with self._lock:
             key = time_to_ns(stamp)
-            return self._items.pop(key, None) if remove else self._items.get(key)
+            msg = self._items.get(key)
+            if remove:
+                self._forget(key)
+            return msg
+
+    def span_s(self) -> float:
+        """Return the camera time from the oldest message kept to the latest added [s]."""
+        with self._lock:
+            if not self._items:
+                return 0.0
+            return abs(self._latest_ns - next(iter(self._items))) / 1e9
+
+    def latest_s(self) -> float | None:
+        """Return the stamp of the message added last [s], or None before any."""
+        with self._lock:
+            return None if self._latest_ns is None else self._latest_ns / 1e9
 
     def clear(self) -> None:
         """Forget every message."""
         with self._lock:
             self._items.clear()
+            self._bytes = 0
+
+    def _over_bounds(self, oldest_ns: int) -> bool:
+        return (self._size is not None and len(self._items) > self._size
+                or self._span_ns is not None
+                and abs(self._latest_ns - oldest_ns) > self._span_ns
+                or self._max_bytes is not None and self._bytes > self._max_bytes)
+
+    def _forget(self, key: int) -> None:
+        msg = self._items.pop(key, None)
+        if msg is not None:
+            self._bytes -= self._weight(msg)
+
+    def _weight(self, msg) -> int:
+        if self._max_bytes is None:
+            return 0
+        return len(msg) if isinstance(msg, (bytes, bytearray, memoryview)) else len(msg.data)

@@ -21,7 +21,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.serialization import deserialize_message
 
 from facetrack_ros.conversions import (ImageConversionError, message_to_bgr, serialized_stamp,
-                                       StampedCache, time_to_sec, transport_topic)
+                                       time_to_sec, transport_topic)
 from facetrack_ros.core.embedding_scheduler import embed_scheduled, EmbeddingScheduler
 from facetrack_ros.core.face import (DEFAULT_UPPER_FRACTION, DlibResNetEmbedder, Face,
                                      FaceAnalyzer, FaceDetector)
@@ -29,7 +29,8 @@ from facetrack_ros.core.tracking import TrackedPerson
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.executor import WorkerThreads
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
-from facetrack_ros.parameters import (AUTOSTART, declare_parameters, IMAGE_CACHE_SIZE, IMAGE_QOS,
+from facetrack_ros.parameters import (AUTOSTART, declare_parameters, image_cache,
+                                      IMAGE_CACHE_MIB, IMAGE_CACHE_SECONDS, IMAGE_QOS,
                                       image_qos_profile, image_transport, ParamSpec,
                                       RELIABLE_QOS)
 from facetrack_ros.runner import run_node
@@ -63,7 +64,8 @@ PARAMETERS = (
               read_only=True),
     image_transport('image_raw', 'a tenth of the bytes to move and keep; only the frames '
                     'used are decoded'),
-    IMAGE_CACHE_SIZE,
+    IMAGE_CACHE_SECONDS,
+    IMAGE_CACHE_MIB,
     AUTOSTART,
     IMAGE_QOS,
 )
@@ -111,7 +113,7 @@ class FaceEmbeddingNode(LifecycleNode):
         self.params = declare_parameters(self, PARAMETERS)
         self.analyzer: FaceAnalyzer | None = None
         self.scheduler: EmbeddingScheduler | None = None
-        self.images = StampedCache(self.params.image_cache_size)
+        self.images = image_cache(self.params)
         self.subscriptions_ = []
         self.publisher = None
         # Faces are embedded (tens of ms each) in a worker thread (a group of its own) while
@@ -193,13 +195,13 @@ class FaceEmbeddingNode(LifecycleNode):
         if self.analyzer is None or not msg.detections:
             return
         data = self.images.get(msg.header.stamp)
+        stamp = time_to_sec(msg.header.stamp)
         if data is None:
             self.diagnostics.dropped += 1
             self.get_logger().warning(
-                'tracks of a frame no longer cached: the detector lags more than '
-                'image_cache_size frames behind the camera', throttle_duration_sec=10.0)
+                f'tracks of a frame without its image: {self._uncached(stamp)}',
+                throttle_duration_sec=10.0)
             return
-        stamp = time_to_sec(msg.header.stamp)
         persons = [TrackedPerson(track_id=d.track_id, person_id=d.person_id,
                                  box=np.asarray(d.box, dtype=np.float32),
                                  confidence=d.confidence, match_similarity=d.match_similarity)
@@ -221,6 +223,14 @@ class FaceEmbeddingNode(LifecycleNode):
                 out.detections.append(self._embed(image, detection, stamp))
         self.publisher.publish(out)
         self.diagnostics.processed(time.time() - stamp)
+
+    def _uncached(self, stamp: float) -> str:
+        """Return why the cache holds no image stamped stamp [s], for the log."""
+        latest, held = self.images.latest_s(), self.images.span_s()
+        if latest is not None and latest - stamp > held:
+            return (f'{latest - stamp:.2f} s behind the latest image, beyond the {held:.2f} s '
+                    'kept (image_cache_seconds, image_cache_mib)')
+        return 'it never arrived (best-effort image QoS drops the frames a busy node misses)'
 
     def _embed(self, image: np.ndarray, person: PersonDetection, stamp: float
                ) -> PersonDetection:

@@ -17,6 +17,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 import yaml
 
+from facetrack_ros.conversions import StampedCache
+
 
 @dataclass(frozen=True)
 class ParamSpec:
@@ -135,11 +137,25 @@ def image_transport(topic: str, why: str) -> ParamSpec:
                      choices=('compressed', 'raw'), read_only=True)
 
 
-#: For nodes that pair an image with detections of its frame, which arrive later.
-IMAGE_CACHE_SIZE = ParamSpec(
-    'image_cache_size', 30,
-    'Recent images kept to pair with tracks that arrive later [frames].', 1, 1000,
+#: For nodes that pair an image with the tracks of its frame, which arrive as late as the
+#: detector is slow: 3 s keeps the frames of a detector slowed to 0.5 frames a second by
+#: other work (tracks 2-2.5 s behind the camera), at any camera rate. As the camera's JPEG
+#: (the default transport) 3 s of 30 fps take 3 MiB at 640x360 and 7 MiB at 1080p; raw
+#: 1080p frames (6 MiB each) reach IMAGE_CACHE_MIB in 1.4 s.
+IMAGE_CACHE_SECONDS = ParamSpec(
+    'image_cache_seconds', 3.0,
+    'Recent images kept to pair with tracks that arrive later, by camera time [s].',
+    0.1, 60.0, read_only=True)
+IMAGE_CACHE_MIB = ParamSpec(
+    'image_cache_mib', 256,
+    'Most memory the kept images take; beyond it the oldest go first [MiB].', 1, 65536,
     read_only=True)
+
+
+def image_cache(p: SimpleNamespace) -> StampedCache:
+    """Return the image cache of a node's IMAGE_CACHE_SECONDS and IMAGE_CACHE_MIB parameters."""
+    return StampedCache(span_s=p.image_cache_seconds, max_bytes=p.image_cache_mib * 2 ** 20)
+
 
 #: For lifecycle nodes, so `ros2 run` works without a lifecycle manager.
 AUTOSTART = ParamSpec('autostart', True,

@@ -1,0 +1,75 @@
+"""The face node pairs late tracks with their frames by camera time (real node, real DDS)."""
+
+import cv2
+import pytest
+from rclpy import create_node
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CompressedImage
+
+from facetrack_ros.conversions import bgr_to_compressed, ns_to_time
+from facetrack_ros.face_embedding_node import FaceEmbeddingNode
+from facetrack_ros.msg import PersonDetection, PersonDetectionArray
+from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
+from face_frames import letterbox
+from rostest_utils import spin_until
+
+pytestmark = pytest.mark.ros
+
+#: A 60 fps camera: twice the frames of a 30 fps one in the same camera time.
+FRAME_NS = 10**9 // 60
+
+
+def test_tracks_seconds_late_find_their_frame_at_60_fps_and_beyond_the_span_are_counted(
+        ros_context, shared_dir):
+    """Tracks of a detector slowed to 0.5 Hz come 2.5 s (150 frames at 60 fps) after their frame.
+
+    The face node still embeds the face of that frame; tracks older than image_cache_seconds
+    behind the camera are counted as dropped, and the node goes on.
+    """
+    node = FaceEmbeddingNode(context=ros_context, parameter_overrides=[
+        Parameter('image_qos', value='reliable')])
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    probe = create_node('face_cache_probe', context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)
+    for each in (node, probe):
+        executor.add_node(each)
+    images = probe.create_publisher(CompressedImage, 'image_raw/compressed',
+                                    image_qos_profile('reliable'))
+    tracks = probe.create_publisher(PersonDetectionArray, 'tracks', RELIABLE_QOS)
+    faces: list[PersonDetectionArray] = []
+    probe.create_subscription(PersonDetectionArray, 'faces', faces.append, RELIABLE_QOS)
+    assert spin_until(executor, lambda: images.get_subscription_count() > 0
+                      and tracks.get_subscription_count() > 0)
+    frame = letterbox(cv2.imread(str(shared_dir / 'data/faces/obama.jpg')))
+    jpeg = bgr_to_compressed(frame)
+    t0 = 1_800_000_000 * 10**9
+
+    def publish_frames(first: int, last: int) -> None:
+        for index in range(first, last + 1):   # one at a time: the QoS keeps the last 5
+            jpeg.header.stamp = ns_to_time(t0 + index * FRAME_NS)
+            images.publish(jpeg)
+            assert spin_until(executor, lambda: node.images.get(jpeg.header.stamp) is not None)
+
+    def send_tracks(index: int) -> None:
+        msg = PersonDetectionArray(image_width=640, image_height=360, detections=[
+            PersonDetection(box=[0.0, 0.0, 640.0, 360.0], confidence=0.9, track_id=3)])
+        msg.header.stamp = ns_to_time(t0 + index * FRAME_NS)
+        tracks.publish(msg)
+
+    publish_frames(0, 150)
+    send_tracks(0)
+    assert spin_until(executor, lambda: len(faces) == 1, timeout=30.0)
+    assert faces[0].header.stamp == ns_to_time(t0)
+    assert faces[0].detections[0].has_face and faces[0].detections[0].track_id == 3
+    assert node.diagnostics.dropped == 0
+
+    publish_frames(151, 200)   # frame 0 is now 3.3 s behind the camera
+    send_tracks(0)
+    assert spin_until(executor, lambda: node.diagnostics.dropped == 1, timeout=30.0)
+    send_tracks(30)            # 2.8 s behind: still kept
+    assert spin_until(executor, lambda: len(faces) == 2, timeout=30.0)
+    assert faces[1].header.stamp == ns_to_time(t0 + 30 * FRAME_NS)
+    assert node.diagnostics.dropped == 1
