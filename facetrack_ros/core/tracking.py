@@ -175,7 +175,8 @@ SLOW_INTERVAL_S = 1.0
 #: ByteTrack's confirmation: at 1 detection/s its second box comes identity_wait_s after
 #: its first, before the face of that box is back (the alone replay: a part of the person
 #: the detector boxed apart became someone new, later reported gone while in view). A
-#: track missing after two boxes with a face that may decide is announced then (vanished).
+#: track missing after two boxes with a face that may decide is announced then, after one
+#: box if that face found no one (PersonTracker._settle_by_time, vanished).
 IDENTITY_MIN_FRAMES = 3
 #: At a slow rate a walker's boxes rarely overlap, so they are a new pending track in every
 #: frame, each with one face, mostly too poor to found a person alone (the crossing at 0.5/s:
@@ -1816,7 +1817,11 @@ class PersonTracker:
         vanished: the track, seen in the frame before, is missing from this one at a slow
         rate (it will hardly be seen again): two boxes are enough if it has a face that may
         decide, which shows it is a person (the crossing at 0.5/s: Mayer, in view for 5 s,
-        seen in two frames, her faces near Johansson's, was never announced).
+        seen in two frames, her faces near Johansson's, was never announced); one box if such
+        a face found no one (NEW) and no track new in this frame may be the person walking on
+        (_maybe_continued). A walker crosses a view in one to three frames 2 s apart (the
+        crossing at 0.5/s: Dorsey, his only face on his first box, his next box given to
+        Musk's track, got no PERSON_IN and no face in 16 of 20 replays).
         """
         events = self._settle_by_faces(track, stamp)
         if events or track.person_id is not None:
@@ -1832,13 +1837,37 @@ class PersonTracker:
         leaning = (any(v.kind is VoteKind.MATCH for v in votes)
                    or (bool(votes) and self._awaits_other_track(track, stamp)))
         wait = self._config.identity_max_wait_s if leaning else self._config.identity_wait_s
-        needed = 2 if vanished and votes else IDENTITY_MIN_FRAMES
+        needed = (1 if vanished and any(v.kind is VoteKind.NEW for v in votes)
+                  and not self._maybe_continued(track, stamp)
+                  else 2 if vanished and votes else IDENTITY_MIN_FRAMES)
         if stamp - track.first_seen < wait or track.frames < needed:
             return []
         deciding = any(v.kind is not VoteKind.AMBIGUOUS for v in votes)
         return self._make_new_person(track, stamp,
                                      EventReason.FACE if deciding else EventReason.NO_FACE,
                                      vanished)
+
+    def _maybe_continued(self, track: _Track, stamp: float) -> bool:
+        """Return whether a track new at stamp may show the person of a track that vanished.
+
+        Between frames 2 s apart ByteTrack loses a walker, who goes on on a new track
+        (sizes_360p at 0.8/s: Aniston, 1.4 of her heights on in 1.2 s): announcing the lost
+        track too would give her two ids, one reported gone while she is in view. So a new
+        track within twice WALK_MAX_SPEED of the lost box, alike in height and (when known)
+        in looks, may be her; generous, as a wrong "may" only leaves the lost track unnamed.
+        """
+        reach = max(self._config.relink_distance,
+                    2 * WALK_MAX_SPEED * (stamp - track.last_seen))
+        height = max(float(track.box[3] - track.box[1]), 1.0)
+        for other in self._tracks.values():
+            if other is track or other.first_seen != stamp:
+                continue
+            off = float(np.linalg.norm(_centre(other.first_box) - _centre(track.box))) / height
+            alike = appearance_similarity(other.body, track.body)
+            if off <= reach and _alike_in_height(other.first_box, track.box) and (
+                    alike is None or alike >= APPEARANCE_RELINK_MIN_SIMILARITY):
+                return True
+        return False
 
     def _make_new_person(self, track: _Track, stamp: float, reason: EventReason,
                          vanished: bool = False) -> list[PersonEventRecord]:

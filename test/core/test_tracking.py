@@ -2751,6 +2751,39 @@ def test_at_a_slow_rate_someone_seen_twice_with_faces_near_another_is_announced(
         (EventKind.PERSON_OUT, b), (EventKind.PERSON_RETURNED, a)]
 
 
+@pytest.mark.parametrize('next_frame', ['gone', 'walks_on', 'elsewhere'])
+def test_at_a_slow_rate_someone_boxed_once_with_a_face_of_no_one_known_is_announced(
+        next_frame: str) -> None:
+    """B is boxed in one frame at 0.5/s, with a face of no one known, too poor to decide alone.
+
+    The face's quality is 0.7, under STRONG_FACE_QUALITY. gone: B is missing from the next
+    frame (the crossing at 0.5/s: Dorsey, his next box given to Musk's track): B is
+    announced then, and the face counted as B's. walks_on: a new track
+    alike in looks starts 1.5 of B's heights away, where ByteTrack lost B walking on: B's
+    first track is not announced, and B, standing there, gets one PERSON_IN in all.
+    elsewhere: the new track looks unlike B (someone else came in): B is announced.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(66)
+    events = _run_empty_at(tracker, 0.0, 0.5, 3)
+    b_body = _body(1, rng)
+    persons, new = tracker.update(6.0, [Detection(_box(100).box, 0.9, b_body)])
+    events += new + tracker.add_face(6.0, persons[0].track_id, _sighting(_face(2), rng), 0.7,
+                                     tag=6.0)
+    assert events == [] and tracker.take_attributions() == []
+    later = [] if next_frame == 'gone' else [Detection(
+        _box(400).box, 0.9, _body(1 if next_frame == 'walks_on' else 3, rng))]
+    events += tracker.update(8.0, later)[1]
+    if next_frame == 'walks_on':
+        assert events == []
+        for stamp in (10.0, 12.0):
+            events += tracker.update(stamp, [Detection(_box(402).box, 0.9, _body(1, rng))])[1]
+        assert [e.kind for e in events] == [EventKind.PERSON_IN]
+        return
+    assert [(e.kind, e.reason) for e in events] == [(EventKind.PERSON_IN, EventReason.FACE)]
+    assert tracker.take_attributions() == [(6.0, events[0].person_id)]
+
+
 def test_a_groups_box_no_track_took_is_no_sighting_of_someone_missing() -> None:
     """A, hidden for 1.3 s, is boxed again beside B, and both together, at low scores.
 
