@@ -43,7 +43,8 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   to someone with a face missing from a whole processed frame: none shows an id until a face
   confirms it; a walker's faces on their successive new tracks vote together; and a track
   missing after two boxes, with a face that may decide, is announced then (with its faces),
-  not at a third box that will not come.
+  not at a third box that will not come; after one box, if that face found no one known and
+  no new track may be the person walking on.
 - One person may be several boxes (a post splits them in two, the detector doubles a box):
   a new track born beside a present person that is a part of their box, or that shows their
   face, takes their id without an event; the same face farther away is someone else, once
