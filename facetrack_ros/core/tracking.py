@@ -39,7 +39,8 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   doubt, and a faint box (track_low_thresh or less, in no track) on their last box: someone
   standing whom a passer-by's nearness made faint. At a slow rate, where a walker moves a
   body width between frames, ByteTrack's box for a track one box old is a guess (whoever
-  stands nearest), and so is a re-link to someone of no known walk who may be elsewhere, or
+  stands nearest), as is a box of another height than its track's trend foresees, a
+  re-link to someone of no known walk who may be elsewhere, or
   to someone with a face missing from a whole processed frame: none shows an id until a face
   confirms it; a walker's faces on their successive new tracks vote together; and a track
   missing after two boxes, with a face that may decide, is announced then (with its faces),
@@ -144,6 +145,12 @@ _MIN_SAMPLE_WEIGHT = 1e-3
 #: Largest height ratio between a lost person and a new track that continues them: a box
 #: much taller or shorter at the same place is someone nearer or farther from the camera.
 RELINK_MAX_HEIGHT_RATIO = 1.5
+#: At a slow rate (SLOW_INTERVAL_S) a named track's box whose height is off the track's own
+#: trend by more than this ratio is a guess (PersonTracker._guessed): someone else stepped
+#: into the spot between two frames (the doorway at 1/s: Aniston, 1.3 times Jolie's height,
+#: shown Jolie's id until her face came back, in 3-8 of the id switches of every replay).
+#: Someone walking towards the camera grows on a trend, which the track follows.
+SLOW_RESCALE_RATIO = 1.2
 #: A box more than RELINK_MAX_BACK of a walker's heights behind their last box (walking at
 #: WALKING_MIN_SPEED heights a second or more) re-links to them only in doubt: it may be the
 #: next person through the door they walked out of (the doorway replay at 6/s: Aniston,
@@ -429,6 +436,10 @@ def _centre(box: np.ndarray) -> np.ndarray:
     return (box[:2] + box[2:]) / 2
 
 
+def _height(box: np.ndarray) -> float:
+    return max(float(box[3] - box[1]), 1.0)
+
+
 def _heading_box(person: '_Person', stamp: float) -> np.ndarray:
     """Return the person's last box moved on as they were walking, to stamp."""
     shift = person.velocity * (stamp - person.last_seen)
@@ -551,6 +562,7 @@ class _Track:
     similarity: float = 0.0
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # [px/s]
     walked: bool = False  # velocity measured: two boxes alike in shape (_walk) have shown it
+    growth: float = 0.0  # smoothed rate of change of the box's log height [1/s]
     body: np.ndarray | None = None  # running body appearance
     body_stability: float | None = None  # usual similarity of its boxes to body
     frames: int = 0  # processed frames that showed the track
@@ -595,6 +607,10 @@ class _Track:
         handed_over = self.handed_over(stamp, body)
         interval = stamp - self.last_seen
         step = _walk(self.box, box, interval) if interval > 0 else None
+        if interval > 0:
+            growth = math.log(_height(box) / _height(self.box)) / interval
+            self.growth = growth if self.frames < 2 else (
+                self.growth + _smoothing(interval) * (growth - self.growth))
         if step is not None:
             self.velocity = (step if not self.walked else
                              self.velocity + _smoothing(interval) * (step - self.velocity))
@@ -643,6 +659,18 @@ class _Track:
         his height, and showed Clooney's id on him while Musk was reported gone).
         """
         return not _alike_in_height(box, self.box)
+
+    def off_trend(self, stamp: float, box: np.ndarray) -> bool:
+        """Return whether box at stamp is taller or shorter than the track's last and trend.
+
+        More than SLOW_RESCALE_RATIO off both the last box's height (someone who stopped) and
+        the height the track's growth leads to (someone walking on; within
+        RELINK_MAX_HEIGHT_RATIO of the last box, so a long gap foresees no giant).
+        """
+        foreseen = float(np.clip(math.exp(self.growth * (stamp - self.last_seen)),
+                                 1 / RELINK_MAX_HEIGHT_RATIO, RELINK_MAX_HEIGHT_RATIO))
+        return all(not 1 / SLOW_RESCALE_RATIO <= _height(box) / (_height(self.box) * scale)
+                   <= SLOW_RESCALE_RATIO for scale in (1.0, foreseen))
 
     def looks_unlike(self, body: np.ndarray | None) -> bool:
         """Return whether a box's body appearance says it shows someone else than the track."""
@@ -1479,16 +1507,17 @@ class PersonTracker:
         track onto whoever now stands nearest: its second box is a guess (the crossing at
         0.5/s: Johansson's track, founded at its first box, was continued onto Aniston; the
         doorway at 0.5/s: the next person through shown under the one before's id, whom one
-        frame showed there). So is a box that continues another missing person (still: the
-        people tracks of this frame show) nearer to where they were heading than to where the
-        track's person was (boxes, bodies; index: the track's).
+        frame showed there). So is a box off the track's height trend (_Track.off_trend: the
+        next person on a spot, of another height), and one that continues another missing
+        person (still: the people tracks of this frame show) nearer to where they were heading
+        than to where the track's person was (boxes, bodies; index: the track's).
         """
         if self._frame_interval < SLOW_INTERVAL_S:
             return False
-        if track.frames == 1:
+        box, body = boxes[index], bodies[index]
+        if track.frames == 1 or track.off_trend(stamp, box):
             return True
         own = self._persons[track.person_id]
-        box, body = boxes[index], bodies[index]
         off_own = self._off_course(own, stamp, box)
         return any(self._continues(other, stamp, box, body)
                    and self._off_course(other, stamp, box) < off_own
