@@ -170,8 +170,11 @@ class StampedCache:
         """
         if size is None and span_s is None and max_bytes is None:
             raise ValueError('StampedCache needs a size, span_s or max_bytes bound')
+        for name, bound in (('size', size), ('span_s', span_s), ('max_bytes', max_bytes)):
+            if bound is not None and not bound > 0:
+                raise ValueError(f'StampedCache {name} must be > 0, got {bound}')
         self._size = size
-        self._span_ns = None if span_s is None else int(span_s * 1e9)
+        self._span_ns = None if span_s is None else round(span_s * 1e9)
         self._max_bytes = max_bytes
         self._items: OrderedDict[int, object] = OrderedDict()
         self._bytes = 0
@@ -182,9 +185,10 @@ class StampedCache:
         """Keep msg under stamp (default: its header stamp), dropping the oldest beyond bounds.
 
         The oldest go while more than size are kept, while they lie more than span_s from this
-        stamp (either way: after a backward jump, as a looping bag makes, the frames from
-        before it go as they come up) and while the messages weigh more than max_bytes. The
-        message just added always stays.
+        stamp, either way, and while the messages weigh more than max_bytes. The message just
+        added always stays. A stamp more than span_s before the one added last is a jump back
+        in time (a looping bag, a restarted simulation), and the frames from before it go, as
+        tf2 clears its buffer on one.
         """
         key = time_to_ns(msg.header.stamp if stamp is None else stamp)
         with self._lock:
@@ -217,16 +221,17 @@ class StampedCache:
             return None if self._latest_ns is None else self._latest_ns / 1e9
 
     def clear(self) -> None:
-        """Forget every message."""
+        """Forget every message, and the stamp added last."""
         with self._lock:
             self._items.clear()
             self._bytes = 0
+            self._latest_ns = None
 
     def _over_bounds(self, oldest_ns: int) -> bool:
-        return (self._size is not None and len(self._items) > self._size
-                or self._span_ns is not None
-                and abs(self._latest_ns - oldest_ns) > self._span_ns
-                or self._max_bytes is not None and self._bytes > self._max_bytes)
+        return ((self._size is not None and len(self._items) > self._size)
+                or (self._span_ns is not None
+                    and abs(self._latest_ns - oldest_ns) > self._span_ns)
+                or (self._max_bytes is not None and self._bytes > self._max_bytes))
 
     def _forget(self, key: int) -> None:
         msg = self._items.pop(key, None)

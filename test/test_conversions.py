@@ -78,10 +78,26 @@ def test_stamped_cache_bounds_the_bytes_of_raw_and_compressed_images() -> None:
     assert cache.get(Time(sec=7)) is not None, 'a removed message still weighed'
 
 
-def test_stamped_cache_needs_a_bound() -> None:
+def test_stamped_cache_weighs_a_message_again_under_its_stamp_once() -> None:
+    """A frame sent twice (a republishing relay) weighs once; clear() forgets the weights."""
+    cache = StampedCache(span_s=60.0, max_bytes=2500)
+    for _ in range(3):
+        cache.add(bytes(1000), Time(sec=1))
+    cache.add(bytes(1000), Time(sec=2))
+    assert cache.get(Time(sec=1)) is not None
+    cache.clear()
+    assert cache.latest_s() is None and cache.span_s() == 0.0
+    for sec in (3, 4):
+        cache.add(bytes(1200), Time(sec=sec))
+    assert cache.get(Time(sec=3)) is not None, 'cleared messages still weighed'
+
+
+def test_stamped_cache_needs_a_positive_bound() -> None:
     """An unbounded cache of camera frames would take the robot's memory."""
     with pytest.raises(ValueError, match='needs a size, span_s or max_bytes'):
         StampedCache()
+    with pytest.raises(ValueError, match='span_s must be > 0'):
+        StampedCache(span_s=0.0)
 
 
 def test_camera_info_describes_an_uncalibrated_frame() -> None:

@@ -73,3 +73,6 @@ def test_tracks_seconds_late_find_their_frame_at_60_fps_and_beyond_the_span_are_
     assert spin_until(executor, lambda: len(faces) == 2, timeout=30.0)
     assert faces[1].header.stamp == ns_to_time(t0 + 30 * FRAME_NS)
     assert node.diagnostics.dropped == 1
+    executor.shutdown()
+    for each in (node, probe):
+        each.destroy_node()

@@ -39,10 +39,10 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   doubt, and a faint box (track_low_thresh or less, in no track) on their last box: someone
   standing whom a passer-by's nearness made faint. At a slow rate, where a walker moves a
   body width between frames, ByteTrack's box for a track one box old is a guess (whoever
-  stands nearest), as is a box of another height than its track's trend foresees, a
-  re-link to someone of no known walk who may be elsewhere, or
-  to someone with a face missing from a whole processed frame: none shows an id until a face
-  confirms it; a walker's faces on their successive new tracks vote together; and a track
+  stands nearest), as is a box of another height than its track's trend foresees, a re-link
+  to someone of no known walk who may be elsewhere, or to someone with a face missing from a
+  whole processed frame: none shows an id until a face confirms it; a walker's faces on
+  their successive new tracks vote together; and a track
   missing after two boxes, with a face that may decide, is announced then (with its faces),
   not at a third box that will not come; after one box, if that face found no one known and
   no new track may be the person walking on.
@@ -148,7 +148,8 @@ RELINK_MAX_HEIGHT_RATIO = 1.5
 #: At a slow rate (SLOW_INTERVAL_S) a named track's box whose height is off the track's own
 #: trend by more than this ratio is a guess (PersonTracker._guessed): someone else stepped
 #: into the spot between two frames (the doorway at 1/s: Aniston, 1.3 times Jolie's height,
-#: shown Jolie's id until her face came back, in 3-8 of the id switches of every replay).
+#: shown Jolie's id until her face came back; such steps took the doorway's replays at 1/s
+#: from 3..8 id switches to 0..4).
 #: Someone walking towards the camera grows on a trend, which the track follows.
 SLOW_RESCALE_RATIO = 1.2
 #: A box more than RELINK_MAX_BACK of a walker's heights behind their last box (walking at
@@ -184,7 +185,8 @@ SLOW_INTERVAL_S = 1.0
 #: its first, before the face of that box is back (the alone replay: a part of the person
 #: the detector boxed apart became someone new, later reported gone while in view). A
 #: track missing after two boxes with a face that may decide is announced then, after one
-#: box if that face found no one (PersonTracker._settle_by_time, vanished).
+#: box if that face found no one and no new track may be them walking on
+#: (PersonTracker._settle_by_time, vanished).
 IDENTITY_MIN_FRAMES = 3
 #: At a slow rate a walker's boxes rarely overlap, so they are a new pending track in every
 #: frame, each with one face, mostly too poor to found a person alone (the crossing at 0.5/s:
@@ -195,6 +197,11 @@ POOL_MAX_GAP_FRAMES = 2
 #: How far someone whose walk is unknown may have gone [person heights a second]: a brisk
 #: walk (the crossing at 0.5/s: Johansson, 1.03 heights from her last box 2 s later).
 WALK_MAX_SPEED = 1.0
+#: How fast [heights/s] a walker whose track ByteTrack lost between two frames may have gone
+#: on, for whether a new track may be them (PersonTracker._maybe_continued): twice
+#: WALK_MAX_SPEED, as the composed clips' walkers cover up to 1.4 heights a second and a
+#: wrong "may be" costs little.
+CONTINUE_MAX_SPEED = 2 * WALK_MAX_SPEED
 #: Weight of the newest walk in a smoothed velocity when it was measured over
 #: _VELOCITY_SMOOTHING_PERIOD_S: detector boxes jitter by a few pixels, which over a 0.1 s
 #: frame gap is tens of px/s. A walk measured over n such periods weighs as n of them: over
@@ -440,7 +447,7 @@ def _height(box: np.ndarray) -> float:
     return max(float(box[3] - box[1]), 1.0)
 
 
-def _heading_box(person: '_Person', stamp: float) -> np.ndarray:
+def _heading_box(person: '_Person | _Track', stamp: float) -> np.ndarray:
     """Return the person's last box moved on as they were walking, to stamp."""
     shift = person.velocity * (stamp - person.last_seen)
     return person.box + np.concatenate([shift, shift]).astype(np.float32)
@@ -667,8 +674,8 @@ class _Track:
         the height the track's growth leads to (someone walking on; within
         RELINK_MAX_HEIGHT_RATIO of the last box, so a long gap foresees no giant).
         """
-        foreseen = float(np.clip(math.exp(self.growth * (stamp - self.last_seen)),
-                                 1 / RELINK_MAX_HEIGHT_RATIO, RELINK_MAX_HEIGHT_RATIO))
+        bound = math.log(RELINK_MAX_HEIGHT_RATIO)
+        foreseen = math.exp(min(max(self.growth * (stamp - self.last_seen), -bound), bound))
         return all(not 1 / SLOW_RESCALE_RATIO <= _height(box) / (_height(self.box) * scale)
                    <= SLOW_RESCALE_RATIO for scale in (1.0, foreseen))
 
@@ -1531,11 +1538,19 @@ class PersonTracker:
         WALK_MAX_SPEED over the time since their last box, at least relink_distance; alike in
         height and looks, as _continues asks.
         """
-        reach = max(self._config.relink_distance,
-                    WALK_MAX_SPEED * (stamp - person.last_seen))
-        return (self._off_course(person, stamp, box) <= reach
-                and _alike_in_height(box, person.box)
+        return (self._reaches(person, stamp, box, WALK_MAX_SPEED)
                 and _looks_like(person, body, unknown=True))
+
+    def _reaches(self, last: _Person | _Track, stamp: float, box: np.ndarray,
+                 speed: float) -> bool:
+        """Return whether box at stamp is within speed [heights/s] of where last was heading.
+
+        At least relink_distance away, over the time since last's latest box, and alike in
+        height (RELINK_MAX_HEIGHT_RATIO).
+        """
+        reach = max(self._config.relink_distance, speed * (stamp - last.last_seen))
+        return (self._off_course(last, stamp, box) <= reach
+                and _alike_in_height(box, last.box))
 
     def _missing(self, stamp: float) -> list[_Person]:
         """Return the present people unseen at stamp whose absence is not yet evident."""
@@ -1558,11 +1573,10 @@ class PersonTracker:
                 and _looks_like(person, body, unknown=True))
 
     @staticmethod
-    def _off_course(person: _Person, stamp: float, box: np.ndarray) -> float:
+    def _off_course(person: _Person | _Track, stamp: float, box: np.ndarray) -> float:
         """Return how far box at stamp is from where the person was heading [their heights]."""
         heading = _centre(_heading_box(person, stamp))
-        return float(np.linalg.norm(_centre(box) - heading)) / max(
-            float(person.box[3] - person.box[1]), 1.0)
+        return float(np.linalg.norm(_centre(box) - heading)) / _height(person.box)
 
     def _less_alike(self, person: _Person, body: np.ndarray | None) -> bool:
         """Return whether a box looks less like the person than their track usually did.
@@ -1867,9 +1881,12 @@ class PersonTracker:
         leaning = (any(v.kind is VoteKind.MATCH for v in votes)
                    or (bool(votes) and self._awaits_other_track(track, stamp)))
         wait = self._config.identity_max_wait_s if leaning else self._config.identity_wait_s
-        needed = (1 if vanished and any(v.kind is VoteKind.NEW for v in votes)
-                  and not self._maybe_continued(track, stamp)
-                  else 2 if vanished and votes else IDENTITY_MIN_FRAMES)
+        needed = IDENTITY_MIN_FRAMES
+        if vanished and votes:
+            needed = 2
+            if (track.frames == 1 and any(v.kind is VoteKind.NEW for v in votes)
+                    and not self._maybe_continued(track, stamp)):
+                needed = 1
         if stamp - track.first_seen < wait or track.frames < needed:
             return []
         deciding = any(v.kind is not VoteKind.AMBIGUOUS for v in votes)
@@ -1880,22 +1897,19 @@ class PersonTracker:
     def _maybe_continued(self, track: _Track, stamp: float) -> bool:
         """Return whether a track new at stamp may show the person of a track that vanished.
 
-        Between frames 2 s apart ByteTrack loses a walker, who goes on on a new track
+        At a slow rate ByteTrack loses a walker between frames, and they go on on a new track
         (sizes_360p at 0.8/s: Aniston, 1.4 of her heights on in 1.2 s): announcing the lost
-        track too would give her two ids, one reported gone while she is in view. So a new
-        track within twice WALK_MAX_SPEED of the lost box, alike in height and (when known)
-        in looks, may be her; generous, as a wrong "may" only leaves the lost track unnamed.
+        track too would give her two ids, one reported gone while she is in view. So a track
+        begun at stamp (new, or started anew there) within CONTINUE_MAX_SPEED of the lost
+        box (_reaches), and alike in looks when both are known, may be her; generous, as a
+        wrong "may" only leaves the lost track unnamed.
         """
-        reach = max(self._config.relink_distance,
-                    2 * WALK_MAX_SPEED * (stamp - track.last_seen))
-        height = max(float(track.box[3] - track.box[1]), 1.0)
         for other in self._tracks.values():
-            if other is track or other.first_seen != stamp:
+            if other.first_seen != stamp or not self._reaches(track, stamp, other.first_box,
+                                                              CONTINUE_MAX_SPEED):
                 continue
-            off = float(np.linalg.norm(_centre(other.first_box) - _centre(track.box))) / height
             alike = appearance_similarity(other.body, track.body)
-            if off <= reach and _alike_in_height(other.first_box, track.box) and (
-                    alike is None or alike >= APPEARANCE_RELINK_MIN_SIMILARITY):
+            if alike is None or alike >= APPEARANCE_RELINK_MIN_SIMILARITY:
                 return True
         return False
 

@@ -2751,17 +2751,19 @@ def test_at_a_slow_rate_someone_seen_twice_with_faces_near_another_is_announced(
         (EventKind.PERSON_OUT, b), (EventKind.PERSON_RETURNED, a)]
 
 
-@pytest.mark.parametrize('next_frame', ['gone', 'walks_on', 'elsewhere'])
+@pytest.mark.parametrize('next_frame', ['gone', 'walks_on', 'elsewhere', 'far'])
 def test_at_a_slow_rate_someone_boxed_once_with_a_face_of_no_one_known_is_announced(
         next_frame: str) -> None:
     """B is boxed in one frame at 0.5/s, with a face of no one known, too poor to decide alone.
 
     The face's quality is 0.7, under STRONG_FACE_QUALITY. gone: B is missing from the next
     frame (the crossing at 0.5/s: Dorsey, his next box given to Musk's track): B is
-    announced then, and the face counted as B's. walks_on: a new track
-    alike in looks starts 1.5 of B's heights away, where ByteTrack lost B walking on: B's
-    first track is not announced, and B, standing there, gets one PERSON_IN in all.
-    elsewhere: the new track looks unlike B (someone else came in): B is announced.
+    announced then, and the face counted as B's. walks_on: a new track alike in looks starts
+    3 of B's heights away (1.5 a second, as the composed clips' brisk walkers), where
+    ByteTrack lost B walking on: B's first track is not announced, and B, standing there,
+    gets one PERSON_IN in all. elsewhere: the new track looks unlike B (someone else came
+    in): B is announced. far: it looks like B, but 5 of B's heights away in 2 s, beyond
+    CONTINUE_MAX_SPEED: B is announced.
     """
     tracker = PersonTracker(CONFIG)
     rng = np.random.default_rng(66)
@@ -2772,12 +2774,13 @@ def test_at_a_slow_rate_someone_boxed_once_with_a_face_of_no_one_known_is_announ
                                      tag=6.0)
     assert events == [] and tracker.take_attributions() == []
     later = [] if next_frame == 'gone' else [Detection(
-        _box(400).box, 0.9, _body(1 if next_frame == 'walks_on' else 3, rng))]
+        _box({'far': 1100, 'walks_on': 700}.get(next_frame, 400)).box, 0.9,
+        _body(3 if next_frame == 'elsewhere' else 1, rng))]
     events += tracker.update(8.0, later)[1]
     if next_frame == 'walks_on':
         assert events == []
         for stamp in (10.0, 12.0):
-            events += tracker.update(stamp, [Detection(_box(402).box, 0.9, _body(1, rng))])[1]
+            events += tracker.update(stamp, [Detection(_box(702).box, 0.9, _body(1, rng))])[1]
         assert [e.kind for e in events] == [EventKind.PERSON_IN]
         return
     assert [(e.kind, e.reason) for e in events] == [(EventKind.PERSON_IN, EventReason.FACE)]
