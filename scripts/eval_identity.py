@@ -4,8 +4,9 @@
 The graph is the installed executables with config/facetrack.yaml (as `ros2 launch` runs them),
 started as processes; each clip is played once in real time. Per clip it prints real persons,
 PERSON_IN per real person, RETURNED, flaps (OUT of someone still in view), wrong RETURNED (an
-id given to a second real person), merged ids, id switches, face coverage and event latency
-(definitions: facetrack_ros/evaluation/identity.py). Clips: the composed ones (made at first
+id given to a second real person), merged ids, id switches, misfiled faces (under an id that
+stands for someone else), face coverage and event latency (definitions:
+facetrack_ros/evaluation/identity.py). Clips: the composed ones (made at first
 use from the labelled photos, facetrack_ros/evaluation/scenes.py) and the shared videos with
 truth counted by eye (facetrack_ros/evaluation/shared_clips.py).
 
@@ -45,6 +46,7 @@ def row(name: str, reports: list[ClipReport], frames: int) -> list[str]:
         spread(values('in_per_person')), spread(values('returned')),
         spread(values('flaps')), spread(values('wrong_returned')),
         spread(values('merged_ids')), spread(values('id_switches')),
+        spread(values('misfiled_faces')),
         (spread([100 * c for c in coverage if c is not None]) + ' %'
          if any(c is not None for c in coverage) else '-')
         + (f' of {reports[0].faces_eligible}' if reports[0].faces_eligible else ''),
@@ -55,7 +57,7 @@ def row(name: str, reports: list[ClipReport], frames: int) -> list[str]:
 
 
 HEADER = ['clip', 'real persons', 'PERSON_IN', 'IN / person', 'RETURNED', 'flaps',
-          'wrong RETURNED', 'merged ids', 'id switches', 'face coverage',
+          'wrong RETURNED', 'merged ids', 'id switches', 'misfiled faces', 'face coverage',
           'IN latency [s]', 'OUT latency [s]', 'frames detected']
 
 
@@ -118,7 +120,8 @@ def main() -> int:
             reports[name].append(report)
             print(f'  run {run + 1} {name}: {report.person_in} IN, {report.returned} '
                   f'RETURNED, {report.person_out} OUT, flaps {report.flaps}, wrong RETURNED '
-                  f'{report.wrong_returned}, switches {report.id_switches}, faces '
+                  f'{report.wrong_returned}, switches {report.id_switches}, misfiled '
+                  f'{report.misfiled_faces}, faces '
                   f'{report.faces_covered}/{report.faces_eligible}, '
                   f'{recording.detector_frames}/{frames} frames detected, '
                   f'{report.processed_frames} with people ({recording.images_seen} images seen, '

@@ -23,6 +23,8 @@ clip) is matched to the truth of that frame by box overlap, and counted:
   processed frames.
 - id switches: while a real person stays in view (an appearance), the person id on them
   changes from one id to another (track-to-truth matching by IoU, as CLEAR-MOT counts).
+- misfiled faces: faces published with a person id whose real person is not the one most of
+  that id's faces were taken from (a search by the id finds them: it returns someone else).
 - face coverage: appearances with at least a second in view with a face of FACE_MIN_PX or
   more (nearly unoccluded), over those for which at least one face embedding reached
   identified_faces with a person id.
@@ -67,7 +69,8 @@ FACE_MIN_S = 1.0
 class Present:
     """A real person in a frame. box None: where is unknown (by-eye truth of a shot).
 
-    face_px 0 means the face size is unknown or there is no face to see.
+    face_px 0 means the face size is unknown or there is no face to see; face_box None, where
+    the face is unknown.
     """
 
     identity: str
@@ -75,6 +78,7 @@ class Present:
     visible: float = 1.0
     face_px: float = 0.0
     face_visible: float = 0.0
+    face_box: tuple[float, float, float, float] | None = None
 
 
 @dataclass
@@ -89,7 +93,7 @@ class Truth:
     @classmethod
     def from_clip(cls, clip: ClipTruth) -> 'Truth':
         """Convert the truth of a composed clip."""
-        frames = [[Present(p.identity, p.box, p.visible, p.face_px, p.face_visible)
+        frames = [[Present(p.identity, p.box, p.visible, p.face_px, p.face_visible, p.face_box)
                    for p in persons] for persons in clip.frames]
         return cls(clip.name, clip.fps, frames, list(clip.identities))
 
@@ -150,13 +154,13 @@ class EventRecord:
 
 @dataclass(frozen=True)
 class FaceRecord:
-    """A face published on identified_faces for a frame (person box and face height)."""
+    """A face published on identified_faces for a frame: its person's box and its own."""
 
     frame: int
     track_id: int
     person_id: str
     box: tuple[float, float, float, float]
-    face_px: float
+    face_box: tuple[float, float, float, float] | None = None
 
 
 @dataclass
@@ -172,6 +176,7 @@ class ClipReport:
     wrong_returned: int | None
     merged_ids: int | None
     id_switches: int | None
+    misfiled_faces: int | None
     faces_eligible: int | None
     faces_covered: int | None
     latency_in: list[float]
@@ -252,6 +257,24 @@ def identify(persons: Sequence[Present], boxes: Sequence[Sequence[float]]
     matched = match_boxes([p.box for p in located], boxes,
                           visible=[p.visible for p in located])
     return [located[matched[i]].identity if i in matched else None for i in range(len(boxes))]
+
+
+def face_owner(persons: Sequence[Present], face: FaceRecord) -> str | None:
+    """Return the real person a face was taken from, None where no one matches.
+
+    Whose face it is where the truth knows where faces are: the person whose face box holds
+    the face's centre, the nearest if several (in a crossing, one person's face inside
+    another's box is theirs). Otherwise, or if no face box holds it, whose box it was found in.
+    """
+    if face.face_box is not None:
+        x = (face.face_box[0] + face.face_box[2]) / 2
+        y = (face.face_box[1] + face.face_box[3]) / 2
+        holding = [p for p in persons if p.face_box is not None
+                   and p.face_box[0] <= x <= p.face_box[2] and p.face_box[1] <= y <= p.face_box[3]]
+        if holding:
+            return min(holding, key=lambda p: (p.face_box[0] + p.face_box[2] - 2 * x) ** 2
+                       + (p.face_box[1] + p.face_box[3] - 2 * y) ** 2).identity
+    return identify(persons, [face.box])[0]
 
 
 def appearances(truth: Truth) -> dict[str, list[tuple[int, int]]]:
@@ -372,7 +395,7 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
     # (whom a search by it finds), more surely than the boxes shown with it: at a low rate an
     # id is founded by a face of a frame its track showed under another id, and a track
     # carried onto the next person shows it on them before their face takes it off.
-    face_names = [(face, identify(truth.frames[face.frame], [face.box])[0])
+    face_names = [(face, face_owner(truth.frames[face.frame], face))
                   for face in faces if face.person_id and 0 <= face.frame <= last_frame]
     counted = sorted(((face.frame, face.person_id, name) for face, name in face_names if name),
                      key=lambda x: x[0])
@@ -471,6 +494,18 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
                 details.append(f'switch: {name} frames {first}-{last}: '
                                f'{list(dict.fromkeys(ids))}')
 
+    misfiled = 0
+    filed: dict[str, Counter] = defaultdict(Counter)  # person id -> real persons of its faces
+    for face, name in face_names:
+        if name:
+            filed[face.person_id][name] += 1
+    for pid, counts in filed.items():
+        owner = counts.most_common(1)[0][0]
+        for name, count in counts.items():
+            if name != owner:
+                misfiled += count
+                details.append(f'misfiled: {count} face(s) of {name} under {pid} ({owner})')
+
     eligible = covered = 0
     face_seen = defaultdict(list)
     for face, name in face_names:
@@ -493,13 +528,13 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
                     details.append(f'no face: {name} frames {first}-{last}')
 
     if not any(truth.frames):  # counts only (by-eye totals without frames)
-        flaps = wrong = merged = switches = eligible = covered = None
+        flaps = wrong = merged = switches = misfiled = eligible = covered = None
     return ClipReport(
         clip=truth.name, real_persons=len(truth.identities), person_in=kinds['PERSON_IN'],
         returned=kinds['PERSON_RETURNED'], person_out=kinds['PERSON_OUT'], flaps=flaps,
         wrong_returned=wrong, merged_ids=merged, id_switches=switches,
-        faces_eligible=eligible, faces_covered=covered, latency_in=latency_in,
-        latency_out=latency_out, processed_frames=len(by_frame),
+        misfiled_faces=misfiled, faces_eligible=eligible, faces_covered=covered,
+        latency_in=latency_in, latency_out=latency_out, processed_frames=len(by_frame),
         track_recall=hits / expected if expected else None, details=details)
 
 

@@ -186,7 +186,7 @@ class GraphProbe:
         for msg in self.raw_faces:
             frame = self.frame_of(msg.header.stamp, known)
             out.faces += [FaceRecord(frame, d.track_id, d.person_id, tuple(d.box),
-                                     float(d.face_box[3] - d.face_box[1]) if d.has_face else 0.0)
+                                     tuple(map(float, d.face_box)) if d.has_face else None)
                           for d in msg.detections]
         return out
 

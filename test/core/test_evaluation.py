@@ -14,8 +14,8 @@ import pytest
 
 from facetrack_ros.evaluation.clips import (ClipTruth, compose, decode_frame_number,
                                             encode_frame_number, frame_numbers)
-from facetrack_ros.evaluation.identity import (appearances, EventRecord, evaluate, FaceRecord,
-                                               LATE_OUT_S, match_boxes, Present, Shot,
+from facetrack_ros.evaluation.identity import (appearances, EventRecord, evaluate, face_owner,
+                                               FaceRecord, LATE_OUT_S, match_boxes, Present, Shot,
                                                TrackBox, Truth, truth_from_shots)
 from facetrack_ros.evaluation.photos import (MULTI_FACE_PHOTOS, photo_path, PHOTO_IDENTITIES,
                                              read_master_pairs)
@@ -66,7 +66,7 @@ def test_a_flap_a_wrong_returned_and_a_missed_face_are_counted() -> None:
               _event(52, 'PERSON_RETURNED', 'p1', A_BOX, 1),
               _event(80, 'PERSON_OUT', 'p2', B_BOX, 2),        # B left at 59: not a flap
               _event(110, 'PERSON_RETURNED', 'p2', C_BOX, 3)]  # p2 was B: wrong
-    faces = [FaceRecord(10, 1, 'p1', A_BOX, 60.0)]
+    faces = [FaceRecord(10, 1, 'p1', A_BOX)]
     stamps = [1000.0 + i / FPS for i in range(140)]
     report = evaluate(_truth(), tracks, events, faces, stamps)
     assert report.real_persons == 3
@@ -109,7 +109,7 @@ def test_an_id_is_whom_its_faces_show_not_whom_it_was_shown_on(returned_on: str)
     events = [_event(4, 'PERSON_IN', 'p0', A_BOX, 1), _event(10, 'PERSON_IN', 'p1', B_BOX, 2),
               _event(64, 'PERSON_OUT', 'p1', A_BOX, 1),
               _event(84, 'PERSON_RETURNED', 'p1', returned_box, 3)]
-    faces = [FaceRecord(10, 2, 'p1', B_BOX, 60.0), FaceRecord(12, 2, 'p1', B_BOX, 60.0)]
+    faces = [FaceRecord(10, 2, 'p1', B_BOX), FaceRecord(12, 2, 'p1', B_BOX)]
     report = evaluate(truth, tracks, events, faces)
     assert report.flaps == 0, report.details
     assert report.wrong_returned == (returned_on == 'A'), report.details
@@ -226,6 +226,32 @@ def test_an_out_of_an_id_recognised_as_someone_known_is_no_flap() -> None:
         out = replace(_event(120, 'PERSON_OUT', 'p4', C_BOX, 3), reason=reason)
         report = evaluate(_truth(), tracks, [*events, out], [])
         assert (report.flaps, report.id_switches) == (flaps, 1), (reason, report.details)
+
+
+def test_a_face_filed_under_someone_elses_id_is_counted() -> None:
+    """B's faces under A's id, for fewer frames than a merge, are misfiled; A's own are not."""
+    tracks = [TrackBox(f, 1, 'p1', A_BOX) for f in range(0, 60, 2)]
+    faces = [FaceRecord(f, 1, 'p1', A_BOX) for f in (10, 12, 14)]
+    faces += [FaceRecord(f, 2, 'p1', B_BOX) for f in (20, 22)]  # B's box, A's id
+    faces += [FaceRecord(24, 2, '', B_BOX)]                     # pending: no id
+    report = evaluate(_truth(), tracks, [], faces)
+    assert report.misfiled_faces == 2, report.details
+    assert report.merged_ids == 0, report.details
+    assert any(line.startswith('misfiled: 2 face(s) of B under p1 (A)')
+               for line in report.details), report.details
+    faces[3:5] = [replace(face, person_id='p2') for face in faces[3:5]]
+    assert evaluate(_truth(), tracks, [], faces).misfiled_faces == 0
+
+
+def test_a_face_is_whose_face_box_holds_it_else_whose_box_it_was_found_in() -> None:
+    """In a crossing A's face lies in B's box: A's, by the truth's face boxes; else B's."""
+    a = Present('A', (0.0, 0.0, 40.0, 100.0), 1.0, 20.0, 1.0, (10.0, 0.0, 30.0, 20.0))
+    b = Present('B', (20.0, 0.0, 60.0, 100.0), 1.0, 20.0, 1.0, (35.0, 0.0, 55.0, 20.0))
+    in_b = FaceRecord(0, 2, 'p2', b.box, (12.0, 2.0, 28.0, 18.0))
+    assert face_owner([a, b], in_b) == 'A'
+    assert face_owner([a, b], replace(in_b, face_box=None)) == 'B'
+    assert face_owner([a, b], replace(in_b, face_box=(70.0, 0.0, 80.0, 10.0))) == 'B'
+    assert face_owner([replace(a, face_box=None), b], in_b) == 'B'
 
 
 def test_appearances_join_occlusions_and_split_exits() -> None:
