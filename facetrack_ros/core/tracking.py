@@ -1045,7 +1045,7 @@ class PersonTracker:
         reported with its tag by take_attributions(). A face below min_face_quality, or one between
         contradiction_similarity and a match to the track's person, does not count, but it
         was seen on the person's track: it is reported too, so the history can find the
-        person by it.
+        person by it (_attribute_seen).
         """
         vector = validate_embedding(embedding, self._config.embedding_dim)
         if not 0 <= quality <= 1:
@@ -1127,13 +1127,24 @@ class PersonTracker:
                 track.unnamed = False
                 track.took_over = None
             return []
-        elsewhere = self._someone_else(track, face)
+        rival = self._rival(track, face)
+        margin = (self._config.match_margin if track.doubtful or track.unnamed
+                  else self._config.swap_margin)
+        elsewhere = rival is not None and rival.similarity >= track.similarity + margin
         # On a box that looked like someone else after a gap (unnamed), a good face that does
         # not match the track's person contradicts it: the next person on a doorway's spot,
         # whose face scores between contradiction and match against a person whose running
-        # embedding blends several faces, would otherwise carry their presence for ever.
-        if (track.similarity >= self._config.contradiction_similarity and not elsewhere
-                and not track.unnamed):
+        # embedding blends several faces, would otherwise carry their presence for ever. So
+        # does one that matches someone else out of view if the track's person was known
+        # before the track began (the doorway at 0.5/s: Jolie's faces, 0.98 to her and 0.89
+        # to Johansson, on Johansson's track carried onto her, kept Johansson present and
+        # Jolie unannounced for 22 s). Not on the track that founded the person: they may be
+        # that other, founded by a face short of a match (Hamilton: Miranda's second id, at
+        # 0.907 to his first; his later faces, 0.95 to it, split his track, and the second id
+        # was reported gone while he was in view).
+        carried = rival is not None and person.first_seen < track.first_seen
+        if (track.similarity >= self._config.contradiction_similarity and not carried
+                and not elsewhere and not track.unnamed):
             self._attribute_seen(track, face)  # too like them to contradict, too unlike to count
             return []
         if track.doubtful:
@@ -2050,27 +2061,34 @@ class PersonTracker:
         del self._persons[person.person_id]
         return events
 
-    def _someone_else(self, track: _Track, face: _Face) -> bool:
-        """Return whether a face of a named track is that of someone else not in view.
+    def _rival(self, track: _Track, face: _Face) -> FaceVote | None:
+        """Return a named track's face's MATCH of someone else not in view, or None.
 
-        It matches them (a MATCH against the people not in view) by swap_margin more than
-        the track's person, or by match_margin if the track is in doubt or unnamed (it may
-        show someone else: the doorway replay at 5/s, Clooney's faces at 0.975 to him and
-        0.886 to Aniston, on her track carried onto him, never took it off her; at 0.5/s,
-        where one face is all a passer-by may give, Aniston's faces scored 0.95-0.97 to her
-        and 0.86-0.87 to Jolie, on whose track she stood). Two people whose
-        faces score near contradiction_similarity against each other (Aniston and Johansson,
-        0.88) cannot contradict each other: the crossing clip at 7/s gave Aniston's id to
+        Such a face contradicts the track's person if they were known before the track began
+        (_take_face). It splits the track alone if it matches the other by swap_margin more
+        than the track's person, or by match_margin if the track is in doubt or unnamed (it
+        may show someone else: the doorway replay at 5/s, Clooney's faces at 0.975 to him
+        and 0.886 to Aniston, on her track carried onto him, never took it off her; at
+        0.5/s, where one face is all a passer-by may give, Aniston's faces scored 0.95-0.97
+        to her and 0.86-0.87 to Jolie, on whose track she stood). Two people whose faces
+        score near contradiction_similarity against each other (Aniston and Johansson, 0.88)
+        cannot contradict each other: the crossing clip at 7/s gave Aniston's id to
         Johansson stepping out from behind her (a part of Aniston, by the boxes), and her
         faces at 0.997 to her own id changed nothing.
         """
         vote = judge_face(face.vector, face.quality, self._gallery(track), self._rules,
                           face.alone)
-        margin = (self._config.match_margin if track.doubtful or track.unnamed
-                  else self._config.swap_margin)
-        return (vote is not None and vote.kind is VoteKind.MATCH
-                and vote.person_id != track.person_id
-                and vote.similarity >= track.similarity + margin)
+        return (vote if vote is not None and vote.kind is VoteKind.MATCH
+                and vote.person_id != track.person_id else None)
+
+    def _like_another(self, track: _Track, vector: np.ndarray) -> bool:
+        """Return whether a face matches (min_similarity) a person other than the track's."""
+        references = [reference for person_id, reference in self._known.items()
+                      if person_id != track.person_id]
+        references += [person.embedding for person in self._persons.values()
+                       if person.person_id != track.person_id and person.embedding is not None]
+        return bool(references) and float(np.max(cosine_similarity(
+            vector, np.stack(references)))) >= self._config.min_similarity
 
     def _fix_swap(self, track: _Track, vector: np.ndarray) -> None:
         """Swap person ids with the visible track whose person this face matches much better.
@@ -2113,8 +2131,15 @@ class PersonTracker:
             self._attributions.append((face.tag, person.person_id))
 
     def _attribute_seen(self, track: _Track, face: _Face) -> None:
-        """Report a face that does not count as seen on its named track, unless in doubt."""
-        if face.tag is not None and not track.doubtful:
+        """Report a face that does not count as seen on its named track, if it shows them.
+
+        Not while the track shows no id (in doubt, contradicted, unnamed), nor if the face
+        matches someone else: filed under the track's person, a search by their id would find
+        that other (the doorway replay at 1/s: Clooney's face on Aniston's track carried onto
+        him, 0.985 to him and 0.885 to her; Obama's poor face, 0.946 to him, on Perry's).
+        """
+        if (face.tag is not None and track.shown_id
+                and not self._like_another(track, face.vector)):
             self._attributions.append((face.tag, track.person_id))
 
     def _attribute_witnessed(self, track: _Track, person: _Person) -> None:
