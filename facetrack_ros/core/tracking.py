@@ -1045,7 +1045,8 @@ class PersonTracker:
         reported with its tag by take_attributions(). A face below min_face_quality, or one between
         contradiction_similarity and a match to the track's person, does not count, but it
         was seen on the person's track: it is reported too, so the history can find the
-        person by it (_attribute_seen).
+        person by it, unless the track shows no id or the face matches someone else better
+        (_attribute_seen).
         """
         vector = validate_embedding(embedding, self._config.embedding_dim)
         if not 0 <= quality <= 1:
@@ -1142,8 +1143,8 @@ class PersonTracker:
         # that other, founded by a face short of a match (Hamilton: Miranda's second id, at
         # 0.907 to his first; his later faces, 0.95 to it, split his track, and the second id
         # was reported gone while he was in view).
-        carried = rival is not None and person.first_seen < track.first_seen
-        if (track.similarity >= self._config.contradiction_similarity and not carried
+        known_before = rival is not None and person.first_seen < track.first_seen
+        if (track.similarity >= self._config.contradiction_similarity and not known_before
                 and not elsewhere and not track.unnamed):
             self._attribute_seen(track, face)  # too like them to contradict, too unlike to count
             return []
@@ -1725,24 +1726,27 @@ class PersonTracker:
         return {t.person_id for t in self._visible_tracks(besides)}
 
     def _gallery(self, track: _Track) -> Gallery:
-        """Return the people a pending track's face may be: not in view on another track.
+        """Return the people a pending track's face may be: not in view on another track."""
+        return Gallery(self._people(self._visible_persons(track)))
+
+    def _people(self, left_out: set[str]) -> dict[str, np.ndarray]:
+        """Return the reference faces of the people known, by id, but those in left_out.
 
         Enrolled people are matched by their enrolled embedding; a remembered person whose
         face matches an enrolled one is that enrolled person seen before enrolment, and is left
         out so that the two do not cancel each other's margin.
         """
-        visible = self._visible_persons(track)
-        people = {name: vector for name, vector in self._known.items() if name not in visible}
+        people = {name: vector for name, vector in self._known.items() if name not in left_out}
         enrolled = Gallery(self._known)
         for person in self._persons.values():
-            if (person.embedding is None or person.enrolled or person.person_id in visible
+            if (person.embedding is None or person.enrolled or person.person_id in left_out
                     or person.person_id in people):
                 continue
             sims = enrolled.similarities(person.embedding)
             if sims.size and float(np.max(sims)) >= self._config.min_similarity:
                 continue
             people[person.person_id] = person.embedding
-        return Gallery(people)
+        return people
 
     def _reference(self, person: _Person) -> np.ndarray | None:
         """Return the person's reference face: the enrolled one if any, else the running one."""
@@ -2081,14 +2085,15 @@ class PersonTracker:
         return (vote if vote is not None and vote.kind is VoteKind.MATCH
                 and vote.person_id != track.person_id else None)
 
-    def _like_another(self, track: _Track, vector: np.ndarray) -> bool:
-        """Return whether a face matches (min_similarity) a person other than the track's."""
-        references = [reference for person_id, reference in self._known.items()
-                      if person_id != track.person_id]
-        references += [person.embedding for person in self._persons.values()
-                       if person.person_id != track.person_id and person.embedding is not None]
-        return bool(references) and float(np.max(cosine_similarity(
-            vector, np.stack(references)))) >= self._config.min_similarity
+    def _like_another(self, person_id: str, vector: np.ndarray) -> bool:
+        """Return whether a face matches someone else (min_similarity) better than person_id."""
+        others = self._people({person_id})
+        if not others:
+            return False
+        best = float(np.max(cosine_similarity(vector, np.stack(list(others.values())))))
+        person = self._persons.get(person_id)
+        own = self._similarity(person, vector) if person is not None else -1.0
+        return best >= self._config.min_similarity and best > own
 
     def _fix_swap(self, track: _Track, vector: np.ndarray) -> None:
         """Swap person ids with the visible track whose person this face matches much better.
@@ -2134,18 +2139,23 @@ class PersonTracker:
         """Report a face that does not count as seen on its named track, if it shows them.
 
         Not while the track shows no id (in doubt, contradicted, unnamed), nor if the face
-        matches someone else: filed under the track's person, a search by their id would find
-        that other (the doorway replay at 1/s: Clooney's face on Aniston's track carried onto
-        him, 0.985 to him and 0.885 to her; Obama's poor face, 0.946 to him, on Perry's).
+        matches someone else (min_similarity) better than them: filed under the track's
+        person, a search by their id would find that other (the doorway replay at 1/s:
+        Clooney's face on Aniston's track carried onto him, 0.985 to him and 0.885 to her;
+        Obama's poor face, 0.946 to him, on Perry's).
         """
         if (face.tag is not None and track.shown_id
-                and not self._like_another(track, face.vector)):
+                and not self._like_another(track.person_id, face.vector)):
             self._attributions.append((face.tag, track.person_id))
 
     def _attribute_witnessed(self, track: _Track, person: _Person) -> None:
-        """Report the uncounted faces of a pending track (witnessed) as its person's."""
-        self._attributions += [(face.tag, person.person_id) for face in track.witnessed
-                               if face.tag is not None]
+        """Report the uncounted faces of a pending track (witnessed) as its person's.
+
+        Not those that match someone else better (see _attribute_seen).
+        """
+        self._attributions += [
+            (face.tag, person.person_id) for face in track.witnessed
+            if face.tag is not None and not self._like_another(person.person_id, face.vector)]
         track.witnessed.clear()
 
     def _new_person(self, track: _Track) -> _Person:

@@ -24,7 +24,8 @@ clip) is matched to the truth of that frame by box overlap, and counted:
 - id switches: while a real person stays in view (an appearance), the person id on them
   changes from one id to another (track-to-truth matching by IoU, as CLEAR-MOT counts).
 - misfiled faces: faces published with a person id whose real person is not the one most of
-  that id's faces were taken from (a search by the id finds them: it returns someone else).
+  that id's faces were taken from (a search by the id finds them: it returns someone else);
+  of two equally many, the one filed first. A face is whose face box holds it (face_owner).
 - face coverage: appearances with at least a second in view with a face of FACE_MIN_PX or
   more (nearly unoccluded), over those for which at least one face embedding reached
   identified_faces with a person id.
@@ -263,13 +264,14 @@ def face_owner(persons: Sequence[Present], face: FaceRecord) -> str | None:
     """Return the real person a face was taken from, None where no one matches.
 
     Whose face it is where the truth knows where faces are: the person whose face box holds
-    the face's centre, the nearest if several (in a crossing, one person's face inside
-    another's box is theirs). Otherwise, or if no face box holds it, whose box it was found in.
+    the face's centre, the nearest if several, among those whose face shows (in a crossing,
+    one person's face inside another's box is theirs, and a face hidden behind it is no one's).
+    Otherwise, or if no face box holds it, whose box it was found in.
     """
     if face.face_box is not None:
         x = (face.face_box[0] + face.face_box[2]) / 2
         y = (face.face_box[1] + face.face_box[3]) / 2
-        holding = [p for p in persons if p.face_box is not None
+        holding = [p for p in persons if p.face_box is not None and p.face_visible > 0
                    and p.face_box[0] <= x <= p.face_box[2] and p.face_box[1] <= y <= p.face_box[3]]
         if holding:
             return min(holding, key=lambda p: (p.face_box[0] + p.face_box[2] - 2 * x) ** 2

@@ -252,6 +252,7 @@ def test_a_face_is_whose_face_box_holds_it_else_whose_box_it_was_found_in() -> N
     assert face_owner([a, b], replace(in_b, face_box=None)) == 'B'
     assert face_owner([a, b], replace(in_b, face_box=(70.0, 0.0, 80.0, 10.0))) == 'B'
     assert face_owner([replace(a, face_box=None), b], in_b) == 'B'
+    assert face_owner([replace(a, face_visible=0.0), b], in_b) == 'B', 'A hidden: not A\'s'
 
 
 def test_appearances_join_occlusions_and_split_exits() -> None:

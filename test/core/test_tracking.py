@@ -2492,6 +2492,29 @@ def test_poor_faces_are_attributed_to_the_track_person_but_never_decide() -> Non
     assert tracker.persons[person_id].embedding is None
 
 
+def test_poor_faces_of_someone_remembered_are_filed_under_no_one() -> None:
+    """Poor faces of B, remembered and out of view, on a track announced without a face.
+
+    They cannot decide (the track is someone new by identity_wait), and they match B better
+    than the track's person, who has no face: filed under the new id, a search by it would
+    find B (Biden's poor faces inside Mayer's box in sizes_720p). Neither those seen while
+    the track was pending nor a later one is reported.
+    """
+    rng = np.random.default_rng(6)
+    tracker = PersonTracker(CONFIG)
+    b_id = _remember(tracker, _face(7))
+    poor = CONFIG.min_face_quality / 2
+    person_id = ''
+    for i in range(150, 240):
+        persons, _ = tracker.update(i / FPS, [_box(300)])
+        if i in (152, 162, 239):
+            tracker.add_face(i / FPS, persons[0].track_id, _sighting(_face(7), rng), poor,
+                             tag=i)
+        person_id = (persons[0].person_id if persons else '') or person_id
+    assert person_id not in ('', b_id), 'identity_wait made the track someone new'
+    assert tracker.take_attributions() == []
+
+
 def test_person_ids_carry_the_prefix_and_skip_enrolled_names() -> None:
     """Ids are <prefix>-<6 digits>; skip_sequence_to moves the sequence on, never back."""
     tracker = PersonTracker(CONFIG, id_prefix='r1')
