@@ -71,6 +71,9 @@ def test_graph_run_produces_events_the_metrics_count(recording) -> None:
     assert report.track_recall is not None and report.track_recall > 0.5
     assert all(0 < latency < 30 for latency in report.latency_in), report.latency_in
     assert report.flaps is not None and report.wrong_returned is not None
+    assert report.misfiled_faces is not None
+    # Faces are placed on the truth by their own box: the harness must read it.
+    assert all(face.face_box is not None for face in run.faces)
 
 
 def test_an_uncoded_clip_is_numbered_from_the_camera_reports(ros_context) -> None:
