@@ -505,6 +505,9 @@ class _Person:
     held_at: float = -math.inf  # latest sighting of their track in doubt, if any (_expire)
     adrift: bool = False  # their track's box turned out to show someone else (see _relink)
     enrolled: bool = False  # the id is a name enrolled in the fleet
+    # The track whose faces founded them (_new_person); -1 if none of this run's did
+    # (enrolled, or remembered from before a restart).
+    founded_on: int = -1
     # Best face samples as (quality, unit vector); embedding is their cached weighted mean.
     samples: list[tuple[float, np.ndarray]] = field(default_factory=list)
     embedding: np.ndarray | None = None
@@ -1136,15 +1139,15 @@ class PersonTracker:
         # not match the track's person contradicts it: the next person on a doorway's spot,
         # whose face scores between contradiction and match against a person whose running
         # embedding blends several faces, would otherwise carry their presence for ever. So
-        # does one that matches someone else out of view if the track's person was known
-        # before the track began (the doorway at 0.5/s: Jolie's faces, 0.98 to her and 0.89
-        # to Johansson, on Johansson's track carried onto her, kept Johansson present and
-        # Jolie unannounced for 22 s). Not on the track that founded the person: they may be
-        # that other, founded by a face short of a match (Hamilton: Miranda's second id, at
-        # 0.907 to his first; his later faces, 0.95 to it, split his track, and the second id
-        # was reported gone while he was in view).
-        known_before = rival is not None and person.first_seen < track.first_seen
-        if (track.similarity >= self._config.contradiction_similarity and not known_before
+        # does one that matches someone else out of view, unless the track founded the
+        # track's person (the doorway at 0.5/s: Jolie's faces, 0.98 to her and 0.89 to
+        # Johansson, on Johansson's track carried onto her, kept Johansson present and Jolie
+        # unannounced for 22 s). On the founding track they may be that other, founded by a
+        # face short of a match (Hamilton: Miranda's second id, at 0.907 to his first; his
+        # later faces, 0.95 to it, split his track, and the second id was reported gone while
+        # he was in view).
+        carried = rival is not None and person.founded_on != track.track_id
+        if (track.similarity >= self._config.contradiction_similarity and not carried
                 and not elsewhere and not track.unnamed):
             self._attribute_seen(track, face)  # too like them to contradict, too unlike to count
             return []
@@ -2068,7 +2071,7 @@ class PersonTracker:
     def _rival(self, track: _Track, face: _Face) -> FaceVote | None:
         """Return a named track's face's MATCH of someone else not in view, or None.
 
-        Such a face contradicts the track's person if they were known before the track began
+        Such a face contradicts the track's person unless the track founded them
         (_take_face). It splits the track alone if it matches the other by swap_margin more
         than the track's person, or by match_margin if the track is in doubt or unnamed (it
         may show someone else: the doorway replay at 5/s, Clooney's faces at 0.975 to him
@@ -2163,7 +2166,8 @@ class PersonTracker:
         person_id = self._take_id()
         person = self._persons[person_id] = _Person(
             person_id, track.track_id, track.first_seen, track.first_seen, track.last_seen,
-            track.box, track.confidence, -math.inf, track.velocity, track.body)
+            track.box, track.confidence, -math.inf, track.velocity, track.body,
+            founded_on=track.track_id)
         track.person_id = person_id
         return person
 

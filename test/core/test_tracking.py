@@ -1134,21 +1134,22 @@ def test_a_face_between_contradiction_and_match_neither_splits_nor_counts() -> N
     assert np.allclose(tracker.person_embedding('person-000001'), first)
 
 
-@pytest.mark.parametrize('like_b, quality, known_before', [
-    (0.95, 0.95, True), (0.95, 0.7, True), (0.95, 0.95, False), (0.85, 0.95, True)])
+@pytest.mark.parametrize('like_b, quality, a_is', [
+    (0.95, 0.95, 'remembered'), (0.95, 0.7, 'remembered'), (0.95, 0.95, 'founded_here'),
+    (0.95, 0.95, 'enrolled'), (0.85, 0.95, 'remembered')])
 def test_a_face_between_contradiction_and_match_to_its_track_that_matches_someone_else(
-        like_b: float, quality: float, known_before: bool) -> None:
-    """A face at 0.885 to A comes on A's track, A having been seen before; B is out of view.
+        like_b: float, quality: float, a_is: str) -> None:
+    """A face at 0.885 to A comes on A's track; B, remembered, is out of view.
 
     like_b 0.95: it matches B (short of swap_margin over A): it contradicts A, whose track
     may have been carried onto B (the doorway at 0.5/s: Jolie's faces, 0.98 to her and 0.89
     to Johansson, on Johansson's track carried onto her, kept Johansson present and Jolie
     unannounced for 22 s). A strong face splits the track: B is RETURNED, with the face. An
     ordinary one needs a second: until then the track shows no id, and the face is filed
-    under no one (under A's id, a search by it would find B). Not known before: A was
-    founded on this track, and A may be B (Hamilton: Miranda's second id): no split, and
-    the face is filed under no one. like_b 0.85: like no one else, it is filed under A, as
-    seen on A's track.
+    under no one (under A's id, a search by it would find B). That holds for A remembered
+    (back on a new track) and for A enrolled; not if this track founded A, who may then be
+    B (Hamilton: Miranda's second id): no split, and the face is filed under no one.
+    like_b 0.85: like no one else, it is filed under A, as seen on A's track.
     """
     rng = np.random.default_rng(71)
     axes = np.linalg.qr(rng.normal(size=(CONFIG.embedding_dim, 3)))[0].T
@@ -1157,9 +1158,11 @@ def test_a_face_between_contradiction_and_match_to_its_track_that_matches_someon
     face_b = like_b * face + np.sqrt(1 - like_b ** 2) * axes[2]  # to A: 0.885 * like_b
     tracker = PersonTracker(CONFIG)
     start = 0
-    if known_before:
+    if a_is == 'remembered':
         _remember(tracker, face_a)
         start = 150
+    elif a_is == 'enrolled':
+        tracker.set_known_people({'alice': face_a})
     b_id = _remember(tracker, face_b, start)
     events, shown = [], []
     for i in range(start + 150, start + 210):
@@ -1171,15 +1174,15 @@ def test_a_face_between_contradiction_and_match_to_its_track_that_matches_someon
             events += tracker.add_face(i / FPS, persons[0].track_id, face_a if first else face,
                                        0.95 if first else quality, tag=i - start - 150)
     a_id = shown[5]
-    assert a_id not in ('', b_id)
+    assert a_id not in ('', b_id) and (a_id == 'alice') == (a_is == 'enrolled')
     filed = tracker.take_attributions()
     kinds = [(e.kind, e.person_id) for e in events if e.kind in IN_KINDS]
-    came = EventKind.PERSON_RETURNED if known_before else EventKind.PERSON_IN
+    came = EventKind.PERSON_RETURNED if a_is == 'remembered' else EventKind.PERSON_IN
     if like_b < CONFIG.min_similarity:
         assert kinds == [(came, a_id)] and shown[-1] == a_id
         assert filed == [(2, a_id), (40, a_id)]
-    elif not known_before or quality < CONFIG.strong_face_quality:
-        assert kinds == [(came, a_id)] and shown[-1] == ('' if known_before else a_id)
+    elif a_is == 'founded_here' or quality < CONFIG.strong_face_quality:
+        assert kinds == [(came, a_id)] and shown[-1] == ('' if a_is != 'founded_here' else a_id)
         assert filed == [(2, a_id)]
     else:
         assert kinds == [(came, a_id), (EventKind.PERSON_RETURNED, b_id)]
