@@ -34,7 +34,7 @@ from facetrack_ros.core.camera import (reduce_image, reduced_size, SourceEnded,
                                        VideoFileSource)
 from facetrack_ros.core.detection import body_appearance, DEFAULT_CONFIDENCE, scale_boxes
 from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
-from facetrack_ros.core.face import (cut_at_top, DlibResNetEmbedder, Face, FaceAnalyzer,
+from facetrack_ros.core.face import (close_up, DlibResNetEmbedder, Face, FaceAnalyzer,
                                      FaceDetector, FaceSearch)
 from facetrack_ros.core.tracking import Detection, EventReason, PersonTracker, TrackerConfig
 from facetrack_ros.evaluation.identity import (ClipReport, evaluate, EventRecord, FaceRecord,
@@ -50,8 +50,9 @@ PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
 #: search in boxes under THOROUGH_MIN_PERSON_WIDTH_PX; 6: face boxes; 7: boxes cut by the
 #: image top searched whole; 8: and by the thorough detector for close-ups, whose pyramid
 #: levels are padded to LEVEL_SHAPE_MULTIPLE; 9: a face for each FaceSearch; 10: the detector
-#: reads a frame no larger than detect_size as the full frame's JPEG, at jpeg_quality).
-CACHE_VERSION = 10
+#: reads a frame no larger than detect_size as the full frame's JPEG, at jpeg_quality; 11: boxes
+#: no taller than wide are close-ups too, CLOSE_UP_MAX_ASPECT).
+CACHE_VERSION = 11
 
 
 def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
@@ -94,12 +95,12 @@ def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
             for box, full in zip(boxes, scale_boxes(boxes, (small.shape[1], small.shape[0]),
                                                     (frame.width, frame.height))):
                 fast = faces.face_in_person(image, full.box, FaceSearch.FAST)
-                close_up = fast if fast or not cut_at_top(full.box, frame.height) else \
+                near = fast if fast or not close_up(full.box, frame.height) else \
                     faces.face_in_person(image, full.box, FaceSearch.CLOSE_UP)
-                thorough = close_up if close_up or not faces.thorough_detector else \
+                thorough = near if near or not faces.thorough_detector else \
                     faces.face_in_person(image, full.box, FaceSearch.THOROUGH)
                 people.append((full.box, full.confidence, body_appearance(small, box.box),
-                               *map(_face_record, (fast, close_up, thorough))))
+                               *map(_face_record, (fast, near, thorough))))
             result.append(people)
     return result
 

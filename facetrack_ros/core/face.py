@@ -42,6 +42,18 @@ PERSON_REGION_WIDEN = 0.1
 #: Lacamoire, his head filling the frame's height) the face spans the middle of the box, and
 #: the upper half holds only part of it, which no detector finds.
 CUT_AT_TOP_FRACTION = 0.02
+#: A person box no taller than CLOSE_UP_MAX_ASPECT times its width and at least
+#: CLOSE_UP_MIN_HEIGHT of the image's height is a close-up too, head and shoulders filling the
+#: frame wherever its top lies: the thorough detector searches it whole for a large face
+#: (FaceSearch.CLOSE_UP). The detector's box of a head filling the frame does not always reach
+#: the top edge: in graph runs on the Hamilton clip, Lacamoire's began 63 px down in one of the
+#: few frames where his turned face can be found, and he got no face at all in that run.
+#: The fast detector still searches such a box's top only: it may be a group's, whose lower
+#: faces are others'. Lower boxes are left out: head-and-shoulders at the frame's bottom edge,
+#: half its height in the crossing clip, gave faces whose tracks ByteTrack then swapped, and
+#: a flap in 4 of its 20 replays at 2.5 and 1.25 detections/s.
+CLOSE_UP_MAX_ASPECT = 1.0
+CLOSE_UP_MIN_HEIGHT = 0.6
 #: face_in_person resizes its search region to this width [px] before detecting, so a face
 #: down to a sixth of the person's width reaches HOG's ~40 px minimum at upsample=1 (a ~20 px
 #: face in a small person is still found) and a large region shrinks, bounding the time.
@@ -362,7 +374,7 @@ class FaceSearch(enum.IntEnum):
 
     #: The detector only.
     FAST = 0
-    #: And the thorough detector on a close-up's large face (cut_at_top,
+    #: And the thorough detector on a close-up's large face (close_up,
     #: CLOSE_UP_REGION_WIDTH_PX): the default.
     CLOSE_UP = 1
     #: And the thorough detector on every box at least THOROUGH_MIN_PERSON_WIDTH_PX wide.
@@ -372,6 +384,17 @@ class FaceSearch(enum.IntEnum):
 def cut_at_top(person_box: np.ndarray, image_height: int) -> bool:
     """Return whether the image's top edge cuts person_box (CUT_AT_TOP_FRACTION)."""
     return float(person_box[1]) <= CUT_AT_TOP_FRACTION * image_height
+
+
+def close_up(person_box: np.ndarray, image_height: int) -> bool:
+    """Return whether person_box may show someone close to the camera (FaceSearch.CLOSE_UP).
+
+    It is cut by the image's top edge (cut_at_top), or head and shoulders filling the frame
+    (CLOSE_UP_MAX_ASPECT, CLOSE_UP_MIN_HEIGHT).
+    """
+    x1, y1, x2, y2 = (float(v) for v in person_box)
+    return cut_at_top(person_box, image_height) or (
+        CLOSE_UP_MIN_HEIGHT * image_height <= y2 - y1 <= CLOSE_UP_MAX_ASPECT * (x2 - x1))
 
 
 class FaceAnalyzer:
@@ -422,19 +445,22 @@ class FaceAnalyzer:
         width, height = x2 - x1, y2 - y1
         if width < 1 or height < 1:
             return None
-        close_up = cut_at_top(person_box, image_bgr.shape[0])
-        region = np.array([x1 - PERSON_REGION_WIDEN * width, y1 - PERSON_REGION_WIDEN * height,
-                           x2 + PERSON_REGION_WIDEN * width,
-                           y2 if close_up else y1 + self.upper_fraction * height])
-        scale = min(PERSON_REGION_MAX_SCALE, PERSON_REGION_WIDTH_PX / float(region[2] - region[0]))
-        searches = [(self.detector, scale)]
+        whole = np.array([x1 - PERSON_REGION_WIDEN * width, y1 - PERSON_REGION_WIDEN * height,
+                          x2 + PERSON_REGION_WIDEN * width, y2])
+        top = whole if cut_at_top(person_box, image_bgr.shape[0]) else \
+            np.array([*whole[:3], y1 + self.upper_fraction * height])
+        scale = min(PERSON_REGION_MAX_SCALE, PERSON_REGION_WIDTH_PX / float(whole[2] - whole[0]))
+        searches = [(self.detector, top, scale)]
         if self.thorough_detector and width >= THOROUGH_MIN_PERSON_WIDTH_PX:
             if search is FaceSearch.THOROUGH:
-                searches.append((self.thorough_detector, scale))
-            elif search is FaceSearch.CLOSE_UP and close_up:
-                searches.append((self.thorough_detector, min(
-                    scale, CLOSE_UP_REGION_WIDTH_PX / float(region[2] - region[0]))))
-        for detector, detector_scale in searches:
+                searches.append((self.thorough_detector, top, scale))
+            # A thorough search of a box cut at the top searched it whole at full scale.
+            whole_for_large = search is FaceSearch.CLOSE_UP or (search is FaceSearch.THOROUGH
+                                                                and top is not whole)
+            if whole_for_large and close_up(person_box, image_bgr.shape[0]):
+                searches.append((self.thorough_detector, whole, min(
+                    scale, CLOSE_UP_REGION_WIDTH_PX / float(whole[2] - whole[0]))))
+        for detector, region, detector_scale in searches:
             for box in detector.detect(image_bgr, region, scale=detector_scale):
                 if x1 <= (box.box[0] + box.box[2]) / 2 <= x2:
                     return box

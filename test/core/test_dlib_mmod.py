@@ -14,9 +14,9 @@ import pytest
 
 from facetrack_ros.core.dlib_mmod import DlibMmod, ModelFileError
 from facetrack_ros.core.embedding import MIN_DECISION_QUALITY
-from facetrack_ros.core.face import (DlibResNetEmbedder, FaceAnalyzer, FaceDetector,
-                                     FaceSearch, find_dlib_model_files,
-                                     THOROUGH_MIN_PERSON_WIDTH_PX)
+from facetrack_ros.core.face import (close_up, CUT_AT_TOP_FRACTION, DlibResNetEmbedder,
+                                     FaceAnalyzer, FaceDetector, FaceSearch,
+                                     find_dlib_model_files, THOROUGH_MIN_PERSON_WIDTH_PX)
 from facetrack_ros.evaluation.identity import box_iou
 
 
@@ -96,6 +96,28 @@ def test_a_close_up_is_searched_by_the_cnn_unasked(shared_dir: Path) -> None:
     assert whole_box.face_in_person(lower, box + [0, 20, 0, 20]) is None
     assert whole_box.face_in_person(lower, box + [0, 20, 0, 20],
                                     FaceSearch.THOROUGH) is not None
+
+
+def test_a_close_up_box_below_the_image_top_is_searched_by_the_cnn_unasked(
+        shared_dir: Path) -> None:
+    """Lacamoire's box at frame 37 of the Hamilton clip, as the detector gave it in a graph run.
+
+    Its top is 63 px down (the detector's box of his head filling the frame), but it is
+    wider than tall and fills most of the frame's height: a close-up (close_up), searched
+    whole by the CNN unasked. Searched in its upper half, where part of his turned face lies,
+    nothing was found, and he got no face in that run.
+    """
+    capture = cv2.VideoCapture(str(shared_dir / 'data' / 'video' / 'hamilton_clip.mp4'))
+    for _ in range(38):
+        ok, frame = capture.read()
+        assert ok
+    box = np.array([298, 63, 640, 355], np.float32)
+    assert box[1] > CUT_AT_TOP_FRACTION * frame.shape[0] and close_up(box, frame.shape[0])
+    analyzer = FaceAnalyzer(FaceDetector('hog'), DlibResNetEmbedder(),
+                            thorough_detector=FaceDetector('cnn'))
+    face = analyzer.face_in_person(frame, box)
+    assert face is not None and face.quality >= MIN_DECISION_QUALITY
+    assert box[1] < face.box[1] and face.box[3] > box[1] + 0.6 * (box[3] - box[1])
 
 
 def test_a_thorough_search_skips_boxes_too_narrow_for_a_face_that_counts(

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 from facetrack_ros.core.embedding import cosine_similarity, DEFAULT_MIN_SIMILARITY
-from facetrack_ros.core.face import (DlibResNetEmbedder, Face, FaceAnalyzer, FaceDetector,
-                                     FaceInputError, find_dlib_model_files, face_quality)
+from facetrack_ros.core.face import (CLOSE_UP_MAX_ASPECT, CLOSE_UP_MIN_HEIGHT,
+                                     DlibResNetEmbedder, Face, FaceAnalyzer, FaceDetector,
+                                     FaceInputError, FaceSearch, find_dlib_model_files,
+                                     face_quality)
 from facetrack_ros.core.tracking import box_iou
 
 #: Photo name -> identity; two_people.jpg is handled apart (two faces).
@@ -188,30 +190,66 @@ def test_face_in_person_box_built_around_a_face(shared_dir: Path,
     assert float(face.embedding @ reference.embedding) > 0.98
 
 
+def _close_up(image: np.ndarray, face: np.ndarray, side: float) -> np.ndarray:
+    """Cut a close-up of a face: its lower two thirds, side face heights either side."""
+    x1, y1, x2, y2 = face
+    height = y2 - y1
+    return np.ascontiguousarray(image[int(y1 - 0.45 * height):int(y2 + 0.1 * height),
+                                      int(max(0, x1 - side * height)):int(x2 + side * height)])
+
+
 @pytest.mark.parametrize('name', ['biden.jpg', 'obama.jpg', 'obama-480p.jpg'])
 def test_a_close_up_cut_by_the_image_top_is_searched_whole(
         shared_dir: Path, analyzer: FaceAnalyzer, name: str) -> None:
     """A head filling the frame's height (the box's top at the image's top) keeps its face.
 
     The close-up holds the face in its lower two thirds, as a person near the camera shows
-    it; the same box lower in a taller image is searched in its upper half only, where no
-    whole face lies.
+    it; the same box, taller than wide, lower in a taller image is searched in its upper
+    half only, where no whole face lies.
     """
     image = _read(shared_dir, name)
     reference = analyzer.largest_face(image)
-    x1, y1, x2, y2 = reference.box
-    height = y2 - y1
-    close_up = np.ascontiguousarray(image[int(y1 - 0.45 * height):int(y2 + 0.1 * height),
-                                          int(max(0, x1 - 0.6 * height)):
-                                          int(x2 + 0.6 * height)])
+    close_up = _close_up(image, reference.box, 0.1)
     rows, columns = close_up.shape[:2]
     person_box = np.array([0, 0, columns - 1, rows - 1], np.float32)
+    assert rows > columns * CLOSE_UP_MAX_ASPECT
     face = analyzer.face_in_person(close_up, person_box)
     assert face is not None
     assert float(face.embedding @ reference.embedding) > 0.99
     below_the_top = np.vstack([np.zeros((rows // 2, columns, 3), np.uint8), close_up])
     assert analyzer.face_in_person(below_the_top, person_box + [0, rows // 2, 0, rows // 2]) \
         is None
+
+
+@pytest.mark.parametrize('name', ['biden.jpg', 'obama.jpg', 'obama-480p.jpg'])
+def test_head_and_shoulders_below_the_image_top_are_searched_whole_for_a_large_face(
+        shared_dir: Path, analyzer: FaceAnalyzer, name: str) -> None:
+    """A box no taller than wide filling the frame is a close-up though its top is lower.
+
+    The detector's box of a head filling the frame does not always reach the top edge (the
+    Hamilton clip's Lacamoire, 63 px down in one frame). With the face in its lower two
+    thirds, its upper half, which the fast detector searches, holds no whole face; the
+    thorough detector searches the whole box for a large face (FaceSearch.CLOSE_UP), unless
+    the box is under CLOSE_UP_MIN_HEIGHT of the image's height.
+    """
+    image = _read(shared_dir, name)
+    reference = analyzer.largest_face(image)
+    close_up = _close_up(image, reference.box, 0.6)
+    rows, columns = close_up.shape[:2]
+    assert rows <= columns * CLOSE_UP_MAX_ASPECT
+    thorough = FaceAnalyzer(analyzer.detector, analyzer.embedder,
+                            thorough_detector=FaceDetector('cnn'))
+    for above, searched in ((rows // 2, True), (rows, False)):
+        below_the_top = np.vstack([np.zeros((above, columns, 3), np.uint8), close_up])
+        assert (rows >= CLOSE_UP_MIN_HEIGHT * below_the_top.shape[0]) is searched
+        person_box = np.array([0, above, columns - 1, above + rows - 1], np.float32)
+        assert thorough.face_in_person(below_the_top, person_box, FaceSearch.FAST) is None
+        face = thorough.face_in_person(below_the_top, person_box, FaceSearch.CLOSE_UP)
+        assert (face is not None) is searched, above
+        if searched:
+            assert float(face.embedding @ reference.embedding) > 0.95
+            face = thorough.face_in_person(below_the_top, person_box, FaceSearch.THOROUGH)
+            assert face is not None and float(face.embedding @ reference.embedding) > 0.95
 
 
 @pytest.mark.parametrize('backend', ['hog', 'yunet'])
