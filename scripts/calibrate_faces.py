@@ -194,7 +194,7 @@ def main() -> int:
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--step', type=int, default=5, help='use every step-th clip frame')
-    parser.add_argument('--cache', type=Path, default=CACHE / 'calibration' / 'faces-v4.pkl')
+    parser.add_argument('--cache', type=Path, default=CACHE / 'calibration' / 'faces-v5.pkl')
     parser.add_argument('--refresh', action='store_true', help='embed the faces again')
     args = parser.parse_args()
     if args.cache.is_file() and not args.refresh:

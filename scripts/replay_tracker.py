@@ -50,9 +50,10 @@ PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
 #: search in boxes under THOROUGH_MIN_PERSON_WIDTH_PX; 6: face boxes; 7: boxes cut by the
 #: image top searched whole; 8: and by the thorough detector for close-ups, whose pyramid
 #: levels are padded to LEVEL_SHAPE_MULTIPLE; 9: a face for each FaceSearch; 10: the detector
-#: reads a frame no larger than detect_size as the full frame's JPEG, at jpeg_quality; 11: boxes
-#: no taller than wide are close-ups too, CLOSE_UP_MAX_ASPECT).
-CACHE_VERSION = 11
+#: reads a frame no larger than detect_size as the full frame's JPEG, at jpeg_quality; 11: head
+#: and shoulders filling the frame are close-ups too, CLOSE_UP_MAX_ASPECT and
+#: CLOSE_UP_MIN_HEIGHT; 12: a thorough search does a close-up's search first).
+CACHE_VERSION = 12
 
 
 def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:

@@ -62,8 +62,8 @@ PERSON_REGION_WIDTH_PX = 240
 #: under min_size anyway, and a sliver-shaped box must not become a huge image.
 PERSON_REGION_MAX_SCALE = 4.0
 
-#: A box cut by the image's top (CUT_AT_TOP_FRACTION) where the detector finds no face is
-#: searched by the thorough detector too (FaceSearch.CLOSE_UP, the default), for the large
+#: A close-up (close_up) where the detector finds no face is searched whole by the thorough
+#: detector too (FaceSearch.CLOSE_UP, the default, and THOROUGH), for the large
 #: face of someone close to the camera: its region resized to this width [px], where faces
 #: from a third of the region's width up (40 px) are found in a quarter or less of the
 #: full-scale time. The Hamilton clip's Lacamoire turns his 210-250 px face from the camera:
@@ -377,7 +377,8 @@ class FaceSearch(enum.IntEnum):
     #: And the thorough detector on a close-up's large face (close_up,
     #: CLOSE_UP_REGION_WIDTH_PX): the default.
     CLOSE_UP = 1
-    #: And the thorough detector on every box at least THOROUGH_MIN_PERSON_WIDTH_PX wide.
+    #: As CLOSE_UP, then the thorough detector at full scale on every box at least
+    #: THOROUGH_MIN_PERSON_WIDTH_PX wide.
     THOROUGH = 2
 
 
@@ -432,7 +433,9 @@ class FaceAnalyzer:
         box (cut_at_top). Only faces centred horizontally within the person box count, so a
         neighbour's face reaching into the widened region is not taken for this person's.
         search: where the detector finds none, whether the thorough detector (if any) searches
-        too (FaceSearch), only ever in a box at least THOROUGH_MIN_PERSON_WIDTH_PX wide.
+        too (FaceSearch), only ever in a box at least THOROUGH_MIN_PERSON_WIDTH_PX wide: the
+        whole of a close-up (close_up) for a large face, then (THOROUGH) the top at full
+        scale. The first face found is returned.
         """
         box = self.find_in_person(image_bgr, person_box, search)
         return None if box is None else self._describe(image_bgr, box)
@@ -452,14 +455,13 @@ class FaceAnalyzer:
         scale = min(PERSON_REGION_MAX_SCALE, PERSON_REGION_WIDTH_PX / float(whole[2] - whole[0]))
         searches = [(self.detector, top, scale)]
         if self.thorough_detector and width >= THOROUGH_MIN_PERSON_WIDTH_PX:
-            if search is FaceSearch.THOROUGH:
-                searches.append((self.thorough_detector, top, scale))
-            # A thorough search of a box cut at the top searched it whole at full scale.
-            whole_for_large = search is FaceSearch.CLOSE_UP or (search is FaceSearch.THOROUGH
-                                                                and top is not whole)
-            if whole_for_large and close_up(person_box, image_bgr.shape[0]):
+            # A thorough search does what a close-up search does first: it is the cheaper, and
+            # whatever that finds a thorough search then finds too.
+            if search is not FaceSearch.FAST and close_up(person_box, image_bgr.shape[0]):
                 searches.append((self.thorough_detector, whole, min(
                     scale, CLOSE_UP_REGION_WIDTH_PX / float(whole[2] - whole[0]))))
+            if search is FaceSearch.THOROUGH:
+                searches.append((self.thorough_detector, top, scale))
         for detector, region, detector_scale in searches:
             for box in detector.detect(image_bgr, region, scale=detector_scale):
                 if x1 <= (box.box[0] + box.box[2]) / 2 <= x2:

@@ -118,6 +118,8 @@ def test_a_close_up_box_below_the_image_top_is_searched_by_the_cnn_unasked(
     face = analyzer.face_in_person(frame, box)
     assert face is not None and face.quality >= MIN_DECISION_QUALITY
     assert box[1] < face.box[1] and face.box[3] > box[1] + 0.6 * (box[3] - box[1])
+    thorough = analyzer.find_in_person(frame, box, FaceSearch.THOROUGH)  # a close-up's first
+    assert thorough is not None and np.array_equal(thorough.box, face.box)
 
 
 def test_a_thorough_search_skips_boxes_too_narrow_for_a_face_that_counts(

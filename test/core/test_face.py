@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from facetrack_ros.core.embedding import cosine_similarity, DEFAULT_MIN_SIMILARITY
-from facetrack_ros.core.face import (CLOSE_UP_MAX_ASPECT, CLOSE_UP_MIN_HEIGHT,
+from facetrack_ros.core.face import (close_up, CLOSE_UP_MAX_ASPECT, CLOSE_UP_MIN_HEIGHT,
                                      DlibResNetEmbedder, Face, FaceAnalyzer, FaceDetector,
                                      FaceInputError, FaceSearch, find_dlib_model_files,
                                      face_quality)
@@ -204,21 +204,36 @@ def test_a_close_up_cut_by_the_image_top_is_searched_whole(
     """A head filling the frame's height (the box's top at the image's top) keeps its face.
 
     The close-up holds the face in its lower two thirds, as a person near the camera shows
-    it; the same box, taller than wide, lower in a taller image is searched in its upper
-    half only, where no whole face lies.
+    it; the same box lower in a taller image is searched in its upper half only, where no
+    whole face lies.
     """
     image = _read(shared_dir, name)
     reference = analyzer.largest_face(image)
-    close_up = _close_up(image, reference.box, 0.1)
+    close_up = _close_up(image, reference.box, 0.6)
     rows, columns = close_up.shape[:2]
     person_box = np.array([0, 0, columns - 1, rows - 1], np.float32)
-    assert rows > columns * CLOSE_UP_MAX_ASPECT
     face = analyzer.face_in_person(close_up, person_box)
     assert face is not None
     assert float(face.embedding @ reference.embedding) > 0.99
     below_the_top = np.vstack([np.zeros((rows // 2, columns, 3), np.uint8), close_up])
     assert analyzer.face_in_person(below_the_top, person_box + [0, rows // 2, 0, rows // 2]) \
         is None
+
+
+@pytest.mark.parametrize('box, image_height, expected', [
+    ((100, 0, 200, 500), 1000, True),      # cut by the image's top, however narrow
+    ((100, 20, 200, 500), 1000, True),     # within CUT_AT_TOP_FRACTION of it
+    ((0, 100, 600, 700), 1000, True),      # as tall as wide, 0.6 of the image's height
+    ((0, 100, 599, 700), 1000, False),     # a pixel taller than wide
+    ((0, 101, 600, 700), 1000, False),     # under 0.6 of the image's height
+    ((0, 300, 900, 700), 1000, False),     # wide but low: at the frame's bottom edge
+    ((100, 100, 300, 700), 1000, False),   # a standing body
+])
+def test_close_up_is_a_box_cut_at_the_top_or_head_and_shoulders_filling_the_frame(
+        box: tuple, image_height: int, expected: bool) -> None:
+    """close_up: cut at the top (CUT_AT_TOP_FRACTION) or no taller than wide and tall."""
+    assert CLOSE_UP_MAX_ASPECT == 1.0 and CLOSE_UP_MIN_HEIGHT == 0.6  # the cases' bounds
+    assert close_up(np.array(box, np.float32), image_height) is expected
 
 
 @pytest.mark.parametrize('name', ['biden.jpg', 'obama.jpg', 'obama-480p.jpg'])
