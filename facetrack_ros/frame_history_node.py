@@ -8,7 +8,8 @@ a cache rebuilt from the segments whenever it is missing or damaged. BacktrackSe
 (core/history/search.py); ForgetPerson removes a person (core/history/forget.py) and announces
 it on person_forgotten. Every field of every input is checked (core/history/inputs.py); what is
 refused is counted on /diagnostics, which shows the history's state now. A lifecycle node: the
-history and the face model (for searches by photo) open on configure, close on cleanup.
+history and the face model (for searches by photo) open on configure, close on cleanup; the
+face model's ResNet loads on the first search by photo.
 """
 
 import functools
@@ -116,6 +117,16 @@ PARAMETERS = (
 )
 
 
+def search_analyzer(p: SimpleNamespace) -> FaceAnalyzer:
+    """Return the face model of searches by photo and deep mode for the parameters p.
+
+    Its ResNet (and torch: about 0.5 GiB resident) loads on the first face it embeds: most
+    searches are by person id or embedding, and recording needs no face model.
+    """
+    return FaceAnalyzer(FaceDetector(p.face_detector, yunet_model=p.yunet_model or None),
+                        DlibResNetEmbedder(preload=False))
+
+
 def history_config(p: SimpleNamespace) -> HistoryConfig:
     """Return the HistoryConfig of the frame_history parameters p."""
     return HistoryConfig(
@@ -163,9 +174,7 @@ class FrameHistoryNode(LifecycleNode):
         try:
             self.history = FrameHistory(os.path.expanduser(p.history_dir), history_config(p),
                                         robot_id=p.robot_id, modes=self._modes())
-            self.searcher = HistorySearch(self.history, FaceAnalyzer(
-                FaceDetector(p.face_detector, yunet_model=p.yunet_model or None),
-                DlibResNetEmbedder()))
+            self.searcher = HistorySearch(self.history, search_analyzer(p))
             self.recorder = HistoryRecorder(self.history, p.robot_id, p.camera_id,
                                             self.resolve_topic_name, p.store_frames)
         except Exception as error:  # noqa: B902 - any cause must be said before giving up

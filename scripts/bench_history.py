@@ -41,7 +41,7 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CompressedImage
 
 from facetrack_ros import frame_history_node
-from facetrack_ros.conversions import bgr_to_compressed, jpeg_to_bgr
+from facetrack_ros.conversions import bgr_to_compressed, bgr_to_image, jpeg_to_bgr
 from facetrack_ros.core.camera import SourceEnded, VideoFileSource
 from facetrack_ros.core.detection import YoloPersonDetector
 from facetrack_ros.core.embedding import DEFAULT_MIN_SIMILARITY, DLIB_EMBEDDING_DIM
@@ -389,13 +389,13 @@ def bench_old(video: str, seconds: float, model: str, photo: str) -> tuple[list[
     ], {'old per frame': per_frame}
 
 
-def bench_node(history_dir: str, label: str, seed: int,
-               domain_id: int) -> tuple[list[Row], Figures]:
+def bench_node(history_dir: str, label: str, seed: int, domain_id: int,
+               photo: str) -> tuple[list[Row], Figures]:
     """Run part (d) on one history: start the frame_history node, search it, read its RSS.
 
     Each round asks twice for person0 over the whole history: by the face the history was
     built from (the search that (a) and (b) time) and by person id (the node first gathers
-    that person's stored faces).
+    that person's stored faces). Then one search by photo, which loads the face ResNet.
     """
     request = BacktrackSearch.Request
     queries = {  # window_width 0: the whole history
@@ -438,6 +438,15 @@ def bench_node(history_dir: str, label: str, seed: int,
                         raise RuntimeError(f'backtrack_search did not answer\n{runner.tail()}')
                     answers[kind].append((future.result(), time.perf_counter() - sent))
             rss_end = process.memory_info().rss / 2 ** 20
+            sent = time.perf_counter()
+            future = client.call_async(request(
+                query_type=request.QUERY_IMAGE, window_width=0.0,
+                image=bgr_to_image(cv2.imread(photo))))
+            executor.spin_until_future_complete(future, timeout_sec=60.0)
+            if future.result() is None:
+                raise RuntimeError(f'backtrack_search did not answer\n{runner.tail()}')
+            by_photo = future.result(), time.perf_counter() - sent
+            rss_photo = process.memory_info().rss / 2 ** 20
         executor.shutdown()
         probe.destroy_node()
     finally:
@@ -450,6 +459,9 @@ def bench_node(history_dir: str, label: str, seed: int,
     rows = [
         (f'(d) node, {label}: ready after start / RSS ready / after {2 * NODE_SEARCHES} '
          'searches', f'{ready:.1f} s / {rss_ready:.0f} / {rss_end:.0f} MiB'),
+        (f'(d) node, {label}: first search by photo (loads the face ResNet): in node / round '
+         'trip; RSS after', f'{1000 * by_photo[0].elapsed:.0f} / {1000 * by_photo[1]:.0f} ms; '
+         f'{rss_photo:.0f} MiB'),
         (f'(d) node, {label}: result / entries searched / appearances (with thumbnail)',
          f'{result} / {last.entries_searched} / {len(last.appearances)} ({thumbnails})'),
     ]
@@ -516,7 +528,8 @@ def main() -> None:
     parser.add_argument('--old-seconds', type=float, default=10.0,
                         help='window of the old approach (c): first seconds of the video')
     parser.add_argument('--model', default=DEFAULT_MODEL, help='YOLO person model of (c)')
-    parser.add_argument('--photo', default=DEFAULT_PHOTO, help='query face photo of (c)')
+    parser.add_argument('--photo', default=DEFAULT_PHOTO,
+                        help='query face photo of (c) and of the search by photo of (d)')
     # 101: the tests pick domains 1..100 and the pipeline benchmark 77.
     parser.add_argument('--domain-id', type=int, default=101,
                         help='ROS_DOMAIN_ID of the node runs (d), away from other graphs')
@@ -533,8 +546,9 @@ def main() -> None:
                 ('a', (bench_hour, (scratch, args.queries))),
                 ('b', (bench_index, (scratch, args.hours, args.queries))),
                 ('c', (bench_old, (args.video, args.old_seconds, args.model, args.photo))),
-                ('d', (bench_node, (str(hour), '1 h', HOUR_SEED, args.domain_id))),
-                ('d', (bench_node, (str(day), f'{args.hours} h', DAY_SEED, args.domain_id)))):
+                ('d', (bench_node, (str(hour), '1 h', HOUR_SEED, args.domain_id, args.photo))),
+                ('d', (bench_node, (str(day), f'{args.hours} h', DAY_SEED, args.domain_id,
+                                    args.photo)))):
             if built not in args.parts or (part is bench_node and not Path(arguments[0]).is_dir()):
                 continue
             if part in (bench_hour, bench_index):   # a kept history is built anew
@@ -546,6 +560,9 @@ def main() -> None:
     print(f'frame history benchmark ({psutil.cpu_count()} CPUs, Python {sys.version.split()[0]},'
           f' {args.queries} queries per history; frames: a pool of {JPEG_POOL} JPEGs encoded'
           ' once and reused, each frame serialized to CDR on its own)')
+    if not rows:
+        sys.exit(f'nothing to measure: part (d) alone serves the histories an earlier --keep '
+                 f'run left in --dir ({args.dir or "none given"})')
     print_table(rows)
     if set(args.parts) >= set('abcd'):
         print('targets')

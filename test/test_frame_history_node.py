@@ -163,10 +163,13 @@ def test_search_modes_results_and_restart(ros_context, tmp_path, photos, shared_
     assert by_embedding.result == Response.RESULT_OK
     assert [a.person_id for a in by_embedding.appearances] == ['alex-lacamoire']
 
+    # Recording and searches by id or embedding leave the face ResNet (and torch) unloaded.
+    assert not h.node.searcher.analyzer.embedder.loaded
     photo = cv2.imread(str(shared_dir / 'data' / 'faces' / 'lin-manuel-miranda.png'))
     by_photo = h.call(h.search, Request(query_type=Request.QUERY_IMAGE,
                                         image=bgr_to_image(photo), **window))
     assert by_photo.result == Response.RESULT_OK
+    assert h.node.searcher.analyzer.embedder.loaded
     assert {a.person_id for a in by_photo.appearances} == {'lin-manuel-miranda'}
 
     biden = cv2.imread(str(shared_dir / 'data' / 'faces' / 'biden.jpg'))

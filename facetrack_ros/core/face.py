@@ -1,7 +1,8 @@
 """Face detection, alignment, embedding and quality scoring on BGR images (dlib / OpenCV).
 
 Model loading happens in the constructors, so a node can build these objects when it is
-configured and drop them on cleanup. Boxes are x1, y1, x2, y2 in full-image pixels.
+configured and drop them on cleanup (DlibResNetEmbedder may leave its ResNet, and torch, to
+its first face). Boxes are x1, y1, x2, y2 in full-image pixels.
 """
 
 import abc
@@ -9,12 +10,17 @@ from dataclasses import dataclass
 import enum
 import importlib.util
 from pathlib import Path
+import threading
+from typing import TYPE_CHECKING
 
 import cv2
 import dlib
 import numpy as np
 
 from facetrack_ros.core.embedding import DLIB_EMBEDDING_DIM, l2_normalize
+
+if TYPE_CHECKING:   # torch is imported only when the ResNet loads
+    from facetrack_ros.core.dlib_resnet import DlibResNet
 
 #: Detector backends FaceDetector accepts.
 DETECTOR_BACKENDS = ('hog', 'cnn', 'yunet')
@@ -303,19 +309,38 @@ class DlibResNetEmbedder(FaceEmbedder):
     dim = DLIB_EMBEDDING_DIM
 
     def __init__(self, model_files: DlibModelFiles | None = None,
-                 threads: int | None = None) -> None:
-        """Load the shape predictor and the ResNet.
+                 threads: int | None = None, preload: bool = True) -> None:
+        """Load the shape predictor and, unless preload is false, the ResNet.
 
         model_files: where the models are; find_dlib_model_files() when None.
         threads: torch's CPU threads for the ResNet, a setting of the whole process (None
         leaves it as it is).
+        preload: load the ResNet now; false loads it on the first embed(). Importing torch
+        costs about 0.5 GiB of resident memory and a second, which a node that embeds rarely
+        (frame_history: searches by photo) should not pay unasked.
         """
-        # Imported here: torch takes seconds to import, and the modules that only compare
-        # embeddings (fleet, history index) import this one too.
-        from facetrack_ros.core.dlib_resnet import DlibResNet
         files = model_files or find_dlib_model_files()
         self._predictor = dlib.shape_predictor(str(files.shape_predictor_5))
-        self._network = DlibResNet(files.face_recognition, threads)
+        self._network_file, self._threads = files.face_recognition, threads
+        self._network = None
+        self._loading = threading.Lock()
+        if preload:
+            self.network()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the ResNet (and torch) is loaded."""
+        return self._network is not None
+
+    def network(self) -> 'DlibResNet':
+        """Return the ResNet, loading it first if it is not yet (thread-safe)."""
+        with self._loading:
+            if self._network is None:
+                # Imported here: torch takes a second and 0.5 GiB to import, and the modules
+                # that only compare embeddings (fleet, history index) import this one too.
+                from facetrack_ros.core.dlib_resnet import DlibResNet
+                self._network = DlibResNet(self._network_file, self._threads)
+            return self._network
 
     def embed(self, image_bgr: np.ndarray, face: FaceBox) -> tuple[np.ndarray, np.ndarray]:
         """Align the face with 5 landmarks and return (unit descriptor, landmarks)."""
@@ -324,8 +349,9 @@ class DlibResNetEmbedder(FaceEmbedder):
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
         shape = self._predictor(rgb, dlib.rectangle(int(x1), int(y1), int(x2), int(y2)))
         landmarks = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
-        chip = dlib.get_face_chip(rgb, shape, self._network.chip_size, CHIP_PADDING)
-        return l2_normalize(self._network(chip[None])[0]), landmarks
+        network = self.network()
+        chip = dlib.get_face_chip(rgb, shape, network.chip_size, CHIP_PADDING)
+        return l2_normalize(network(chip[None])[0]), landmarks
 
 
 def face_quality(image_bgr: np.ndarray, box: np.ndarray, landmarks: np.ndarray) -> float:

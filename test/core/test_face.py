@@ -14,7 +14,7 @@ import pytest
 
 from facetrack_ros.core.embedding import cosine_similarity, DEFAULT_MIN_SIMILARITY
 from facetrack_ros.core.face import (close_up, CLOSE_UP_MAX_ASPECT, CLOSE_UP_MIN_HEIGHT,
-                                     DlibResNetEmbedder, Face, FaceAnalyzer, FaceDetector,
+                                     DlibResNetEmbedder, Face, FaceAnalyzer, FaceBox, FaceDetector,
                                      FaceInputError, FaceSearch, find_dlib_model_files,
                                      face_quality)
 from facetrack_ros.core.tracking import box_iou
@@ -95,6 +95,18 @@ def test_faces_are_well_formed(labelled_faces: list[tuple[str, str, Face]]) -> N
         margin = 0.1 * (face.box[2] - face.box[0])
         assert np.all(face.landmarks >= face.box[:2] - margin), name
         assert np.all(face.landmarks <= face.box[2:] + margin), name
+
+
+def test_a_resnet_left_to_its_first_face_describes_it_as_a_preloaded_one(
+        two_people: np.ndarray, analyzer: FaceAnalyzer) -> None:
+    """preload=False loads the ResNet on the first embed(); the descriptor is the same."""
+    lazy = DlibResNetEmbedder(preload=False)
+    assert not lazy.loaded
+    face = analyzer.largest_face(two_people)
+    embedding, landmarks = lazy.embed(two_people, FaceBox(face.box, face.score))
+    assert lazy.loaded
+    np.testing.assert_allclose(embedding, face.embedding, atol=1e-6)
+    np.testing.assert_array_equal(landmarks, face.landmarks)
 
 
 def test_dlib_separates_people_and_threshold_lies_in_the_margin(
