@@ -2533,54 +2533,6 @@ def test_person_ids_carry_the_prefix_and_skip_enrolled_names() -> None:
         PersonTracker(CONFIG, id_prefix='')
 
 
-def test_bytetrack_contact_point_still_works_as_used() -> None:
-    """The parts of ultralytics' BYTETracker core.bytetrack relies on behave as it assumes.
-
-    max_frames_lost (written), tracked_stracks, lost_stracks and frame_id (read), and the
-    tracks' is_activated, frame_id, track_id and idx (read) are attributes a new ultralytics
-    version could rename; writing a renamed attribute would silently do nothing.
-    """
-    from ultralytics.trackers.byte_tracker import BYTETracker, STrack
-    from facetrack_ros.core.bytetrack import ByteTrackMotion, ByteTrackSettings
-    import inspect
-    for cls, names in ((BYTETracker, ('max_frames_lost', 'tracked_stracks', 'lost_stracks',
-                                      'frame_id')),
-                       (STrack, ('is_activated', 'frame_id', 'track_id', 'idx'))):
-        source = inspect.getsource(cls)
-        for name in names:
-            assert f'self.{name}' in source, f'{cls.__name__} has no {name} any more'
-    settings = ByteTrackSettings(CONFIG.track_high_thresh, CONFIG.track_low_thresh,
-                                 CONFIG.new_track_thresh, CONFIG.match_thresh, True)
-    lifetimes = {}
-    for buffer in (2, 6):
-        motion = ByteTrackMotion(settings, buffer_frames=30)
-        motion.set_buffer_frames(buffer)
-        box, conf = np.array([[100, 100, 180, 300]], np.float32), np.array([0.9], np.float32)
-        assert motion.update(box, conf) == [(1, 0)]
-        assert motion.update(box, conf) == [(1, 0)]
-        frames = 0
-        while 1 in motion.live_ids():  # lost, but kept for re-finding
-            assert motion.update(np.zeros((0, 4), np.float32), np.zeros(0, np.float32)) == []
-            frames += 1
-        lifetimes[buffer] = frames
-        motion.reset()
-        assert motion.live_ids() == set()
-    # Removed in the update after buffer + 1 lost frames.
-    assert lifetimes == {2: 4, 6: 8}, 'the buffer setting no longer reaches ByteTrack'
-    # A track started after the first frame is reported on its second box, or at once when
-    # asked; then under the same id.
-    motion = ByteTrackMotion(settings, buffer_frames=30)
-    a = np.array([[100, 100, 180, 300]], np.float32)
-    b = np.array([[400, 100, 480, 300]], np.float32)
-    conf = np.array([0.9], np.float32)
-    assert motion.update(a, conf) == [(1, 0)]
-    assert motion.update(b, conf) == []
-    motion.reset()
-    assert motion.update(a, conf) == [(1, 0)]
-    assert motion.update(b, conf, confirm_new=True) == [(2, 0)]
-    assert motion.update(b, conf) == [(2, 0)]
-
-
 def test_faces_are_attributed_to_the_person_they_counted_for() -> None:
     """take_attributions: pending faces once decided, agreeing and poor faces at once.
 
