@@ -13,8 +13,9 @@ file, then that ONNX file itself), with the real face models:
    box in every frame, named by box corner), and the speed-up of the new pipeline over it;
 4. with the first model only, the node graph as processes (GraphRunner,
    config/facetrack.yaml; camera, detector, tracker, face_embedding and frame_history):
-   latency from capture to each topic, detection rate against the detector alone, CPU per
-   node process; then the camera alone (image transport without the models' load).
+   latency from capture to each topic, detection rate against the detector alone, CPU and
+   peak resident memory per node process; then the camera alone (image transport without
+   the models' load).
 Prints figures only; nothing is asserted. Run with `source scripts/env.sh` first.
 """
 
@@ -415,6 +416,14 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
+def process_peak_rss_mib(pid: int) -> float:
+    """Return the most resident memory a process has held so far (VmHWM) [MiB]."""
+    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f'no VmHWM for process {pid}')
+
+
 @dataclass
 class GraphResult:
     """What the probe saw of one graph run, restricted to frames captured in the window."""
@@ -424,6 +433,7 @@ class GraphResult:
     latencies: dict[str, list[float]]   # per topic: arrival - capture stamp [s]
     camera_rate: float                  # publishing rate the camera reports [Hz]
     cpu: dict[str, float]               # per node: CPU time over the window / window [cores]
+    peak_rss: dict[str, float]          # per node: most resident memory by the window's end [MiB]
 
     def frames(self, topic: str) -> int:
         """Frames (distinct capture stamps) that reached topic."""
@@ -513,6 +523,7 @@ def run_graph(video: str, model: str, seconds: float, log_dir: Path,
     probe = Probe(node, TOPICS if with_models else ('image_raw',))
     runner = GraphRunner(log_dir, str(PARAMS_FILE))
     cpu_marks: list[dict[str, float]] = []
+    peak_rss: dict[str, float] = {}
     profilers: list[subprocess.Popen] = []
     try:
         if with_models:
@@ -537,6 +548,8 @@ def run_graph(video: str, model: str, seconds: float, log_dir: Path,
                                  | {'probe': sum(os.times()[:2]), 'time': time.monotonic()})
                 if profile is not None and len(cpu_marks) == 1:
                     profilers = start_profiles(runner, seconds, profile)
+                if len(cpu_marks) == 2:
+                    peak_rss = {n.name: process_peak_rss_mib(n.process.pid) for n in runner.nodes}
             if first is not None and elapsed >= WARMUP_S + seconds + SETTLE_S:
                 break
             if runner.failed() or (first is None and time.monotonic() > deadline):
@@ -562,7 +575,7 @@ def run_graph(video: str, model: str, seconds: float, log_dir: Path,
     cpu = {name: (cpu_marks[1][name] - cpu_marks[0][name]) / span
            for name in cpu_marks[0] if name != 'time'}
     return GraphResult(seconds, nominal_fps, latencies, probe.camera_rate(start, end + SETTLE_S),
-                       cpu)
+                       cpu, peak_rss)
 
 
 # ------------------------------------------------------------------------------------------
@@ -630,10 +643,12 @@ def print_graph(report: VideoReport) -> None:
           'frame (mean / p95)')
     cpu_rows = [[name, f'{100 * graph.cpu[name]:.1f}',
                  f'{100 * report.camera_only.cpu[name]:.1f}'
-                 if name in report.camera_only.cpu else '']
+                 if name in report.camera_only.cpu else '',
+                 f'{graph.peak_rss[name]:.0f}' if name in graph.peak_rss else '']
                 for name in graph.cpu]
-    print_table(f'CPU per process over the window [% of one core], {report.label}',
-                ['process', 'graph', 'camera alone'], cpu_rows)
+    print_table(f'CPU per process over the window [% of one core] and peak resident memory, '
+                f'{report.label}', ['process', 'graph', 'camera alone', 'peak RSS [MiB]'],
+                cpu_rows)
     alone = report.camera_only.latencies['image_raw']
     print(f'  capture -> image_raw with the camera alone (no models running): '
           f'{ms_pair(alone)} ms (mean / p95), {len(alone)} frames')
@@ -675,6 +690,10 @@ def graph_summary(report: VideoReport) -> Summary:
         lines[f'CPU {name} [% of a core]'] = (f'{100 * cores:.1f}', '-', None)
     lines['CPU all but the detector [% of a core]'] = (
         f'{100 * sum(c for n, c in graph.cpu.items() if n != "detector"):.1f}', '-', None)
+    for name, mib in graph.peak_rss.items():
+        lines[f'peak RSS {name} [MiB]'] = (f'{mib:.0f}', '-', None)
+    lines['peak RSS of the nodes together [MiB]'] = (f'{sum(graph.peak_rss.values()):.0f}',
+                                                     '-', None)
     return lines
 
 

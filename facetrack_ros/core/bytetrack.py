@@ -7,16 +7,18 @@ assignment solver (lap), so that both give the same tracks frame for frame
 (test/core/test_bytetrack.py runs them side by side). Importing ultralytics imports torch,
 about 0.5 GiB resident: too much for a tracker node whose algorithm needs numpy alone.
 
-A track is New (a box seen once), Tracked, Lost (kept buffer_frames frames to be found again)
-or Removed. It is confirmed on its second box, or at once in the very first frame. Each frame:
+A track is Tracked (matched in the latest frame), Lost (kept buffer_frames frames to be found
+again) or Removed; a box that starts one is unconfirmed until its second box, except in the
+very first frame. Each frame:
 
 1. split the boxes by confidence: high (>= track_high_thresh) and low (in between that and
    track_low_thresh, exclusive);
 2. predict the confirmed and lost tracks one frame on (a lost track's height stops changing);
-3. match them to the high boxes by IoU, times the box's confidence with fuse_score;
+3. match them to the high boxes at a cost of 1 - IoU (with fuse_score, IoU times the box's
+   confidence) up to match_thresh;
 4. match the confirmed tracks still unmatched to the low boxes (IoU at least 0.5); the
    confirmed tracks left are lost;
-5. match the unconfirmed tracks to the high boxes left (IoU at least 0.3); those left out are
+5. match the unconfirmed tracks to the high boxes left (cost up to 0.7); those left out are
    removed: a single box is no track;
 6. start a track on each high box left whose confidence reaches new_track_thresh;
 7. remove the tracks lost longer than buffer_frames, and of a tracked and a lost track on one
