@@ -236,8 +236,10 @@ class OnnxPersonDetector(ModelPersonDetector):
     (float YOLOv8n on 2 cores: 32 frames/s as two images at once, 42 one at a time, and the
     detector took 158-162 % of a core for 26-27 frames a second in the graph). Here each model
     computes on threads of its own that sleep while they wait: two single-threaded ones detect
-    59 frames/s. Before and after inference it runs ultralytics' own steps (LetterBox,
-    non_max_suppression, scale_boxes), so the boxes are those YoloPersonDetector gives.
+    59 frames/s. Before and after inference it takes ultralytics' steps (letterbox, then
+    non-maximum suppression and scaling back), on numpy: the boxes are those
+    YoloPersonDetector gives, and the process needs neither ultralytics nor torch (about
+    0.5 GiB resident).
     """
 
     def __init__(self, model: str, confidence: float = DEFAULT_CONFIDENCE,
@@ -249,17 +251,14 @@ class OnnxPersonDetector(ModelPersonDetector):
         Raise ModelUnavailableError if the file is missing, is not an ultralytics detection
         export, or fails to run.
         """
-        passive_thread_waits()
-        configure_ultralytics_offline()
         path = Path(model).expanduser()
         if not path.is_file():
             raise ModelUnavailableError(
                 f'person model {model!r} not found; set the `model` parameter to an existing '
                 '.pt, .onnx or .engine file')
         import onnxruntime
-        from ultralytics.data.augment import LetterBox
         self.name = f'onnxruntime {path.name}'
-        self._confidence, self._classes = confidence, list(classes)
+        self._confidence, self._classes = confidence, np.asarray(classes)
         threads = threads or len(os.sched_getaffinity(0))
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
@@ -275,29 +274,116 @@ class OnnxPersonDetector(ModelPersonDetector):
             inputs = self._model.get_inputs()[0]
             fixed = all(isinstance(side, int) for side in inputs.shape[2:])
             # A fixed input size is padded to in full; a dynamic one only to the stride.
-            self._letterbox = LetterBox(tuple(inputs.shape[2:]) if fixed
-                                        else (image_size, image_size),
-                                        auto=not fixed, stride=int(metadata['stride']))
+            self._input_size = (tuple(inputs.shape[2:]) if fixed else (image_size, image_size))
+            self._stride = None if fixed else int(metadata['stride'])
             self._input = inputs.name
             self._predict(np.zeros((image_size, image_size, 3), np.uint8))
-            import torch  # its non-maximum suppression: one thread, as the inference's
-            torch.set_num_threads(threads)
         except Exception as error:  # any load failure means the same to the caller: no model
             raise ModelUnavailableError(
                 f'person model {model!r} (parameter `model`) cannot run on ONNX Runtime: '
                 f'{error}') from error
 
     def _predict(self, image_bgr: np.ndarray) -> list[PersonBox]:
-        import torch
-        from ultralytics.utils import nms, ops
-        padded = self._letterbox(image=image_bgr)
+        padded = letterbox(image_bgr, self._input_size, self._stride)
         blob = np.ascontiguousarray(padded[..., ::-1].transpose(2, 0, 1))[None]
-        output = self._model.run(None, {self._input: blob.astype(np.float32) / 255})[0]
-        found = nms.non_max_suppression(torch.from_numpy(output), self._confidence,
-                                        NMS_IOU, self._classes, end2end=self._end2end)[0]
-        boxes = ops.scale_boxes(blob.shape[2:], found[:, :4], image_bgr.shape).numpy()
-        return [PersonBox(box=box.astype(np.float32), confidence=float(score))
-                for box, score in zip(boxes, found[:, 4].numpy())]
+        output = self._model.run(None, {self._input: blob.astype(np.float32) / 255})[0][0]
+        if self._end2end:   # (max_det, 6) rows: x1, y1, x2, y2, score, class; no NMS needed
+            keep = (output[:, 4] > self._confidence) & np.isin(output[:, 5], self._classes)
+            boxes, scores = output[keep][:MAX_DETECTIONS, :4], output[keep][:MAX_DETECTIONS, 4]
+        else:
+            boxes, scores = yolo_boxes(output, self._confidence, self._classes)
+        boxes = unletterbox(boxes, padded.shape[:2], image_bgr.shape[:2])
+        return [PersonBox(box=box, confidence=float(score)) for box, score in zip(boxes, scores)]
+
+
+#: The most boxes kept per image, and the most candidates suppression sorts: ultralytics'.
+MAX_DETECTIONS = 300
+MAX_NMS_CANDIDATES = 30000
+#: Offset per class that keeps suppression within a class (ultralytics' max_wh) [px].
+CLASS_OFFSET_PX = 7680
+#: Grey of the letterbox padding, as ultralytics pads.
+LETTERBOX_GREY = 114
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int], stride: int | None) -> np.ndarray:
+    """Return image scaled to fit size (height, width) and padded, as ultralytics' LetterBox.
+
+    Bilinear, centred, grey padding; stride: pad only up to the next multiple of it (a model
+    with a dynamic input size), None: pad to size in full.
+    """
+    height, width = image.shape[:2]
+    scale = min(size[0] / height, size[1] / width)
+    new_width, new_height = max(round(width * scale), 1), max(round(height * scale), 1)
+    pad_x, pad_y = size[1] - new_width, size[0] - new_height
+    if stride is not None:
+        pad_x, pad_y = np.mod(pad_x, stride), np.mod(pad_y, stride)
+    pad_x, pad_y = pad_x / 2, pad_y / 2
+    if (width, height) != (new_width, new_height):
+        image = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
+    return cv2.copyMakeBorder(image, round(pad_y - 0.1), round(pad_y + 0.1),
+                              round(pad_x - 0.1), round(pad_x + 0.1), cv2.BORDER_CONSTANT,
+                              value=(LETTERBOX_GREY,) * 3)
+
+
+def yolo_boxes(output: np.ndarray, confidence: float, classes: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Return the boxes (N, 4) x1, y1, x2, y2 and scores (N,) of a YOLO output, best first.
+
+    output: (4 + classes, anchors) centre x, centre y, width, height, then a score per class.
+    Each anchor keeps its best class; those scoring above confidence in classes go through
+    non-maximum suppression within their class, as ultralytics' non_max_suppression.
+    """
+    anchors = output.T
+    anchors = anchors[anchors[:, 4:].max(1) > confidence]
+    best = anchors[:, 4:].argmax(1)
+    scores = anchors[np.arange(len(anchors)), 4 + best]
+    keep = (scores > confidence) & np.isin(best, classes)
+    anchors, best, scores = anchors[keep], best[keep], scores[keep]
+    xy, half = anchors[:, :2], anchors[:, 2:4] / 2
+    boxes = np.concatenate([xy - half, xy + half], 1)
+    if len(scores) > MAX_NMS_CANDIDATES:
+        top = np.argsort(-scores, kind='stable')[:MAX_NMS_CANDIDATES]
+        boxes, best, scores = boxes[top], best[top], scores[top]
+    kept = non_max_suppression(boxes + (best * CLASS_OFFSET_PX)[:, None].astype(boxes.dtype),
+                               scores, NMS_IOU)[:MAX_DETECTIONS]
+    return boxes[kept], scores[kept]
+
+
+def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Return the indices of the boxes kept, best first (greedy, as torchvision.ops.nms).
+
+    Each box kept drops the lower-scoring ones that overlap it by an IoU above iou.
+    """
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    order = np.argsort(-scores, kind='stable')
+    kept = []
+    while len(order):
+        first, rest = order[0], order[1:]
+        kept.append(first)
+        width = (np.minimum(boxes[first, 2], boxes[rest, 2])
+                 - np.maximum(boxes[first, 0], boxes[rest, 0])).clip(0)
+        height = (np.minimum(boxes[first, 3], boxes[rest, 3])
+                  - np.maximum(boxes[first, 1], boxes[rest, 1])).clip(0)
+        inter = width * height
+        order = rest[inter / (areas[first] + areas[rest] - inter) <= iou]
+    return np.asarray(kept, dtype=np.int64)
+
+
+def unletterbox(boxes: np.ndarray, padded: tuple[int, int], shape: tuple[int, int]
+                ) -> np.ndarray:
+    """Return boxes of the letterboxed image in the original image's pixels (float32).
+
+    padded and shape are the (height, width) of the letterboxed and the original image; the
+    boxes are clipped to the original, as ultralytics' scale_boxes does.
+    """
+    scale = min(padded[0] / shape[0], padded[1] / shape[1])
+    new_height, new_width = (max(round(side * scale), 1) for side in shape)
+    pad_x = round((padded[1] - new_width) / 2 - 0.1)
+    pad_y = round((padded[0] - new_height) / 2 - 0.1)
+    boxes = boxes.astype(np.float32)   # a copy
+    boxes[:, [0, 2]] = ((boxes[:, [0, 2]] - pad_x) / (new_width / shape[1])).clip(0, shape[1])
+    boxes[:, [1, 3]] = ((boxes[:, [1, 3]] - pad_y) / (new_height / shape[0])).clip(0, shape[0])
+    return boxes
 
 
 class FaceFirstPersonDetector(PersonDetector):
