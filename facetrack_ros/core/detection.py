@@ -1,4 +1,4 @@
-"""Person detection: a YOLO model through ultralytics, or people found from their faces."""
+"""Person detection: a YOLO model (by ultralytics or ONNX Runtime), or people found by face."""
 
 import abc
 from dataclasses import dataclass
