@@ -287,11 +287,7 @@ class OnnxPersonDetector(ModelPersonDetector):
         padded = letterbox(image_bgr, self._input_size, self._stride)
         blob = np.ascontiguousarray(padded[..., ::-1].transpose(2, 0, 1))[None]
         output = self._model.run(None, {self._input: blob.astype(np.float32) / 255})[0][0]
-        if self._end2end:   # (max_det, 6) rows: x1, y1, x2, y2, score, class; no NMS needed
-            keep = (output[:, 4] > self._confidence) & np.isin(output[:, 5], self._classes)
-            boxes, scores = output[keep][:MAX_DETECTIONS, :4], output[keep][:MAX_DETECTIONS, 4]
-        else:
-            boxes, scores = yolo_boxes(output, self._confidence, self._classes)
+        boxes, scores = yolo_boxes(output, self._confidence, self._classes, self._end2end)
         boxes = unletterbox(boxes, padded.shape[:2], image_bgr.shape[:2])
         return [PersonBox(box=box, confidence=float(score)) for box, score in zip(boxes, scores)]
 
@@ -325,14 +321,19 @@ def letterbox(image: np.ndarray, size: tuple[int, int], stride: int | None) -> n
                               value=(LETTERBOX_GREY,) * 3)
 
 
-def yolo_boxes(output: np.ndarray, confidence: float, classes: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
+def yolo_boxes(output: np.ndarray, confidence: float, classes: np.ndarray,
+               end2end: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Return the boxes (N, 4) x1, y1, x2, y2 and scores (N,) of a YOLO output, best first.
 
     output: (4 + classes, anchors) centre x, centre y, width, height, then a score per class.
     Each anchor keeps its best class; those scoring above confidence in classes go through
-    non-maximum suppression within their class, as ultralytics' non_max_suppression.
+    non-maximum suppression within their class, as ultralytics' non_max_suppression. An
+    end-to-end model's output, or any of rows of 6 (an export with its own suppression, whose
+    metadata need not say end2end), is (max_det, 6) x1, y1, x2, y2, score, class: kept as is.
     """
+    if end2end or output.shape[-1] == 6:
+        keep = (output[:, 4] > confidence) & np.isin(output[:, 5], classes)
+        return output[keep][:MAX_DETECTIONS, :4], output[keep][:MAX_DETECTIONS, 4]
     anchors = output.T
     anchors = anchors[anchors[:, 4:].max(1) > confidence]
     best = anchors[:, 4:].argmax(1)
@@ -345,19 +346,20 @@ def yolo_boxes(output: np.ndarray, confidence: float, classes: np.ndarray
         top = np.argsort(-scores, kind='stable')[:MAX_NMS_CANDIDATES]
         boxes, best, scores = boxes[top], best[top], scores[top]
     kept = non_max_suppression(boxes + (best * CLASS_OFFSET_PX)[:, None].astype(boxes.dtype),
-                               scores, NMS_IOU)[:MAX_DETECTIONS]
+                               scores, NMS_IOU)
     return boxes[kept], scores[kept]
 
 
 def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     """Return the indices of the boxes kept, best first (greedy, as torchvision.ops.nms).
 
-    Each box kept drops the lower-scoring ones that overlap it by an IoU above iou.
+    Each box kept drops the lower-scoring ones that overlap it by an IoU above iou; at most
+    MAX_DETECTIONS are kept.
     """
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     order = np.argsort(-scores, kind='stable')
     kept = []
-    while len(order):
+    while len(order) and len(kept) < MAX_DETECTIONS:
         first, rest = order[0], order[1:]
         kept.append(first)
         width = (np.minimum(boxes[first, 2], boxes[rest, 2])
@@ -365,7 +367,8 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np
         height = (np.minimum(boxes[first, 3], boxes[rest, 3])
                   - np.maximum(boxes[first, 1], boxes[rest, 1])).clip(0)
         inter = width * height
-        order = rest[inter / (areas[first] + areas[rest] - inter) <= iou]
+        with np.errstate(invalid='ignore'):   # two empty boxes: 0 / 0 overlaps nothing
+            order = rest[~(inter / (areas[first] + areas[rest] - inter) > iou)]
     return np.asarray(kept, dtype=np.int64)
 
 

@@ -14,10 +14,11 @@ import pytest
 
 from facetrack_ros.core.detection import (configure_ultralytics_offline, create_person_detector,
                                           detector_workers, FaceFirstPersonDetector,
-                                          ModelUnavailableError, OnnxPersonDetector,
+                                          ModelUnavailableError, non_max_suppression,
+                                          OnnxPersonDetector,
                                           runs_on_onnxruntime,
                                           PersonBox, PersonDetector, scale_boxes,
-                                          YoloPersonDetector)
+                                          yolo_boxes, YoloPersonDetector)
 from facetrack_ros.core.face import FaceBox, FaceDetector
 from facetrack_ros.core.tracking import TrackerConfig
 
@@ -274,6 +275,21 @@ def test_onnx_runtime_detector_gives_ultralytics_boxes(model_path: str, shared_d
     ours.close()
     with pytest.raises(RuntimeError, match='closed'):
         ours.detect(frame)
+
+
+def test_an_output_already_suppressed_is_kept_as_it_is() -> None:
+    """Rows of 6 (an export with its own suppression) are boxes, whatever the metadata says.
+
+    And two empty boxes do not suppress each other (0 / 0 is no overlap), as in torchvision.
+    """
+    rows = np.array([[100, 100, 200, 400, 0.9, 0], [300, 50, 380, 300, 0.8, 0],
+                     [10, 10, 20, 20, 0.7, 2], [0, 0, 5, 5, 0.05, 0]], np.float32)
+    boxes, scores = yolo_boxes(rows, 0.1, np.array([0]))
+    np.testing.assert_array_equal(boxes, rows[:2, :4])
+    np.testing.assert_array_equal(scores, rows[:2, 4])
+    empty = np.array([[5, 5, 5, 9], [5, 5, 5, 9], [0, 0, 10, 10]], np.float32)
+    assert list(non_max_suppression(empty, np.array([0.9, 0.8, 0.7], np.float32), 0.7)) == [
+        0, 1, 2]
 
 
 def test_onnx_runtime_detector_needs_neither_ultralytics_nor_torch(model_path: str,
