@@ -218,9 +218,11 @@ class FaceEmbeddingNode(LifecycleNode):
             return
         out = PersonDetectionArray(header=msg.header, image_width=msg.image_width,
                                    image_height=msg.image_height)
-        for detection in msg.detections:
+        boxes = [np.asarray(d.box, dtype=np.float32) for d in msg.detections]
+        for index, detection in enumerate(msg.detections):
             if detection.track_id in wanted:
-                out.detections.append(self._embed(image, detection, stamp))
+                out.detections.append(self._embed(image, detection, stamp,
+                                                  boxes[:index] + boxes[index + 1:]))
         self.publisher.publish(out)
         self.diagnostics.processed(time.time() - stamp)
 
@@ -232,10 +234,10 @@ class FaceEmbeddingNode(LifecycleNode):
                     'kept (image_cache_seconds, image_cache_mib)')
         return 'it never arrived (best-effort image QoS drops the frames a busy node misses)'
 
-    def _embed(self, image: np.ndarray, person: PersonDetection, stamp: float
-               ) -> PersonDetection:
+    def _embed(self, image: np.ndarray, person: PersonDetection, stamp: float,
+               others: list[np.ndarray]) -> PersonDetection:
         face = embed_scheduled(self.scheduler, self.analyzer, image, person.track_id, stamp,
-                               np.asarray(person.box, dtype=np.float32))
+                               np.asarray(person.box, dtype=np.float32), others)
         return face_detection(person, face, self.analyzer.embedder.name)
 
 

@@ -52,8 +52,10 @@ PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
 #: levels are padded to LEVEL_SHAPE_MULTIPLE; 9: a face for each FaceSearch; 10: the detector
 #: reads a frame no larger than detect_size as the full frame's JPEG, at jpeg_quality; 11: head
 #: and shoulders filling the frame are close-ups too, CLOSE_UP_MAX_ASPECT and
-#: CLOSE_UP_MIN_HEIGHT; 12: a thorough search does a close-up's search first).
-CACHE_VERSION = 12
+#: CLOSE_UP_MIN_HEIGHT; 12: a thorough search does a close-up's search first; 13: a face
+#: another person's box holds nearer its centre line is theirs, face_in_person's others;
+#: 14: unless one box lies inside the other, RIVAL_MAX_NESTED).
+CACHE_VERSION = 14
 
 
 def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
@@ -68,10 +70,13 @@ def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
     the detector and the face node read them.
     Boxes are kept down to the detector's default confidence, so that --confidence can replay
     any detector threshold above it. faces: what face_in_person finds at each FaceSearch,
-    in its order; each (embedding, quality, face box [px]) or None.
+    in its order; each (embedding, quality, face box [px]) or None. The other persons whose
+    boxes face_in_person weighs are the boxes at the detector's configured confidence: those
+    the graph's tracker gets.
     """
     camera = offline_parameters('camera', camera_node.PARAMETERS, PARAMS_FILE)
     settings = offline_parameters('detector', detector_node.PARAMETERS, PARAMS_FILE)
+    published = settings.confidence
     settings.model, settings.require_model = model, True
     settings.confidence = DEFAULT_CONFIDENCE
     detector = detector_node.person_detector(settings)[0]
@@ -92,14 +97,17 @@ def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
             else:
                 image, small = frame.image, frame.reduced(camera.detect_size)
             boxes = detector.detect(small)
+            fulls = scale_boxes(boxes, (small.shape[1], small.shape[0]),
+                                (frame.width, frame.height))
             people = []
-            for box, full in zip(boxes, scale_boxes(boxes, (small.shape[1], small.shape[0]),
-                                                    (frame.width, frame.height))):
-                fast = faces.face_in_person(image, full.box, FaceSearch.FAST)
+            for box, full in zip(boxes, fulls):
+                others = [other.box for other in fulls
+                          if other is not full and other.confidence >= published]
+                fast = faces.face_in_person(image, full.box, FaceSearch.FAST, others)
                 near = fast if fast or not close_up(full.box, frame.height) else \
-                    faces.face_in_person(image, full.box, FaceSearch.CLOSE_UP)
+                    faces.face_in_person(image, full.box, FaceSearch.CLOSE_UP, others)
                 thorough = near if near or not faces.thorough_detector else \
-                    faces.face_in_person(image, full.box, FaceSearch.THOROUGH)
+                    faces.face_in_person(image, full.box, FaceSearch.THOROUGH, others)
                 people.append((full.box, full.confidence, body_appearance(small, box.box),
                                *map(_face_record, (fast, near, thorough))))
             result.append(people)

@@ -21,18 +21,17 @@ pytestmark = pytest.mark.ros
 FRAME_NS = 10**9 // 60
 
 
-def test_tracks_seconds_late_find_their_frame_at_60_fps_and_beyond_the_span_are_counted(
-        ros_context, shared_dir):
-    """Tracks of a detector slowed to 0.5 Hz come 2.5 s (150 frames at 60 fps) after their frame.
+@pytest.fixture
+def face_node(ros_context):
+    """Yield an active face node, its executor, a probe's publishers and what it receives.
 
-    The face node still embeds the face of that frame; tracks older than image_cache_seconds
-    behind the camera are counted as dropped, and the node goes on.
+    (node, executor, images publisher, tracks publisher, list of faces messages), reliable.
     """
     node = FaceEmbeddingNode(context=ros_context, parameter_overrides=[
         Parameter('image_qos', value='reliable')])
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    probe = create_node('face_cache_probe', context=ros_context)
+    probe = create_node('face_node_probe', context=ros_context)
     executor = SingleThreadedExecutor(context=ros_context)
     for each in (node, probe):
         executor.add_node(each)
@@ -43,6 +42,20 @@ def test_tracks_seconds_late_find_their_frame_at_60_fps_and_beyond_the_span_are_
     probe.create_subscription(PersonDetectionArray, 'faces', faces.append, RELIABLE_QOS)
     assert spin_until(executor, lambda: images.get_subscription_count() > 0
                       and tracks.get_subscription_count() > 0)
+    yield node, executor, images, tracks, faces
+    executor.shutdown()
+    for each in (node, probe):
+        each.destroy_node()
+
+
+def test_tracks_seconds_late_find_their_frame_at_60_fps_and_beyond_the_span_are_counted(
+        face_node, shared_dir):
+    """Tracks of a detector slowed to 0.5 Hz come 2.5 s (150 frames at 60 fps) after their frame.
+
+    The face node still embeds the face of that frame; tracks older than image_cache_seconds
+    behind the camera are counted as dropped, and the node goes on.
+    """
+    node, executor, images, tracks, faces = face_node
     frame = letterbox(cv2.imread(str(shared_dir / 'data/faces/obama.jpg')))
     jpeg = bgr_to_compressed(frame)
     t0 = 1_800_000_000 * 10**9
@@ -73,6 +86,28 @@ def test_tracks_seconds_late_find_their_frame_at_60_fps_and_beyond_the_span_are_
     assert spin_until(executor, lambda: len(faces) == 2, timeout=30.0)
     assert faces[1].header.stamp == ns_to_time(t0 + 30 * FRAME_NS)
     assert node.diagnostics.dropped == 1
-    executor.shutdown()
-    for each in (node, probe):
-        each.destroy_node()
+
+
+def test_a_box_over_a_neighbour_is_given_its_own_face_not_the_neighbours(
+        face_node, shared_dir):
+    """The node weighs every box of the frame (FaceAnalyzer.face_in_person's others).
+
+    A wide box over Obama and half of Biden gets Obama's face, Biden's box his own. On its
+    own, the wide box's strongest face is Biden's (test_face.py).
+    """
+    node, executor, images, tracks, faces = face_node
+    image = cv2.imread(str(shared_dir / 'data/faces/two_people.jpg'))   # 1126x661
+    jpeg = bgr_to_compressed(image, quality=95)
+    jpeg.header.stamp = ns_to_time(1_800_000_000 * 10**9)
+    images.publish(jpeg)
+    assert spin_until(executor, lambda: node.images.get(jpeg.header.stamp) is not None)
+    msg = PersonDetectionArray(header=jpeg.header, image_width=1126, image_height=661)
+    msg.detections = [
+        PersonDetection(box=[200.0, 9.0, 900.0, 661.0], confidence=0.9, track_id=1),
+        PersonDetection(box=[780.0, 20.0, 1060.0, 661.0], confidence=0.9, track_id=2)]
+    tracks.publish(msg)
+    assert spin_until(executor, lambda: len(faces) == 1, timeout=30.0)
+    found = {d.track_id: d for d in faces[0].detections}
+    assert found[1].has_face and found[2].has_face
+    assert (found[1].face_box[0] + found[1].face_box[2]) / 2 < 500     # Obama's, at x 253-408
+    assert (found[2].face_box[0] + found[2].face_box[2]) / 2 > 700     # Biden's, at x 778-964

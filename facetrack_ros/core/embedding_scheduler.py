@@ -183,8 +183,12 @@ class EmbeddingScheduler:
 
 
 def embed_scheduled(scheduler: EmbeddingScheduler, analyzer: FaceAnalyzer, image_bgr: np.ndarray,
-                    track_id: int, stamp: float, box: np.ndarray) -> Face | None:
-    """Find and embed the face of a track the scheduler selected, and record the outcome."""
-    face = analyzer.face_in_person(image_bgr, box, scheduler.search(track_id))
+                    track_id: int, stamp: float, box: np.ndarray,
+                    others: Sequence[np.ndarray] = ()) -> Face | None:
+    """Find and embed the face of a track the scheduler selected, and record the outcome.
+
+    others: the boxes of the image's other persons (FaceAnalyzer.face_in_person).
+    """
+    face = analyzer.face_in_person(image_bgr, box, scheduler.search(track_id), others)
     scheduler.record(track_id, stamp, face.quality if face else 0.0, box)
     return face

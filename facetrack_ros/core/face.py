@@ -11,7 +11,7 @@ import enum
 import importlib.util
 from pathlib import Path
 import threading
-from typing import TYPE_CHECKING
+from typing import Sequence, TYPE_CHECKING
 
 import cv2
 import dlib
@@ -37,6 +37,13 @@ QUALITY_FULL_SIZE_PX = 80
 #: Laplacian variance (on the QUALITY_FULL_SIZE_PX crop) at which the sharpness term is 0.5.
 QUALITY_SHARPNESS_HALF = 100.0
 
+#: face_in_person passes over a face that another person's box holds nearer its centre line,
+#: unless one of the two boxes lies this much inside the other (as a part of its area): the
+#: detector's box of a group over its members, or of one person split in two (a dancer's
+#: spread limbs); the face is then as much the one box's as the other's. Without it, in the
+#: replays, a group's box of the crossing clip and the dancer's whole box in the alone clip
+#: took faces from the boxes that held them, and both clips gained new ids and flaps.
+RIVAL_MAX_NESTED = 0.85
 #: Part of a person box, from its top, that face_in_person searches for the face.
 DEFAULT_UPPER_FRACTION = 0.5
 #: The search region of face_in_person is the person box widened by this fraction of its width
@@ -424,6 +431,21 @@ def close_up(person_box: np.ndarray, image_height: int) -> bool:
         CLOSE_UP_MIN_HEIGHT * image_height <= y2 - y1 <= CLOSE_UP_MAX_ASPECT * (x2 - x1))
 
 
+def _nested(a: np.ndarray, b: np.ndarray) -> float:
+    """Return the part of the smaller of two boxes' areas that lies inside the other [0, 1]."""
+    sides = [min(float(a[2]), float(b[2])) - max(float(a[0]), float(b[0])),
+             min(float(a[3]), float(b[3])) - max(float(a[1]), float(b[1]))]
+    smaller = min((float(a[2]) - float(a[0])) * (float(a[3]) - float(a[1])),
+                  (float(b[2]) - float(b[0])) * (float(b[3]) - float(b[1])))
+    return max(sides[0], 0.0) * max(sides[1], 0.0) / max(smaller, 1e-6)
+
+
+def _off_centre(person_box: np.ndarray, x: float) -> float:
+    """Return how far x [px] lies from person_box's centre line, over the box's width."""
+    return abs(x - (float(person_box[0]) + float(person_box[2])) / 2) / max(
+        float(person_box[2]) - float(person_box[0]), 1e-6)
+
+
 class FaceAnalyzer:
     """Detect, embed and rate faces: in a whole image, a region or a person's box."""
 
@@ -452,47 +474,79 @@ class FaceAnalyzer:
         return [self._describe(image_bgr, box) for box in boxes]
 
     def face_in_person(self, image_bgr: np.ndarray, person_box: np.ndarray,
-                       search: FaceSearch = FaceSearch.CLOSE_UP) -> Face | None:
+                       search: FaceSearch = FaceSearch.CLOSE_UP,
+                       others: Sequence[np.ndarray] = ()) -> Face | None:
         """Return the strongest face in the top of a person box, embedded and rated, or None.
 
         The top is upper_fraction of the box, or all of it if the image's top edge cuts the
         box (cut_at_top). Only faces centred horizontally within the person box count, so a
         neighbour's face reaching into the widened region is not taken for this person's.
+        others: the boxes of the other persons in the image. A face that another box holds
+        too (its centre in that box's columns and searched top) and whose centre lies nearer
+        that box's centre line, relative to its width, is that person's: it is passed over,
+        unless either box lies inside the other (RIVAL_MAX_NESTED). A small face behind
+        someone's shoulder is then not filed under the person in front.
         search: where the detector finds none, whether the thorough detector (if any) searches
         too (FaceSearch), only ever in a box at least THOROUGH_MIN_PERSON_WIDTH_PX wide: the
         whole of a close-up (close_up) for a large face, then (THOROUGH) the top at full
         scale. The first face found is returned.
         """
-        box = self.find_in_person(image_bgr, person_box, search)
+        box = self.find_in_person(image_bgr, person_box, search, others)
         return None if box is None else self._describe(image_bgr, box)
 
     def find_in_person(self, image_bgr: np.ndarray, person_box: np.ndarray,
-                       search: FaceSearch = FaceSearch.CLOSE_UP) -> FaceBox | None:
+                       search: FaceSearch = FaceSearch.CLOSE_UP,
+                       others: Sequence[np.ndarray] = ()) -> FaceBox | None:
         """Return the face face_in_person would embed, detected only (no embedding), or None."""
         check_image(image_bgr)
         x1, y1, x2, y2 = _check_box(person_box, 'person box')
         width, height = x2 - x1, y2 - y1
         if width < 1 or height < 1:
             return None
+        image_height = image_bgr.shape[0]
         whole = np.array([x1 - PERSON_REGION_WIDEN * width, y1 - PERSON_REGION_WIDEN * height,
                           x2 + PERSON_REGION_WIDEN * width, y2])
-        top = whole if cut_at_top(person_box, image_bgr.shape[0]) else \
-            np.array([*whole[:3], y1 + self.upper_fraction * height])
+        top = self._top(person_box, image_height)
         scale = min(PERSON_REGION_MAX_SCALE, PERSON_REGION_WIDTH_PX / float(whole[2] - whole[0]))
         searches = [(self.detector, top, scale)]
         if self.thorough_detector and width >= THOROUGH_MIN_PERSON_WIDTH_PX:
             # A thorough search does what a close-up search does first: it is the cheaper, and
             # whatever that finds a thorough search then finds too.
-            if search is not FaceSearch.FAST and close_up(person_box, image_bgr.shape[0]):
+            if search is not FaceSearch.FAST and close_up(person_box, image_height):
                 searches.append((self.thorough_detector, whole, min(
                     scale, CLOSE_UP_REGION_WIDTH_PX / float(whole[2] - whole[0]))))
             if search is FaceSearch.THOROUGH:
                 searches.append((self.thorough_detector, top, scale))
+        rivals = [np.asarray(other, dtype=np.float64) for other in others]
         for detector, region, detector_scale in searches:
             for box in detector.detect(image_bgr, region, scale=detector_scale):
-                if x1 <= (box.box[0] + box.box[2]) / 2 <= x2:
+                centre = ((box.box[0] + box.box[2]) / 2, (box.box[1] + box.box[3]) / 2)
+                if x1 <= centre[0] <= x2 and not any(
+                        self._holds(other, centre, image_height)
+                        and _off_centre(other, centre[0]) < _off_centre(person_box, centre[0])
+                        and _nested(person_box, other) < RIVAL_MAX_NESTED
+                        for other in rivals):
                     return box
         return None
+
+    def _top(self, person_box: np.ndarray, image_height: int) -> np.ndarray:
+        """Return the region of person_box searched for its face by the (fast) detector.
+
+        The box widened by PERSON_REGION_WIDEN, down to upper_fraction of it, or all of it
+        where the image's top edge cuts the box.
+        """
+        x1, y1, x2, y2 = (float(v) for v in person_box)
+        width, height = x2 - x1, y2 - y1
+        bottom = y2 if cut_at_top(person_box, image_height) else y1 + self.upper_fraction * height
+        return np.array([x1 - PERSON_REGION_WIDEN * width, y1 - PERSON_REGION_WIDEN * height,
+                         x2 + PERSON_REGION_WIDEN * width, bottom])
+
+    def _holds(self, person_box: np.ndarray, centre: tuple[float, float],
+               image_height: int) -> bool:
+        """Return whether a face centred at centre may be person_box's: in its searched top."""
+        top = self._top(person_box, image_height)
+        return (person_box[0] <= centre[0] <= person_box[2]
+                and top[1] <= centre[1] <= top[3])
 
     def largest_face(self, image_bgr: np.ndarray) -> Face | None:
         """Return the face with the largest box in the whole image, or None."""

@@ -93,7 +93,8 @@ class PersonPipeline:
         for track_id in tried:
             person = by_track[track_id]
             face = embed_scheduled(self.scheduler, self.analyzer, frame.image, track_id, stamp,
-                                   person.box)
+                                   person.box, [other.box for other in persons
+                                                if other is not person])
             if face is not None:
                 events += self.tracker.add_face(stamp, track_id, face.embedding, face.quality,
                                                 tag=FaceSighting(stamp, person, face),

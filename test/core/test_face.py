@@ -175,6 +175,39 @@ def test_face_in_person_box(two_people: np.ndarray, analyzer: FaceAnalyzer,
     assert analyzer.face_in_person(two_people, np.array([9, 330, 1116, 661])) is None
 
 
+def test_a_face_another_box_holds_nearer_its_centre_line_is_theirs(
+        two_people: np.ndarray, analyzer: FaceAnalyzer,
+        labelled_faces: list[tuple[str, str, Face]]) -> None:
+    """A box reaching over a neighbour yields its own face when it is told the neighbour's box.
+
+    The wide box holds both faces, and the detector gives Biden's first: alone, it would be
+    filed under the wrong person (as a small face behind someone's shoulder was in the
+    replays of sizes_720p). Biden's box, half outside the wide one, holds his face nearer its
+    centre line. A box inside another (a group's over its member) takes nothing from it.
+    """
+    references = {name: face for name, _, face in labelled_faces}
+    wide = np.array([200, 9, 900, 661], dtype=np.float32)
+    biden = np.array([780, 20, 1060, 661], dtype=np.float32)
+    edge = np.array([860, 9, 1116, 661], dtype=np.float32)  # Biden's face at its left edge
+    inner = np.array([830, 20, 1100, 661], dtype=np.float32)
+    group = np.array([600, 9, 1116, 661], dtype=np.float32)  # holds inner, centred on the face
+
+    def centre_x(box: np.ndarray, others: list[np.ndarray]) -> float:
+        found = analyzer.find_in_person(two_people, box, others=others)
+        assert found is not None
+        return float(found.box[0] + found.box[2]) / 2
+
+    assert centre_x(wide, []) > 700                     # Biden's: the misfile
+    assert centre_x(wide, [biden]) < 500                # Obama's
+    assert centre_x(biden, [wide, edge]) > 700          # and Biden's stays his: nearest
+    assert centre_x(inner, [group]) > 700               # nested: as much the one's as the other's
+    face = analyzer.face_in_person(two_people, wide, others=[biden])
+    assert float(face.embedding @ references['two_people.jpg left'].embedding) > 0.99
+    # A box with no face of its own left finds none.
+    assert analyzer.find_in_person(two_people, np.array([600, 9, 900, 661], np.float32),
+                                   others=[biden]) is None
+
+
 def test_find_in_person_is_face_in_person_without_the_embedding(
         two_people: np.ndarray, analyzer: FaceAnalyzer) -> None:
     """find_in_person returns the very box face_in_person embeds, or None where it has none."""
