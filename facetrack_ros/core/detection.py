@@ -2,6 +2,7 @@
 
 import abc
 from dataclasses import dataclass
+import logging
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -10,6 +11,8 @@ import cv2
 import numpy as np
 
 from facetrack_ros.core.face import check_image, FaceDetector
+
+_LOG = logging.getLogger(__name__)
 
 #: Hue, saturation and value bins of each part of body_appearance.
 APPEARANCE_BINS = (8, 3, 3)
@@ -248,6 +251,8 @@ class OnnxPersonDetector(ModelPersonDetector):
         """Load the file and run it once, so the first real frame is not slow.
 
         threads: CPU threads of this model's inference (0: every CPU this process may use).
+        image_size: of a model with a dynamic input size; rounded up to a multiple of its
+        stride, as ultralytics rounds it (a model with a fixed size takes only that).
         Raise ModelUnavailableError if the file is missing, is not an ultralytics detection
         export, or fails to run.
         """
@@ -274,8 +279,13 @@ class OnnxPersonDetector(ModelPersonDetector):
             inputs = self._model.get_inputs()[0]
             fixed = all(isinstance(side, int) for side in inputs.shape[2:])
             # A fixed input size is padded to in full; a dynamic one only to the stride.
-            self._input_size = (tuple(inputs.shape[2:]) if fixed else (image_size, image_size))
             self._stride = None if fixed else int(metadata['stride'])
+            if not fixed and image_size % self._stride:
+                rounded = -(-image_size // self._stride) * self._stride
+                _LOG.warning('image_size %d is not a multiple of the model\'s stride %d: '
+                             'using %d', image_size, self._stride, rounded)
+                image_size = rounded
+            self._input_size = (tuple(inputs.shape[2:]) if fixed else (image_size, image_size))
             self._input = inputs.name
             self._predict(np.zeros((image_size, image_size, 3), np.uint8))
         except Exception as error:  # any load failure means the same to the caller: no model

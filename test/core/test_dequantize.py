@@ -12,7 +12,7 @@ import torch
 from facetrack_ros import dequantize_yolo
 from facetrack_ros.core.dequantize import (cached_float_model, dequantize_yolo_onnx,
                                            file_sha256, ModelConversionError)
-from facetrack_ros.core.detection import YoloPersonDetector
+from facetrack_ros.core.detection import OnnxPersonDetector, YoloPersonDetector
 from facetrack_ros.core.tracking import box_iou, TrackerConfig
 
 #: Every FRAME_STEP-th of the first FRAMES frames of each shared video is compared.
@@ -108,6 +108,26 @@ def test_float_onnx_export_finds_what_the_checkpoint_finds(video, converted, con
                               YoloPersonDetector(str(converted_onnx.path)))
     assert counts[0] == counts[1] == len(ious), (len(ious), counts)
     assert min(ious) >= SAME_NETWORK_MIN_IOU
+
+
+def test_an_image_size_off_the_stride_is_rounded_up_as_ultralytics_rounds_it(
+        converted_onnx, shared_dir):
+    """image_size 600 on a dynamic ONNX model: ONNX Runtime detects at 608, as ultralytics.
+
+    Not rounded, the model's concatenations do not fit, and the file does not load at all.
+    """
+    capture = cv2.VideoCapture(str(shared_dir / 'data' / 'video' / 'pedestrians_vtest.avi'))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    ours = OnnxPersonDetector(str(converted_onnx.path), image_size=600, threads=1)
+    theirs = YoloPersonDetector(str(converted_onnx.path), image_size=600)
+    a, b = ours.detect(frame), theirs.detect(frame)
+    assert len(a) == len(b) >= 3
+    for mine, other in zip(a, b):
+        assert np.allclose(mine.box, other.box, atol=0.5)
+    for detector in (ours, theirs):
+        detector.close()
 
 
 def test_float_model_runs_on_the_threads_asked_for(converted):
