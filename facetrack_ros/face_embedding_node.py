@@ -59,7 +59,7 @@ PARAMETERS = (
               1.0, 10.0),
     ParamSpec('max_faces_per_frame', 4, 'Most faces embedded per frame.', 1, 100),
     ParamSpec('threads', 1,
-              'CPU threads of the face descriptor network (torch, this process); one takes '
+              'CPU threads of the face descriptor network (ONNX Runtime); one takes '
               'about 10 ms a face and leaves the other cores to the detector.', 1, 1024,
               read_only=True),
     image_transport('image_raw', 'a tenth of the bytes to move and keep; only the frames '

@@ -120,7 +120,7 @@ PARAMETERS = (
 def search_analyzer(p: SimpleNamespace) -> FaceAnalyzer:
     """Return the face model of searches by photo and deep mode for the parameters p.
 
-    Its ResNet (and torch: about 0.5 GiB resident) loads on the first face it embeds: most
+    Its ResNet (and ONNX Runtime) loads on the first face it embeds: most
     searches are by person id or embedding, and recording needs no face model.
     """
     return FaceAnalyzer(FaceDetector(p.face_detector, yunet_model=p.yunet_model or None),

@@ -54,8 +54,9 @@ PARAMS_FILE = REPO / 'config' / 'facetrack.yaml'
 #: and shoulders filling the frame are close-ups too, CLOSE_UP_MAX_ASPECT and
 #: CLOSE_UP_MIN_HEIGHT; 12: a thorough search does a close-up's search first; 13: a face
 #: another person's box holds nearer its centre line is theirs, face_in_person's others;
-#: 14: unless one box lies inside the other, RIVAL_MAX_NESTED).
-CACHE_VERSION = 14
+#: 14: unless one box lies inside the other, RIVAL_MAX_NESTED; 15: the face networks in ONNX
+#: Runtime, descriptors and CNN scores as torch gave them to float rounding).
+CACHE_VERSION = 15
 
 
 def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:

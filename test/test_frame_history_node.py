@@ -163,7 +163,7 @@ def test_search_modes_results_and_restart(ros_context, tmp_path, photos, shared_
     assert by_embedding.result == Response.RESULT_OK
     assert [a.person_id for a in by_embedding.appearances] == ['alex-lacamoire']
 
-    # Recording and searches by id or embedding leave the face ResNet (and torch) unloaded.
+    # Recording and searches by id or embedding leave the face ResNet unloaded.
     assert not h.node.searcher.analyzer.embedder.loaded
     photo = cv2.imread(str(shared_dir / 'data' / 'faces' / 'lin-manuel-miranda.png'))
     by_photo = h.call(h.search, Request(query_type=Request.QUERY_IMAGE,

@@ -261,16 +261,11 @@ class OnnxPersonDetector(ModelPersonDetector):
             raise ModelUnavailableError(
                 f'person model {model!r} not found; set the `model` parameter to an existing '
                 '.pt, .onnx or .engine file')
-        import onnxruntime
+        from facetrack_ros.core.onnx_cpu import cpu_session
         self.name = f'onnxruntime {path.name}'
         self._confidence, self._classes = confidence, np.asarray(classes)
-        threads = threads or len(os.sched_getaffinity(0))
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         try:
-            self._model = onnxruntime.InferenceSession(
-                str(path), options, providers=['CPUExecutionProvider'])
+            self._model = cpu_session(path, threads or len(os.sched_getaffinity(0)))
             metadata = self._model.get_modelmeta().custom_metadata_map
             if metadata.get('task') != 'detect' or 'stride' not in metadata:
                 raise ValueError('not an ultralytics detection export (no task and stride '

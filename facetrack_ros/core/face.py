@@ -1,8 +1,8 @@
 """Face detection, alignment, embedding and quality scoring on BGR images (dlib / OpenCV).
 
 Model loading happens in the constructors, so a node can build these objects when it is
-configured and drop them on cleanup (DlibResNetEmbedder may leave its ResNet, and torch, to
-its first face). Boxes are x1, y1, x2, y2 in full-image pixels.
+configured and drop them on cleanup (DlibResNetEmbedder may leave its ResNet to its first
+face). Boxes are x1, y1, x2, y2 in full-image pixels.
 """
 
 import abc
@@ -19,7 +19,7 @@ import numpy as np
 
 from facetrack_ros.core.embedding import DLIB_EMBEDDING_DIM, l2_normalize
 
-if TYPE_CHECKING:   # torch is imported only when the ResNet loads
+if TYPE_CHECKING:   # ONNX Runtime is imported only when the ResNet loads
     from facetrack_ros.core.dlib_resnet import DlibResNet
 
 #: Detector backends FaceDetector accepts.
@@ -210,9 +210,9 @@ class FaceDetector:
                  upsample: int = 1, min_size: int = 20) -> None:
         """Load the backend's model.
 
-        backend: 'hog' (fast on a CPU), 'cnn' (dlib MMOD run by torch, core.dlib_mmod:
-        finds turned faces, five to six times HOG's time in a person box) or 'yunet'
-        (needs yunet_model, the path of a YuNet .onnx file).
+        backend: 'hog' (fast on a CPU), 'cnn' (dlib MMOD run by ONNX Runtime on one thread,
+        core.dlib_mmod: finds turned faces, five to six times HOG's time in a person box) or
+        'yunet' (needs yunet_model, the path of a YuNet .onnx file).
         upsample: dlib pyramid up-samplings, each halves the smallest face found (~80 px at
         0, ~40 px at 1) for four times the work; YuNet finds small faces without it and
         ignores it.
@@ -231,7 +231,7 @@ class FaceDetector:
         if backend == 'hog':
             self._hog = dlib.get_frontal_face_detector()
         elif backend == 'cnn':
-            from facetrack_ros.core.dlib_mmod import DlibMmod  # torch: only where needed
+            from facetrack_ros.core.dlib_mmod import DlibMmod  # ONNX Runtime: only if needed
             self._cnn = DlibMmod(find_dlib_model_files().face_detector_cnn)
         else:
             if not yunet_model:
@@ -316,15 +316,14 @@ class DlibResNetEmbedder(FaceEmbedder):
     dim = DLIB_EMBEDDING_DIM
 
     def __init__(self, model_files: DlibModelFiles | None = None,
-                 threads: int | None = None, preload: bool = True) -> None:
+                 threads: int = 1, preload: bool = True) -> None:
         """Load the shape predictor and, unless preload is false, the ResNet.
 
         model_files: where the models are; find_dlib_model_files() when None.
-        threads: torch's CPU threads for the ResNet, a setting of the whole process (None
-        leaves it as it is).
-        preload: load the ResNet now; false loads it on the first embed(). Importing torch
-        costs about 0.5 GiB of resident memory and a second, which a node that embeds rarely
-        (frame_history: searches by photo) should not pay unasked.
+        threads: CPU threads of the ResNet's inference.
+        preload: load the ResNet now; false loads it on the first embed(). Loading it (ONNX
+        Runtime and the network's weights) costs resident memory and time, which a node that
+        embeds rarely (frame_history: searches by photo) should not pay unasked.
         """
         files = model_files or find_dlib_model_files()
         self._predictor = dlib.shape_predictor(str(files.shape_predictor_5))
@@ -336,15 +335,15 @@ class DlibResNetEmbedder(FaceEmbedder):
 
     @property
     def loaded(self) -> bool:
-        """Whether the ResNet (and torch) is loaded."""
+        """Whether the ResNet is loaded."""
         return self._network is not None
 
     def network(self) -> 'DlibResNet':
         """Return the ResNet, loading it first if it is not yet (thread-safe)."""
         with self._loading:
             if self._network is None:
-                # Imported here: torch takes a second and 0.5 GiB to import, and the modules
-                # that only compare embeddings (fleet, history index) import this one too.
+                # Imported here: the modules that only compare embeddings (fleet, history
+                # index) import this one too, and need no ONNX Runtime.
                 from facetrack_ros.core.dlib_resnet import DlibResNet
                 self._network = DlibResNet(self._network_file, self._threads)
             return self._network

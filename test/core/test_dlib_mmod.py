@@ -1,4 +1,4 @@
-"""dlib's MMOD CNN face detector read from its model file and run by torch, against dlib's.
+"""dlib's MMOD CNN face detector read from its model file, run by ONNX Runtime, against dlib's.
 
 dlib.cnn_face_detection_model_v1 is the reference here only (it takes seconds a photo on this
 CPU). Our pyramid levels are resized by OpenCV, not tiled as dlib tiles them, so the same faces
