@@ -18,6 +18,7 @@ import dlib
 import numpy as np
 
 from facetrack_ros.core.embedding import DLIB_EMBEDDING_DIM, l2_normalize
+from facetrack_ros.core.tracking import inside_fraction
 
 if TYPE_CHECKING:   # ONNX Runtime is imported only when the ResNet loads
     from facetrack_ros.core.dlib_resnet import DlibResNet
@@ -430,15 +431,6 @@ def close_up(person_box: np.ndarray, image_height: int) -> bool:
         CLOSE_UP_MIN_HEIGHT * image_height <= y2 - y1 <= CLOSE_UP_MAX_ASPECT * (x2 - x1))
 
 
-def _nested(a: np.ndarray, b: np.ndarray) -> float:
-    """Return the part of the smaller of two boxes' areas that lies inside the other [0, 1]."""
-    sides = [min(float(a[2]), float(b[2])) - max(float(a[0]), float(b[0])),
-             min(float(a[3]), float(b[3])) - max(float(a[1]), float(b[1]))]
-    smaller = min((float(a[2]) - float(a[0])) * (float(a[3]) - float(a[1])),
-                  (float(b[2]) - float(b[0])) * (float(b[3]) - float(b[1])))
-    return max(sides[0], 0.0) * max(sides[1], 0.0) / max(smaller, 1e-6)
-
-
 def _off_centre(person_box: np.ndarray, x: float) -> float:
     """Return how far x [px] lies from person_box's centre line, over the box's width."""
     return abs(x - (float(person_box[0]) + float(person_box[2])) / 2) / max(
@@ -523,7 +515,8 @@ class FaceAnalyzer:
                 if x1 <= centre[0] <= x2 and not any(
                         self._holds(other, centre, image_height)
                         and _off_centre(other, centre[0]) < _off_centre(person_box, centre[0])
-                        and _nested(person_box, other) < RIVAL_MAX_NESTED
+                        and max(inside_fraction(person_box, other),
+                                inside_fraction(other, person_box)) < RIVAL_MAX_NESTED
                         for other in rivals):
                     return box
         return None

@@ -722,8 +722,8 @@ def _area(box: np.ndarray) -> float:
     return float(np.prod(np.clip(box[2:] - box[:2], 0, None)))
 
 
-def _inside(part: np.ndarray, whole: np.ndarray) -> float:
-    """Return the fraction of part's area inside whole."""
+def inside_fraction(part: np.ndarray, whole: np.ndarray) -> float:
+    """Return the fraction of part's area inside whole (x1, y1, x2, y2 boxes)."""
     sides = np.clip(np.minimum(part[2:], whole[2:]) - np.maximum(part[:2], whole[:2]), 0, None)
     return float(np.prod(sides)) / max(_area(part), 1e-9)
 
@@ -739,10 +739,10 @@ def _engulfed(box: np.ndarray, own: np.ndarray | None, vanished: dict[str, np.nd
     id on Johansson for a second). It shows either of them until a face tells. (A person
     whose box was the same box, a track just split off, did not vanish into it.)
     """
-    if own is None or _inside(own, box) < GROUP_INSIDE:
+    if own is None or inside_fraction(own, box) < GROUP_INSIDE:
         return []
     return [pid for pid, other in vanished.items()
-            if _inside(other, box) >= GROUP_INSIDE and not np.array_equal(other, own)]
+            if inside_fraction(other, box) >= GROUP_INSIDE and not np.array_equal(other, own)]
 
 
 def _splits(earlier: np.ndarray, now: np.ndarray, other: np.ndarray) -> bool:
@@ -794,7 +794,7 @@ def _group_box(index: int, boxes: np.ndarray) -> bool:
     """
     box = boxes[index]
     held = [other for i, other in enumerate(boxes)
-            if i != index and _inside(other, box) >= GROUP_INSIDE]
+            if i != index and inside_fraction(other, box) >= GROUP_INSIDE]
     if len(held) < 2:
         return False
     held = np.array(held)
@@ -1082,10 +1082,11 @@ class PersonTracker:
         if face_box is None:
             return bool(others)
         frame = self._faces_in.get(stamp)
-        faces = [] if frame is None else [box for tid, box in frame.boxes.items()
-                                          if tid != track_id and _inside(box, face_box) == 0]
-        return any(_inside(face_box, box) > FACE_OTHER_MAX_INSIDE
-                   and not any(_inside(face, box) >= FACE_OWN_MIN_INSIDE for face in faces)
+        faces = [] if frame is None else [
+            box for tid, box in frame.boxes.items()
+            if tid != track_id and inside_fraction(box, face_box) == 0]
+        return any(inside_fraction(face_box, box) > FACE_OTHER_MAX_INSIDE
+                   and not any(inside_fraction(face, box) >= FACE_OWN_MIN_INSIDE for face in faces)
                    for box in others)
 
     def _take_face(self, stamp: float, track_id: int, face: _Face,
@@ -1701,12 +1702,12 @@ class PersonTracker:
         that box: they may stand behind its person, and the face in the crop may be theirs.
         """
         boxes = [box for pid in track.engulfed if pid in self._persons
-                 and _inside(box := self._persons[pid].box, track.box) >= GROUP_INSIDE]
+                 and inside_fraction(box := self._persons[pid].box, track.box) >= GROUP_INSIDE]
         for other in seen:
             if other is track or box_iou(track.box, other.box[None])[0] < AMBIGUOUS_BOX_IOU:
                 continue
             members = (self._group_members(other)
-                       if _inside(track.box, other.box) >= GROUP_INSIDE else None)
+                       if inside_fraction(track.box, other.box) >= GROUP_INSIDE else None)
             boxes += [other.box] if members is None else [
                 box for pid, box in members
                 if pid is not None and box_iou(track.box, box[None])[0] >= AMBIGUOUS_BOX_IOU]
@@ -1845,11 +1846,11 @@ class PersonTracker:
                     if p.state is PersonState.PRESENT and p.last_seen == self._now
                     and p.person_id not in shown]
         members += [(person.person_id, person.box
-                     if _inside(person.box, track.box) >= GROUP_INSIDE
+                     if inside_fraction(person.box, track.box) >= GROUP_INSIDE
                      else _heading_box(person, self._now))
                     for person in self._missing(self._now)]
         held = [(person_id, box) for person_id, box in members
-                if _inside(box, track.box) >= GROUP_INSIDE]
+                if inside_fraction(box, track.box) >= GROUP_INSIDE]
         if len(held) < 2:
             return None
         boxes = np.array([box for _, box in held])
