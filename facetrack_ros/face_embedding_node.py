@@ -221,7 +221,7 @@ class FaceEmbeddingNode(LifecycleNode):
         boxes = [np.asarray(d.box, dtype=np.float32) for d in msg.detections]
         for index, detection in enumerate(msg.detections):
             if detection.track_id in wanted:
-                out.detections.append(self._embed(image, detection, stamp,
+                out.detections.append(self._embed(image, detection, stamp, boxes[index],
                                                   boxes[:index] + boxes[index + 1:]))
         self.publisher.publish(out)
         self.diagnostics.processed(time.time() - stamp)
@@ -235,9 +235,9 @@ class FaceEmbeddingNode(LifecycleNode):
         return 'it never arrived (best-effort image QoS drops the frames a busy node misses)'
 
     def _embed(self, image: np.ndarray, person: PersonDetection, stamp: float,
-               others: list[np.ndarray]) -> PersonDetection:
+               box: np.ndarray, others: list[np.ndarray]) -> PersonDetection:
         face = embed_scheduled(self.scheduler, self.analyzer, image, person.track_id, stamp,
-                               np.asarray(person.box, dtype=np.float32), others)
+                               box, others)
         return face_detection(person, face, self.analyzer.embedder.name)
 
 

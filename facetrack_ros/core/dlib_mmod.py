@@ -76,17 +76,16 @@ class DlibMmod:
         self.window = _Window(width, height, loss.real())
         image = records[1][1]
         network = Network([image.real(), image.real(), image.real()], 'rows', 'cols')
-        self.convs = [read_conv(records[at][1], records[at + 1][1], batch_norm=True)
-                      for at in range(2, 20, 3)]
-        self.score = read_conv(records[20][1])
+        convs = [read_conv(records[at][1], records[at + 1][1], batch_norm=True)
+                 for at in range(2, 20, 3)]
         x = network.input
-        for conv in self.convs:
+        for conv in convs:
             x = network.add('Relu', network.conv(x, conv))
-        self._scores = network.session(network.conv(x, self.score), threads)
+        self._scores = network.session(network.conv(x, read_conv(records[20][1])), threads)
         # An output position's centre in the input: each strided convolution maps p to
         # p * stride - padding + size // 2 (dlib's map_output_to_input).
         self.stride, self.offset = 1, 0.0
-        for conv in self.convs:
+        for conv in convs:
             self.offset += self.stride * (conv.weight.shape[2] // 2 - conv.padding[0])
             self.stride *= conv.stride[0]
 
