@@ -87,15 +87,15 @@ class Fleet:
         self.executor.add_node(self.probe)
         self.results: list[FleetSearchResult] = []
         self.presence: dict[str, FleetPresence] = {}
+        self.heard_at: dict[str, float] = {}   # robot -> when its last presence came [s]
         self.known: dict[str, KnownPeople] = {}
         self.hears: dict[str, set[str]] = {}   # robot -> the robots its fleet node hears
         self.probe.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
                                        10)
         self.probe.create_subscription(FleetSearchResult, '/fleet/search_result',
                                        self.results.append, RESULT_QOS)
-        self.probe.create_subscription(
-            FleetPresence, '/fleet/presence',
-            lambda msg: self.presence.__setitem__(msg.robot_id, msg), presence_qos(None))
+        self.probe.create_subscription(FleetPresence, '/fleet/presence', self._on_presence,
+                                       presence_qos(None))
         self.requests = self.probe.create_publisher(FleetSearchRequest, '/fleet/search_request',
                                                     REQUEST_QOS)
         self.runners: dict[str, GraphRunner] = {}
@@ -116,6 +116,10 @@ class Fleet:
         self.probe.create_subscription(
             KnownPeople, f'/{robot}/known_people',
             lambda msg: self.known.__setitem__(robot, msg), KNOWN_PEOPLE_QOS)
+
+    def _on_presence(self, msg: FleetPresence) -> None:
+        self.presence[msg.robot_id] = msg
+        self.heard_at[msg.robot_id] = time.monotonic()
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -370,11 +374,15 @@ def test_enrolled_name_reaches_a_robot_started_later(fleet: Fleet, faces_dir: Pa
 def test_robot_killed_mid_search_is_not_waited_for(fleet: Fleet, obama):
     """r3 freezes before a search and is killed during it: it is listed as not answered.
 
-    The answer comes back once r3's lease has run out, long before the timeout.
+    The answer comes back once r3's lease has run out, long before the timeout. r3 is frozen
+    just after a presence of its own, so the lease runs out a known time after it was heard.
     """
+    previous = fleet.heard_at['r3']
+    assert spin_until(fleet.executor, lambda: fleet.heard_at['r3'] > previous, 2 * LEASE_S)
     processes = [node.process for node in fleet.runners['r3'].nodes]
     for process in processes:
         process.send_signal(signal.SIGSTOP)
+    heard = fleet.heard_at['r3']
     killer = threading.Timer(0.5, lambda: [process.kill() for process in processes])
     killer.start()
     asked = time.monotonic()
@@ -386,7 +394,8 @@ def test_robot_killed_mid_search_is_not_waited_for(fleet: Fleet, obama):
     assert response.not_answered == ['r3'] and 'r3' not in response.answered
     assert {'r1', 'r2', 'r4'} <= set(response.answered)
     assert {a.robot_id for a in response.appearances} == {'r2'}
-    assert LEASE_S - 1.0 < took < 12.0, took
+    # r1 heard r3's last presence no later than the probe did, give or take delivery.
+    assert LEASE_S - (asked - heard) - 0.5 < took < 12.0, (took, asked - heard)
 
 
 def test_constants_are_the_cores():
