@@ -502,7 +502,10 @@ class _Person:
     state: PersonState = PersonState.PRESENT
     ended_by: EventReason = EventReason.UNSPECIFIED  # reason of the latest PERSON_OUT
     missed_frames: int = 0  # processed frames in a row without the person
-    held_at: float = -math.inf  # latest sighting of their track in doubt, if any (_expire)
+    held_at: float = -math.inf  # latest track in doubt or doubted box of them, if any (_expire)
+    # Latest box no track took that may show them but looks less like them than their track
+    # did (_follow_unclaimed): no sighting, nor evidence that they left.
+    doubted_at: float = -math.inf
     adrift: bool = False  # their track's box turned out to show someone else (see _relink)
     enrolled: bool = False  # the id is a name enrolled in the fleet
     # The track whose faces founded them (_new_person); -1 if none of this run's did
@@ -1477,7 +1480,9 @@ class PersonTracker:
         a passer-by hid them, stays lost. A box that no track took, scores above
         track_low_thresh (as a box that may extend a track), and continues a missing person
         as re-linking requires (_continues, one to one) and looks as much like them as usual,
-        shows them at stamp: evidence of presence, not a track (no box is published for it).
+        shows them at stamp: evidence of presence, not a track (no box is published for it);
+        one in no track that looks less like them only holds them, as a track in doubt does
+        (_expire).
         Within FOLLOW_MAX_GAP_S of their last sighting, or later on their last box
         (FOLLOW_STILL_IOU) or on their course (FOLLOW_ON_COURSE): where someone stood still,
         or walked on as they walked, a box after a long occlusion is no guess.
@@ -1496,16 +1501,26 @@ class PersonTracker:
                      if i not in claimed and (faint or conf[i] > self._config.track_low_thresh)
                      and not _group_box(i, boxes)]
         missing = self._missing(stamp) if unclaimed else []
-        pairs = [(i, person.person_id) for i in unclaimed for person in missing
+        pairs = [(i, person) for i in unclaimed for person in missing
                  if person.person_id != in_doubt.get(i)
                  and (box_iou(person.box, boxes[i][None])[0] >= FOLLOW_STILL_IOU if faint
                       else self._follows(person, stamp, boxes[i], doubted=i in in_doubt))
-                 and self._continues(person, stamp, boxes[i], bodies[i])
-                 and not self._less_alike(person, bodies[i])]
-        for i, person_id in _one_to_one(pairs):
+                 and self._continues(person, stamp, boxes[i], bodies[i])]
+        seen = _one_to_one([(i, person.person_id) for i, person in pairs
+                            if not self._less_alike(person, bodies[i])])
+        for i, person_id in seen:
             person = self._persons[person_id]
             person.velocity = person.walk_to(stamp, boxes[i])
             person.last_seen, person.box, person.confidence = stamp, boxes[i], float(conf[i])
+        # Not a box in doubt as well: that is likelier its own track's person (the doorway at
+        # 1/s: Aniston, who had left, held by the box of Clooney, who stood where she had).
+        # The crossing at 1.25/s: Johansson, her last box half behind Aniston's, seen whole
+        # again on her course, was reported gone a frame before her face came.
+        taken, found = {i for i, _ in seen}, {person_id for _, person_id in seen}
+        for i, person_id in _one_to_one([
+                (i, person.person_id) for i, person in pairs
+                if i not in taken and i not in in_doubt and person.person_id not in found]):
+            self._persons[person_id].doubted_at = stamp
 
     def _follows(self, person: _Person, stamp: float, box: np.ndarray, doubted: bool) -> bool:
         """Return whether box is where the missing person may be (see _follow_unclaimed).
@@ -2252,7 +2267,7 @@ class PersonTracker:
         for person in list(self._persons.values()):
             unseen = stamp - person.last_seen
             if person.state is PersonState.PRESENT:
-                person.held_at = held.get(person.person_id, -math.inf)
+                person.held_at = max(held.get(person.person_id, -math.inf), person.doubted_at)
                 if unseen <= 0:
                     person.missed_frames = 0
                 elif person.held_at < stamp:

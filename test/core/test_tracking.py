@@ -2009,6 +2009,52 @@ def test_a_walker_bytetrack_loses_at_a_low_rate_is_not_reported_gone(bodies: boo
     assert [e.kind for e in events] == [EventKind.PERSON_IN, EventKind.PERSON_OUT]
 
 
+def test_a_walker_who_looks_less_alike_is_held_until_their_face_says_who() -> None:
+    """At 2.5 detections/s a person with a face stands for 3 s, then walks 1.25 widths a frame.
+
+    ByteTrack loses them and confirms no new track; their boxes continue them. Then their
+    boxes look less like them than their track did (the crossing at 1.25/s: Johansson, her
+    last box half behind Aniston's): no sighting, but no evidence that they left either, so
+    they are held, not reported gone. When they stop, the new track is theirs in doubt
+    until their face confirms it.
+    """
+    rate = 2.5
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(33)
+    body = _body(1)
+    less_alike = l2_normalize(body + 0.62 * _body(2))  # similarity 0.85 to theirs
+    events, shown, stamp = [], [], 0.0
+    for i in range(8):
+        persons, new = tracker.update(stamp, [Detection(_box(100).box, 0.9, _body(1, rng))])
+        events += new
+        if i in (1, 2):
+            events += tracker.add_face(stamp, persons[0].track_id,
+                                       _sighting(_face(1), rng), 0.9)
+        stamp += 1 / rate
+    x, lost = 100.0, 0
+    for step in range(12):  # 4.8 s walking, the last 3.2 looking less alike
+        x += 100.0
+        persons, new = tracker.update(stamp, [Detection(
+            _box(x).box, 0.9, _body(1, rng) if step < 4 else less_alike)])
+        events += new
+        lost += not persons
+        stamp += 1 / rate
+    assert lost >= 10, 'ByteTrack kept the walker: the scene does not test the rule'
+    assert [e.kind for e in events] == [EventKind.PERSON_IN], 'gone while in view'
+    for i in range(5):
+        persons, new = tracker.update(stamp, [Detection(_box(x).box, 0.9, less_alike)])
+        events += new
+        shown += [p.person_id for p in persons]
+        if i == 2:
+            events += tracker.add_face(stamp, persons[0].track_id,
+                                       _sighting(_face(1), rng), 0.9)
+        stamp += 1 / rate
+    assert shown[0] == '' and shown[-1] == 'person-000001', shown
+    assert [e.kind for e in events] == [EventKind.PERSON_IN]
+    events += _run_empty_at(tracker, stamp, rate, 8)
+    assert [e.kind for e in events] == [EventKind.PERSON_IN, EventKind.PERSON_OUT]
+
+
 def test_a_person_seen_again_only_by_low_scoring_boxes_is_not_reported_gone() -> None:
     """Someone small and turned, at 2.5 detections/s, is hidden for one frame by a passer-by.
 
