@@ -499,6 +499,7 @@ class _Person:
     # Their largest box of the last PART_MEMORY_S and when it was seen, to find their parts.
     widest: np.ndarray | None = None
     widest_at: float = -math.inf
+    previous_box: np.ndarray | None = None  # of the sighting before the latest (_stood)
     state: PersonState = PersonState.PRESENT
     ended_by: EventReason = EventReason.UNSPECIFIED  # reason of the latest PERSON_OUT
     missed_frames: int = 0  # processed frames in a row without the person
@@ -538,8 +539,8 @@ class _Person:
 
 
 #: The fields of a _Person that its latest sighting sets (_see, _split).
-_SIGHTING = ('track_id', 'last_seen', 'box', 'confidence', 'velocity', 'body', 'body_stability',
-             'widest', 'widest_at', 'adrift')
+_SIGHTING = ('track_id', 'last_seen', 'box', 'previous_box', 'confidence', 'velocity', 'body',
+             'body_stability', 'widest', 'widest_at', 'adrift')
 
 
 @dataclass
@@ -803,6 +804,17 @@ def _group_box(index: int, boxes: np.ndarray) -> bool:
     held = np.array(held)
     union = np.concatenate([held.min(axis=0)[:2], held.max(axis=0)[2:]])
     return float(box_iou(box, union[None])[0]) >= PART_UNION_MIN_IOU
+
+
+def _stood(person: _Person, box: np.ndarray) -> bool:
+    """Return whether box is where the person stood: on their last box or the one before.
+
+    FOLLOW_STILL_IOU. The one before too: a passer-by who made them faint may first have
+    stretched their last box over part of the passer-by (sizes_360p at 0.67-1.25/s: Jolie's last
+    box 1.4 times her height, taking in Damon's head beside her).
+    """
+    return any(box_iou(stood, box[None])[0] >= FOLLOW_STILL_IOU
+               for stood in (person.box, person.previous_box) if stood is not None)
 
 
 def _one_to_one(pairs: list[tuple]) -> list[tuple]:
@@ -1483,16 +1495,16 @@ class PersonTracker:
         shows them at stamp: evidence of presence, not a track (no box is published for it);
         one in no track that looks less like them only holds them, as a track in doubt does
         (_expire).
-        Within FOLLOW_MAX_GAP_S of their last sighting, or later on their last box
-        (FOLLOW_STILL_IOU) or on their course (FOLLOW_ON_COURSE): where someone stood still,
+        Within FOLLOW_MAX_GAP_S of their last sighting, or later where they stood (_stood)
+        or on their course (FOLLOW_ON_COURSE): where someone stood still,
         or walked on as they walked, a box after a long occlusion is no guess.
         A box whose track is in doubt or contradicted (in_doubt: box index -> the track's
         person id) counts as unclaimed, on course only, for anyone but that person: ByteTrack
         gave a walker's box to the track of someone they hid, and the walker is still in view
         (the crossing replay at 5/s: Dorsey passing Musk, reported gone).
         faint: the boxes scored track_low_thresh or less, which the detector may send (down
-        to its confidence) but no track takes: such a box counts only on the missing person's
-        last box (FOLLOW_STILL_IOU). Someone standing while a passer-by walks close past them
+        to its confidence) but no track takes: such a box counts only where the missing person
+        stood (_stood). Someone standing while a passer-by walks close past them
         can score under it for seconds (sizes_360p: Jolie, 0.20-0.37 for 2.7 s as Damon walks
         by), and a detector at 1 Hz or slower may take only those frames.
         relink_distance 0 turns this off too.
@@ -1503,7 +1515,7 @@ class PersonTracker:
         missing = self._missing(stamp) if unclaimed else []
         pairs = [(i, person) for i in unclaimed for person in missing
                  if person.person_id != in_doubt.get(i)
-                 and (box_iou(person.box, boxes[i][None])[0] >= FOLLOW_STILL_IOU if faint
+                 and (_stood(person, boxes[i]) if faint
                       else self._follows(person, stamp, boxes[i], doubted=i in in_doubt))
                  and self._continues(person, stamp, boxes[i], bodies[i])]
         seen = _one_to_one([(i, person.person_id) for i, person in pairs
@@ -1511,6 +1523,7 @@ class PersonTracker:
         for i, person_id in seen:
             person = self._persons[person_id]
             person.velocity = person.walk_to(stamp, boxes[i])
+            person.previous_box = person.box
             person.last_seen, person.box, person.confidence = stamp, boxes[i], float(conf[i])
         # Not a box in doubt as well: that is likelier its own track's person (the doorway at
         # 1/s: Aniston, who had left, held by the box of Clooney, who stood where she had).
@@ -1534,7 +1547,7 @@ class PersonTracker:
                      <= FOLLOW_ON_COURSE * max(1.0, gap / FOLLOW_MAX_GAP_S))
         return on_course or not doubted and (
             gap <= FOLLOW_MAX_GAP_S and not _behind(person, box)
-            or box_iou(person.box, box[None])[0] >= FOLLOW_STILL_IOU)
+            or _stood(person, box))
 
     def _guessed(self, track: _Track, stamp: float, index: int, boxes: np.ndarray,
                  bodies: list[np.ndarray | None], still: set[str | None]) -> bool:
@@ -2200,6 +2213,8 @@ class PersonTracker:
     def _see(self, person: _Person, track: _Track) -> None:
         """Take the person's latest sighting from the track, unless it has an older one."""
         if track.last_seen >= person.last_seen:
+            if track.last_seen > person.last_seen:
+                person.previous_box = person.box
             person.last_seen, person.box, person.confidence = (track.last_seen, track.box,
                                                                track.confidence)
             # A track's first box has no velocity of its own yet: the walk to it of someone
