@@ -2213,15 +2213,16 @@ class PersonTracker:
     def _see(self, person: _Person, track: _Track) -> None:
         """Take the person's latest sighting from the track, unless it has an older one."""
         if track.last_seen >= person.last_seen:
+            # A track's first box has no velocity of its own yet: the walk to it of someone
+            # still here has (a re-link; someone who had left walks anew). From their last
+            # sighting, so before it is replaced.
+            person.velocity = (person.walk_to(track.last_seen, track.box)
+                               if not track.walked and person.state is PersonState.PRESENT
+                               else track.velocity)
             if track.last_seen > person.last_seen:
                 person.previous_box = person.box
             person.last_seen, person.box, person.confidence = (track.last_seen, track.box,
                                                                track.confidence)
-            # A track's first box has no velocity of its own yet: the walk to it of someone
-            # still here has (a re-link; someone who had left walks anew).
-            person.velocity = (person.walk_to(track.last_seen, track.box)
-                               if not track.walked and person.state is PersonState.PRESENT
-                               else track.velocity)
             if track.last_seen == self._now:
                 # Seen in the latest frame, maybe by a face that came after it: not missed
                 # there (the crossing replay at 0.33/s: Musk, named by his face on a new

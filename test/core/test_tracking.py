@@ -2055,6 +2055,34 @@ def test_a_walker_who_looks_less_alike_is_held_until_their_face_says_who() -> No
     assert [e.kind for e in events] == [EventKind.PERSON_IN, EventKind.PERSON_OUT]
 
 
+def test_a_walker_named_on_a_new_track_at_a_slow_rate_keeps_their_walk() -> None:
+    """At 1 detection/s a person stands with a face, then walks 0.75 heights a frame.
+
+    Each box misses the last, so every one starts a track, which their face names. The
+    walk from their last sighting to such a track's first box is their walk (the sizes_720p
+    replay at 1/s: Biden, named on a new track, kept the velocity of his standing, and was
+    reported gone in view once a frame missed him). Hidden for a frame, they are seen again
+    on their course two steps on, turned away from the camera: no PERSON_OUT until they
+    leave.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(34)
+    events, shown = [], []
+    xs = [100.0] * 4 + [250.0, 400.0, 550.0, None, 850.0, 1000.0, 1150.0, 1300.0]
+    for second, x in enumerate(xs):
+        persons, new = tracker.update(float(second), [] if x is None else [
+            Detection(_box(x).box, 0.9, _body(1, rng))])
+        events += new
+        for person in persons if second < 7 else []:
+            events += tracker.add_face(float(second), person.track_id,
+                                       _sighting(_face(1), rng), 0.9)
+        shown += [p.person_id for p in persons]
+    assert len(set(shown) - {''}) == 1, shown
+    assert [e.kind for e in events] == [EventKind.PERSON_IN], 'gone while in view'
+    events += _run_empty_at(tracker, float(len(xs)), 1.0, 4)
+    assert [e.kind for e in events] == [EventKind.PERSON_IN, EventKind.PERSON_OUT]
+
+
 def test_a_person_seen_again_only_by_low_scoring_boxes_is_not_reported_gone() -> None:
     """Someone small and turned, at 2.5 detections/s, is hidden for one frame by a passer-by.
 
