@@ -59,9 +59,9 @@ PARAMETERS = (
               1.0, 10.0),
     ParamSpec('max_faces_per_frame', 4, 'Most faces embedded per frame.', 1, 100),
     ParamSpec('threads', 1,
-              'CPU threads of the face descriptor network (ONNX Runtime); one takes '
-              'about 10 ms a face and leaves the other cores to the detector.', 1, 1024,
-              read_only=True),
+              'CPU threads of each face network run by ONNX Runtime (the descriptor, and the '
+              'CNN face detector where chosen); one takes about 4 ms a face descriptor and '
+              'leaves the other cores to the detector.', 1, 1024, read_only=True),
     image_transport('image_raw', 'a tenth of the bytes to move and keep; only the frames '
                     'used are decoded'),
     IMAGE_CACHE_SECONDS,
@@ -73,11 +73,12 @@ PARAMETERS = (
 
 def face_analyzer(p: SimpleNamespace) -> FaceAnalyzer:
     """Return the face detector and embedder of the face_embedding parameters p."""
-    return FaceAnalyzer(FaceDetector(p.face_detector, yunet_model=p.yunet_model or None),
+    return FaceAnalyzer(FaceDetector(p.face_detector, yunet_model=p.yunet_model or None,
+                                     threads=p.threads),
                         DlibResNetEmbedder(threads=p.threads), upper_fraction=p.upper_fraction,
                         thorough_detector=None
                         if p.thorough_face_detector in ('none', p.face_detector)
-                        else FaceDetector(p.thorough_face_detector))
+                        else FaceDetector(p.thorough_face_detector, threads=p.threads))
 
 
 def embedding_scheduler(p: SimpleNamespace) -> EmbeddingScheduler:

@@ -208,16 +208,17 @@ class FaceDetector:
     """Find faces with dlib HOG, dlib MMOD CNN or OpenCV YuNet."""
 
     def __init__(self, backend: str = 'hog', yunet_model: str | None = None,
-                 upsample: int = 1, min_size: int = 20) -> None:
+                 upsample: int = 1, min_size: int = 20, threads: int = 1) -> None:
         """Load the backend's model.
 
-        backend: 'hog' (fast on a CPU), 'cnn' (dlib MMOD run by ONNX Runtime on one thread,
-        core.dlib_mmod: finds turned faces, five to six times HOG's time in a person box) or
-        'yunet' (needs yunet_model, the path of a YuNet .onnx file).
+        backend: 'hog' (fast on a CPU), 'cnn' (dlib MMOD run by ONNX Runtime, core.dlib_mmod:
+        finds turned faces, five to six times HOG's time in a person box) or 'yunet' (needs
+        yunet_model, the path of a YuNet .onnx file).
         upsample: dlib pyramid up-samplings, each halves the smallest face found (~80 px at
         0, ~40 px at 1) for four times the work; YuNet finds small faces without it and
         ignores it.
         min_size: faces less high than this [px, full image] are dropped.
+        threads: CPU threads of the CNN's inference (the other backends ignore it).
         """
         if backend not in DETECTOR_BACKENDS:
             raise ValueError(f'unknown face detector backend {backend!r}; '
@@ -233,7 +234,7 @@ class FaceDetector:
             self._hog = dlib.get_frontal_face_detector()
         elif backend == 'cnn':
             from facetrack_ros.core.dlib_mmod import DlibMmod  # ONNX Runtime: only if needed
-            self._cnn = DlibMmod(find_dlib_model_files().face_detector_cnn)
+            self._cnn = DlibMmod(find_dlib_model_files().face_detector_cnn, threads)
         else:
             if not yunet_model:
                 raise ValueError("the 'yunet' backend needs yunet_model, a YuNet .onnx path")

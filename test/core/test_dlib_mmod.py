@@ -47,6 +47,20 @@ def test_finds_the_faces_dlib_finds_on_real_photos(shared_dir: Path) -> None:
     assert compared >= 6
 
 
+def test_the_cnn_face_detector_runs_on_the_threads_it_is_given(shared_dir: Path) -> None:
+    """FaceDetector('cnn', threads=n) runs the CNN on n threads: the same faces; 0 is refused.
+
+    The face node hands its `threads` parameter to the CNN as to the descriptor.
+    """
+    image = _small(shared_dir / 'data' / 'faces' / 'two_people.jpg')
+    one, two = FaceDetector('cnn').detect(image), FaceDetector('cnn', threads=2).detect(image)
+    assert len(one) == len(two) == 2
+    for a, b in zip(one, two):
+        assert np.allclose(a.box, b.box, atol=1e-3) and abs(a.score - b.score) < 1e-4
+    with pytest.raises(ValueError, match='threads'):
+        FaceDetector('cnn', threads=0)
+
+
 def test_a_thorough_search_finds_the_turned_face_hog_misses(shared_dir: Path) -> None:
     """Jack Dorsey in three-quarter view (img59): HOG finds nothing, the CNN a usable face.
 
