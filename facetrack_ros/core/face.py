@@ -432,6 +432,14 @@ def close_up(person_box: np.ndarray, image_height: int) -> bool:
         CLOSE_UP_MIN_HEIGHT * image_height <= y2 - y1 <= CLOSE_UP_MAX_ASPECT * (x2 - x1))
 
 
+def _widened(person_box: np.ndarray) -> np.ndarray:
+    """Return person_box widened by PERSON_REGION_WIDEN of its size, but not below it."""
+    x1, y1, x2, y2 = person_box
+    width, height = x2 - x1, y2 - y1
+    return np.array([x1 - PERSON_REGION_WIDEN * width, y1 - PERSON_REGION_WIDEN * height,
+                     x2 + PERSON_REGION_WIDEN * width, y2])
+
+
 def _off_centre(person_box: np.ndarray, x: float) -> float:
     """Return how far x [px] lies from person_box's centre line, over the box's width."""
     return abs(x - (float(person_box[0]) + float(person_box[2])) / 2) / max(
@@ -496,8 +504,7 @@ class FaceAnalyzer:
         if width < 1 or height < 1:
             return None
         image_height = image_bgr.shape[0]
-        whole = np.array([x1 - PERSON_REGION_WIDEN * width, y1 - PERSON_REGION_WIDEN * height,
-                          x2 + PERSON_REGION_WIDEN * width, y2])
+        whole = _widened(np.array([x1, y1, x2, y2]))
         top = self._top(person_box, image_height)
         scale = min(PERSON_REGION_MAX_SCALE, PERSON_REGION_WIDTH_PX / float(whole[2] - whole[0]))
         searches = [(self.detector, top, scale)]
@@ -525,14 +532,14 @@ class FaceAnalyzer:
     def _top(self, person_box: np.ndarray, image_height: int) -> np.ndarray:
         """Return the region of person_box searched for its face by the (fast) detector.
 
-        The box widened by PERSON_REGION_WIDEN, down to upper_fraction of it, or all of it
-        where the image's top edge cuts the box.
+        The box widened (_widened), down to upper_fraction of it, or all of it where the
+        image's top edge cuts the box.
         """
         x1, y1, x2, y2 = (float(v) for v in person_box)
-        width, height = x2 - x1, y2 - y1
-        bottom = y2 if cut_at_top(person_box, image_height) else y1 + self.upper_fraction * height
-        return np.array([x1 - PERSON_REGION_WIDEN * width, y1 - PERSON_REGION_WIDEN * height,
-                         x2 + PERSON_REGION_WIDEN * width, bottom])
+        region = _widened(np.array([x1, y1, x2, y2]))
+        if not cut_at_top(person_box, image_height):
+            region[3] = y1 + self.upper_fraction * (y2 - y1)
+        return region
 
     def _holds(self, person_box: np.ndarray, centre: tuple[float, float],
                image_height: int) -> bool:
