@@ -1494,10 +1494,16 @@ class PersonTracker:
         as re-linking requires (_continues, one to one) and looks as much like them as usual,
         shows them at stamp: evidence of presence, not a track (no box is published for it);
         one in no track that looks less like them only holds them, as a track in doubt does
-        (_expire).
+        (_expire), and so does one that continues them where no rule below lets it show
+        them: it may be them, so it is no evidence that they left (sizes_720p at 1/s: Biden
+        stood, then walked off behind Mayer; seen 1.1 s later 0.4 heights on, too late and
+        off a course measured standing, he was reported gone while in view).
         Within FOLLOW_MAX_GAP_S of their last sighting, or later where they stood (_stood)
         or on their course (FOLLOW_ON_COURSE): where someone stood still,
-        or walked on as they walked, a box after a long occlusion is no guess.
+        or walked on as they walked, a box after a long occlusion is no guess. Where they
+        stood, not even in the frame that would show them absent (sizes_720p at 3/s: Musk,
+        hidden by Clooney walking past for 2.2 s, was reported gone in the frame that showed
+        him again).
         A box whose track is in doubt or contradicted (in_doubt: box index -> the track's
         person id) counts as unclaimed, on course only, for anyone but that person: ByteTrack
         gave a walker's box to the track of someone they hid, and the walker is still in view
@@ -1513,11 +1519,14 @@ class PersonTracker:
                      if i not in claimed and (faint or conf[i] > self._config.track_low_thresh)
                      and not _group_box(i, boxes)]
         missing = self._missing(stamp) if unclaimed else []
-        pairs = [(i, person) for i in unclaimed for person in missing
-                 if person.person_id != in_doubt.get(i)
-                 and (_stood(person, boxes[i]) if faint
-                      else self._follows(person, stamp, boxes[i], doubted=i in in_doubt))
-                 and self._continues(person, stamp, boxes[i], bodies[i])]
+        due = self._missing(stamp, evident=True) if unclaimed else []
+        near = [(i, person) for i in unclaimed for person in missing + due
+                if person.person_id != in_doubt.get(i)
+                and (_stood(person, boxes[i]) or person in missing and not faint)
+                and self._continues(person, stamp, boxes[i], bodies[i])]
+        pairs = near if faint else [
+            (i, person) for i, person in near
+            if self._follows(person, stamp, boxes[i], doubted=i in in_doubt)]
         seen = _one_to_one([(i, person.person_id) for i, person in pairs
                             if not self._less_alike(person, bodies[i])])
         for i, person_id in seen:
@@ -1531,7 +1540,7 @@ class PersonTracker:
         # again on her course, was reported gone a frame before her face came.
         taken, found = {i for i, _ in seen}, {person_id for _, person_id in seen}
         for i, person_id in _one_to_one([
-                (i, person.person_id) for i, person in pairs
+                (i, person.person_id) for i, person in near
                 if i not in taken and i not in in_doubt and person.person_id not in found]):
             self._persons[person_id].doubted_at = stamp
 
@@ -1543,8 +1552,10 @@ class PersonTracker:
         behind a walker (_behind): the next person through the door they walked out of.
         """
         gap = stamp - person.last_seen
-        on_course = (self._off_course(person, stamp, box)
-                     <= FOLLOW_ON_COURSE * max(1.0, gap / FOLLOW_MAX_GAP_S))
+        # Up to the absence timeout, when an unseen person used to be reported gone: a box
+        # that held them since (_follow_unclaimed) is no sighting, and widens nothing.
+        drift = min(gap, self._config.absence_timeout_s) / FOLLOW_MAX_GAP_S
+        on_course = (self._off_course(person, stamp, box) <= FOLLOW_ON_COURSE * max(1.0, drift))
         return on_course or not doubted and (
             gap <= FOLLOW_MAX_GAP_S and not _behind(person, box)
             or _stood(person, box))
@@ -1596,13 +1607,16 @@ class PersonTracker:
         return (self._off_course(last, stamp, box) <= reach
                 and _alike_in_height(box, last.box))
 
-    def _missing(self, stamp: float) -> list[_Person]:
-        """Return the present people unseen at stamp whose absence is not yet evident."""
+    def _missing(self, stamp: float, evident: bool = False) -> list[_Person]:
+        """Return the present people unseen at stamp whose absence is not yet evident.
+
+        evident: those whose absence this frame makes evident instead.
+        """
         if self._config.relink_distance <= 0:
             return []
         return [p for p in self._persons.values()
                 if p.state is PersonState.PRESENT and p.last_seen < stamp
-                and not self._absent(p, stamp, p.missed_frames + 1)]
+                and self._absent(p, stamp, p.missed_frames + 1) == evident]
 
     def _continues(self, person: _Person, stamp: float, box: np.ndarray,
                    body: np.ndarray | None) -> bool:
