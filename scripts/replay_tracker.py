@@ -134,8 +134,8 @@ def replay(frames: list[list[tuple]], fps: float, kept: Sequence[int], confidenc
     first kept frame from then on), as the face node's answers do in the graph; 0: with
     their own frame. Events are placed on the frame of their own stamp (a face's event on
     the face's frame, as in the graph) and received at the time of the frame that caused
-    them; the appearances still open at the end get their PERSON_OUT after the last frame,
-    as when a recording ends.
+    them; faces still on their way at the end arrive after the last frame, and then the
+    appearances still open get their PERSON_OUT, as when a recording ends.
     """
     tracker, scheduler = PersonTracker(TrackerConfig()), EmbeddingScheduler()
     tracks, events, faces = [], [], []
@@ -145,6 +145,10 @@ def replay(frames: list[list[tuple]], fps: float, kept: Sequence[int], confidenc
         events.extend(EventRecord(round(e.stamp * fps), e.kind.name, e.person_id, e.track_id,
                                   tuple(map(float, e.box)), index / fps, e.reason.name)
                       for e in happened)
+
+    def attribute() -> None:
+        faces.extend(replace(tag, person_id=person_id)
+                     for tag, person_id in tracker.take_attributions())
 
     def deliver(index: int) -> list:
         happened = []
@@ -171,9 +175,12 @@ def replay(frames: list[list[tuple]], fps: float, kept: Sequence[int], confidenc
                     index, track_id, '', tuple(map(float, person.box)),
                     tuple(map(float, face[2])))))
         happened += deliver(index)
-        faces += [replace(tag, person_id=person_id)
-                  for tag, person_id in tracker.take_attributions()]
+        attribute()
         record(index, happened)
+    # The faces of the last frames still on their way arrive after them, as the face node's
+    # answers do after a recording's last frame.
+    record(len(frames), deliver(len(frames) + face_delay))
+    attribute()
     record(len(frames), tracker.end_appearances(EventReason.INPUT_STALLED))
     return tracks, events, faces
 
