@@ -170,9 +170,10 @@ FOLLOW_MAX_GAP_S = 0.9
 FOLLOW_STILL_IOU = 0.7
 #: ... or a box within this distance [person heights] of where their walk would have taken
 #: them: a replay at 5 detections/s lost a walker seen again 1.0 s later 0.02 heights off.
-#: After a gap longer than FOLLOW_MAX_GAP_S the distance grows with it: a walking speed
-#: known roughly sends them farther astray the longer they are unseen (sizes_720p replay at
-#: 5.5/s: Biden, seen again 1.9 s later 0.32 heights off, was reported gone).
+#: After a gap longer than FOLLOW_MAX_GAP_S the distance grows with it, up to the absence
+#: timeout: a walking speed known roughly sends them farther astray the longer they are
+#: unseen (sizes_720p replay at 5.5/s: Biden, seen again 1.9 s later 0.32 heights off, was
+#: reported gone).
 FOLLOW_ON_COURSE = 0.25
 #: Frames this far apart or more [s] (the measured median) are a slow rate. A track is then
 #: taken from its first box, not ByteTrack's second: at 0.5 detections/s someone in view for
@@ -504,8 +505,9 @@ class _Person:
     ended_by: EventReason = EventReason.UNSPECIFIED  # reason of the latest PERSON_OUT
     missed_frames: int = 0  # processed frames in a row without the person
     held_at: float = -math.inf  # latest track in doubt or doubted box of them, if any (_expire)
-    # Latest box no track took that may show them but looks less like them than their track
-    # did (_follow_unclaimed): no sighting, nor evidence that they left.
+    # Latest box no track took that may show them but does not count as a sighting (it looks
+    # less like them than their track did, or no rule lets it show them: _follow_unclaimed):
+    # no sighting, nor evidence that they left.
     doubted_at: float = -math.inf
     adrift: bool = False  # their track's box turned out to show someone else (see _relink)
     enrolled: bool = False  # the id is a name enrolled in the fleet
