@@ -1521,10 +1521,11 @@ class PersonTracker:
                      if i not in claimed and (faint or conf[i] > self._config.track_low_thresh)
                      and not _group_box(i, boxes)]
         missing = self._missing(stamp) if unclaimed else []
+        anywhere = {person.person_id for person in missing}  # the others only where they stood
         due = self._missing(stamp, evident=True) if unclaimed else []
         near = [(i, person) for i in unclaimed for person in missing + due
                 if person.person_id != in_doubt.get(i)
-                and (_stood(person, boxes[i]) or person in missing and not faint)
+                and (_stood(person, boxes[i]) or (person.person_id in anywhere and not faint))
                 and self._continues(person, stamp, boxes[i], bodies[i])]
         pairs = near if faint else [
             (i, person) for i, person in near
