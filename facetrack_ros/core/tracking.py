@@ -199,7 +199,7 @@ POOL_MAX_GAP_FRAMES = 2
 #: walk (the crossing at 0.5/s: Johansson, 1.03 heights from her last box 2 s later).
 WALK_MAX_SPEED = 1.0
 #: How fast [heights/s] a walker whose track ByteTrack lost between two frames may have gone
-#: on, for whether a new track may be them (PersonTracker._maybe_continued): twice
+#: on, for whether a new track may be them (PersonTracker._continuations): twice
 #: WALK_MAX_SPEED, as the composed clips' walkers cover up to 1.4 heights a second and a
 #: wrong "may be" costs little.
 CONTINUE_MAX_SPEED = 2 * WALK_MAX_SPEED
@@ -616,6 +616,10 @@ class _Track:
     # Faces too poor to vote, seen while pending (and, when it is announced without a face,
     # its ambiguous ones): reported, uncounted, as the track's person's once it has one.
     witnessed: list[_Face] = field(default_factory=list)
+    # Vanished at a slow rate after one box, with a face that found no one, but tracks new
+    # then may show its person walking on (_continuations): their ids. Announced once each
+    # has shown a face unlike its own (_release_withheld).
+    withheld_for: set[int] = field(default_factory=set)
 
     def move(self, stamp: float, box: np.ndarray, confidence: float,
              body: np.ndarray | None) -> None:
@@ -1001,6 +1005,7 @@ class PersonTracker:
             for track in list(self._tracks.values()):
                 if track.person_id is None and track.last_seen == previous:
                     events += self._settle_by_time(track, stamp, vanished=True)
+                    events += self._pass_on_withheld(track, stamp)
         events += self._expire(stamp)
         self._note_ambiguous(stamp)
         return [TrackedPerson(t.track_id, t.shown_id, t.box, t.confidence, t.similarity)
@@ -1118,15 +1123,60 @@ class PersonTracker:
             if frame is not None:
                 frame.aside.append((track_id, face, face_box))
             return []
-        quality, vector = face.quality, face.vector
         face.alone = not others
-        if quality < self._config.min_face_quality:
+        if face.quality < self._config.min_face_quality:
             if track.person_id is None:
                 track.witnessed.append(face)
                 del track.witnessed[:-self._config.max_samples]
             else:
                 self._attribute_seen(track, face)
             return []
+        released = self._release_withheld(track, face, stamp) if face.alone else []
+        return released + self._use_face(stamp, track, face, others)
+
+    def _release_withheld(self, track: _Track, face: _Face, stamp: float
+                          ) -> list[PersonEventRecord]:
+        """Announce the vanished tracks withheld for track whose faces its face is unlike.
+
+        A face unlike theirs (contradiction_similarity) shows that track is someone else,
+        not their person walking on (the doorway at 0.5/s: DiCaprio, seen in one processed
+        frame, his face of quality 0.75 finding no one; the next person through the door,
+        where he stood 2 s later, began a track that might have been him, and he was never
+        announced).
+        """
+        events = []
+        for ended in self._ended:
+            if track.track_id in ended.withheld_for and ended.faces and max(
+                    float(np.dot(own.vector, face.vector)) for own in ended.faces
+            ) < self._config.contradiction_similarity:
+                events += self._withhold_for(ended, track.track_id, set(), stamp)
+        return events
+
+    def _pass_on_withheld(self, track: _Track, stamp: float) -> list[PersonEventRecord]:
+        """Let the tracks withheld for a track that vanished wait on its continuations instead.
+
+        The doorway at 0.5/s: the next person through the door began a track in the frame
+        after DiCaprio's, too far in to show a face, and went on on a new track 2 s later.
+        """
+        events = []
+        for ended in self._ended:
+            if track.track_id in ended.withheld_for:
+                events += self._withhold_for(ended, track.track_id,
+                                             self._continuations(track, stamp), stamp)
+        return events
+
+    def _withhold_for(self, ended: _Track, track_id: int, successors: set[int], stamp: float
+                      ) -> list[PersonEventRecord]:
+        """Make a withheld track wait on successors instead of track_id; announce it if on none."""
+        ended.withheld_for = (ended.withheld_for - {track_id}) | successors
+        if ended.withheld_for or ended.person_id is not None or not ended.faces:
+            return []
+        return self._make_new_person(ended, stamp, EventReason.FACE, vanished=True)
+
+    def _use_face(self, stamp: float, track: _Track, face: _Face, others: list[np.ndarray]
+                  ) -> list[PersonEventRecord]:
+        """Let a face of min_face_quality or better decide, confirm or contradict its track."""
+        quality, vector = face.quality, face.vector
         if track.person_id is None:
             self._pool(track, face)
             track.faces.append(face)
@@ -1927,7 +1977,7 @@ class PersonTracker:
         decide, which shows it is a person (the crossing at 0.5/s: Mayer, in view for 5 s,
         seen in two frames, her faces near Johansson's, was never announced); one box if such
         a face found no one (NEW) and no track new in this frame may be the person walking on
-        (_maybe_continued). A walker crosses a view in one to three frames 2 s apart (the
+        (_continuations). A walker crosses a view in one to three frames 2 s apart (the
         crossing at 0.5/s: Dorsey, his only face on his first box, his next box given to
         Musk's track, got no PERSON_IN and no face in 16 of 20 replays).
         """
@@ -1948,9 +1998,10 @@ class PersonTracker:
         needed = IDENTITY_MIN_FRAMES
         if vanished and votes:
             needed = 2
-            if (track.frames == 1 and any(v.kind is VoteKind.NEW for v in votes)
-                    and not self._maybe_continued(track, stamp)):
-                needed = 1
+            if track.frames == 1 and any(v.kind is VoteKind.NEW for v in votes):
+                track.withheld_for = self._continuations(track, stamp)
+                if not track.withheld_for:
+                    needed = 1
         if stamp - track.first_seen < wait or track.frames < needed:
             return []
         deciding = any(v.kind is not VoteKind.AMBIGUOUS for v in votes)
@@ -1958,24 +2009,25 @@ class PersonTracker:
                                      EventReason.FACE if deciding else EventReason.NO_FACE,
                                      vanished)
 
-    def _maybe_continued(self, track: _Track, stamp: float) -> bool:
-        """Return whether a track new at stamp may show the person of a track that vanished.
+    def _continuations(self, track: _Track, stamp: float) -> set[int]:
+        """Return the ids of the tracks new at stamp that may show a vanished track's person.
 
         At a slow rate ByteTrack loses a walker between frames, and they go on on a new track
         (sizes_360p at 0.8/s: Aniston, 1.4 of her heights on in 1.2 s): announcing the lost
         track too would give her two ids, one reported gone while she is in view. So a track
         begun at stamp (new, or started anew there) within CONTINUE_MAX_SPEED of the lost
         box (_reaches), and alike in looks when both are known, may be her; generous, as a
-        wrong "may" only leaves the lost track unnamed.
+        wrong "may" only leaves the lost track unnamed until their faces tell.
         """
+        found = set()
         for other in self._tracks.values():
             if other.first_seen != stamp or not self._reaches(track, stamp, other.first_box,
                                                               CONTINUE_MAX_SPEED):
                 continue
             alike = appearance_similarity(other.body, track.body)
             if alike is None or alike >= APPEARANCE_RELINK_MIN_SIMILARITY:
-                return True
-        return False
+                found.add(other.track_id)
+        return found
 
     def _make_new_person(self, track: _Track, stamp: float, reason: EventReason,
                          vanished: bool = False) -> list[PersonEventRecord]:

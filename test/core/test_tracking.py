@@ -2899,7 +2899,8 @@ def test_at_a_slow_rate_someone_seen_twice_with_faces_near_another_is_announced(
         (EventKind.PERSON_OUT, b), (EventKind.PERSON_RETURNED, a)]
 
 
-@pytest.mark.parametrize('next_frame', ['gone', 'walks_on', 'elsewhere', 'far'])
+@pytest.mark.parametrize('next_frame', ['gone', 'walks_on', 'elsewhere', 'far',
+                                        'another_walks_in', 'another_shows_a_face_later'])
 def test_at_a_slow_rate_someone_boxed_once_with_a_face_of_no_one_known_is_announced(
         next_frame: str) -> None:
     """B is boxed in one frame at 0.5/s, with a face of no one known, too poor to decide alone.
@@ -2911,7 +2912,11 @@ def test_at_a_slow_rate_someone_boxed_once_with_a_face_of_no_one_known_is_announ
     ByteTrack lost B walking on: B's first track is not announced, and B, standing there,
     gets one PERSON_IN in all. elsewhere: the new track looks unlike B (someone else came
     in): B is announced. far: it looks like B, but 5 of B's heights away in 2 s, beyond
-    CONTINUE_MAX_SPEED: B is announced.
+    CONTINUE_MAX_SPEED: B is announced. another_walks_in: as walks_on, but the new track's
+    first face is unlike B's: it is someone else (the doorway at 0.5/s: the next person
+    through the door where DiCaprio stood), and B is announced then.
+    another_shows_a_face_later: that track shows no face and is lost in turn; the track new
+    in the frame after, within reach of it, shows one unlike B's: B is announced then.
     """
     tracker = PersonTracker(CONFIG)
     rng = np.random.default_rng(66)
@@ -2921,14 +2926,29 @@ def test_at_a_slow_rate_someone_boxed_once_with_a_face_of_no_one_known_is_announ
     events += new + tracker.add_face(6.0, persons[0].track_id, _sighting(_face(2), rng), 0.7,
                                      tag=6.0)
     assert events == [] and tracker.take_attributions() == []
+    walks_on = next_frame in ('walks_on', 'another_walks_in', 'another_shows_a_face_later')
     later = [] if next_frame == 'gone' else [Detection(
-        _box({'far': 1100, 'walks_on': 700}.get(next_frame, 400)).box, 0.9,
+        _box({'far': 1100}.get(next_frame, 700 if walks_on else 400)).box, 0.9,
         _body(3 if next_frame == 'elsewhere' else 1, rng))]
-    events += tracker.update(8.0, later)[1]
-    if next_frame == 'walks_on':
+    persons, new = tracker.update(8.0, later)
+    events += new
+    if walks_on:
         assert events == []
+        stamp, x = 8.0, 702
+        if next_frame == 'another_shows_a_face_later':
+            stamp, x = 10.0, 1000  # 1.5 heights from the lost box: a new track
+            persons, new = tracker.update(stamp, [Detection(_box(x).box, 0.9, _body(1, rng))])
+            assert new == [] and tracker.person_of_track(persons[0].track_id) is None
+        if next_frame != 'walks_on':
+            events += tracker.add_face(stamp, persons[0].track_id,
+                                       _sighting(_face(3), rng), 0.7, tag=stamp)
+            assert [(e.kind, e.reason, e.box[0]) for e in events] == [
+                (EventKind.PERSON_IN, EventReason.FACE, 100)]
+            assert tracker.take_attributions() == [(6.0, events[0].person_id)]
+            assert tracker.person_of_track(persons[0].track_id) is None
+            return
         for stamp in (10.0, 12.0):
-            events += tracker.update(stamp, [Detection(_box(702).box, 0.9, _body(1, rng))])[1]
+            events += tracker.update(stamp, [Detection(_box(x).box, 0.9, _body(1, rng))])[1]
         assert [e.kind for e in events] == [EventKind.PERSON_IN]
         return
     assert [(e.kind, e.reason) for e in events] == [(EventKind.PERSON_IN, EventReason.FACE)]
