@@ -953,7 +953,7 @@ class PersonTracker:
         for motion_id, idx in matched:
             body = bodies[idx]
             track = self._by_motion.get(motion_id)
-            verdict = None if track is None else self._continuation(track, body)
+            verdict = None if track is None else self._continuation(track, boxes[idx], body)
             if verdict is not None:
                 if verdict == 'unlike' and track.person_id is not None:
                     self._persons[track.person_id].adrift = True  # see _relink
@@ -1230,9 +1230,25 @@ class PersonTracker:
             track.contradictions.clear()
         track.contradictions.append(face)
         if (quality >= self._config.strong_face_quality or elsewhere
-                or len(track.contradictions) >= self._rules.votes_needed):
+                or len(track.contradictions) >= self._rules.votes_needed
+                or self._stepped_in(track, face)):
             return self._split(track, stamp)
         return []
+
+    def _stepped_in(self, track: _Track, face: _Face) -> bool:
+        """Return whether a face contradicting a track's guessed box shows someone new there.
+
+        At a slow rate a box in doubt (_guessed) that shows a face of no one known (NEW) is
+        someone who stepped in between the frames (the doorway at 0.5/s: DiCaprio, in one
+        processed frame, on the track of the one before him, his face of quality 0.75; the
+        next person through took the box 2 s later, and her face, unlike his, cleared his
+        from the track's contradictions).
+        """
+        if not track.doubtful or self._frame_interval < SLOW_INTERVAL_S:
+            return False
+        vote = judge_face(face.vector, face.quality, self._gallery(track), self._rules,
+                          face.alone)
+        return vote is not None and vote.kind is VoteKind.NEW
 
     def set_known_people(self, people: dict[str, np.ndarray]) -> list[PersonEventRecord]:
         """Replace the enrolled people: {name: face embedding}; return the events it caused.
@@ -1369,7 +1385,8 @@ class PersonTracker:
         del self._tracks[track.track_id]
         return fresh
 
-    def _continuation(self, track: _Track, body: np.ndarray | None) -> str | None:
+    def _continuation(self, track: _Track, box: np.ndarray, body: np.ndarray | None
+                      ) -> str | None:
         """Return why the box ByteTrack gave a track is not the track's, or None if it is.
 
         'unlike': the box looks unlike the track (body appearance, _Track.looks_unlike):
@@ -1379,7 +1396,8 @@ class PersonTracker:
         long when the frame rate just dropped). 'left': the track's person already left (the
         next person through a doorway takes the same path), unless the appearance ended only
         because the input stalled and the track is back in the first absence_timeout_s after
-        the input resumed. The time of a stall does not count as unseen.
+        the input resumed. The time of a stall does not count as unseen. 'rescaled': a
+        pending track's box at a slow rate is someone else's by its height (_carried_off).
         """
         if track.looks_unlike(body):
             return 'unlike'
@@ -1391,13 +1409,25 @@ class PersonTracker:
         if unseen > self._buffer_s() + 0.5 * self._frame_interval:
             return 'stale'
         if track.person_id is None:
-            return None
+            return 'rescaled' if self._carried_off(track, box) else None
         person = self._persons[track.person_id]
         if person.state is PersonState.GONE and not (
                 person.ended_by is EventReason.INPUT_STALLED
                 and self._now - self._resumed_at <= self._config.absence_timeout_s):
             return 'left'
         return None
+
+    def _carried_off(self, track: _Track, box: np.ndarray) -> bool:
+        """Return whether a pending track with faces was continued onto someone else's box.
+
+        At a slow rate a box off the track's height trend (_Track.off_trend) is more likely
+        the next person on its spot than its own (the doorway at 0.5/s: DiCaprio's one-box
+        track, continued onto the next person through, 1.24 times his height, whose face
+        decided the track and left his unused). Its faces stay with its own box, which
+        vanished (_settle_by_time).
+        """
+        return (bool(track.faces) and self._frame_interval >= SLOW_INTERVAL_S
+                and track.off_trend(self._now, box))
 
     def _index_tracks(self) -> None:
         tracks = {t.track_id: t for t in self._by_motion.values()}

@@ -2955,6 +2955,33 @@ def test_at_a_slow_rate_someone_boxed_once_with_a_face_of_no_one_known_is_announ
     assert tracker.take_attributions() == [(6.0, events[0].person_id)]
 
 
+def test_at_a_slow_rate_someone_seen_once_between_two_others_on_a_spot_is_announced() -> None:
+    """At 0.5/s A, B and C take turns on one spot (a doorway), each in one processed frame.
+
+    ByteTrack continues A's track onto B and C in turn. B's face (quality 0.7, under
+    STRONG_FACE_QUALITY) finds no one known on A's track in doubt: B stepped in, and the
+    face takes the box off A at once. C, 1.25 times B's height, is someone else on B's
+    track: C's face neither counts as B's nor hides B, who is announced once C's face
+    shows C is not B walking on (the doorway at 0.5/s: DiCaprio between two others,
+    his one face lost).
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(68)
+    body = _body(1, rng)
+    faces = {name: _face(seed) for name, seed in (('a', 71), ('b', 72), ('c', 73))}
+    events = _run_empty_at(tracker, 0.0, 0.5, 3)
+    for stamp, name, box, quality in ((6.0, 'a', _box(300), 0.9), (8.0, 'b', _box(300), 0.7),
+                                      (10.0, 'c', _box(300, y=50, w=100, h=250), 0.9)):
+        persons, new = tracker.update(stamp, [Detection(box.box, 0.9, body)])
+        events += new + tracker.add_face(stamp, persons[0].track_id,
+                                         _sighting(faces[name], rng), quality, tag=name)
+    assert [e.kind for e in events] == [EventKind.PERSON_IN] * 3
+    ids = {name: person_id for name, person_id in tracker.take_attributions()}
+    assert len(set(ids.values())) == 3 and sorted(ids) == ['a', 'b', 'c']
+    assert [e.person_id for e in events] == [ids['a'], ids['b'], ids['c']]
+    assert events[1].box[1] == 100 and persons[0].person_id == ''  # C's box: no one's id
+
+
 @pytest.mark.parametrize('walk', ['stands', 'approaches'])
 def test_at_a_slow_rate_a_box_off_its_tracks_height_trend_shows_no_id(walk: str) -> None:
     """At 1/s A, named, stands on a spot or walks towards the camera (1.3 times taller a second).
