@@ -204,7 +204,9 @@ class TrackerNode(Node):
                 '(replay loop or sim-time reset): tracking restarts; known faces are kept')
             self._emit(self.tracker.reset(stamp))
         self.frame_id = msg.header.frame_id
-        persons, events = self.tracker.update(stamp, self._detections(msg))
+        size = (msg.image_width, msg.image_height)
+        persons, events = self.tracker.update(stamp, self._detections(msg),
+                                              size if all(size) else None)
         out = PersonDetectionArray(header=msg.header, image_width=msg.image_width,
                                    image_height=msg.image_height)
         out.detections = [PersonDetection(

@@ -115,6 +115,13 @@ def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
     return result
 
 
+def frame_size(video: Path) -> tuple[int, int]:
+    """Return the width and height [px] of the video's frames."""
+    with VideoFileSource(str(video)) as source:
+        frame = source.read()
+    return frame.width, frame.height
+
+
 def _face_record(face: Face | None) -> tuple | None:
     """Return what the replays need of a face: (embedding, quality, face box [px])."""
     return None if face is None else (face.embedding, face.quality, face.box)
@@ -126,7 +133,8 @@ def _camera_jpeg(image: np.ndarray, quality: int) -> np.ndarray:
 
 
 def replay(frames: list[list[tuple]], fps: float, kept: Sequence[int], confidence: float,
-           face_delay: int = 0) -> tuple[list[TrackBox], list[EventRecord], list[FaceRecord]]:
+           face_delay: int = 0, frame_size: tuple[int, int] | None = None
+           ) -> tuple[list[TrackBox], list[EventRecord], list[FaceRecord]]:
     """Replay the frames numbered in kept (ascending); return what the graph would publish.
 
     confidence: the detector's threshold; boxes scoring less are dropped, as it drops them.
@@ -135,7 +143,8 @@ def replay(frames: list[list[tuple]], fps: float, kept: Sequence[int], confidenc
     their own frame. Events are placed on the frame of their own stamp (a face's event on
     the face's frame, as in the graph) and received at the time of the frame that caused
     them; faces still on their way at the end arrive after the last frame, and then the
-    appearances still open get their PERSON_OUT, as when a recording ends.
+    appearances still open get their PERSON_OUT, as when a recording ends. frame_size: the
+    video's width and height [px], as the detector node sends them to the tracker.
     """
     tracker, scheduler = PersonTracker(TrackerConfig()), EmbeddingScheduler()
     tracks, events, faces = [], [], []
@@ -162,7 +171,8 @@ def replay(frames: list[list[tuple]], fps: float, kept: Sequence[int], confidenc
         stamp = index / fps
         people = [person for person in frames[index] if person[1] >= confidence]
         record(index, deliver(index))
-        persons, happened = tracker.update(stamp, [Detection(b, c, a) for b, c, a, *_ in people])
+        persons, happened = tracker.update(
+            stamp, [Detection(b, c, a) for b, c, a, *_ in people], frame_size)
         tracks += [TrackBox(index, p.track_id, p.person_id, tuple(map(float, p.box)))
                    for p in persons]
         for track_id in scheduler.select(stamp, persons):
@@ -253,11 +263,12 @@ def main() -> None:
         else:
             frames = analyse(clip.video, model, faces)
             cache.write_bytes(pickle.dumps(frames))
+        size = frame_size(clip.video)
         for rate, draws in _draws(len(frames), clip.fps, args):
             reports: list[ClipReport] = []
             for label, kept in draws:
                 report = evaluate(clip.truth, *replay(frames, clip.fps, kept, args.confidence,
-                                                      args.face_delay))
+                                                      args.face_delay, size))
                 reports.append(report)
                 if args.details:
                     print('\n'.join(f'    {name} {label}: {line}' for line in report.details))

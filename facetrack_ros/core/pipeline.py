@@ -86,7 +86,7 @@ class PersonPipeline:
                                 body_appearance(small, box.box) if self.appearance else None)
                       for box, full in zip(boxes, full_boxes)]
         described = time.perf_counter()
-        persons, events = self.tracker.update(stamp, detections)
+        persons, events = self.tracker.update(stamp, detections, (frame.width, frame.height))
         tracked = time.perf_counter()
         by_track = {person.track_id: person for person in persons}
         tried = self.scheduler.select(stamp, persons)

@@ -216,6 +216,9 @@ _VELOCITY_SMOOTHING_PERIOD_S = 0.1
 #: by the person's walk: it does not update the velocity. A replay at 5 detections/s lost a
 #: walker whose box, for one frame, also held the person he passed.
 _VELOCITY_MAX_SHAPE_CHANGE = 1.3
+#: A box side this close to the image's left or right edge [fraction of the image's width]
+#: is cut by it: it shows where the image ends, not where the person is (_cut_sides).
+EDGE_MARGIN = 0.005
 #: Intervals between processed frames whose median is taken for the frame interval.
 RATE_WINDOW = 9
 
@@ -470,16 +473,44 @@ def _smoothing(interval: float) -> float:
     return 1.0 - (1.0 - _VELOCITY_SMOOTHING) ** (interval / _VELOCITY_SMOOTHING_PERIOD_S)
 
 
-def _walk(before: np.ndarray, after: np.ndarray, interval: float) -> np.ndarray | None:
+def _cut_sides(box: np.ndarray, frame_size: tuple[int, int] | None) -> tuple[bool, bool]:
+    """Return whether box's left and right sides lie on the image's edges (EDGE_MARGIN).
+
+    Someone entering or leaving by a side shows a part there. The image's top and bottom are
+    left out: the bottom cuts the legs of most people near the camera, who walk across it.
+    """
+    if frame_size is None:
+        return False, False
+    margin = EDGE_MARGIN * frame_size[0]
+    return bool(box[0] <= margin), bool(box[2] >= frame_size[0] - margin)
+
+
+def _partial(box: np.ndarray, frame_size: tuple[int, int] | None) -> bool:
+    """Return whether box is cut by the image's left or right edge: it shows a part."""
+    return any(_cut_sides(box, frame_size))
+
+
+def _walk(before: np.ndarray, after: np.ndarray, interval: float,
+          frame_size: tuple[int, int] | None) -> np.ndarray | None:
     """Return the velocity [px/s] of a box's centre from before to after, interval [s] apart.
 
-    None when the box changed shape by more than _VELOCITY_MAX_SHAPE_CHANGE.
+    Where one side of either box is cut by the image's left or right edge (frame_size: width,
+    height [px]; None: unknown), the box widens or narrows as the person enters or leaves,
+    so the walk across is that of its other side (the crossing at 1/s: Dorsey, measured
+    walking in at a fraction of his pace, was then looked for where he was not). None when
+    the box changed shape by more than _VELOCITY_MAX_SHAPE_CHANGE (its width only where no
+    such side tells).
     """
+    left, right = (a or b for a, b in zip(_cut_sides(before, frame_size),
+                                          _cut_sides(after, frame_size)))
     change = (after[2:] - after[:2]) / np.maximum(before[2:] - before[:2], 1e-6)
-    if np.any(change > _VELOCITY_MAX_SHAPE_CHANGE) or np.any(
-            change < 1 / _VELOCITY_MAX_SHAPE_CHANGE):
+    if np.any(((change > _VELOCITY_MAX_SHAPE_CHANGE) | (change < 1 / _VELOCITY_MAX_SHAPE_CHANGE))
+              & [left == right, True]):
         return None
-    return (_centre(after) - _centre(before)) / interval
+    walk = _centre(after) - _centre(before)
+    if left != right:
+        walk[0] = after[2] - before[2] if left else after[0] - before[0]
+    return walk / interval
 
 
 @dataclass
@@ -518,10 +549,11 @@ class _Person:
     samples: list[tuple[float, np.ndarray]] = field(default_factory=list)
     embedding: np.ndarray | None = None
 
-    def walk_to(self, stamp: float, box: np.ndarray) -> np.ndarray:
+    def walk_to(self, stamp: float, box: np.ndarray,
+                frame_size: tuple[int, int] | None) -> np.ndarray:
         """Return their velocity [px/s] smoothed with the walk from their last box to box."""
         interval = stamp - self.last_seen
-        step = _walk(self.box, box, interval) if interval > 0 else None
+        step = _walk(self.box, box, interval, frame_size) if interval > 0 else None
         return (self.velocity if step is None
                 else self.velocity + _smoothing(interval) * (step - self.velocity))
 
@@ -580,6 +612,7 @@ class _Track:
     walked: bool = False  # velocity measured: two boxes alike in shape (_walk) have shown it
     growth: float = 0.0  # smoothed rate of change of the box's log height [1/s]
     body: np.ndarray | None = None  # running body appearance
+    body_partial: bool = False  # body is of boxes cut by the image's left or right edge only
     body_stability: float | None = None  # usual similarity of its boxes to body
     frames: int = 0  # processed frames that showed the track
     # Found again after a miss looking less like itself (APPEARANCE_REFIND_MAX_DROP): its
@@ -622,11 +655,11 @@ class _Track:
     withheld_for: set[int] = field(default_factory=set)
 
     def move(self, stamp: float, box: np.ndarray, confidence: float,
-             body: np.ndarray | None) -> None:
+             body: np.ndarray | None, frame_size: tuple[int, int] | None) -> None:
         """Take the track's box at stamp and update its smoothed velocity and appearance."""
         handed_over = self.handed_over(stamp, body)
         interval = stamp - self.last_seen
-        step = _walk(self.box, box, interval) if interval > 0 else None
+        step = _walk(self.box, box, interval, frame_size) if interval > 0 else None
         if interval > 0:
             growth = math.log(_height(box) / _height(self.box)) / interval
             self.growth = growth if self.frames < 2 else (
@@ -647,7 +680,14 @@ class _Track:
                 self.since = stamp
                 if self.person_id is None:  # and may continue someone missing (_relink)
                     self.first_seen, self.first_box, self.body = stamp, box, None
+        partial = _partial(box, frame_size)
+        if body is not None and self.body_partial and not partial:
+            # The looks of a part give way to the whole's (the crossing at 1/s: Dorsey's,
+            # blended from boxes that showed him walking in, were unlike his box 2 s later).
+            self.body = None
         self.body = blend_appearance(self.body, body)
+        if body is not None:
+            self.body_partial = partial and (self.body is body or self.body_partial)
         self.frames += 1
 
     def refound_unlike(self, stamp: float, body: np.ndarray | None, interval: float) -> bool:
@@ -859,6 +899,7 @@ class PersonTracker:
             config.track_high_thresh, config.track_low_thresh, config.new_track_thresh,
             config.match_thresh, config.fuse_score), self._buffer_frames())
         self._now = -math.inf  # stamp of the latest update
+        self._frame_size: tuple[int, int] | None = None  # its image's width, height [px]
         self._tracks: dict[int, _Track] = {}     # by our track id, unique for ever
         self._ended: list[_Track] = []  # pending tracks with faces that ByteTrack dropped
         self._by_motion: dict[int, _Track] = {}  # by ByteTrack's id
@@ -912,18 +953,26 @@ class PersonTracker:
     # ------------------------------------------------------------------------------------
     # Frames
 
-    def update(self, stamp: float, detections: Sequence[Detection]
+    def update(self, stamp: float, detections: Sequence[Detection],
+               frame_size: tuple[int, int] | None = None
                ) -> tuple[list[TrackedPerson], list[PersonEventRecord]]:
         """Track one frame's detections; return its visible tracks and the events it caused.
+
+        frame_size: the image's width and height [px]. A box cut by its left or right edge
+        shows a part of its person: a walk across is measured from its other side (_walk),
+        its looks give way to those of the person's first whole box (_Track.move) and do not
+        keep it from showing a missing person (_follow_unclaimed). None: unknown.
 
         A frame older than the latest one (a late or reordered message) cannot go back
         through ByteTrack: each of its boxes that overlaps a track's box by LATE_MATCH_IOU
         counts as a sighting of that track at stamp, and those tracks are returned (no events).
-        Raises ValueError for a stamp that is not finite and for detections with NaN or
-        infinite values.
+        Raises ValueError for a stamp that is not finite, for detections with NaN or
+        infinite values and for a frame size that is not positive.
         """
         if not math.isfinite(stamp):
             raise ValueError(f'stamp {stamp} is not finite')
+        if frame_size is not None and min(frame_size) <= 0:
+            raise ValueError(f'frame size {frame_size} is not positive')
         boxes = np.array([d.box for d in detections], np.float32).reshape(-1, 4)
         conf = np.array([d.confidence for d in detections], np.float32)
         bodies = [d.appearance for d in detections]
@@ -939,6 +988,7 @@ class PersonTracker:
             return self._fold_late(stamp, boxes, conf), []
         previous = self._now
         self._advance_clock(stamp)
+        self._frame_size = frame_size
         if self._stalled_at is not None:
             self._resumed_at, self._stall_length = stamp, stamp - self._stalled_at
             self._stalled_at = None
@@ -971,7 +1021,7 @@ class PersonTracker:
                     track.doubtful = True
                 elif track.handed_over(stamp, body):
                     track.unnamed = True
-            track.move(stamp, boxes[idx], float(conf[idx]), body)
+            track.move(stamp, boxes[idx], float(conf[idx]), body, self._frame_size)
             visible.append(track)
             if track.person_id is not None and not track.doubtful:
                 person = self._persons[track.person_id]
@@ -1456,7 +1506,8 @@ class PersonTracker:
             donor = max(alike, key=lambda entry: entry[:2])[2]
             track.faces, donor.faces = donor.faces, []
             # One walker: their walk from the donor's last box is the track's first.
-            step = _walk(donor.box, track.first_box, track.first_seen - donor.last_seen)
+            step = _walk(donor.box, track.first_box, track.first_seen - donor.last_seen,
+                         self._frame_size)
             if step is not None and not track.walked:
                 track.velocity, track.walked = step, True
 
@@ -1610,11 +1661,15 @@ class PersonTracker:
         pairs = near if faint else [
             (i, person) for i, person in near
             if self._follows(person, stamp, boxes[i], doubted=i in in_doubt)]
+        # A box cut by the image's left or right edge shows a part of them, whose looks may
+        # be unlike the whole's: no evidence either way (the crossing at 2.5/s: Dorsey,
+        # walking out behind someone, was reported gone in view).
         seen = _one_to_one([(i, person.person_id) for i, person in pairs
-                            if not self._less_alike(person, bodies[i])])
+                            if _partial(boxes[i], self._frame_size)
+                            or not self._less_alike(person, bodies[i])])
         for i, person_id in seen:
             person = self._persons[person_id]
-            person.velocity = person.walk_to(stamp, boxes[i])
+            person.velocity = person.walk_to(stamp, boxes[i], self._frame_size)
             person.previous_box = person.box
             person.last_seen, person.box, person.confidence = stamp, boxes[i], float(conf[i])
         # Not a box in doubt as well: that is likelier its own track's person (the doorway at
@@ -2134,7 +2189,7 @@ class PersonTracker:
             for name in _SIGHTING:
                 setattr(person, name, getattr(track.took_over, name))
         fresh = self._restart_track(track)
-        fresh.body = track.body
+        fresh.body, fresh.body_partial = track.body, track.body_partial
         motion_id = next(m for m, t in self._by_motion.items() if t is track)
         self._by_motion[motion_id] = fresh
         fresh.faces += track.contradictions
@@ -2315,7 +2370,7 @@ class PersonTracker:
             # A track's first box has no velocity of its own yet: the walk to it of someone
             # still here has (a re-link; someone who had left walks anew). From their last
             # sighting, so before it is replaced.
-            person.velocity = (person.walk_to(track.last_seen, track.box)
+            person.velocity = (person.walk_to(track.last_seen, track.box, self._frame_size)
                                if not track.walked and person.state is PersonState.PRESENT
                                else track.velocity)
             if track.last_seen > person.last_seen:

@@ -703,6 +703,81 @@ def test_a_walker_re_linked_for_a_frame_is_looked_for_where_their_walk_goes() ->
         (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_OUT, 'person-000001')]
 
 
+@pytest.mark.parametrize('looks', [False, True])
+def test_a_walker_come_in_by_the_image_s_side_is_found_where_they_walk(looks: bool) -> None:
+    """The boxes that show someone walking in by a side are cut by the image's edge.
+
+    Such a box widens as they come in: its centre moves at half their pace, and its looks
+    are those of a part (the crossing at 1/s: Dorsey, seen twice coming in and once whole,
+    then hidden for 1.8 s, was looked for where he was not, and by looks his whole box did
+    not have, and reported gone in view). Without looks, his boxes after the gap score
+    under track_high_thresh and only show him where his walk went (_follow_unclaimed);
+    with them, a new track re-links him, which needs his looks (_relink).
+    """
+    width, rng = 1280, np.random.default_rng(5)
+    whole = _body(3)
+    other = l2_normalize(rng.normal(size=whole.size))
+    other = l2_normalize(other - other.dot(whole) * whole)
+    part, later = 0.8 * whole - 0.6 * other, 0.8 * whole + 0.6 * other  # both 0.8 to whole
+
+    def box(stamp: float, confidence: float = 0.9, body: np.ndarray | None = None
+            ) -> Detection:
+        x = 1180 - 150 * stamp  # 233 px wide, walking left at 150 px/s
+        return Detection(np.array([x, 165, min(x + 233, width - 1), 359], np.float32),
+                         confidence, body if looks else None)
+
+    frames = [(0.0, [box(0.1, body=part)]), (0.1, [box(0.2, body=part)]),
+              (1.0, [box(1.0, body=whole)])]
+    frames += [(1 + k / 10, []) for k in range(1, 18)]  # hidden for 1.8 s
+    frames += [(stamp, [box(stamp, 0.9 if looks or stamp > 4.25 else 0.45, later)])
+               for stamp in np.arange(28, 58) / 10]
+    frames += [(5.8 + k / 10, []) for k in range(40)]
+    tracker, events, ids = PersonTracker(SHORT_BUFFER), [], set()
+    for stamp, detections in frames:
+        persons, new = tracker.update(stamp, detections, (width, 720))
+        ids.update(p.person_id for p in persons)
+        events += new
+    assert ids == {'', 'person-000001'}  # pending at first
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_OUT, 'person-000001')]
+    assert events[-1].stamp >= 5.7 + CONFIG.absence_timeout_s  # seen in the last box
+
+
+def test_a_part_of_someone_at_the_image_s_side_shows_them_however_it_looks() -> None:
+    """A box cut by the image's side shows a part of someone, unlike their whole in looks.
+
+    A walker with a face, hidden for 1.1 s, stands half out of view at the image's left
+    edge in boxes scored under track_high_thresh, then walks back in. Those boxes show him,
+    though his track looked more like him than they do (_less_alike): the walk back starts
+    where they were, and he keeps his one id (the crossing at 2.5/s: Dorsey, walking out by
+    the left edge, was reported gone in view).
+    """
+    whole, rng = _body(1), np.random.default_rng(3)
+    other = l2_normalize(rng.normal(size=whole.size))
+    part = 0.8 * whole + 0.6 * l2_normalize(other - other.dot(whole) * whole)
+
+    def walker(x: float) -> Detection:
+        return Detection(np.array([x, 120, x + 100, 320], np.float32), 0.9, whole)
+
+    edge = Detection(np.array([0, 120, 80, 320], np.float32), 0.45, part)
+    tracker, events, ids = PersonTracker(SHORT_BUFFER), [], set()
+    for stamp in np.arange(100) / 10:
+        detections = ([walker(400 - 150 * stamp)] if stamp < 1.95 else []
+                      if stamp < 3.05 else [edge] if stamp < 4.05
+                      else [walker(10 + 150 * (stamp - 4.1))] if stamp < 6.05 else [])
+        persons, new = tracker.update(stamp, detections, (640, 360))
+        if stamp == 0.5:
+            box = persons[0].box
+            new += tracker.add_face(stamp, persons[0].track_id, _face(1), 0.95,
+                                    face_box=np.tile(box[:2], 2) + [30, 10, 70, 50])
+        ids.update(p.person_id for p in persons)
+        events += new
+    assert ids == {'', 'person-000001'}  # pending at first
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_OUT, 'person-000001')]
+    assert events[-1].stamp >= 6.0 + CONFIG.absence_timeout_s
+
+
 @pytest.mark.parametrize('height, faces, shown', [
     (180.0, True, ''),                # 0.6 of A's height: someone farther away
     (240.0, True, 'person-000001'),   # 0.8: A, stooping or half hidden
@@ -932,7 +1007,7 @@ def test_bad_embeddings_are_refused_with_a_reason(embedding: np.ndarray, reason:
 
 
 def test_bad_inputs_raise() -> None:
-    """Quality out of range, time going back, NaN boxes and bad face boxes raise ValueError."""
+    """Quality out of range, time going back, NaN boxes, bad face boxes and frame sizes raise."""
     tracker = PersonTracker(CONFIG)
     persons, _ = tracker.update(1.0, [_box(100)])
     with pytest.raises(ValueError, match='quality'):
@@ -944,6 +1019,9 @@ def test_bad_inputs_raise() -> None:
         tracker.update(float('inf'), [])
     with pytest.raises(ValueError, match='NaN'):
         tracker.update(2.0, [Detection(np.array([0, 0, np.nan, 1.0]), 0.9)])
+    for frame_size in ((0, 480), (640, -1)):
+        with pytest.raises(ValueError, match='frame size'):
+            tracker.update(2.0, [], frame_size)
     assert tracker.add_face(1.0, 999, _face(1), 0.5) == []  # unknown track: ignored
 
 
