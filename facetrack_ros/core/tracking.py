@@ -162,6 +162,11 @@ SLOW_RESCALE_RATIO = 1.2
 WALKING_MIN_SPEED = 0.2
 RELINK_MAX_BACK = 0.25
 BEHIND_MAX_IOU = 0.3
+#: A track's box that overlaps its last one by less than this [IoU] is ByteTrack's guess by
+#: motion, as one after a missed frame is (_Track.refound_unlike): the doorway at 1.7/s,
+#: Perry's track, walking out, was continued onto Obama coming in (0.07 IoU, looking 0.29
+#: less like it than usual) and showed Perry's id on him for 5 frames.
+JUMP_MAX_IOU = 0.2
 #: A box no track took continues a missing person only this soon after their last sighting
 #: [s]. Replays at 1 detection/s showed a longer gap guessing wrong where two people cross.
 FOLLOW_MAX_GAP_S = 0.9
@@ -690,14 +695,17 @@ class _Track:
             self.body_partial = partial and (self.body is body or self.body_partial)
         self.frames += 1
 
-    def refound_unlike(self, stamp: float, body: np.ndarray | None, interval: float) -> bool:
-        """Return whether a box found after a missed frame looks less like the track than usual.
+    def refound_unlike(self, stamp: float, box: np.ndarray, body: np.ndarray | None,
+                       interval: float) -> bool:
+        """Return whether a box after a miss or a jump looks less like the track than usual.
 
         interval: the time between processed frames [s]; a gap of over 1.5 of them is a miss.
+        A jump is a box that overlaps the track's last one by under JUMP_MAX_IOU.
         """
         similarity = appearance_similarity(self.body, body)
         return (similarity is not None and self.body_stability is not None
-                and stamp - self.last_seen > 1.5 * interval
+                and (stamp - self.last_seen > 1.5 * interval
+                     or box_iou(self.box, box[None])[0] < JUMP_MAX_IOU)
                 and similarity < self.body_stability - APPEARANCE_REFIND_MAX_DROP)
 
     @property
@@ -1015,7 +1023,7 @@ class PersonTracker:
                 engulfed = _engulfed(boxes[idx], before.get(track.person_id), vanished)
                 track.engulfed = list(dict.fromkeys(
                     [pid for pid in track.engulfed if pid not in still] + engulfed))
-                if (track.refound_unlike(stamp, body, self._frame_interval)
+                if (track.refound_unlike(stamp, boxes[idx], body, self._frame_interval)
                         or track.rescaled(boxes[idx]) or engulfed
                         or self._guessed(track, stamp, idx, boxes, bodies, still)):
                     track.doubtful = True

@@ -1668,6 +1668,42 @@ def test_a_lost_track_found_again_looking_less_alike_waits_for_a_face(newcomer: 
         assert [e.kind for e in events] == [EventKind.PERSON_IN]
 
 
+@pytest.mark.parametrize('newcomer', [True, False])
+def test_a_track_carried_onto_a_box_it_barely_overlaps_looking_less_alike_is_in_doubt(
+        newcomer: bool) -> None:
+    """A's track, carried by its walk onto a box 0.14 IoU from A's last one, is in doubt.
+
+    A is hidden as the box appears, and it looks less like the track than A's boxes did
+    (0.85): a guess, as after a missed frame, so it shows no id until a face tells (the
+    doorway at 1.7/s: Perry's id on Obama coming in, for 5 frames). B's faces make B someone
+    new; A's own face confirms the track.
+    """
+    tracker, rng = PersonTracker(CONFIG), np.random.default_rng(22)
+    body_b = l2_normalize(_body(1) + 0.62 * _body(2))  # similarity 0.85 to A's
+    events, shown, tracks = [], [], []
+    for i in range(35):
+        a = i < 20
+        x = 100 + 20 * i + (0 if a else 40)  # walking right at 200 px/s; the jump: 60 px
+        persons, new = tracker.update(i / 10, [Detection(_box(x).box, 0.9,
+                                                         _body(1, rng) if a else body_b)])
+        events += new
+        tracks.append(persons[0].track_id)
+        if not a:
+            shown.append(persons[0].person_id)
+        if i in (2, 3, 21, 22):
+            face = _face(2 if newcomer and not a else 1)
+            events += tracker.add_face(i / 10, persons[0].track_id, _sighting(face, rng), 0.6)
+    assert tracks[19] == tracks[20], 'ByteTrack carried the track'
+    assert shown[0] == '', 'in doubt, the box shows no id'
+    if newcomer:
+        assert 'person-000001' not in shown
+        assert [(e.kind, e.person_id) for e in events] == [
+            (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
+    else:
+        assert set(shown[2:]) == {'person-000001'}
+        assert [e.kind for e in events] == [EventKind.PERSON_IN]
+
+
 @pytest.mark.parametrize('beside', [False, True])
 def test_a_face_in_a_box_shared_with_another_does_not_end_its_doubt(beside: bool) -> None:
     """A's track, found again looking less alike, is in doubt; A's face shows on it.
