@@ -146,7 +146,8 @@ _MIN_SAMPLE_WEIGHT = 1e-3
 #: much taller or shorter at the same place is someone nearer or farther from the camera.
 RELINK_MAX_HEIGHT_RATIO = 1.5
 #: At a slow rate (SLOW_INTERVAL_S) a named track's box whose height is off the track's own
-#: trend by more than this ratio is a guess (PersonTracker._guessed): someone else stepped
+#: trend by more than this ratio is a guess (PersonTracker._guessed; at any rate, if it looks
+#: less like the track than usual, _Track.refound_unlike): someone else stepped
 #: into the spot between two frames (the doorway at 1/s: Aniston, 1.3 times Jolie's height,
 #: shown Jolie's id until her face came back; such steps took the doorway's replays at 1/s
 #: from 3..8 id switches to 0..4).
@@ -163,7 +164,8 @@ WALKING_MIN_SPEED = 0.2
 RELINK_MAX_BACK = 0.25
 BEHIND_MAX_IOU = 0.3
 #: A track's box that overlaps its last one by less than this [IoU] is ByteTrack's guess by
-#: motion, as one after a missed frame is (_Track.refound_unlike): the doorway at 1.7/s,
+#: motion, as one after a missed frame or off the track's height trend (SLOW_RESCALE_RATIO)
+#: is, if it looks less like the track than usual (_Track.refound_unlike): the doorway at 1.7/s,
 #: Perry's track, walking out, was continued onto Obama coming in (0.07 IoU, looking 0.29
 #: less like it than usual) and showed Perry's id on him for 5 frames.
 JUMP_MAX_IOU = 0.2
@@ -700,12 +702,15 @@ class _Track:
         """Return whether a box after a miss or a jump looks less like the track than usual.
 
         interval: the time between processed frames [s]; a gap of over 1.5 of them is a miss.
-        A jump is a box that overlaps the track's last one by under JUMP_MAX_IOU.
+        A jump is a box that overlaps the track's last one by under JUMP_MAX_IOU, or is off its
+        height trend (off_trend: the doorway at 1.25/s, Jolie's track, walking out, carried
+        onto Aniston coming in, 1.3 times her height and 0.07 less like it than usual).
         """
         similarity = appearance_similarity(self.body, body)
         return (similarity is not None and self.body_stability is not None
                 and (stamp - self.last_seen > 1.5 * interval
-                     or box_iou(self.box, box[None])[0] < JUMP_MAX_IOU)
+                     or box_iou(self.box, box[None])[0] < JUMP_MAX_IOU
+                     or self.off_trend(stamp, box))
                 and similarity < self.body_stability - APPEARANCE_REFIND_MAX_DROP)
 
     @property
