@@ -1262,7 +1262,9 @@ class PersonTracker:
                 track.unnamed = False
                 track.took_over = None
             return []
-        rival = self._rival(track, face)
+        vote = judge_face(face.vector, face.quality, self._gallery(track), self._rules,
+                          face.alone)
+        rival = self._rival(track, vote)
         margin = (self._config.match_margin if track.doubtful or track.unnamed
                   else self._config.swap_margin)
         elsewhere = rival is not None and rival.similarity >= track.similarity + margin
@@ -1294,12 +1296,14 @@ class PersonTracker:
         track.contradictions.append(face)
         if (quality >= self._config.strong_face_quality or elsewhere
                 or len(track.contradictions) >= self._rules.votes_needed
-                or self._stepped_in(track, face)):
+                or self._stepped_in(track, vote)):
             return self._split(track, stamp)
         return []
 
-    def _stepped_in(self, track: _Track, face: _Face) -> bool:
+    def _stepped_in(self, track: _Track, vote: FaceVote | None) -> bool:
         """Return whether a face contradicting a track's guessed box shows someone new there.
+
+        vote: the face's judgement against the people out of view (_take_face).
 
         At a slow rate a box in doubt (_guessed) that shows a face of no one known (NEW) is
         someone who stepped in between the frames (the doorway at 0.5/s: DiCaprio, in one
@@ -1307,11 +1311,8 @@ class PersonTracker:
         next person through took the box 2 s later, and her face, unlike his, cleared his
         from the track's contradictions).
         """
-        if not track.doubtful or self._frame_interval < SLOW_INTERVAL_S:
-            return False
-        vote = judge_face(face.vector, face.quality, self._gallery(track), self._rules,
-                          face.alone)
-        return vote is not None and vote.kind is VoteKind.NEW
+        return (track.doubtful and self._frame_interval >= SLOW_INTERVAL_S
+                and vote is not None and vote.kind is VoteKind.NEW)
 
     def set_known_people(self, people: dict[str, np.ndarray]) -> list[PersonEventRecord]:
         """Replace the enrolled people: {name: face embedding}; return the events it caused.
@@ -2264,12 +2265,14 @@ class PersonTracker:
         del self._persons[person.person_id]
         return events
 
-    def _rival(self, track: _Track, face: _Face) -> FaceVote | None:
+    @staticmethod
+    def _rival(track: _Track, vote: FaceVote | None) -> FaceVote | None:
         """Return a named track's face's MATCH of someone else not in view, or None.
 
-        Such a face contradicts the track's person unless the track founded them
-        (_take_face). It splits the track alone if it matches the other by swap_margin more
-        than the track's person, or by match_margin if the track is in doubt or unnamed (it
+        vote: the face's judgement against the people out of view (_take_face). Such a face
+        contradicts the track's person unless the track founded them. It splits the track
+        alone if it matches the other by swap_margin more than the track's person, or by
+        match_margin if the track is in doubt or unnamed (it
         may show someone else: the doorway replay at 5/s, Clooney's faces at 0.975 to him
         and 0.886 to Aniston, on her track carried onto him, never took it off her; at
         0.5/s, where one face is all a passer-by may give, Aniston's faces scored 0.95-0.97
@@ -2279,8 +2282,6 @@ class PersonTracker:
         Johansson stepping out from behind her (a part of Aniston, by the boxes), and her
         faces at 0.997 to her own id changed nothing.
         """
-        vote = judge_face(face.vector, face.quality, self._gallery(track), self._rules,
-                          face.alone)
         return (vote if vote is not None and vote.kind is VoteKind.MATCH
                 and vote.person_id != track.person_id else None)
 
