@@ -475,6 +475,17 @@ def _behind(person: '_Person', box: np.ndarray) -> bool:
     return ahead < -RELINK_MAX_BACK * height
 
 
+def _apart(a: '_Track', b: '_Track') -> bool:
+    """Return whether two tracks walk apart: across, opposite ways, each WALKING_MIN_SPEED.
+
+    Parts of one person walk together; two such tracks show two people.
+    """
+    if not (a.walked and b.walked):
+        return False
+    pace = [float(t.velocity[0]) / _height(t.box) for t in (a, b)]
+    return pace[0] * pace[1] < 0 and min(map(abs, pace)) >= WALKING_MIN_SPEED
+
+
 def _smoothing(interval: float) -> float:
     """Return the weight in a smoothed velocity of a walk measured over interval [s]."""
     return 1.0 - (1.0 - _VELOCITY_SMOOTHING) ** (interval / _VELOCITY_SMOOTHING_PERIOD_S)
@@ -1013,6 +1024,7 @@ class PersonTracker:
         matched = self._motion.update(boxes, conf, self._frame_interval >= SLOW_INTERVAL_S)
         still = {self._by_motion[m].person_id for m, _ in matched if m in self._by_motion}
         vanished = {pid: box for pid, box in before.items() if pid not in still}
+        torn = self._torn([m for m, _ in matched])
         for motion_id, idx in matched:
             body = bodies[idx]
             track = self._by_motion.get(motion_id)
@@ -1029,7 +1041,7 @@ class PersonTracker:
                 track.engulfed = list(dict.fromkeys(
                     [pid for pid in track.engulfed if pid not in still] + engulfed))
                 if (track.refound_unlike(stamp, boxes[idx], body, self._frame_interval)
-                        or track.rescaled(boxes[idx]) or engulfed
+                        or track.rescaled(boxes[idx]) or engulfed or motion_id in torn
                         or self._guessed(track, stamp, idx, boxes, bodies, still)):
                     track.doubtful = True
                 elif track.handed_over(stamp, body):
@@ -1073,6 +1085,21 @@ class PersonTracker:
         self._note_ambiguous(stamp)
         return [TrackedPerson(t.track_id, t.shown_id, t.box, t.confidence, t.similarity)
                 for t in visible], events
+
+    def _torn(self, motion_ids: list[int]) -> set[int]:
+        """Return the motion ids of tracks that show a person another track shows walking apart.
+
+        One person does not walk two ways at once (_apart). The track that has shown someone
+        longest keeps them; a later one, which a face on a box of two or a re-link gave them
+        while their own track was lost, is in doubt (the crossing at 1.25/s: Johansson's
+        track, named after the face of the walker in front of her when their boxes merged,
+        walked on with her while his own track found him again a frame later).
+        """
+        tracks = {m: self._by_motion[m] for m in motion_ids if m in self._by_motion}
+        return {m for m, track in tracks.items()
+                if track.person_id is not None and any(
+                    other.person_id == track.person_id and other.track_id < track.track_id
+                    and _apart(track, other) for other in tracks.values())}
 
     def end_appearances(self, reason: EventReason) -> list[PersonEventRecord]:
         """End every present person's appearance for reason; return their PERSON_OUTs.

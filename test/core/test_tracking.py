@@ -1708,6 +1708,41 @@ def test_a_track_carried_onto_a_box_unlike_its_last_one_looking_less_alike_is_in
         assert [e.kind for e in events] == [EventKind.PERSON_IN]
 
 
+def test_a_track_given_someone_whose_own_track_walks_the_other_way_is_in_doubt() -> None:
+    """C's track, named A by A's faces while A was hidden, walks left as A's track walks right.
+
+    One person does not walk two ways at once: the track that showed A longest keeps A, and
+    C's shows no id until a face tells (the crossing at 1.25/s: a face on the box of two
+    walkers crossing named the one behind after the one in front, and that track walked on
+    with her while his own found him again). C's own faces then make C someone new.
+    """
+    tracker, rng = PersonTracker(CONFIG), np.random.default_rng(5)
+    shown: dict[str, list[str]] = {'a': [], 'c': []}
+    events = []
+    for i in range(18):
+        boxes = {}
+        if not 10 <= i < 12:  # A is hidden for two frames
+            boxes['a'] = Detection(_box(100 + 20 * i).box, 0.9, _body(1, rng))
+        if i >= 7:
+            boxes['c'] = Detection(_box(900 - 20 * i).box, 0.9, _body(3, rng))
+        persons, new = tracker.update(i / 10, list(boxes.values()))
+        events += new
+        for person in persons:
+            who = _owner(person, boxes)
+            shown[who].append(person.person_id)
+            face = {('a', 2): 1, ('a', 3): 1, ('c', 10): 1, ('c', 11): 1,
+                    ('c', 13): 3, ('c', 14): 3}.get((who, i))
+            if face:
+                events += tracker.add_face(i / 10, person.track_id,
+                                           _sighting(_face(face), rng), 0.9)
+    assert shown['c'][3] == 'person-000001', "A's faces named C's track (C's 11th frame)"
+    assert shown['a'][-6:] == ['person-000001'] * 6
+    assert shown['c'][4:6] == ['', ''], 'in doubt once A walks on'
+    assert shown['c'][-4:] == ['person-000002'] * 4
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
+
+
 @pytest.mark.parametrize('beside', [False, True])
 def test_a_face_in_a_box_shared_with_another_does_not_end_its_doubt(beside: bool) -> None:
     """A's track, found again looking less alike, is in doubt; A's face shows on it.
