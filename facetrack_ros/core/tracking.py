@@ -169,6 +169,13 @@ BEHIND_MAX_IOU = 0.3
 #: Perry's track, walking out, was continued onto Obama coming in (0.07 IoU, looking 0.29
 #: less like it than usual) and showed Perry's id on him for 5 frames.
 JUMP_MAX_IOU = 0.2
+#: A track's box this long [s] after its last one is found again, as after a missed frame:
+#: frames this far apart (a detector at 2 Hz or slower) let a walker move most of a body width,
+#: and ByteTrack's box may be whoever now stands where the track was heading. If it looks less
+#: like the track than usual (_Track.refound_unlike) the track is in doubt. In the replays
+#: (all steps) this took the id switches from 132 to 80, 76 with _torn, which the rule
+#: needed: a face on a box of two had named the one behind after the one in front.
+REFIND_GAP_S = 0.5
 #: A box no track took continues a missing person only this soon after their last sighting
 #: [s]. Replays at 1 detection/s showed a longer gap guessing wrong where two people cross.
 FOLLOW_MAX_GAP_S = 0.9
@@ -712,14 +719,18 @@ class _Track:
                        interval: float) -> bool:
         """Return whether a box after a miss or a jump looks less like the track than usual.
 
-        interval: the time between processed frames [s]; a gap of over 1.5 of them is a miss.
-        A jump is a box that overlaps the track's last one by under JUMP_MAX_IOU, or is off its
-        height trend (off_trend: the doorway at 1.25/s, Jolie's track, walking out, carried
-        onto Aniston coming in, 1.3 times her height and 0.07 less like it than usual).
+        interval: the time between processed frames [s]; a gap of over 1.5 of them is a miss,
+        and so is one of over REFIND_GAP_S, unless the box was handed over (handed_over: it
+        then shows no id, and its person still counts as seen). A jump is a box that overlaps
+        the track's last one by under JUMP_MAX_IOU, or is off its height trend (off_trend: the
+        doorway at 1.25/s, Jolie's track, walking out, carried onto Aniston coming in, 1.3
+        times her height and 0.07 less like it than usual).
         """
         similarity = appearance_similarity(self.body, body)
+        gap = stamp - self.last_seen
         return (similarity is not None and self.body_stability is not None
-                and (stamp - self.last_seen > 1.5 * interval
+                and (gap > 1.5 * interval
+                     or gap > REFIND_GAP_S and not self.handed_over(stamp, body)
                      or box_iou(self.box, box[None])[0] < JUMP_MAX_IOU
                      or self.off_trend(stamp, box))
                 and similarity < self.body_stability - APPEARANCE_REFIND_MAX_DROP)

@@ -1669,7 +1669,7 @@ def test_a_lost_track_found_again_looking_less_alike_waits_for_a_face(newcomer: 
 
 
 @pytest.mark.parametrize('newcomer', [True, False])
-@pytest.mark.parametrize('jump', ['aside', 'taller'])
+@pytest.mark.parametrize('jump', ['aside', 'taller', 'slow'])
 def test_a_track_carried_onto_a_box_unlike_its_last_one_looking_less_alike_is_in_doubt(
         jump: str, newcomer: bool) -> None:
     """A's track, carried onto a box 0.14 IoU from A's last one or 1.3 times as tall: doubt.
@@ -1677,32 +1677,37 @@ def test_a_track_carried_onto_a_box_unlike_its_last_one_looking_less_alike_is_in
     A is hidden as the box appears, and it looks less like the track than A's boxes did
     (0.85): a guess, as after a missed frame, so it shows no id until a face tells (the
     doorway at 1.7/s: Perry's id on Obama coming in, 0.07 IoU from Perry's last box, for 5
-    frames; at 1.25/s, Jolie's on Aniston, 1.3 times her height). B's faces make B someone
-    new; A's own face confirms the track.
+    frames; at 1.25/s, Jolie's on Aniston, 1.3 times her height). So is a box 0.6 s after
+    the track's last (REFIND_GAP_S), where A walked slowly on (slow). B's faces make B
+    someone new; A's own face confirms the track.
     """
     tracker, rng = PersonTracker(CONFIG), np.random.default_rng(22)
     body_b = l2_normalize(_body(1) + 0.62 * _body(2))  # similarity 0.85 to A's
+    interval = 0.6 if jump == 'slow' else 0.1  # [s]
     events, shown, tracks = [], [], []
     for i in range(35):
         a = i < 20
-        x = 100 + 20 * i  # walking right at 200 px/s
-        box = (_box(x) if a else _box(x + 40) if jump == 'aside'  # 60 px on
+        x = 100 + 20 * i  # walking right, 20 px a frame
+        box = (_box(x) if a or jump == 'slow' else _box(x + 40) if jump == 'aside'  # 60 px on
                else _box(x, y=40.0, h=260.0))
-        persons, new = tracker.update(i / 10, [Detection(box.box, 0.9,
-                                                         _body(1, rng) if a else body_b)])
+        stamp = i * interval
+        persons, new = tracker.update(stamp, [Detection(box.box, 0.9,
+                                                        _body(1, rng) if a else body_b)])
         events += new
         tracks.append(persons[0].track_id)
         if not a:
             shown.append(persons[0].person_id)
         if i in (2, 3, 21, 22):
             face = _face(2 if newcomer and not a else 1)
-            events += tracker.add_face(i / 10, persons[0].track_id, _sighting(face, rng), 0.6)
+            events += tracker.add_face(stamp, persons[0].track_id, _sighting(face, rng), 0.6)
     assert tracks[19] == tracks[20], 'ByteTrack carried the track'
     assert shown[0] == '', 'in doubt, the box shows no id'
     if newcomer:
         assert 'person-000001' not in shown
+        # A was last seen at frame 19; at the slow rate the clip outlasts A's absence timeout.
         assert [(e.kind, e.person_id) for e in events] == [
-            (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
+            (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002'),
+            *[(EventKind.PERSON_OUT, 'person-000001')] * (jump == 'slow')]
     else:
         assert set(shown[2:]) == {'person-000001'}
         assert [e.kind for e in events] == [EventKind.PERSON_IN]
