@@ -173,8 +173,8 @@ JUMP_MAX_IOU = 0.2
 #: frames this far apart (a detector at 2 Hz or slower) let a walker move most of a body width,
 #: and ByteTrack's box may be whoever now stands where the track was heading. If it looks less
 #: like the track than usual (_Track.refound_unlike) the track is in doubt. In the replays
-#: (all steps) this took the id switches from 132 to 80, 76 with _torn, which the rule
-#: needed: a face on a box of two had named the one behind after the one in front.
+#: (all steps) this took the id switches from 131 to 76; without _torn it added 3 where two
+#: walkers cross.
 REFIND_GAP_S = 0.5
 #: A box no track took continues a missing person only this soon after their last sighting
 #: [s]. Replays at 1 detection/s showed a longer gap guessing wrong where two people cross.
@@ -1100,11 +1100,12 @@ class PersonTracker:
     def _torn(self, motion_ids: list[int]) -> set[int]:
         """Return the motion ids of tracks that show a person another track shows walking apart.
 
-        One person does not walk two ways at once (_apart). The track that has shown someone
-        longest keeps them; a later one, which a face on a box of two or a re-link gave them
-        while their own track was lost, is in doubt (the crossing at 1.25/s: Johansson's
-        track, named after the face of the walker in front of her when their boxes merged,
-        walked on with her while his own track found him again a frame later).
+        One person does not walk two ways at once (_apart). The older track (track ids
+        count up) keeps them; the later one, named by a face on a box of two or re-linked
+        while the older was lost, is in doubt (the crossing at 1.25/s: Johansson's track,
+        named after the face of the walker in front of her when their boxes merged, walked on
+        with her while his own track found him again a frame later). Only people a face can
+        confirm are doubted (see update).
         """
         tracks = {m: self._by_motion[m] for m in motion_ids if m in self._by_motion}
         return {m for m, track in tracks.items()

@@ -1716,8 +1716,8 @@ def test_a_track_carried_onto_a_box_unlike_its_last_one_looking_less_alike_is_in
 def test_a_track_given_someone_whose_own_track_walks_the_other_way_is_in_doubt() -> None:
     """C's track, named A by A's faces while A was hidden, walks left as A's track walks right.
 
-    One person does not walk two ways at once: the track that showed A longest keeps A, and
-    C's shows no id until a face tells (the crossing at 1.25/s: a face on the box of two
+    One person does not walk two ways at once: A's own, older track keeps A, and C's shows
+    no id until a face tells (the crossing at 1.25/s: a face on the box of two
     walkers crossing named the one behind after the one in front, and that track walked on
     with her while his own found him again). C's own faces then make C someone new.
     """
