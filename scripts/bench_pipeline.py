@@ -46,7 +46,7 @@ import torchvision
 import facetrack_ros
 from facetrack_ros import camera_node, detector_node, face_embedding_node, tracker_node
 from facetrack_ros.conversions import time_to_sec
-from facetrack_ros.core.camera import Frame, SourceEnded, VideoFileSource
+from facetrack_ros.core.camera import Frame, SourceEnded, video_size, VideoFileSource
 from facetrack_ros.core.dequantize import cached_float_model
 from facetrack_ros.core.detection import detector_workers, PersonDetector
 from facetrack_ros.core.face import FaceAnalyzer
@@ -195,13 +195,6 @@ def new_pipeline(detector: PersonDetector, analyzer: FaceAnalyzer) -> PersonPipe
                           PersonTracker(tracker_node.tracker_config(tracker_p)),
                           face_embedding_node.embedding_scheduler(face_p),
                           detect_size=camera_p.detect_size, appearance=detector_p.appearance)
-
-
-def video_size(video: str) -> tuple[int, int]:
-    """Return the (width, height) of a video's first frame [px]."""
-    with VideoFileSource(video) as source:
-        height, width = source.read().image.shape[:2]
-    return width, height
 
 
 def upscaled_clip(video: str, size: tuple[int, int], cache: Path = CLIP_CACHE) -> str:

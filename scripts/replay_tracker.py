@@ -31,7 +31,7 @@ import numpy as np
 from facetrack_ros import camera_node, detector_node, face_embedding_node
 from facetrack_ros.conversions import bgr_to_compressed, jpeg_to_bgr
 from facetrack_ros.core.camera import (reduce_image, reduced_size, SourceEnded,
-                                       VideoFileSource)
+                                       video_size, VideoFileSource)
 from facetrack_ros.core.detection import body_appearance, DEFAULT_CONFIDENCE, scale_boxes
 from facetrack_ros.core.embedding_scheduler import EmbeddingScheduler
 from facetrack_ros.core.face import (close_up, DlibResNetEmbedder, Face, FaceAnalyzer,
@@ -113,13 +113,6 @@ def analyse(video: Path, model: str, faces: FaceAnalyzer) -> list[list[tuple]]:
                                *map(_face_record, (fast, near, thorough))))
             result.append(people)
     return result
-
-
-def frame_size(video: Path) -> tuple[int, int]:
-    """Return the width and height [px] of the video's frames."""
-    with VideoFileSource(str(video)) as source:
-        frame = source.read()
-    return frame.width, frame.height
 
 
 def _face_record(face: Face | None) -> tuple | None:
@@ -263,7 +256,7 @@ def main() -> None:
         else:
             frames = analyse(clip.video, model, faces)
             cache.write_bytes(pickle.dumps(frames))
-        size = frame_size(clip.video)
+        size = video_size(clip.video)
         for rate, draws in _draws(len(frames), clip.fps, args):
             reports: list[ClipReport] = []
             for label, kept in draws:

@@ -357,6 +357,13 @@ class VideoFileSource(_CaptureSource):
         return frame
 
 
+def video_size(path: str | Path) -> tuple[int, int]:
+    """Return the width and height [px] of a video file's frames (its first frame's)."""
+    with VideoFileSource(path) as source:
+        frame = source.read()
+    return frame.width, frame.height
+
+
 class ImageFolderSource(FrameSource):
     """The image files of one folder in name order, at a given rate, once or looped."""
 

@@ -9,7 +9,7 @@ import pytest
 
 from facetrack_ros.core.camera import (Backoff, Frame, ImageFolderSource, jpeg_size,
                                        open_source, reduce_image, reduced_size, SourceEnded,
-                                       SourceError, V4L2Source, VideoFileSource)
+                                       SourceError, V4L2Source, video_size, VideoFileSource)
 
 
 @pytest.fixture(scope='session')
@@ -253,3 +253,14 @@ def test_frames_of_other_codecs_are_decoded_pixels(clip: Path) -> None:
         frame = source.read()
     assert frame.jpeg is None and frame.image.shape == (360, 640, 3)
     assert frame.reduced(320).shape == (180, 320, 3)
+
+
+def test_video_size_is_that_of_the_frames(clip: Path, tmp_path: Path) -> None:
+    """The shared clip is 640x360; a Motion-JPEG file written here keeps its 320x180."""
+    written = tmp_path / 'small.avi'
+    writer = cv2.VideoWriter(str(written), cv2.VideoWriter_fourcc(*'MJPG'), 10.0, (320, 180))
+    for _ in range(3):
+        writer.write(np.full((180, 320, 3), 128, np.uint8))
+    writer.release()
+    assert video_size(clip) == (640, 360)
+    assert video_size(written) == (320, 180)
