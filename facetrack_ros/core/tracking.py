@@ -182,6 +182,10 @@ FOLLOW_MAX_GAP_S = 0.9
 #: ... except a box that overlaps their last box this much [IoU]: they have not moved, and
 #: someone standing still who scores low for a while (turned, half hidden) is no guess.
 FOLLOW_STILL_IOU = 0.7
+#: ... or this much for someone a face can confirm, whose box must look as much like them as
+#: usual: someone standing while a passer-by hides them for two seconds shifts a little
+#: (sizes_720p at 3/s: Musk, seen again at 0.52 of his last box, was reported gone).
+FOLLOW_STILL_IOU_LOOKS = 0.5
 #: ... or a box within this distance [person heights] of where their walk would have taken
 #: them: a replay at 5 detections/s lost a walker seen again 1.0 s later 0.02 heights off.
 #: After a gap longer than FOLLOW_MAX_GAP_S the distance grows with it, up to the absence
@@ -887,14 +891,14 @@ def _group_box(index: int, boxes: np.ndarray) -> bool:
     return float(box_iou(box, union[None])[0]) >= PART_UNION_MIN_IOU
 
 
-def _stood(person: _Person, box: np.ndarray) -> bool:
+def _stood(person: _Person, box: np.ndarray, min_iou: float = FOLLOW_STILL_IOU) -> bool:
     """Return whether box is where the person stood: on their last box or the one before.
 
-    FOLLOW_STILL_IOU. The one before too: a passer-by who made them faint may first have
-    stretched their last box over part of the passer-by (sizes_360p at 0.67-1.25/s: Jolie's last
-    box 1.4 times her height, taking in Damon's head beside her).
+    min_iou: the least overlap with either [IoU]. The one before too: a passer-by who made
+    them faint may first have stretched their last box over part of the passer-by (sizes_360p
+    at 0.67-1.25/s: Jolie's last box 1.4 times her height, taking in Damon's head beside her).
     """
-    return any(box_iou(stood, box[None])[0] >= FOLLOW_STILL_IOU
+    return any(box_iou(stood, box[None])[0] >= min_iou
                for stood in (person.box, person.previous_box) if stood is not None)
 
 
@@ -1709,7 +1713,8 @@ class PersonTracker:
         due = self._missing(stamp, evident=True) if unclaimed else []
         near = [(i, person) for i in unclaimed for person in missing + due
                 if person.person_id != in_doubt.get(i)
-                and (_stood(person, boxes[i]) or (person.person_id in anywhere and not faint))
+                and (self._where_stood(person, boxes[i], faint)
+                     or (person.person_id in anywhere and not faint))
                 and self._continues(person, stamp, boxes[i], bodies[i])]
         pairs = near if faint else [
             (i, person) for i, person in near
@@ -1749,7 +1754,20 @@ class PersonTracker:
         on_course = (self._off_course(person, stamp, box) <= FOLLOW_ON_COURSE * max(1.0, drift))
         return on_course or not doubted and (
             gap <= FOLLOW_MAX_GAP_S and not _behind(person, box)
-            or _stood(person, box))
+            or self._where_stood(person, box))
+
+    def _where_stood(self, person: _Person, box: np.ndarray, faint: bool = False) -> bool:
+        """Return whether box is where the person stood (module-level _stood).
+
+        Looser (FOLLOW_STILL_IOU_LOOKS) for someone a face can confirm (_face_can_decide): a
+        box then shows them only if it looks as much like them as usual (_less_alike). Not for
+        a faint box, often two people merged, which may look like either: in the crossing at
+        3/s, such a box of a walker passing Musk, who stood, was taken for the walker where
+        they last stood; the walker's last box then stretched over Musk, and Musk's next track
+        was taken for a part of the walker (_join_parts) and shown under the walker's id.
+        """
+        return _stood(person, box, FOLLOW_STILL_IOU_LOOKS if not faint and self._face_can_decide(
+            person.person_id) else FOLLOW_STILL_IOU)
 
     def _guessed(self, track: _Track, stamp: float, index: int, boxes: np.ndarray,
                  bodies: list[np.ndarray | None], still: set[str | None]) -> bool:
