@@ -817,21 +817,25 @@ def inside_fraction(part: np.ndarray, whole: np.ndarray) -> float:
     return float(np.prod(sides)) / max(_area(part), 1e-9)
 
 
-def _engulfed(box: np.ndarray, own: np.ndarray | None, vanished: dict[str, np.ndarray]
-              ) -> list[str]:
+def _engulfed(box: np.ndarray, own: np.ndarray | None,
+              vanished: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[str]:
     """Return who vanished into a track's box that holds its own person too.
 
-    own: the track's person's box of the frame before; vanished: person id -> box of the frame
-    before, of people no track shows now. Both inside the box by GROUP_INSIDE: the two stand
-    one before the other and the detector gave one box, which ByteTrack may give to either
-    (the crossing at 10/s: Aniston's track took Johansson's box in front of her and showed her
-    id on Johansson for a second). It shows either of them until a face tells. (A person
-    whose box was the same box, a track just split off, did not vanish into it.)
+    own: the track's person's box of the frame before; vanished: person id -> (box of the
+    frame before, that box moved on as they walked: _heading_box), of people no track shows
+    now. Both inside the box by GROUP_INSIDE, the one who vanished where they were or where
+    their walk took them: the two stand one before the other and the detector gave one box,
+    which ByteTrack may give to either (the crossing at 10/s: Aniston's track took
+    Johansson's box in front of her and showed her id on Johansson for a second; at 3.3/s
+    Dorsey, walking in front of Musk, was a third of a box width on by then, and Musk's track
+    followed him). It shows either of them until a face tells. (A person whose box was the
+    same box, a track just split off, did not vanish into it.)
     """
     if own is None or inside_fraction(own, box) < GROUP_INSIDE:
         return []
-    return [pid for pid, other in vanished.items()
-            if inside_fraction(other, box) >= GROUP_INSIDE and not np.array_equal(other, own)]
+    return [pid for pid, (other, heading) in vanished.items()
+            if max(inside_fraction(other, box), inside_fraction(heading, box)) >= GROUP_INSIDE
+            and not np.array_equal(other, own)]
 
 
 def _splits(earlier: np.ndarray, now: np.ndarray, other: np.ndarray) -> bool:
@@ -1038,7 +1042,11 @@ class PersonTracker:
                   if p.state is PersonState.PRESENT and p.last_seen == previous}
         matched = self._motion.update(boxes, conf, self._frame_interval >= SLOW_INTERVAL_S)
         still = {self._by_motion[m].person_id for m, _ in matched if m in self._by_motion}
-        vanished = {pid: box for pid, box in before.items() if pid not in still}
+        # Where a walk took them is a guess beyond FOLLOW_MAX_GAP_S (the crossing at 0.5/s: a
+        # walker 2 s on put Musk's track in doubt for 8 s, until it took Johansson's box).
+        vanished = {pid: (box, _heading_box(self._persons[pid], stamp)
+                          if stamp - previous <= FOLLOW_MAX_GAP_S else box)
+                    for pid, box in before.items() if pid not in still}
         torn = self._torn([m for m, _ in matched])
         for motion_id, idx in matched:
             body = bodies[idx]
