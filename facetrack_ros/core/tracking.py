@@ -827,7 +827,7 @@ def _engulfed(box: np.ndarray, own: np.ndarray | None,
     their walk took them: the two stand one before the other and the detector gave one box,
     which ByteTrack may give to either (the crossing at 10/s: Aniston's track took
     Johansson's box in front of her and showed her id on Johansson for a second; at 3.3/s
-    Dorsey, walking in front of Musk, was a third of a box width on by then, and Musk's track
+    Dorsey, walking in front of Musk, was a fifth of a box width on by then, and Musk's track
     followed him). It shows either of them until a face tells. (A person whose box was the
     same box, a track just split off, did not vanish into it.)
     """
@@ -1043,7 +1043,8 @@ class PersonTracker:
         matched = self._motion.update(boxes, conf, self._frame_interval >= SLOW_INTERVAL_S)
         still = {self._by_motion[m].person_id for m, _ in matched if m in self._by_motion}
         # Where a walk took them is a guess beyond FOLLOW_MAX_GAP_S (the crossing at 0.5/s: a
-        # walker 2 s on put Musk's track in doubt for 8 s, until it took Johansson's box).
+        # walker 2 s on put Musk's track in doubt, where it stayed until it took Johansson's
+        # box 14 s later).
         vanished = {pid: (box, _heading_box(self._persons[pid], stamp)
                           if stamp - previous <= FOLLOW_MAX_GAP_S else box)
                     for pid, box in before.items() if pid not in still}

@@ -2114,7 +2114,7 @@ def test_a_box_that_swallows_someone_in_front_of_its_person_shows_no_id_until_th
 def test_a_box_that_swallows_a_walker_at_a_slow_rate_shows_no_id_until_they_part() -> None:
     """At 3.3 detections/s B walks left in front of A, who stands; the detector merges them.
 
-    Between frames 0.3 s apart B walked 0.4 of a box width: B's last box lies only half in
+    Between frames 0.3 s apart B walked 0.4 of a box width: B's last box lies only 0.6 in
     the merged box, where B's walk took B lies in it whole. ByteTrack gives the box to A's
     track, A being the larger (the crossing at 3.3/s: Musk's track took the box of Dorsey
     walking in front of him, followed Dorsey and showed Musk's id on him). The box may show
@@ -2430,7 +2430,7 @@ def test_someone_named_seen_a_little_off_where_they_stood_after_a_long_gap_is_no
     for stamp in stamps:
         hidden = 1.7 < stamp < 3.5  # last seen at 1.6
         a_box = Detection(_box(300 + (shift if stamp > 3.5 else 0)).box + rng.normal(0, 0.5, 4),
-                          0.9, _alike(body, 0.97, int(stamp * 10)))
+                          0.9, _alike(body, 0.97, 100 + round(stamp * 10)))
         persons, new = tracker.update(
             stamp, [Detection(_box(700).box, 0.9, _body(9))] + ([] if hidden else [a_box]))
         events += new
