@@ -895,12 +895,13 @@ def _group_box(index: int, boxes: np.ndarray) -> bool:
     return float(box_iou(box, union[None])[0]) >= PART_UNION_MIN_IOU
 
 
-def _stood(person: _Person, box: np.ndarray, min_iou: float = FOLLOW_STILL_IOU) -> bool:
+def _stood(person: _Person, box: np.ndarray, min_iou: float) -> bool:
     """Return whether box is where the person stood: on their last box or the one before.
 
-    min_iou: the least overlap with either [IoU]. The one before too: a passer-by who made
-    them faint may first have stretched their last box over part of the passer-by (sizes_360p
-    at 0.67-1.25/s: Jolie's last box 1.4 times her height, taking in Damon's head beside her).
+    min_iou: the least overlap with either [IoU] (PersonTracker._where_stood chooses it).
+    The one before too: a passer-by who made them faint may first have stretched their last
+    box over part of the passer-by (sizes_360p at 0.67-1.25/s: Jolie's last box 1.4 times
+    her height, taking in Damon's head beside her).
     """
     return any(box_iou(stood, box[None])[0] >= min_iou
                for stood in (person.box, person.previous_box) if stood is not None)
