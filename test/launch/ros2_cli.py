@@ -28,10 +28,12 @@ CALL_SPIN_TIME_S = 2.0
 GRAPH_VERBS = {'node', 'topic', 'service', 'param', 'lifecycle'}
 #: Verbs that take neither (they create their own node and wait for their peer).
 NO_DAEMON_FLAGS = {('service', 'call')}
-#: Longest a `ros2 service call` waits for its response before it asks again [s]: a new
-#: client's response is lost when the server answers before matching the client's reader
-#: (a whole-suite run: /r1/fleet_search answered in 0.05 s, the call still waiting 90 s on).
-SERVICE_CALL_ATTEMPT_S = 30.0
+#: Longest one command may wait for its answer before it is asked again [s]: a new client's
+#: response is lost when the server answers before matching the client's reader, and
+#: `ros2 service call`, `param set` and `lifecycle set` then wait for ever (whole-suite runs:
+#: /r1/fleet_search answered in 0.05 s, the call still waiting 90 s on; a `param set` of a
+#: read-only parameter silent for 60 s while two others beside it answered in 5 s).
+ATTEMPT_S = 30.0
 #: Answers meaning that the call has not discovered its target yet: worth asking again.
 NOT_DISCOVERED = ('Node not found', 'Unable to find node', 'Unknown topic',
                   'Could not determine the type')
@@ -54,8 +56,8 @@ def ros2(*args: str, timeout: float = 60.0, stderr: bool = True) -> str:
 
     Retried while the answer says the target is not discovered yet, or the command died of a
     signal or failed silently (a CI run saw `ros2 lifecycle get` end in 1.2 s with no output
-    at all), or a service call got no response in SERVICE_CALL_ATTEMPT_S, until timeout [s];
-    an AssertionError with the last output when it never answers, or when one call overruns.
+    at all), or got no answer in ATTEMPT_S, until timeout [s];
+    an AssertionError with the last output when it never answers.
     """
     command = [ROS2, *args]
     if args[0] in GRAPH_VERBS and tuple(args[:2]) not in NO_DAEMON_FLAGS:
@@ -66,8 +68,7 @@ def ros2(*args: str, timeout: float = 60.0, stderr: bool = True) -> str:
     deadline = start + timeout
     while True:
         left = deadline - time.monotonic()
-        bound = (min(left, SERVICE_CALL_ATTEMPT_S) if tuple(args[:2]) == ('service', 'call')
-                 else left)
+        bound = min(left, ATTEMPT_S)
         try:
             done = subprocess.run(command, capture_output=True, text=True,
                                   env={**os.environ, **ENV}, timeout=max(bound, 1.0))

@@ -286,13 +286,25 @@ def test_parameters_change_at_run_time_and_invalid_values_are_refused(graph, ech
             96, 'hog', arguments['source']]
 
 
+#: The state each lifecycle transition the tests make leads to.
+TRANSITION_GOALS = {'configure': 'inactive', 'activate': 'active', 'deactivate': 'inactive',
+                    'cleanup': 'unconfigured'}
+
+
 def _transition(transition: str, *nodes: str) -> None:
-    """Make the same lifecycle transition of several nodes at once, with `ros2 lifecycle set`."""
+    """Make the same lifecycle transition of several nodes at once, with `ros2 lifecycle set`.
+
+    A `lifecycle set` whose answer was lost is asked again, and then finds its transition
+    no longer available: the node's state says whether the first ask made it.
+    """
     with ThreadPoolExecutor() as pool:
         answers = pool.map(lambda node: ros2('lifecycle', 'set', node, transition,
                                              timeout=120), nodes)
         for node, answer in zip(nodes, answers):
-            assert 'Transitioning successful' in answer, f'{node} {transition}: {answer}'
+            made = 'Transitioning successful' in answer or (
+                'Unknown transition requested' in answer
+                and lifecycle_state(node) == TRANSITION_GOALS[transition])
+            assert made, f'{node} {transition}: {answer}'
 
 
 def _states(*nodes: str) -> list[str]:
@@ -334,8 +346,9 @@ def test_lifecycle_transitions_free_and_load_the_models(graph, arguments):
     detector, faces = f'{NS}/detector', f'{NS}/face_embedding'
     others = {f'{NS}/frame_history', f'{NS}/annotator'}
     model_line = f'yolo model {arguments["model"]} on cpu (ultralytics)'
-    loaded = output_of(graph).count(model_line)
     assert _states(detector, faces) == ['active', 'active']
+    # The start's load line may reach the launcher's output after the node is active.
+    loaded = wait_for(lambda: output_of(graph).count(model_line), 10, 'the first load line')
     _transition('deactivate', detector, faces)
     assert not {detector, faces} & _image_readers(including=others)
     _transition('cleanup', detector, faces)
