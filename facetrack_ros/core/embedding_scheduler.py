@@ -59,14 +59,15 @@ class EmbeddingScheduler:
        tracks whose identity is still pending (person_id ''; a decision may need a second
        face), in question (their latest face contradicted their person: a second one splits
        the track, so a swap at a crossing is undone sooner), named with no face compared on
-       them (match_similarity 0: re-linked by motion, or their faces were set aside because
-       their box overlapped another; the crossing clip's Mayer, whose box lay inside one over
-       her and Musk, had a face tried while that box lasted, then none in the 2 s after it
-       went) or showing a person another track shows too (a part of them, or ByteTrack
-       carried the track onto someone else: sizes_720p at 6/s, Clooney's id on Musk for
-       1.3 s): tried again after retry_s, not refresh_s, because a face not found in one frame
-       (turned away, blurred) may be there in the next; after a miss the wait is doubled;
-       pending tracks first, then the longest untried, then the largest box;
+       them (match_similarity 0: re-linked by motion, found again after a miss, or their
+       faces were set aside because their box overlapped another; the crossing clip's Mayer,
+       whose box lay inside one over her and Musk, had a face tried while that box lasted,
+       then none in the 2 s after it went) or showing a person another track shows too (a
+       part of them, or ByteTrack carried the track onto someone else: sizes_720p at 6/s,
+       Clooney's id on Musk for 1.3 s): tried again after retry_s, not refresh_s, because a
+       face not found in one frame (turned away, blurred) may be there in the next; after a
+       miss the wait is doubled; pending tracks first, then the longest untried, then the
+       largest box;
     2. tracks whose box grew by better_box_ratio since their last usable face (a bigger face
        is a better face), largest growth first;
     3. tracks without a new face for refresh_s, poorest face first.

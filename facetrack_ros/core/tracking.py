@@ -428,7 +428,8 @@ class TrackedPerson:
     box: x1, y1, x2, y2 [px] of the detection matched to the track; confidence its score.
     match_similarity: cosine similarity of the track's latest face to its person's running
     embedding before that face was added (of a track whose faces made a new person: of the
-    latest of them to the embedding they made); 0 when there was none to compare.
+    latest of them to the embedding they made); 0 when there was none to compare, or none of
+    a frame since the track was found again after a miss (_Track.refound_at).
     """
 
     track_id: int
@@ -659,6 +660,12 @@ class _Track:
     # box looked like someone else (a cut, a hand-over), faces of its earlier frames that
     # arrive late are not theirs.
     since: float = -math.inf
+    # Stamp of the frame that found it again after a miss of over REFIND_GAP_S [s], until a
+    # face of that frame or a later one is compared on it; else None. Its box may be the
+    # next person on the spot though it looks alike, so a face is wanted soon, not at the
+    # next refresh (the doorway at 3/s: Jolie's track, found again 1 s on, on Aniston,
+    # looking as much like it as usual, showed Jolie's id on her for 5 frames).
+    refound_at: float | None = None
     # People who vanished into its box, which held its own person too (_engulfed): the face
     # in its crop may be theirs.
     engulfed: list[str] = field(default_factory=list)
@@ -1071,6 +1078,9 @@ class PersonTracker:
                     track.doubtful = True
                 elif track.handed_over(stamp, body):
                     track.unnamed = True
+            if track.person_id is not None and stamp - track.last_seen > max(
+                    REFIND_GAP_S, 1.5 * self._frame_interval):
+                track.refound_at = stamp
             track.move(stamp, boxes[idx], float(conf[idx]), body, self._frame_size)
             visible.append(track)
             if track.person_id is not None and not track.doubtful:
@@ -1108,7 +1118,8 @@ class PersonTracker:
                     events += self._pass_on_withheld(track, stamp)
         events += self._expire(stamp)
         self._note_ambiguous(stamp)
-        return [TrackedPerson(t.track_id, t.shown_id, t.box, t.confidence, t.similarity)
+        return [TrackedPerson(t.track_id, t.shown_id, t.box, t.confidence,
+                              0.0 if t.refound_at is not None else t.similarity)
                 for t in visible], events
 
     def _torn(self, motion_ids: list[int]) -> set[int]:
@@ -1301,6 +1312,8 @@ class PersonTracker:
         if self._reference(person) is None:  # first faces of a person announced without one
             return self._first_face(track, person, face, stamp, bool(others))
         track.similarity = self._similarity(person, vector)
+        if track.refound_at is not None and stamp >= track.refound_at:
+            track.refound_at = None
         self._fix_swap(track, vector)
         person = self._persons[track.person_id]  # the swap may have changed it
         if track.similarity >= self._config.min_similarity:

@@ -819,6 +819,37 @@ def test_a_track_named_by_its_own_faces_reports_them_compared() -> None:
     assert persons[0].match_similarity > CONFIG.min_similarity
 
 
+@pytest.mark.parametrize('unseen_frames, refound', [(9, False), (21, True)])
+def test_a_named_track_found_again_after_a_miss_reports_no_face_compared(
+        unseen_frames: int, refound: bool) -> None:
+    """Found again over REFIND_GAP_S after its last box, a named track has match_similarity 0.
+
+    Its box may be the next person on the spot, though it looks alike: 0 makes the face node
+    ask it for a face at retry_s, not at the next refresh (EmbeddingScheduler). A face of an
+    earlier frame, arriving late, ends nothing; a face of that frame ends it. Unseen for
+    0.3 s, it still reports its latest face.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(43)
+    for i in range(3):
+        persons, _ = tracker.update(i / FPS, [_box(100)])
+    tracker.add_face(2 / FPS, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+    persons, _ = tracker.update(3 / FPS, [_box(100)])
+    assert persons[0].match_similarity > CONFIG.min_similarity
+    _run_empty(tracker, 4, unseen_frames)
+    back = 4 + unseen_frames
+    persons, _ = tracker.update(back / FPS, [_box(100)])
+    assert persons[0].person_id == 'person-000001'
+    assert (persons[0].match_similarity == 0.0) == refound
+    if refound:
+        tracker.add_face(3 / FPS, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+        persons, _ = tracker.update((back + 1) / FPS, [_box(100)])
+        assert persons[0].match_similarity == 0.0
+        tracker.add_face(back / FPS, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+        persons, _ = tracker.update((back + 2) / FPS, [_box(100)])
+        assert persons[0].match_similarity > CONFIG.min_similarity
+
+
 def test_a_late_face_on_a_lost_track_swaps_no_ids() -> None:
     """A face of someone in view, arriving after the track it was taken on was lost.
 
