@@ -804,30 +804,16 @@ def test_a_track_carried_onto_a_much_smaller_box_is_in_doubt(height: float, face
     assert [p.person_id for p in persons] == [shown]
 
 
-def test_a_track_named_by_its_own_faces_reports_them_compared() -> None:
-    """match_similarity is 0 only on a named track with no face compared on it.
-
-    The face scheduler asks such tracks for faces sooner (EmbeddingScheduler).
-    """
-    tracker = PersonTracker(CONFIG)
-    rng = np.random.default_rng(42)
-    for i in range(3):
-        persons, _ = tracker.update(i / FPS, [_box(100)])
-    tracker.add_face(2 / FPS, persons[0].track_id, _sighting(_face(1), rng), 0.9)
-    persons, _ = tracker.update(3 / FPS, [_box(100)])
-    assert persons[0].person_id == 'person-000001'
-    assert persons[0].match_similarity > CONFIG.min_similarity
-
-
 @pytest.mark.parametrize('unseen_frames, refound', [(9, False), (21, True)])
 def test_a_named_track_found_again_after_a_miss_reports_no_face_compared(
         unseen_frames: int, refound: bool) -> None:
-    """Found again over REFIND_GAP_S after its last box, a named track has match_similarity 0.
+    """match_similarity is 0 only on a named track with no face compared on it, or none since.
 
-    Its box may be the next person on the spot, though it looks alike: 0 makes the face node
-    ask it for a face at retry_s, not at the next refresh (EmbeddingScheduler). A face of an
-    earlier frame, arriving late, ends nothing; a face of that frame ends it. Unseen for
-    0.3 s, it still reports its latest face.
+    The face node asks such tracks for faces sooner (EmbeddingScheduler). A track named by
+    its own face reports it compared. Found again over REFIND_GAP_S after its last box, its
+    box may be the next person on the spot, though it looks alike: it reports 0 until a face
+    of that frame or a later one is compared (a late face of an earlier frame ends nothing).
+    Unseen for 0.3 s, it still reports its latest face.
     """
     tracker = PersonTracker(CONFIG)
     rng = np.random.default_rng(43)
@@ -835,6 +821,7 @@ def test_a_named_track_found_again_after_a_miss_reports_no_face_compared(
         persons, _ = tracker.update(i / FPS, [_box(100)])
     tracker.add_face(2 / FPS, persons[0].track_id, _sighting(_face(1), rng), 0.9)
     persons, _ = tracker.update(3 / FPS, [_box(100)])
+    assert persons[0].person_id == 'person-000001'
     assert persons[0].match_similarity > CONFIG.min_similarity
     _run_empty(tracker, 4, unseen_frames)
     back = 4 + unseen_frames

@@ -56,8 +56,8 @@ def ros2(*args: str, timeout: float = 60.0, stderr: bool = True) -> str:
 
     Retried while the answer says the target is not discovered yet, or the command died of a
     signal or failed silently (a CI run saw `ros2 lifecycle get` end in 1.2 s with no output
-    at all), or got no answer in ATTEMPT_S, until timeout [s];
-    an AssertionError with the last output when it never answers.
+    at all), or gave no answer in ATTEMPT_S, until timeout [s]; an AssertionError with the
+    last output when it never answers.
     """
     command = [ROS2, *args]
     if args[0] in GRAPH_VERBS and tuple(args[:2]) not in NO_DAEMON_FLAGS:
