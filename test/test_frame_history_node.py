@@ -26,7 +26,7 @@ from facetrack_ros.msg import EmbeddingSync, PersonDetection, PersonDetectionArr
 from facetrack_ros.parameters import FORGOTTEN_QOS, image_qos_profile, RECORDED_QOS
 from facetrack_ros.srv import BacktrackSearch, ForgetPerson, GetFrames
 from face_frames import letterbox
-from rostest_utils import spin_until
+from rostest_utils import call_service, spin_until
 
 pytestmark = pytest.mark.ros
 #: Capture stamps near the node clock (max_stamp_skew refuses others) [ns]: set when each
@@ -104,12 +104,11 @@ class Harness:
         self.faces.publish(faces)
         assert spin_until(self.executor, lambda: self.node.last_stored_ns == stamp_ns)
 
-    def call(self, client, request):
-        """Call a service and return its response."""
-        future = client.call_async(request)
-        self.executor.spin_until_future_complete(future, timeout_sec=30)
-        assert future.result() is not None
-        return future.result()
+    def call(self, client, request, repeat: bool = True):
+        """Call a service and return its response (repeat: see call_service)."""
+        response = call_service(self.executor, client, request, repeat=repeat)
+        assert response is not None
+        return response
 
     def close(self):
         """Destroy both nodes (the history's segments are finished)."""
@@ -284,7 +283,7 @@ def test_forget_person_by_photo(ros_context, tmp_path, photos, shared_dir):
     forget = h.probe.create_client(ForgetPerson, 'forget_person')
     photo = cv2.imread(str(shared_dir / 'data' / 'faces' / 'lin-manuel-miranda.png'))
     done = h.call(forget, ForgetPerson.Request(
-        query_type=ForgetPerson.Request.QUERY_IMAGE, image=bgr_to_image(photo)))
+        query_type=ForgetPerson.Request.QUERY_IMAGE, image=bgr_to_image(photo)), repeat=False)
     assert done.result == ForgetPerson.Response.RESULT_OK, done.message
     assert list(done.person_ids) == ['lin-manuel-miranda'] and done.remaining == 0
     assert done.index_entries_removed == 10 and done.faces_removed == 42
@@ -305,7 +304,7 @@ def test_forget_person_by_photo(ros_context, tmp_path, photos, shared_dir):
                                         image=bgr_to_image(photo), **window))
     assert 'lin-manuel-miranda' not in {a.person_id for a in by_photo.appearances}
     assert h.call(h.search, Request(person_id='alex-lacamoire', **window)).appearances
-    again = h.call(forget, ForgetPerson.Request(person_id='lin-manuel-miranda'))
+    again = h.call(forget, ForgetPerson.Request(person_id='lin-manuel-miranda'), repeat=False)
     assert again.result == ForgetPerson.Response.RESULT_NOT_FOUND, again.message
     assert h.node.tally.counts['forget_person answered'] == 2
     h.close()

@@ -31,6 +31,7 @@ from facetrack_ros.srv import BacktrackSearch, GetFrames
 from fuzz_harness import NodeUnderTest, spin_until
 from history_material import (event, faces, fill, frame, jpeg, mounted_tmpfs,
                               record, S, unit)
+from rostest_utils import call_service
 
 pytestmark = pytest.mark.ros
 KILLS = 5
@@ -72,9 +73,9 @@ class Probe:
     def call(self, client, request, timeout: float = 30.0):
         """Call a service and return its response."""
         assert self.spin(client.service_is_ready, 20.0)
-        future = client.call_async(request)
-        assert self.spin(future.done, timeout)
-        return future.result()
+        response = call_service(self.executor, client, request, timeout)
+        assert response is not None
+        return response
 
     def connected(self) -> bool:
         """Return whether the node subscribes to the frames, faces and events."""

@@ -23,6 +23,7 @@ from facetrack_ros.core.tracking import EventKind, EventReason, TrackerConfig
 from facetrack_ros.msg import PersonEvent
 from facetrack_ros.srv import BacktrackSearch
 from graph_fixture import run_graph, stop_graph, video_thumbnails
+from rostest_utils import call_service
 
 pytestmark = pytest.mark.e2e
 IN_KINDS = (PersonEvent.PERSON_IN, PersonEvent.PERSON_RETURNED)
@@ -282,11 +283,10 @@ def test_pedestrian_ids_are_stable(pedestrians):
 def _search(run, request: BacktrackSearch.Request) -> BacktrackSearch.Response:
     client = run.node.create_client(BacktrackSearch, 'backtrack_search')
     assert client.wait_for_service(timeout_sec=10)
-    future = client.call_async(request)
-    run.executor.spin_until_future_complete(future, timeout_sec=30)
+    response = call_service(run.executor, client, request)
     run.node.destroy_client(client)
-    assert future.result() is not None
-    return future.result()
+    assert response is not None
+    return response
 
 
 def test_backtrack_finds_miranda_by_id_embedding_and_photo(hamilton, miranda_photo):
