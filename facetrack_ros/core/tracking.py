@@ -1078,8 +1078,7 @@ class PersonTracker:
                     track.doubtful = True
                 elif track.handed_over(stamp, body):
                     track.unnamed = True
-            if track.person_id is not None and stamp - track.last_seen > max(
-                    REFIND_GAP_S, 1.5 * self._frame_interval):
+            if track.person_id is not None and self._unseen(track.last_seen, stamp, REFIND_GAP_S):
                 track.refound_at = stamp
             track.move(stamp, boxes[idx], float(conf[idx]), body, self._frame_size)
             visible.append(track)
@@ -1682,7 +1681,7 @@ class PersonTracker:
     def _missed(self, person: _Person, stamp: float) -> bool:
         """Return whether a person has been missing from whole processed frames for a while.
 
-        Unseen for HANDOVER_GAP_S and more than one frame interval, they may have walked
+        Unseen for over HANDOVER_GAP_S and a frame (_unseen), they may have walked
         anywhere within reach since, out of view and back, or someone else came in where they
         left or where their walk pointed: a box there is a guess (the crossing at 0.5/s: Musk
         coming in at the edge Aniston had walked out of 4 s before, her walk measured on no
@@ -1692,8 +1691,16 @@ class PersonTracker:
         where she had stood, and Aniston was shown Jolie's id until her face came). Only for
         people with a face (_face_can_decide): for others the doubt could never end.
         """
-        return (stamp - person.last_seen > max(1.5 * self._frame_interval, HANDOVER_GAP_S)
+        return (self._unseen(person.last_seen, stamp, HANDOVER_GAP_S)
                 and self._face_can_decide(person.person_id))
+
+    def _unseen(self, last_seen: float, stamp: float, least_s: float) -> bool:
+        """Return whether what was last seen at last_seen is unseen at stamp for over least_s [s].
+
+        And for over 1.5 frame intervals: missing from a whole processed frame, so at a slow
+        rate not every frame is a miss.
+        """
+        return stamp - last_seen > max(least_s, 1.5 * self._frame_interval)
 
     def _follow_unclaimed(self, stamp: float, boxes: np.ndarray, conf: np.ndarray,
                           bodies: list[np.ndarray | None], claimed: set[int],
