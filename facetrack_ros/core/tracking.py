@@ -1765,8 +1765,8 @@ class PersonTracker:
         # Not a box in doubt as well: that is likelier its own track's person (the doorway at
         # 1/s: Aniston, who had left, held by the box of Clooney, who stood where she had),
         # unless that person shows elsewhere in this frame (sizes_720p at 3/s: the track of a
-        # walker who had hidden Musk took Musk's box as the walker went on; Musk, unlike his
-        # usual self in it, was reported gone and RETURNED in the next frame).
+        # walker who had hidden Musk took Musk's box as the walker went on; Musk, less like
+        # his usual self in it, was reported gone, and RETURNED by his face at once).
         # The crossing at 1.25/s: Johansson, her last box half behind Aniston's, seen whole
         # again on her course, was reported gone a frame before her face came.
         taken, found = {i for i, _ in seen}, {person_id for _, person_id in seen}
