@@ -248,12 +248,12 @@ def test_a_person_whose_track_a_passer_by_took_gets_their_id_back_on_their_new_t
 def test_someone_whose_box_the_track_of_a_walker_seen_elsewhere_took_is_not_gone() -> None:
     """A walker hides someone standing, then walks on; his track takes the box they show in.
 
-    The sizes_720p replay at 3/s (Musk, hidden for 2.2 s by a walker in a suit much like his):
-    seen again half behind the walker, he looked less like himself than usual, and the box
-    he showed in went to the walker's track, in doubt, while the walker's own box, on his
-    course, showed the walker. A box in doubt is likelier its own track's person, but that
-    person is seen elsewhere: it may be him, so it is no evidence that he left. He was
-    reported gone there and RETURNED by his face in the next frame.
+    The sizes_720p replay at 3/s (Musk, unseen for 2.2 s, the last 1.2 s behind a walker in
+    a suit much like his): seen again half behind the walker, he looked less like himself
+    than usual, and the box he showed in went to the walker's track, in doubt, while the
+    walker's own box, on his course, showed the walker. A box in doubt is likelier its own
+    track's person, but that person is seen elsewhere: it may be him, so it is no evidence
+    that he left. He was reported gone there, and RETURNED by his face.
     """
     tracker = PersonTracker(CONFIG)
     rng = np.random.default_rng(5)
