@@ -23,6 +23,9 @@ clip) is matched to the truth of that frame by box overlap, and counted:
   processed frames.
 - id switches: while a real person stays in view (an appearance), the person id on them
   changes from one id to another (track-to-truth matching by IoU, as CLEAR-MOT counts).
+- unannounced appearances (a detail line, not counted): an appearance the tracker showed
+  with a person id but gave no PERSON_IN or PERSON_RETURNED, say because no OUT came since
+  the appearance before.
 - misfiled faces: faces published with a person id whose real person is not the one most of
   that id's faces were taken from (a search by the id finds them: it returns someone else);
   of two equally many, the one filed first. A face is whose face box holds it (face_owner).
@@ -490,6 +493,9 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
     for name, seq in timeline.items():
         for first, last in spans.get(name, []):
             ids = [pid for frame, pid in seq if first <= frame <= last]
+            if ids and (name, first) not in announced:
+                details.append(f'unannounced: {name} frames {first}-{last} shown as '
+                               f'{list(dict.fromkeys(ids))}, with no IN or RETURNED')
             changes = sum(a != b for a, b in zip(ids, ids[1:]))
             if changes:
                 switches += changes

@@ -190,6 +190,31 @@ def test_an_out_that_comes_after_the_person_left_and_came_back_is_no_flap() -> N
     assert report.flaps == 0, report.details  # B left at 59; A, in view at 90, is not p2
 
 
+def test_an_appearance_given_no_event_is_named_in_the_details() -> None:
+    """A leaves in frames 40-69 (3 s) and comes back under p1, but no OUT or RETURNED came.
+
+    Such a run has one event fewer than the truth without any count showing it: the
+    details name the appearance. With the OUT and the RETURNED, or with A never shown with
+    an id again, they do not.
+    """
+    truth = _truth()
+    for index in range(40, 70):
+        truth.frames[index] = [p for p in truth.frames[index] if p.identity != 'A']
+    tracks = [TrackBox(f, 1, 'p1', A_BOX) for f in [*range(0, 40, 2), *range(70, 100, 2)]]
+    events = [_event(4, 'PERSON_IN', 'p1', A_BOX, 1)]
+
+    def unannounced(report) -> list[str]:
+        return [d for d in report.details if d.startswith('unannounced')]
+
+    assert unannounced(evaluate(truth, tracks, events, [])) == [
+        'unannounced: A frames 70-99 shown as [\'p1\'], with no IN or RETURNED']
+    told = events + [_event(62, 'PERSON_OUT', 'p1', A_BOX, 1),
+                     _event(72, 'PERSON_RETURNED', 'p1', A_BOX, 1)]
+    assert unannounced(evaluate(truth, tracks, told, [])) == []
+    unnamed = [replace(t, person_id='') if t.frame >= 70 else t for t in tracks]
+    assert unannounced(evaluate(truth, unnamed, events, [])) == []
+
+
 def test_out_after_the_clip_ended_is_no_flap() -> None:
     """People in view at the end leave with the input: their OUT is not a flap."""
     tracks = [TrackBox(f, 3, 'p3', C_BOX) for f in range(100, 140, 3)]
