@@ -807,6 +807,17 @@ def _looks_like(person: _Person, body: np.ndarray | None, unknown: bool) -> bool
                      else APPEARANCE_RELINK_MIN_SIMILARITY)
 
 
+def _as_alike_as_usual(person: _Person, body: np.ndarray | None) -> bool | None:
+    """Return whether a body appearance is as like the person as their boxes usually are.
+
+    Within APPEARANCE_REFIND_MAX_DROP of their body_stability; None when either is unknown.
+    """
+    alike = appearance_similarity(body, person.body)
+    if alike is None or person.body_stability is None:
+        return None
+    return alike >= person.body_stability - APPEARANCE_REFIND_MAX_DROP
+
+
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:
     """Return the intersection of two x1, y1, x2, y2 boxes over the smaller one's area."""
     sides = np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None)
@@ -1868,6 +1879,26 @@ class PersonTracker:
                 if p.state is PersonState.PRESENT and p.last_seen < stamp
                 and self._absent(p, stamp, p.missed_frames + 1) == evident]
 
+    def _walking_on(self, track: _Track, stamp: float) -> list[str]:
+        """Return the ids of the missing people a pending track seen at stamp may show.
+
+        Begun after they were last seen, within a brisk walk (WALK_MAX_SPEED) of where they
+        were heading and looking as much like them as usual (APPEARANCE_REFIND_MAX_DROP): it
+        may be them, too far on to re-link (_relink), so it is no evidence that they left
+        (sizes_720p at 1/s: Biden stood, then walked off behind Mayer, whose box hid him for
+        3.3 s; seen again 2.6 heights on as a new track, he was reported gone in view).
+        Only for people without a face (_face_can_decide), whom looks alone must keep: the
+        crossing's look-alikes score as much to one another as some of them to themselves,
+        and such tracks held a person with a face for 15 s while the newcomer they showed
+        was never announced.
+        """
+        missing = self._missing(stamp) + self._missing(stamp, evident=True)
+        return [person.person_id for person in missing
+                if person.last_seen < track.first_seen
+                and self._reaches(person, stamp, track.box, WALK_MAX_SPEED)
+                and _as_alike_as_usual(person, track.body)
+                and not self._face_can_decide(person.person_id)]
+
     def _continues(self, person: _Person, stamp: float, box: np.ndarray,
                    body: np.ndarray | None) -> bool:
         """Return whether a box first seen at stamp starts where the missing person went.
@@ -1891,9 +1922,7 @@ class PersonTracker:
 
         Only for people with a face (_face_can_decide), who can be confirmed by it.
         """
-        alike = appearance_similarity(body, person.body)
-        return (alike is not None and person.body_stability is not None
-                and alike < person.body_stability - APPEARANCE_REFIND_MAX_DROP
+        return (_as_alike_as_usual(person, body) is False
                 and self._face_can_decide(person.person_id))
 
     def _faces_deny(self, track: _Track, person: _Person) -> bool:
@@ -2543,9 +2572,11 @@ class PersonTracker:
             if track.doubtful and not track.denied:
                 held[track.person_id] = max(held.get(track.person_id, -math.inf),
                                             track.last_seen)
-            # Nor is a group's box evidence that the people in it left (_group_of).
+            # Nor is a group's box evidence that the people in it left (_group_of), nor a
+            # new track that may be someone walking on (_walking_on).
             elif track.person_id is None and track.last_seen == stamp:
                 held.update(dict.fromkeys(track.group or [], stamp))
+                held.update(dict.fromkeys(self._walking_on(track, stamp), stamp))
         for person in list(self._persons.values()):
             unseen = stamp - person.last_seen
             if person.state is PersonState.PRESENT:
