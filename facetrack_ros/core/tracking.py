@@ -216,6 +216,11 @@ POOL_MAX_GAP_FRAMES = 2
 #: How far someone whose walk is unknown may have gone [person heights a second]: a brisk
 #: walk (the crossing at 0.5/s: Johansson, 1.03 heights from her last box 2 s later).
 WALK_MAX_SPEED = 1.0
+#: A new track begun longer than this after someone was last seen is no sign that they walk
+#: on (PersonTracker._walking_on) [s]: behind a passer-by they reappear within seconds
+#: (sizes_720p at 1/s: Biden, 3.3 s), while a stream of look-alikes (people in one uniform)
+#: would otherwise keep them present for ever.
+WALKING_ON_MAX_GAP_S = 4.0
 #: How fast [heights/s] a walker whose track ByteTrack lost between two frames may have gone
 #: on, for whether a new track may be them (PersonTracker._continuations): twice
 #: WALK_MAX_SPEED, as the composed clips' walkers cover up to 1.4 heights a second and a
@@ -1882,9 +1887,10 @@ class PersonTracker:
     def _walking_on(self, track: _Track, stamp: float) -> list[str]:
         """Return the ids of the missing people a pending track seen at stamp may show.
 
-        Begun after they were last seen, within a brisk walk (WALK_MAX_SPEED) of where they
-        were heading and looking as much like them as usual (APPEARANCE_REFIND_MAX_DROP): it
-        may be them, too far on to re-link (_relink), so it is no evidence that they left
+        Begun after they were last seen (by at most WALKING_ON_MAX_GAP_S), within a brisk
+        walk (WALK_MAX_SPEED) of where they were heading, and looking as much like them as
+        usual (APPEARANCE_REFIND_MAX_DROP): it may be them, too far on to re-link (_relink),
+        so it is no evidence that they left
         (sizes_720p at 1/s: Biden stood, then walked off behind Mayer, whose box hid him for
         3.3 s; seen again 2.6 heights on as a new track, he was reported gone in view).
         Only for people without a face (_face_can_decide), whom looks alone must keep: the
@@ -1894,7 +1900,7 @@ class PersonTracker:
         """
         missing = self._missing(stamp) + self._missing(stamp, evident=True)
         return [person.person_id for person in missing
-                if person.last_seen < track.first_seen
+                if 0 < track.first_seen - person.last_seen <= WALKING_ON_MAX_GAP_S
                 and self._reaches(person, stamp, track.box, WALK_MAX_SPEED)
                 and _as_alike_as_usual(person, track.body)
                 and not self._face_can_decide(person.person_id)]

@@ -15,7 +15,8 @@ from facetrack_ros.core.identity import decide, FaceVote, VoteKind
 from facetrack_ros.core.tracking import (box_iou, Detection, EventKind, EventReason,
                                          FOLLOW_MAX_GAP_S, FOLLOW_STILL_IOU,
                                          FOLLOW_STILL_IOU_LOOKS, PersonEventRecord,
-                                         PersonTracker, TrackedPerson, TrackerConfig)
+                                         PersonTracker, TrackedPerson, TrackerConfig,
+                                         WALKING_ON_MAX_GAP_S)
 
 FPS = 30.0
 CONFIG = TrackerConfig()
@@ -2673,14 +2674,17 @@ def test_after_a_long_gap_a_box_near_the_walker_s_course_continues_him(ahead: fl
     assert [e.kind for e in events] == [EventKind.PERSON_IN, EventKind.PERSON_OUT]
 
 
+@pytest.mark.parametrize('look_alikes', [False, True])
 def test_someone_without_a_face_who_walked_off_hidden_is_held_by_a_new_track_like_them(
-        ) -> None:
+        look_alikes: bool) -> None:
     """At 1 detection/s a man stands 6 s, then walks off behind a seated woman's box.
 
     Hidden 3.3 s, he is seen again 2.5 of his heights on, too far for re-linking: a new
     track, as like him as his boxes always were. His face was never seen, so only his looks
     can tell (the sizes_720p replay at 1/s: Biden, reported gone in view). It may be him:
-    no PERSON_OUT while it is in view; after he walked out of view, one.
+    no PERSON_OUT while it is in view; after he walked out of view, one, even while
+    look_alikes (people in his uniform) come and go near where he went, each on a new track
+    begun over WALKING_ON_MAX_GAP_S after he was last seen: none holds him.
     """
     rng = np.random.default_rng(35)
     tracker = PersonTracker(CONFIG)
@@ -2703,8 +2707,14 @@ def test_someone_without_a_face_who_walked_off_hidden_is_held_by_a_new_track_lik
     assert [(e.kind, e.person_id) for e in during] == [
         (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')], \
         'gone while in view'
-    events += [e for i in range(6) for e in tracker.update(
-        10.5 + i, [Detection(np.array(seated), 0.8, _body(2, rng))], (1280, 720))[1]]
+    assert 10.5 - 6.0 > WALKING_ON_MAX_GAP_S
+    for i in range(6):
+        detections = [Detection(np.array(seated), 0.8, _body(2, rng))]
+        if look_alikes:
+            x = (940.0, 1060.0)[i % 2]
+            detections.append(Detection(np.array([x, 303.0, x + 80.0, 470.0]), 0.8,
+                                        _body(1, rng)))
+        events += tracker.update(10.5 + i, detections, (1280, 720))[1]
     assert (EventKind.PERSON_OUT, 'person-000002') in [(e.kind, e.person_id) for e in events]
 
 
