@@ -1884,8 +1884,8 @@ class PersonTracker:
                 if p.state is PersonState.PRESENT and p.last_seen < stamp
                 and self._absent(p, stamp, p.missed_frames + 1) == evident]
 
-    def _walking_on(self, track: _Track, stamp: float) -> list[str]:
-        """Return the ids of the missing people a pending track seen at stamp may show.
+    def _walking_on(self, track: _Track, stamp: float, missing: list[_Person]) -> list[str]:
+        """Return the ids of the missing people (of missing) a pending track at stamp may show.
 
         Begun after they were last seen (by at most WALKING_ON_MAX_GAP_S), within a brisk
         walk (WALK_MAX_SPEED) of where they were heading, and looking as much like them as
@@ -1898,7 +1898,6 @@ class PersonTracker:
         and such tracks held a person with a face for 15 s while the newcomer they showed
         was never announced.
         """
-        missing = self._missing(stamp) + self._missing(stamp, evident=True)
         return [person.person_id for person in missing
                 if 0 < track.first_seen - person.last_seen <= WALKING_ON_MAX_GAP_S
                 and self._reaches(person, stamp, track.box, WALK_MAX_SPEED)
@@ -2574,6 +2573,7 @@ class PersonTracker:
         # A track in doubt may show its person: no evidence of their absence (_Track.doubtful),
         # unless a good face on it contradicted them (then never was, in hindsight).
         held: dict[str, float] = {}
+        missing = self._missing(stamp) + self._missing(stamp, evident=True)
         for track in self._tracks.values():
             if track.doubtful and not track.denied:
                 held[track.person_id] = max(held.get(track.person_id, -math.inf),
@@ -2582,7 +2582,7 @@ class PersonTracker:
             # new track that may be someone walking on (_walking_on).
             elif track.person_id is None and track.last_seen == stamp:
                 held.update(dict.fromkeys(track.group or [], stamp))
-                held.update(dict.fromkeys(self._walking_on(track, stamp), stamp))
+                held.update(dict.fromkeys(self._walking_on(track, stamp, missing), stamp))
         for person in list(self._persons.values()):
             unseen = stamp - person.last_seen
             if person.state is PersonState.PRESENT:
