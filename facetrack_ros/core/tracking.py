@@ -1885,14 +1885,14 @@ class PersonTracker:
                 and self._absent(p, stamp, p.missed_frames + 1) == evident]
 
     def _walking_on(self, track: _Track, stamp: float, missing: list[_Person]) -> list[str]:
-        """Return the ids of the missing people (of missing) a pending track at stamp may show.
+        """Return the ids of those in missing whom a pending track seen at stamp may show.
 
         Begun after they were last seen (by at most WALKING_ON_MAX_GAP_S), within a brisk
         walk (WALK_MAX_SPEED) of where they were heading, and looking as much like them as
         usual (APPEARANCE_REFIND_MAX_DROP): it may be them, too far on to re-link (_relink),
-        so it is no evidence that they left
-        (sizes_720p at 1/s: Biden stood, then walked off behind Mayer, whose box hid him for
-        3.3 s; seen again 2.6 heights on as a new track, he was reported gone in view).
+        so it is no evidence that they left (sizes_720p at 1/s: Biden stood, then walked off
+        behind Mayer, whose box hid him for 3.3 s; seen again 2.6 heights on as a new track,
+        he was reported gone in view).
         Only for people without a face (_face_can_decide), whom looks alone must keep: the
         crossing's look-alikes score as much to one another as some of them to themselves,
         and such tracks held a person with a face for 15 s while the newcomer they showed
