@@ -1677,10 +1677,16 @@ class PersonTracker:
             track.doubtful = (self._less_alike(person, track.body)
                               or _behind(person, track.first_box)
                               or self._claimed_by_unwalked(person, track, missing, stamp)
-                              or self._missed(person, stamp))
+                              or self._missed(person, stamp)
+                              or self._in_doubt_in_view(person_id, stamp))
             if not track.doubtful:
                 track.took_over = copy.copy(person)
                 self._see(person, track)
+
+    def _in_doubt_in_view(self, person_id: str, stamp: float) -> bool:
+        """Return whether a track of the person that is in doubt shows at stamp: may be them."""
+        return any(track.person_id == person_id and track.doubtful and not track.denied
+                   and track.last_seen == stamp for track in self._tracks.values())
 
     def _claimed_by_unwalked(self, person: _Person, track: _Track, missing: list[_Person],
                              stamp: float) -> bool:

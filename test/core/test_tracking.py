@@ -2718,6 +2718,40 @@ def test_someone_without_a_face_who_walked_off_hidden_is_held_by_a_new_track_lik
     assert (EventKind.PERSON_OUT, 'person-000002') in [(e.kind, e.person_id) for e in events]
 
 
+def test_a_new_track_is_not_given_someone_whose_own_track_in_doubt_is_in_view() -> None:
+    """At 0.8 detections/s a named man stands; his track takes a box of another height.
+
+    That track is in doubt (it may be him, or someone else), so he is not seen in that
+    frame, and a new track beside him, of someone dressed alike, continues where he stood
+    (the crossing at 0.5-0.8/s: Dorsey walking past Musk, whose track had taken a box over
+    him and Mayer, was shown Musk's id and never got a face). He may still be in his own
+    track's box: the new track waits for a face, which names its own person.
+    """
+    rng = np.random.default_rng(40)
+    tracker = PersonTracker(CONFIG)
+    faces = {'man': _face(1), 'passer-by': _face(2)}
+    standing = np.array([150.0, 185.0, 272.0, 358.0])
+    events, shown = [], []
+    for k in range(7):
+        stamp = 1.2 * k
+        boxes = {'man': [140.0, 80.0, 280.0, 358.0] if k == 4 else standing}
+        if k >= 4:
+            boxes['passer-by'] = [257.0 + 60 * (k - 4), 165.0, 461.0 + 60 * (k - 4), 359.0]
+        detections = {name: Detection(np.array(box) + rng.normal(0, 1, 4), 0.85,
+                                      _body(1, rng)) for name, box in boxes.items()}
+        persons, new = tracker.update(stamp, list(detections.values()), (640, 360))
+        events += new
+        shown.append({_owner(p, detections): (p.track_id, p.person_id) for p in persons})
+        for name, (track_id, _) in shown[-1].items():
+            if k != 4:
+                events += tracker.add_face(stamp, track_id, _sighting(faces[name], rng),
+                                           GOOD_QUALITY)
+    assert shown[4]['man'][1] == '', 'his track is not in doubt: the scene tests nothing'
+    assert [frame.get('passer-by', (0, ''))[1] for frame in shown] == [''] * 7
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
+
+
 def _alike(body: np.ndarray, similarity: float, seed: int,
            make: Callable[[int], np.ndarray] = _body) -> np.ndarray:
     """Return a body appearance with this similarity to body (another's colours mixed in).
