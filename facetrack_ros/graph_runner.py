@@ -32,6 +32,17 @@ class NodeProcess:
     log: IO = field(repr=False)
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM raise SystemExit, so that a script's finally blocks stop what it started.
+
+    By default SIGTERM (kill, timeout, a CI runner giving up) ends Python at once, leaving
+    the node processes of a GraphRunner, and any CPU hogs, running.
+    """
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, leave)
+
+
 def executable(name: str) -> str:
     """Return the path of a facetrack_ros node executable from the sourced install."""
     for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):

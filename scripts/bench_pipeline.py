@@ -52,7 +52,7 @@ from facetrack_ros.core.detection import detector_workers, PersonDetector
 from facetrack_ros.core.face import FaceAnalyzer
 from facetrack_ros.core.pipeline import PersonPipeline, STAGES
 from facetrack_ros.core.tracking import PersonTracker
-from facetrack_ros.graph_runner import GraphRunner, wait_for_graph
+from facetrack_ros.graph_runner import exit_on_sigterm, GraphRunner, wait_for_graph
 from facetrack_ros.msg import PersonDetectionArray
 from facetrack_ros.parameters import image_qos_profile, offline_parameters, RELIABLE_QOS
 
@@ -776,6 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.environ.pop(OWN_WAIT_POLICY, None):
         del os.environ['OMP_WAIT_POLICY']
     args = parse_args(argv)
+    exit_on_sigterm()  # the graph's nodes and profilers are stopped on the way out
     # Before rclpy.init and before any node process starts: this run's nodes must only see
     # each other, not other graphs (tests) running on the same machine.
     os.environ['ROS_DOMAIN_ID'] = str(args.domain_id)

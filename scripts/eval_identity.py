@@ -28,6 +28,7 @@ from facetrack_ros.evaluation.identity import ClipReport, evaluate, median, spre
 from facetrack_ros.evaluation.material import clip_material, DEFAULT_CLIPS, model_path
 from facetrack_ros.evaluation.run import (CpuLoad, detector_delay_parameter,
                                           DetectorDelayUnavailable, run_graph_on_clip)
+from facetrack_ros.graph_runner import exit_on_sigterm
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get('FACETRACK_SHARED', REPO.parent / 'shared'))
@@ -85,11 +86,13 @@ def main() -> int:
     parser.add_argument('--work', type=Path, default=CACHE / 'eval_runs')
     parser.add_argument('--json', type=Path, help='write every report here')
     parser.add_argument('--details', action='store_true',
-                        help='print each flap, wrong RETURNED, merge, switch and missed face')
+                        help='print each flap, wrong RETURNED, merge, switch, missed face, late '
+                        'OUT and appearance given no event')
     parser.add_argument('--keep', action='store_true',
                         help="keep each run's folder under --work (node logs, event log, "
                         'history with its faces); by default it is deleted once evaluated')
     args = parser.parse_args()
+    exit_on_sigterm()  # the graph and the CPU hogs are stopped on the way out
 
     overrides = {}
     if args.detector_delay:

@@ -7,6 +7,11 @@ not the tracker's figures: those are the evaluation's table.
 
 import math
 from pathlib import Path
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -135,3 +140,39 @@ def test_detector_delay_is_found_or_refused_with_the_reason() -> None:
             detector_delay_parameter()
     else:
         assert detector_delay_parameter().name == delays[0].name
+
+
+def _alive(pid: int) -> bool:
+    """Return whether process pid runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGKILL])
+def test_the_cpu_hogs_end_with_the_evaluation_however_it_is_ended(signum: int) -> None:
+    """An evaluation under --load ended by SIGTERM (timeout, kill) stops its hogs on its way out.
+
+    exit_on_sigterm makes SIGTERM run the script's cleanup; one killed outright cannot, and
+    its hogs end by themselves once orphaned. Left running, they would load every later test.
+    """
+    script = textwrap.dedent('''
+        import time
+        from facetrack_ros.evaluation.run import CpuLoad
+        from facetrack_ros.graph_runner import exit_on_sigterm
+        exit_on_sigterm()
+        with CpuLoad(2) as load:
+            print(*(hog.pid for hog in load.processes), flush=True)
+            time.sleep(120)
+        ''')
+    process = subprocess.Popen([sys.executable, '-c', script], stdout=subprocess.PIPE,
+                               text=True)
+    hogs = [int(pid) for pid in process.stdout.readline().split()]
+    assert len(hogs) == 2 and all(_alive(pid) for pid in hogs)
+    process.send_signal(signum)
+    assert process.wait(timeout=30) == (128 + signum if signum == signal.SIGTERM else -signum)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in hogs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in hogs)

@@ -275,6 +275,12 @@ def _installed_config() -> Path:
     raise FileNotFoundError('config/facetrack.yaml not installed: source install/setup.bash')
 
 
+#: A CPU hog: a busy loop that ends once its parent (pid argv[1]: known before the hog
+#: starts) is gone, killed before it could stop it.
+_HOG = ('import os, sys\nparent = int(sys.argv[1])\nwhile os.getppid() == parent:\n'
+        '    for _ in range(100000):\n        pass\n')
+
+
 class CpuLoad:
     """One busy-looping process per CPU this process may use (a context manager)."""
 
@@ -287,7 +293,7 @@ class CpuLoad:
         """Start the busy loops."""
         for _ in range(self.count):
             self.processes.append(subprocess.Popen(
-                [sys.executable, '-c', 'while True:\n    pass'],
+                [sys.executable, '-c', _HOG, str(os.getpid())],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return self
 
