@@ -1672,8 +1672,9 @@ class PersonTracker:
             track, person = self._tracks[track_id], self._persons[person_id]
             track.person_id = person_id
             # Less alike than the person's track usually was, or behind where they walked:
-            # maybe the next person through the same door; a face must confirm it (see
-            # _Track.doubtful).
+            # maybe the next person through the same door; or their own track, in doubt, is
+            # in view, and may show them (the crossing at 0.5 Hz: Dorsey beside Musk). A face
+            # must confirm it (see _Track.doubtful).
             track.doubtful = (self._less_alike(person, track.body)
                               or _behind(person, track.first_box)
                               or self._claimed_by_unwalked(person, track, missing, stamp)
