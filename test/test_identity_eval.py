@@ -151,7 +151,8 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGKILL])
-def test_the_cpu_hogs_end_with_the_evaluation_however_it_is_ended(signum: int) -> None:
+def test_the_cpu_hogs_end_with_the_evaluation_however_it_is_ended(signum: int,
+                                                                  tmp_path: Path) -> None:
     """An evaluation under --load ended by SIGTERM (timeout, kill) stops its hogs on its way out.
 
     exit_on_sigterm makes SIGTERM run the script's cleanup; one killed outright cannot, and
@@ -166,8 +167,9 @@ def test_the_cpu_hogs_end_with_the_evaluation_however_it_is_ended(signum: int) -
             print(*(hog.pid for hog in load.processes), flush=True)
             time.sleep(120)
         ''')
+    # Not from the source tree, which would shadow the installed package (messages and all).
     process = subprocess.Popen([sys.executable, '-c', script], stdout=subprocess.PIPE,
-                               text=True)
+                               text=True, cwd=tmp_path)
     hogs = [int(pid) for pid in process.stdout.readline().split()]
     assert len(hogs) == 2 and all(_alive(pid) for pid in hogs)
     process.send_signal(signum)
