@@ -55,9 +55,12 @@ def test_stuck_in_c_once():
 ''')
 
 
-def _run_stuck(tmp_path: Path, repo_dir: Path, source: str, **limits: str
+def _run_stuck(tmp_path: Path, repo_dir: Path, source: str, test_timeout_s: int, **limits: str
                ) -> subprocess.CompletedProcess:
-    """Run source as test_stuck.py with the project's pytest.ini and the watchdog's limits."""
+    """Run source as test_stuck.py with the project's pytest.ini and the watchdog's limits.
+
+    test_timeout_s is pytest-timeout's limit, which a test stuck in C never sees.
+    """
     (tmp_path / 'test_stuck.py').write_text(source)
     environment = dict(os.environ, **limits,
                        PYTHONPATH=os.pathsep.join([str(Path(__file__).parent),
@@ -65,7 +68,8 @@ def _run_stuck(tmp_path: Path, repo_dir: Path, source: str, **limits: str
     environment.pop('FACETRACK_TEST_HANG_DIR', None)
     run = subprocess.run(
         [sys.executable, '-m', 'pytest', '-c', str(repo_dir / 'pytest.ini'),
-         '--rootdir', str(tmp_path), '-p', 'hang_watchdog', '--timeout', '1', 'test_stuck.py'],
+         '--rootdir', str(tmp_path), '-p', 'hang_watchdog', '--timeout', str(test_timeout_s),
+         'test_stuck.py'],
         cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert '2 passed, 1 rerun' in run.stdout, run.stdout
@@ -74,7 +78,7 @@ def _run_stuck(tmp_path: Path, repo_dir: Path, source: str, **limits: str
 
 def test_a_test_stuck_in_c_is_ended_with_its_stacks_and_rerun(tmp_path, repo_dir):
     """Run with the project's pytest.ini, the stuck test ends in seconds and passes its rerun."""
-    run = _run_stuck(tmp_path, repo_dir, STUCK_ONCE, FACETRACK_TEST_HANG_LIMIT_S='3')
+    run = _run_stuck(tmp_path, repo_dir, STUCK_ONCE, 1, FACETRACK_TEST_HANG_LIMIT_S='3')
     assert 'test_stuck.py::test_stuck_in_c_once ran over 3 s' in run.stdout, run.stdout
     assert 'in stuck_in_c' in run.stdout, run.stdout
 
@@ -82,7 +86,8 @@ def test_a_test_stuck_in_c_is_ended_with_its_stacks_and_rerun(tmp_path, repo_dir
 def test_a_stuck_node_teardown_is_ended_within_the_teardown_limit(tmp_path, repo_dir):
     """A destroy_node stuck in C (rclpy) is ended past the teardown limit, not the test's."""
     started = time.monotonic()
-    run = _run_stuck(tmp_path, repo_dir, STUCK_IN_DESTROY_NODE,
+    # Importing rclpy and making a node in a fresh worker took over 1 s on a busy CI machine.
+    run = _run_stuck(tmp_path, repo_dir, STUCK_IN_DESTROY_NODE, 30,
                      FACETRACK_TEST_HANG_LIMIT_S='300', FACETRACK_TEST_TEARDOWN_LIMIT_S='3')
     assert time.monotonic() - started < 100, 'ended by the test limit, not the teardown limit'
     assert ("test_stuck.py::test_stuck_in_c_once stuck over 3 s in rclpy's destroy_node"
