@@ -29,6 +29,10 @@ clip) is matched to the truth of that frame by box overlap, and counted:
 - misfiled faces: faces published with a person id whose real person is not the one most of
   that id's faces were taken from (a search by the id finds them: it returns someone else);
   of two equally many, the one filed first. A face is whose face box holds it (face_owner).
+- wrong-id boxes: boxes published on one real person with a person id that stands for
+  another: the one most of the id's faces were taken from, or, for an id without faces, the
+  one it was shown on most. Merged ids count only ids shown on a second person for
+  MERGE_MIN_FRAMES frames; this counts every such box, a frame or two at a crossing too.
 - face coverage: appearances with at least a second in view with a face of FACE_MIN_PX or
   more (nearly unoccluded), over those for which at least one face embedding reached
   identified_faces with a person id.
@@ -181,6 +185,7 @@ class ClipReport:
     merged_ids: int | None
     id_switches: int | None
     misfiled_faces: int | None
+    wrong_id_boxes: int | None
     faces_eligible: int | None
     faces_covered: int | None
     latency_in: list[float]
@@ -514,6 +519,16 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
                 misfiled += count
                 details.append(f'misfiled: {count} face(s) of {name} under {pid} ({owner})')
 
+    wrong_id = 0
+    for pid, counts in person_frames.items():
+        owner = (filed.get(pid) or counts).most_common(1)[0][0]
+        for name in counts:
+            if name != owner:
+                frames = [frame for frame, shown in timeline[name] if shown == pid]
+                wrong_id += len(frames)
+                details.append(f'wrong-id boxes: {len(frames)} of {name} under {pid} ({owner}), '
+                               f'frames {frames[0]}-{frames[-1]}')
+
     eligible = covered = 0
     face_seen = defaultdict(list)
     for face, name in face_names:
@@ -536,12 +551,14 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
                     details.append(f'no face: {name} frames {first}-{last}')
 
     if not any(truth.frames):  # counts only (by-eye totals without frames)
-        flaps = wrong = merged = switches = misfiled = eligible = covered = None
+        flaps = wrong = merged = switches = misfiled = wrong_id = None
+        eligible = covered = None
     return ClipReport(
         clip=truth.name, real_persons=len(truth.identities), person_in=kinds['PERSON_IN'],
         returned=kinds['PERSON_RETURNED'], person_out=kinds['PERSON_OUT'], flaps=flaps,
         wrong_returned=wrong, merged_ids=merged, id_switches=switches,
-        misfiled_faces=misfiled, faces_eligible=eligible, faces_covered=covered,
+        misfiled_faces=misfiled, wrong_id_boxes=wrong_id, faces_eligible=eligible,
+        faces_covered=covered,
         latency_in=latency_in, latency_out=latency_out, processed_frames=len(by_frame),
         track_recall=hits / expected if expected else None, details=details)
 
