@@ -27,9 +27,8 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   usual, or after it was missing from a processed frame for over half a second, is in doubt:
   it shows no person id and does not count as a sighting until a face confirms it or splits
   it off, so the next person through a door is never shown under the previous one's id on
-  looks alone. Nor is it evidence of their absence, until a good face on
-  it fails to confirm them: faces too poor to decide never end the doubt of someone who is
-  still there.
+  looks alone. Nor is it evidence of their absence, until a good face on it fails to confirm
+  them: faces too poor to decide never end the doubt of someone who is still there.
 - A slow detector loses walkers: a box that moved more than its width between two frames
   overlaps nothing, and ByteTrack never confirms a track of such boxes; nor does ByteTrack
   find a lost track again on boxes of low score. A box no track took that continues a
@@ -433,8 +432,8 @@ class TrackedPerson:
     """One track seen in the latest frame.
 
     person_id: stable person id, or '' while the track's identity is pending (no PERSON_IN yet)
-    or in question (found again looking less alike, or its latest good face contradicted its
-    person: the box may have passed to someone else).
+    or in question (found again looking less alike or after a miss, or its latest good face
+    contradicted its person: the box may have passed to someone else).
     box: x1, y1, x2, y2 [px] of the detection matched to the track; confidence its score.
     match_similarity: cosine similarity of the track's latest face to its person's running
     embedding before that face was added (of a track whose faces made a new person: of the
@@ -655,8 +654,9 @@ class _Track:
     body_partial: bool = False  # body is of boxes cut by the image's left or right edge only
     body_stability: float | None = None  # usual similarity of its boxes to body
     frames: int = 0  # processed frames that showed the track
-    # Found again after a miss looking less like itself (APPEARANCE_REFIND_MAX_DROP): its
-    # box may be someone else; its person is not seen through it until a face confirms.
+    # Found again after a miss of over REFIND_GAP_S or looking less like itself
+    # (APPEARANCE_REFIND_MAX_DROP), among other reasons (update): its box may be someone
+    # else; its person is not seen through it until a face confirms.
     doubtful: bool = False
     # In doubt, and a good face on it contradicted its person: no longer likely theirs. (A
     # face between contradiction and match, such as a half-hidden one, denies nothing: most
@@ -670,8 +670,9 @@ class _Track:
     # box looked like someone else (a cut, a hand-over), faces of its earlier frames that
     # arrive late are not theirs.
     since: float = -math.inf
-    # Stamp of the frame that found it again after a miss of over REFIND_GAP_S [s], until a
-    # face of that frame or a later one is compared on it; else None. Its box may be the
+    # Stamp of the frame that found it again after a miss (missed) or a gap of over
+    # REFIND_GAP_S and 1.5 frames [s], until a face of that frame or a later one is compared
+    # on it; else None. Faces of earlier frames end no doubt. Its box may be the
     # next person on the spot though it looks alike, so a face is wanted soon, not at the
     # next refresh (the doorway at 3/s: Jolie's track, found again 1 s on, on Aniston,
     # looking as much like it as usual, showed Jolie's id on her for 5 frames).
@@ -755,6 +756,11 @@ class _Track:
                      or box_iou(self.box, box[None])[0] < JUMP_MAX_IOU
                      or self.off_trend(stamp, box))
                 and similarity < self.body_stability - APPEARANCE_REFIND_MAX_DROP)
+
+    @property
+    def shown_similarity(self) -> float:
+        """Return its match_similarity: 0 while no face was compared since it was found again."""
+        return 0.0 if self.refound_at is not None else self.similarity
 
     @property
     def shown_id(self) -> str:
@@ -1096,6 +1102,10 @@ class PersonTracker:
                 if verdict == 'unlike' and track.person_id is not None:
                     self._persons[track.person_id].adrift = True  # see _relink
                 track = None
+            # On the first frame after a stall, whose tracks came back is for their looks to
+            # say (their people are gone: no face could end a doubt, see _continuation).
+            missed = (track is not None and stamp != self._resumed_at
+                      and track.missed(stamp, previous))
             if track is None:
                 track = self._new_track(stamp, boxes[idx], float(conf[idx]))
                 self._by_motion[motion_id] = track
@@ -1104,13 +1114,14 @@ class PersonTracker:
                 track.engulfed = list(dict.fromkeys(
                     [pid for pid in track.engulfed if pid not in still] + engulfed))
                 if (track.refound_unlike(stamp, boxes[idx], body, self._frame_interval)
-                        or track.missed(stamp, previous) or track.rescaled(boxes[idx])
+                        or missed or track.rescaled(boxes[idx])
                         or engulfed or motion_id in torn
                         or self._guessed(track, stamp, idx, boxes, bodies, still)):
                     track.doubtful = True
                 elif track.handed_over(stamp, body):
                     track.unnamed = True
-            if track.person_id is not None and self._unseen(track.last_seen, stamp, REFIND_GAP_S):
+            if track.person_id is not None and (
+                    self._unseen(track.last_seen, stamp, REFIND_GAP_S) or missed):
                 track.refound_at = stamp
             track.move(stamp, boxes[idx], float(conf[idx]), body, self._frame_size)
             visible.append(track)
@@ -1149,8 +1160,7 @@ class PersonTracker:
                     events += self._pass_on_withheld(track, stamp)
         events += self._expire(stamp)
         self._note_ambiguous(stamp)
-        return [TrackedPerson(t.track_id, t.shown_id, t.box, t.confidence,
-                              0.0 if t.refound_at is not None else t.similarity)
+        return [TrackedPerson(t.track_id, t.shown_id, t.box, t.confidence, t.shown_similarity)
                 for t in visible], events
 
     def _torn(self, motion_ids: list[int]) -> set[int]:
@@ -1639,12 +1649,12 @@ class PersonTracker:
             if overlaps[best] < LATE_MATCH_IOU:
                 continue
             track = tracks[best]
-            if track.person_id is not None:
+            if track.person_id is not None and not track.doubtful:  # in doubt: no sighting
                 person = self._persons[track.person_id]
                 if person.state is PersonState.PRESENT and stamp > person.last_seen:
                     person.last_seen = stamp
             seen.append(TrackedPerson(track.track_id, track.shown_id, box, float(score),
-                                      track.similarity))
+                                      track.shown_similarity))
         return seen
 
     def _buffer_s(self) -> float:

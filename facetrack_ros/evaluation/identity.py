@@ -512,8 +512,12 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
     for face, name in face_names:
         if name:
             filed[face.person_id][name] += 1
+    # Whom each id stands for: whom most of its faces came from, else whom it was shown on
+    # most (of two equally many, the first).
+    owners = {pid: (filed.get(pid) or person_frames[pid]).most_common(1)[0][0]
+              for pid in {*person_frames, *filed}}
     for pid, counts in filed.items():
-        owner = counts.most_common(1)[0][0]
+        owner = owners[pid]
         for name, count in counts.items():
             if name != owner:
                 misfiled += count
@@ -521,13 +525,12 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
 
     wrong_id = 0
     for pid, counts in person_frames.items():
-        owner = (filed.get(pid) or counts).most_common(1)[0][0]
         for name in counts:
-            if name != owner:
+            if name != owners[pid]:
                 frames = [frame for frame, shown in timeline[name] if shown == pid]
                 wrong_id += len(frames)
-                details.append(f'wrong-id boxes: {len(frames)} of {name} under {pid} ({owner}), '
-                               f'frames {frames[0]}-{frames[-1]}')
+                details.append(f'wrong-id boxes: {len(frames)} of {name} under {pid} '
+                               f'({owners[pid]}), first frame {frames[0]}, last {frames[-1]}')
 
     eligible = covered = 0
     face_seen = defaultdict(list)

@@ -551,7 +551,7 @@ def test_old_track_refound_after_reidentification_stays_the_same_person() -> Non
     """Occluded briefly, re-identified on a new track, then ByteTrack re-finds the old track.
 
     The old track comes back as the same person: no second person, no new event. Missing
-    from processed frames for 0.5 s, it is in doubt (its box may be someone else's on the
+    from processed frames for over 0.5 s, it is in doubt (its box may be someone else's on the
     spot): it shows no id, and as no face comes, keeps showing none.
     """
     tracker = PersonTracker(CONFIG)
@@ -1186,6 +1186,27 @@ def test_a_stall_ends_appearances_and_people_still_there_come_back_under_their_i
         (EventKind.PERSON_IN, EventReason.NO_FACE, 'person-000003')]
     assert back[0].stamp == 30.0
     _check_pairing(events + out + back, closed=False)
+
+
+def test_someone_missing_before_a_stall_and_there_on_resume_comes_back_under_their_id() -> None:
+    """A, named by a face, missing from the frames of the 0.6 s before the input stalled.
+
+    On resume A's box is where A was: A is RETURNED (INPUT_RESUMED) at once. A track found
+    again after a miss is otherwise in doubt until a face confirms it, but A is gone (the
+    stall's PERSON_OUT), and no face confirms a gone person's track: looks decide here.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(66)
+    seen, events = _visit(tracker, 0, 30, 100, _face(1), rng)
+    events += _run_empty(tracker, 30, 18)
+    events += tracker.end_appearances(EventReason.INPUT_STALLED)
+    persons, back = tracker.update(30.0, [_box(100)])
+    assert [p.person_id for p in persons] == ['person-000001']
+    assert [(e.kind, e.reason, e.person_id) for e in events + back] == [
+        (EventKind.PERSON_IN, EventReason.FACE, 'person-000001'),
+        (EventKind.PERSON_OUT, EventReason.INPUT_STALLED, 'person-000001'),
+        (EventKind.PERSON_RETURNED, EventReason.INPUT_RESUMED, 'person-000001')]
+    assert persons[0].track_id == seen[0].track_id
 
 
 def test_late_and_reordered_frames_are_folded_in_not_dropped() -> None:
