@@ -5,10 +5,12 @@ The graph is the installed executables with config/facetrack.yaml (as `ros2 laun
 started as processes; each clip is played once in real time. Per clip it prints real persons,
 PERSON_IN per real person, RETURNED, flaps (OUT of someone still in view), wrong RETURNED (an
 id given to a second real person), merged ids, id switches, misfiled faces (under an id that
-stands for someone else), wrong-id boxes (a person shown with someone else's id), face
-coverage and event latency (definitions: facetrack_ros/evaluation/identity.py). Clips: the
-composed ones (made at first use from the labelled photos, facetrack_ros/evaluation/scenes.py)
-and the shared videos with truth counted by eye (facetrack_ros/evaluation/shared_clips.py).
+stands for someone else), wrong-id boxes (a person shown with someone else's id),
+withheld-id boxes (a person shown with no id after one was shown on them: the cost of the
+tracker's doubt), face coverage and event latency (definitions:
+facetrack_ros/evaluation/identity.py). Clips: the composed ones (made at first use from the
+labelled photos, facetrack_ros/evaluation/scenes.py) and the shared videos with truth counted
+by eye (facetrack_ros/evaluation/shared_clips.py).
 
   python scripts/eval_identity.py                        # every clip once, float model
   python scripts/eval_identity.py --runs 3 --load        # 3 runs with both cores busy
@@ -48,6 +50,7 @@ def row(name: str, reports: list[ClipReport], frames: int) -> list[str]:
         spread(values('flaps')), spread(values('wrong_returned')),
         spread(values('merged_ids')), spread(values('id_switches')),
         spread(values('misfiled_faces')), spread(values('wrong_id_boxes')),
+        spread(values('withheld_id_boxes')),
         (spread([100 * c for c in coverage if c is not None]) + ' %'
          if any(c is not None for c in coverage) else '-')
         + (f' of {reports[0].faces_eligible}' if reports[0].faces_eligible else ''),
@@ -59,7 +62,8 @@ def row(name: str, reports: list[ClipReport], frames: int) -> list[str]:
 
 HEADER = ['clip', 'real persons', 'PERSON_IN', 'IN / person', 'RETURNED', 'flaps',
           'wrong RETURNED', 'merged ids', 'id switches', 'misfiled faces', 'wrong-id boxes',
-          'face coverage', 'IN latency [s]', 'OUT latency [s]', 'frames detected']
+          'withheld-id boxes', 'face coverage', 'IN latency [s]', 'OUT latency [s]',
+          'frames detected']
 
 
 def print_table(rows: list[list[str]]) -> None:
@@ -124,7 +128,8 @@ def main() -> int:
             print(f'  run {run + 1} {name}: {report.person_in} IN, {report.returned} '
                   f'RETURNED, {report.person_out} OUT, flaps {report.flaps}, wrong RETURNED '
                   f'{report.wrong_returned}, switches {report.id_switches}, misfiled '
-                  f'{report.misfiled_faces}, wrong-id boxes {report.wrong_id_boxes}, faces '
+                  f'{report.misfiled_faces}, wrong-id boxes {report.wrong_id_boxes}, '
+                  f'withheld-id boxes {report.withheld_id_boxes}, faces '
                   f'{report.faces_covered}/{report.faces_eligible}, '
                   f'{recording.detector_frames}/{frames} frames detected, '
                   f'{report.processed_frames} with people ({recording.images_seen} images seen, '

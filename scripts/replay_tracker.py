@@ -6,8 +6,8 @@ clip; the results are cached in --cache. Then the ROS-free tracker (core.trackin
 node's scheduler (core.embedding_scheduler) replay them keeping every step-th frame, from
 several frame offsets: a detector that manages fps/step frames a second. Per clip and rate it
 prints the identity evaluation's metrics (evaluation.identity: PERSON_IN per real person,
-flaps, wrong RETURNED, merged ids, id switches, misfiled faces, wrong-id boxes, face coverage)
-as min-max over the offsets.
+flaps, wrong RETURNED, merged ids, id switches, misfiled faces, wrong-id boxes, withheld-id
+boxes, face coverage) as min-max over the offsets.
 With --keep the frames kept are drawn at random instead (each with that probability, one
 draw per seed): irregular gaps like the graph's, where a detector under load takes whichever
 frame is newest when it is free; the spread is then over --seeds draws.
@@ -245,8 +245,8 @@ def main() -> None:
                          else FaceDetector(args.thorough_face_detector))
     args.cache.mkdir(parents=True, exist_ok=True)
     print('| clip | detections/s | replays | PERSON_IN / person | flaps | wrong RETURNED '
-          '| merged ids | id switches | misfiled faces | wrong-id boxes | face coverage [%] |\n'
-          + '|' + ' --- |' * 11)
+          '| merged ids | id switches | misfiled faces | wrong-id boxes | withheld-id boxes '
+          '| face coverage [%] |\n' + '|' + ' --- |' * 12)
     for name in args.clips:
         clip = clip_material(name, SHARED, CACHE, args.cache)
         cache = args.cache / (f'{clip.video.stem}-{Path(model).stem}-{args.face_detector}'
@@ -273,7 +273,7 @@ def main() -> None:
             print(f'| {name} | {rate:.1f} | {len(reports)} | {cell("in_per_person")} '
                   f'| {cell("flaps")} | {cell("wrong_returned")} | {cell("merged_ids")} '
                   f'| {cell("id_switches")} | {cell("misfiled_faces")} '
-                  f'| {cell("wrong_id_boxes")} '
+                  f'| {cell("wrong_id_boxes")} | {cell("withheld_id_boxes")} '
                   f'| {spread([None if c is None else 100 * c for c in coverage])} |',
                   flush=True)
 

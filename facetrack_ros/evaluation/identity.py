@@ -33,6 +33,9 @@ clip) is matched to the truth of that frame by box overlap, and counted:
   another: the one most of the id's faces were taken from, or, for an id without faces, the
   one it was shown on most. Merged ids count only ids shown on a second person for
   MERGE_MIN_FRAMES frames; this counts every such box, a frame or two at a crossing too.
+- withheld-id boxes: boxes published on a real person with no person id after an id had been
+  shown on them in the same appearance: what the tracker's doubt costs (an id held back from
+  a track that may have been carried onto someone else, until a face confirms it).
 - face coverage: appearances with at least a second in view with a face of FACE_MIN_PX or
   more (nearly unoccluded), over those for which at least one face embedding reached
   identified_faces with a person id.
@@ -186,6 +189,7 @@ class ClipReport:
     id_switches: int | None
     misfiled_faces: int | None
     wrong_id_boxes: int | None
+    withheld_id_boxes: int | None
     faces_eligible: int | None
     faces_covered: int | None
     latency_in: list[float]
@@ -359,7 +363,8 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
         by_frame[track.frame].append(track)
     who: dict[tuple[int, int], str] = {}  # (frame, track id) -> real person
     person_frames: dict[str, Counter] = defaultdict(Counter)
-    timeline: dict[str, list[tuple[int, str]]] = defaultdict(list)  # real -> (frame, pid)
+    # real person -> (frame, person id) of every box shown on them; '' for no id
+    timeline: dict[str, list[tuple[int, str]]] = defaultdict(list)
     hits = expected = 0
     for frame in sorted(by_frame):
         if not 0 <= frame <= last_frame:
@@ -371,9 +376,9 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
             if name is None:
                 continue
             who[(frame, box.track_id)] = name
+            timeline[name].append((frame, box.person_id))
             if box.person_id:
                 person_frames[box.person_id][name] += 1
-                timeline[name].append((frame, box.person_id))
         if located:
             expected += sum(p.visible >= 0.5 for p in persons)
             hits += len({n for n in names if n})
@@ -494,10 +499,17 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
             merged += 1
             details.append(f'merged: {pid} on {dict(counts)} frames')
 
-    switches = 0
+    switches = withheld = 0
     for name, seq in timeline.items():
         for first, last in spans.get(name, []):
-            ids = [pid for frame, pid in seq if first <= frame <= last]
+            shown = [pid for frame, pid in seq if first <= frame <= last]
+            ids = [pid for pid in shown if pid]
+            if ids:
+                without = shown[shown.index(ids[0]):].count('')
+                if without:
+                    withheld += without
+                    details.append(f'withheld: {without} boxes of {name} frames {first}-{last} '
+                                   f'shown with no id after {ids[0]}')
             if ids and (name, first) not in announced:
                 details.append(f'unannounced: {name} frames {first}-{last} shown as '
                                f'{list(dict.fromkeys(ids))}, with no IN or RETURNED')
@@ -554,13 +566,14 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
                     details.append(f'no face: {name} frames {first}-{last}')
 
     if not any(truth.frames):  # counts only (by-eye totals without frames)
-        flaps = wrong = merged = switches = misfiled = wrong_id = None
+        flaps = wrong = merged = switches = misfiled = wrong_id = withheld = None
         eligible = covered = None
     return ClipReport(
         clip=truth.name, real_persons=len(truth.identities), person_in=kinds['PERSON_IN'],
         returned=kinds['PERSON_RETURNED'], person_out=kinds['PERSON_OUT'], flaps=flaps,
         wrong_returned=wrong, merged_ids=merged, id_switches=switches,
-        misfiled_faces=misfiled, wrong_id_boxes=wrong_id, faces_eligible=eligible,
+        misfiled_faces=misfiled, wrong_id_boxes=wrong_id, withheld_id_boxes=withheld,
+        faces_eligible=eligible,
         faces_covered=covered,
         latency_in=latency_in, latency_out=latency_out, processed_frames=len(by_frame),
         track_recall=hits / expected if expected else None, details=details)
