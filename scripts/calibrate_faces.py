@@ -27,8 +27,8 @@ from facetrack_ros.core.detection import YoloPersonDetector
 from facetrack_ros.core.embedding import (DEFAULT_MIN_SIMILARITY, MIN_DECISION_QUALITY,
                                           min_similarity_for)
 from facetrack_ros.core.identity import (CONTRADICTION_MAX_SIMILARITY, MATCH_MARGIN,
-                                         STRONG_FACE_QUALITY, STRONG_MATCH_QUALITY,
-                                         STRONG_MATCH_SIMILARITY)
+                                         POOR_CONFIRM_SIMILARITY, STRONG_FACE_QUALITY,
+                                         STRONG_MATCH_QUALITY, STRONG_MATCH_SIMILARITY)
 from facetrack_ros.evaluation.calibration import (all_pairs, clip_faces, FaceSample,
                                                   hamilton_faces, Pairs, photo_faces, rates)
 from facetrack_ros.evaluation.clips import ClipTruth, compose
@@ -161,6 +161,27 @@ def single_face_point(pairs: Pairs) -> None:
           'reach it')
 
 
+def poor_confirm_point(pairs: Pairs) -> None:
+    """Print how often a face too poor to decide reaches POOR_CONFIRM_SIMILARITY.
+
+    Such a face ends the doubt of a track on its own person at that score (it names no one):
+    an impostor pair there would confirm a box carried onto someone else. Pairs whose poorer
+    face may not decide: two people's, one person's across origins, and one appearance's
+    (the faces of one track, the case the rule is for).
+    """
+    poor = pairs.quality < MIN_DECISION_QUALITY
+    impostor = pairs.similarity[poor & ~pairs.genuine]
+    across = pairs.similarity[poor & pairs.genuine & ~pairs.same_origin]
+    one = pairs.similarity[poor & pairs.genuine & pairs.same_origin
+                           & (pairs.kind == 'video-video')]
+    print(f'\nA face too poor to decide ends a doubt from cosine {POOR_CONFIRM_SIMILARITY}: '
+          f'{int(np.sum(impostor >= POOR_CONFIRM_SIMILARITY))} of {len(impostor)} impostor '
+          f'pairs whose poorer face may not decide reach it (highest {impostor.max():.3f}); '
+          f'{np.mean(across >= POOR_CONFIRM_SIMILARITY):.1%} of {len(across)} pairs of one '
+          f'person across origins and {np.mean(one >= POOR_CONFIRM_SIMILARITY):.1%} of '
+          f'{len(one)} pairs of one appearance do')
+
+
 def operating_point(samples: list[FaceSample], pairs: Pairs, master_mask: np.ndarray) -> int:
     """Print the default operating point's FAR/FRR per source; return the false accepts."""
     usable, accepted = decide(pairs)
@@ -221,6 +242,7 @@ def main() -> int:
     by_quality(pairs)
     contradiction_point(pairs)
     single_face_point(pairs)
+    poor_confirm_point(pairs)
     return 1 if operating_point(samples, pairs, in_master) else 0
 
 

@@ -36,6 +36,12 @@ STRONG_MATCH_QUALITY = 0.7
 #: view (sizes_720p replays at 0.7-1.25/s: Zuckerberg's new track, whose turned face, quality
 #: 0.69, matched him at 0.998).
 STRONG_MATCH_SIMILARITY = 0.96
+#: A face too poor to decide that matches its track's own person at least this well [cosine]
+#: ends the track's doubt; it names no one. In the calibration no pair of two people whose
+#: poorer face may not decide reached it (155,441 pairs, the highest 0.951: a MATCH_MARGIN
+#: below), nor did pairs of one person across appearances, but 60 % of the pairs of one
+#: appearance did: the faces of one track, what the rule is for.
+POOR_CONFIRM_SIMILARITY = 0.98
 #: A match must beat the next-best person by this much [cosine]; a face this close below the
 #: threshold is ambiguous rather than a new person.
 MATCH_MARGIN = 0.03
@@ -138,6 +144,8 @@ class IdentityRules:
     strong_quality: a face this good decides alone [0..1].
     strong_match_quality: a face this good decides a match alone [0..1].
     strong_match_similarity: a face that matches this well decides a match alone [cosine].
+    poor_confirm_similarity: a face too poor to vote that matches its track's person this
+        well ends the track's doubt [cosine].
     votes_needed: agreeing votes a decision needs otherwise.
     """
 
@@ -147,6 +155,7 @@ class IdentityRules:
     strong_quality: float
     strong_match_quality: float
     strong_match_similarity: float = STRONG_MATCH_SIMILARITY
+    poor_confirm_similarity: float = POOR_CONFIRM_SIMILARITY
     votes_needed: int = 2
 
 

@@ -1297,10 +1297,35 @@ class PersonTracker:
                 track.witnessed.append(face)
                 del track.witnessed[:-self._config.max_samples]
             else:
+                self._confirm_by_poor_face(stamp, track, face)
                 self._attribute_seen(track, face)
             return []
         released = self._release_withheld(track, face, stamp) if face.alone else []
         return released + self._use_face(stamp, track, face, others)
+
+    def _confirm_by_poor_face(self, stamp: float, track: _Track, face: _Face) -> None:
+        """End a track's doubt by a face too poor to decide that is unmistakably its person.
+
+        A face under min_face_quality decides nothing, but one in a box of its own that
+        matches the track's person at poor_confirm_similarity or more, and no one else within
+        the match margin, shows the box is still theirs (sizes_720p at 10/s: Mayer, her
+        track in doubt after Biden walked past in front of her, showed no id for 5.5 s while
+        her 40-px faces, quality 0.47-0.59, matched her at 0.99). Not a track a good face
+        contradicted, nor by a face of a frame before the track was found again.
+        """
+        if (not track.doubtful or track.denied or track.contradictions or not face.alone
+                or (track.refound_at is not None and stamp < track.refound_at)):
+            return
+        person = self._persons[track.person_id]
+        if person.state is not PersonState.PRESENT or self._reference(person) is None:
+            return
+        similarity = self._similarity(person, face.vector)
+        if (similarity >= self._rules.poor_confirm_similarity
+                and self._best_other(person.person_id, face.vector)
+                < similarity - self._config.match_margin):
+            track.refound_at = None
+            track.doubtful = False
+            self._see(person, track)
 
     def _release_withheld(self, track: _Track, face: _Face, stamp: float
                           ) -> list[PersonEventRecord]:
@@ -2453,12 +2478,16 @@ class PersonTracker:
         return (vote if vote is not None and vote.kind is VoteKind.MATCH
                 and vote.person_id != track.person_id else None)
 
-    def _like_another(self, person_id: str, vector: np.ndarray) -> bool:
-        """Return whether a face matches someone else (min_similarity) better than person_id."""
+    def _best_other(self, person_id: str, vector: np.ndarray) -> float:
+        """Return how well a face matches the best known person but person_id; -1 if none."""
         others = self._people({person_id})
         if not others:
-            return False
-        best = float(np.max(cosine_similarity(vector, np.stack(list(others.values())))))
+            return -1.0
+        return float(np.max(cosine_similarity(vector, np.stack(list(others.values())))))
+
+    def _like_another(self, person_id: str, vector: np.ndarray) -> bool:
+        """Return whether a face matches someone else (min_similarity) better than person_id."""
+        best = self._best_other(person_id, vector)
         person = self._persons.get(person_id)
         own = self._similarity(person, vector) if person is not None else -1.0
         return best >= self._config.min_similarity and best > own
