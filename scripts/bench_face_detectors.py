@@ -18,11 +18,10 @@ from pathlib import Path
 import sys
 import time
 
-import cv2
 import numpy as np
 
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
-from facetrack_ros.evaluation.clips import ClipTruth, compose
+from facetrack_ros.evaluation.clips import ClipTruth, compose, video_frames
 from facetrack_ros.evaluation.scenes import SCENES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,30 +68,22 @@ def main() -> int:
         scene = SCENES[name]
         clip = compose(scene, SHARED, CACHE / 'eval_clips')
         truth = ClipTruth.read(clip.truth)
-        capture = cv2.VideoCapture(str(clip.video))
-        index = 0
-        while True:
-            ok, image = capture.read()
-            if not ok:
-                break
-            if index % args.step == 0:
-                for person in truth.frames[index]:
-                    if person.visible < 0.5 or person.face_visible < 0.9:
-                        continue
-                    box = np.array(person.box, np.float32)
-                    number = len(labels)
-                    labels.append((size_of(person.face_px), angle_of(
-                        scene.actors[person.actor].photo, person.yaw, person.roll)))
-                    for detector, analyzer in analyzers.items():
-                        started = time.perf_counter()
-                        face = analyzer.find_in_person(image, box)
-                        times[detector][number] = 1000 * (time.perf_counter() - started)
-                        fb = person.face_box
-                        found[detector][number] = face is not None and (
-                            fb[0] <= (face.box[0] + face.box[2]) / 2 <= fb[2]
-                            and fb[1] <= (face.box[1] + face.box[3]) / 2 <= fb[3])
-            index += 1
-        capture.release()
+        for index, image in video_frames(clip.video, args.step):
+            for person in truth.frames[index]:
+                if person.visible < 0.5 or person.face_visible < 0.9:
+                    continue
+                box = np.array(person.box, np.float32)
+                number = len(labels)
+                labels.append((size_of(person.face_px), angle_of(
+                    scene.actors[person.actor].photo, person.yaw, person.roll)))
+                for detector, analyzer in analyzers.items():
+                    started = time.perf_counter()
+                    face = analyzer.find_in_person(image, box)
+                    times[detector][number] = 1000 * (time.perf_counter() - started)
+                    fb = person.face_box
+                    found[detector][number] = face is not None and (
+                        fb[0] <= (face.box[0] + face.box[2]) / 2 <= fb[2]
+                        and fb[1] <= (face.box[1] + face.box[3]) / 2 <= fb[3])
         print(f'{name}: {len(labels)} person boxes so far', file=sys.stderr, flush=True)
     if 'hog' in found and 'cnn' in found:
         for number in range(len(labels)):

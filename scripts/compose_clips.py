@@ -15,11 +15,9 @@ from pathlib import Path
 import sys
 import time
 
-import cv2
-
 from facetrack_ros.core.dequantize import cached_float_model
 from facetrack_ros.core.detection import YoloPersonDetector
-from facetrack_ros.evaluation.clips import ClipTruth, compose
+from facetrack_ros.evaluation.clips import ClipTruth, compose, video_frames
 from facetrack_ros.evaluation.identity import match_boxes
 from facetrack_ros.evaluation.scenes import SCENES
 
@@ -42,27 +40,19 @@ def check_recall(video: Path, truth: ClipTruth, detector: YoloPersonDetector,
     """Return {band or 'all': [found, total]} and the unmatched detections of a clip."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     unmatched = 0
-    capture = cv2.VideoCapture(str(video))
-    index = 0
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        if index % step == 0:
-            boxes = [d.box.tolist() for d in detector.detect(image)]
-            persons = [p for p in truth.frames[index] if p.visible >= 0.5]
-            matched = match_boxes([p.box for p in persons], boxes, 0.5)
-            found = set(matched.values())
-            for number, person in enumerate(persons):
-                for key in ('all', band(person.face_px)):
-                    counts[key][0] += number in found
-                    counts[key][1] += 1
-            # Detections of people mostly hidden (not in the recall's truth) are not errors.
-            hidden = [p.box for p in truth.frames[index] if p.visible < 0.5]
-            rest = [b for i, b in enumerate(boxes) if i not in matched]
-            unmatched += len(rest) - len(match_boxes(hidden, rest, 0.3))
-        index += 1
-    capture.release()
+    for index, image in video_frames(video, step):
+        boxes = [d.box.tolist() for d in detector.detect(image)]
+        persons = [p for p in truth.frames[index] if p.visible >= 0.5]
+        matched = match_boxes([p.box for p in persons], boxes, 0.5)
+        found = set(matched.values())
+        for number, person in enumerate(persons):
+            for key in ('all', band(person.face_px)):
+                counts[key][0] += number in found
+                counts[key][1] += 1
+        # Detections of people mostly hidden (not in the recall's truth) are not errors.
+        hidden = [p.box for p in truth.frames[index] if p.visible < 0.5]
+        rest = [b for i, b in enumerate(boxes) if i not in matched]
+        unmatched += len(rest) - len(match_boxes(hidden, rest, 0.3))
     return counts, unmatched
 
 

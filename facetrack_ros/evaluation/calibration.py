@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from facetrack_ros.core.face import FaceAnalyzer, FaceSearch
-from facetrack_ros.evaluation.clips import ClipTruth
+from facetrack_ros.evaluation.clips import ClipTruth, video_frames
 from facetrack_ros.evaluation.identity import match_boxes
 from facetrack_ros.evaluation.photos import MULTI_FACE_PHOTOS, photo_path, PHOTO_IDENTITIES
 from facetrack_ros.evaluation.shared_clips import HAMILTON_SHOTS
@@ -93,30 +93,22 @@ def clip_faces(video: Path, truth: ClipTruth, detector, analyzer: FaceAnalyzer, 
     step-th frame is used.
     """
     samples, dropped = [], 0
-    capture = cv2.VideoCapture(str(video))
-    index = 0
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        if index % step == 0:
-            persons = truth.frames[index]
-            boxes = [d.box for d in detector.detect(image)]
-            matched = match_boxes([p.box for p in persons], [b.tolist() for b in boxes], 0.5)
-            for box_index, person_index in matched.items():
-                person = persons[person_index]
-                face = analyzer.face_in_person(image, boxes[box_index], FaceSearch.THOROUGH)
-                if face is None:
-                    continue
-                centre = (face.box[:2] + face.box[2:]) / 2
-                if not _inside(centre, person.face_box):
-                    dropped += 1
-                    continue
-                samples.append(FaceSample(truth.name, person.identity,
-                                          actor_photos[person.actor], face.quality,
-                                          float(face.box[3] - face.box[1]), face.embedding))
-        index += 1
-    capture.release()
+    for index, image in video_frames(video, step):
+        persons = truth.frames[index]
+        boxes = [d.box for d in detector.detect(image)]
+        matched = match_boxes([p.box for p in persons], [b.tolist() for b in boxes], 0.5)
+        for box_index, person_index in matched.items():
+            person = persons[person_index]
+            face = analyzer.face_in_person(image, boxes[box_index], FaceSearch.THOROUGH)
+            if face is None:
+                continue
+            centre = (face.box[:2] + face.box[2:]) / 2
+            if not _inside(centre, person.face_box):
+                dropped += 1
+                continue
+            samples.append(FaceSample(truth.name, person.identity,
+                                      actor_photos[person.actor], face.quality,
+                                      float(face.box[3] - face.box[1]), face.embedding))
     return samples, dropped
 
 
@@ -128,15 +120,10 @@ def hamilton_faces(video: Path, detector, analyzer: FaceAnalyzer, step: int
     overlapping their by-eye box.
     """
     samples = []
-    capture = cv2.VideoCapture(str(video))
-    index = 0
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
+    for index, image in video_frames(video, step):
         shot = next((s for s in HAMILTON_SHOTS if s.first <= index <= s.last
                      and (s.boxes or len(s.people) == 1)), None)
-        if shot is not None and index % step == 0:
+        if shot is not None:
             boxes = [d.box for d in detector.detect(image)]
             if shot.boxes:
                 names = list(shot.boxes)
@@ -152,8 +139,6 @@ def hamilton_faces(video: Path, detector, analyzer: FaceAnalyzer, step: int
                     samples.append(FaceSample('hamilton', name, f'hamilton:{shot.first}',
                                               face.quality, float(face.box[3] - face.box[1]),
                                               face.embedding))
-        index += 1
-    capture.release()
     return samples
 
 

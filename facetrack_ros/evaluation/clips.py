@@ -292,17 +292,8 @@ def load_sprite(shared_dir: Path, key: str, cache_dir: Path,
 
 def street_background(shared_dir: Path, size: tuple[int, int]) -> np.ndarray:
     """Return the shared street video without its walkers (median of every 8th frame)."""
-    capture = cv2.VideoCapture(str(Path(shared_dir) / 'data' / 'video' /
-                                   'pedestrians_vtest.avi'))
-    frames, index = [], 0
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if index % 8 == 0:
-            frames.append(frame)
-        index += 1
-    capture.release()
+    frames = [frame for _, frame in video_frames(
+        Path(shared_dir) / 'data' / 'video' / 'pedestrians_vtest.avi', 8)]
     if not frames:
         raise ValueError('cannot read the shared street video')
     median = np.median(np.stack(frames), axis=0).astype(np.uint8)
@@ -603,17 +594,25 @@ def compose(scene: Scene, shared_dir: Path, out_dir: Path,
     return clip
 
 
+def video_frames(video: Path | str, step: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (frame number, BGR image) of every step-th frame of a video file, from frame 0."""
+    capture = cv2.VideoCapture(str(video))
+    try:
+        index = 0
+        while capture.grab():  # frames in between are not converted to images
+            if index % step == 0:
+                ok, image = capture.retrieve()
+                if not ok:
+                    return
+                yield index, image
+            index += 1
+    finally:
+        capture.release()
+
+
 def frame_numbers(video: Path) -> list[int | None]:
     """Decode the frame number of every frame of a video file (a check of the encoding)."""
-    capture = cv2.VideoCapture(str(video))
-    numbers = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        numbers.append(decode_frame_number(image))
-    capture.release()
-    return numbers
+    return [decode_frame_number(image) for _, image in video_frames(video)]
 
 
 def walk(identity: str, photo: str, stops: Sequence[tuple[float, float]], face_px: float,
