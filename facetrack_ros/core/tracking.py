@@ -658,6 +658,9 @@ class _Track:
     # (APPEARANCE_REFIND_MAX_DROP), among other reasons (update): its box may be someone
     # else; its person is not seen through it until a face confirms.
     doubtful: bool = False
+    # Stamp of the frame that put it in doubt [s]: a face of an earlier frame, arriving late,
+    # shows whoever its box held then, and ends no doubt.
+    doubt_since: float = -math.inf
     # In doubt, and a good face on it contradicted its person: no longer likely theirs. (A
     # face between contradiction and match, such as a half-hidden one, denies nothing: most
     # such faces are the person's own, see CONTRADICTION_MAX_SIMILARITY.)
@@ -1117,6 +1120,8 @@ class PersonTracker:
                         or missed or track.rescaled(boxes[idx])
                         or engulfed or motion_id in torn
                         or self._guessed(track, stamp, idx, boxes, bodies, still)):
+                    if not track.doubtful:
+                        track.doubt_since = stamp
                     track.doubtful = True
                 elif track.handed_over(stamp, body):
                     track.unnamed = True
@@ -1311,10 +1316,12 @@ class PersonTracker:
         the match margin, shows the box is still theirs (sizes_720p at 10/s: Mayer, her
         track in doubt after Biden walked past in front of her, showed no id for 5.5 s while
         her 40-px faces, quality 0.47-0.59, matched her at 0.99). Not a track a good face
-        contradicted, nor by a face of a frame before the track was found again.
+        contradicted, nor by a face of a frame before the doubt began or the track was found
+        again (_confirms_now). A track also unnamed (handed over) stays so: only a face that
+        may decide names it.
         """
         if (not track.doubtful or track.denied or track.contradictions or not face.alone
-                or (track.refound_at is not None and stamp < track.refound_at)):
+                or not self._confirms_now(track, stamp)):
             return
         person = self._persons[track.person_id]
         if person.state is not PersonState.PRESENT or self._reference(person) is None:
@@ -1323,9 +1330,21 @@ class PersonTracker:
         if (similarity >= self._rules.poor_confirm_similarity
                 and self._best_other(person.person_id, face.vector)
                 < similarity - self._config.match_margin):
-            track.refound_at = None
+            track.refound_at, track.similarity = None, similarity
             track.doubtful = False
             self._see(person, track)
+
+    @staticmethod
+    def _confirms_now(track: _Track, stamp: float) -> bool:
+        """Return whether a face of stamp is of the box its track in doubt shows now.
+
+        Not of a frame before the doubt began, nor before the track was found again after a
+        miss (refound_at): late, it shows whoever the box held then (a box shrunk to the
+        next person's height at 5/s, confirmed by the previous person's face of the frame
+        before).
+        """
+        return stamp >= track.doubt_since and (track.refound_at is None
+                                               or stamp >= track.refound_at)
 
     def _release_withheld(self, track: _Track, face: _Face, stamp: float
                           ) -> list[PersonEventRecord]:
@@ -1385,10 +1404,10 @@ class PersonTracker:
         if track.similarity >= self._config.min_similarity:
             # Confirmed: the box was theirs after all; unless it holds another's too (a group's
             # box that ByteTrack may hand on to the other: the crossing replay at 9/s), or the
-            # face is of a frame before the track was found again (still refound_at): their
+            # face is of a frame before the doubt began or the track was found again: their
             # face of before, late, says nothing of whom the box shows now.
             if (track.doubtful and person.state is PersonState.PRESENT and not others
-                    and track.refound_at is None):
+                    and self._confirms_now(track, stamp)):
                 track.doubtful = False
                 self._see(person, track)
             if not track.doubtful:
@@ -1734,6 +1753,7 @@ class PersonTracker:
                               or self._claimed_by_unwalked(person, track, missing, stamp)
                               or self._missed(person, stamp)
                               or self._in_doubt_in_view(person_id, stamp))
+            track.doubt_since = stamp
             if not track.doubtful:
                 track.took_over = copy.copy(person)
                 self._see(person, track)

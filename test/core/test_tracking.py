@@ -1919,7 +1919,7 @@ def test_a_track_in_doubt_whose_faces_cannot_decide_is_no_evidence_of_absence(
     assert outs[0].stamp - left >= CONFIG.absence_timeout_s
 
 
-@pytest.mark.parametrize('case', ['unmistakable', 'rival', 'beside', 'before'])
+@pytest.mark.parametrize('case', ['unmistakable', 'rival', 'beside', 'before', 'shrunk'])
 def test_a_face_too_poor_to_decide_that_is_unmistakably_its_person_ends_a_doubt(
         case: str) -> None:
     """A's lost track is found again on A looking less alike, at 2.5/s: in doubt, no id.
@@ -1929,8 +1929,9 @@ def test_a_face_too_poor_to_decide_that_is_unmistakably_its_person_ends_a_doubt(
     on (the sizes_720p replay at 10/s: Mayer, her track in doubt after Biden walked past in
     front of her, showed no id for 5.5 s). Not if B, enrolled, 0.9 like A, matches the face
     within the match margin (0.962: rival), nor a face in a box another person's box overlaps
-    (beside), nor a face of a frame before the track was found again (before): they leave
-    the doubt as it was.
+    (beside), nor a face of a frame before the track was found again (before), nor, with no
+    miss, one of the frame before a box 0.6 times as tall put the track in doubt (shrunk):
+    they leave the doubt as it was.
     """
     rate = 2.5
     tracker = PersonTracker(CONFIG)
@@ -1951,16 +1952,18 @@ def test_a_face_too_poor_to_decide_that_is_unmistakably_its_person_ends_a_doubt(
         b_face = _alike(a_face, 0.9, 7, _face)  # poor_face's direction from A, further on
         assert float(poor_face @ b_face) > 0.985 - CONFIG.match_margin
         tracker.set_known_people({'bob': b_face})
-    stamp += 2 / rate  # two detections miss A
+    if case != 'shrunk':
+        stamp += 2 / rate  # two detections miss A
+    box = _box(302, y=180.0, h=120.0) if case == 'shrunk' else _box(302)
     turned = _alike(_body(1), 0.85, 5)
     shown = []
     for i in range(5):
-        persons, _ = tracker.update(stamp, [Detection(_box(302).box, 0.9, turned)] + c)
+        persons, _ = tracker.update(stamp, [Detection(box.box, 0.9, turned)] + c)
         a = next(p for p in persons if p.box[0] == 302)
         shown.append(a.person_id)
         if i == 1:
-            tracker.add_face(last_a if case == 'before' else stamp, a.track_id, poor_face, 0.5,
-                             face_box=face_box)
+            tracker.add_face(last_a if case in ('before', 'shrunk') else stamp, a.track_id,
+                             poor_face, 0.5, face_box=None if case == 'shrunk' else face_box)
         stamp += 1 / rate
     assert shown[:2] == ['', ''], 'in doubt, the box shows no id'
     assert shown[2:] == (['person-000001'] * 3 if case == 'unmistakable' else [''] * 3)
