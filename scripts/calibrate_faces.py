@@ -174,12 +174,16 @@ def poor_confirm_point(pairs: Pairs) -> None:
     across = pairs.similarity[poor & pairs.genuine & ~pairs.same_origin]
     one = pairs.similarity[poor & pairs.genuine & pairs.same_origin
                            & (pairs.kind == 'video-video')]
+
+    def share(values: np.ndarray) -> str:
+        return f'{np.mean(values >= POOR_CONFIRM_SIMILARITY):.1%}' if len(values) else '-'
+
     print(f'\nA face too poor to decide ends a doubt from cosine {POOR_CONFIRM_SIMILARITY}: '
           f'{int(np.sum(impostor >= POOR_CONFIRM_SIMILARITY))} of {len(impostor)} impostor '
-          f'pairs whose poorer face may not decide reach it (highest {impostor.max():.3f}); '
-          f'{np.mean(across >= POOR_CONFIRM_SIMILARITY):.1%} of {len(across)} pairs of one '
-          f'person across origins and {np.mean(one >= POOR_CONFIRM_SIMILARITY):.1%} of '
-          f'{len(one)} pairs of one appearance do')
+          f'pairs whose poorer face may not decide reach it (highest '
+          f'{impostor.max() if len(impostor) else float("nan"):.3f}); {share(across)} of '
+          f'{len(across)} pairs of one person across origins and {share(one)} of {len(one)} '
+          'pairs of one appearance do')
 
 
 def operating_point(samples: list[FaceSample], pairs: Pairs, master_mask: np.ndarray) -> int:

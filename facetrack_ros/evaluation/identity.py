@@ -33,9 +33,11 @@ clip) is matched to the truth of that frame by box overlap, and counted:
   another: the one most of the id's faces were taken from, or, for an id without faces, the
   one it was shown on most. Merged ids count only ids shown on a second person for
   MERGE_MIN_FRAMES frames; this counts every such box, a frame or two at a crossing too.
-- withheld-id boxes: boxes published on a real person with no person id after an id had been
-  shown on them in the same appearance: what the tracker's doubt costs (an id held back from
-  a track that may have been carried onto someone else, until a face confirms it).
+- withheld-id boxes: boxes published on a real person with no person id after their own id
+  (one that stands for them) had been shown on them in the same appearance: what the
+  tracker's caution costs (an id held back from a track in doubt, contradicted or handed
+  over, which may have been carried onto someone else, until a face confirms it; or not
+  yet given to a new track of theirs).
 - face coverage: appearances with at least a second in view with a face of FACE_MIN_PX or
   more (nearly unoccluded), over those for which at least one face embedding reached
   identified_faces with a person id.
@@ -499,17 +501,10 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
             merged += 1
             details.append(f'merged: {pid} on {dict(counts)} frames')
 
-    switches = withheld = 0
+    switches = 0
     for name, seq in timeline.items():
         for first, last in spans.get(name, []):
-            shown = [pid for frame, pid in seq if first <= frame <= last]
-            ids = [pid for pid in shown if pid]
-            if ids:
-                without = shown[shown.index(ids[0]):].count('')
-                if without:
-                    withheld += without
-                    details.append(f'withheld: {without} boxes of {name} frames {first}-{last} '
-                                   f'shown with no id after {ids[0]}')
+            ids = [pid for frame, pid in seq if first <= frame <= last and pid]
             if ids and (name, first) not in announced:
                 details.append(f'unannounced: {name} frames {first}-{last} shown as '
                                f'{list(dict.fromkeys(ids))}, with no IN or RETURNED')
@@ -543,6 +538,17 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
                 wrong_id += len(frames)
                 details.append(f'wrong-id boxes: {len(frames)} of {name} under {pid} '
                                f'({owners[pid]}), first frame {frames[0]}, last {frames[-1]}')
+
+    withheld = 0
+    for name, seq in timeline.items():
+        for first, last in spans.get(name, []):
+            shown = [pid for frame, pid in seq if first <= frame <= last]
+            own = next((i for i, pid in enumerate(shown) if pid and owners[pid] == name), None)
+            without = 0 if own is None else shown[own:].count('')
+            if without:
+                withheld += without
+                details.append(f'withheld: {without} boxes of {name} frames {first}-{last} '
+                               f'shown with no id after {shown[own]}')
 
     eligible = covered = 0
     face_seen = defaultdict(list)

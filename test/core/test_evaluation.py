@@ -289,17 +289,20 @@ def test_a_box_shown_under_someone_elses_id_for_a_frame_or_two_is_counted() -> N
 def test_boxes_shown_with_no_id_after_an_id_are_counted_per_appearance() -> None:
     """A shows no id at first (pending), then p1, then no id for 3 frames (doubt): 3 withheld.
 
-    Boxes with no id before any id was shown are a pending track, not a withheld id; after a
-    switch to p3 (B's id) the id comes back, so no switch is counted for the gap itself.
+    Boxes with no id before any id was shown are a pending track, not a withheld id; the id
+    comes back after the gap, so no switch is counted for the gap itself. B, shown A's id
+    p1 for 3 frames and then no id, had no id of their own withheld: those are wrong-id
+    boxes, and hiding the id then is no cost.
     """
     def shown(frame: int) -> str:
         if frame < 10 or 30 <= frame < 36:
             return ''
         return 'p1' if frame < 50 else 'p3'
     tracks = [TrackBox(f, 1, shown(f), A_BOX) for f in range(0, 60, 2)]
+    tracks += [TrackBox(f, 2, 'p1' if f < 6 else '', B_BOX) for f in range(0, 20, 2)]
     report = evaluate(_truth(), tracks, [], [])
     assert report.withheld_id_boxes == 3, report.details
-    assert report.id_switches == 1, report.details
+    assert (report.id_switches, report.wrong_id_boxes) == (1, 3), report.details
     assert 'withheld: 3 boxes of A frames 0-99 shown with no id after p1' in report.details
     assert evaluate(_truth(), [t for t in tracks if t.frame >= 36], [], []
                     ).withheld_id_boxes == 0
