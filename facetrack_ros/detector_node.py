@@ -19,7 +19,7 @@ import time
 from types import SimpleNamespace
 
 from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from facetrack_ros.conversions import (ImageConversionError, message_to_reduced_bgr, StampedCache,
@@ -31,6 +31,7 @@ from facetrack_ros.core.detection import (body_appearance, create_person_detecto
 from facetrack_ros.core.face import FaceDetector
 from facetrack_ros.core.newest_workers import NewestInputWorkers
 from facetrack_ros.diagnostics import NodeDiagnostics
+from facetrack_ros.lifecycle import InputLifecycleNode
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 from facetrack_ros.parameters import (AUTOSTART, declare_parameters, IMAGE_QOS, image_qos_profile,
                                       image_transport, ParamSpec, RELIABLE_QOS)
@@ -97,7 +98,7 @@ def torch_threads(threads: int, workers: int) -> int:
     return threads or max(1, len(os.sched_getaffinity(0)) // workers)
 
 
-class DetectorNode(LifecycleNode):
+class DetectorNode(InputLifecycleNode):
     """Subscribes to images, publishes PersonDetectionArray with the image's header."""
 
     def __init__(self, **kwargs) -> None:
@@ -150,24 +151,7 @@ class DetectorNode(LifecycleNode):
         ]
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop taking images; the model stays loaded."""
-        self._unsubscribe()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Free the model and the publisher."""
-        self._release()
-        self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no model loaded')
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Free everything on the way out."""
-        self._unsubscribe()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def _unsubscribe(self) -> None:
+    def _stop_inputs(self) -> None:
         for subscription in self.subscriptions_:
             self.destroy_subscription(subscription)
         self.subscriptions_ = []
@@ -184,6 +168,7 @@ class DetectorNode(LifecycleNode):
         if self.publisher is not None:
             self.destroy_lifecycle_publisher(self.publisher)
             self.publisher = None
+        self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no model loaded')
 
     def on_camera_info(self, msg: CameraInfo) -> None:
         """Keep the full-resolution frame size of recent stamps."""

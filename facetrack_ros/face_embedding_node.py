@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.serialization import deserialize_message
 
 from facetrack_ros.conversions import (ImageConversionError, message_to_bgr, serialized_stamp,
@@ -28,6 +28,7 @@ from facetrack_ros.core.face import (DEFAULT_UPPER_FRACTION, DlibResNetEmbedder,
 from facetrack_ros.core.tracking import TrackedPerson
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.executor import WorkerThreads
+from facetrack_ros.lifecycle import InputLifecycleNode
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 from facetrack_ros.parameters import (AUTOSTART, declare_parameters, image_cache,
                                       IMAGE_CACHE_MIB, IMAGE_CACHE_SECONDS, IMAGE_QOS,
@@ -105,7 +106,7 @@ def face_detection(person, face: Face | None, model: str,
     return result
 
 
-class FaceEmbeddingNode(LifecycleNode):
+class FaceEmbeddingNode(InputLifecycleNode):
     """Thin adapter over core.face.FaceAnalyzer and core.embedding_scheduler."""
 
     def __init__(self, **kwargs) -> None:
@@ -153,28 +154,12 @@ class FaceEmbeddingNode(LifecycleNode):
         ]
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop taking inputs; models stay loaded."""
-        self._unsubscribe()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Free the models."""
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Free everything on the way out."""
-        self._unsubscribe()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
     def destroy_node(self) -> None:
         """Take no more tracks into the worker thread; close the node."""
         self.workers.shutdown()
         super().destroy_node()
 
-    def _unsubscribe(self) -> None:
+    def _stop_inputs(self) -> None:
         for subscription in self.subscriptions_:
             self.destroy_subscription(subscription)
         self.subscriptions_ = []

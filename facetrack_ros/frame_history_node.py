@@ -20,7 +20,7 @@ from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.service import Service
 from rclpy.subscription import MessageInfo, Subscription
 from rclpy.timer import Timer
@@ -50,6 +50,7 @@ from facetrack_ros.executor import WorkerThreads
 from facetrack_ros.history_messages import (appearance_to_msg, forget_query_from_request,
                                             frame_header, HistoryRecorder, MessageCodec,
                                             query_from_request, request_stamp, withdrawals)
+from facetrack_ros.lifecycle import InputLifecycleNode
 from facetrack_ros.msg import EmbeddingSync, PersonDetectionArray, PersonEvent
 from facetrack_ros.parameters import (AUTOSTART, declare_parameters, FORGOTTEN_QOS, IMAGE_QOS,
                                       image_qos_profile, ParamSpec, RECORDED_QOS)
@@ -142,7 +143,7 @@ MAX_TOLERANCE_S = 3600.0
 _LEVELS = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)
 
 
-class FrameHistoryNode(LifecycleNode):
+class FrameHistoryNode(InputLifecycleNode):
     """Thin adapter over core.history (FrameHistory, HistorySearch, forget, inputs)."""
 
     def __init__(self, **kwargs) -> None:
@@ -233,20 +234,9 @@ class FrameHistoryNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop recording and serving; flush what was recorded."""
-        self._drop_handles()
+        result = super().on_deactivate(state)
         self.history.flush()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Close the history and free the face model."""
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Finish the open segments on the way out."""
-        self._drop_handles()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
+        return result
 
     def destroy_node(self) -> None:
         """Finish the open segments and close the index, also on Ctrl-C (no transition)."""
@@ -254,7 +244,7 @@ class FrameHistoryNode(LifecycleNode):
         self._release()
         super().destroy_node()
 
-    def _drop_handles(self) -> None:
+    def _stop_inputs(self) -> None:
         for handle in self.handles:
             if isinstance(handle, Subscription):
                 self.destroy_subscription(handle)
