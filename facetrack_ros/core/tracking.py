@@ -1324,9 +1324,9 @@ class PersonTracker:
                 or not self._confirms_now(track, stamp)):
             return
         person = self._persons[track.person_id]
-        if person.state is not PersonState.PRESENT or self._reference(person) is None:
+        if person.state is not PersonState.PRESENT:
             return
-        similarity = self._similarity(person, face.vector)
+        similarity = self._similarity(person, face.vector)  # 0 without a reference face
         if (similarity >= self._rules.poor_confirm_similarity
                 and self._best_other(person.person_id, face.vector)
                 < similarity - self._config.match_margin):

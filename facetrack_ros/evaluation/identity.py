@@ -579,8 +579,7 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
         returned=kinds['PERSON_RETURNED'], person_out=kinds['PERSON_OUT'], flaps=flaps,
         wrong_returned=wrong, merged_ids=merged, id_switches=switches,
         misfiled_faces=misfiled, wrong_id_boxes=wrong_id, withheld_id_boxes=withheld,
-        faces_eligible=eligible,
-        faces_covered=covered,
+        faces_eligible=eligible, faces_covered=covered,
         latency_in=latency_in, latency_out=latency_out, processed_frames=len(by_frame),
         track_recall=hits / expected if expected else None, details=details)
 
