@@ -297,6 +297,7 @@ class FleetNode(Node):
             header=Header(stamp=ns_to_time(self._now_ns())), robot_id=self.robot_id,
             state=FleetPresence.STATE_LEAVING, lease=self.params.presence_lease))
         self.workers.shutdown()
+        self.people.close()
         super().destroy_node()
 
     # Asking the fleet --------------------------------------------------------------------

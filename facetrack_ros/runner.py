@@ -14,6 +14,7 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
+from facetrack_ros.core.owner_lock import InUseError
 from facetrack_ros.parameters import InvalidParameterError
 
 STOP_POLL_S = 0.2  # how often the spin loop looks for a stop signal [s]
@@ -54,6 +55,11 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> NoRe
     except (InvalidParameterError, ParameterException) as error:
         rclpy.logging.get_logger('facetrack_ros').fatal(f'invalid parameter: {error}')
         code = 2
+    except InUseError as error:
+        rclpy.logging.get_logger('facetrack_ros').fatal(
+            f'{error}: another node of this kind uses the same files; give each its own '
+            'robot_id and folders (log_dir)')
+        code = 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

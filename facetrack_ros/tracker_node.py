@@ -357,6 +357,7 @@ class TrackerNode(Node):
         """End the appearances (SHUTDOWN), save the state and close the event log."""
         self._emit(self.tracker.end_appearances(EventReason.SHUTDOWN))
         self._save_state()
+        self.state.close()
         if self.event_log is not None:
             self.event_log.close()
         super().destroy_node()

@@ -72,3 +72,36 @@ def test_a_node_stuck_closing_exits_with_its_stack(tmp_path):
     stderr = process.stderr.read()
     assert code == 1, stderr
     assert 'Timeout' in stderr and 'in destroy_node' in stderr, stderr
+
+
+@pytest.mark.parametrize('name, folder, lock_file', [
+    ('tracker', 'event_log_dir', 'tracker_state.json.lock'),
+    ('frame_history', 'history_dir', 'history.lock')])
+def test_a_second_node_on_the_same_files_exits_saying_who_holds_them(
+        name, folder, lock_file, repo_dir, tmp_path):
+    """Two graphs of one robot (two cameras) launched with the same folders.
+
+    A second tracker on one state file would hand out the same person ids, a second history
+    would delete the first one's segments: the second node exits 1 naming the first one's
+    process, which goes on.
+    """
+    params = str(repo_dir / 'config' / 'facetrack.yaml')
+    files = tmp_path / 'files'
+    front = GraphRunner(tmp_path / 'front', params, namespace='front')
+    rear = GraphRunner(tmp_path / 'rear', params, namespace='rear')
+    try:
+        first = front.start(name, **{folder: str(files)})
+        holder = f'(pid {first.process.pid} '
+        deadline = time.monotonic() + 60
+        while not (files / lock_file).exists() or holder not in (files / lock_file).read_text():
+            assert time.monotonic() < deadline and not front.failed(), front.tail()
+            time.sleep(0.2)
+        second = rear.start(name, **{folder: str(files)})
+        code = second.process.wait(timeout=60)
+        log = second.log_path.read_text()
+        assert code == 1, log
+        assert f'{lock_file} is held by' in log and holder in log, log
+        assert first.process.poll() is None, front.tail()
+    finally:
+        codes = {**rear.stop(), **front.stop()}
+    assert codes[name] == 0, front.tail()

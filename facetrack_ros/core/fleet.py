@@ -44,6 +44,7 @@ import numpy as np
 from facetrack_ros.core.embedding import DEFAULT_MIN_SIMILARITY
 from facetrack_ros.core.history.search import (check_embedding, check_query, MAX_PERSON_ID_CHARS,
                                                QueryKind, SearchCode, SearchQuery, SearchRefused)
+from facetrack_ros.core.owner_lock import OwnerLock
 from facetrack_ros.core.private_files import FileModes, replace_atomically
 
 #: fleet_search waits this long for answers when the request does not say [s]; and at most.
@@ -829,15 +830,22 @@ class PeopleSync:
         self.outbox = Outbox(2 * capacity)
         self.echoes = EchoGuard()
         self._lock = threading.RLock()
+        self._owner: OwnerLock | None = None
 
     def start(self) -> tuple[PeopleChange, list[str]]:
         """Load the saved roster; return everything to publish and the problems met.
 
         A file that is not a roster is a problem, and the roster starts empty. The enrolled
         people are told only from a roster that holds something: an empty one would make the
-        tracker drop the names it has until the fleet's roster arrives.
+        tracker drop the names it has until the fleet's roster arrives. From here to close()
+        the file is this robot's alone: raises InUseError while another fleet node has it.
         """
         with self._lock:
+            if self.path:
+                path = Path(self.path)
+                FileModes().make_folder(path.parent)
+                self._owner = OwnerLock(path.with_name(path.name + '.lock'),
+                                        f'the fleet node of {self.robot_id}')
             try:
                 problems = self.roster.load(self.path, self.dim) if self.path else []
             except FleetInputError as error:
@@ -845,6 +853,13 @@ class PeopleSync:
             return (PeopleChange(self.outbox.publish(None, self.roster),
                                  self.roster.enrolled() if len(self.roster) else None),
                     problems)
+
+    def close(self) -> None:
+        """Give the roster file up for the next fleet node (saved at every change already)."""
+        with self._lock:
+            if self._owner is not None:
+                self._owner.release()
+                self._owner = None
 
     def local(self, record: PersonRecord) -> PeopleChange:
         """Take this robot's own enrolment or withdrawal (raises FleetInputError, RosterFull)."""

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from facetrack_ros.core.owner_lock import OwnerLock
 from facetrack_ros.core.private_files import FileModes, replace_atomically
 
 if TYPE_CHECKING:  # tracking imports this module
@@ -175,6 +176,9 @@ class StateStore:
     path: the state file, or None to keep nothing across restarts.
     event_log_dir: the tracker's event log folder (or None): when the state file is missing or
     damaged, the person id sequence continues after the highest id logged there.
+    From restore() to close() the store holds an OwnerLock on `<path>.lock` (without a state
+    file, on the event log folder's `tracker.lock`): a second tracker there would hand out the
+    same ids, so it is refused (InUseError).
     """
 
     def __init__(self, path: Path | None, event_log_dir: Path | None) -> None:
@@ -182,14 +186,34 @@ class StateStore:
         self.path = path
         self.event_log_dir = event_log_dir
         self.damaged_copy: Path | None = None  # where restore() put a damaged file
+        self._lock: OwnerLock | None = None
+
+    def _take_lock(self) -> None:
+        """Lock the state file (or the event log folder) for this tracker; raise InUseError."""
+        if self.path is not None:
+            lock_file = self.path.with_name(self.path.name + '.lock')
+        elif self.event_log_dir is not None:
+            lock_file = self.event_log_dir / 'tracker.lock'
+        else:
+            return
+        FileModes().make_folder(lock_file.parent)
+        self._lock = OwnerLock(lock_file, 'a tracker')
+
+    def close(self) -> None:
+        """Release the lock restore() took; save() before it."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def restore(self, tracker: PersonTracker, id_prefix: str
                 ) -> tuple[list[PersonEventRecord], str]:
         """Continue tracker from the saved state and save it at once (creating the file).
 
         Returns the events of the restore (PERSON_OUT of people saved while in view) and a line
-        for the log. A damaged file is set aside, never lost.
+        for the log. A damaged file is set aside, never lost. Raises InUseError while another
+        tracker holds the state file (or, without one, the event log folder).
         """
+        self._take_lock()
         if self.path is None:
             return [], 'tracker state is not kept (state_file "")'
         note, events = '', []

@@ -19,6 +19,7 @@ from facetrack_ros.core.fleet import (Admission, check_name, check_record, EchoG
                                       RosterFull, shrink_jpeg, TokenBucket, Verdict, WITHDRAW,
                                       WorkQueue)
 from facetrack_ros.core.history import SearchCode
+from facetrack_ros.core.owner_lock import InUseError
 
 S = 10 ** 9
 NOW = 1_750_000_000 * S   # the robots' shared clock in these tests [ns]
@@ -354,8 +355,12 @@ def test_people_sync_shares_withdraws_and_does_not_echo(tmp_path: Path, faces) -
     other = sync.forgotten('person-7', faces['biden.jpg'], NOW + 2 * S, 1.0)
     assert other.publish[0].action == WITHDRAW and other.publish[0].robot_id == 'r1'
     assert other.enrolled is None   # person-7 was never enrolled
+    with pytest.raises(InUseError, match='people.json.lock is held by the fleet node of r1'):
+        PeopleSync('r2', DIM, path=tmp_path / 'people.json').start()
+    sync.close()
     restarted = PeopleSync('r1', DIM, path=tmp_path / 'people.json')
     change, _ = restarted.start()
+    restarted.close()
     assert {r.person_id for r in change.publish} == {'barack', 'person-7'}
     assert change.enrolled == []
     (tmp_path / 'bad.json').write_text('[')

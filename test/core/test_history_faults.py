@@ -38,6 +38,7 @@ def _recorded_segment(root: Path, finish: bool) -> tuple[Path, list[int], list[r
         for writer in history.store._writers.values():
             writer.abandon()
         history.index.close()
+        history.owner.release()   # as the process's end would
     (path,) = (root / 'segments').glob('*.mcap')
     return path, stamps, _chunk_ranges(path)
 

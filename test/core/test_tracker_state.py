@@ -8,6 +8,7 @@ import pytest
 
 from facetrack_ros.core.embedding import l2_normalize
 from facetrack_ros.core.event_log import EventLog
+from facetrack_ros.core.owner_lock import InUseError
 from facetrack_ros.core.tracker_state import (highest_sequence_in_log, load_state, save_state,
                                               set_aside, StateFileError, StateStore)
 from facetrack_ros.core.tracking import (Detection, EventKind, EventReason, PersonTracker,
@@ -147,6 +148,35 @@ def test_the_store_restores_sets_damaged_files_aside_and_continues_the_log(tmp_p
     events, note = store.restore(tracker, 'r1')
     assert events == [] and 'unreadable' in note and store.damaged_copy.exists()
     assert load_state(path).next_sequence == 31, 'saved: no id below it is handed out'
+    store.close()
     events, note = StateStore(path, tmp_path).restore(PersonTracker(CONFIG), 'r1')
     assert events == [] and note.startswith('restored 0 people')
-    assert StateStore(None, tmp_path).restore(PersonTracker(CONFIG), 'r1')[0] == []
+    assert StateStore(None, tmp_path / 'other').restore(PersonTracker(CONFIG), 'r1')[0] == []
+
+
+def test_a_second_tracker_on_one_state_file_or_event_log_is_refused(tmp_path) -> None:
+    """Two trackers on one state file would hand out the same ids: the second is refused.
+
+    Without a state file the event log folder is held, as the id sequence continues from it.
+    The lock ends with close() (and with the process, however it ends).
+    """
+    path = tmp_path / 'events' / 'tracker_state.json'
+    first = StateStore(path, tmp_path / 'events')
+    first.restore(PersonTracker(CONFIG, id_prefix='r1'), 'r1')
+    with pytest.raises(InUseError, match='tracker_state.json.lock is held by a tracker'):
+        StateStore(path, tmp_path / 'events').restore(PersonTracker(CONFIG), 'r1')
+    beside = StateStore(tmp_path / 'events' / 'rear.json', tmp_path / 'events')
+    beside.restore(PersonTracker(CONFIG, id_prefix='r2'), 'r2')   # its own file: allowed
+    first.close()
+    again = StateStore(path, tmp_path / 'events')
+    again.restore(PersonTracker(CONFIG), 'r1')
+
+    no_state = StateStore(None, tmp_path / 'log')
+    no_state.restore(PersonTracker(CONFIG), 'r3')
+    with pytest.raises(InUseError, match='tracker.lock'):
+        StateStore(None, tmp_path / 'log').restore(PersonTracker(CONFIG), 'r3')
+    no_state.close()
+    no_state = StateStore(None, tmp_path / 'log')
+    no_state.restore(PersonTracker(CONFIG), 'r3')
+    for store in (beside, again, no_state):
+        store.close()

@@ -31,11 +31,14 @@ from facetrack_ros.core.history.index import EmbeddingIndex, IndexUnusable
 from facetrack_ros.core.history.inputs import faces_to_entries
 from facetrack_ros.core.history.mcap_file import SegmentInfo
 from facetrack_ros.core.history.segments import FrameStore
+from facetrack_ros.core.owner_lock import OwnerLock
 from facetrack_ros.core.private_files import FileModes
 
 _LOG = logging.getLogger(__name__)
 
 INDEX_FILE = 'index.sqlite3'
+#: Held by the one FrameHistory writing the folder (core/owner_lock.py).
+LOCK_FILE = 'history.lock'
 #: The message type whose faces the index holds.
 FACES_TYPE = 'facetrack_ros/msg/PersonDetectionArray'
 #: The person events stored beside them.
@@ -84,7 +87,8 @@ class FrameHistory:
 
         robot_id labels the entries rebuilt from the segments. background: index what the
         index lacks in a thread of its own (else call maintain() yourself). Raises OSError
-        only when root neither exists nor can be made.
+        only when root neither exists nor can be made, InUseError while another FrameHistory
+        (of this or another process) has it open.
         """
         self.root = Path(root)
         self.config = config
@@ -96,6 +100,7 @@ class FrameHistory:
         except OSError:
             if not self.root.is_dir():
                 raise
+        self.owner = self._lock_folder()
         self.store = FrameStore(self.root, config, modes)
         self.rebuild = Rebuild()
         self.index_error: str | None = None   # retention or maintenance failing, while it does
@@ -123,6 +128,19 @@ class FrameHistory:
     def __exit__(self, *exc_info: object) -> None:
         """Close store and index."""
         self.close()
+
+    def _lock_folder(self) -> OwnerLock | None:
+        """Hold the folder for this history alone; raise InUseError while another holds it.
+
+        A folder where the lock file cannot be written (read-only) is served without: nobody
+        writes there.
+        """
+        try:
+            return OwnerLock(self.root / LOCK_FILE, f'the history of {self.robot_id}')
+        except OSError as error:
+            _LOG.warning('frame history: %s is not locked against a second writer (%s)',
+                         self.root, error)
+            return None
 
     # The index as a cache --------------------------------------------------------------------
 
@@ -366,3 +384,5 @@ class FrameHistory:
         if self._temporary is not None:
             shutil.rmtree(self._temporary, ignore_errors=True)
             self._temporary = None
+        if self.owner is not None:
+            self.owner.release()
