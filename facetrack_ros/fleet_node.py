@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.duration import Duration
 from rclpy.node import Node
@@ -40,8 +41,8 @@ from facetrack_ros.core.fleet import (check_name, DEFAULT_MAX_CLOCK_SKEW_S,
                                       Gathering, HISTORY_PROBE_PERIOD_S, MAX_LEASE_S,
                                       MAX_TIMEOUT_S, MIN_LEASE_S, PeerRoster, PeerSearches,
                                       PeopleChange, PeopleSync, PersonRecord,
-                                      PRESENCE_PER_LEASE, RequestGate, RosterFull, Verdict,
-                                      WITHDRAW)
+                                      PRESENCE_PER_LEASE, RequestGate, RosterFull, TWIN,
+                                      Verdict, WITHDRAW)
 from facetrack_ros.core.history import check_query, QueryKind, SearchRefused
 from facetrack_ros.core.history.search import check_embedding, MAX_DEEP_BUDGET_S
 from facetrack_ros.diagnostics import NodeDiagnostics
@@ -99,6 +100,9 @@ DIM = DLIB_EMBEDDING_DIM
 MAX_ASKS = 2
 #: Why a search, a photo or a person id could not go through this robot's history.
 NO_HISTORY = 'this robot\'s history (its frame_history\'s backtrack_search) did not answer'
+#: What /diagnostics and the log say while another robot announces this robot's id.
+TWIN_PROBLEM = ('another robot announces robot_id {}: the person ids and answers of both '
+                'collide; give every robot its own robot_id')
 #: Longest wait for the local history to embed a photo or a person id [s].
 EMBED_TIMEOUT_S = 30.0
 #: Worker threads for the services, which wait for other callbacks: two fleet_search calls
@@ -234,10 +238,11 @@ class FleetNode(Node):
 
         Also gives up local searches past their deadline (at most a period late).
         """
-        now_s = time.monotonic()
+        now_s, stamp_ns = time.monotonic(), self._now_ns()
         span = self.history['span']
+        self.peers.announced(stamp_ns)
         self.presence_pub.publish(FleetPresence(
-            header=Header(stamp=ns_to_time(self._now_ns())), robot_id=self.robot_id,
+            header=Header(stamp=ns_to_time(stamp_ns)), robot_id=self.robot_id,
             state=FleetPresence.STATE_ONLINE, cameras=[self.params.camera_id],
             history_available=self.history['available'], history_from=ns_to_time(span[0]),
             history_to=ns_to_time(span[1]), lease=self.params.presence_lease,
@@ -254,6 +259,11 @@ class FleetNode(Node):
             'peer requests': ', '.join(f'{k} {v}' for k, v in sorted(gate.counts.items())),
             'queued / given up': f'{len(queue)} / {queue.expired}',
             'history': 'available' if self.history['available'] else 'not running'})
+        twin = TWIN_PROBLEM.format(self.robot_id)
+        if self.peers.twin_heard(now_s):
+            self.diagnostics.set_state(DiagnosticStatus.ERROR, twin)
+        elif self.diagnostics.level != DiagnosticStatus.ERROR or self.diagnostics.message == twin:
+            self.diagnostics.set_state(DiagnosticStatus.OK, 'in the fleet')
 
     def _probe_history(self, now_s: float) -> None:
         """Ask the history for its span now and then (and whenever it was not available)."""
@@ -286,8 +296,12 @@ class FleetNode(Node):
         change = self.peers.heard(
             msg.robot_id, list(msg.cameras), msg.history_available,
             (time_to_ns(msg.history_from), time_to_ns(msg.history_to)), msg.lease,
-            msg.state == FleetPresence.STATE_LEAVING, msg.known_people, time.monotonic())
-        if change:
+            msg.state == FleetPresence.STATE_LEAVING, msg.known_people,
+            time_to_ns(msg.header.stamp), time.monotonic())
+        if change == TWIN:
+            self.get_logger().error(TWIN_PROBLEM.format(self.robot_id),
+                                    throttle_duration_sec=60.0)
+        elif change:
             self.get_logger().info(f'robot {msg.robot_id} {change} the fleet')
             self.asks.wake()
 

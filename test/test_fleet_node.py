@@ -16,7 +16,7 @@ import time
 import uuid
 
 import cv2
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import pytest
 import rclpy
@@ -90,6 +90,7 @@ class Fleet:
         self.heard_at: dict[str, float] = {}   # robot -> when its last presence came [s]
         self.known: dict[str, KnownPeople] = {}
         self.hears: dict[str, set[str]] = {}   # robot -> the robots its fleet node hears
+        self.status: dict[str, DiagnosticStatus] = {}   # namespace -> its fleet node's status
         self.probe.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
                                        10)
         self.probe.create_subscription(FleetSearchResult, '/fleet/search_result',
@@ -127,6 +128,7 @@ class Fleet:
             values = {value.key: value.value for value in status.values}
             if node == 'fleet' and 'live robots' in values:
                 self.hears[robot] = set(values['live robots'].split(', ')) - {'none'}
+                self.status[robot] = status
 
     def wait_for(self, timeout: float = 120.0) -> None:
         """Spin until every robot is up: heard (with its history) and hearing the others."""
@@ -396,6 +398,32 @@ def test_robot_killed_mid_search_is_not_waited_for(fleet: Fleet, obama):
     assert {a.robot_id for a in response.appearances} == {'r2'}
     # r1 heard r3's last presence no later than the probe did, give or take delivery.
     assert LEASE_S - (asked - heard) - 0.5 < took < 12.0, (took, asked - heard)
+
+
+def test_a_robot_given_another_ones_id_is_reported_by_both(fleet: Fleet):
+    """r2's configuration copied onto a new robot: robot_id r2, a namespace of its own.
+
+    Their person ids and answers would collide: both fleet nodes say so on /diagnostics
+    within a lease, the others stay OK, and r2 is OK again once the copy is gone.
+    """
+    twin = GraphRunner(fleet.work / 'twin', None, 'r2_copy')
+    twin.start('fleet', robot_id='r2', camera_id='front', presence_lease=LEASE_S,
+               people_file=str(fleet.work / 'twin' / 'people.json'))
+
+    def level(namespace: str) -> bytes | None:
+        status = fleet.status.get(namespace)
+        return None if status is None else status.level
+
+    try:
+        assert spin_until(fleet.executor, lambda: all(
+            level(ns) == DiagnosticStatus.ERROR for ns in ('r2', 'r2_copy')), 5 * LEASE_S), (
+            fleet.tails() + twin.tail())
+        assert 'another robot announces robot_id r2' in fleet.status['r2'].message
+        assert level('r1') == DiagnosticStatus.OK, fleet.status['r1'].message
+    finally:
+        codes = twin.stop()
+    assert codes == {'fleet': 0}, twin.tail()
+    assert spin_until(fleet.executor, lambda: level('r2') == DiagnosticStatus.OK, 3 * LEASE_S)
 
 
 def test_constants_are_the_cores():

@@ -27,7 +27,7 @@ robots, so their clocks must agree within max_skew_s); `now_s` is this process's
 clock (leases and rates).
 """
 
-from collections import Counter, OrderedDict
+from collections import Counter, deque, OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 import heapq
@@ -78,6 +78,10 @@ MAX_CAMERAS = 16
 #: Robots tracked for rates and presence, and request ids remembered against replays.
 MAX_PEERS = 1024
 REPLAY_CAPACITY = 10_000
+#: Stamps of this robot's own presences remembered to recognise their echo (3 per lease).
+SENT_STAMPS_KEPT = 16
+#: PeerRoster.heard's word for a presence of another robot under this robot's id.
+TWIN = 'twin'
 #: A local forgetting this soon after a fleet withdrawal of a similar face is its echo [s].
 ECHO_WINDOW_S = 600.0
 #: Waiting askers look at who is live at least this often [s].
@@ -376,30 +380,50 @@ class Peer:
 
 
 class PeerRoster:
-    """The robots heard on the presence topic, thread-safe; this robot's own is left out."""
+    """The robots heard on the presence topic, thread-safe; this robot's own is left out.
+
+    A presence under this robot's id that this robot did not send is a twin: another robot
+    configured with the same robot_id, whose person ids and answers collide with this one's.
+    """
 
     def __init__(self, robot_id: str, max_peers: int = MAX_PEERS) -> None:
         """Track at most max_peers robots besides robot_id."""
         self.robot_id, self.max_peers = robot_id, max_peers
         self._peers: dict[str, Peer] = {}
+        self._sent: deque[int] = deque(maxlen=SENT_STAMPS_KEPT)
+        self._twin_until_s = -math.inf
         self._lock = threading.Lock()
+
+    def announced(self, stamp_ns: int) -> None:
+        """Note the stamp of a presence this robot sent, to tell its echo from a twin's."""
+        with self._lock:
+            self._sent.append(stamp_ns)
+
+    def twin_heard(self, now_s: float) -> bool:
+        """Return whether a twin was heard within its lease."""
+        with self._lock:
+            return now_s <= self._twin_until_s
 
     def heard(self, robot_id: object, cameras: Sequence[object], history_available: bool,
               history_span_ns: tuple[int, int], lease_s: float, leaving: bool,
-              known_people: int, now_s: float) -> str | None:
-        """Take one presence; return 'joined' or 'left' when that changed, else None.
+              known_people: int, stamp_ns: int, now_s: float) -> str | None:
+        """Take one presence; return 'joined' or 'left' when that changed, TWIN, else None.
 
         Raises FleetInputError for an unusable robot id or camera list.
         """
         check_id('robot_id', robot_id)
+        lease = min(max(lease_s, MIN_LEASE_S), MAX_LEASE_S) if math.isfinite(lease_s) \
+            else DEFAULT_PRESENCE_LEASE_S
         if robot_id == self.robot_id:
-            return None
+            with self._lock:
+                if leaving or stamp_ns in self._sent:
+                    return None
+                self._twin_until_s = now_s + lease
+                return TWIN
         if len(cameras) > MAX_CAMERAS:
             raise FleetInputError(f'presence of {robot_id} lists more than {MAX_CAMERAS} '
                                   'cameras')
         names = tuple(check_id('camera', camera) for camera in cameras)
-        lease = min(max(lease_s, MIN_LEASE_S), MAX_LEASE_S) if math.isfinite(lease_s) \
-            else DEFAULT_PRESENCE_LEASE_S
         with self._lock:
             known = robot_id in self._peers
             if leaving:

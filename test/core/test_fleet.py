@@ -16,8 +16,8 @@ from facetrack_ros.core.fleet import (Admission, check_name, check_record, EchoG
                                       MAX_PEER_RESULTS, MAX_TIMEOUT_S, merged_code, Outbox,
                                       PeerAnswer, PeerRoster, PeerSearches, peer_query,
                                       PeopleRoster, PeopleSync, PersonRecord, RequestGate,
-                                      RosterFull, shrink_jpeg, TokenBucket, Verdict, WITHDRAW,
-                                      WorkQueue)
+                                      RosterFull, SENT_STAMPS_KEPT, shrink_jpeg, TokenBucket,
+                                      TWIN, Verdict, WITHDRAW, WorkQueue)
 from facetrack_ros.core.history import SearchCode
 from facetrack_ros.core.owner_lock import InUseError
 
@@ -158,9 +158,10 @@ def test_peer_roster_liveness_by_lease() -> None:
     """A robot is live while heard within its lease; leaving or silence removes it."""
     roster = PeerRoster('r1')
     heard = dict(cameras=['front'], history_available=True, history_span_ns=(1, 2),
-                 lease_s=3.0, leaving=False, known_people=0)
+                 lease_s=3.0, leaving=False, known_people=0, stamp_ns=NOW)
     assert roster.heard('r2', now_s=0.0, **heard) == 'joined'
     assert roster.heard('r2', now_s=1.0, **heard) is None
+    roster.announced(NOW)
     assert roster.heard('r1', now_s=0.0, **heard) is None and 'r1' not in roster.live(0.0)
     assert roster.heard('r3', now_s=0.0, **{**heard, 'lease_s': 1e9}) == 'joined'
     assert roster.live(3.9).keys() == {'r2', 'r3'}
@@ -172,6 +173,25 @@ def test_peer_roster_liveness_by_lease() -> None:
         with pytest.raises(FleetInputError):
             roster.heard(**{'robot_id': 'r4', **heard, **bad, 'now_s': 0.0})
     assert PeerRoster('r1', max_peers=1).heard('r2', now_s=0.0, **heard) == 'joined'
+
+
+def test_a_twin_under_this_robots_id_is_told_from_its_own_presence() -> None:
+    """Another robot with this robot's id (a copied configuration) is noticed within a lease.
+
+    This robot's own presences come back to it: their stamps are the ones it sent.
+    """
+    roster = PeerRoster('r1')
+    own = dict(cameras=['front'], history_available=True, history_span_ns=(1, 2),
+               lease_s=3.0, leaving=False, known_people=0)
+    for k in range(SENT_STAMPS_KEPT):
+        roster.announced(NOW + k * S)
+    assert roster.heard('r1', stamp_ns=NOW, now_s=0.0, **own) is None
+    assert roster.heard('r1', stamp_ns=NOW + 5 * S, now_s=0.0, **own) is None
+    assert not roster.twin_heard(0.0)
+    assert roster.heard('r1', stamp_ns=NOW + 7, now_s=10.0, **own) == TWIN
+    assert roster.twin_heard(13.0) and not roster.twin_heard(13.1), 'for its lease'
+    assert 'r1' not in roster.live(10.0), 'a twin is no peer'
+    assert roster.heard('r1', stamp_ns=NOW + 8, now_s=20.0, **{**own, 'leaving': True}) is None
 
 
 def answer(robot: str, code: int, *similarities: float) -> PeerAnswer:
@@ -210,7 +230,7 @@ def test_fleet_asks_waits_for_live_robots_only() -> None:
     roster = PeerRoster('r1')
     asks = FleetAsks(roster)
     for robot in ('r2', 'r3'):
-        roster.heard(robot, [], True, (0, 0), 0.5, False, 0, time.monotonic())
+        roster.heard(robot, [], True, (0, 0), 0.5, False, 0, NOW, time.monotonic())
     gathering = asks.open('q', time.monotonic())
     threading.Timer(0.1, asks.take, ('q', answer('r2', FleetCode.OK, 0.95))).start()
     threading.Timer(0.2, asks.take, ('q', answer('r3', FleetCode.NO_MATCH))).start()
@@ -219,7 +239,7 @@ def test_fleet_asks_waits_for_live_robots_only() -> None:
     assert time.monotonic() - began < 2.0 and not outcome.not_answered
     assert not asks.take('q', answer('r4', FleetCode.OK))   # closed
 
-    roster.heard('r2', [], True, (0, 0), 0.5, False, 0, time.monotonic())   # r3 falls silent
+    roster.heard('r2', [], True, (0, 0), 0.5, False, 0, NOW, time.monotonic())   # r3 falls silent
     gathering = asks.open('q2', time.monotonic())
     asks.take('q2', answer('r2', FleetCode.OK, 0.9))
     began = time.monotonic()
