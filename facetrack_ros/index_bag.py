@@ -32,6 +32,7 @@ from facetrack_ros.conversions import bgr_to_compressed, image_to_bgr, jpeg_to_b
 from facetrack_ros.core.camera import Frame
 from facetrack_ros.core.detection import ModelUnavailableError
 from facetrack_ros.core.history import FrameHistory
+from facetrack_ros.core.owner_lock import InUseError
 from facetrack_ros.core.pipeline import FaceSighting, PersonPipeline
 from facetrack_ros.core.private_files import FileModes
 from facetrack_ros.core.tracking import PersonTracker
@@ -142,11 +143,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Index one recording; exit code 0, or 2 with the reason for a bad recording or setting."""
+    """Index one recording; exit code 0, or 2 with the reason for a bad recording or setting.
+
+    A history folder a running frame_history (or another index_bag) has open is refused.
+    """
     args = parse_args(argv)
     try:
         return index(args)
-    except (BagError, InvalidParameterError, ModelUnavailableError, OSError) as error:
+    except (BagError, InUseError, InvalidParameterError, ModelUnavailableError,
+            OSError) as error:
         print(f'index_bag: {error}', file=sys.stderr)
         return 2
 
@@ -164,28 +169,29 @@ def index(args: argparse.Namespace) -> int:
                                    robot_id=robot_id)
     history_p = offline_parameters('frame_history', frame_history_node.PARAMETERS,
                                    args.params_file, robot_id=robot_id, camera_id=args.camera_id)
-    detector, status = detector_node.person_detector(detector_p)
-    print(status)
-    analyzer = face_embedding_node.face_analyzer(face_p)
-    camera_p = offline_parameters('camera', camera_node.PARAMETERS, args.params_file)
-    pipeline = PersonPipeline(
-        detector, analyzer,
-        PersonTracker(tracker_node.tracker_config(tracker_p), id_prefix=robot_id),
-        face_embedding_node.embedding_scheduler(face_p), detect_size=camera_p.detect_size,
-        appearance=detector_p.appearance)
+    # First: a folder that another history has open is refused before the models load.
     history = FrameHistory(args.history_dir.expanduser(),
                            frame_history_node.history_config(history_p), robot_id=robot_id,
                            modes=FileModes.shared_with_group(history_p.share_with_group))
-    recorder = HistoryRecorder(history, robot_id, history_p.camera_id,
-                               lambda name: f'/{history_p.camera_id}/{name}')
-    model = analyzer.embedder.name
-    frames = stored = faces = 0
-    people = set()
-    last_stored = None
-    first = last = None
-    started = time.monotonic()
-    frame_id = ''
     try:
+        detector, status = detector_node.person_detector(detector_p)
+        print(status)
+        analyzer = face_embedding_node.face_analyzer(face_p)
+        camera_p = offline_parameters('camera', camera_node.PARAMETERS, args.params_file)
+        pipeline = PersonPipeline(
+            detector, analyzer,
+            PersonTracker(tracker_node.tracker_config(tracker_p), id_prefix=robot_id),
+            face_embedding_node.embedding_scheduler(face_p), detect_size=camera_p.detect_size,
+            appearance=detector_p.appearance)
+        recorder = HistoryRecorder(history, robot_id, history_p.camera_id,
+                                   lambda name: f'/{history_p.camera_id}/{name}')
+        model = analyzer.embedder.name
+        frames = stored = faces = 0
+        people = set()
+        last_stored = None
+        first = last = None
+        started = time.monotonic()
+        frame_id = ''
         for msg in images(files, topic):
             stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
             first = stamp_ns if first is None else first

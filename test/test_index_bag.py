@@ -159,3 +159,12 @@ def test_bad_recordings_are_refused_with_the_reason(own_mcap, tmp_path, capsys):
         assert index_bag.main([*arguments, '--history-dir', str(out)]) == 2
         assert reason in capsys.readouterr().err
         assert not out.exists()
+
+
+def test_a_history_folder_in_use_is_refused_before_the_models_load(own_mcap, tmp_path, capsys):
+    """A frame_history serving the folder holds it: index_bag exits 2 naming the holder."""
+    out = tmp_path / 'history'
+    with FrameHistory(out, robot_id='r1'):
+        assert index_bag.main([str(own_mcap), '--history-dir', str(out),
+                               '--model', str(tmp_path / 'never_loaded.pt')]) == 2
+    assert 'history.lock is held by the history of r1' in capsys.readouterr().err
