@@ -60,6 +60,9 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> NoRe
             f'{error}: another node of this kind uses the same files; give each its own '
             'robot_id and folders (log_dir)')
         code = 1
+    except OSError as error:   # a folder or file a parameter names
+        rclpy.logging.get_logger('facetrack_ros').fatal(f'cannot start: {error}')
+        code = 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
