@@ -75,7 +75,7 @@ def test_a_node_stuck_closing_exits_with_its_stack(tmp_path):
 
 
 @pytest.mark.parametrize('name, folder, lock_file', [
-    ('tracker', 'event_log_dir', 'tracker_state.json.lock'),
+    ('tracker', 'event_log_dir', 'tracker.lock'),
     ('frame_history', 'history_dir', 'history.lock')])
 def test_a_second_node_on_the_same_files_exits_saying_who_holds_them(
         name, folder, lock_file, repo_dir, tmp_path):

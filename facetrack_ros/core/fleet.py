@@ -865,15 +865,19 @@ class PeopleSync:
         the file is this robot's alone: raises InUseError while another fleet node has it.
         """
         with self._lock:
+            problems = []
             if self.path:
                 path = Path(self.path)
-                FileModes().make_folder(path.parent)
-                self._owner = OwnerLock(path.with_name(path.name + '.lock'),
-                                        f'the fleet node of {self.robot_id}')
+                try:
+                    FileModes().make_folder(path.parent)
+                    self._owner = OwnerLock(path.with_name(path.name + '.lock'),
+                                            f'the fleet node of {self.robot_id}')
+                except OSError as error:   # read-only: changes are not saved either
+                    problems.append(f'{path} is not locked against a second fleet node: {error}')
             try:
-                problems = self.roster.load(self.path, self.dim) if self.path else []
+                problems += self.roster.load(self.path, self.dim) if self.path else []
             except FleetInputError as error:
-                problems = [f'{error}: starting with no enrolled people']
+                problems.append(f'{error}: starting with no enrolled people')
             return (PeopleChange(self.outbox.publish(None, self.roster),
                                  self.roster.enrolled() if len(self.roster) else None),
                     problems)

@@ -24,7 +24,7 @@ class OwnerLock:
 
     owner: who holds it (e.g. the node's name), written into the file for the next one's
     refusal. Raises InUseError when another owner holds it; OSError when the lock file cannot
-    be opened for writing (a folder that is not there, or read-only).
+    be opened for writing (a folder that is not there, or read-only) or not be locked.
     """
 
     def __init__(self, lock_file: Path | str, owner: str) -> None:
@@ -40,9 +40,15 @@ class OwnerLock:
             holder = os.pread(descriptor, 512, 0).decode(errors='replace').strip()
             self.release()
             raise InUseError(f'{self.path} is held by {holder or "another process"}') from None
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f'{owner} (pid {os.getpid()} on {socket.gethostname()})\n'.encode(),
-                  0)
+        except OSError:   # a file system without locks (NFS without lockd)
+            self.release()
+            raise
+        try:
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor,
+                      f'{owner} (pid {os.getpid()} on {socket.gethostname()})\n'.encode(), 0)
+        except OSError:
+            pass   # a full disk: the lock holds, without the holder's name
 
     @property
     def held(self) -> bool:

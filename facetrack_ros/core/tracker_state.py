@@ -176,9 +176,9 @@ class StateStore:
     path: the state file, or None to keep nothing across restarts.
     event_log_dir: the tracker's event log folder (or None): when the state file is missing or
     damaged, the person id sequence continues after the highest id logged there.
-    From restore() to close() the store holds an OwnerLock on `<path>.lock` (without a state
-    file, on the event log folder's `tracker.lock`): a second tracker there would hand out the
-    same ids, so it is refused (InUseError).
+    From restore() to close() the store holds an OwnerLock on the event log folder's
+    `tracker.lock`, and on `<path>.lock` for a state file outside it: a second tracker there
+    would hand out the same ids, so it is refused (InUseError).
     """
 
     def __init__(self, path: Path | None, event_log_dir: Path | None) -> None:
@@ -186,24 +186,28 @@ class StateStore:
         self.path = path
         self.event_log_dir = event_log_dir
         self.damaged_copy: Path | None = None  # where restore() put a damaged file
-        self._lock: OwnerLock | None = None
+        self._locks: list[OwnerLock] = []
 
-    def _take_lock(self) -> None:
-        """Lock the state file (or the event log folder) for this tracker; raise InUseError."""
-        if self.path is not None:
-            lock_file = self.path.with_name(self.path.name + '.lock')
-        elif self.event_log_dir is not None:
-            lock_file = self.event_log_dir / 'tracker.lock'
-        else:
-            return
-        FileModes().make_folder(lock_file.parent)
-        self._lock = OwnerLock(lock_file, 'a tracker')
+    def _take_locks(self) -> None:
+        """Hold the event log folder and the state file for this tracker; raise InUseError."""
+        lock_files = []
+        if self.event_log_dir is not None:
+            lock_files.append(self.event_log_dir / 'tracker.lock')
+        if self.path is not None and (self.event_log_dir is None
+                                      or self.path.parent != self.event_log_dir):
+            lock_files.append(self.path.with_name(self.path.name + '.lock'))
+        try:
+            for lock_file in lock_files:
+                FileModes().make_folder(lock_file.parent)
+                self._locks.append(OwnerLock(lock_file, 'a tracker'))
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
-        """Release the lock restore() took; save() before it."""
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+        """Release the locks restore() took; save() before it."""
+        while self._locks:
+            self._locks.pop().release()
 
     def restore(self, tracker: PersonTracker, id_prefix: str
                 ) -> tuple[list[PersonEventRecord], str]:
@@ -211,9 +215,9 @@ class StateStore:
 
         Returns the events of the restore (PERSON_OUT of people saved while in view) and a line
         for the log. A damaged file is set aside, never lost. Raises InUseError while another
-        tracker holds the state file (or, without one, the event log folder).
+        tracker holds the event log folder or the state file.
         """
-        self._take_lock()
+        self._take_locks()
         if self.path is None:
             return [], 'tracker state is not kept (state_file "")'
         note, events = '', []

@@ -154,29 +154,29 @@ def test_the_store_restores_sets_damaged_files_aside_and_continues_the_log(tmp_p
     assert StateStore(None, tmp_path / 'other').restore(PersonTracker(CONFIG), 'r1')[0] == []
 
 
-def test_a_second_tracker_on_one_state_file_or_event_log_is_refused(tmp_path) -> None:
-    """Two trackers on one state file would hand out the same ids: the second is refused.
+def test_a_second_tracker_on_one_event_log_or_state_file_is_refused(tmp_path) -> None:
+    """Two trackers on one event log or state file would hand out the same ids.
 
-    Without a state file the event log folder is held, as the id sequence continues from it.
-    The lock ends with close() (and with the process, however it ends).
+    The second is refused, whatever its own state_file; the locks end with close() (and with
+    the process, however it ends).
     """
-    path = tmp_path / 'events' / 'tracker_state.json'
-    first = StateStore(path, tmp_path / 'events')
+    events = tmp_path / 'events'
+    first = StateStore(events / 'tracker_state.json', events)
     first.restore(PersonTracker(CONFIG, id_prefix='r1'), 'r1')
-    with pytest.raises(InUseError, match='tracker_state.json.lock is held by a tracker'):
-        StateStore(path, tmp_path / 'events').restore(PersonTracker(CONFIG), 'r1')
-    beside = StateStore(tmp_path / 'events' / 'rear.json', tmp_path / 'events')
-    beside.restore(PersonTracker(CONFIG, id_prefix='r2'), 'r2')   # its own file: allowed
+    for path in (events / 'tracker_state.json', events / 'rear.json', None):
+        with pytest.raises(InUseError, match='tracker.lock is held by a tracker'):
+            StateStore(path, events).restore(PersonTracker(CONFIG), 'r1')
     first.close()
-    again = StateStore(path, tmp_path / 'events')
+    again = StateStore(None, events)
     again.restore(PersonTracker(CONFIG), 'r1')
+    again.close()
 
-    no_state = StateStore(None, tmp_path / 'log')
-    no_state.restore(PersonTracker(CONFIG), 'r3')
-    with pytest.raises(InUseError, match='tracker.lock'):
-        StateStore(None, tmp_path / 'log').restore(PersonTracker(CONFIG), 'r3')
-    no_state.close()
-    no_state = StateStore(None, tmp_path / 'log')
-    no_state.restore(PersonTracker(CONFIG), 'r3')
-    for store in (beside, again, no_state):
+    shared = tmp_path / 'state' / 'shared.json'   # one state file, two event logs
+    front = StateStore(shared, tmp_path / 'front')
+    front.restore(PersonTracker(CONFIG), 'r2')
+    with pytest.raises(InUseError, match='shared.json.lock is held by a tracker'):
+        StateStore(shared, tmp_path / 'rear').restore(PersonTracker(CONFIG), 'r2')
+    rear = StateStore(tmp_path / 'state' / 'rear.json', tmp_path / 'rear')
+    rear.restore(PersonTracker(CONFIG), 'r3')   # files of its own: allowed
+    for store in (front, rear):
         store.close()

@@ -17,7 +17,9 @@ index can always be rebuilt from them. FrameHistory opens both and keeps them in
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+import errno
 import logging
+import os
 from pathlib import Path
 import shutil
 import sqlite3
@@ -39,6 +41,7 @@ _LOG = logging.getLogger(__name__)
 INDEX_FILE = 'index.sqlite3'
 #: Held by the one FrameHistory writing the folder (core/owner_lock.py).
 LOCK_FILE = 'history.lock'
+_UNLOCKABLE = (errno.EROFS, errno.ENOLCK, errno.EOPNOTSUPP)
 #: The message type whose faces the index holds.
 FACES_TYPE = 'facetrack_ros/msg/PersonDetectionArray'
 #: The person events stored beside them.
@@ -100,17 +103,25 @@ class FrameHistory:
         except OSError:
             if not self.root.is_dir():
                 raise
-        self.owner = self._lock_folder()
-        self.store = FrameStore(self.root, config, modes)
         self.rebuild = Rebuild()
         self.index_error: str | None = None   # retention or maintenance failing, while it does
         self._temporary: Path | None = None   # the index's folder when root is read-only
         self._lock = threading.RLock()        # index replacement and segment rewrites
         self._reindex: set[str] = set()       # open segments whose live entries were lost
         self._stop = threading.Event()
-        existed = (self.root / INDEX_FILE).exists()
-        self.index = self._open_index()
-        todo = self.unindexed()
+        self.owner = self._lock_folder()
+        store = None
+        try:
+            self.store = store = FrameStore(self.root, config, modes)
+            existed = (self.root / INDEX_FILE).exists()
+            self.index = self._open_index()
+            todo = self.unindexed()
+        except BaseException:   # the folder is not held by a history that never opened
+            if store is not None:
+                store.close()
+            if self.owner is not None:
+                self.owner.release()
+            raise
         if todo and not self.rebuild.reason:
             self.rebuild.reason = ('no index' if not existed else
                                    f'{len(todo)} segment(s) not indexed yet (after a crash)')
@@ -132,12 +143,14 @@ class FrameHistory:
     def _lock_folder(self) -> OwnerLock | None:
         """Hold the folder for this history alone; raise InUseError while another holds it.
 
-        A folder where the lock file cannot be written (read-only) is served without: nobody
-        writes there.
+        A read-only folder is served without (nobody writes there), and so is one on a file
+        system without locks; any other failure to lock is raised.
         """
         try:
             return OwnerLock(self.root / LOCK_FILE, f'the history of {self.robot_id}')
         except OSError as error:
+            if error.errno not in _UNLOCKABLE and os.access(self.root, os.W_OK):
+                raise
             _LOG.warning('frame history: %s is not locked against a second writer (%s)',
                          self.root, error)
             return None
