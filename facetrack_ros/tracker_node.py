@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 import time
 from types import SimpleNamespace
+from typing import Callable
 
 from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
@@ -36,6 +37,11 @@ from facetrack_ros.runner import run_node
 
 #: The tracker state is saved this often [s] (and on shutdown, and before new ids go out).
 STATE_SAVE_PERIOD_S = 10.0
+#: What /diagnostics says while the disk refuses the tracker's writes.
+DISK_TROUBLE = {
+    'state': 'tracker state not saved: person ids handed out since may repeat after a restart',
+    'event log': 'event log not written: events go out on person_events only'}
+DISK_TROUBLE_STARTS = tuple(DISK_TROUBLE.values())
 
 _DEFAULTS = TrackerConfig()
 #: Tracker parameters that are TrackerConfig fields: (parameter, field, description, min, max).
@@ -156,6 +162,7 @@ class TrackerNode(Node):
         self.config = tracker_config(p)
         self.tracker = PersonTracker(self.config, id_prefix=p.robot_id)
         self.state = state_store(p)
+        self.disk_trouble: dict[str, str] = {}   # what the disk refused -> why, until written
         # First: it creates the folder with mode 0700.
         restored, note = self.state.restore(self.tracker, p.robot_id)
         (self.get_logger().error if self.state.damaged_copy else self.get_logger().info)(note)
@@ -329,14 +336,35 @@ class TrackerNode(Node):
         values['active persons'] = str(self.tracker.active_count)
         values['input idle [s]'] = f'{self.input.stall.idle(now):.1f}'
         warning = self.input.warning(now)
-        if warning:
+        trouble = '; '.join(self.disk_trouble.values())
+        if trouble:
+            self.diagnostics.set_state(DiagnosticStatus.ERROR, trouble)
+        elif warning:
             self.diagnostics.set_state(DiagnosticStatus.WARN, warning)
-        elif self.diagnostics.level != DiagnosticStatus.ERROR:
+        elif (self.diagnostics.level != DiagnosticStatus.ERROR
+              or self.diagnostics.message.startswith(DISK_TROUBLE_STARTS)):
             self.diagnostics.set_state(DiagnosticStatus.OK, 'tracking')
 
     def _save_state(self) -> None:
+        """Save the tracker's state; a disk that refuses is shown, tracking goes on."""
         self.saved_at = time.monotonic()
-        self.state.save(self.tracker)
+        self._on_disk('state', self.state.save, self.tracker)
+
+    def _on_disk(self, what: str, write: Callable, *args) -> None:
+        """Run write(*args); show an OSError on /diagnostics until the next write succeeds.
+
+        The events still go out on person_events: a full or failing disk must not cost the
+        robot its events. Unsaved state means ids reserved since could repeat after a restart.
+        """
+        try:
+            write(*args)
+        except OSError as error:
+            self.disk_trouble[what] = f'{DISK_TROUBLE[what]} ({error})'
+            self.get_logger().error(self.disk_trouble[what], throttle_duration_sec=10.0)
+            self.diagnostics.errors += 1
+            return
+        if self.disk_trouble.pop(what, None):
+            self.get_logger().info(f'{DISK_TROUBLE[what]}: written again')
 
     def _emit(self, events: list[PersonEventRecord]) -> None:
         if self.tracker.save_due:  # new ids were reserved: on disk before anyone sees them
@@ -345,9 +373,9 @@ class TrackerNode(Node):
             self.events_pub.publish(event_message(record, self.params.robot_id,
                                                   self.params.camera_id, self.frame_id))
             if self.event_log is not None:
-                self.event_log.append({**record.to_json_dict(),
-                                       'robot_id': self.params.robot_id,
-                                       'camera_id': self.params.camera_id})
+                self._on_disk('event log', self.event_log.append, {
+                    **record.to_json_dict(), 'robot_id': self.params.robot_id,
+                    'camera_id': self.params.camera_id})
             self.get_logger().info(
                 f'{record.kind.name} {record.person_id} (track {record.track_id}, '
                 f'{record.reason.name})'

@@ -4,6 +4,7 @@ Real nodes, real timers and real files; stamps follow the node's clock as a came
 """
 
 from dataclasses import dataclass, field
+import json
 import stat
 import time
 
@@ -19,13 +20,14 @@ from rosgraph_msgs.msg import Clock
 from facetrack_ros.conversions import sec_to_time
 from facetrack_ros.core.embedding import l2_normalize
 from facetrack_ros.core.event_log import read_events
-from facetrack_ros.core.tracking import EventReason
+from facetrack_ros.core.tracking import EventReason, ID_BLOCK
 from facetrack_ros.face_embedding_node import FaceEmbeddingNode
 from facetrack_ros.msg import (EmbeddingSync, KnownPeople, PersonDetection,
                                PersonDetectionArray, PersonEvent)
 from facetrack_ros.parameters import (FORGOTTEN_QOS, InvalidParameterError, KNOWN_PEOPLE_QOS,
                                       RECORDED_QOS, RELIABLE_QOS)
 from facetrack_ros.tracker_node import TrackerNode
+from history_material import fill, mounted_tmpfs
 from rostest_utils import spin_until
 
 pytestmark = pytest.mark.ros
@@ -330,6 +332,46 @@ def test_ids_never_repeat_across_restarts_and_people_seen_before_return(ros_cont
     logged = read_events(tmp_path)
     shutdowns = [r for r in logged if r['reason'] == 'SHUTDOWN']
     assert len(shutdowns) == 5 * 2, 'each stop ended the appearances in the log'
+
+
+def test_a_full_disk_costs_no_event_and_is_shown_until_written_again(ros_context, tmp_path,
+                                                                     mounts_allowed):
+    """The disk under the event log and state fills up, then is freed.
+
+    ID_BLOCK newcomers later the tracker must save a new reservation of ids: that fails, yet
+    every PERSON_IN still goes out on person_events (before, the failure cost that frame's
+    events and faces). /diagnostics says, as an ERROR, what was not written until it is
+    written again.
+    """
+    def box(k: int) -> list[float]:   # side by side, never overlapping
+        return [10.0 + 35 * k, 50.0, 40.0 + 35 * k, 300.0]
+
+    with mounted_tmpfs(tmp_path / 'disk', 256 * 1024) as disk:
+        rig = _rig(ros_context, disk / 'events')
+
+        def came_in() -> list[str]:
+            return [e.person_id for e in rig.events if e.kind == PersonEvent.PERSON_IN]
+
+        def last_status(text: str) -> bool:
+            return bool(rig.diagnostics) and text in rig.diagnostics[-1].message
+
+        try:
+            rig.visit(_face(0), frames=3, box=box(0))
+            filler = fill(disk)
+            for k in range(1, ID_BLOCK + 1):
+                rig.visit(_face(k), frames=3, box=box(k))
+            assert rig.until(lambda: len(came_in()) == ID_BLOCK + 1), came_in()
+            assert len(set(came_in())) == ID_BLOCK + 1
+            assert rig.until(lambda: last_status('tracker state not saved'), 5.0), (
+                rig.diagnostics[-1].message)
+            assert rig.diagnostics[-1].level == DiagnosticStatus.ERROR
+            filler.unlink()
+            assert rig.until(lambda: rig.diagnostics[-1].level != DiagnosticStatus.ERROR, 15.0)
+            assert 'not saved' not in rig.diagnostics[-1].message   # OK, or input stalled
+        finally:
+            rig.close()
+        state = json.loads((disk / 'events' / 'tracker_state.json').read_text())
+    assert state['next_sequence'] > ID_BLOCK + 1, 'the new reservation was saved once freed'
 
 
 def test_fleet_known_people_name_the_people_they_match(ros_context, tmp_path):
