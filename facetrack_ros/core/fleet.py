@@ -855,6 +855,7 @@ class PeopleSync:
         self.echoes = EchoGuard()
         self._lock = threading.RLock()
         self._owner: OwnerLock | None = None
+        self.save_error: str | None = None   # why the last save failed, until one succeeds
 
     def start(self) -> tuple[PeopleChange, list[str]]:
         """Load the saved roster; return everything to publish and the problems met.
@@ -881,6 +882,18 @@ class PeopleSync:
             return (PeopleChange(self.outbox.publish(None, self.roster),
                                  self.roster.enrolled() if len(self.roster) else None),
                     problems)
+
+    def _save(self) -> None:
+        """Save the roster; a disk that refuses it is kept in save_error, the change goes on.
+
+        The change still reaches the fleet, whose robots give it back after a restart.
+        """
+        try:
+            self.roster.save(self.path)
+        except OSError as error:
+            self.save_error = f'roster not saved to {self.path} ({error})'
+        else:
+            self.save_error = None
 
     def close(self) -> None:
         """Give the roster file up for the next fleet node (saved at every change already)."""
@@ -919,6 +932,6 @@ class PeopleSync:
                 return PeopleChange()
             enrolled = self.roster.enrolled()
             if self.path:
-                self.roster.save(self.path)
+                self._save()
             return PeopleChange(self.outbox.publish(record, self.roster),
                                 enrolled if enrolled != before else None)

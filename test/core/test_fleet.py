@@ -388,6 +388,28 @@ def test_people_sync_shares_withdraws_and_does_not_echo(tmp_path: Path, faces) -
     assert 'starting with no enrolled people' in problems[0]
 
 
+def test_a_roster_the_disk_refuses_still_goes_to_the_fleet(tmp_path: Path, faces) -> None:
+    """A save that fails (its temporary file cannot be written) costs no change.
+
+    The change is still published and told to the tracker; save_error says why until a
+    later save succeeds.
+    """
+    sync = PeopleSync('r1', DIM, path=tmp_path / 'people.json')
+    sync.start()
+    (tmp_path / 'people.json.tmp').mkdir()   # where the next save writes: it cannot
+    change = sync.local(PersonRecord('barack', ENROLL, NOW, 'r1', tuple(faces['obama.jpg'])))
+    assert [r.person_id for r in change.publish] == ['barack']
+    assert [r.person_id for r in change.enrolled] == ['barack']
+    assert 'roster not saved to' in sync.save_error and 'Is a directory' in sync.save_error
+    (tmp_path / 'people.json.tmp').rmdir()
+    sync.local(PersonRecord('joe', ENROLL, NOW + S, 'r1', tuple(faces['biden.jpg'])))
+    assert sync.save_error is None
+    sync.close()
+    restarted = PeopleSync('r1', DIM, path=tmp_path / 'people.json')
+    assert {r.person_id for r in restarted.start()[0].publish} == {'barack', 'joe'}
+    restarted.close()
+
+
 def test_shrink_jpeg(faces, shared_dir: Path) -> None:
     """Thumbnails are scaled down, never up; bytes that are no image give None."""
     image = cv2.imread(str(shared_dir / 'data' / 'faces' / 'obama.jpg'))
