@@ -149,7 +149,7 @@ class FleetNode(Node):
         self.history = {'available': False, 'span': (0, 0), 'probed_s': -math.inf}
         self._probe = None   # the pending history probe's future
         self.diagnostics = NodeDiagnostics(self)
-        self._problems_shown = False   # the ERROR on /diagnostics is this node's own finding
+        self._problems_shown = ''   # the ERROR this node last set on /diagnostics
         guarded = self.diagnostics.guarded
 
         # The services wait for other callbacks (answers, local searches): they have groups of
@@ -260,15 +260,16 @@ class FleetNode(Node):
             'peer requests': ', '.join(f'{k} {v}' for k, v in sorted(gate.counts.items())),
             'queued / given up': f'{len(queue)} / {queue.expired}',
             'history': 'available' if self.history['available'] else 'not running'})
-        problems = [self.people.save_error] if self.people.save_error else []
+        save_error = self.people.retry_save()   # a roster the disk refused, saved again
+        problems = [save_error] if save_error else []
         if self.peers.twin_heard(now_s):
             problems.append(TWIN_PROBLEM.format(self.robot_id))
-        if problems:
-            self.diagnostics.set_state(DiagnosticStatus.ERROR, '; '.join(problems))
-            self._problems_shown = True
-        elif self.diagnostics.level != DiagnosticStatus.ERROR or self._problems_shown:
-            self.diagnostics.set_state(DiagnosticStatus.OK, 'in the fleet')
-            self._problems_shown = False
+        # An ERROR of a failed callback stays shown; the problems this node set clear.
+        ours = self.diagnostics.message == self._problems_shown
+        if self.diagnostics.level != DiagnosticStatus.ERROR or ours:
+            self._problems_shown = '; '.join(problems)
+            self.diagnostics.set_state(DiagnosticStatus.ERROR if problems else
+                                       DiagnosticStatus.OK, self._problems_shown or 'in the fleet')
 
     def _probe_history(self, now_s: float) -> None:
         """Ask the history for its span now and then (and whenever it was not available)."""

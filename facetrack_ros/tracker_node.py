@@ -41,7 +41,6 @@ STATE_SAVE_PERIOD_S = 10.0
 DISK_TROUBLE = {
     'state': 'tracker state not saved: person ids handed out since may repeat after a restart',
     'event log': 'event log not written: events go out on person_events only'}
-DISK_TROUBLE_STARTS = tuple(DISK_TROUBLE.values())
 
 _DEFAULTS = TrackerConfig()
 #: Tracker parameters that are TrackerConfig fields: (parameter, field, description, min, max).
@@ -163,6 +162,7 @@ class TrackerNode(Node):
         self.tracker = PersonTracker(self.config, id_prefix=p.robot_id)
         self.state = state_store(p)
         self.disk_trouble: dict[str, str] = {}   # what the disk refused -> why, until written
+        self.trouble_shown = ''   # the disk trouble last set on /diagnostics
         # First: it creates the folder with mode 0700.
         restored, note = self.state.restore(self.tracker, p.robot_id)
         (self.get_logger().error if self.state.damaged_copy else self.get_logger().info)(note)
@@ -188,6 +188,7 @@ class TrackerNode(Node):
         # The wall clock, also under use_sim_time: it notices that input stopped.
         self.create_timer(0.5, guarded(self.on_watchdog),
                           clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._save_state()   # the reservation first, and the file made at once
         self._emit(restored)
         self._update_diagnostics()
 
@@ -337,12 +338,15 @@ class TrackerNode(Node):
         values['input idle [s]'] = f'{self.input.stall.idle(now):.1f}'
         warning = self.input.warning(now)
         trouble = '; '.join(self.disk_trouble.values())
+        # An ERROR of a failed callback stays shown; the disk trouble this node set clears.
+        ours = self.diagnostics.message == self.trouble_shown
         if trouble:
-            self.diagnostics.set_state(DiagnosticStatus.ERROR, trouble)
+            if self.diagnostics.level != DiagnosticStatus.ERROR or ours:
+                self.diagnostics.set_state(DiagnosticStatus.ERROR, trouble)
+                self.trouble_shown = trouble
         elif warning:
             self.diagnostics.set_state(DiagnosticStatus.WARN, warning)
-        elif (self.diagnostics.level != DiagnosticStatus.ERROR
-              or self.diagnostics.message.startswith(DISK_TROUBLE_STARTS)):
+        elif self.diagnostics.level != DiagnosticStatus.ERROR or ours:
             self.diagnostics.set_state(DiagnosticStatus.OK, 'tracking')
 
     def _save_state(self) -> None:

@@ -88,9 +88,20 @@ class EventLog:
 
     def close(self) -> None:
         """Close the open file; later appends raise ValueError. Safe to call twice."""
-        if self._file is not None:
-            self._file.close()
-        self._file, self._path, self._closed = None, None, True
+        self._drop_file()
+        self._closed = True
+
+    def _drop_file(self) -> None:
+        """Close the open file, giving up lines a full disk refused that are still buffered.
+
+        The append that failed raised already; the next one starts from a new file object.
+        """
+        file, self._file, self._path = self._file, None, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError:
+                pass
 
     def __enter__(self) -> 'EventLog':
         """Return the log for a with-block."""
@@ -113,13 +124,11 @@ class EventLog:
             except FileNotFoundError:
                 pass   # deleted (retention, forget_person): start it again
             fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
+            self._drop_file()
 
     def _open(self, path: Path) -> None:
         """Open path for appending, mending a line a crash left torn."""
-        if self._file is not None:
-            self._file.close()
+        self._drop_file()
         file = self._modes.open(path, 'a', encoding='utf-8')
         self._modes.restrict(path)
         fcntl.flock(file, fcntl.LOCK_EX)

@@ -895,6 +895,13 @@ class PeopleSync:
         else:
             self.save_error = None
 
+    def retry_save(self) -> str | None:
+        """Save again after a failed save; return why saving still fails, or None."""
+        with self._lock:
+            if self.save_error is not None:
+                self._save()
+            return self.save_error
+
     def close(self) -> None:
         """Give the roster file up for the next fleet node (saved at every change already)."""
         with self._lock:

@@ -177,8 +177,8 @@ class StateStore:
     event_log_dir: the tracker's event log folder (or None): when the state file is missing or
     damaged, the person id sequence continues after the highest id logged there.
     From restore() to close() the store holds an OwnerLock on the event log folder's
-    `tracker.lock`, and on `<path>.lock` for a state file outside it: a second tracker there
-    would hand out the same ids, so it is refused (InUseError).
+    `tracker.lock` and on `<path>.lock`: a second tracker on either would hand out the same
+    ids, so it is refused (InUseError).
     """
 
     def __init__(self, path: Path | None, event_log_dir: Path | None) -> None:
@@ -193,8 +193,7 @@ class StateStore:
         lock_files = []
         if self.event_log_dir is not None:
             lock_files.append(self.event_log_dir / 'tracker.lock')
-        if self.path is not None and (self.event_log_dir is None
-                                      or self.path.parent != self.event_log_dir):
+        if self.path is not None:
             lock_files.append(self.path.with_name(self.path.name + '.lock'))
         try:
             for lock_file in lock_files:
@@ -211,31 +210,32 @@ class StateStore:
 
     def restore(self, tracker: PersonTracker, id_prefix: str
                 ) -> tuple[list[PersonEventRecord], str]:
-        """Continue tracker from the saved state and save it at once (creating the file).
+        """Continue tracker from the saved state; save() it next (that creates the file).
 
         Returns the events of the restore (PERSON_OUT of people saved while in view) and a line
-        for the log. A damaged file is set aside, never lost. Raises InUseError while another
+        for the log. A damaged file is set aside, never lost. The id sequence goes on after
+        the highest id in the event log too: one logged after the last save (a full disk), or
+        with no state kept at all, is never handed out again. Raises InUseError while another
         tracker holds the event log folder or the state file.
         """
         self._take_locks()
-        if self.path is None:
-            return [], 'tracker state is not kept (state_file "")'
         note, events = '', []
-        try:
-            state = load_state(self.path)
-        except StateFileError as error:
-            self.damaged_copy = set_aside(self.path)
-            note = f'tracker state unreadable, moved to {self.damaged_copy}: {error}; '
-            state = None
-        if state is not None:
-            events = tracker.restore(state)
-            note += f'restored {len(state.persons)} people from {self.path}'
+        if self.path is None:
+            note = 'tracker state is not kept (state_file "")'
         else:
-            if self.event_log_dir is not None:
-                tracker.skip_sequence_to(
-                    highest_sequence_in_log(self.event_log_dir, id_prefix) + 1)
-            note += f'new tracker state at {self.path}'
-        self.save(tracker)
+            try:
+                state = load_state(self.path)
+            except StateFileError as error:
+                self.damaged_copy = set_aside(self.path)
+                note = f'tracker state unreadable, moved to {self.damaged_copy}: {error}; '
+                state = None
+            if state is not None:
+                events = tracker.restore(state)
+                note += f'restored {len(state.persons)} people from {self.path}'
+            else:
+                note += f'new tracker state at {self.path}'
+        if self.event_log_dir is not None:
+            tracker.skip_sequence_to(highest_sequence_in_log(self.event_log_dir, id_prefix) + 1)
         return events, note
 
     def save(self, tracker: PersonTracker) -> None:

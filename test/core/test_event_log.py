@@ -12,6 +12,7 @@ import pytest
 from facetrack_ros.core.event_log import (EventLog, forget_person, prune_event_logs,
                                           read_events)
 from facetrack_ros.core.private_files import FileModes
+from history_material import fill, mounted_tmpfs
 
 #: 2024-03-01 23:59:50 UTC [s since the epoch], ten seconds before a UTC day boundary.
 BEFORE_MIDNIGHT = datetime.datetime(2024, 3, 1, 23, 59, 50,
@@ -171,3 +172,31 @@ def test_forget_person_loses_no_record_of_a_concurrent_writer(tmp_path: Path) ->
     assert all(os.stat(p).st_mode & 0o777 == 0o600 for p in tmp_path.iterdir())
     assert forget_person(tmp_path, 'person-1') == 0
     assert forget_person(tmp_path / 'missing', 'person-1') == 0
+
+
+def test_a_refused_append_leaves_the_log_usable_once_there_is_room(
+        tmp_path: Path, mounts_allowed) -> None:
+    """An append a full disk refuses raises OSError; appends work again once there is room.
+
+    Here the room comes from deleting the day's file (an operator clearing space): the file
+    object still holding the refused line is given up, not left closed to make every later
+    append fail (ValueError) for the rest of the day.
+    """
+    with mounted_tmpfs(tmp_path / 'disk', 64 * 1024) as disk:
+        log = EventLog(disk / 'events')
+        day = log.append({'kind': 'PERSON_IN', 'stamp': 1e9, 'person_id': 'r1-000001'})
+        filler = fill(disk)
+        refused = 0
+        for number in range(40):   # past the file's last page: refused, some left buffered
+            try:
+                log.append({'kind': 'PERSON_IN', 'stamp': 1e9, 'person_id': f'r1-{number}',
+                            'note': 'y' * 150})
+            except OSError:
+                refused += 1
+        assert refused
+        day.unlink()
+        for person in ('r1-a', 'r1-b'):
+            log.append({'kind': 'PERSON_IN', 'stamp': 1e9, 'person_id': person})
+        filler.unlink()
+        log.close()
+        assert [r['person_id'] for r in read_events(disk / 'events')] == ['r1-a', 'r1-b']

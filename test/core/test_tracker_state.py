@@ -10,7 +10,8 @@ from facetrack_ros.core.embedding import l2_normalize
 from facetrack_ros.core.event_log import EventLog
 from facetrack_ros.core.owner_lock import InUseError
 from facetrack_ros.core.tracker_state import (highest_sequence_in_log, load_state, save_state,
-                                              set_aside, StateFileError, StateStore)
+                                              set_aside, StateFileError, StateStore,
+                                              TrackerState)
 from facetrack_ros.core.tracking import (Detection, EventKind, EventReason, PersonTracker,
                                          TrackerConfig)
 
@@ -138,7 +139,11 @@ def test_the_event_log_bounds_the_sequence_when_the_state_is_lost(tmp_path) -> N
 
 
 def test_the_store_restores_sets_damaged_files_aside_and_continues_the_log(tmp_path) -> None:
-    """StateStore: a damaged file is kept aside, ids go on after the event log's highest."""
+    """StateStore: a damaged file is kept aside; ids always go on after the log's highest.
+
+    Also past a valid but stale file (a save the disk refused while the log took the ids) and
+    with no state kept at all.
+    """
     with EventLog(tmp_path) as log:
         log.append({'kind': 'PERSON_IN', 'stamp': 1e9, 'person_id': 'r1-000030'})
     path = tmp_path / 'tracker_state.json'
@@ -147,11 +152,22 @@ def test_the_store_restores_sets_damaged_files_aside_and_continues_the_log(tmp_p
     tracker = PersonTracker(CONFIG, id_prefix='r1')
     events, note = store.restore(tracker, 'r1')
     assert events == [] and 'unreadable' in note and store.damaged_copy.exists()
-    assert load_state(path).next_sequence == 31, 'saved: no id below it is handed out'
+    store.save(tracker)
+    assert load_state(path).next_sequence == 31, 'no id below it is handed out'
     store.close()
-    events, note = StateStore(path, tmp_path).restore(PersonTracker(CONFIG), 'r1')
+    save_state(path, TrackerState(5, 1, ()))   # stale: saved before r1-000030 was logged
+    store = StateStore(path, tmp_path)
+    stale = PersonTracker(CONFIG, id_prefix='r1')
+    events, note = store.restore(stale, 'r1')
     assert events == [] and note.startswith('restored 0 people')
-    assert StateStore(None, tmp_path / 'other').restore(PersonTracker(CONFIG), 'r1')[0] == []
+    store.save(stale)
+    assert load_state(path).next_sequence == 31
+    store.close()
+    unkept = StateStore(None, tmp_path)
+    nothing_kept = PersonTracker(CONFIG, id_prefix='r1')
+    assert unkept.restore(nothing_kept, 'r1')[0] == []
+    assert nothing_kept.snapshot().next_sequence == 31
+    unkept.close()
 
 
 def test_a_second_tracker_on_one_event_log_or_state_file_is_refused(tmp_path) -> None:
