@@ -3,7 +3,7 @@
 from collections import deque
 import functools
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
@@ -22,6 +22,7 @@ class NodeDiagnostics:
         self.level = DiagnosticStatus.OK
         self.message = 'starting'
         self.values: dict[str, str] = {}
+        self._problems = ''   # the ERROR show() set last
         self._publisher = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._timer = node.create_timer(period, self.publish)
 
@@ -33,6 +34,22 @@ class NodeDiagnostics:
     def set_state(self, level: bytes, message: str) -> None:
         """Set the overall level (DiagnosticStatus.OK/WARN/ERROR) and its reason."""
         self.level, self.message = level, message
+
+    def show(self, problems: Sequence[str], ok: str, warning: str = '') -> None:
+        """Set the state from the node's own findings: problems (ERROR), warning, else ok.
+
+        An ERROR that a failed callback set (guarded) stays shown; the problems set here
+        clear as soon as they are gone.
+        """
+        ours = self.message == self._problems
+        if problems:
+            if self.level != DiagnosticStatus.ERROR or ours:
+                self._problems = '; '.join(problems)
+                self.set_state(DiagnosticStatus.ERROR, self._problems)
+        elif warning:
+            self.set_state(DiagnosticStatus.WARN, warning)
+        elif self.level != DiagnosticStatus.ERROR or ours:
+            self.set_state(DiagnosticStatus.OK, ok)
 
     def guarded(self, callback: Callable) -> Callable:
         """Wrap a subscription or timer callback so that a failure is counted and logged.

@@ -21,7 +21,6 @@ import threading
 import time
 import uuid
 
-from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.duration import Duration
 from rclpy.node import Node
@@ -149,7 +148,6 @@ class FleetNode(Node):
         self.history = {'available': False, 'span': (0, 0), 'probed_s': -math.inf}
         self._probe = None   # the pending history probe's future
         self.diagnostics = NodeDiagnostics(self)
-        self._problems_shown = ''   # the ERROR this node last set on /diagnostics
         guarded = self.diagnostics.guarded
 
         # The services wait for other callbacks (answers, local searches): they have groups of
@@ -264,12 +262,7 @@ class FleetNode(Node):
         problems = [save_error] if save_error else []
         if self.peers.twin_heard(now_s):
             problems.append(TWIN_PROBLEM.format(self.robot_id))
-        # An ERROR of a failed callback stays shown; the problems this node set clear.
-        ours = self.diagnostics.message == self._problems_shown
-        if self.diagnostics.level != DiagnosticStatus.ERROR or ours:
-            self._problems_shown = '; '.join(problems)
-            self.diagnostics.set_state(DiagnosticStatus.ERROR if problems else
-                                       DiagnosticStatus.OK, self._problems_shown or 'in the fleet')
+        self.diagnostics.show(problems, 'in the fleet')
 
     def _probe_history(self, now_s: float) -> None:
         """Ask the history for its span now and then (and whenever it was not available)."""

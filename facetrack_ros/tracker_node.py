@@ -15,7 +15,6 @@ import time
 from types import SimpleNamespace
 from typing import Callable
 
-from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -162,7 +161,6 @@ class TrackerNode(Node):
         self.tracker = PersonTracker(self.config, id_prefix=p.robot_id)
         self.state = state_store(p)
         self.disk_trouble: dict[str, str] = {}   # what the disk refused -> why, until written
-        self.trouble_shown = ''   # the disk trouble last set on /diagnostics
         # First: it creates the folder with mode 0700.
         restored, note = self.state.restore(self.tracker, p.robot_id)
         (self.get_logger().error if self.state.damaged_copy else self.get_logger().info)(note)
@@ -336,18 +334,8 @@ class TrackerNode(Node):
         values = self.diagnostics.values
         values['active persons'] = str(self.tracker.active_count)
         values['input idle [s]'] = f'{self.input.stall.idle(now):.1f}'
-        warning = self.input.warning(now)
-        trouble = '; '.join(self.disk_trouble.values())
-        # An ERROR of a failed callback stays shown; the disk trouble this node set clears.
-        ours = self.diagnostics.message == self.trouble_shown
-        if trouble:
-            if self.diagnostics.level != DiagnosticStatus.ERROR or ours:
-                self.diagnostics.set_state(DiagnosticStatus.ERROR, trouble)
-                self.trouble_shown = trouble
-        elif warning:
-            self.diagnostics.set_state(DiagnosticStatus.WARN, warning)
-        elif self.diagnostics.level != DiagnosticStatus.ERROR or ours:
-            self.diagnostics.set_state(DiagnosticStatus.OK, 'tracking')
+        self.diagnostics.show(list(self.disk_trouble.values()), 'tracking',
+                              self.input.warning(now))
 
     def _save_state(self) -> None:
         """Save the tracker's state; a disk that refuses is shown, tracking goes on."""
