@@ -38,8 +38,7 @@ from facetrack_ros.core.history import (Appearance, DEFAULT_APPEARANCE_GAP_S, Fr
 from facetrack_ros.core.history.config import MIB
 from facetrack_ros.core.history.forget import forget, ForgetError, whom
 from facetrack_ros.core.history.inputs import (check_compressed, check_event, check_faces,
-                                               check_number, check_raw_header, check_text,
-                                               InputRefused, stamp_problem)
+                                               check_raw_header, InputRefused, stamp_problem)
 from facetrack_ros.core.history.search import (DEFAULT_THUMBNAIL_WIDTH_PX,
                                                MAX_THUMBNAIL_WIDTH_PX, MIN_THUMBNAIL_WIDTH_PX,
                                                SearchRefused)
@@ -48,8 +47,9 @@ from facetrack_ros.core.private_files import FileModes
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.executor import WorkerThreads
 from facetrack_ros.history_messages import (appearance_to_msg, forget_query_from_request,
-                                            frame_header, HistoryRecorder, MessageCodec,
-                                            query_from_request, request_stamp, withdrawals)
+                                            frame_header, frame_query_from_request,
+                                            HistoryRecorder, MessageCodec, query_from_request,
+                                            withdrawals)
 from facetrack_ros.lifecycle import InputLifecycleNode
 from facetrack_ros.msg import EmbeddingSync, PersonDetectionArray, PersonEvent
 from facetrack_ros.parameters import (AUTOSTART, declare_parameters, FORGOTTEN_QOS, IMAGE_QOS,
@@ -136,10 +136,6 @@ def history_config(p: SimpleNamespace) -> HistoryConfig:
         ring_bytes=p.ring_mib * MIB, pending_max_bytes=p.pending_mib * MIB)
 
 
-#: Most frames one GetFrames call returns (a response is one DDS message), and the widest
-#: nearest-frame tolerance it accepts [s].
-MAX_FRAMES_PER_CALL = 100
-MAX_TOLERANCE_S = 3600.0
 _LEVELS = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR)
 
 
@@ -482,25 +478,13 @@ class FrameHistoryNode(InputLifecycleNode):
                     response: GetFrames.Response) -> tuple[int, str]:
         codes = GetFrames.Response
         try:
-            start_ns = request_stamp(request.start, 'start') or 0
-            end_ns = request_stamp(request.end, 'end') or 0
-            check_text(request.camera_id, 'camera_id')
-            nearest = end_ns == 0
-            if nearest:
-                check_number(request.tolerance, 'tolerance [s]', 0.0, MAX_TOLERANCE_S)
-            elif end_ns < start_ns:
-                raise InputRefused('end is before start')
+            query = frame_query_from_request(request)
+            query.check()
         except InputRefused as error:
             return codes.RESULT_INVALID_REQUEST, str(error)
         if not self.params.store_frames:
             return codes.RESULT_NOT_FOUND, 'frames are not stored here (store_frames false)'
-        store = self.history.store
-        if nearest:
-            frame = store.nearest_frame(start_ns, request.tolerance, request.camera_id)
-            frames = [frame] if frame else []
-        else:
-            limit = min(request.limit or MAX_FRAMES_PER_CALL, MAX_FRAMES_PER_CALL)
-            frames = store.frames_in_range(start_ns, end_ns, limit, request.camera_id)
+        frames = self.history.frames(query)
         response.frames = [CompressedImage(header=frame_header(frame), format=frame.format,
                                            data=frame.data) for frame in frames]
         return (codes.RESULT_OK if frames else codes.RESULT_NOT_FOUND,

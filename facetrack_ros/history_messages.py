@@ -18,8 +18,9 @@ from std_msgs.msg import Header
 from facetrack_ros.conversions import image_to_bgr, ns_to_time
 from facetrack_ros.core.embedding import DLIB_EMBEDDING_DIM
 from facetrack_ros.core.history import (Appearance, COMPRESSED_IMAGE_TYPE, EVENTS_TYPE,
-                                        FACES_TYPE, FrameHistory, message_definition,
-                                        SearchQuery, SerializedMessage, StoredFrame)
+                                        FACES_TYPE, FrameHistory, FrameQuery,
+                                        message_definition, SearchQuery, SerializedMessage,
+                                        StoredFrame)
 from facetrack_ros.core.history.inputs import (check_stamp, faces_to_entries, InputRefused,
                                                MAX_IMAGE_SIDE_PX)
 from facetrack_ros.core.history.search import FRAME_TOLERANCE_S
@@ -33,6 +34,13 @@ def request_stamp(stamp: Time, what: str) -> int | None:
     if stamp.sec == 0 and stamp.nanosec == 0:
         return None
     return check_stamp(stamp, what)
+
+
+def frame_query_from_request(request) -> FrameQuery:
+    """Return the FrameQuery of a GetFrames request; raise InputRefused for a bad field."""
+    return FrameQuery(request_stamp(request.start, 'start') or 0,
+                      request_stamp(request.end, 'end') or 0, request.tolerance,
+                      request.limit, request.camera_id)
 
 
 def request_image(image: Image):

@@ -14,8 +14,9 @@ from sensor_msgs.msg import Image
 
 from facetrack_ros.camera_node import CameraNode
 from facetrack_ros.conversions import bgr_to_image, ns_to_time
+from facetrack_ros.core.history import MAX_FRAMES_PER_CALL
 from facetrack_ros.face_embedding_node import FaceEmbeddingNode
-from facetrack_ros.frame_history_node import FrameHistoryNode, MAX_FRAMES_PER_CALL
+from facetrack_ros.frame_history_node import FrameHistoryNode
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
 from facetrack_ros.srv import BacktrackSearch, GetFrames

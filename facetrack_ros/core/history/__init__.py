@@ -13,7 +13,8 @@ answers "when and where did this person appear?" over one; forget.py removes one
 
 from facetrack_ros.core.history.config import HistoryConfig
 from facetrack_ros.core.history.frame_history import (Condition, EVENTS_TYPE, FACES_TYPE,
-                                                      FrameHistory, INDEX_FILE, Rebuild,
+                                                      FrameHistory, FrameQuery, INDEX_FILE,
+                                                      MAX_FRAMES_PER_CALL, Rebuild,
                                                       RetentionReport)
 from facetrack_ros.core.history.index import (Appearance, DEFAULT_APPEARANCE_GAP_S,
                                               EmbeddingIndex, group_appearances, Hit,
@@ -29,9 +30,9 @@ from facetrack_ros.core.history.segments import FrameStore
 
 __all__ = ['Appearance', 'check_query', 'COMPRESSED_IMAGE_TYPE', 'Condition',
            'DEFAULT_APPEARANCE_GAP_S', 'EmbeddingIndex', 'EVENTS_TYPE', 'FACES_TYPE',
-           'FrameHistory', 'FrameRing', 'FrameStore', 'group_appearances', 'HistoryConfig',
-           'HistorySearch', 'Hit',
-           'INDEX_FILE', 'IndexEntry', 'IndexUnusable', 'message_definition', 'QueryKind',
+           'FrameHistory', 'FrameQuery', 'FrameRing', 'FrameStore', 'group_appearances',
+           'HistoryConfig', 'HistorySearch', 'Hit', 'INDEX_FILE', 'IndexEntry', 'IndexUnusable',
+           'MAX_FRAMES_PER_CALL', 'message_definition', 'QueryKind',
            'Rebuild', 'RetentionReport', 'SearchCode', 'SearchOutcome', 'SearchQuery',
            'SearchRefused', 'SearchResult', 'SearchSettings', 'SegmentInfo', 'SegmentWriter',
            'SerializedMessage', 'StoredFrame']

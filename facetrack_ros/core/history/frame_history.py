@@ -30,8 +30,10 @@ from typing import Iterator
 from facetrack_ros.core.embedding import DLIB_EMBEDDING_DIM, EmbeddingError
 from facetrack_ros.core.history.config import HistoryConfig, MIB, seconds_to_ns
 from facetrack_ros.core.history.index import EmbeddingIndex, IndexUnusable
-from facetrack_ros.core.history.inputs import faces_to_entries
+from facetrack_ros.core.history.inputs import (check_number, check_text, faces_to_entries,
+                                               InputRefused)
 from facetrack_ros.core.history.mcap_file import SegmentInfo
+from facetrack_ros.core.history.ring import StoredFrame
 from facetrack_ros.core.history.segments import FrameStore
 from facetrack_ros.core.owner_lock import OwnerLock
 from facetrack_ros.core.private_files import FileModes
@@ -42,6 +44,10 @@ INDEX_FILE = 'index.sqlite3'
 #: Held by the one FrameHistory writing the folder (core/owner_lock.py).
 LOCK_FILE = 'history.lock'
 _UNLOCKABLE = (errno.EROFS, errno.ENOLCK, errno.EOPNOTSUPP)
+#: Most frames one lookup returns (a GetFrames response is one DDS message), and the widest
+#: nearest-frame tolerance it accepts [s].
+MAX_FRAMES_PER_CALL = 100
+MAX_TOLERANCE_S = 3600.0
 #: The message type whose faces the index holds.
 FACES_TYPE = 'facetrack_ros/msg/PersonDetectionArray'
 #: The person events stored beside them.
@@ -50,6 +56,30 @@ EVENTS_TYPE = 'facetrack_ros/msg/PersonEvent'
 MAINTENANCE_RETRY_S = 10
 #: diagnostic_msgs/DiagnosticStatus levels, used by health().
 OK, WARN, ERROR = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class FrameQuery:
+    """A frame lookup (stamps in ns; camera_id '' means any camera).
+
+    The frame nearest start_ns within tolerance_s [s] when end_ns is 0, else up to limit
+    frames of [start_ns, end_ns] spread evenly (0, or more than MAX_FRAMES_PER_CALL: that
+    many).
+    """
+
+    start_ns: int
+    end_ns: int = 0
+    tolerance_s: float = 0.5
+    limit: int = 0
+    camera_id: str = ''
+
+    def check(self) -> None:
+        """Raise InputRefused for a query no frame could answer."""
+        check_text(self.camera_id, 'camera_id')
+        if self.end_ns == 0:
+            check_number(self.tolerance_s, 'tolerance [s]', 0.0, MAX_TOLERANCE_S)
+        elif self.end_ns < self.start_ns:
+            raise InputRefused('end is before start')
 
 
 @dataclass(frozen=True)
@@ -335,6 +365,16 @@ class FrameHistory:
         return RetentionReport(deleted, sum(info.size_bytes for info in deleted), entries)
 
     # State ---------------------------------------------------------------------------------
+
+    def frames(self, query: FrameQuery) -> list[StoredFrame]:
+        """Return the stored frames query asks for (checked first: may raise InputRefused)."""
+        query.check()
+        if query.end_ns == 0:
+            frame = self.store.nearest_frame(query.start_ns, query.tolerance_s, query.camera_id)
+            return [frame] if frame else []
+        return self.store.frames_in_range(
+            query.start_ns, query.end_ns, min(query.limit or MAX_FRAMES_PER_CALL,
+                                              MAX_FRAMES_PER_CALL), query.camera_id)
 
     def summary(self) -> str:
         """Return a line saying what the history holds: segments, index entries and span."""
