@@ -163,7 +163,7 @@ class FleetNode(Node):
         self.presence_pub = self.create_publisher(FleetPresence, '/fleet/presence',
                                                   presence_qos(p.presence_lease))
         self.people_pub = self.create_publisher(EmbeddingSync, '/fleet/people',
-                                                people_qos(self.people.outbox.depth))
+                                                people_qos(self.people.depth))
         self.known_pub = self.create_publisher(KnownPeople, 'known_people', KNOWN_PEOPLE_QOS)
         self.create_subscription(FleetSearchRequest, '/fleet/search_request',
                                  guarded(self.on_request), REQUEST_QOS)
@@ -173,7 +173,7 @@ class FleetNode(Node):
         self.create_subscription(FleetPresence, '/fleet/presence', guarded(self.on_presence),
                                  presence_qos(None))
         self.create_subscription(EmbeddingSync, '/fleet/people', guarded(self.on_people),
-                                 people_qos(self.people.outbox.depth))
+                                 people_qos(self.people.depth))
         self.create_subscription(EmbeddingSync, 'person_forgotten', guarded(self.on_forgotten),
                                  FORGOTTEN_QOS)
         self.create_service(FleetSearch, 'fleet_search', self.workers.wrap(self.on_fleet_search),
@@ -245,18 +245,16 @@ class FleetNode(Node):
             state=FleetPresence.STATE_ONLINE, cameras=[self.params.camera_id],
             history_available=self.history['available'], history_from=ns_to_time(span[0]),
             history_to=ns_to_time(span[1]), lease=self.params.presence_lease,
-            known_people=len(self.people.roster.enrolled())))
+            known_people=self.people.enrolled_count()))
         for robot in self.peers.prune(now_s):
             self.get_logger().info(f'robot {robot} is gone (not heard for its lease)')
         self.asks.wake()
         self._give_up_overdue()
         self._probe_history(now_s)
-        gate, queue = self.peer_searches.gate, self.peer_searches.queue
         self.diagnostics.values.update({
             'live robots': ', '.join(sorted(self.peers.live(now_s))) or 'none',
-            'enrolled people': str(len(self.people.roster.enrolled())),
-            'peer requests': ', '.join(f'{k} {v}' for k, v in sorted(gate.counts.items())),
-            'queued / given up': f'{len(queue)} / {queue.expired}',
+            'enrolled people': str(self.people.enrolled_count()),
+            **self.peer_searches.values(),
             'history': 'available' if self.history['available'] else 'not running'})
         save_error = self.people.retry_save()   # a roster the disk refused, saved again
         problems = [save_error] if save_error else []
@@ -396,9 +394,9 @@ class FleetNode(Node):
         """Return the query's embedding when it is given or enrolled, else None."""
         if request.query_type == QueryKind.EMBEDDING:
             return check_embedding(request.embedding, DIM).tolist()
-        enrolled = self.people.roster.get(request.person_id)
-        if request.query_type == QueryKind.PERSON_ID and enrolled and enrolled.action == ENROLL:
-            return list(enrolled.embedding)
+        enrolled = self.people.embedding_of(request.person_id)
+        if request.query_type == QueryKind.PERSON_ID and enrolled is not None:
+            return list(enrolled)
         return None
 
     def on_result(self, data: bytes) -> None:
@@ -449,7 +447,7 @@ class FleetNode(Node):
         except RosterFull as error:
             return _fill(response, FleetCode.ERROR, str(error))
         response.embedding = list(record.embedding)
-        response.known_people = len(self.people.roster.enrolled())
+        response.known_people = self.people.enrolled_count()
         verb = 'withdrew' if request.withdraw else 'enrolled'
         return _fill(response, FleetCode.OK, f'{verb} {name!r} on every robot')
 

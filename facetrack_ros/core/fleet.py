@@ -353,6 +353,12 @@ class PeerSearches(Generic[T]):
         """Free the place of a request that next() handed out but that did not start."""
         self.queue.finish()
 
+    def values(self) -> dict[str, str]:
+        """Return the counts for /diagnostics: requests by outcome, queued and given up."""
+        counts = ', '.join(f'{k} {v}' for k, v in sorted(self.gate.counts.items()))
+        return {'peer requests': counts,
+                'queued / given up': f'{len(self.queue)} / {self.queue.expired}'}
+
     def overdue(self, now_ns: int) -> list[object]:
         """Give up the searches past their request's deadline (nobody waits); return handles."""
         with self._lock:
@@ -894,6 +900,22 @@ class PeopleSync:
             self.save_error = f'roster not saved to {self.path} ({error})'
         else:
             self.save_error = None
+
+    @property
+    def depth(self) -> int:
+        """Return the samples a /fleet/people writer must keep to hold the whole roster."""
+        return self.outbox.depth
+
+    def enrolled_count(self) -> int:
+        """Return how many names are enrolled (withdrawn ones not counted)."""
+        with self._lock:
+            return len(self.roster.enrolled())
+
+    def embedding_of(self, name: str) -> tuple[float, ...] | None:
+        """Return the face of an enrolled name, None for a name not enrolled (or withdrawn)."""
+        with self._lock:
+            record = self.roster.get(name)
+        return record.embedding if record is not None and record.action == ENROLL else None
 
     def retry_save(self) -> str | None:
         """Save again after a failed save; return why saving still fails, or None."""

@@ -152,6 +152,8 @@ def test_work_queue_and_peer_searches_bound_and_give_up() -> None:
     request, _, deadline = searches.next(NOW)
     searches.started(other, request, deadline)
     assert searches.finished(other) == 'm3' and searches.next(NOW) is None
+    assert searches.values()['queued / given up'] == '0 / 0'
+    assert searches.values()['peer requests'].count(' ') == 1   # one outcome: "<name> 3"
 
 
 def test_peer_roster_liveness_by_lease() -> None:
@@ -367,10 +369,14 @@ def test_people_sync_shares_withdraws_and_does_not_echo(tmp_path: Path, faces) -
     enrolled = sync.local(PersonRecord('barack', ENROLL, NOW, 'r1', obama))
     assert [r.person_id for r in enrolled.publish] == ['barack']
     assert [r.person_id for r in enrolled.enrolled] == ['barack'] and enrolled.forget is None
+    assert sync.enrolled_count() == 1
+    np.testing.assert_allclose(sync.embedding_of('barack'), obama, atol=1e-6)
+    assert sync.embedding_of('joe') is None
     assert sync.received(enrolled.publish[0], NOW, 0.0).publish == []   # its own, back
     withdrawal = PersonRecord('barack', WITHDRAW, NOW + S, 'r2', obama)
     change = sync.received(withdrawal, NOW + S, 0.0)
     assert change.enrolled == [] and change.forget.person_id == 'barack'
+    assert sync.enrolled_count() == 0 and sync.embedding_of('barack') is None   # withdrawn
     assert sync.forgotten('person-4', faces['obama2.jpg'], NOW + 2 * S, 1.0) is None   # echo
     other = sync.forgotten('person-7', faces['biden.jpg'], NOW + 2 * S, 1.0)
     assert other.publish[0].action == WITHDRAW and other.publish[0].robot_id == 'r1'
