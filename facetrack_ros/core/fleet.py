@@ -892,7 +892,7 @@ class PeopleSync:
     def _save(self) -> None:
         """Save the roster; a disk that refuses it is kept in save_error, the change goes on.
 
-        The change still reaches the fleet, whose robots give it back after a restart.
+        The change still reaches the fleet and the tracker; retry_save() tries again.
         """
         try:
             self.roster.save(self.path)

@@ -174,8 +174,8 @@ class StateStore:
     """A tracker's state file: restored into the tracker on start, saved now and then.
 
     path: the state file, or None to keep nothing across restarts.
-    event_log_dir: the tracker's event log folder (or None): when the state file is missing or
-    damaged, the person id sequence continues after the highest id logged there.
+    event_log_dir: the tracker's event log folder (or None): the person id sequence always
+    continues after the highest id logged there too.
     From restore() to close() the store holds an OwnerLock on the event log folder's
     `tracker.lock` and on `<path>.lock`: a second tracker on either would hand out the same
     ids, so it is refused (InUseError).
