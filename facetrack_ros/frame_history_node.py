@@ -26,9 +26,8 @@ from rclpy.subscription import MessageInfo, Subscription
 from rclpy.timer import Timer
 from sensor_msgs.msg import CompressedImage, Image
 
-from facetrack_ros.conversions import (bgr_to_compressed, bgr_to_image, image_to_bgr,
-                                       ImageConversionError, ns_to_time)
-from facetrack_ros.core.embedding import DEFAULT_MIN_SIMILARITY, DLIB_EMBEDDING_DIM
+from facetrack_ros.conversions import bgr_to_image, ImageConversionError, time_to_ns
+from facetrack_ros.core.embedding import DEFAULT_MIN_SIMILARITY
 from facetrack_ros.core.event_log import (DEFAULT_EVENT_LOG_DIR, DEFAULT_MAX_AGE_S,
                                           prune_event_logs)
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
@@ -37,8 +36,7 @@ from facetrack_ros.core.history import (Appearance, DEFAULT_APPEARANCE_GAP_S, Fr
                                         SearchSettings)
 from facetrack_ros.core.history.config import MIB
 from facetrack_ros.core.history.forget import forget, ForgetError, whom
-from facetrack_ros.core.history.inputs import (check_compressed, check_event, check_faces,
-                                               check_raw_header, InputRefused, stamp_problem)
+from facetrack_ros.core.history.inputs import InputRefused
 from facetrack_ros.core.history.search import (DEFAULT_THUMBNAIL_WIDTH_PX,
                                                MAX_THUMBNAIL_WIDTH_PX, MIN_THUMBNAIL_WIDTH_PX,
                                                SearchRefused)
@@ -46,7 +44,9 @@ from facetrack_ros.core.history.tally import Tally
 from facetrack_ros.core.private_files import FileModes
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.executor import WorkerThreads
-from facetrack_ros.history_messages import (appearance_to_msg, forget_query_from_request,
+from facetrack_ros.history_intake import HistoryIntake
+from facetrack_ros.history_messages import (fill_forget_response, fill_frames_response,
+                                            fill_search_response, forget_query_from_request,
                                             frame_header, frame_query_from_request,
                                             HistoryRecorder, MessageCodec, query_from_request,
                                             withdrawals)
@@ -149,11 +149,10 @@ class FrameHistoryNode(InputLifecycleNode):
         self.history: FrameHistory | None = None
         self.searcher: HistorySearch | None = None
         self.codec = MessageCodec()
-        self.recorder: HistoryRecorder | None = None
+        self.intake: HistoryIntake | None = None
         self.handles: list = []
         self.matches_pub = None
         self.forgotten_pub = None
-        self.last_stored_ns = 0
         self.tally = Tally()
         # A search, a frame lookup and a forget may take long: each runs in a worker thread
         # (a group of its own) while frames, faces and events are recorded in the executor's.
@@ -172,8 +171,9 @@ class FrameHistoryNode(InputLifecycleNode):
             self.history = FrameHistory(os.path.expanduser(p.history_dir), history_config(p),
                                         robot_id=p.robot_id, modes=self._modes())
             self.searcher = HistorySearch(self.history, search_analyzer(p))
-            self.recorder = HistoryRecorder(self.history, p.robot_id, p.camera_id,
-                                            self.resolve_topic_name, p.store_frames)
+            self.intake = HistoryIntake(
+                HistoryRecorder(self.history, p.robot_id, p.camera_id, self.resolve_topic_name,
+                                p.store_frames), self.tally, p, self._warn)
         except Exception as error:  # noqa: B902 - any cause must be said before giving up
             self.get_logger().error(f'cannot open history {p.history_dir}: {error!r}')
             self._release()
@@ -204,7 +204,7 @@ class FrameHistoryNode(InputLifecycleNode):
             self.handles.append(self.create_subscription(
                 Image, 'image_raw', self._guard('image_raw', self.on_image), qos))
         # Faces and events come again from the tracker's kept ones: skip those stored already.
-        self.recorder.resubscribe()
+        self.intake.recorder.resubscribe()
         # Each service has a callback group of its own, so recording goes on while a search
         # runs and a slow (deep) search never holds up a frame lookup; the store and the index
         # lock internally, and searches read without blocking writers.
@@ -258,7 +258,7 @@ class FrameHistoryNode(InputLifecycleNode):
         if self.history is not None:
             self.history.close()
             self.history = None
-        self.searcher = self.recorder = None
+        self.searcher = self.intake = None
         for publisher in (self.matches_pub, self.forgotten_pub):
             if publisher is not None:
                 self.destroy_lifecycle_publisher(publisher)
@@ -283,9 +283,8 @@ class FrameHistoryNode(InputLifecycleNode):
                                         throttle_duration_sec=5.0)
         return run
 
-    def _refuse(self, what: str, reason: object, number: int = 1) -> None:
-        self.tally.refused(what, str(reason), number)
-        self.get_logger().warning(f'refused {what}: {reason}', throttle_duration_sec=5.0)
+    def _warn(self, text: str) -> None:
+        self.get_logger().warning(text, throttle_duration_sec=5.0)
 
     def update_state(self) -> None:
         """Set /diagnostics to the state now: the history's health, recent trouble, counts."""
@@ -300,94 +299,29 @@ class FrameHistoryNode(InputLifecycleNode):
 
     # Recording ---------------------------------------------------------------------------
 
-    def _checked_time(self, stamp_ns: int) -> int:
-        """Return stamp_ns, or raise InputRefused when it is far from the node's clock."""
-        problem = stamp_problem(stamp_ns, self.get_clock().now().nanoseconds,
-                                self.params.max_stamp_skew)
-        if problem:
-            raise InputRefused(problem)
-        return stamp_ns
-
-    def _due(self, stamp_ns: int) -> bool:
-        """Return whether a frame at stamp_ns should be stored under store_rate.
-
-        A stamp before the last stored one (a replay looped, the clock was reset) is due.
-        """
-        since = stamp_ns - self.last_stored_ns
-        return since < 0 or since >= 1e9 / self.params.store_rate
-
     def on_image(self, msg: Image) -> None:
         """JPEG-encode and store a raw frame (at most store_rate per second)."""
-        try:
-            stamp_ns = self._checked_time(check_raw_header(msg))
-            if not self._due(stamp_ns):
-                self.tally.count('image_raw', 'skipped')
-                return
-            image = image_to_bgr(msg)
-        except (InputRefused, ImageConversionError) as error:
-            self._refuse('image_raw', error)
-            return
-        self._store_frame('image_raw', bgr_to_compressed(image, msg.header,
-                                                         self.params.jpeg_quality), stamp_ns)
+        if self.intake.image(msg, self._now_ns()):
+            self._stored(msg)
 
     def on_compressed(self, msg: CompressedImage) -> None:
         """Store a compressed frame as it is (at most store_rate per second)."""
-        try:
-            stamp_ns = self._checked_time(check_compressed(msg))
-        except InputRefused as error:
-            self._refuse('image_raw/compressed', error)
-            return
-        if self._due(stamp_ns):
-            self._store_frame('image_raw/compressed', msg, stamp_ns)
-        else:
-            self.tally.count('image_raw/compressed', 'skipped')
+        if self.intake.compressed(msg, self._now_ns()):
+            self._stored(msg)
 
-    def _store_frame(self, what: str, msg: CompressedImage, stamp_ns: int) -> None:
-        self.recorder.frame(msg, stamp_ns)
-        self.last_stored_ns = stamp_ns
-        self.tally.count(what, 'stored')
-        self.diagnostics.processed(time.time() - stamp_ns / 1e9)
-
-    def _stored_before(self, what: str, info: MessageInfo) -> bool:
-        """Return (and count) whether a message the tracker sent again is stored already."""
-        if self.recorder.stored_before(info['source_timestamp']):
-            self.tally.count(what, 'stored before')
-            return True
-        return False
+    def _stored(self, msg: Image | CompressedImage) -> None:
+        self.diagnostics.processed(time.time() - time_to_ns(msg.header.stamp) / 1e9)
 
     def on_faces(self, msg: PersonDetectionArray, info: MessageInfo) -> None:
-        """Record identified faces (every field checked): segment and embedding index."""
-        if self._stored_before('identified_faces', info):
-            return
-        try:
-            stamp_ns, kept, refused = check_faces(msg, DLIB_EMBEDDING_DIM)
-            self._checked_time(stamp_ns)
-            if refused and not kept:
-                raise InputRefused(f'every detection: {refused[0]}')
-        except InputRefused as error:
-            self._refuse('identified_faces', error)
-            return
-        if refused:
-            self._refuse('detections', f'{len(refused)} of {len(msg.detections)}: '
-                                       f'{refused[0]}', len(refused))
-            msg.detections = kept
-        self.recorder.faces(msg, stamp_ns)
-        self.tally.count('identified_faces', 'stored')
+        """Record identified faces (core checks): segment and embedding index."""
+        self.intake.faces(msg, info['source_timestamp'], self._now_ns())
 
     def on_event(self, msg: PersonEvent, info: MessageInfo) -> None:
-        """Record a person event (every field checked) in the segment, without its embedding.
+        """Record a person event (core checks) in the segment."""
+        self.intake.event(msg, info['source_timestamp'], self._now_ns())
 
-        The history keeps a person's faces in identified_faces; an event needs none.
-        """
-        if self._stored_before('person_events', info):
-            return
-        try:
-            stamp_ns = self._checked_time(check_event(msg, DLIB_EMBEDDING_DIM))
-        except InputRefused as error:
-            self._refuse('person_events', error)
-            return
-        self.recorder.event(msg, stamp_ns)
-        self.tally.count('person_events', 'stored')
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
 
     def on_retention(self) -> None:
         """Enforce the age and disk limits, on the history and the event logs."""
@@ -405,7 +339,7 @@ class FrameHistoryNode(InputLifecycleNode):
                   message: str) -> None:
         """Count a service answer as answered, refused (invalid) or failed (error); log it."""
         if code == invalid:
-            self._refuse(service, message)
+            self.intake.refuse(service, message)
         elif code == error:
             self.tally.failed(service, message)
             self.get_logger().error(f'{service}: {message}')
@@ -423,15 +357,7 @@ class FrameHistoryNode(InputLifecycleNode):
                                appearance_gap_s=p.appearance_gap))
         except (ImageConversionError, InputRefused) as error:
             outcome = SearchOutcome(SearchCode.INVALID_REQUEST, f'bad request: {error}')
-        response.result, response.message = int(outcome.code), outcome.message
-        response.appearances = [appearance_to_msg(a) for a in outcome.appearances]
-        response.entries_searched = outcome.entries_searched
-        response.frames_searched = outcome.frames_searched
-        response.searched_from = ns_to_time(outcome.searched_from_ns)
-        response.searched_to = ns_to_time(outcome.searched_to_ns)
-        response.elapsed = outcome.elapsed_s
-        if outcome.embedding is not None:   # the fleet node asks peers with it
-            response.query_embedding = outcome.embedding.tolist()
+        fill_search_response(response, outcome)
         self._answered('backtrack_search', outcome.code, SearchCode.INVALID_REQUEST,
                        SearchCode.ERROR, outcome.message)
         self._publish_matches(outcome.appearances)
@@ -485,8 +411,7 @@ class FrameHistoryNode(InputLifecycleNode):
         if not self.params.store_frames:
             return codes.RESULT_NOT_FOUND, 'frames are not stored here (store_frames false)'
         frames = self.history.frames(query)
-        response.frames = [CompressedImage(header=frame_header(frame), format=frame.format,
-                                           data=frame.data) for frame in frames]
+        fill_frames_response(response, frames)
         return (codes.RESULT_OK if frames else codes.RESULT_NOT_FOUND,
                 f'{len(frames)} frame(s)')
 
@@ -509,14 +434,7 @@ class FrameHistoryNode(InputLifecycleNode):
                             p.appearance_gap)
         except ForgetError as error:
             return codes.RESULT_ERROR, str(error)
-        response.person_ids = report.person_ids
-        response.index_entries_removed = report.index_entries
-        response.faces_removed = report.faces
-        response.events_removed = report.events
-        response.frames_blurred = report.frames_blurred
-        response.event_log_records_removed = report.event_log_records
-        response.segments_rewritten = report.segments_rewritten
-        response.remaining = report.remaining
+        fill_forget_response(response, report)
         if not report.removed:
             return codes.RESULT_NOT_FOUND, 'nothing stored of this person: nothing removed'
         for message in withdrawals(report.person_ids, target.embedding, p.robot_id,

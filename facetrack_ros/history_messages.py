@@ -21,12 +21,13 @@ from facetrack_ros.core.history import (Appearance, COMPRESSED_IMAGE_TYPE, EVENT
                                         FACES_TYPE, FrameHistory, FrameQuery,
                                         message_definition, SearchQuery, SerializedMessage,
                                         StoredFrame)
+from facetrack_ros.core.history.forget import ForgetReport
 from facetrack_ros.core.history.inputs import (check_stamp, faces_to_entries, InputRefused,
                                                MAX_IMAGE_SIDE_PX)
-from facetrack_ros.core.history.search import FRAME_TOLERANCE_S
+from facetrack_ros.core.history.search import FRAME_TOLERANCE_S, SearchOutcome
 from facetrack_ros.msg import Appearance as AppearanceMsg
 from facetrack_ros.msg import EmbeddingSync, FaceMatch, PersonDetectionArray, PersonEvent
-from facetrack_ros.srv import BacktrackSearch
+from facetrack_ros.srv import BacktrackSearch, ForgetPerson, GetFrames
 
 
 def request_stamp(stamp: Time, what: str) -> int | None:
@@ -94,6 +95,39 @@ def withdrawals(person_ids: list[str], embedding, robot_id: str, model: str,
                           embedding_model=model if values else '',
                           samples=1 if values else 0)
             for person_id in (person_ids or [''])]
+
+
+def fill_search_response(response: BacktrackSearch.Response,
+                         outcome: SearchOutcome) -> BacktrackSearch.Response:
+    """Return response filled with a search's outcome (result, appearances, span, embedding)."""
+    response.result, response.message = int(outcome.code), outcome.message
+    response.appearances = [appearance_to_msg(a) for a in outcome.appearances]
+    response.entries_searched = outcome.entries_searched
+    response.frames_searched = outcome.frames_searched
+    response.searched_from = ns_to_time(outcome.searched_from_ns)
+    response.searched_to = ns_to_time(outcome.searched_to_ns)
+    response.elapsed = outcome.elapsed_s
+    if outcome.embedding is not None:   # the fleet node asks peers with it
+        response.query_embedding = outcome.embedding.tolist()
+    return response
+
+
+def fill_frames_response(response: GetFrames.Response, frames: list[StoredFrame]) -> None:
+    """Put stored frames into a GetFrames response as CompressedImage messages."""
+    response.frames = [CompressedImage(header=frame_header(frame), format=frame.format,
+                                       data=frame.data) for frame in frames]
+
+
+def fill_forget_response(response: ForgetPerson.Response, report: ForgetReport) -> None:
+    """Put what a forget removed into a ForgetPerson response."""
+    response.person_ids = report.person_ids
+    response.index_entries_removed = report.index_entries
+    response.faces_removed = report.faces
+    response.events_removed = report.events
+    response.frames_blurred = report.frames_blurred
+    response.event_log_records_removed = report.event_log_records
+    response.segments_rewritten = report.segments_rewritten
+    response.remaining = report.remaining
 
 
 class MessageCodec:

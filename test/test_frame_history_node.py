@@ -102,7 +102,7 @@ class Harness:
             person_id=person, has_face=True, face_box=face.box.tolist(),
             face_quality=face.quality, embedding=face.embedding.tolist())]
         self.faces.publish(faces)
-        assert spin_until(self.executor, lambda: self.node.last_stored_ns == stamp_ns)
+        assert spin_until(self.executor, lambda: self.node.intake.last_stored_ns == stamp_ns)
 
     def call(self, client, request, repeat: bool = True):
         """Call a service and return its response (repeat: see call_service)."""
@@ -234,7 +234,7 @@ def test_deep_search_blocks_neither_frame_lookups_nor_recording(ros_context, tmp
         frame.header.stamp = ns_to_time(T0 + k * 200_000_000)
         h.images.publish(frame)
         stamp_ns = T0 + k * 200_000_000
-        assert spin_until(h.executor, lambda: h.node.last_stored_ns == stamp_ns)
+        assert spin_until(h.executor, lambda: h.node.intake.last_stored_ns == stamp_ns)
     window = dict(center_stamp=ns_to_time(T0 + 2 * 10**9), window_width=10.0)
     shallow = h.call(h.search, Request(query_type=Request.QUERY_EMBEDDING,
                                        embedding=face.embedding.tolist(), **window))
@@ -258,7 +258,7 @@ def test_deep_search_blocks_neither_frame_lookups_nor_recording(ros_context, tmp
     later = bgr_to_image(image)   # recording goes on meanwhile
     later.header.stamp = ns_to_time(T0 + 30 * 10**9)
     h.images.publish(later)
-    assert spin_until(h.executor, lambda: h.node.last_stored_ns == T0 + 30 * 10**9)
+    assert spin_until(h.executor, lambda: h.node.intake.last_stored_ns == T0 + 30 * 10**9)
     assert not deep.done(), 'the deep search ended too soon to show recording beside it'
     assert spin_until(h.executor, deep.done, timeout=60)
     result = deep.result()

@@ -244,7 +244,7 @@ class InProcess:
             self.probe.frames.publish(frame(stamp, data))
             if number % 5 == 0:
                 self.probe.faces.publish(faces(stamp, people))
-            assert self.probe.spin(lambda: self.node.last_stored_ns == stamp)
+            assert self.probe.spin(lambda: self.node.intake.last_stored_ns == stamp)
 
     def close(self) -> None:
         """Stop and destroy the node and the probe."""
