@@ -1,4 +1,12 @@
-"""Fleet messages <-> the core's fleet types (core/fleet.py) and local history searches.
+"""The fleet's protocol: topic QoS, and messages <-> the core's fleet types (core/fleet.py).
+
+Fleet topics, absolute and so shared by every robot's fleet node (plain topics only, no
+partitions or content filters: the protocol runs unchanged on rmw_zenoh):
+  /fleet/search_request  FleetSearchRequest  reliable, volatile, keep last 20 (REQUEST_QOS)
+  /fleet/search_result   FleetSearchResult   reliable, volatile, keep last 100 (RESULT_QOS)
+  /fleet/presence        FleetPresence       reliable, transient local, keep last 1,
+                                             liveliness automatic, lease presence_lease
+  /fleet/people          EmbeddingSync       reliable, transient local, keep last 2 max_people
 
 The fleet node asks its robot's frame_history through BacktrackSearch; these translations
 build those requests from fleet requests and fleet answers from their responses, so the node
@@ -6,20 +14,65 @@ itself stays a thin adapter.
 """
 
 from builtin_interfaces.msg import Time
+from rclpy.duration import Duration
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, LivelinessPolicy, QoSProfile,
+                       ReliabilityPolicy)
 from rclpy.serialization import serialize_message
 from std_msgs.msg import Header
 
 from facetrack_ros.conversions import ns_to_time, time_to_ns
-from facetrack_ros.core.fleet import (FleetCode, MAX_ANSWER_BYTES, MAX_PEER_RESULTS, PeerAnswer,
-                                      peer_query, PersonRecord, shrink_jpeg)
+from facetrack_ros.core.fleet import (FleetCode, HistoryProbe, MAX_ANSWER_BYTES,
+                                      MAX_PEER_RESULTS, PeerAnswer, peer_query, PersonRecord,
+                                      shrink_jpeg)
 from facetrack_ros.core.history import SearchQuery
-from facetrack_ros.msg import EmbeddingSync, FleetSearchRequest, FleetSearchResult, KnownPeople
+from facetrack_ros.msg import (EmbeddingSync, FleetPresence, FleetSearchRequest,
+                               FleetSearchResult, KnownPeople)
 from facetrack_ros.srv import BacktrackSearch
 
 #: Longest message text an answer carries [characters].
 MAX_MESSAGE_CHARS = 500
 #: A window that holds no entry: the search then only turns its query into an embedding.
 EMPTY_WINDOW = dict(center_stamp=Time(sec=0, nanosec=1), window_width=1e-9)
+
+REQUEST_QOS = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE,
+                         history=HistoryPolicy.KEEP_LAST)
+RESULT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                        history=HistoryPolicy.KEEP_LAST)
+
+
+def presence_qos(lease_s: float | None) -> QoSProfile:
+    """Return the presence QoS; a publisher offers its lease, subscribers accept any."""
+    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                     liveliness=LivelinessPolicy.AUTOMATIC)
+    if lease_s is not None:
+        qos.liveliness_lease_duration = Duration(nanoseconds=int(lease_s * 1e9))
+    return qos
+
+
+def people_qos(depth: int) -> QoSProfile:
+    """Return the /fleet/people QoS, keeping the last depth entries (core Outbox.depth)."""
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def presence(robot_id: str, stamp_ns: int, lease_s: float, camera_id: str,
+             history: HistoryProbe, known_people: int) -> FleetPresence:
+    """Return an online robot's presence: its camera, what its history spans, whom it knows.
+
+    lease_s: how long peers count the robot live without hearing it again [s].
+    """
+    return FleetPresence(
+        header=Header(stamp=ns_to_time(stamp_ns)), robot_id=robot_id,
+        state=FleetPresence.STATE_ONLINE, cameras=[camera_id],
+        history_available=history.available, history_from=ns_to_time(history.span_ns[0]),
+        history_to=ns_to_time(history.span_ns[1]), lease=lease_s, known_people=known_people)
+
+
+def leaving(robot_id: str, stamp_ns: int, lease_s: float) -> FleetPresence:
+    """Return the presence a robot sends as it leaves, so that no asker waits for it."""
+    return FleetPresence(header=Header(stamp=ns_to_time(stamp_ns)), robot_id=robot_id,
+                         state=FleetPresence.STATE_LEAVING, lease=lease_s)
 
 
 def local_request(request, **changes) -> BacktrackSearch.Request:

@@ -1,55 +1,45 @@
 """fleet node: one per robot; asks the fleet, answers it, and shares the people enrolled by name.
 
-Fleet topics, absolute and so shared by every robot's fleet node (plain topics only, no
-partitions or content filters: the protocol runs unchanged on rmw_zenoh):
-  /fleet/search_request  FleetSearchRequest  reliable, volatile, keep last 20
-  /fleet/search_result   FleetSearchResult   reliable, volatile, keep last 100
-  /fleet/presence        FleetPresence       reliable, transient local, keep last 1,
-                                             liveliness automatic, lease presence_lease
-  /fleet/people          EmbeddingSync       reliable, transient local, keep last 2 max_people
-In the robot's namespace: serves fleet_search and enroll_person; publishes known_people
-(KnownPeople, reliable, transient local, depth 1) for the tracker; subscribes to
-person_forgotten (EmbeddingSync) from the frame history; calls backtrack_search, through which
-peers' searches run on this robot's frame_history node (and forget_person when the frame
-history has it). The rules (replays, deadlines, rates, liveness, merging, last writer wins)
-are the core's (core/fleet.py).
+The fleet topics and their QoS are the protocol's (fleet_messages.py). In the robot's
+namespace: serves fleet_search and enroll_person; publishes known_people (KnownPeople,
+reliable, transient local, depth 1) for the tracker; subscribes to person_forgotten
+(EmbeddingSync) from the frame history; calls backtrack_search, through which peers' searches
+run on this robot's frame_history node (and forget_person when the frame history has it).
+The rules (replays, deadlines, rates, liveness, merging, last writer wins) are the core's
+(core/fleet.py).
 """
 
-import math
 import os
 import threading
 import time
 import uuid
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, LivelinessPolicy, QoSProfile,
-                       ReliabilityPolicy)
 from rclpy.serialization import deserialize_message
-from std_msgs.msg import Header
 
-from facetrack_ros.conversions import ImageConversionError, ns_to_time, time_to_ns
+from facetrack_ros.conversions import ImageConversionError, time_to_ns
 from facetrack_ros.core.embedding import DLIB_EMBEDDING_DIM
 from facetrack_ros.core.face import DlibResNetEmbedder
-from facetrack_ros.core.fleet import (check_name, DEFAULT_MAX_CLOCK_SKEW_S,
+from facetrack_ros.core.fleet import (check_enrolment, DEFAULT_MAX_CLOCK_SKEW_S,
                                       DEFAULT_MAX_PEOPLE, DEFAULT_PEER_BURST, DEFAULT_PEER_RATE,
                                       DEFAULT_PRESENCE_LEASE_S, DEFAULT_QUEUE_SIZE,
                                       DEFAULT_THUMBNAIL_WIDTH_PX, DEFAULT_TIMEOUT_S, ENROLL,
                                       FleetAsks, FleetCode, FleetInputError, FleetOutcome,
-                                      Gathering, HISTORY_PROBE_PERIOD_S, MAX_LEASE_S,
-                                      MAX_TIMEOUT_S, MIN_LEASE_S, PeerRoster, PeerSearches,
-                                      PeopleChange, PeopleSync, PersonRecord,
-                                      PRESENCE_PER_LEASE, RequestGate, RosterFull, TWIN,
-                                      Verdict, WITHDRAW)
+                                      Gathering, HistoryProbe, MAX_LEASE_S, MAX_TIMEOUT_S,
+                                      MIN_LEASE_S, PeerRoster, PeerSearches, PeopleChange,
+                                      PeopleSync, PersonRecord, PRESENCE_PER_LEASE,
+                                      RequestGate, RosterFull, search_timeout, TWIN, Verdict,
+                                      WITHDRAW)
 from facetrack_ros.core.history import check_query, QueryKind, SearchRefused
 from facetrack_ros.core.history.search import check_embedding, MAX_DEEP_BUDGET_S
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.executor import WorkerThreads
 from facetrack_ros.fleet_messages import (answer_from_response, answer_msg, code_of,
-                                          EMPTY_WINDOW, fleet_request, known_people,
+                                          EMPTY_WINDOW, fleet_request, known_people, leaving,
                                           local_request, peer_answer, peer_request_query,
-                                          query_request, record_of, sync_of)
+                                          people_qos, presence, presence_qos, query_request,
+                                          record_of, REQUEST_QOS, RESULT_QOS, sync_of)
 from facetrack_ros.history_messages import query_from_request
 from facetrack_ros.msg import (EmbeddingSync, FleetPresence, FleetSearchRequest,
                                FleetSearchResult, KnownPeople)
@@ -108,27 +98,6 @@ EMBED_TIMEOUT_S = 30.0
 #: and one enroll_person at a time. Every other callback runs in the spinning thread.
 SERVICE_THREADS = MAX_ASKS + 1
 
-REQUEST_QOS = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE,
-                         history=HistoryPolicy.KEEP_LAST)
-RESULT_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                        history=HistoryPolicy.KEEP_LAST)
-
-
-def presence_qos(lease_s: float | None) -> QoSProfile:
-    """Return the presence QoS; a publisher offers its lease, subscribers accept any."""
-    qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                     liveliness=LivelinessPolicy.AUTOMATIC)
-    if lease_s is not None:
-        qos.liveliness_lease_duration = Duration(nanoseconds=int(lease_s * 1e9))
-    return qos
-
-
-def people_qos(depth: int) -> QoSProfile:
-    """Return the /fleet/people QoS, keeping the last depth entries (core Outbox.depth)."""
-    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
 
 class FleetNode(Node):
     """Thin adapter over core.fleet: PeerSearches, FleetAsks and PeopleSync."""
@@ -145,7 +114,7 @@ class FleetNode(Node):
         self.people = PeopleSync(p.robot_id, DIM, p.max_people, os.path.expanduser(
             p.people_file) if p.people_file else '', p.max_clock_skew)
         self._asking = threading.Semaphore(MAX_ASKS)
-        self.history = {'available': False, 'span': (0, 0), 'probed_s': -math.inf}
+        self.history = HistoryProbe()
         self._probe = None   # the pending history probe's future
         self.diagnostics = NodeDiagnostics(self)
         guarded = self.diagnostics.guarded
@@ -238,14 +207,10 @@ class FleetNode(Node):
         Also gives up local searches past their deadline (at most a period late).
         """
         now_s, stamp_ns = time.monotonic(), self._now_ns()
-        span = self.history['span']
         self.peers.announced(stamp_ns)
-        self.presence_pub.publish(FleetPresence(
-            header=Header(stamp=ns_to_time(stamp_ns)), robot_id=self.robot_id,
-            state=FleetPresence.STATE_ONLINE, cameras=[self.params.camera_id],
-            history_available=self.history['available'], history_from=ns_to_time(span[0]),
-            history_to=ns_to_time(span[1]), lease=self.params.presence_lease,
-            known_people=self.people.enrolled_count()))
+        self.presence_pub.publish(presence(
+            self.robot_id, stamp_ns, self.params.presence_lease, self.params.camera_id,
+            self.history, self.people.enrolled_count()))
         for robot in self.peers.prune(now_s):
             self.get_logger().info(f'robot {robot} is gone (not heard for its lease)')
         self.asks.wake()
@@ -255,7 +220,7 @@ class FleetNode(Node):
             'live robots': ', '.join(sorted(self.peers.live(now_s))) or 'none',
             'enrolled people': str(self.people.enrolled_count()),
             **self.peer_searches.values(),
-            'history': 'available' if self.history['available'] else 'not running'})
+            'history': 'available' if self.history.available else 'not running'})
         save_error = self.people.retry_save()   # a roster the disk refused, saved again
         problems = [save_error] if save_error else []
         if self.peers.twin_heard(now_s):
@@ -265,12 +230,10 @@ class FleetNode(Node):
     def _probe_history(self, now_s: float) -> None:
         """Ask the history for its span now and then (and whenever it was not available)."""
         if not self.search_client.service_is_ready():
-            self.history['available'] = False
+            self.history.answered(False, None)
             return
-        if (now_s - self.history['probed_s'] < HISTORY_PROBE_PERIOD_S
-                and self.history['available']):
+        if not self.history.due(now_s):
             return
-        self.history['probed_s'] = now_s
         if self._probe is not None:   # never answered: drop it
             self.search_client.remove_pending_request(self._probe)
         # A threshold nothing reaches over all history: the answer's window is the span.
@@ -283,10 +246,10 @@ class FleetNode(Node):
     def _on_probe(self, future) -> None:
         self._probe = None
         response = future.result()
-        self.history['available'] = response is not None and response.result != FleetCode.ERROR
-        if response is not None:
-            self.history['span'] = (time_to_ns(response.searched_from),
-                                    time_to_ns(response.searched_to))
+        self.history.answered(
+            response is not None and response.result != FleetCode.ERROR,
+            None if response is None else (time_to_ns(response.searched_from),
+                                           time_to_ns(response.searched_to)))
 
     def on_presence(self, msg: FleetPresence) -> None:
         """Note a robot's presence (or its leaving)."""
@@ -304,9 +267,8 @@ class FleetNode(Node):
 
     def destroy_node(self) -> None:
         """Tell the fleet this robot leaves, so that no asker waits for it."""
-        self.presence_pub.publish(FleetPresence(
-            header=Header(stamp=ns_to_time(self._now_ns())), robot_id=self.robot_id,
-            state=FleetPresence.STATE_LEAVING, lease=self.params.presence_lease))
+        self.presence_pub.publish(leaving(self.robot_id, self._now_ns(),
+                                          self.params.presence_lease))
         self.workers.shutdown()
         self.people.close()
         super().destroy_node()
@@ -329,13 +291,12 @@ class FleetNode(Node):
 
     def _fleet_search(self, request: FleetSearch.Request, response: FleetSearch.Response,
                       began: float) -> None:
-        timeout = request.timeout or self.params.default_timeout
-        if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT_S):
-            _fill(response, FleetCode.INVALID_REQUEST,
-                  f'timeout {timeout} is outside (0, {MAX_TIMEOUT_S:g}] s')
-            return
         try:
+            timeout = search_timeout(request.timeout, self.params.default_timeout)
             check_query(query_from_request(request, self.params.thumbnail_width), DIM)
+        except FleetInputError as error:
+            _fill(response, FleetCode.INVALID_REQUEST, str(error))
+            return
         except ImageConversionError as error:
             _fill(response, FleetCode.INVALID_REQUEST, f'bad image: {error}')
             return
@@ -427,14 +388,10 @@ class FleetNode(Node):
         sources = [len(request.image.data) > 0, bool(request.person_id),
                    len(request.embedding) > 0]
         try:
-            name = check_name(request.name)
+            name = check_enrolment(request.name, request.withdraw, sources)
             if request.withdraw:
-                if any(sources):
-                    raise FleetInputError('a withdrawal takes the name only')
                 record = PersonRecord(name, WITHDRAW, self._now_ns(), self.robot_id)
             else:
-                if sum(sources) != 1:
-                    raise FleetInputError('give exactly one of image, person_id, embedding')
                 code, message, embedding = self._face_of(request)
                 if code != FleetCode.OK:
                     return _fill(response, code, message)

@@ -39,7 +39,7 @@ from facetrack_ros.core.fleet import DEFAULT_PEER_RATE
 from facetrack_ros.core.history import (COMPRESSED_IMAGE_TYPE, FrameHistory, HistorySearch,
                                         IndexEntry, message_definition, QueryKind, SearchQuery,
                                         SerializedMessage)
-from facetrack_ros.fleet_node import REQUEST_QOS, RESULT_QOS
+from facetrack_ros.fleet_messages import REQUEST_QOS, RESULT_QOS
 from facetrack_ros.graph_runner import GraphRunner
 from facetrack_ros.msg import FleetSearchRequest, FleetSearchResult
 from facetrack_ros.srv import BacktrackSearch, FleetSearch

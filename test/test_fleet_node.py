@@ -30,7 +30,7 @@ from facetrack_ros.core.fleet import (DEFAULT_PEER_BURST, DEFAULT_TIMEOUT_S, ENR
                                       MAX_ANSWER_BYTES, WITHDRAW)
 from facetrack_ros.core.history import (COMPRESSED_IMAGE_TYPE, FrameHistory, IndexEntry,
                                         message_definition, SerializedMessage)
-from facetrack_ros.fleet_node import presence_qos, REQUEST_QOS, RESULT_QOS
+from facetrack_ros.fleet_messages import presence_qos, REQUEST_QOS, RESULT_QOS
 from facetrack_ros.graph_runner import GraphRunner
 from facetrack_ros.msg import (EmbeddingSync, FleetPresence, FleetSearchRequest,
                                FleetSearchResult, KnownPeople)

@@ -132,6 +132,58 @@ def check_name(name: object) -> str:
     return name
 
 
+def check_enrolment(name: object, withdraw: bool, sources: Sequence[bool]) -> str:
+    """Return an enrol_person request's checked name; raise FleetInputError if it is unusable.
+
+    sources: whether the request gives each face source (image, person id, embedding); an
+    enrolment takes exactly one, a withdrawal none.
+    """
+    check_name(name)
+    if withdraw and any(sources):
+        raise FleetInputError('a withdrawal takes the name only')
+    if not withdraw and sum(sources) != 1:
+        raise FleetInputError('give exactly one of image, person_id, embedding')
+    return name
+
+
+def search_timeout(requested_s: float, default_s: float) -> float:
+    """Return how long a fleet_search waits [s]: requested_s, or default_s for 0.
+
+    Raises FleetInputError when that is not in (0, MAX_TIMEOUT_S].
+    """
+    timeout = requested_s or default_s
+    if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT_S):
+        raise FleetInputError(f'timeout {timeout} is outside (0, {MAX_TIMEOUT_S:g}] s')
+    return timeout
+
+
+@dataclass
+class HistoryProbe:
+    """What this robot's own history said last: whether it answers, and the span it holds.
+
+    The presence tells peers both. The fleet node asks the history (a search nothing matches,
+    whose answer gives the span) when due(): every HISTORY_PROBE_PERIOD_S while it answers,
+    and at every presence while it does not.
+    """
+
+    available: bool = False
+    span_ns: tuple[int, int] = (0, 0)
+    asked_s: float = -math.inf   # when it was last asked [s, monotonic]
+
+    def due(self, now_s: float) -> bool:
+        """Return whether to ask the history now; if so, note that it was asked."""
+        if self.available and now_s - self.asked_s < HISTORY_PROBE_PERIOD_S:
+            return False
+        self.asked_s = now_s
+        return True
+
+    def answered(self, available: bool, span_ns: tuple[int, int] | None) -> None:
+        """Take the history's answer: whether it searched, and the span it covers [ns]."""
+        self.available = available
+        if span_ns is not None:
+            self.span_ns = span_ns
+
+
 # Answering peers ---------------------------------------------------------------------------
 
 class Verdict(Enum):

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
-from facetrack_ros.core.fleet import (Admission, check_name, check_record, EchoGuard, ENROLL,
-                                      FleetAsks, FleetCode, FleetInputError, Gathering,
+from facetrack_ros.core.fleet import (Admission, check_enrolment, check_name, check_record,
+                                      EchoGuard, ENROLL, FleetAsks, FleetCode, FleetInputError,
+                                      Gathering, HISTORY_PROBE_PERIOD_S, HistoryProbe,
                                       MAX_PEER_RESULTS, MAX_TIMEOUT_S, merged_code, Outbox,
                                       PeerAnswer, PeerRoster, PeerSearches, peer_query,
                                       PeopleRoster, PeopleSync, PersonRecord, RequestGate,
-                                      RosterFull, SENT_STAMPS_KEPT, shrink_jpeg, TokenBucket,
-                                      TWIN, Verdict, WITHDRAW, WorkQueue)
+                                      RosterFull, search_timeout, SENT_STAMPS_KEPT, shrink_jpeg,
+                                      TokenBucket, TWIN, Verdict, WITHDRAW, WorkQueue)
 from facetrack_ros.core.history import SearchCode
 from facetrack_ros.core.owner_lock import InUseError
 
@@ -256,6 +257,37 @@ def record(name: str, action: int = ENROLL, stamp_s: float = 0, robot: str = 'r1
     embedding = tuple(unit(seed)) if action == ENROLL else ()
     return check_record(PersonRecord(name, action, NOW + int(stamp_s * S), robot, embedding),
                         DIM, None)
+
+
+def test_enrolments_and_timeouts_are_checked() -> None:
+    """An enrolment takes one face source, a withdrawal none; a timeout fits (0, MAX]."""
+    assert check_enrolment('Ada', False, [True, False, False]) == 'Ada'
+    assert check_enrolment('Ada', True, [False, False, False]) == 'Ada'
+    for name, withdraw, sources, reason in [
+            ('Ada', False, [False, False, False], 'exactly one'),
+            ('Ada', False, [True, False, True], 'exactly one'),
+            ('Ada', True, [False, True, False], 'name only'),
+            ('Ada/2', False, [True, False, False], 'may hold only')]:
+        with pytest.raises(FleetInputError, match=reason):
+            check_enrolment(name, withdraw, sources)
+    assert search_timeout(0.0, 5.0) == 5.0
+    assert search_timeout(2.5, 5.0) == 2.5
+    for requested in (-1.0, MAX_TIMEOUT_S + 1, float('nan'), float('inf')):
+        with pytest.raises(FleetInputError, match='outside'):
+            search_timeout(requested, 5.0)
+
+
+def test_history_probe_asks_until_answered_then_now_and_then() -> None:
+    """The own history is asked at every presence until it answers, then once a period."""
+    probe = HistoryProbe()
+    assert probe.due(100.0) and probe.due(100.5)   # asked at every presence until it answers
+    probe.answered(True, (1 * S, 2 * S))
+    assert (probe.available, probe.span_ns) == (True, (1 * S, 2 * S))
+    assert not probe.due(101.0)
+    assert probe.due(100.5 + HISTORY_PROBE_PERIOD_S)
+    probe.answered(False, None)   # gone: the span it held stays, asked again at once
+    assert (probe.available, probe.span_ns) == (False, (1 * S, 2 * S))
+    assert probe.due(100.6 + HISTORY_PROBE_PERIOD_S)
 
 
 def test_roster_last_writer_wins_and_tombstones_hold() -> None:
