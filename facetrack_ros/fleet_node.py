@@ -26,11 +26,11 @@ from facetrack_ros.core.fleet import (check_enrolment, DEFAULT_MAX_CLOCK_SKEW_S,
                                       DEFAULT_PRESENCE_LEASE_S, DEFAULT_QUEUE_SIZE,
                                       DEFAULT_THUMBNAIL_WIDTH_PX, DEFAULT_TIMEOUT_S, ENROLL,
                                       FleetAsks, FleetCode, FleetInputError, FleetOutcome,
-                                      Gathering, HistoryProbe, MAX_LEASE_S, MAX_TIMEOUT_S,
-                                      MIN_LEASE_S, PeerRoster, PeerSearches, PeopleChange,
-                                      PeopleSync, PersonRecord, PRESENCE_PER_LEASE,
-                                      RequestGate, RosterFull, search_timeout, TWIN, Verdict,
-                                      WITHDRAW)
+                                      FORGET_RETRY_S, Gathering, HistoryProbe, MAX_LEASE_S,
+                                      MAX_TIMEOUT_S, MIN_LEASE_S, PeerRoster, PeerSearches,
+                                      PeopleChange, PeopleSync, PersonRecord,
+                                      PRESENCE_PER_LEASE, RequestGate, RosterFull,
+                                      search_timeout, TWIN, Verdict, WITHDRAW)
 from facetrack_ros.core.history import check_query, QueryKind, SearchRefused
 from facetrack_ros.core.history.search import check_embedding, MAX_DEEP_BUDGET_S
 from facetrack_ros.diagnostics import NodeDiagnostics
@@ -92,6 +92,9 @@ NO_HISTORY = 'this robot\'s history (its frame_history\'s backtrack_search) did 
 #: What /diagnostics and the log say while another robot announces this robot's id.
 TWIN_PROBLEM = ('another robot announces robot_id {}: the person ids and answers of both '
                 'collide; give every robot its own robot_id')
+#: What /diagnostics says while faces the fleet withdrew are not forgotten here yet.
+NOT_FORGOTTEN = ('{} face(s) withdrawn by the fleet not yet forgotten here: this robot\'s '
+                 'forget_person has not confirmed it (asked again until it does)')
 #: Longest wait for the local history to embed a photo or a person id [s].
 EMBED_TIMEOUT_S = 30.0
 #: Worker threads for the services, which wait for other callbacks: two fleet_search calls
@@ -116,6 +119,7 @@ class FleetNode(Node):
         self._asking = threading.Semaphore(MAX_ASKS)
         self.history = HistoryProbe()
         self._probe = None   # the pending history probe's future
+        self._forget_call = None   # the pending forget's future
         self.diagnostics = NodeDiagnostics(self)
         guarded = self.diagnostics.guarded
 
@@ -225,7 +229,11 @@ class FleetNode(Node):
         problems = [save_error] if save_error else []
         if self.peers.twin_heard(now_s):
             problems.append(TWIN_PROBLEM.format(self.robot_id))
-        self.diagnostics.show(problems, 'in the fleet')
+        self._ask_forget()   # a withdrawn face not forgotten yet: the history may be up now
+        pending = self.people.forgets_pending()
+        self.diagnostics.values['withdrawn faces to forget'] = str(pending)
+        self.diagnostics.show(problems, 'in the fleet', NOT_FORGOTTEN.format(pending)
+                              if pending else '')
 
     def _probe_history(self, now_s: float) -> None:
         """Ask the history for its span now and then (and whenever it was not available)."""
@@ -436,6 +444,7 @@ class FleetNode(Node):
                                       throttle_duration_sec=5.0)
             return
         self._apply(change)
+        self._ask_forget()
 
     def on_forgotten(self, msg: EmbeddingSync) -> None:
         """Withdraw someone this robot forgot on every robot, unless the fleet asked for it."""
@@ -447,26 +456,48 @@ class FleetNode(Node):
             self._apply(change)
 
     def _apply(self, change: PeopleChange) -> None:
-        """Publish a roster change, tell the tracker, and forget a face if asked to."""
+        """Publish a roster change and tell the tracker."""
         for record in change.publish:
             self.people_pub.publish(sync_of(record))
         if change.enrolled is not None:
             self.known_pub.publish(known_people(change.enrolled, self._now_ns()))
             self.get_logger().info('enrolled people: ' + (', '.join(
                 record.person_id for record in change.enrolled) or 'none'))
-        if change.forget is not None:
-            self._forget_locally(change.forget)
 
-    def _forget_locally(self, record: PersonRecord) -> None:
-        """Ask this robot's history to forget whoever matches a withdrawn face."""
+    def _ask_forget(self) -> None:
+        """Ask this robot's history to forget the next face the fleet withdrew, if any."""
         if not self.forget_client.service_is_ready():
-            self.get_logger().warning(f'{record.person_id!r} withdrawn by {record.robot_id}, '
-                                      'but this robot\'s forget_person is not available: its '
-                                      'history keeps the face')
             return
-        forget = ForgetPerson.Request()
-        forget.embedding = list(record.embedding)
-        self.forget_client.call_async(forget)
+        record = self.people.next_forget(time.monotonic())
+        if record is None:
+            return
+        if self._forget_call is not None:   # never answered: the history went away
+            self.forget_client.remove_pending_request(self._forget_call)
+        self._forget_call = self.forget_client.call_async(ForgetPerson.Request(
+            query_type=ForgetPerson.Request.QUERY_EMBEDDING, embedding=list(record.embedding)))
+        self._forget_call.add_done_callback(
+            lambda future: self._on_forget_answer(future, record))
+
+    def _on_forget_answer(self, future, record: PersonRecord) -> None:
+        """Take the history's answer to a forget; ask the next one (or this one later)."""
+        self._forget_call = None
+        response = future.result()
+        codes = ForgetPerson.Response
+        # A request the history calls invalid will not become valid when asked again.
+        done = response is not None and response.result in (
+            codes.RESULT_OK, codes.RESULT_NOT_FOUND, codes.RESULT_INVALID_REQUEST)
+        message = response.message if response is not None else 'no answer'
+        # Whose face, never: the log must not keep what was forgotten.
+        text = f'a face withdrawn by {record.robot_id}: {message}'
+        if response is not None and response.result == codes.RESULT_INVALID_REQUEST:
+            self.get_logger().error(f'forget_person refused {text}')
+        elif done:
+            self.get_logger().info(f'forgot {text}')
+        else:
+            self.get_logger().warning(f'forget_person failed for {text}; asked again in '
+                                      f'{FORGET_RETRY_S:g} s')
+        self.people.forget_answered(record, done, time.monotonic())
+        self._ask_forget()
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds

@@ -43,11 +43,13 @@ pytestmark = pytest.mark.ros
 S = 10 ** 9
 #: The histories start an hour ago: recent enough for the nodes' retention.
 T0 = (time.time_ns() // S - 3600) * S
-#: robot -> [(photo, person id on that robot, first and last second after T0)].
+#: robot -> [(photo, person id on that robot, first and last second after T0)]; r4's history
+#: starts late.
 VISITS = {
     'r1': [('lin-manuel-miranda.png', 'person-1', 10, 12)],
     'r2': [('obama.jpg', 'person-4', 0, 5), ('alex-lacamoire.png', 'person-5', 20, 24)],
     'r3': [('obama3.jpg', 'person-9', 60, 63)],
+    'r4': [('obama3.jpg', 'person-2', 80, 82)],
 }
 LEASE_S = 3.0
 Request, Response = FleetSearch.Request, FleetSearch.Response
@@ -102,6 +104,7 @@ class Fleet:
         self.runners: dict[str, GraphRunner] = {}
         for robot in VISITS:
             build_history(work / robot / 'history', robot, analyzer, faces_dir)
+        for robot in ('r1', 'r2', 'r3'):
             self.start(robot, history=True)
         self.wait_for()
 
@@ -110,13 +113,26 @@ class Fleet:
         runner = GraphRunner(self.work / robot / 'logs', None, robot)
         self.runners[robot] = runner
         if history:
-            runner.start('frame_history', robot_id=robot, camera_id='front',
-                         history_dir=str(self.work / robot / 'history'))
+            self.start_history(robot)
         runner.start('fleet', robot_id=robot, camera_id='front', presence_lease=LEASE_S,
                      people_file=str(self.work / robot / 'people.json'))
         self.probe.create_subscription(
             KnownPeople, f'/{robot}/known_people',
             lambda msg: self.known.__setitem__(robot, msg), KNOWN_PEOPLE_QOS)
+
+    def start_history(self, robot: str) -> None:
+        """Start robot's frame_history over its folder."""
+        self.runners[robot].start('frame_history', robot_id=robot, camera_id='front',
+                                  history_dir=str(self.work / robot / 'history'))
+
+    def seen_by(self, embedding) -> set[str]:
+        """Return the robots whose history r1's fleet search by embedding finds."""
+        response = self.call('r1', 'fleet_search', Request(
+            query_type=Request.QUERY_EMBEDDING, embedding=embedding, window_width=0.0,
+            timeout=20.0))
+        assert response.result in (Response.RESULT_OK, Response.RESULT_NO_MATCH), (
+            response.message)
+        return {a.robot_id for a in response.appearances}
 
     def _on_presence(self, msg: FleetPresence) -> None:
         self.presence[msg.robot_id] = msg
@@ -304,10 +320,11 @@ def test_malformed_replayed_expired_and_flooding_requests(fleet: Fleet, obama):
     assert after.result == Response.RESULT_OK and sorted(after.answered) == list(robots)
 
 
-def test_enrolled_name_reaches_a_robot_started_later(fleet: Fleet, faces_dir: Path):
+def test_enrolled_name_reaches_a_robot_started_later(fleet: Fleet, faces_dir: Path, obama):
     """A name enrolled on r1 reaches r2 and r4 (started later); forgotten, it goes everywhere.
 
-    r4 can ask the fleet by the name; r2's forgetting withdraws it on every robot.
+    r4 can ask the fleet by the name; r2's forgetting withdraws it on every robot, and the
+    histories that hold the face forget it: r3's at once, r4's once it is started.
     """
     enrolled = fleet.call('r1', 'enroll_person', EnrollPerson.Request(
         name='barack', image=photo(faces_dir, 'obama2.jpg')))
@@ -366,6 +383,17 @@ def test_enrolled_name_reaches_a_robot_started_later(fleet: Fleet, faces_dir: Pa
                                     embedding=enrolled.embedding))
     assert spin_until(fleet.executor, lambda: all(
         names(robot) == {'alex'} for robot in everyone), 20.0)
+    deadline = time.monotonic() + 30.0
+    while fleet.seen_by(obama) != {'r2'} and time.monotonic() < deadline:
+        time.sleep(1.0)
+    assert fleet.seen_by(obama) == {'r2'}, fleet.tails()   # r2's own history is its own
+    assert spin_until(fleet.executor, lambda: 'not yet forgotten' in fleet.status['r4'].message,
+                      5 * LEASE_S), fleet.status['r4'].message
+    fleet.start_history('r4')   # it holds the face: its fleet node has it forgotten now
+    fleet.wait_for()
+    assert spin_until(fleet.executor, lambda: fleet.status['r4'].level == DiagnosticStatus.OK,
+                      60.0), fleet.status['r4'].message + fleet.tails()
+    assert fleet.seen_by(obama) == {'r2'}, fleet.tails()
     withdrawn = fleet.call('r4', 'enroll_person', EnrollPerson.Request(name='alex',
                                                                        withdraw=True))
     assert withdrawn.result == EnrollPerson.Response.RESULT_OK and withdrawn.known_people == 0

@@ -84,6 +84,12 @@ SENT_STAMPS_KEPT = 16
 TWIN = 'twin'
 #: A local forgetting this soon after a fleet withdrawal of a similar face is its echo [s].
 ECHO_WINDOW_S = 600.0
+#: A forget this robot's history failed (or that found no history) is asked again after
+#: this long [s].
+FORGET_RETRY_S = 30.0
+#: A forget unanswered this long is taken as lost (the history died meanwhile) and asked
+#: again: a forget reads every stored segment, which takes minutes over a day's history [s].
+FORGET_ANSWER_S = 900.0
 #: Waiting askers look at who is live at least this often [s].
 RECHECK_S = 0.1
 #: The history's span for the presence is refreshed this often [s].
@@ -800,39 +806,54 @@ class PeopleRoster:
         """Return the names held."""
         return len(self._records)
 
-    def save(self, path: str | Path) -> None:
-        """Write the roster to path atomically: file 0600, folder 0700 (faces are personal)."""
+    def save(self, path: str | Path, forgets: Collection[PersonRecord] = ()) -> None:
+        """Write the roster to path atomically: file 0600, folder 0700 (faces are personal).
+
+        forgets: the withdrawals whose face this robot's history has still to forget.
+        """
         path = Path(path)
         modes = FileModes()
         modes.make_folder(path.parent)
-        text = json.dumps({'version': 1, 'people': [
-            {'person_id': r.person_id, 'action': r.action, 'stamp_ns': r.stamp_ns,
-             'robot_id': r.robot_id, 'embedding': list(r.embedding),
-             'embedding_model': r.embedding_model, 'quality': r.quality,
-             'samples': r.samples} for r in self.records()]})
+        text = json.dumps({'version': 1, 'people': [_as_json(r) for r in self.records()],
+                           'forget_pending': [_as_json(r) for r in forgets]})
         replace_atomically(path, text.encode(), modes)
 
-    def load(self, path: str | Path, dim: int) -> list[str]:
-        """Take the records saved at path (none if it does not exist); return the problems.
+    def load(self, path: str | Path, dim: int) -> tuple[list[str], list[PersonRecord]]:
+        """Take the records saved at path (none if it does not exist).
 
-        A file that cannot be read as a roster raises FleetInputError; single unusable
-        records are skipped and listed.
+        Returns the problems met and the withdrawals still to be forgotten. A file that
+        cannot be read as a roster raises FleetInputError; single unusable records are
+        skipped and listed.
         """
         path = Path(path)
         if not path.exists():
-            return []
+            return [], []
         try:
-            people = json.loads(path.read_text())['people']
-            records = [PersonRecord(**entry) for entry in people]
-        except (OSError, ValueError, KeyError, TypeError) as error:
+            saved = json.loads(path.read_text())
+            records = [PersonRecord(**entry) for entry in saved['people']]
+            forgets = [PersonRecord(**entry) for entry in saved.get('forget_pending', [])]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise FleetInputError(f'{path} is not a people roster: {error}') from None
-        problems = []
+        problems, pending = [], []
         for record in records:
             try:
                 self.apply(check_record(record, dim, None))
             except (FleetInputError, RosterFull) as error:
                 problems.append(f'{record.person_id!r:.80}: {error}')
-        return problems
+        for record in forgets:
+            try:
+                pending.append(check_record(record, dim, None))
+            except FleetInputError as error:
+                problems.append(f'forget of {record.person_id!r:.80}: {error}')
+        return problems, pending
+
+
+def _as_json(record: PersonRecord) -> dict[str, Any]:
+    """Return a record as the roster file holds it."""
+    return {'person_id': record.person_id, 'action': record.action,
+            'stamp_ns': record.stamp_ns, 'robot_id': record.robot_id,
+            'embedding': list(record.embedding), 'embedding_model': record.embedding_model,
+            'quality': record.quality, 'samples': record.samples}
 
 
 class Outbox:
@@ -891,7 +912,6 @@ class PeopleChange:
 
     publish: list[PersonRecord] = field(default_factory=list)   # onto /fleet/people
     enrolled: list[PersonRecord] | None = None    # the new known_people, when they changed
-    forget: PersonRecord | None = None            # a face this robot's history should forget
 
 
 class PeopleSync:
@@ -899,9 +919,13 @@ class PeopleSync:
 
     Changes come from this robot (enroll_person, or its history forgetting someone) and from
     the fleet. Each accepted change is saved (when a file is given) and says what to publish:
-    the change, or the whole roster (Outbox), and the enrolled people when they changed. A
-    withdrawal with a face from another robot also asks this robot to forget that face, and a
-    local forgetting of that face afterwards is its echo, not sent again.
+    the change, or the whole roster (Outbox), and the enrolled people when they changed.
+
+    A withdrawal with a face from another robot also asks this robot's history to forget that
+    face. Such forgets are kept (in the file too) until the history confirms one, so a face
+    withdrawn while the history is down, still loading or failing is forgotten once it
+    answers: next_forget() says what to ask, forget_answered() takes the answer. The local
+    forgetting that follows is an echo, not sent to the fleet again.
     """
 
     def __init__(self, robot_id: str, dim: int, capacity: int = DEFAULT_MAX_PEOPLE,
@@ -914,6 +938,9 @@ class PeopleSync:
         self._lock = threading.RLock()
         self._owner: OwnerLock | None = None
         self.save_error: str | None = None   # why the last save failed, until one succeeds
+        #: name -> (the withdrawal whose face the history is to forget, when to ask [s]).
+        self._forgets: dict[str, tuple[PersonRecord, float]] = {}
+        self._asked: tuple[str, float] | None = None   # (name, when) of the forget asked
 
     def start(self) -> tuple[PeopleChange, list[str]]:
         """Load the saved roster; return everything to publish and the problems met.
@@ -934,9 +961,13 @@ class PeopleSync:
                 except OSError as error:   # read-only: changes are not saved either
                     problems.append(f'{path} is not locked against a second fleet node: {error}')
             try:
-                problems += self.roster.load(self.path, self.dim) if self.path else []
+                loaded, forgets = (self.roster.load(self.path, self.dim) if self.path
+                                   else ([], []))
             except FleetInputError as error:
                 problems.append(f'{error}: starting with no enrolled people')
+            else:
+                problems += loaded
+                self._forgets = {r.person_id: (r, -math.inf) for r in forgets}
             return (PeopleChange(self.outbox.publish(None, self.roster),
                                  self.roster.enrolled() if len(self.roster) else None),
                     problems)
@@ -947,7 +978,7 @@ class PeopleSync:
         The change still reaches the fleet and the tracker; retry_save() tries again.
         """
         try:
-            self.roster.save(self.path)
+            self.roster.save(self.path, [record for record, _ in self._forgets.values()])
         except OSError as error:
             self.save_error = f'roster not saved to {self.path} ({error})'
         else:
@@ -985,17 +1016,57 @@ class PeopleSync:
 
     def local(self, record: PersonRecord) -> PeopleChange:
         """Take this robot's own enrolment or withdrawal (raises FleetInputError, RosterFull)."""
-        return self._apply(check_record(record, self.dim, None), remote=False)
+        return self._apply(check_record(record, self.dim, None))
 
     def received(self, record: PersonRecord, now_ns: int, now_s: float) -> PeopleChange:
-        """Take a record from the fleet (raises FleetInputError, RosterFull)."""
+        """Take a record from the fleet (raises FleetInputError, RosterFull).
+
+        A withdrawal with a face from another robot is also a forget to ask (next_forget).
+        """
         record = check_record(record, self.dim, now_ns, self.max_skew_s)
-        change = self._apply(record, remote=True)
-        if (change.publish and record.action == WITHDRAW and record.embedding
-                and record.robot_id != self.robot_id):
+        forget = (record.action == WITHDRAW and bool(record.embedding)
+                  and record.robot_id != self.robot_id)
+        return self._apply(record, forget_at_s=now_s if forget else None)
+
+    def forgets_pending(self) -> int:
+        """Return how many withdrawn faces this robot's history has still to forget."""
+        with self._lock:
+            return len(self._forgets)
+
+    def next_forget(self, now_s: float) -> PersonRecord | None:
+        """Return the withdrawal whose face to ask this robot's history to forget now, or None.
+
+        One at a time: None while one asked is unanswered for less than FORGET_ANSWER_S. The
+        face is noted as withdrawn (EchoGuard): the history's announcement that it forgot it
+        is no news for the fleet.
+        """
+        with self._lock:
+            if self._asked is not None and now_s - self._asked[1] < FORGET_ANSWER_S:
+                return None
+            due = [(at, name) for name, (_, at) in self._forgets.items() if at <= now_s]
+            if not due:
+                self._asked = None
+                return None
+            record = self._forgets[min(due)[1]][0]
+            self._asked = (record.person_id, now_s)
+            self._forgets[record.person_id] = (record, now_s)   # after those never asked
             self.echoes.remember(record.embedding, now_s)
-            return PeopleChange(change.publish, change.enrolled, record)
-        return change
+            return record
+
+    def forget_answered(self, record: PersonRecord, forgotten: bool, now_s: float) -> None:
+        """Take the history's answer to the forget of record: done, or to ask again later."""
+        with self._lock:
+            if self._asked is not None and self._asked[0] == record.person_id:
+                self._asked = None
+            if self._forgets.get(record.person_id, (None,))[0] != record:
+                return   # a newer withdrawal of the name came meanwhile: still to forget
+            if forgotten:
+                self.echoes.remember(record.embedding, now_s)
+                del self._forgets[record.person_id]
+                if self.path:
+                    self._save()
+            else:
+                self._forgets[record.person_id] = (record, now_s + FORGET_RETRY_S)
 
     def forgotten(self, person_id: str, embedding: Sequence[float], now_ns: int,
                   now_s: float) -> PeopleChange | None:
@@ -1004,13 +1075,19 @@ class PeopleSync:
                                            tuple(embedding)), self.dim, None)
         if record.embedding and self.echoes.is_echo(record.embedding, now_s):
             return None
-        return self._apply(record, remote=False)
+        return self._apply(record)
 
-    def _apply(self, record: PersonRecord, remote: bool) -> PeopleChange:
+    def _apply(self, record: PersonRecord, forget_at_s: float | None = None) -> PeopleChange:
+        """Apply a checked record; if it is news, save it (and a forget due at forget_at_s).
+
+        forget_at_s: when to ask the history to forget the record's face [s, monotonic].
+        """
         with self._lock:
             before = self.roster.enrolled()
             if not self.roster.apply(record):
                 return PeopleChange()
+            if forget_at_s is not None:
+                self._forgets[record.person_id] = (record, forget_at_s)
             enrolled = self.roster.enrolled()
             if self.path:
                 self._save()

@@ -13,12 +13,13 @@ import pytest
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
 from facetrack_ros.core.fleet import (Admission, check_enrolment, check_name, check_record,
                                       EchoGuard, ENROLL, FleetAsks, FleetCode, FleetInputError,
-                                      Gathering, HISTORY_PROBE_PERIOD_S, HistoryProbe,
-                                      MAX_PEER_RESULTS, MAX_TIMEOUT_S, merged_code, Outbox,
-                                      PeerAnswer, PeerRoster, PeerSearches, peer_query,
-                                      PeopleRoster, PeopleSync, PersonRecord, RequestGate,
-                                      RosterFull, search_timeout, SENT_STAMPS_KEPT, shrink_jpeg,
-                                      TokenBucket, TWIN, Verdict, WITHDRAW, WorkQueue)
+                                      FORGET_ANSWER_S, FORGET_RETRY_S, Gathering,
+                                      HISTORY_PROBE_PERIOD_S, HistoryProbe, MAX_PEER_RESULTS,
+                                      MAX_TIMEOUT_S, merged_code, Outbox, PeerAnswer,
+                                      PeerRoster, PeerSearches, peer_query, PeopleRoster,
+                                      PeopleSync, PersonRecord, RequestGate, RosterFull,
+                                      search_timeout, SENT_STAMPS_KEPT, shrink_jpeg, TokenBucket,
+                                      TWIN, Verdict, WITHDRAW, WorkQueue)
 from facetrack_ros.core.history import SearchCode
 from facetrack_ros.core.owner_lock import InUseError
 
@@ -346,11 +347,11 @@ def test_roster_file_is_private_and_round_trips(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     again = PeopleRoster()
-    assert again.load(path, DIM) == [] and again.records() == roster.records()
-    assert PeopleRoster().load(tmp_path / 'missing.json', DIM) == []
+    assert again.load(path, DIM) == ([], []) and again.records() == roster.records()
+    assert PeopleRoster().load(tmp_path / 'missing.json', DIM) == ([], [])
     path.write_text('{"people": [{"person_id": "x", "action": 9, "stamp_ns": 1, '
                     '"robot_id": "r1"}]}')
-    assert 'unknown action' in PeopleRoster().load(path, DIM)[0]
+    assert 'unknown action' in PeopleRoster().load(path, DIM)[0][0]
     path.write_text('not json')
     with pytest.raises(FleetInputError):
         PeopleRoster().load(path, DIM)
@@ -400,15 +401,18 @@ def test_people_sync_shares_withdraws_and_does_not_echo(tmp_path: Path, faces) -
     obama = tuple(faces['obama.jpg'])
     enrolled = sync.local(PersonRecord('barack', ENROLL, NOW, 'r1', obama))
     assert [r.person_id for r in enrolled.publish] == ['barack']
-    assert [r.person_id for r in enrolled.enrolled] == ['barack'] and enrolled.forget is None
+    assert [r.person_id for r in enrolled.enrolled] == ['barack']
     assert sync.enrolled_count() == 1
     np.testing.assert_allclose(sync.embedding_of('barack'), obama, atol=1e-6)
     assert sync.embedding_of('joe') is None
     assert sync.received(enrolled.publish[0], NOW, 0.0).publish == []   # its own, back
     withdrawal = PersonRecord('barack', WITHDRAW, NOW + S, 'r2', obama)
     change = sync.received(withdrawal, NOW + S, 0.0)
-    assert change.enrolled == [] and change.forget.person_id == 'barack'
+    assert change.enrolled == [] and sync.forgets_pending() == 1
     assert sync.enrolled_count() == 0 and sync.embedding_of('barack') is None   # withdrawn
+    asked = sync.next_forget(0.5)
+    assert asked.person_id == 'barack'
+    sync.forget_answered(asked, True, 0.6)
     assert sync.forgotten('person-4', faces['obama2.jpg'], NOW + 2 * S, 1.0) is None   # echo
     other = sync.forgotten('person-7', faces['biden.jpg'], NOW + 2 * S, 1.0)
     assert other.publish[0].action == WITHDRAW and other.publish[0].robot_id == 'r1'
@@ -424,6 +428,47 @@ def test_people_sync_shares_withdraws_and_does_not_echo(tmp_path: Path, faces) -
     (tmp_path / 'bad.json').write_text('[')
     _, problems = PeopleSync('r1', DIM, path=tmp_path / 'bad.json').start()
     assert 'starting with no enrolled people' in problems[0]
+
+
+def test_a_withdrawn_face_is_asked_until_the_history_forgets_it(tmp_path, faces) -> None:
+    """A withdrawal's face stays to forget, across restarts, until the history confirms it.
+
+    One forget at a time; a failed one is asked again after FORGET_RETRY_S, an unanswered
+    one after FORGET_ANSWER_S; a withdrawal of this robot's own, or without a face, asks
+    nothing of its history.
+    """
+    sync = PeopleSync('r1', DIM, path=tmp_path / 'people.json')
+    sync.start()
+    obama = PersonRecord('barack', WITHDRAW, NOW, 'r2', tuple(faces['obama.jpg']))
+    biden = PersonRecord('joe', WITHDRAW, NOW, 'r3', tuple(faces['biden.jpg']))
+    sync.received(obama, NOW, 10.0)
+    sync.received(PersonRecord('nameless', WITHDRAW, NOW, 'r2'), NOW, 10.0)
+    sync.local(PersonRecord('own', WITHDRAW, NOW, 'r1', tuple(faces['obama2.jpg'])))
+    assert sync.forgets_pending() == 1 and sync.next_forget(9.0) is None   # not due yet
+    asked = sync.next_forget(10.0)
+    assert asked.person_id == 'barack' and asked.robot_id == 'r2'
+    sync.received(biden, NOW, 11.0)
+    assert sync.next_forget(11.0) is None   # barack's forget is not answered yet
+    sync.forget_answered(asked, False, 12.0)   # the history failed: barack waits
+    assert sync.next_forget(12.0).person_id == 'joe'
+    assert sync.next_forget(12.0 + FORGET_RETRY_S) is None   # joe's is not answered yet
+    sync.close()
+
+    restarted = PeopleSync('r1', DIM, path=tmp_path / 'people.json')   # both still pending
+    assert restarted.start()[1] == [] and restarted.forgets_pending() == 2
+    first = restarted.next_forget(0.0)
+    assert restarted.next_forget(FORGET_ANSWER_S - 1) is None
+    second = restarted.next_forget(FORGET_ANSWER_S)   # the first was never answered
+    assert {first.person_id, second.person_id} == {'barack', 'joe'}
+    restarted.forget_answered(first, True, FORGET_ANSWER_S)   # a late answer still counts
+    restarted.forget_answered(second, True, FORGET_ANSWER_S)
+    assert restarted.forgets_pending() == 0
+    assert restarted.next_forget(FORGET_ANSWER_S + FORGET_RETRY_S) is None
+    # Its own forgetting of the face it was asked to forget is an echo; a new face is not.
+    assert restarted.forgotten('person-3', faces['obama2.jpg'], NOW + S,
+                               FORGET_ANSWER_S + 1) is None
+    restarted.close()
+    assert PeopleSync('r1', DIM, path=tmp_path / 'people.json').start()[0].publish
 
 
 def test_a_roster_the_disk_refuses_still_goes_to_the_fleet(tmp_path: Path, faces) -> None:
