@@ -20,6 +20,7 @@ from rclpy.serialization import deserialize_message
 
 from facetrack_ros.conversions import ImageConversionError, time_to_ns
 from facetrack_ros.core.embedding import DLIB_EMBEDDING_DIM
+from facetrack_ros.core.event_log import DEFAULT_MAX_AGE_S
 from facetrack_ros.core.face import DlibResNetEmbedder
 from facetrack_ros.core.fleet import (check_enrolment, DEFAULT_MAX_CLOCK_SKEW_S,
                                       DEFAULT_MAX_PEOPLE, DEFAULT_PEER_BURST, DEFAULT_PEER_RATE,
@@ -82,6 +83,10 @@ PARAMETERS = (
     ParamSpec('people_file', '~/.ros/facetrack/fleet/people.json',
               'File that keeps the roster across restarts, mode 0600 ("" keeps it in memory '
               'only).', read_only=True),
+    ParamSpec('withdrawn_face_age', DEFAULT_MAX_AGE_S,
+              'A face the fleet withdrew (forget_person) is kept this long after, for robots '
+              'away at the time to forget it too; then only the name stays withdrawn. Not '
+              'below the histories\' max_age [s].', 1.0, 3.2e7, read_only=True),
 )
 
 DIM = DLIB_EMBEDDING_DIM
@@ -115,7 +120,8 @@ class FleetNode(Node):
         self.peers = PeerRoster(p.robot_id)
         self.asks = FleetAsks(self.peers, p.peer_rate, p.peer_burst)
         self.people = PeopleSync(p.robot_id, DIM, p.max_people, os.path.expanduser(
-            p.people_file) if p.people_file else '', p.max_clock_skew)
+            p.people_file) if p.people_file else '', p.max_clock_skew, p.withdrawn_face_age)
+        self._people_lock = threading.Lock()   # the /fleet/people writer: replaced, used
         self._asking = threading.Semaphore(MAX_ASKS)
         self.history = HistoryProbe()
         self._probe = None   # the pending history probe's future
@@ -135,8 +141,7 @@ class FleetNode(Node):
                                                 RESULT_QOS)
         self.presence_pub = self.create_publisher(FleetPresence, '/fleet/presence',
                                                   presence_qos(p.presence_lease))
-        self.people_pub = self.create_publisher(EmbeddingSync, '/fleet/people',
-                                                people_qos(self.people.depth))
+        self.people_pub = self._people_publisher()
         self.known_pub = self.create_publisher(KnownPeople, 'known_people', KNOWN_PEOPLE_QOS)
         self.create_subscription(FleetSearchRequest, '/fleet/search_request',
                                  guarded(self.on_request), REQUEST_QOS)
@@ -154,7 +159,7 @@ class FleetNode(Node):
         self.create_service(EnrollPerson, 'enroll_person', self.workers.wrap(self.on_enroll),
                             callback_group=enroll)
         self.create_timer(p.presence_lease / PRESENCE_PER_LEASE, guarded(self.on_presence_timer))
-        change, problems = self.people.start()
+        change, problems = self.people.start(self._now_ns())
         for problem in problems:
             self.get_logger().warning(f'people file: {problem}')
         self._apply(change)
@@ -229,6 +234,7 @@ class FleetNode(Node):
         problems = [save_error] if save_error else []
         if self.peers.twin_heard(now_s):
             problems.append(TWIN_PROBLEM.format(self.robot_id))
+        self._expire_faces(stamp_ns)
         self._ask_forget()   # a withdrawn face not forgotten yet: the history may be up now
         pending = self.people.forgets_pending()
         self.diagnostics.values['withdrawn faces to forget'] = str(pending)
@@ -457,12 +463,33 @@ class FleetNode(Node):
 
     def _apply(self, change: PeopleChange) -> None:
         """Publish a roster change and tell the tracker."""
-        for record in change.publish:
-            self.people_pub.publish(sync_of(record))
+        with self._people_lock:
+            for record in change.publish:
+                self.people_pub.publish(sync_of(record))
         if change.enrolled is not None:
             self.known_pub.publish(known_people(change.enrolled, self._now_ns()))
             self.get_logger().info('enrolled people: ' + (', '.join(
                 record.person_id for record in change.enrolled) or 'none'))
+
+    def _people_publisher(self):
+        """Create the /fleet/people writer (transient local: late joiners get the roster)."""
+        return self.create_publisher(EmbeddingSync, '/fleet/people',
+                                     people_qos(self.people.depth))
+
+    def _expire_faces(self, now_ns: int) -> None:
+        """Drop withdrawn faces past withdrawn_face_age, from the roster and from DDS.
+
+        The writer keeps its last samples for late joiners, those with the faces too: a new
+        writer, which keeps nothing, publishes the roster again.
+        """
+        renewed = self.people.expire(now_ns)
+        if renewed is None:
+            return
+        with self._people_lock:
+            self.destroy_publisher(self.people_pub)
+            self.people_pub = self._people_publisher()
+        self._apply(renewed)
+        self.get_logger().info('withdrawn faces past withdrawn_face_age dropped')
 
     def _ask_forget(self) -> None:
         """Ask this robot's history to forget the next face the fleet withdrew, if any."""

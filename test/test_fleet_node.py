@@ -8,6 +8,7 @@ onto /fleet/search_request, enrol a name that a robot started later receives, wi
 and kill a robot in the middle of a search. They run in file order: the last one kills r3.
 """
 
+import json
 from pathlib import Path
 import signal
 import sys
@@ -452,6 +453,50 @@ def test_a_robot_given_another_ones_id_is_reported_by_both(fleet: Fleet):
         codes = twin.stop()
     assert codes == {'fleet': 0}, twin.tail()
     assert spin_until(fleet.executor, lambda: level('r2') == DiagnosticStatus.OK, 3 * LEASE_S)
+
+
+def test_a_withdrawn_face_leaves_file_and_writer_after_its_age(fleet: Fleet):
+    """A robot keeps a forgotten face for withdrawn_face_age only (4 s for r5).
+
+    Then its roster file has the name only, and a new /fleet/people writer holds the roster:
+    the old one kept samples with the face for late joiners.
+    """
+    runner = GraphRunner(fleet.work / 'r5', None, 'r5')
+    people_file = fleet.work / 'r5' / 'people.json'
+    runner.start('fleet', robot_id='r5', camera_id='front', presence_lease=LEASE_S,
+                 people_file=str(people_file), withdrawn_face_age=4.0)
+
+    def ghost() -> int | None:
+        """Return how many values the ghost's face has in r5's roster file (None: absent)."""
+        if not people_file.exists():
+            return None
+        saved = {r['person_id']: r for r in json.loads(people_file.read_text())['people']}
+        return len(saved['ghost']['embedding']) if 'ghost' in saved else None
+
+    def writers() -> set[bytes]:
+        return {bytes(info.endpoint_gid) for info in
+                fleet.probe.get_publishers_info_by_topic('/fleet/people')
+                if info.node_namespace == '/r5'}
+
+    try:
+        forgotten = fleet.probe.create_publisher(EmbeddingSync, '/r5/person_forgotten',
+                                                 FORGOTTEN_QOS)
+        assert spin_until(fleet.executor, lambda: forgotten.get_subscription_count() > 0
+                          and writers(), 30.0), runner.tail()
+        first_writer = writers()
+        face = np.random.default_rng(5).normal(size=128)
+        forgotten.publish(EmbeddingSync(action=EmbeddingSync.ACTION_WITHDRAW,
+                                        person_id='ghost',
+                                        embedding=(face / np.linalg.norm(face)).tolist()))
+        assert spin_until(fleet.executor, lambda: ghost() == 128, 10.0), runner.tail()
+        assert spin_until(fleet.executor, lambda: ghost() == 0, 4.0 + 3 * LEASE_S), (
+            runner.tail())
+        assert spin_until(fleet.executor, lambda: writers() and writers() != first_writer,
+                          10.0), runner.tail()
+        assert 'withdrawn faces past withdrawn_face_age dropped' in runner.tail()
+    finally:
+        codes = runner.stop()
+    assert codes == {'fleet': 0}, runner.tail()
 
 
 def test_constants_are_the_cores():

@@ -28,7 +28,7 @@ clock (leases and rates).
 """
 
 from collections import Counter, deque, OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum, IntEnum
 import heapq
 import json
@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from facetrack_ros.core.embedding import DEFAULT_MIN_SIMILARITY
+from facetrack_ros.core.event_log import DEFAULT_MAX_AGE_S
 from facetrack_ros.core.history.search import (check_embedding, check_query, MAX_PERSON_ID_CHARS,
                                                QueryKind, SearchCode, SearchQuery, SearchRefused)
 from facetrack_ros.core.owner_lock import OwnerLock
@@ -720,6 +721,10 @@ class PersonRecord:
         """Order of two records of one name: the greater one wins."""
         return (self.stamp_ns, self.robot_id, self.action)
 
+    def without_face(self) -> 'PersonRecord':
+        """Return this record with no face (a withdrawal whose face is no longer needed)."""
+        return replace(self, embedding=(), embedding_model='', quality=0.0, samples=0)
+
 
 def check_record(record: PersonRecord, dim: int, now_ns: int | None,
                  max_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S) -> PersonRecord:
@@ -785,6 +790,15 @@ class PeopleRoster:
                 del self._records[min(tombstones, key=lambda r: r.version).person_id]
             self._records[record.person_id] = record
             return True
+
+    def drop_withdrawn_faces(self, before_ns: int) -> bool:
+        """Drop the face of every withdrawal stamped before before_ns; return whether any."""
+        with self._lock:
+            old = [r for r in self._records.values()
+                   if r.action == WITHDRAW and r.embedding and r.stamp_ns < before_ns]
+            for record in old:
+                self._records[record.person_id] = record.without_face()
+            return bool(old)
 
     def get(self, name: str) -> PersonRecord | None:
         """Return the current record of a name, or None."""
@@ -926,12 +940,19 @@ class PeopleSync:
     withdrawn while the history is down, still loading or failing is forgotten once it
     answers: next_forget() says what to ask, forget_answered() takes the answer. The local
     forgetting that follows is an echo, not sent to the fleet again.
+
+    A withdrawal keeps its face for face_age_s after it was made, so that robots away at the
+    time forget it when they come back; then only the name stays withdrawn (expire()). Past
+    that age a history holds nothing recorded before the withdrawal anyway, if its max_age is
+    no longer.
     """
 
     def __init__(self, robot_id: str, dim: int, capacity: int = DEFAULT_MAX_PEOPLE,
-                 path: str | Path = '', max_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S) -> None:
+                 path: str | Path = '', max_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S,
+                 face_age_s: float = DEFAULT_MAX_AGE_S) -> None:
         """Keep the roster of robot_id (saved at path, if any)."""
         self.robot_id, self.dim, self.path, self.max_skew_s = robot_id, dim, path, max_skew_s
+        self.face_age_s = face_age_s
         self.roster = PeopleRoster(capacity)
         self.outbox = Outbox(2 * capacity)
         self.echoes = EchoGuard()
@@ -942,8 +963,8 @@ class PeopleSync:
         self._forgets: dict[str, tuple[PersonRecord, float]] = {}
         self._asked: tuple[str, float] | None = None   # (name, when) of the forget asked
 
-    def start(self) -> tuple[PeopleChange, list[str]]:
-        """Load the saved roster; return everything to publish and the problems met.
+    def start(self, now_ns: int) -> tuple[PeopleChange, list[str]]:
+        """Load the saved roster at now_ns; return everything to publish and the problems met.
 
         A file that is not a roster is a problem, and the roster starts empty. The enrolled
         people are told only from a roster that holds something: an empty one would make the
@@ -968,6 +989,7 @@ class PeopleSync:
             else:
                 problems += loaded
                 self._forgets = {r.person_id: (r, -math.inf) for r in forgets}
+                self._expire(now_ns)
             return (PeopleChange(self.outbox.publish(None, self.roster),
                                  self.roster.enrolled() if len(self.roster) else None),
                     problems)
@@ -1024,9 +1046,38 @@ class PeopleSync:
         A withdrawal with a face from another robot is also a forget to ask (next_forget).
         """
         record = check_record(record, self.dim, now_ns, self.max_skew_s)
+        if record.action == WITHDRAW and record.stamp_ns < self._faces_from(now_ns):
+            record = record.without_face()
         forget = (record.action == WITHDRAW and bool(record.embedding)
                   and record.robot_id != self.robot_id)
         return self._apply(record, forget_at_s=now_s if forget else None)
+
+    def expire(self, now_ns: int) -> PeopleChange | None:
+        """Drop the faces withdrawn more than face_age_s before now_ns, forgotten or not.
+
+        Returns the whole roster, to publish from a new writer (the old one keeps samples
+        with those faces for late joiners), or None when no record of the roster changed.
+        """
+        with self._lock:
+            if not self._expire(now_ns):
+                return None
+            return PeopleChange(self.outbox.publish(None, self.roster))
+
+    def _faces_from(self, now_ns: int) -> int:
+        """Return the stamp before which a withdrawal keeps no face [ns]."""
+        return now_ns - int(self.face_age_s * _NS)
+
+    def _expire(self, now_ns: int) -> bool:
+        """Drop old withdrawn faces (saving if any); return whether the roster changed."""
+        before_ns = self._faces_from(now_ns)
+        stale = [name for name, (record, _) in self._forgets.items()
+                 if record.stamp_ns < before_ns]
+        for name in stale:
+            del self._forgets[name]
+        changed = self.roster.drop_withdrawn_faces(before_ns)
+        if (changed or stale) and self.path:
+            self._save()
+        return changed
 
     def forgets_pending(self) -> int:
         """Return how many withdrawn faces this robot's history has still to forget."""

@@ -1,6 +1,7 @@
 """The fleet's rules without ROS: requests, queues, peers, merging, the roster of people."""
 
 from collections import deque
+import json
 from pathlib import Path
 import stat
 import threading
@@ -396,7 +397,7 @@ def test_echo_guard_knows_a_withdrawn_face_for_a_while(faces) -> None:
 def test_people_sync_shares_withdraws_and_does_not_echo(tmp_path: Path, faces) -> None:
     """A withdrawal with a face from another robot asks to forget it; its echo stays home."""
     sync = PeopleSync('r1', DIM, path=tmp_path / 'people.json')
-    change, problems = sync.start()
+    change, problems = sync.start(NOW)
     assert change.publish == [] and change.enrolled is None and problems == []
     obama = tuple(faces['obama.jpg'])
     enrolled = sync.local(PersonRecord('barack', ENROLL, NOW, 'r1', obama))
@@ -418,15 +419,15 @@ def test_people_sync_shares_withdraws_and_does_not_echo(tmp_path: Path, faces) -
     assert other.publish[0].action == WITHDRAW and other.publish[0].robot_id == 'r1'
     assert other.enrolled is None   # person-7 was never enrolled
     with pytest.raises(InUseError, match='people.json.lock is held by the fleet node of r1'):
-        PeopleSync('r2', DIM, path=tmp_path / 'people.json').start()
+        PeopleSync('r2', DIM, path=tmp_path / 'people.json').start(NOW)
     sync.close()
     restarted = PeopleSync('r1', DIM, path=tmp_path / 'people.json')
-    change, _ = restarted.start()
+    change, _ = restarted.start(NOW)
     restarted.close()
     assert {r.person_id for r in change.publish} == {'barack', 'person-7'}
     assert change.enrolled == []
     (tmp_path / 'bad.json').write_text('[')
-    _, problems = PeopleSync('r1', DIM, path=tmp_path / 'bad.json').start()
+    _, problems = PeopleSync('r1', DIM, path=tmp_path / 'bad.json').start(NOW)
     assert 'starting with no enrolled people' in problems[0]
 
 
@@ -438,7 +439,7 @@ def test_a_withdrawn_face_is_asked_until_the_history_forgets_it(tmp_path, faces)
     nothing of its history.
     """
     sync = PeopleSync('r1', DIM, path=tmp_path / 'people.json')
-    sync.start()
+    sync.start(NOW)
     obama = PersonRecord('barack', WITHDRAW, NOW, 'r2', tuple(faces['obama.jpg']))
     biden = PersonRecord('joe', WITHDRAW, NOW, 'r3', tuple(faces['biden.jpg']))
     sync.received(obama, NOW, 10.0)
@@ -455,7 +456,7 @@ def test_a_withdrawn_face_is_asked_until_the_history_forgets_it(tmp_path, faces)
     sync.close()
 
     restarted = PeopleSync('r1', DIM, path=tmp_path / 'people.json')   # both still pending
-    assert restarted.start()[1] == [] and restarted.forgets_pending() == 2
+    assert restarted.start(NOW)[1] == [] and restarted.forgets_pending() == 2
     first = restarted.next_forget(0.0)
     assert restarted.next_forget(FORGET_ANSWER_S - 1) is None
     second = restarted.next_forget(FORGET_ANSWER_S)   # the first was never answered
@@ -468,7 +469,49 @@ def test_a_withdrawn_face_is_asked_until_the_history_forgets_it(tmp_path, faces)
     assert restarted.forgotten('person-3', faces['obama2.jpg'], NOW + S,
                                FORGET_ANSWER_S + 1) is None
     restarted.close()
-    assert PeopleSync('r1', DIM, path=tmp_path / 'people.json').start()[0].publish
+    assert PeopleSync('r1', DIM, path=tmp_path / 'people.json').start(NOW)[0].publish
+
+
+def test_a_withdrawn_face_is_kept_for_its_age_only(tmp_path: Path, faces) -> None:
+    """After face_age_s, a withdrawal keeps the name only: in the roster, file and forgets.
+
+    A withdrawal that arrives older than that asks nothing; one in time is still forgotten.
+    Enrolled faces are never dropped.
+    """
+    day = 24 * 3600
+    path = tmp_path / 'people.json'
+    sync = PeopleSync('r1', DIM, path=path, face_age_s=day)
+    sync.start(NOW)
+    sync.local(PersonRecord('ada', ENROLL, NOW - 2 * day * S, 'r1', tuple(faces['biden.jpg'])))
+    sync.received(PersonRecord('barack', WITHDRAW, NOW, 'r2', tuple(faces['obama.jpg'])),
+                  NOW, 0.0)
+    stale = sync.received(PersonRecord('joe', WITHDRAW, NOW - day * S - 1, 'r2',
+                                       tuple(faces['biden.jpg'])), NOW, 0.0)
+    assert stale.publish[0].embedding == () and sync.forgets_pending() == 1
+    assert sync.expire(NOW + day * S) is None   # barack's is a day old: not older
+    saved = json.loads(path.read_text())
+    assert {r['person_id']: len(r['embedding']) for r in saved['people']} == {
+        'ada': DIM, 'barack': DIM, 'joe': 0}
+    assert len(saved['forget_pending'][0]['embedding']) == DIM and sync.forgets_pending() == 1
+    renewed = sync.expire(NOW + day * S + 1)
+    assert {r.person_id: len(r.embedding) for r in renewed.publish} == {
+        'ada': DIM, 'barack': 0, 'joe': 0}
+    assert sync.forgets_pending() == 0 and sync.next_forget(1.0) is None
+    saved = json.loads(path.read_text())
+    assert saved['forget_pending'] == [] and [
+        len(r['embedding']) for r in saved['people']] == [DIM, 0, 0]
+    assert sync.expire(NOW + 2 * day * S) is None   # nothing left to drop
+    sync.close()
+    # A roster saved before its faces expired drops them as it loads.
+    again = PeopleSync('r1', DIM, path=tmp_path / 'again.json', face_age_s=day)
+    again.start(NOW)
+    again.received(PersonRecord('barack', WITHDRAW, NOW, 'r2', tuple(faces['obama.jpg'])),
+                   NOW, 0.0)
+    again.close()
+    restarted = PeopleSync('r1', DIM, path=tmp_path / 'again.json', face_age_s=day)
+    change, _ = restarted.start(NOW + 2 * day * S)
+    assert [len(r.embedding) for r in change.publish] == [0] and not restarted.forgets_pending()
+    restarted.close()
 
 
 def test_a_roster_the_disk_refuses_still_goes_to_the_fleet(tmp_path: Path, faces) -> None:
@@ -478,7 +521,7 @@ def test_a_roster_the_disk_refuses_still_goes_to_the_fleet(tmp_path: Path, faces
     later save succeeds.
     """
     sync = PeopleSync('r1', DIM, path=tmp_path / 'people.json')
-    sync.start()
+    sync.start(NOW)
     (tmp_path / 'people.json.tmp').mkdir()   # where the next save writes: it cannot
     change = sync.local(PersonRecord('barack', ENROLL, NOW, 'r1', tuple(faces['obama.jpg'])))
     assert [r.person_id for r in change.publish] == ['barack']
@@ -489,7 +532,7 @@ def test_a_roster_the_disk_refuses_still_goes_to_the_fleet(tmp_path: Path, faces
     assert sync.save_error is None
     sync.close()
     restarted = PeopleSync('r1', DIM, path=tmp_path / 'people.json')
-    assert {r.person_id for r in restarted.start()[0].publish} == {'barack', 'joe'}
+    assert {r.person_id for r in restarted.start(NOW)[0].publish} == {'barack', 'joe'}
     restarted.close()
 
 
