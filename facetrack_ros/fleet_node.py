@@ -454,8 +454,12 @@ class FleetNode(Node):
 
     def on_forgotten(self, msg: EmbeddingSync) -> None:
         """Withdraw someone this robot forgot on every robot, unless the fleet asked for it."""
-        change = self.people.forgotten(msg.person_id, msg.embedding, self._now_ns(),
-                                       time.monotonic())
+        try:
+            change = self.people.forgotten(msg.person_id, msg.embedding,
+                                           time_to_ns(msg.header.stamp), time.monotonic())
+        except FleetInputError as error:
+            self.get_logger().warning(f'person_forgotten refused: {error}')
+            return
         if change is None:
             self.get_logger().info(f'{msg.person_id!r} forgotten at the fleet\'s request')
         else:

@@ -85,8 +85,10 @@ def generate_launch_description() -> LaunchDescription:
         node('face_embedding', {}),
         node('tracker', {'robot_id': text['robot_id'], 'camera_id': text['camera_id'],
                          'event_log_dir': folder('events')}),
+        # The tracker's event logs: frame_history forgets people there and prunes them.
         node('frame_history', {'robot_id': text['robot_id'], 'camera_id': text['camera_id'],
-                               'history_dir': folder('history')}),
+                               'history_dir': folder('history'),
+                               'event_log_dir': folder('events')}),
         node('annotator', {}, condition=IfCondition(arg['annotate'])),
         node('fleet', {'robot_id': text['robot_id'], 'camera_id': text['camera_id'],
                        'people_file': folder('fleet/people.json')},

@@ -1119,10 +1119,16 @@ class PeopleSync:
             else:
                 self._forgets[record.person_id] = (record, now_s + FORGET_RETRY_S)
 
-    def forgotten(self, person_id: str, embedding: Sequence[float], now_ns: int,
+    def forgotten(self, person_id: str, embedding: Sequence[float], stamp_ns: int,
                   now_s: float) -> PeopleChange | None:
-        """Withdraw a person this robot forgot, on every robot; None when the fleet asked."""
-        record = check_record(PersonRecord(person_id, WITHDRAW, now_ns, self.robot_id,
+        """Withdraw a person this robot forgot, on every robot; None when the fleet asked.
+
+        stamp_ns: when the history forgot them [ns], which makes the withdrawal's version:
+        the history's announcement, heard again (transient local) by a restarted fleet node,
+        is then no news and withdraws nothing a second time. Raises FleetInputError for a
+        zero stamp.
+        """
+        record = check_record(PersonRecord(person_id, WITHDRAW, stamp_ns, self.robot_id,
                                            tuple(embedding)), self.dim, None)
         if record.embedding and self.echoes.is_echo(record.embedding, now_s):
             return None

@@ -417,6 +417,10 @@ def test_people_sync_shares_withdraws_and_does_not_echo(tmp_path: Path, faces) -
     assert sync.forgotten('person-4', faces['obama2.jpg'], NOW + 2 * S, 1.0) is None   # echo
     other = sync.forgotten('person-7', faces['biden.jpg'], NOW + 2 * S, 1.0)
     assert other.publish[0].action == WITHDRAW and other.publish[0].robot_id == 'r1'
+    # The history's announcement heard again (a restarted fleet node) is no news.
+    assert sync.forgotten('person-7', faces['biden.jpg'], NOW + 2 * S, 700.0).publish == []
+    with pytest.raises(FleetInputError, match='stamp is missing'):
+        sync.forgotten('person-8', faces['biden.jpg'], 0, 700.0)
     assert other.enrolled is None   # person-7 was never enrolled
     with pytest.raises(InUseError, match='people.json.lock is held by the fleet node of r1'):
         PeopleSync('r2', DIM, path=tmp_path / 'people.json').start(NOW)

@@ -76,7 +76,8 @@ def test_each_robot_runs_its_own_graph(fleet, arguments):
             'camera', 'tracker', 'frame_history')])
         assert (camera['source'], camera['loop']) == (source, True)
         assert tracker['robot_id'] == history['robot_id'] == robot
-        assert tracker['event_log_dir'] == str(log_dir / robot / 'events')
+        assert tracker['event_log_dir'] == history['event_log_dir'] == str(
+            log_dir / robot / 'events')
         assert history['history_dir'] == str(log_dir / robot / 'history')
     wait_for(lambda: all((log_dir / robot / 'history' / 'index.sqlite3').is_file()
                          for robot in ROBOTS), 60, 'a history per robot')
