@@ -354,7 +354,7 @@ class FrameHistoryNode(InputLifecycleNode):
                 query_from_request(request, p.thumbnail_width),
                 SearchSettings(robot_id=p.robot_id, camera_id=p.camera_id,
                                min_similarity=p.min_similarity,
-                               appearance_gap_s=p.appearance_gap))
+                               appearance_gap_s=p.appearance_gap), self._now_ns())
         except (ImageConversionError, InputRefused) as error:
             outcome = SearchOutcome(SearchCode.INVALID_REQUEST, f'bad request: {error}')
         fill_search_response(response, outcome)

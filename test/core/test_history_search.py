@@ -137,6 +137,10 @@ def test_search_by_person_embedding_and_photo(searcher: HistorySearch, people, p
     # The window ending now (no centre) holds nothing of 2025.
     assert searcher.search(SearchQuery(QueryKind.PERSON_ID, person_id=LIN)).code == \
         SearchCode.NO_HISTORY
+    # Unless now is the caller's clock, as a node's under use_sim_time replaying 2025.
+    replayed = searcher.search(SearchQuery(QueryKind.PERSON_ID, person_id=LIN, window_s=10.0),
+                               now_ns=T0 + 65 * S)
+    assert spans(replayed) == [(60.0, 63.0)]
     # The robot's default threshold applies unless the query sets one.
     assert searcher.search(SearchQuery(QueryKind.IMAGE, image=photos['biden'],
                                        min_similarity=-1.0, **WINDOW)).code == SearchCode.OK

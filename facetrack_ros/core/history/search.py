@@ -242,12 +242,17 @@ class HistorySearch:
         self.settings = settings
         self._model_lock = threading.Lock()
 
-    def search(self, query: SearchQuery,
-               settings: SearchSettings | None = None) -> SearchOutcome:
-        """Answer query (with settings, else self.settings); never raises."""
+    def search(self, query: SearchQuery, settings: SearchSettings | None = None,
+               now_ns: int | None = None) -> SearchOutcome:
+        """Answer query (with settings, else self.settings); never raises.
+
+        now_ns: the caller's clock [ns], where a window without a centre ends (a node's ROS
+        clock, which is a recording's time under use_sim_time); None: the wall clock.
+        """
         began = time.perf_counter()
         try:
-            outcome = self._search(query, settings or self.settings)
+            outcome = self._search(query, settings or self.settings,
+                                   time.time_ns() if now_ns is None else now_ns)
         except SearchRefused as refusal:
             outcome = SearchOutcome(refusal.code, str(refusal))
         except Exception as error:  # every failure must become an answer
@@ -255,10 +260,11 @@ class HistorySearch:
             outcome = SearchOutcome(SearchCode.ERROR, f'search failed: {error}')
         return replace(outcome, elapsed_s=time.perf_counter() - began)
 
-    def _search(self, query: SearchQuery, settings: SearchSettings) -> SearchOutcome:
+    def _search(self, query: SearchQuery, settings: SearchSettings,
+                now_ns: int) -> SearchOutcome:
         check_query(query, self.history.index.dim)
         embedding, what = self.query_embedding(query)
-        start_ns, end_ns = query_window(query, time.time_ns())
+        start_ns, end_ns = query_window(query, now_ns)
         threshold = (settings.min_similarity if query.min_similarity is None
                      else query.min_similarity)
         result = self.history.index.search(embedding, start_ns, end_ns, threshold,
