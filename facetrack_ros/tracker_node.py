@@ -20,7 +20,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.publisher import Publisher
 
-from facetrack_ros.conversions import sec_to_time, time_to_sec
+from facetrack_ros.conversions import sec_to_time, time_to_ns, time_to_sec
 from facetrack_ros.core.embedding import EmbeddingError, validate_embedding
 from facetrack_ros.core.event_log import EventLog
 from facetrack_ros.core.input_guard import InputMonitor, StampLimits, StampVerdict
@@ -294,7 +294,8 @@ class TrackerNode(Node):
         if msg.action != EmbeddingSync.ACTION_WITHDRAW:
             return
         try:
-            forgotten, events = self.tracker.forget(msg.person_id, np.asarray(msg.embedding))
+            forgotten, events = self.tracker.forget(msg.person_id, np.asarray(msg.embedding),
+                                                    time_to_ns(msg.header.stamp))
         except EmbeddingError as error:
             self.diagnostics.errors += 1
             self.get_logger().warning(f'person_forgotten ignored: {error}')

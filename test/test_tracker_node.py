@@ -16,6 +16,7 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
+from std_msgs.msg import Header
 
 from facetrack_ros.conversions import sec_to_time
 from facetrack_ros.core.embedding import l2_normalize
@@ -414,7 +415,8 @@ def test_person_forgotten_makes_the_tracker_forget_even_after_a_restart(ros_cont
 
     In view: PERSON_OUT (FORGOTTEN) and a new id when seen again. Remembered in the state
     file and withdrawn while the tracker was down: forgotten on start (transient local),
-    the state file rewritten without their face.
+    the state file rewritten without their face. A forget taken before the restart, heard
+    again then, is not taken again: the id she got since stays.
     """
     history = create_node('history_probe', context=ros_context)
     forgotten = history.create_publisher(EmbeddingSync, 'person_forgotten', FORGOTTEN_QOS)
@@ -422,7 +424,8 @@ def test_person_forgotten_makes_the_tracker_forget_even_after_a_restart(ros_cont
     rig.executor.add_node(history)
     alice = rig.visit(_face(11))
     bob = rig.visit(_face(12), box=[300.0, 50.0, 380.0, 300.0])
-    forgotten.publish(EmbeddingSync(action=EmbeddingSync.ACTION_WITHDRAW, robot_id='r1',
+    forgotten.publish(EmbeddingSync(header=Header(stamp=sec_to_time(1000.0)),
+                                    action=EmbeddingSync.ACTION_WITHDRAW, robot_id='r1',
                                     person_id=alice, embedding=_face(11).tolist()))
     assert rig.until(lambda: any(e.reason == PersonEvent.REASON_FORGOTTEN for e in rig.events))
     out = [e for e in rig.events if e.reason == PersonEvent.REASON_FORGOTTEN]
@@ -441,17 +444,21 @@ def test_person_forgotten_makes_the_tracker_forget_even_after_a_restart(ros_cont
     assert not late_faces
     state = (tmp_path / 'tracker_state.json').read_text()
     assert alice not in state and bob in state
-    assert rig.visit(_face(11)) not in (alice, bob), 'her face was not re-learned'
+    alice_again = rig.visit(_face(11))
+    assert alice_again not in (alice, bob), 'her face was not re-learned'
     rig.executor.remove_node(history)
     rig.close()
     # Bob is remembered in the state file; his withdrawal is sent while the tracker is down.
     assert bob in (tmp_path / 'tracker_state.json').read_text()
-    forgotten.publish(EmbeddingSync(action=EmbeddingSync.ACTION_WITHDRAW, robot_id='r1',
+    forgotten.publish(EmbeddingSync(header=Header(stamp=sec_to_time(2000.0)),
+                                    action=EmbeddingSync.ACTION_WITHDRAW, robot_id='r1',
                                     person_id='', embedding=_face(12).tolist()))
     rig = _rig(ros_context, tmp_path)
     rig.executor.add_node(history)
     assert rig.until(lambda: bob not in (tmp_path / 'tracker_state.json').read_text())
+    assert alice_again in (tmp_path / 'tracker_state.json').read_text()
     assert rig.visit(_face(12)) != bob
+    assert rig.visit(_face(11)) == alice_again
     assert not any(e.person_id == bob for e in rig.events)
     rig.executor.remove_node(history)
     history.destroy_node()

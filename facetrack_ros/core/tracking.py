@@ -88,7 +88,7 @@ from facetrack_ros.core.identity import (APPEARANCE_ADRIFT_RELINK_SIMILARITY,
                                          IdentityRules, judge_face, MATCH_MARGIN,
                                          STRONG_FACE_QUALITY, STRONG_MATCH_QUALITY,
                                          VoteKind)
-from facetrack_ros.core.tracker_state import PersonRecord, TrackerState
+from facetrack_ros.core.tracker_state import id_digest, PersonRecord, TrackerState
 
 #: Faces of a track whose box overlaps another visible track's box by at least this IoU are
 #: ignored: the face in the crop may be the other person's, which would poison embeddings.
@@ -999,6 +999,9 @@ class PersonTracker:
         self._next_track_id = 1
         self._next_sequence = 1
         self._reserved_until = 1  # ids below this are reserved (saved as used)
+        # The latest forget taken [ns, the history's clock], and digests of the ids it named:
+        # one forget of several people comes as one message per id, all with its stamp.
+        self._forgotten_until_ns, self._forgotten_ids = 0, frozenset()
         self._save_due = False
         self._attributions: list[tuple[object, str]] = []
         self._stalled_at: float | None = None  # stamp of the last frame before a stall
@@ -1489,8 +1492,8 @@ class PersonTracker:
         self._index_tracks()
         return events
 
-    def forget(self, person_id: str = '', embedding: np.ndarray | None = None
-               ) -> tuple[list[str], list[PersonEventRecord]]:
+    def forget(self, person_id: str = '', embedding: np.ndarray | None = None,
+               stamp_ns: int = 0) -> tuple[list[str], list[PersonEventRecord]]:
         """Forget a person on request (the history's forget_person); return (ids, events).
 
         Forgotten: the person named person_id, and every remembered or present person whose
@@ -1499,9 +1502,22 @@ class PersonTracker:
         them); a person in view gets PERSON_OUT (FORGOTTEN) and their tracks are identified
         afresh. An enrolled name stays: the fleet withdraws it through known_people. Raises
         EmbeddingError for an unusable embedding (nothing is changed then).
+
+        stamp_ns: when the history forgot them [ns]. A forget taken before (the history's
+        announcements heard again after a restart: stamped earlier than the latest one taken,
+        or as late and naming an id it named) changes nothing, so whoever was seen and
+        learned since keeps their id. 0: always taken.
         """
         vector = (None if embedding is None or len(embedding) == 0
                   else validate_embedding(embedding, self._config.embedding_dim))
+        if stamp_ns:
+            latest, named, digest = (self._forgotten_until_ns, self._forgotten_ids,
+                                     id_digest(person_id))
+            if stamp_ns < latest or (stamp_ns == latest and digest in named):
+                return [], []
+            self._forgotten_ids = (named if stamp_ns == latest else frozenset()) | {digest}
+            self._forgotten_until_ns = stamp_ns
+            self._save_due = True
         forgotten, events = [], []
         for person in list(self._persons.values()):
             if person.enrolled:
@@ -1541,7 +1557,8 @@ class PersonTracker:
         return TrackerState(self._reserved_until, self._next_track_id, tuple(
             PersonRecord(p.person_id, p.first_seen, p.last_seen, p.appearance_start,
                          p.state is PersonState.PRESENT, p.box, tuple(p.samples))
-            for p in self._persons.values() if not p.enrolled))
+            for p in self._persons.values() if not p.enrolled), self._forgotten_until_ns,
+            tuple(sorted(self._forgotten_ids)))
 
     def take_attributions(self) -> list[tuple[object, str]]:
         """Return (tag, person id) of the faces counted for a person since the last call.
@@ -1568,6 +1585,9 @@ class PersonTracker:
         self._next_sequence = self._reserved_until = max(self._next_sequence,
                                                          state.next_sequence)
         self._next_track_id = max(self._next_track_id, state.next_track_id)
+        if state.forgotten_until_ns > self._forgotten_until_ns:
+            self._forgotten_until_ns = state.forgotten_until_ns
+            self._forgotten_ids = frozenset(state.forgotten_ids)
         events = []
         for record in state.persons:
             person = _Person(record.person_id, 0, record.first_seen, record.appearance_start,

@@ -12,6 +12,7 @@ import pytest
 
 from facetrack_ros.core.embedding import cosine_similarity, EmbeddingError, l2_normalize
 from facetrack_ros.core.identity import decide, FaceVote, VoteKind
+from facetrack_ros.core.tracker_state import to_json
 from facetrack_ros.core.tracking import (box_iou, Detection, EventKind, EventReason,
                                          FOLLOW_MAX_GAP_S, FOLLOW_STILL_IOU,
                                          FOLLOW_STILL_IOU_LOOKS, PersonEventRecord,
@@ -3088,6 +3089,32 @@ def test_forget_drops_a_person_by_id_or_by_face_and_keeps_enrolled_names() -> No
     assert 'carol' in tracker.persons
     with pytest.raises(EmbeddingError):
         tracker.forget(embedding=np.full(128, np.nan))
+
+
+def test_a_forget_heard_again_changes_nothing_also_after_a_restart() -> None:
+    """A forget stamped as one taken before (heard again after a restart) is not taken again.
+
+    The person learned since keeps their id. One forget naming two ids comes as two
+    messages with its stamp: both are taken, once.
+    """
+    rng = np.random.default_rng(29)
+    sec = 10 ** 9   # the history's stamps are in ns
+    tracker = PersonTracker(CONFIG)
+    first = _remember(tracker, _face(1))
+    second = _remember(tracker, _face(2), start=200)
+    assert tracker.forget(first, _face(1), stamp_ns=5 * sec) == ([first], [])
+    assert tracker.forget(second, _face(1), stamp_ns=5 * sec)[0] == [second]   # the same forget
+    events = _come_back(tracker, 400, [(_sighting(_face(1), rng), 0.95)])
+    learned = events[0].person_id
+    _run_empty(tracker, 400 + 40, 90)
+    restarted = PersonTracker(CONFIG)
+    restarted.restore(tracker.snapshot())
+    assert first not in json.dumps(to_json(tracker.snapshot()))   # digests, not ids
+    heard_again = ((first, 5 * sec), (second, 5 * sec), ('', 4 * sec))
+    for person_id, stamp_ns in heard_again:
+        assert restarted.forget(person_id, _face(1), stamp_ns=stamp_ns) == ([], [])
+    assert learned in restarted.persons
+    assert restarted.forget('', _face(1), stamp_ns=6 * sec)[0] == [learned]   # a new forget
 
 
 def test_poor_faces_are_attributed_to_the_track_person_but_never_decide() -> None:
