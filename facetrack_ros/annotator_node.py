@@ -41,8 +41,8 @@ class AnnotatorNode(Node):
         super().__init__('annotator', **kwargs)
         self.params = declare_parameters(self, PARAMETERS)
         self.images = image_cache(self.params)
-        # Latest face box and similarity per track; pruned to the tracks of each frame.
-        self.faces: dict[int, tuple[np.ndarray, float]] = {}
+        # Track id -> its latest face box [px]; pruned to the tracks of each frame.
+        self.faces: dict[int, np.ndarray] = {}
         self.diagnostics = NodeDiagnostics(self)
         self.diagnostics.set_state(DiagnosticStatus.OK, 'annotating while subscribed')
         guarded = self.diagnostics.guarded
@@ -62,9 +62,9 @@ class AnnotatorNode(Node):
             self.images.add(msg)
 
     def on_faces(self, msg: PersonDetectionArray) -> None:
-        """Remember each track's latest face box and similarity."""
+        """Remember each track's latest face box."""
         for face in msg.detections:
-            self.faces[face.track_id] = (np.asarray(face.face_box), face.match_similarity)
+            self.faces[face.track_id] = np.asarray(face.face_box)
 
     def on_tracks(self, msg: PersonDetectionArray) -> None:
         """Draw the tracks onto their image and publish it."""
@@ -81,10 +81,10 @@ class AnnotatorNode(Node):
             return
         overlays = []
         for person in msg.detections:
-            face_box, similarity = self.faces.get(person.track_id, (None, 0.0))
             label = f'{person.person_id or "?"} #{person.track_id}'
-            overlays.append(Overlay(box=np.asarray(person.box), label=label, face_box=face_box,
-                                    score=person.match_similarity or similarity))
+            overlays.append(Overlay(box=np.asarray(person.box), label=label,
+                                    face_box=self.faces.get(person.track_id),
+                                    score=person.match_similarity))
         canvas = draw_overlays(image, overlays, header=f'active: {len(msg.detections)}')
         self.publisher.publish(bgr_to_image(canvas, msg.header))
         self.diagnostics.processed(time.time() - time_to_sec(msg.header.stamp))
