@@ -461,7 +461,7 @@ class FleetNode(Node):
             self.get_logger().warning(f'person_forgotten refused: {error}')
             return
         if change is None:
-            self.get_logger().info(f'{msg.person_id!r} forgotten at the fleet\'s request')
+            self.get_logger().info('a face the fleet withdrew is forgotten here')
         else:
             self._apply(change)
 
@@ -484,15 +484,17 @@ class FleetNode(Node):
         """Drop withdrawn faces past withdrawn_face_age, from the roster and from DDS.
 
         The writer keeps its last samples for late joiners, those with the faces too: a new
-        writer, which keeps nothing, publishes the roster again.
+        writer, which keeps nothing, publishes the roster again. Under the writer's lock
+        throughout, so an enrolment meanwhile goes out on the new writer.
         """
-        renewed = self.people.expire(now_ns)
-        if renewed is None:
-            return
         with self._people_lock:
+            renewed = self.people.expire(now_ns)
+            if renewed is None:
+                return
             self.destroy_publisher(self.people_pub)
             self.people_pub = self._people_publisher()
-        self._apply(renewed)
+            for record in renewed.publish:
+                self.people_pub.publish(sync_of(record))
         self.get_logger().info('withdrawn faces past withdrawn_face_age dropped')
 
     def _ask_forget(self) -> None:
@@ -514,19 +516,22 @@ class FleetNode(Node):
         self._forget_call = None
         response = future.result()
         codes = ForgetPerson.Response
+        result = None if response is None else response.result
         # A request the history calls invalid will not become valid when asked again.
-        done = response is not None and response.result in (
-            codes.RESULT_OK, codes.RESULT_NOT_FOUND, codes.RESULT_INVALID_REQUEST)
-        message = response.message if response is not None else 'no answer'
-        # Whose face, never: the log must not keep what was forgotten.
-        text = f'a face withdrawn by {record.robot_id}: {message}'
-        if response is not None and response.result == codes.RESULT_INVALID_REQUEST:
-            self.get_logger().error(f'forget_person refused {text}')
-        elif done:
-            self.get_logger().info(f'forgot {text}')
+        done = result in (codes.RESULT_OK, codes.RESULT_NOT_FOUND, codes.RESULT_INVALID_REQUEST)
+        # How much, never whose (an OK message names the ids): the log must not keep them.
+        face = f'a face withdrawn by {record.robot_id}'
+        if result == codes.RESULT_OK:
+            self.get_logger().info(f'forgot {face}: {response.faces_removed} faces, '
+                                   f'{response.frames_blurred} frames pixelated')
+        elif result == codes.RESULT_NOT_FOUND:
+            self.get_logger().info(f'{face}: nothing of it stored here')
+        elif result == codes.RESULT_INVALID_REQUEST:
+            self.get_logger().error(f'forget_person refused {face}: {response.message}')
         else:
-            self.get_logger().warning(f'forget_person failed for {text}; asked again in '
-                                      f'{FORGET_RETRY_S:g} s')
+            why = 'no answer' if response is None else response.message
+            self.get_logger().warning(f'forget_person failed for {face} ({why}); asked again '
+                                      f'in {FORGET_RETRY_S:g} s')
         self.people.forget_answered(record, done, time.monotonic())
         self._ask_forget()
 

@@ -26,7 +26,7 @@ from rclpy.subscription import MessageInfo, Subscription
 from rclpy.timer import Timer
 from sensor_msgs.msg import CompressedImage, Image
 
-from facetrack_ros.conversions import bgr_to_image, ImageConversionError, time_to_ns
+from facetrack_ros.conversions import bgr_to_image, ImageConversionError, ns_to_time, time_to_ns
 from facetrack_ros.core.embedding import DEFAULT_MIN_SIMILARITY
 from facetrack_ros.core.event_log import (DEFAULT_EVENT_LOG_DIR, DEFAULT_MAX_AGE_S,
                                           prune_event_logs)
@@ -338,8 +338,9 @@ class FrameHistoryNode(InputLifecycleNode):
     def _answered(self, service: str, code: int, invalid: int, error: int,
                   message: str) -> None:
         """Count a service answer as answered, refused (invalid) or failed (error); log it."""
-        if code == invalid:
-            self.intake.refuse(service, message)
+        if code == invalid:   # not through the intake: it is gone once cleaned up
+            self.tally.refused(service, message)
+            self._warn(f'refused {service}: {message}')
         elif code == error:
             self.tally.failed(service, message)
             self.get_logger().error(f'{service}: {message}')
@@ -437,8 +438,10 @@ class FrameHistoryNode(InputLifecycleNode):
         fill_forget_response(response, report)
         if not report.removed:
             return codes.RESULT_NOT_FOUND, 'nothing stored of this person: nothing removed'
+        # Stamped by the system clock, as the forget itself happened: the stamp tells a
+        # forget heard again from a new one, also under use_sim_time (0 before /clock).
         for message in withdrawals(report.person_ids, target.embedding, p.robot_id,
-                                   DlibResNetEmbedder.name, self.get_clock().now().to_msg()):
+                                   DlibResNetEmbedder.name, ns_to_time(time.time_ns())):
             self.forgotten_pub.publish(message)
         return codes.RESULT_OK, report.summary()
 

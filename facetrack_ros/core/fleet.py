@@ -83,7 +83,8 @@ REPLAY_CAPACITY = 10_000
 SENT_STAMPS_KEPT = 16
 #: PeerRoster.heard's word for a presence of another robot under this robot's id.
 TWIN = 'twin'
-#: A local forgetting this soon after a fleet withdrawal of a similar face is its echo [s].
+#: A local forgetting of a similar face this soon after the history answered a forget the
+#: fleet asked for is its echo [s] (the announcement and the answer race each other).
 ECHO_WINDOW_S = 600.0
 #: A forget this robot's history failed (or that found no history) is asked again after
 #: this long [s].
@@ -844,21 +845,22 @@ class PeopleRoster:
             return [], []
         try:
             saved = json.loads(path.read_text())
-            records = [PersonRecord(**entry) for entry in saved['people']]
-            forgets = [PersonRecord(**entry) for entry in saved.get('forget_pending', [])]
+            people, forgets = saved['people'], saved.get('forget_pending') or []
+            if not isinstance(people, list) or not isinstance(forgets, list):
+                raise TypeError('people and forget_pending must be lists')
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise FleetInputError(f'{path} is not a people roster: {error}') from None
         problems, pending = [], []
-        for record in records:
-            try:
-                self.apply(check_record(record, dim, None))
-            except (FleetInputError, RosterFull) as error:
-                problems.append(f'{record.person_id!r:.80}: {error}')
-        for record in forgets:
-            try:
-                pending.append(check_record(record, dim, None))
-            except FleetInputError as error:
-                problems.append(f'forget of {record.person_id!r:.80}: {error}')
+        for what, entries in (('', people), ('forget of ', forgets)):
+            for number, entry in enumerate(entries):
+                try:   # one damaged entry costs that entry only
+                    record = check_record(PersonRecord(**entry), dim, None)
+                    if what:
+                        pending.append(record)
+                    else:
+                        self.apply(record)
+                except (FleetInputError, RosterFull, TypeError) as error:
+                    problems.append(f'{what}entry {number}: {error}')
         return problems, pending
 
 
@@ -895,7 +897,7 @@ class Outbox:
 
 
 class EchoGuard:
-    """Faces withdrawn by the fleet lately: a local forgetting of one of them is an echo."""
+    """Faces forgotten lately at the fleet's request: a local forgetting of one is an echo."""
 
     def __init__(self, window_s: float = ECHO_WINDOW_S,
                  min_similarity: float = DEFAULT_MIN_SIMILARITY, capacity: int = 256) -> None:
@@ -1087,9 +1089,7 @@ class PeopleSync:
     def next_forget(self, now_s: float) -> PersonRecord | None:
         """Return the withdrawal whose face to ask this robot's history to forget now, or None.
 
-        One at a time: None while one asked is unanswered for less than FORGET_ANSWER_S. The
-        face is noted as withdrawn (EchoGuard): the history's announcement that it forgot it
-        is no news for the fleet.
+        One at a time: None while one asked is unanswered for less than FORGET_ANSWER_S.
         """
         with self._lock:
             if self._asked is not None and now_s - self._asked[1] < FORGET_ANSWER_S:
@@ -1101,7 +1101,6 @@ class PeopleSync:
             record = self._forgets[min(due)[1]][0]
             self._asked = (record.person_id, now_s)
             self._forgets[record.person_id] = (record, now_s)   # after those never asked
-            self.echoes.remember(record.embedding, now_s)
             return record
 
     def forget_answered(self, record: PersonRecord, forgotten: bool, now_s: float) -> None:
@@ -1130,9 +1129,26 @@ class PeopleSync:
         """
         record = check_record(PersonRecord(person_id, WITHDRAW, stamp_ns, self.robot_id,
                                            tuple(embedding)), self.dim, None)
-        if record.embedding and self.echoes.is_echo(record.embedding, now_s):
+        if record.embedding and self._withdrawn_by_fleet(record.embedding, now_s):
             return None
         return self._apply(record)
+
+    def _withdrawn_by_fleet(self, embedding: Sequence[float], now_s: float) -> bool:
+        """Return whether a face is one the fleet withdrew and asked this robot to forget.
+
+        Its forget waiting or asked, another robot's withdrawal still holding it (for
+        face_age_s, also across restarts), or a forget answered lately (EchoGuard).
+        """
+        if self.echoes.is_echo(embedding, now_s):
+            return True
+        with self._lock:
+            faces = [record.embedding for record, _ in self._forgets.values()] + [
+                record.embedding for record in self.roster.records()
+                if record.action == WITHDRAW and record.embedding
+                and record.robot_id != self.robot_id]
+        vector = np.asarray(embedding, dtype=np.float32)
+        return any(float(np.asarray(face, dtype=np.float32) @ vector)
+                   >= self.echoes.min_similarity for face in faces)
 
     def _apply(self, record: PersonRecord, forget_at_s: float | None = None) -> PeopleChange:
         """Apply a checked record; if it is news, save it (and a forget due at forget_at_s).

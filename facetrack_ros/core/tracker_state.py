@@ -7,8 +7,8 @@ One JSON file, written atomically (a temporary file in the same folder, fsync, r
     {"version": 1, "saved_at": <wall clock [s since the epoch]>,
      "next_sequence": <first person id number not handed out yet>,
      "next_track_id": <first track id not handed out yet>,
-     "forgotten_until_ns": <stamp of the latest forget taken [ns]; absent: 0>,
-     "forgotten_ids": [<id_digest of each person id it named: the file names none of them>],
+     "forgets_taken": [[<stamp of a forget taken lately [ns]>, "<id_digest of the id it
+                       named: the file names no one forgotten>"], ...] (absent: none),
      "persons": [{"person_id": "r1-000042", "first_seen": <s>, "last_seen": <s>,
                   "appearance_start": <s>, "present": <bool>, "box": [x1, y1, x2, y2],
                   "samples": [[<quality>, "<base64 of float32 unit vector>"], ...]}, ...]}
@@ -69,8 +69,7 @@ class TrackerState:
     next_sequence: int
     next_track_id: int
     persons: tuple[PersonRecord, ...]
-    forgotten_until_ns: int = 0   # forgets stamped before this were taken [ns]
-    forgotten_ids: tuple[str, ...] = ()   # and those stamped at it naming these (id_digest)
+    forgets_taken: tuple[tuple[int, str], ...] = ()   # (stamp [ns], id_digest), oldest first
 
 
 def id_digest(person_id: str) -> str:
@@ -94,8 +93,7 @@ def to_json(state: TrackerState) -> dict:
     return {
         'version': STATE_VERSION, 'saved_at': time.time(),
         'next_sequence': int(state.next_sequence), 'next_track_id': int(state.next_track_id),
-        'forgotten_until_ns': int(state.forgotten_until_ns),
-        'forgotten_ids': list(state.forgotten_ids),
+        'forgets_taken': [[int(stamp), digest] for stamp, digest in state.forgets_taken],
         'persons': [{
             'person_id': p.person_id, 'first_seen': p.first_seen, 'last_seen': p.last_seen,
             'appearance_start': p.appearance_start, 'present': p.present,
@@ -120,8 +118,8 @@ def from_json(data: object) -> TrackerState:
                 np.asarray(p['box'], np.float32).reshape(4),
                 tuple((float(q), _decode(v)) for q, v in p['samples'])))
         state = TrackerState(int(data['next_sequence']), int(data['next_track_id']),
-                             tuple(persons), int(data.get('forgotten_until_ns', 0)),
-                             tuple(str(i) for i in data.get('forgotten_ids', [])))
+                             tuple(persons), tuple((int(stamp), str(digest)) for stamp, digest
+                                                   in data.get('forgets_taken', [])))
     except StateFileError:
         raise
     except (AttributeError, KeyError, TypeError, ValueError) as error:

@@ -108,6 +108,9 @@ LATE_MATCH_IOU = 0.5
 #: Person ids are reserved this many at a time: the reservation is saved before any of them
 #: is used, so a crash can skip ids but never hand one out twice.
 ID_BLOCK = 16
+#: Forgets remembered as taken (stamp, id digest): more than the history's announcements a
+#: restarted tracker hears again (person_forgotten keeps 10).
+FORGETS_REMEMBERED = 64
 
 #: A pending track whose box and a present person's box (of this frame or the one before)
 #: overlap by this much of the smaller one, and that looks like them, is a part of them: a
@@ -999,9 +1002,9 @@ class PersonTracker:
         self._next_track_id = 1
         self._next_sequence = 1
         self._reserved_until = 1  # ids below this are reserved (saved as used)
-        # The latest forget taken [ns, the history's clock], and digests of the ids it named:
-        # one forget of several people comes as one message per id, all with its stamp.
-        self._forgotten_until_ns, self._forgotten_ids = 0, frozenset()
+        # The forgets taken lately, as (stamp [ns], id_digest): their announcements heard again
+        # change nothing. More than the history's announcements kept (FORGOTTEN_QOS, 10).
+        self._forgets_taken: deque[tuple[int, str]] = deque(maxlen=FORGETS_REMEMBERED)
         self._save_due = False
         self._attributions: list[tuple[object, str]] = []
         self._stalled_at: float | None = None  # stamp of the last frame before a stall
@@ -1503,20 +1506,17 @@ class PersonTracker:
         afresh. An enrolled name stays: the fleet withdraws it through known_people. Raises
         EmbeddingError for an unusable embedding (nothing is changed then).
 
-        stamp_ns: when the history forgot them [ns]. A forget taken before (the history's
-        announcements heard again after a restart: stamped earlier than the latest one taken,
-        or as late and naming an id it named) changes nothing, so whoever was seen and
-        learned since keeps their id. 0: always taken.
+        stamp_ns: when the history forgot them [ns]. A forget taken before (same stamp, same
+        person id: the history's announcement heard again after a restart) changes nothing,
+        so whoever was seen and learned since keeps their id. 0: always taken.
         """
         vector = (None if embedding is None or len(embedding) == 0
                   else validate_embedding(embedding, self._config.embedding_dim))
         if stamp_ns:
-            latest, named, digest = (self._forgotten_until_ns, self._forgotten_ids,
-                                     id_digest(person_id))
-            if stamp_ns < latest or (stamp_ns == latest and digest in named):
+            taken = (stamp_ns, id_digest(person_id))
+            if taken in self._forgets_taken:
                 return [], []
-            self._forgotten_ids = (named if stamp_ns == latest else frozenset()) | {digest}
-            self._forgotten_until_ns = stamp_ns
+            self._forgets_taken.append(taken)
             self._save_due = True
         forgotten, events = [], []
         for person in list(self._persons.values()):
@@ -1557,8 +1557,7 @@ class PersonTracker:
         return TrackerState(self._reserved_until, self._next_track_id, tuple(
             PersonRecord(p.person_id, p.first_seen, p.last_seen, p.appearance_start,
                          p.state is PersonState.PRESENT, p.box, tuple(p.samples))
-            for p in self._persons.values() if not p.enrolled), self._forgotten_until_ns,
-            tuple(sorted(self._forgotten_ids)))
+            for p in self._persons.values() if not p.enrolled), tuple(self._forgets_taken))
 
     def take_attributions(self) -> list[tuple[object, str]]:
         """Return (tag, person id) of the faces counted for a person since the last call.
@@ -1585,9 +1584,7 @@ class PersonTracker:
         self._next_sequence = self._reserved_until = max(self._next_sequence,
                                                          state.next_sequence)
         self._next_track_id = max(self._next_track_id, state.next_track_id)
-        if state.forgotten_until_ns > self._forgotten_until_ns:
-            self._forgotten_until_ns = state.forgotten_until_ns
-            self._forgotten_ids = frozenset(state.forgotten_ids)
+        self._forgets_taken.extend(state.forgets_taken)
         events = []
         for record in state.persons:
             person = _Person(record.person_id, 0, record.first_seen, record.appearance_start,

@@ -454,6 +454,8 @@ def test_a_withdrawn_face_is_asked_until_the_history_forgets_it(tmp_path, faces)
     assert asked.person_id == 'barack' and asked.robot_id == 'r2'
     sync.received(biden, NOW, 11.0)
     assert sync.next_forget(11.0) is None   # barack's forget is not answered yet
+    # The history announces the forget before it answers, after minutes: an echo.
+    assert sync.forgotten('r1-000003', faces['obama2.jpg'], NOW + S, 710.0) is None
     sync.forget_answered(asked, False, 12.0)   # the history failed: barack waits
     assert sync.next_forget(12.0).person_id == 'joe'
     assert sync.next_forget(12.0 + FORGET_RETRY_S) is None   # joe's is not answered yet
@@ -473,7 +475,35 @@ def test_a_withdrawn_face_is_asked_until_the_history_forgets_it(tmp_path, faces)
     assert restarted.forgotten('person-3', faces['obama2.jpg'], NOW + S,
                                FORGET_ANSWER_S + 1) is None
     restarted.close()
-    assert PeopleSync('r1', DIM, path=tmp_path / 'people.json').start(NOW)[0].publish
+    # Restarted again, it hears the history's announcements again (transient local): the
+    # faces r2 and r3 withdrew are still theirs, not news from r1.
+    again = PeopleSync('r1', DIM, path=tmp_path / 'people.json')
+    roster = {r.person_id for r in again.start(NOW)[0].publish}
+    assert roster == {'barack', 'joe', 'nameless', 'own'}
+    assert again.forgotten('r1-000003', faces['obama2.jpg'], NOW + S, 0.0) is None
+    assert again.forgotten('r1-000004', faces['biden.jpg'], NOW + S, 0.0) is None
+    again.close()
+
+
+def test_a_damaged_roster_entry_costs_that_entry_only(tmp_path: Path, faces) -> None:
+    """An unreadable record or forget in people_file is a problem; the others load."""
+    sync = PeopleSync('r1', DIM, path=tmp_path / 'people.json')
+    sync.start(NOW)
+    sync.local(PersonRecord('ada', ENROLL, NOW, 'r1', tuple(faces['biden.jpg'])))
+    sync.received(PersonRecord('barack', WITHDRAW, NOW, 'r2', tuple(faces['obama.jpg'])),
+                  NOW, 0.0)
+    sync.close()
+    saved = json.loads((tmp_path / 'people.json').read_text())
+    saved['people'].append({'person_id': 'cy'})   # no action, stamp or robot
+    saved['forget_pending'].insert(0, {'person_id': 'dee', 'action': 2, 'stamp_ns': NOW,
+                                       'robot_id': 'r2', 'embedding': [float('nan')] * DIM})
+    (tmp_path / 'people.json').write_text(json.dumps(saved))
+    restarted = PeopleSync('r1', DIM, path=tmp_path / 'people.json')
+    change, problems = restarted.start(NOW)
+    restarted.close()
+    assert {r.person_id for r in change.publish} == {'ada', 'barack'}
+    assert restarted.forgets_pending() == 1 and len(problems) == 2
+    assert problems[0].startswith('entry 2:') and problems[1].startswith('forget of entry 0:')
 
 
 def test_a_withdrawn_face_is_kept_for_its_age_only(tmp_path: Path, faces) -> None:
