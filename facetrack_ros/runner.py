@@ -4,6 +4,7 @@ import faulthandler
 import os
 import signal
 import sys
+import time
 from types import FrameType
 from typing import Callable, NoReturn
 
@@ -18,6 +19,8 @@ from facetrack_ros.core.owner_lock import InUseError
 from facetrack_ros.parameters import InvalidParameterError
 
 STOP_POLL_S = 0.2  # how often the spin loop looks for a stop signal [s]
+#: A SIGINT this soon after the first is the same Ctrl-C, forwarded by ros2 launch [s].
+DUPLICATE_SIGINT_S = 2.0
 #: The longest a node may take to close after its spin loop ended [s]: the executor's 5 s for
 #: running callbacks, then destroy_node and rclpy's shutdown. ros2 launch escalates to SIGTERM
 #: and SIGKILL meanwhile, but a process stuck inside C code never runs a Python handler.
@@ -66,8 +69,10 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> NoRe
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        # A C watchdog thread: if closing hangs, it prints every thread's Python stack (where
-        # it hung) to stderr and ends the process with exit code 1.
+        # No signal interrupts the closing (a state file half saved): ros2 launch's SIGKILL
+        # and a C watchdog thread bound it. If closing hangs, the watchdog prints every
+        # thread's Python stack (where it hung) to stderr and ends the process with code 1.
+        stop.closing = True
         faulthandler.dump_traceback_later(CLOSE_LIMIT_S, exit=True)
         if executor is not None:
             # Let running callbacks finish before the node closes what they use.
@@ -92,21 +97,28 @@ def exit_now(code: int) -> NoReturn:
 
 
 class _StopSignal:
-    """Records SIGINT (Ctrl-C, ros2 launch) and SIGTERM; a second one interrupts at once.
+    """Records SIGINT (Ctrl-C, ros2 launch) and SIGTERM; a later one interrupts at once.
 
-    The first signal lets the spin loop end and the node close cleanly; a second one, as when
-    ros2 launch escalates to SIGTERM while a model is still loading, raises KeyboardInterrupt.
+    The first signal lets the spin loop end and the node close cleanly. A later one, as when
+    ros2 launch escalates to SIGTERM while a model is still loading, raises KeyboardInterrupt,
+    except a SIGINT within DUPLICATE_SIGINT_S of the first: Ctrl-C in a terminal reaches a
+    node twice, from the terminal and from ros2 launch. Once closing, signals are ignored.
     """
 
     def __init__(self) -> None:
         self.requested = False
+        self.closing = False
+        self._first_s = 0.0
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, self._handle)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
+        now_s = time.monotonic()
+        if not self.requested:
+            self.requested, self._first_s = True, now_s
+        elif not self.closing and (signum != signal.SIGINT
+                                   or now_s - self._first_s > DUPLICATE_SIGINT_S):
             raise KeyboardInterrupt
-        self.requested = True
 
 
 def autostart(node: LifecycleNode) -> int:

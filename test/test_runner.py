@@ -74,6 +74,51 @@ def test_a_node_stuck_closing_exits_with_its_stack(tmp_path):
     assert 'Timeout' in stderr and 'in destroy_node' in stderr, stderr
 
 
+SLOW_CLOSING_NODE = '''
+import time
+from rclpy.node import Node
+from facetrack_ros import runner
+
+class SlowClosingNode(Node):
+    def destroy_node(self):
+        print('closing', flush=True)
+        time.sleep(3)   # a state file saved on a busy disk
+        print('closed', flush=True)
+        super().destroy_node()
+
+def up():
+    node = SlowClosingNode('slow_closing_node')
+    print('node up', flush=True)
+    return node
+
+runner.run_node(up)
+'''
+
+
+def test_signals_while_closing_do_not_interrupt_it(tmp_path):
+    """Ctrl-C in a terminal reaches a node from the terminal and from ros2 launch.
+
+    The repeated SIGINT, and ros2 launch's SIGTERM while the node closes, are ignored: the
+    node closes to the end and exits 0.
+    """
+    process = subprocess.Popen([sys.executable, '-c', SLOW_CLOSING_NODE],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=tmp_path)
+    try:
+        assert process.stdout.readline() == 'node up\n', process.stderr.read()
+        process.send_signal(signal.SIGINT)
+        assert process.stdout.readline() == 'closing\n', process.stderr.read()
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=20)
+    finally:
+        process.kill()
+    out, stderr = process.stdout.read(), process.stderr.read()
+    assert code == 0 and out == 'closed\n', (code, out, stderr)
+    assert 'Traceback' not in stderr, stderr
+
+
 @pytest.mark.parametrize('name, folder, lock_file', [
     ('tracker', 'event_log_dir', 'tracker.lock'),
     ('frame_history', 'history_dir', 'history.lock')])
