@@ -15,6 +15,7 @@ With no person model available it stops with an error naming the `model` paramet
 """
 
 import os
+import threading
 import time
 from types import SimpleNamespace
 
@@ -111,6 +112,9 @@ class DetectorNode(InputLifecycleNode):
         self.camera_infos = StampedCache(CAMERA_INFO_CACHE)
         self.latest_info: CameraInfo | None = None
         self.publisher = None
+        # A worker still detecting when closing gives up waiting for it publishes after: the
+        # publisher is destroyed and used under this lock only.
+        self._publisher_lock = threading.Lock()
         self.diagnostics = NodeDiagnostics(self)
         self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no model loaded')
 
@@ -165,9 +169,10 @@ class DetectorNode(InputLifecycleNode):
         for detector in self.detectors:
             detector.close()
         self.detectors = []
-        if self.publisher is not None:
-            self.destroy_lifecycle_publisher(self.publisher)
-            self.publisher = None
+        with self._publisher_lock:
+            if self.publisher is not None:
+                self.destroy_lifecycle_publisher(self.publisher)
+                self.publisher = None
         self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no model loaded')
 
     def on_camera_info(self, msg: CameraInfo) -> None:
@@ -217,8 +222,11 @@ class DetectorNode(InputLifecycleNode):
             self.diagnostics.errors += 1
             self.diagnostics.set_state(DiagnosticStatus.ERROR, f'detection: {out}')
             self.get_logger().error(f'detection failed: {out!r}', throttle_duration_sec=5.0)
-        elif out is not None and self.publisher is not None:
-            self.publisher.publish(out)
+        elif out is not None:
+            with self._publisher_lock:
+                if self.publisher is None:
+                    return
+                self.publisher.publish(out)
             self.diagnostics.processed(time.time() - time_to_sec(job[0].header.stamp))
 
 
