@@ -173,7 +173,7 @@ class FrameHistoryNode(InputLifecycleNode):
             self.searcher = HistorySearch(self.history, search_analyzer(p))
             self.intake = HistoryIntake(
                 HistoryRecorder(self.history, p.robot_id, p.camera_id, self.resolve_topic_name,
-                                p.store_frames), self.tally, p, self._warn)
+                                p.store_frames), self.tally, p, self._refuse)
         except Exception as error:  # noqa: B902 - any cause must be said before giving up
             self.get_logger().error(f'cannot open history {p.history_dir}: {error!r}')
             self._release()
@@ -283,8 +283,10 @@ class FrameHistoryNode(InputLifecycleNode):
                                         throttle_duration_sec=5.0)
         return run
 
-    def _warn(self, text: str) -> None:
-        self.get_logger().warning(text, throttle_duration_sec=5.0)
+    def _refuse(self, what: str, reason: object, number: int = 1) -> None:
+        """Count number refusals of what (an input or a request) for reason, and log it."""
+        self.tally.refused(what, str(reason), number)
+        self.get_logger().warning(f'refused {what}: {reason}', throttle_duration_sec=5.0)
 
     def update_state(self) -> None:
         """Set /diagnostics to the state now: the history's health, recent trouble, counts."""
@@ -338,9 +340,8 @@ class FrameHistoryNode(InputLifecycleNode):
     def _answered(self, service: str, code: int, invalid: int, error: int,
                   message: str) -> None:
         """Count a service answer as answered, refused (invalid) or failed (error); log it."""
-        if code == invalid:   # not through the intake: it is gone once cleaned up
-            self.tally.refused(service, message)
-            self._warn(f'refused {service}: {message}')
+        if code == invalid:
+            self._refuse(service, message)
         elif code == error:
             self.tally.failed(service, message)
             self.get_logger().error(f'{service}: {message}')

@@ -3,7 +3,8 @@
 Frames (raw or compressed), identified faces and person events each pass the core's checks
 (core/history/inputs.py) and a bound on how far their stamp may be from the node's clock, then
 go to the HistoryRecorder. Every message ends in exactly one count of the node's Tally, so
-/diagnostics accounts for each; a refusal is also handed to the node's log.
+/diagnostics accounts for each; a refusal goes to the node's refuse(), which counts and logs
+it.
 """
 
 from types import SimpleNamespace
@@ -24,16 +25,16 @@ class HistoryIntake:
     """Checks and stores frame_history's inputs into a HistoryRecorder, counting each.
 
     settings holds the node's live parameters store_rate [Hz], jpeg_quality and
-    max_stamp_skew [s]; warn(text) logs a refusal.
+    max_stamp_skew [s]; refuse(what, reason, number) counts and logs number refusals.
     """
 
     def __init__(self, recorder: HistoryRecorder, tally: Tally, settings: SimpleNamespace,
-                 warn: Callable[[str], None]) -> None:
-        """Store through recorder, count in tally; settings and warn as the class says."""
+                 refuse: Callable[..., None]) -> None:
+        """Store through recorder, count in tally; settings and refuse as the class says."""
         self.recorder = recorder
         self.tally = tally
         self.settings = settings
-        self.warn = warn
+        self.refuse = refuse
         self.last_stored_ns = 0   # the stamp of the last frame stored [ns]
 
     def image(self, msg: Image, now_ns: int) -> bool:
@@ -101,11 +102,6 @@ class HistoryIntake:
             return
         self.recorder.event(msg, stamp_ns)
         self.tally.count('person_events', 'stored')
-
-    def refuse(self, what: str, reason: object, number: int = 1) -> None:
-        """Count number refusals of what (an input or a request) for reason, and log it."""
-        self.tally.refused(what, str(reason), number)
-        self.warn(f'refused {what}: {reason}')
 
     def _checked_time(self, stamp_ns: int, now_ns: int) -> int:
         """Return stamp_ns, or raise InputRefused when it is far from now_ns."""
