@@ -220,7 +220,7 @@ class FleetNode(Node):
         self.presence_pub.publish(presence(
             self.robot_id, stamp_ns, self.params.presence_lease, self.params.camera_id,
             self.history, self.people.enrolled_count()))
-        for robot in self.peers.prune(now_s):
+        for robot in self.peers.prune(now_s, self.params.presence_lease / PRESENCE_PER_LEASE):
             self.get_logger().info(f'robot {robot} is gone (not heard for its lease)')
         self.asks.wake()
         self._give_up_overdue()

@@ -458,6 +458,7 @@ class PeerRoster:
         self._peers: dict[str, Peer] = {}
         self._sent: deque[int] = deque(maxlen=SENT_STAMPS_KEPT)
         self._twin_until_s = -math.inf
+        self._ticked_s: float | None = None
         self._lock = threading.Lock()
 
     def announced(self, stamp_ns: int) -> None:
@@ -506,9 +507,18 @@ class PeerRoster:
             return {name: peer for name, peer in self._peers.items()
                     if now_s - peer.heard_s <= peer.lease_s}
 
-    def prune(self, now_s: float) -> list[str]:
-        """Forget the robots not heard within their lease; return their ids."""
+    def prune(self, now_s: float, period_s: float) -> list[str]:
+        """Forget the robots not heard within their lease; return their ids.
+
+        Called every period_s [s]. A call that comes late shows that this process could not
+        run for as long (a starved CPU): the presences sent meanwhile still wait to be read,
+        so that time does not count as the peers' silence.
+        """
         with self._lock:
+            if self._ticked_s is not None and (late := now_s - self._ticked_s - period_s) > 0:
+                self._peers = {name: replace(peer, heard_s=min(peer.heard_s + late, now_s))
+                               for name, peer in self._peers.items()}
+            self._ticked_s = now_s
             gone = [name for name, peer in self._peers.items()
                     if now_s - peer.heard_s > peer.lease_s]
             for name in gone:
