@@ -14,6 +14,8 @@ import threading
 import time
 import uuid
 
+from rcl_interfaces.msg import ParameterType
+from rcl_interfaces.srv import GetParameters
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
@@ -86,7 +88,8 @@ PARAMETERS = (
     ParamSpec('withdrawn_face_age', DEFAULT_MAX_AGE_S,
               'A face the fleet withdrew (forget_person) is kept this long after, for robots '
               'away at the time to forget it too; then only the name stays withdrawn. Not '
-              'below the histories\' max_age [s].', 1.0, 3.2e7, read_only=True),
+              'below the histories\' max_age (/diagnostics warns when below this robot\'s) '
+              '[s].', 1.0, 3.2e7, read_only=True),
 )
 
 DIM = DLIB_EMBEDDING_DIM
@@ -100,6 +103,11 @@ TWIN_PROBLEM = ('another robot announces robot_id {}: the person ids and answers
 #: What /diagnostics says while faces the fleet withdrew are not forgotten here yet.
 NOT_FORGOTTEN = ('{} face(s) withdrawn by the fleet not yet forgotten here: this robot\'s '
                  'forget_person has not confirmed it (asked again until it does)')
+#: What /diagnostics and the log say while this robot's history keeps faces longer than the
+#: fleet keeps a withdrawn one.
+SHORT_FACE_AGE = ('withdrawn_face_age ({:g} s) is below this robot\'s frame_history max_age '
+                  '({:g} s): a robot away longer than withdrawn_face_age when someone is '
+                  'forgotten keeps their faces; give withdrawn_face_age at least max_age')
 #: Longest wait for the local history to embed a photo or a person id [s].
 EMBED_TIMEOUT_S = 30.0
 #: Worker threads for the services, which wait for other callbacks: two fleet_search calls
@@ -135,6 +143,10 @@ class FleetNode(Node):
         self.workers = WorkerThreads(self, SERVICE_THREADS, 'fleet_service')
         self.search_client = self.create_client(BacktrackSearch, 'backtrack_search')
         self.forget_client = self.create_client(ForgetPerson, 'forget_person')
+        self.history_parameters = self.create_client(GetParameters,
+                                                     'frame_history/get_parameters')
+        self._max_age_call = None   # the pending read of the history's max_age
+        self._face_age_warning = ''
         self.request_pub = self.create_publisher(FleetSearchRequest, '/fleet/search_request',
                                                  REQUEST_QOS)
         self.result_pub = self.create_publisher(FleetSearchResult, '/fleet/search_result',
@@ -238,8 +250,8 @@ class FleetNode(Node):
         self._ask_forget()   # a withdrawn face not forgotten yet: the history may be up now
         pending = self.people.forgets_pending()
         self.diagnostics.values['withdrawn faces to forget'] = str(pending)
-        self.diagnostics.show(problems, 'in the fleet', NOT_FORGOTTEN.format(pending)
-                              if pending else '')
+        warnings = [NOT_FORGOTTEN.format(pending) if pending else '', self._face_age_warning]
+        self.diagnostics.show(problems, 'in the fleet', '; '.join(filter(None, warnings)))
 
     def _probe_history(self, now_s: float) -> None:
         """Ask the history for its span now and then (and whenever it was not available)."""
@@ -256,6 +268,12 @@ class FleetNode(Node):
             embedding=[1.0] + [0.0] * (DIM - 1), window_width=0.0, min_similarity=1.0,
             max_results=1))
         self._probe.add_done_callback(self._on_probe)
+        if self.history_parameters.service_is_ready():
+            if self._max_age_call is not None:   # never answered: drop it
+                self.history_parameters.remove_pending_request(self._max_age_call)
+            self._max_age_call = self.history_parameters.call_async(
+                GetParameters.Request(names=['max_age']))
+            self._max_age_call.add_done_callback(self._on_history_max_age)
 
     def _on_probe(self, future) -> None:
         self._probe = None
@@ -264,6 +282,19 @@ class FleetNode(Node):
             response is not None and response.result != FleetCode.ERROR,
             None if response is None else (time_to_ns(response.searched_from),
                                            time_to_ns(response.searched_to)))
+
+    def _on_history_max_age(self, future) -> None:
+        """Warn while the history keeps faces longer than withdrawn faces are kept here."""
+        self._max_age_call = None
+        response = future.result()
+        values = [] if response is None else response.values
+        if len(values) != 1 or values[0].type != ParameterType.PARAMETER_DOUBLE:
+            return   # not a facetrack frame_history: nothing to compare
+        max_age, kept = values[0].double_value, self.params.withdrawn_face_age
+        warning = SHORT_FACE_AGE.format(kept, max_age) if max_age > kept else ''
+        if warning and warning != self._face_age_warning:
+            self.get_logger().warning(warning)
+        self._face_age_warning = warning
 
     def on_presence(self, msg: FleetPresence) -> None:
         """Note a robot's presence (or its leaving)."""

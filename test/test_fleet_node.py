@@ -463,8 +463,11 @@ def test_a_withdrawn_face_leaves_file_and_writer_after_its_age(fleet: Fleet):
     Then its roster file has the name only, and a new /fleet/people writer holds the roster:
     the old one kept samples with the face for late joiners. Restarted, r5 hears its
     history's announcement again (transient local): it is no news, the face stays gone.
+    r5's history keeps faces a day (max_age): its fleet node warns that 4 s is too short.
     """
     runner = GraphRunner(fleet.work / 'r5', None, 'r5')
+    fleet.runners['r5'] = runner
+    fleet.start_history('r5')
     people_file = fleet.work / 'r5' / 'people.json'
     parameters = dict(robot_id='r5', camera_id='front', presence_lease=LEASE_S,
                       people_file=str(people_file), withdrawn_face_age=4.0)
@@ -502,7 +505,12 @@ def test_a_withdrawn_face_leaves_file_and_writer_after_its_age(fleet: Fleet):
         assert spin_until(fleet.executor, lambda: writers() and writers() != first_writer,
                           10.0), runner.tail()
         assert 'withdrawn faces past withdrawn_face_age dropped' in runner.tail()
-        assert runner.stop() == {'fleet': 0}, runner.tail()
+        assert spin_until(fleet.executor, lambda: 'r5' in fleet.status and (
+            'withdrawn_face_age (4 s) is below this robot\'s frame_history max_age (86400 s)'
+            in fleet.status['r5'].message), 60.0), runner.tail()
+        assert fleet.status['r5'].level == DiagnosticStatus.WARN
+        assert 'withdrawn_face_age' not in fleet.status['r1'].message, 'the default: max_age'
+        assert runner.stop() == {'fleet': 0, 'frame_history': 0}, runner.tail()
         runner.start('fleet', **parameters)
         assert spin_until(fleet.executor, lambda: forgotten.get_subscription_count() > 0
                           and writers(), 30.0), runner.tail()
@@ -510,6 +518,7 @@ def test_a_withdrawn_face_leaves_file_and_writer_after_its_age(fleet: Fleet):
         assert ghost() == (0, forgot_at), runner.tail()
     finally:
         codes = runner.stop()
+        del fleet.runners['r5']
     assert codes == {'fleet': 0}, runner.tail()
 
 
