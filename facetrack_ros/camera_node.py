@@ -1,19 +1,21 @@
 """camera node: publish sensor_msgs/Image from a V4L2 device, video file, image folder or topic.
 
-Images are bgr8, stamped at capture (right after the grab) with the configured frame_id.
-Beside the full-resolution image_raw (and camera_info: the size every box is given in) it
-publishes image_raw/compressed, each frame JPEG-encoded once for all its readers (face crops,
-the history; a Motion-JPEG camera or recording is neither decoded nor re-encoded for it: its
-own JPEG goes out, and is decoded only at the size another topic needs), and image_detect,
-the frame reduced once to the detector's size, raw and as JPEG (image_detect/compressed,
-which the detector reads: best-effort DDS delivers a frame of tens of KiB whole, where
-fragments of a raw one get lost; a Motion-JPEG source's own JPEG goes out there too, and the
-detector decodes only the frames it takes, straight at its size; a frame no larger than the
-detector's size goes out as image_raw/compressed's JPEG, encoded once for both). Each image
-topic is converted and published only while it has subscribers. A recording (video file,
-image folder) waits until the pipeline's nodes read their image topics, so that it is
-processed from its first frame; live sources start at once. A source that fails is reopened
-with exponential backoff; a file that ends is reported once.
+Images are bgr8 (a relayed one keeps its encoding on image_raw), stamped at capture (right
+after the grab) with the configured frame_id. Beside the full-resolution image_raw (and
+camera_info: the size every box is given in) it publishes image_raw/compressed, each frame
+JPEG-encoded once for all its readers (face crops, the history; a Motion-JPEG camera or
+recording is neither decoded nor re-encoded for it: its own JPEG goes out, and is decoded only
+at the size another topic needs), and image_detect, the frame reduced once to the detector's
+size, raw and as JPEG (image_detect/compressed, which the detector reads: best-effort DDS
+delivers a frame of tens of KiB whole, where fragments of a raw one get lost; a Motion-JPEG
+source's own JPEG goes out there too, and the detector decodes only the frames it takes,
+straight at its size; a frame no larger than the detector's size goes out as
+image_raw/compressed's JPEG, encoded once for both). Each image topic is converted and
+published only while it has subscribers. A recording (video file, image folder) waits until the
+pipeline's nodes read their image topics, so that it is processed from its first frame; live
+sources start at once. A frame that cannot be used (not a JPEG, undecodable) is skipped and
+counted; a source that fails is reopened with exponential backoff (a file goes on after the
+last frame read); a file that ends is reported once.
 """
 
 import functools
@@ -28,9 +30,10 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from facetrack_ros.conversions import (bgr_to_compressed, bgr_to_image, camera_info,
-                                       image_to_bgr, sec_to_time)
-from facetrack_ros.core.camera import (Backoff, FrameSource, open_source, reduce_image,
-                                       reduced_size, SourceEnded)
+                                       check_image, image_to_bgr, ImageConversionError,
+                                       sec_to_time)
+from facetrack_ros.core.camera import (BadFrame, Backoff, FrameSource, open_source,
+                                       reduce_image, reduced_size, SourceEnded)
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.parameters import declare_parameters, IMAGE_QOS, image_qos_profile, ParamSpec
 from facetrack_ros.runner import run_node
@@ -46,7 +49,8 @@ LATEST_FRAME_STAMP_KEY = 'latest frame stamp [s]'
 
 PARAMETERS = (
     ParamSpec('source', '0',
-              'Frame source: V4L2 index or /dev/videoN, a video file, an image folder, or '
+              'Frame source: V4L2 index or device (/dev/videoN, /dev/v4l/by-id/...), a video '
+              'file, an image folder, or '
               f'{TOPIC_PREFIX}<image topic> to relay an existing sensor_msgs/Image topic.',
               read_only=True),
     ParamSpec('frame_id', 'camera_optical_frame',
@@ -134,7 +138,18 @@ class CameraNode(Node):
             self._thread.start()
 
     def _relay(self, msg: Image) -> None:
-        """Republish an image from another topic, keeping its capture stamp."""
+        """Republish an image from another topic, keeping its capture stamp.
+
+        One the package cannot read goes out on no topic (camera_info neither), with the
+        reason in the log: readers would get some of a frame's topics and not others.
+        """
+        try:
+            check_image(msg)
+        except ImageConversionError as error:
+            self.diagnostics.errors += 1
+            self.get_logger().warning(f'relayed image skipped: {error}',
+                                      throttle_duration_sec=5.0)
+            return
         if self.params.frame_id:
             msg.header.frame_id = self.params.frame_id
         pixels = functools.cache(functools.partial(image_to_bgr, msg))
@@ -179,13 +194,15 @@ class CameraNode(Node):
         max_delay = self.params.reconnect_max_delay
         backoff = Backoff(initial_s=min(0.5, max_delay), max_s=max_delay)
         waited = False
+        source = None   # one object throughout: a file reopened goes on where it was
         while not self._stop.is_set():
-            source = None
             try:
-                source = open_source(
-                    self.params.source, width=self.params.width, height=self.params.height,
-                    fps=self.params.fps, loop=self.params.loop, realtime=self.params.realtime,
-                    rate=self.params.rate, warn=self.get_logger().warning)
+                if source is None:
+                    source = open_source(
+                        self.params.source, width=self.params.width,
+                        height=self.params.height, fps=self.params.fps, loop=self.params.loop,
+                        realtime=self.params.realtime, rate=self.params.rate,
+                        warn=self.get_logger().warning, stop=self._stop)
                 source.open()
                 if not (waited or source.live):
                     self._wait_for_pipeline(source.description)
@@ -275,15 +292,28 @@ class CameraNode(Node):
                 frame = source.read()
             except SourceEnded:
                 return True
-            self._publish(Header(stamp=sec_to_time(frame.stamp), frame_id=self.params.frame_id),
-                          frame.width, frame.height, lambda: frame.image,
-                          lambda: frame.reduced(self.params.detect_size), jpeg=frame.jpeg)
+            except BadFrame as error:   # one frame: the next may be fine
+                self._skipped(str(error))
+                continue
+            try:
+                self._publish(
+                    Header(stamp=sec_to_time(frame.stamp), frame_id=self.params.frame_id),
+                    frame.width, frame.height, lambda: frame.image,
+                    lambda: frame.reduced(self.params.detect_size), jpeg=frame.jpeg)
+            except BadFrame as error:   # its JPEG cannot be decoded where pixels are needed
+                self._skipped(f'{source.description}: frame {frame.index} skipped ({error})')
+                continue
             self.diagnostics.processed(time.time() - frame.stamp)
             # One update, so a status never pairs one frame's position with another's stamp.
             self.diagnostics.values.update({
                 LATEST_FRAME_KEY: str(frame.index),
                 LATEST_FRAME_STAMP_KEY: f'{frame.stamp:.6f}'})
         return False
+
+    def _skipped(self, message: str) -> None:
+        """Count and log a frame the source could not give usable (throttled)."""
+        self.diagnostics.errors += 1
+        self.get_logger().warning(message, throttle_duration_sec=5.0)
 
     def destroy_node(self) -> None:
         """Stop the reading thread before the node goes."""

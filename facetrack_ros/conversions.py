@@ -18,19 +18,29 @@ class ImageConversionError(ValueError):
     """An image message that cannot be turned into a BGR array; the message says why."""
 
 
-def image_to_bgr(msg: Image) -> np.ndarray:
-    """Return a contiguous HxWx3 uint8 BGR copy of an 8-bit Image message."""
+def check_image(msg: Image) -> int:
+    """Return the channels of an Image message image_to_bgr can read; else raise saying why.
+
+    Raises ImageConversionError for an encoding it does not read, no pixels, or data too
+    short for its rows.
+    """
     channels = _CHANNELS.get(msg.encoding)
     if channels is None:
         raise ImageConversionError(
             f'unsupported encoding {msg.encoding!r}; use one of {sorted(_CHANNELS)}')
     if msg.width == 0 or msg.height == 0:
         raise ImageConversionError('image has zero width or height')
-    row_bytes = msg.width * channels
-    if msg.step < row_bytes or len(msg.data) < msg.step * msg.height:
+    if msg.step < msg.width * channels or len(msg.data) < msg.step * msg.height:
         raise ImageConversionError(
             f'image data of {len(msg.data)} bytes does not hold {msg.height} rows of step '
             f'{msg.step} for {msg.width}x{msg.height} {msg.encoding}')
+    return channels
+
+
+def image_to_bgr(msg: Image) -> np.ndarray:
+    """Return a contiguous HxWx3 uint8 BGR copy of an 8-bit Image message."""
+    channels = check_image(msg)
+    row_bytes = msg.width * channels
     rows = np.frombuffer(msg.data, dtype=np.uint8, count=msg.step * msg.height)
     pixels = rows.reshape(msg.height, msg.step)[:, :row_bytes].reshape(
         msg.height, msg.width, channels)

@@ -184,6 +184,19 @@ def test_a_topic_relay_starts_at_once(graph):
     assert spin_until(executor, relayed, timeout=30), runner.tail()
     assert watcher[0] == 77
     assert 'waiting' not in camera.log_path.read_text()
+    # An image the package cannot read goes out on no topic, with the reason logged.
+    infos: list[CameraInfo] = []
+    source.create_subscription(CameraInfo, 'camera_info', infos.append, QOS)
+    spin_until(executor, lambda: False, timeout=1.0)
+    watcher.clear()
+    for _ in range(10):
+        publisher.publish(Image(encoding='yuv422_yuy2', width=32, height=24, step=64,
+                                data=bytes(64 * 24)))
+        executor.spin_once(timeout_sec=0.05)
+    assert spin_until(executor, lambda: 'relayed image skipped: unsupported encoding '
+                      "'yuv422_yuy2'" in camera.log_path.read_text(), timeout=10)
+    spin_until(executor, lambda: False, timeout=1.0)
+    assert not watcher and not infos, (watcher, len(infos))
 
 
 def test_the_detector_stream_is_the_frame_reduced_once_beside_its_full_size(graph, tmp_path):
@@ -287,3 +300,39 @@ def test_a_motion_jpeg_source_goes_out_as_its_own_jpegs(graph, tmp_path):
     assert all((m.width, m.height) == (160, 120) for m in small)
     levels = {int(image_to_bgr(m)[60, 80, 0]) for m in small}
     assert all(min(abs(level - want) for want in LEVELS) <= 3 for level in levels)
+
+
+def test_broken_frames_of_a_motion_jpeg_file_are_skipped_and_it_plays_once(graph, tmp_path):
+    """A frame that is no JPEG and one that cannot be decoded are skipped, nothing replayed.
+
+    Before, either made the camera reopen the file and play it again from frame 0 with new
+    stamps, without end.
+    """
+    runner, executor, context = graph
+    path = tmp_path / 'broken.avi'
+    levels = [10 + 20 * i for i in range(12)]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 20.0, (320, 240))
+    for level in levels:
+        writer.write(np.full((240, 320, 3), level, np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b'\xff\xd8\xff']
+    assert len(starts) == len(levels)
+    data[starts[4]:starts[4] + 2] = b'\0\0'               # frame 4: no JPEG
+    sof = data.index(b'\xff\xc0', starts[8])   # frame 8: all after its size zeroed
+    tables = sof + 2 + int.from_bytes(data[sof + 2:sof + 4], 'big')
+    data[tables:starts[9] - 16] = bytes(starts[9] - 16 - tables)
+    path.write_bytes(data)
+    watcher = _reader('watcher', executor, context)
+    camera = runner.start('camera', source=str(path), wait_for_nodes=['watcher'],
+                          wait_timeout=60.0)
+    assert spin_until(executor, lambda: END_OF_SOURCE in camera.log_path.read_text(),
+                      timeout=30), runner.tail()
+    spin_until(executor, lambda: False, timeout=1.0)   # the last frames on their way
+    log = camera.log_path.read_text()
+    assert log.count('publishing video file') == 1 and log.count(END_OF_SOURCE) == 1, log
+    assert f'video file {path}: frame 4 skipped (not a JPEG image' in log, log
+    received = [min(range(len(levels)), key=lambda i: abs(levels[i] - level))
+                for level in watcher]
+    assert received == sorted(set(received)), f'in order, none twice: {received}'
+    assert not {4, 8} & set(received) and len(received) >= 8, received

@@ -3,10 +3,11 @@
 import abc
 import logging
 import math
+import threading
 from pathlib import Path
 import time
 from types import TracebackType
-from typing import Callable
+from typing import Callable, NoReturn
 
 import cv2
 import numpy as np
@@ -97,14 +98,14 @@ JPEG_START = b'\xff\xd8'
 def jpeg_size(data: bytes) -> tuple[int, int]:
     """Return (width, height) [px] from a JPEG's frame header, without decoding it.
 
-    Raises SourceError when data is not a JPEG or has no frame header.
+    Raises BadFrame (a SourceError) when data is not a JPEG or has no frame header.
     """
     if data[:2] != JPEG_START:
-        raise SourceError('not a JPEG image (no start-of-image marker)')
+        raise BadFrame('not a JPEG image (no start-of-image marker)')
     position = 2
     while position + 4 <= len(data):
         if data[position] != 0xFF:
-            raise SourceError(f'corrupt JPEG: no marker at byte {position}')
+            raise BadFrame(f'corrupt JPEG: no marker at byte {position}')
         marker = data[position + 1]
         if marker == 0xFF:  # fill byte
             position += 1
@@ -116,18 +117,30 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
             if width and height:
                 return width, height
         position += 2 + length
-    raise SourceError('corrupt JPEG: no frame header with a size')
+    raise BadFrame('corrupt JPEG: no frame header with a size')
 
 
 def _decode(jpeg: bytes, flag: int) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), flag)
     if image is None:
-        raise SourceError('a JPEG frame of the source cannot be decoded')
+        raise BadFrame('a JPEG frame of the source cannot be decoded')
     return image
 
 
 class SourceError(RuntimeError):
     """A source that cannot be opened or read: missing file, vanished device, bad stream."""
+
+
+class BadFrame(SourceError):
+    """One frame cannot be used (not a JPEG, undecodable); the source goes on with the next.
+
+    A source's read() raises it for a frame it skips (the frame still counts in Frame.index);
+    a source that stays open needs no reopening.
+    """
+
+
+#: Frames in a row a capture may deliver unusable before it is reopened (MJPEG then decoded).
+MAX_BAD_FRAMES = 10
 
 
 class SourceEnded(Exception):
@@ -183,11 +196,15 @@ class FrameSource(abc.ABC):
 
 
 class _Pacer:
-    """Spaces calls to wait() one period apart on the monotonic clock (no-op without a rate)."""
+    """Spaces calls to wait() one period apart on the monotonic clock (no-op without a rate).
 
-    def __init__(self, fps: float | None) -> None:
+    A wait ends early once stop is set: a slow rate must not hold up a shutdown.
+    """
+
+    def __init__(self, fps: float | None, stop: threading.Event | None = None) -> None:
         self._period = 1.0 / fps if fps else 0.0
         self._due: float | None = None
+        self._stop = stop or threading.Event()
 
     def wait(self) -> None:
         if not self._period:
@@ -198,7 +215,7 @@ class _Pacer:
         if self._due is None or now - self._due > self._period:
             self._due = now
         elif self._due > now:
-            time.sleep(self._due - now)
+            self._stop.wait(self._due - now)
         self._due += self._period
 
 
@@ -220,9 +237,9 @@ class _CaptureSource(FrameSource):
     """Shared grab/retrieve logic for sources read through cv2.VideoCapture.
 
     A Motion-JPEG stream is read without decoding (OpenCV's raw mode): frames carry the
-    source's own JPEG (Frame.jpeg), decoded only where pixels are needed. Should a raw frame
-    turn out not to be a JPEG, the source raises SourceError once and decodes from its next
-    open() on.
+    source's own JPEG (Frame.jpeg), decoded only where pixels are needed. A frame that is not
+    a JPEG, or cannot be decoded, is skipped (BadFrame); after MAX_BAD_FRAMES in a row the
+    source raises SourceError, to be reopened, and a raw one decodes from its next open() on.
     """
 
     def __init__(self, description: str, nominal_fps: float | None) -> None:
@@ -230,6 +247,8 @@ class _CaptureSource(FrameSource):
         self._capture: cv2.VideoCapture | None = None
         self._raw = False     # the open capture delivers undecoded JPEGs
         self._raw_ok = True   # raw mode may be tried at the next open()
+        self._bad_in_a_row = 0
+        self._grabbed = 0     # frames grabbed since the capture was opened
 
     def close(self) -> None:
         """Release the capture; safe to call more than once."""
@@ -248,18 +267,33 @@ class _CaptureSource(FrameSource):
             raise SourceError(f'{self.description} is not open; call open() first')
         if not self._capture.grab():
             return None
+        self._grabbed += 1
         stamp = time.time()
         ok, image = self._capture.retrieve()
-        if not ok or image is None:
-            raise SourceError(f'{self.description}: grabbed a frame but could not decode it')
-        if not self._raw:
-            return self._frame(stamp, image)
         try:
-            return self._frame(stamp, jpeg=image.tobytes())
-        except SourceError as error:
+            if not ok or image is None:
+                raise BadFrame('grabbed but not decoded')
+            frame = self._frame(stamp, jpeg=image.tobytes()) if self._raw else \
+                self._frame(stamp, image)
+        except BadFrame as error:
+            self._skip(error)
+        self._bad_in_a_row = 0
+        return frame
+
+    def _skip(self, error: BadFrame) -> NoReturn:
+        """Count an unusable frame; raise BadFrame, or SourceError when too many in a row."""
+        index = self._next_index
+        self._next_index += 1
+        self._bad_in_a_row += 1
+        if self._bad_in_a_row < MAX_BAD_FRAMES:
+            raise BadFrame(f'{self.description}: frame {index} skipped ({error})') from error
+        self._bad_in_a_row = 0
+        fallback = ''
+        if self._raw:
             self._raw_ok = False
-            raise SourceError(f'{self.description}: raw Motion-JPEG frame unusable ({error}); '
-                              'decoding frames from the next open on') from error
+            fallback = ' as Motion-JPEG; decoding frames from the next open on'
+        raise SourceError(f'{self.description}: {MAX_BAD_FRAMES} frames in a row unusable'
+                          f'{fallback} ({error})') from error
 
 
 class V4L2Source(_CaptureSource):
@@ -309,11 +343,11 @@ class VideoFileSource(_CaptureSource):
     """A video file, read once or looped, as fast as possible or at its own frame rate."""
 
     def __init__(self, path: str | Path, loop: bool = False, realtime: bool = False,
-                 rate: float = 1.0) -> None:
+                 rate: float = 1.0, stop: threading.Event | None = None) -> None:
         """Describe the file; realtime paces read() at rate x the file's FPS, else no waiting.
 
         A rate below 1 plays slower than recorded, as `ros2 bag play --rate` does, e.g. to
-        give a slow machine's detector every frame of a replay.
+        give a slow machine's detector every frame of a replay. Setting stop ends a wait.
         """
         if not rate > 0:
             raise ValueError(f'playback rate must be positive, got {rate}')
@@ -322,13 +356,24 @@ class VideoFileSource(_CaptureSource):
         self._loop = loop
         self._realtime = realtime
         self._rate = rate
+        self._stop = stop
         self._pacer = _Pacer(None)
 
     def open(self) -> None:
-        """Open the file from its start; raise SourceError if it is missing or undecodable."""
+        """Open the file; raise SourceError if it is missing or undecodable.
+
+        Opened again after a failure, it goes on after the last frame read, not from its start:
+        frames already published must not come again under new stamps.
+        """
+        resume = self._grabbed
         self._open_capture()
+        if resume and not self._capture.set(cv2.CAP_PROP_POS_FRAMES, resume):
+            for _ in range(resume):   # a codec OpenCV cannot seek in: read up to it
+                if not self._capture.grab():
+                    break
+        self._grabbed = resume
         paced = self._realtime and self.nominal_fps
-        self._pacer = _Pacer(self.nominal_fps * self._rate if paced else None)
+        self._pacer = _Pacer(self.nominal_fps * self._rate if paced else None, self._stop)
 
     def _open_capture(self) -> None:
         self.close()
@@ -340,6 +385,7 @@ class VideoFileSource(_CaptureSource):
             raise SourceError(f'{self.description}: OpenCV cannot decode it')
         self._use_raw_jpeg(capture, cv2.CAP_PROP_FORMAT, -1)
         self._capture = capture
+        self._grabbed = 0
         self.nominal_fps = _capture_fps(capture)
 
     def read(self) -> Frame:
@@ -368,14 +414,16 @@ class ImageFolderSource(FrameSource):
     """The image files of one folder in name order, at a given rate, once or looped."""
 
     def __init__(self, path: str | Path, fps: float = 0.0, loop: bool = False,
-                 warn: Callable[[str], None] = _LOG.warning) -> None:
+                 warn: Callable[[str], None] = _LOG.warning,
+                 stop: threading.Event | None = None) -> None:
         """Describe the folder; fps > 0 paces read(), 0 reads as fast as possible.
 
-        warn receives a message for each unreadable image, which is skipped.
+        warn receives a message for each unreadable image, which is skipped. Setting stop
+        ends a wait.
         """
         super().__init__(f'image folder {path}', fps or None)
         self._path = Path(path)
-        self._pacer = _Pacer(fps)
+        self._pacer = _Pacer(fps, stop)
         self._loop = loop
         self._warn = warn
         self._files: list[Path] = []
@@ -422,26 +470,28 @@ class ImageFolderSource(FrameSource):
 
 def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 0.0,
                 loop: bool = False, realtime: bool = True, rate: float = 1.0,
-                warn: Callable[[str], None] = _LOG.warning) -> FrameSource:
+                warn: Callable[[str], None] = _LOG.warning,
+                stop: threading.Event | None = None) -> FrameSource:
     """Pick the source for spec, without opening it.
 
-    An integer or /dev/video* is a V4L2 camera (width, height, fps requested from it); a folder
-    is an ImageFolderSource at fps (warn gets its skipped files); a file is a VideoFileSource
-    (realtime paces it at rate x its own FPS). loop applies to files and folders. Raise
-    ValueError for anything else.
+    An integer or a path under /dev/ is a V4L2 camera (width, height, fps requested from it):
+    /dev/videoN, and the stable names udev gives it (/dev/v4l/by-id/..., /dev/v4l/by-path/...,
+    a rule's symlink). A folder is an ImageFolderSource at fps (warn gets its skipped files); a
+    file is a VideoFileSource (realtime paces it at rate x its own FPS). loop applies to files
+    and folders; setting stop ends their waits. Raise ValueError for anything else.
     """
     text = spec.strip()
     if text.isdigit():
         return V4L2Source(int(text), width, height, fps)
-    if text.startswith('/dev/video'):
+    if text.startswith('/dev/'):
         return V4L2Source(text, width, height, fps)
     path = Path(text).expanduser()
     if text and path.is_dir():
-        return ImageFolderSource(path, fps, loop, warn)
+        return ImageFolderSource(path, fps, loop, warn, stop)
     if path.is_file():
-        return VideoFileSource(path, loop, realtime, rate)
-    raise ValueError(f'source {spec!r} is neither a camera index, a /dev/video* device, '
-                     'an image folder nor a video file')
+        return VideoFileSource(path, loop, realtime, rate, stop)
+    raise ValueError(f'source {spec!r} is neither a camera index, a /dev/ device, an image '
+                     'folder nor a video file')
 
 
 class Backoff:

@@ -1,15 +1,17 @@
 """Frame sources on the shared test video and on generated image folders."""
 
 from pathlib import Path
+import threading
 import time
 
 import cv2
 import numpy as np
 import pytest
 
-from facetrack_ros.core.camera import (Backoff, Frame, ImageFolderSource, jpeg_size,
-                                       open_source, reduce_image, reduced_size, SourceEnded,
-                                       SourceError, V4L2Source, video_size, VideoFileSource)
+from facetrack_ros.core.camera import (BadFrame, Backoff, Frame, ImageFolderSource, jpeg_size,
+                                       MAX_BAD_FRAMES, open_source, reduce_image,
+                                       reduced_size, SourceEnded, SourceError, V4L2Source,
+                                       video_size, VideoFileSource)
 
 
 @pytest.fixture(scope='session')
@@ -149,9 +151,14 @@ def test_missing_v4l2_device_fails_fast() -> None:
 
 
 def test_open_source_dispatch(clip: Path, tmp_path: Path) -> None:
-    """Pick V4L2 for an index or /dev/video*, a folder or video for paths, else ValueError."""
+    """Pick V4L2 for an index or /dev/..., a folder or video for paths, else ValueError."""
     assert isinstance(open_source('0'), V4L2Source)
     assert isinstance(open_source(' 2 '), V4L2Source)
+    # udev's stable names of a camera, which multi-camera robots use.
+    for stable in ('/dev/v4l/by-id/usb-Logitech_C920-video-index0',
+                   '/dev/v4l/by-path/pci-0000:00:14.0-usb-0:2:1.0-video-index0',
+                   '/dev/front_camera'):
+        assert isinstance(open_source(stable), V4L2Source)
     camera = open_source('/dev/video3', width=1280, height=720, fps=30)
     assert isinstance(camera, V4L2Source) and camera.nominal_fps == 30
     folder = open_source(str(tmp_path), fps=5)
@@ -264,3 +271,62 @@ def test_video_size_is_that_of_the_frames(clip: Path, tmp_path: Path) -> None:
     writer.release()
     assert video_size(clip) == (640, 360)
     assert video_size(written) == (320, 180)
+
+
+def _broken_motion_jpeg(path: Path, frames: int, broken: range) -> list[int]:
+    """Write a Motion-JPEG file of grey frames, those in broken not JPEGs; return the levels."""
+    levels = [(10 + 7 * i) % 250 for i in range(frames)]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 25.0, (64, 48))
+    for level in levels:
+        writer.write(np.full((48, 64, 3), level, np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b'\xff\xd8\xff']
+    for index in broken:
+        data[starts[index]:starts[index] + 2] = b'\0\0'
+    path.write_bytes(data)
+    return levels
+
+
+def _level(frame: Frame, levels: list[int]) -> int:
+    """Return the position in levels of the frame's grey level."""
+    return min(range(len(levels)), key=lambda i: abs(levels[i] - int(frame.image[0, 0, 0])))
+
+
+def test_a_broken_frame_is_skipped_and_a_reopened_file_goes_on(tmp_path: Path) -> None:
+    """A frame that is not a JPEG is skipped (BadFrame) and still counts in the indices.
+
+    MAX_BAD_FRAMES in a row end the source (SourceError): opened again, the same object
+    decodes its frames and goes on after the last frame read, not from the start.
+    """
+    path = tmp_path / 'broken.avi'
+    bad = range(3, 3 + MAX_BAD_FRAMES)
+    levels = _broken_motion_jpeg(path, 30, bad)
+    source = VideoFileSource(path)
+    source.open()
+    got = [source.read() for _ in range(3)]
+    for index in bad[:-1]:
+        with pytest.raises(BadFrame, match=f'frame {index} skipped'):
+            source.read()
+    with pytest.raises(SourceError, match='in a row unusable as Motion-JPEG; decoding'):
+        source.read()
+    source.open()
+    got += _read_all(source)
+    source.close()
+    assert [f.index for f in got] == [0, 1, 2, *range(bad.stop, 30)]
+    assert [_level(f, levels) for f in got] == [f.index for f in got], 'nothing replayed'
+    assert got[0].jpeg is not None and got[-1].jpeg is None, 'raw at first, then decoded'
+
+
+def test_a_slow_source_stops_waiting_when_told(tmp_path: Path) -> None:
+    """A folder read at 0.1 frames/s returns from its wait once stop is set (a shutdown)."""
+    for i in range(2):
+        assert cv2.imwrite(str(tmp_path / f'{i}.png'), np.zeros((8, 8, 3), np.uint8))
+    stop = threading.Event()
+    source = open_source(str(tmp_path), fps=0.1, stop=stop)
+    source.open()
+    source.read()
+    threading.Timer(0.3, stop.set).start()
+    start = time.monotonic()
+    source.read()
+    assert time.monotonic() - start < 2.0
