@@ -44,30 +44,32 @@ CAMERA_INFO_CACHE = 30
 PARAMETERS = (
     ParamSpec('model', 'yolo11n.pt',
               'YOLO weights: a .pt, .onnx or TensorRT .engine path, or an ultralytics model '
-              'name (downloaded only when allow_download is true).'),
-    ParamSpec('device', 'cpu', 'Inference device: cpu, cuda, cuda:0, ...'),
+              'name (downloaded only when allow_download is true).', at_configure=True),
+    ParamSpec('device', 'cpu', 'Inference device: cpu, cuda, cuda:0, ...', at_configure=True),
     ParamSpec('confidence', DEFAULT_CONFIDENCE, 'Smallest person score kept [0..1]; the '
               'tracker tracks boxes above its track_low_thresh, and fainter ones only hold '
-              'someone standing still.', 0.01, 1.0),
+              'someone standing still.', 0.01, 1.0, at_configure=True),
     ParamSpec('image_size', DEFAULT_IMAGE_SIZE, 'Inference image size (longest side) [px].',
-              32, 4096),
-    ParamSpec('half', False, 'FP16 inference (CUDA and TensorRT only).'),
+              32, 4096, at_configure=True),
+    ParamSpec('half', False, 'FP16 inference (CUDA and TensorRT only).', at_configure=True),
     ParamSpec('workers', 0,
               'Images detected at once, each by a model of its own in a thread of its own; '
               'the newest image waits while all are busy. 0: two for a .pt or .onnx model on '
               'a CPU (two single-threaded inferences at once detect more frames a second than '
-              'two threads on one image), one for TensorRT or a GPU.', 0, 16),
+              'two threads on one image), one for TensorRT or a GPU.', 0, 16, at_configure=True),
     ParamSpec('threads', 0,
               'CPU threads of inference (torch, or ONNX Runtime for a .onnx model on the CPU) '
               'and pre/post-processing, shared by the workers (0: the CPUs the process may use '
               'divided among the workers, at least 1).',
-              0, 1024),
+              0, 1024, at_configure=True),
     ParamSpec('require_model', False,
-              'Fail when the person model is unavailable, instead of the face-first fallback.'),
+              'Fail when the person model is unavailable, instead of the face-first fallback.',
+              at_configure=True),
     ParamSpec('allow_download', False,
-              'Let ultralytics download a named model that is not on disk (needs a network).'),
+              'Let ultralytics download a named model that is not on disk (needs a network).',
+              at_configure=True),
     ParamSpec('fallback_face_detector', 'hog', 'Face detector of the face-first fallback.',
-              choices=('hog', 'cnn')),
+              choices=('hog', 'cnn'), at_configure=True),
     ParamSpec('appearance', True,
               'Publish a body colour descriptor with each box (the tracker keeps tracks '
               'through crossings with it).'),
@@ -105,7 +107,8 @@ class DetectorNode(InputLifecycleNode):
     def __init__(self, **kwargs) -> None:
         """Declare parameters; nothing is loaded until configure."""
         super().__init__('detector', **kwargs)
-        self.params = declare_parameters(self, PARAMETERS)
+        self.params = declare_parameters(self, PARAMETERS,
+                                         configured=lambda: bool(self.detectors))
         self.detectors: list[PersonDetector] = []  # one a worker
         self.workers: NewestInputWorkers | None = None
         self.subscriptions_ = []

@@ -11,6 +11,7 @@ need a face: most frames are never converted here.
 A lifecycle node: models load on configure and are freed on cleanup.
 """
 
+import threading
 import time
 from types import SimpleNamespace
 
@@ -25,7 +26,7 @@ from facetrack_ros.conversions import (ImageConversionError, message_to_bgr, ser
 from facetrack_ros.core.embedding_scheduler import embed_scheduled, EmbeddingScheduler
 from facetrack_ros.core.face import (DEFAULT_UPPER_FRACTION, DlibResNetEmbedder, Face,
                                      FaceAnalyzer, FaceDetector)
-from facetrack_ros.core.tracking import TrackedPerson
+from facetrack_ros.core.tracking import TrackedPerson, usable_box
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.executor import WorkerThreads
 from facetrack_ros.lifecycle import InputLifecycleNode
@@ -49,16 +50,19 @@ PARAMETERS = (
               'views, five times the cost of hog) or none.', choices=('cnn', 'none'),
               read_only=True),
     ParamSpec('upper_fraction', DEFAULT_UPPER_FRACTION,
-              'Part of the person box searched for the face [0..1].', 0.1, 1.0),
+              'Part of the person box searched for the face [0..1].', 0.1, 1.0,
+              at_configure=True),
     ParamSpec('refresh_period', 2.0, 'Re-embed a tracked person at least this often [s].',
-              0.1, 3600.0),
+              0.1, 3600.0, at_configure=True),
     ParamSpec('retry_period', 0.25,
               'Try again after this long for a person with no usable face yet or whose '
-              'identity is pending, twice this after a try that found no face [s].', 0.0, 60.0),
+              'identity is pending, twice this after a try that found no face [s].', 0.0, 60.0,
+              at_configure=True),
     ParamSpec('better_box_ratio', 1.3,
               'Re-embed when a person box grew by this factor (a bigger face is better).',
-              1.0, 10.0),
-    ParamSpec('max_faces_per_frame', 4, 'Most faces embedded per frame.', 1, 100),
+              1.01, 10.0, at_configure=True),
+    ParamSpec('max_faces_per_frame', 4, 'Most faces embedded per frame.', 1, 100,
+              at_configure=True),
     ParamSpec('threads', 1,
               'CPU threads of each face network run by ONNX Runtime (the descriptor, and the '
               'CNN face detector where chosen); one takes about 4 ms a face descriptor and '
@@ -112,12 +116,16 @@ class FaceEmbeddingNode(InputLifecycleNode):
     def __init__(self, **kwargs) -> None:
         """Declare parameters; models load on configure."""
         super().__init__('face_embedding', **kwargs)
-        self.params = declare_parameters(self, PARAMETERS)
+        self.params = declare_parameters(self, PARAMETERS,
+                                         configured=lambda: self.analyzer is not None)
         self.analyzer: FaceAnalyzer | None = None
         self.scheduler: EmbeddingScheduler | None = None
         self.images = image_cache(self.params)
         self.subscriptions_ = []
         self.publisher = None
+        # Held while tracks are embedded: cleanup waits for the frame in hand, rather than
+        # take the models and the publisher from under it.
+        self._in_use = threading.Lock()
         # Faces are embedded (tens of ms each) in a worker thread (a group of its own) while
         # the executor's thread caches the next images, for the tracks that will follow.
         self.embedding_group = MutuallyExclusiveCallbackGroup()
@@ -129,12 +137,12 @@ class FaceEmbeddingNode(InputLifecycleNode):
         """Load the face detector and the embedding model."""
         p = self.params
         try:
-            self.analyzer = face_analyzer(p)
+            scheduler = embedding_scheduler(p)
+            self.analyzer, self.scheduler = face_analyzer(p), scheduler
         except (FileNotFoundError, ValueError, RuntimeError) as error:
             self.get_logger().error(f'cannot load face models: {error}')
             self.diagnostics.set_state(DiagnosticStatus.ERROR, str(error))
             return TransitionCallbackReturn.FAILURE
-        self.scheduler = embedding_scheduler(p)
         self.publisher = self.create_lifecycle_publisher(
             PersonDetectionArray, 'faces', RELIABLE_QOS)
         self.diagnostics.set_state(DiagnosticStatus.OK, f'{p.face_detector} (thorough: '
@@ -166,10 +174,11 @@ class FaceEmbeddingNode(InputLifecycleNode):
         self.images.clear()
 
     def _release(self) -> None:
-        self.analyzer = self.scheduler = None
-        if self.publisher is not None:
-            self.destroy_lifecycle_publisher(self.publisher)
-            self.publisher = None
+        with self._in_use:
+            self.analyzer = self.scheduler = None
+            if self.publisher is not None:
+                self.destroy_lifecycle_publisher(self.publisher)
+                self.publisher = None
         self.diagnostics.set_state(DiagnosticStatus.WARN, 'unconfigured: no model loaded')
 
     def on_image(self, data: bytes) -> None:
@@ -178,8 +187,18 @@ class FaceEmbeddingNode(InputLifecycleNode):
 
     def on_tracks(self, msg: PersonDetectionArray) -> None:
         """Embed the faces of the tracks that need one."""
-        if self.analyzer is None or not msg.detections:
-            return
+        with self._in_use:
+            if self.analyzer is not None and msg.detections:
+                self._embed_frame(msg)
+
+    def _embed_frame(self, msg: PersonDetectionArray) -> None:
+        """Embed the faces of a frame's tracks that need one; publish them on faces."""
+        usable = [d for d in msg.detections if usable_box(d.box)]
+        if len(usable) < len(msg.detections):   # the others' faces still count
+            self.diagnostics.errors += 1
+            self.get_logger().warning(f'{len(msg.detections) - len(usable)} malformed person '
+                                      'box(es) in tracks skipped', throttle_duration_sec=5.0)
+        msg.detections = usable
         data = self.images.get(msg.header.stamp)
         stamp = time_to_sec(msg.header.stamp)
         if data is None:

@@ -31,6 +31,8 @@ class ParamSpec:
     max_value: float | None = None
     choices: Sequence[str] = ()
     read_only: bool = False
+    #: Taken when a lifecycle node configures: refused while it is configured (cleanup first).
+    at_configure: bool = False
     #: Extra check returning an error text, or None when the value is fine.
     check: Callable[[Any], str | None] | None = None
 
@@ -39,6 +41,8 @@ class ParamSpec:
         text = self.description
         if self.choices:
             text += f' One of: {", ".join(self.choices)}.'
+        if self.at_configure:
+            text += f' ({AT_CONFIGURE})'
         descriptor = ParameterDescriptor(description=text, read_only=self.read_only)
         bounded = self.min_value is not None and self.max_value is not None
         if bounded and not isinstance(self.default, bool):
@@ -59,6 +63,10 @@ class ParamSpec:
         if self.choices and value not in self.choices:
             return f'{self.name}={value!r} is not one of {", ".join(self.choices)}'
         return self.check(value) if self.check else None
+
+
+#: What the description of an at_configure parameter says.
+AT_CONFIGURE = 'taken at configure: set it while the node is unconfigured'
 
 
 class InvalidParameterError(ValueError):
@@ -91,11 +99,14 @@ def offline_parameters(node: str, specs: Sequence[ParamSpec], params_file: Path 
     return SimpleNamespace(**values)
 
 
-def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> SimpleNamespace:
+def declare_parameters(node: Node, specs: Sequence[ParamSpec],
+                       configured: Callable[[], bool] = lambda: False) -> SimpleNamespace:
     """Declare specs on node and return their values; later invalid sets are refused.
 
     Raises InvalidParameterError when a value given at start-up (YAML or command line) is
-    invalid, so a misconfigured node stops with the reason instead of running wrongly.
+    invalid, so a misconfigured node stops with the reason instead of running wrongly. A set
+    of an at_configure parameter is refused while configured() (a lifecycle node holding what
+    configure loaded from it): it would change nothing until the next configure.
     """
     by_name = {spec.name: spec for spec in specs}
     for spec in specs:
@@ -111,6 +122,8 @@ def declare_parameters(node: Node, specs: Sequence[ParamSpec]) -> SimpleNamespac
         for parameter in parameters:
             spec = by_name.get(parameter.name)
             reason = spec.error(parameter.value) if spec else None
+            if spec and spec.at_configure and configured():
+                reason = f'{spec.name} is {AT_CONFIGURE} (lifecycle cleanup)'
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
         for parameter in parameters:

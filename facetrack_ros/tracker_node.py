@@ -26,7 +26,7 @@ from facetrack_ros.core.event_log import EventLog
 from facetrack_ros.core.input_guard import InputMonitor, StampLimits, StampVerdict
 from facetrack_ros.core.tracker_state import StateStore
 from facetrack_ros.core.tracking import (Detection, EventReason, PersonEventRecord,
-                                         PersonTracker, TrackerConfig)
+                                         PersonTracker, TrackerConfig, usable_box)
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import (EmbeddingSync, KnownPeople, PersonDetection,
                                PersonDetectionArray, PersonEvent)
@@ -231,8 +231,7 @@ class TrackerNode(Node):
         for d in msg.detections:
             box = np.asarray(d.box, dtype=np.float32)
             appearance = np.asarray(d.appearance, np.float32) if len(d.appearance) else None
-            if not (np.all(np.isfinite(box)) and box[2] > box[0] and box[3] > box[1]
-                    and np.isfinite(d.confidence)
+            if not (usable_box(box) and np.isfinite(d.confidence)
                     and (appearance is None or np.all(np.isfinite(appearance)))):
                 self.diagnostics.errors += 1
                 self.get_logger().warning(f'malformed detection skipped: box {box.tolist()}, '

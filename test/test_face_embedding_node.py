@@ -111,3 +111,47 @@ def test_a_box_over_a_neighbour_is_given_its_own_face_not_the_neighbours(
     assert found[1].has_face and found[2].has_face
     assert (found[1].face_box[0] + found[1].face_box[2]) / 2 < 500     # Obama's, at x 253-408
     assert (found[2].face_box[0] + found[2].face_box[2]) / 2 > 700     # Biden's, at x 778-964
+
+
+def test_a_malformed_box_costs_only_itself_and_models_are_changed_only_unconfigured(
+        face_node, shared_dir):
+    """A NaN box in tracks is counted and skipped; the frame's good box still gets its face.
+
+    Then the parameters the scheduler was built from: refused while configured (a set would
+    change nothing), taken by the next configure.
+    """
+    node, executor, images, tracks, faces = face_node
+    jpeg = bgr_to_compressed(letterbox(cv2.imread(str(shared_dir / 'data/faces/obama.jpg'))))
+    jpeg.header.stamp = ns_to_time(1_800_000_000 * 10**9)
+    images.publish(jpeg)
+    assert spin_until(executor, lambda: node.images.get(jpeg.header.stamp) is not None)
+    msg = PersonDetectionArray(header=jpeg.header, image_width=640, image_height=360)
+    msg.detections = [
+        PersonDetection(box=[float('nan'), 0.0, 100.0, 100.0], confidence=0.9, track_id=1),
+        PersonDetection(box=[0.0, 0.0, 640.0, 360.0], confidence=0.9, track_id=2)]
+    tracks.publish(msg)
+    assert spin_until(executor, lambda: len(faces) == 1, timeout=30.0)
+    assert [(d.track_id, d.has_face) for d in faces[0].detections] == [(2, True)]
+    assert node.diagnostics.errors == 1
+
+    refused = node.set_parameters([Parameter('max_faces_per_frame', value=1)])[0]
+    assert not refused.successful and 'taken at configure' in refused.reason
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert node.set_parameters([Parameter('max_faces_per_frame', value=1)])[0].successful
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert spin_until(executor, lambda: images.get_subscription_count() > 0
+                      and tracks.get_subscription_count() > 0)
+    two = bgr_to_compressed(cv2.imread(str(shared_dir / 'data/faces/two_people.jpg')),
+                            quality=95)
+    two.header.stamp = ns_to_time(1_800_000_001 * 10**9)
+    images.publish(two)
+    assert spin_until(executor, lambda: node.images.get(two.header.stamp) is not None)
+    msg = PersonDetectionArray(header=two.header, image_width=1126, image_height=661)
+    msg.detections = [
+        PersonDetection(box=[200.0, 9.0, 700.0, 661.0], confidence=0.9, track_id=5),
+        PersonDetection(box=[780.0, 20.0, 1060.0, 661.0], confidence=0.9, track_id=6)]
+    tracks.publish(msg)
+    assert spin_until(executor, lambda: len(faces) == 2, timeout=30.0)
+    assert len(faces[1].detections) == 1, 'one face a frame, as set'

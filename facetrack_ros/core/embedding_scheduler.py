@@ -74,7 +74,9 @@ class EmbeddingScheduler:
     A selected track counts as tried from the moment it is selected, so a slow face node is not
     asked twice; record() tells what the attempt gave; search() says how far each attempt
     looks (FaceSearch; see THOROUGH_EVERY). Tracks not passed to select() for refresh_s are
-    forgotten.
+    forgotten, and every track at a stamp more than refresh_s before the latest: time went
+    back (a replay looped), the tracker restarted its track ids, and attempts stamped in what
+    is now the future would keep those tracks from being tried until time caught up.
     """
 
     def __init__(self, refresh_s: float = 2.0, better_box_ratio: float = 1.3,
@@ -102,6 +104,9 @@ class EmbeddingScheduler:
 
     def select(self, stamp: float, persons: Sequence[TrackedPerson]) -> list[int]:
         """Return the track ids to embed now, at most max_per_frame, most useful first."""
+        if stamp < self._latest - self._refresh_s:
+            self._tracks.clear()
+            self._latest = -math.inf
         missing, grown, stale = [], [], []
         shown = Counter(person.person_id for person in persons if person.person_id)
         for person in persons:

@@ -253,6 +253,13 @@ EDGE_MARGIN = 0.005
 RATE_WINDOW = 9
 
 
+def usable_box(box: Sequence[float] | np.ndarray) -> bool:
+    """Return whether box is 4 finite numbers x1, y1, x2, y2 with x1 < x2 and y1 < y2 [px]."""
+    values = np.asarray(box, dtype=np.float64)
+    return (values.shape == (4,) and bool(np.all(np.isfinite(values)))
+            and values[2] > values[0] and values[3] > values[1])
+
+
 @dataclass(frozen=True)
 class Detection:
     """One person box from the detector.

@@ -215,6 +215,21 @@ def test_tracks_gone_for_refresh_s_are_forgotten() -> None:
     assert scheduler.select(1.8, [_tracked(1, 50.0)]) == [1]
 
 
+def test_a_replay_that_loops_starts_the_tracks_afresh() -> None:
+    """Time going back more than refresh_s (a bag looped) forgets every track's attempts.
+
+    The tracker restarts its track ids then: attempts stamped in what is now the future kept
+    track 1 from a try until time caught up with them (a bag's length).
+    """
+    scheduler = EmbeddingScheduler(refresh_s=2.0)
+    assert scheduler.select(1060.0, [_tracked(1, 50.0, '')]) == [1]
+    scheduler.record(1, 1060.0, 0.0)
+    assert scheduler.select(1000.0, [_tracked(1, 50.0, '')]) == [1]
+    assert scheduler.select(1000.1, [_tracked(1, 50.0, '')]) == [], 'tried at 1000.0'
+    # Frames slightly out of order (within refresh_s) change nothing.
+    assert scheduler.select(999.0, [_tracked(1, 50.0, '')]) == []
+
+
 def _coverage(seed: int, retry_s: float) -> float:
     """Return the share of a crowd that got a usable face (see the test below)."""
     rng = np.random.default_rng(seed)
