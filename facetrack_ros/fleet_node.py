@@ -3,8 +3,8 @@
 The fleet topics and their QoS are the protocol's (fleet_messages.py). In the robot's
 namespace: serves fleet_search and enroll_person; publishes known_people (KnownPeople,
 reliable, transient local, depth 1) for the tracker; subscribes to person_forgotten
-(EmbeddingSync) from the frame history; calls backtrack_search, through which peers' searches
-run on this robot's frame_history node (and forget_person when the frame history has it).
+(EmbeddingSync) from the frame history; calls this robot's frame_history through OwnHistory
+(own_history.py): backtrack_search, through which peers' searches run, and forget_person.
 The rules (replays, deadlines, rates, liveness, merging, last writer wins) are the core's
 (core/fleet.py).
 """
@@ -14,8 +14,6 @@ import threading
 import time
 import uuid
 
-from rcl_interfaces.msg import ParameterType
-from rcl_interfaces.srv import GetParameters
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
@@ -29,10 +27,9 @@ from facetrack_ros.core.fleet import (check_enrolment, DEFAULT_MAX_CLOCK_SKEW_S,
                                       DEFAULT_PRESENCE_LEASE_S, DEFAULT_QUEUE_SIZE,
                                       DEFAULT_THUMBNAIL_WIDTH_PX, DEFAULT_TIMEOUT_S, ENROLL,
                                       FleetAsks, FleetCode, FleetInputError, FleetOutcome,
-                                      FORGET_RETRY_S, Gathering, HistoryProbe, MAX_LEASE_S,
-                                      MAX_TIMEOUT_S, MIN_LEASE_S, PeerRoster, PeerSearches,
-                                      PeopleChange, PeopleSync, PersonRecord,
-                                      PRESENCE_PER_LEASE, RequestGate, RosterFull,
+                                      Gathering, MAX_LEASE_S, MAX_TIMEOUT_S, MIN_LEASE_S,
+                                      PeerRoster, PeerSearches, PeopleChange, PeopleSync,
+                                      PersonRecord, PRESENCE_PER_LEASE, RequestGate, RosterFull,
                                       search_timeout, TWIN, Verdict, WITHDRAW)
 from facetrack_ros.core.history import check_query, QueryKind, SearchRefused
 from facetrack_ros.core.history.search import check_embedding, MAX_DEEP_BUDGET_S
@@ -46,10 +43,11 @@ from facetrack_ros.fleet_messages import (answer_from_response, answer_msg, code
 from facetrack_ros.history_messages import query_from_request
 from facetrack_ros.msg import (EmbeddingSync, FleetPresence, FleetSearchRequest,
                                FleetSearchResult, KnownPeople)
+from facetrack_ros.own_history import OwnHistory
 from facetrack_ros.parameters import (declare_parameters, FORGOTTEN_QOS, KNOWN_PEOPLE_QOS,
                                       ParamSpec)
 from facetrack_ros.runner import run_node
-from facetrack_ros.srv import BacktrackSearch, EnrollPerson, FleetSearch, ForgetPerson
+from facetrack_ros.srv import BacktrackSearch, EnrollPerson, FleetSearch
 
 PARAMETERS = (
     ParamSpec('robot_id', 'robot', 'This robot\'s id in the fleet (answers, presence, people).',
@@ -103,11 +101,6 @@ TWIN_PROBLEM = ('another robot announces robot_id {}: the person ids and answers
 #: What /diagnostics says while faces the fleet withdrew are not forgotten here yet.
 NOT_FORGOTTEN = ('{} face(s) withdrawn by the fleet not yet forgotten here: this robot\'s '
                  'forget_person has not confirmed it (asked again until it does)')
-#: What /diagnostics and the log say while this robot's history keeps faces longer than the
-#: fleet keeps a withdrawn one.
-SHORT_FACE_AGE = ('withdrawn_face_age ({:g} s) is below this robot\'s frame_history max_age '
-                  '({:g} s): a robot away longer than withdrawn_face_age when someone is '
-                  'forgotten keeps their faces; give withdrawn_face_age at least max_age')
 #: Longest wait for the local history to embed a photo or a person id [s].
 EMBED_TIMEOUT_S = 30.0
 #: Worker threads for the services, which wait for other callbacks: two fleet_search calls
@@ -131,9 +124,7 @@ class FleetNode(Node):
             p.people_file) if p.people_file else '', p.max_clock_skew, p.withdrawn_face_age)
         self._people_lock = threading.Lock()   # the /fleet/people writer: replaced, used
         self._asking = threading.Semaphore(MAX_ASKS)
-        self.history = HistoryProbe()
-        self._probe = None   # the pending history probe's future
-        self._forget_call = None   # the pending forget's future
+        self.history = OwnHistory(self, self.people, p.withdrawn_face_age)
         self.diagnostics = NodeDiagnostics(self)
         guarded = self.diagnostics.guarded
 
@@ -141,12 +132,6 @@ class FleetNode(Node):
         # their own and run in worker threads; the rest runs in the executor's thread.
         ask, enroll = ReentrantCallbackGroup(), MutuallyExclusiveCallbackGroup()
         self.workers = WorkerThreads(self, SERVICE_THREADS, 'fleet_service')
-        self.search_client = self.create_client(BacktrackSearch, 'backtrack_search')
-        self.forget_client = self.create_client(ForgetPerson, 'forget_person')
-        self.history_parameters = self.create_client(GetParameters,
-                                                     'frame_history/get_parameters')
-        self._max_age_call = None   # the pending read of the history's max_age
-        self._face_age_warning = ''
         self.request_pub = self.create_publisher(FleetSearchRequest, '/fleet/search_request',
                                                  REQUEST_QOS)
         self.result_pub = self.create_publisher(FleetSearchResult, '/fleet/search_result',
@@ -196,13 +181,13 @@ class FleetNode(Node):
         """Start the local searches the queue lets run."""
         while (item := self.peer_searches.next(self._now_ns())) is not None:
             msg, query, deadline_ns = item
-            if not self.search_client.service_is_ready():
+            if not self.history.ready():
                 self.peer_searches.done()
                 self.result_pub.publish(answer_msg(
                     msg.request_id, msg.origin_robot_id, self.robot_id, self._now_ns(),
                     FleetCode.ERROR, NO_HISTORY))
                 continue
-            future = self.search_client.call_async(query_request(query))
+            future = self.history.search(query_request(query))
             self.peer_searches.started(future, msg, deadline_ns)
             future.add_done_callback(self._on_local_answer)
 
@@ -217,7 +202,7 @@ class FleetNode(Node):
     def _give_up_overdue(self) -> None:
         """Give up the local searches whose request passed its deadline: nobody waits."""
         for future in self.peer_searches.overdue(self._now_ns()):
-            self.search_client.remove_pending_request(future)
+            self.history.drop(future)
         self._pump()
 
     # Knowing the peers -------------------------------------------------------------------
@@ -231,70 +216,28 @@ class FleetNode(Node):
         self.peers.announced(stamp_ns)
         self.presence_pub.publish(presence(
             self.robot_id, stamp_ns, self.params.presence_lease, self.params.camera_id,
-            self.history, self.people.enrolled_count()))
+            self.history.probe, self.people.enrolled_count()))
         for robot in self.peers.prune(now_s, self.params.presence_lease / PRESENCE_PER_LEASE):
             self.get_logger().info(f'robot {robot} is gone (not heard for its lease)')
         self.asks.wake()
         self._give_up_overdue()
-        self._probe_history(now_s)
+        self.history.refresh(now_s)
         self.diagnostics.values.update({
             'live robots': ', '.join(sorted(self.peers.live(now_s))) or 'none',
             'enrolled people': str(self.people.enrolled_count()),
             **self.peer_searches.values(),
-            'history': 'available' if self.history.available else 'not running'})
+            'history': 'available' if self.history.probe.available else 'not running'})
         save_error = self.people.retry_save()   # a roster the disk refused, saved again
         problems = [save_error] if save_error else []
         if self.peers.twin_heard(now_s):
             problems.append(TWIN_PROBLEM.format(self.robot_id))
         self._expire_faces(stamp_ns)
-        self._ask_forget()   # a withdrawn face not forgotten yet: the history may be up now
+        self.history.forget_next()   # a face not forgotten yet: the history may be up now
         pending = self.people.forgets_pending()
         self.diagnostics.values['withdrawn faces to forget'] = str(pending)
-        warnings = [NOT_FORGOTTEN.format(pending) if pending else '', self._face_age_warning]
+        warnings = [NOT_FORGOTTEN.format(pending) if pending else '',
+                    self.history.face_age_warning]
         self.diagnostics.show(problems, 'in the fleet', '; '.join(filter(None, warnings)))
-
-    def _probe_history(self, now_s: float) -> None:
-        """Ask the history for its span now and then (and whenever it was not available)."""
-        if not self.search_client.service_is_ready():
-            self.history.answered(False, None)
-            return
-        if not self.history.due(now_s):
-            return
-        if self._probe is not None:   # never answered: drop it
-            self.search_client.remove_pending_request(self._probe)
-        # A threshold nothing reaches over all history: the answer's window is the span.
-        self._probe = self.search_client.call_async(BacktrackSearch.Request(
-            query_type=BacktrackSearch.Request.QUERY_EMBEDDING,
-            embedding=[1.0] + [0.0] * (DIM - 1), window_width=0.0, min_similarity=1.0,
-            max_results=1))
-        self._probe.add_done_callback(self._on_probe)
-        if self.history_parameters.service_is_ready():
-            if self._max_age_call is not None:   # never answered: drop it
-                self.history_parameters.remove_pending_request(self._max_age_call)
-            self._max_age_call = self.history_parameters.call_async(
-                GetParameters.Request(names=['max_age']))
-            self._max_age_call.add_done_callback(self._on_history_max_age)
-
-    def _on_probe(self, future) -> None:
-        self._probe = None
-        response = future.result()
-        self.history.answered(
-            response is not None and response.result != FleetCode.ERROR,
-            None if response is None else (time_to_ns(response.searched_from),
-                                           time_to_ns(response.searched_to)))
-
-    def _on_history_max_age(self, future) -> None:
-        """Warn while the history keeps faces longer than withdrawn faces are kept here."""
-        self._max_age_call = None
-        response = future.result()
-        values = [] if response is None else response.values
-        if len(values) != 1 or values[0].type != ParameterType.PARAMETER_DOUBLE:
-            return   # not a facetrack frame_history: nothing to compare
-        max_age, kept = values[0].double_value, self.params.withdrawn_face_age
-        warning = SHORT_FACE_AGE.format(kept, max_age) if max_age > kept else ''
-        if warning and warning != self._face_age_warning:
-            self.get_logger().warning(warning)
-        self._face_age_warning = warning
 
     def on_presence(self, msg: FleetPresence) -> None:
         """Note a robot's presence (or its leaving)."""
@@ -372,7 +315,7 @@ class FleetNode(Node):
         """Embed the query, ask the fleet and this robot, and wait for the answers."""
         own, embedding = None, self._known_embedding(request)
         if embedding is None:   # a photo or a local person id: this robot's search embeds it
-            own = self._call_local(local_request(request), deadline_s - time.monotonic())
+            own = self.history.call(local_request(request), deadline_s - time.monotonic())
             if own is None or not len(own.query_embedding):   # nothing to ask the fleet
                 return FleetOutcome(
                     *((code_of(own), own.message) if own else (
@@ -384,11 +327,11 @@ class FleetNode(Node):
         self.request_pub.publish(fleet_request(
             request, embedding, request_id, self.robot_id, now_ns,
             now_ns + int((deadline_s - time.monotonic()) * 1e9)))
-        if own is None and self.search_client.service_is_ready():
+        if own is None and self.history.ready():
             gathering.expected.add(self.robot_id)   # not answered, if it times out
-            own = self._call_local(local_request(request, query_type=QueryKind.EMBEDDING,
-                                                 embedding=list(embedding)),
-                                   deadline_s - time.monotonic())
+            own = self.history.call(local_request(request, query_type=QueryKind.EMBEDDING,
+                                                  embedding=list(embedding)),
+                                    deadline_s - time.monotonic())
         if own is not None:
             answer = answer_from_response(own, request_id, self.robot_id, self.robot_id,
                                           self._now_ns(), self.params.thumbnail_width)
@@ -411,19 +354,6 @@ class FleetNode(Node):
             msg = deserialize_message(data, FleetSearchResult)
             if msg.robot_id:
                 self.asks.take(msg.request_id, peer_answer(msg))
-
-    def _call_local(self, request: BacktrackSearch.Request,
-                    timeout_s: float) -> BacktrackSearch.Response | None:
-        """Return this robot's BacktrackSearch response, or None if none came in timeout_s."""
-        if timeout_s <= 0 or not self.search_client.service_is_ready():
-            return None
-        done = threading.Event()
-        future = self.search_client.call_async(request)
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(timeout_s):
-            self.search_client.remove_pending_request(future)
-            return None
-        return future.result()
 
     # Sharing identities ------------------------------------------------------------------
 
@@ -462,7 +392,7 @@ class FleetNode(Node):
                 return FleetCode.INVALID_REQUEST, str(refusal), []
         kind = QueryKind.IMAGE if len(request.image.data) else QueryKind.PERSON_ID
         # Through this robot's history search, over a window without entries: it only embeds.
-        answer = self._call_local(BacktrackSearch.Request(
+        answer = self.history.call(BacktrackSearch.Request(
             query_type=kind, image=request.image, person_id=request.person_id, **EMPTY_WINDOW),
             EMBED_TIMEOUT_S)
         if answer is None:
@@ -481,7 +411,7 @@ class FleetNode(Node):
                                       throttle_duration_sec=5.0)
             return
         self._apply(change)
-        self._ask_forget()
+        self.history.forget_next()
 
     def on_forgotten(self, msg: EmbeddingSync) -> None:
         """Withdraw someone this robot forgot on every robot, unless the fleet asked for it."""
@@ -527,44 +457,6 @@ class FleetNode(Node):
             for record in renewed.publish:
                 self.people_pub.publish(sync_of(record))
         self.get_logger().info('withdrawn faces past withdrawn_face_age dropped')
-
-    def _ask_forget(self) -> None:
-        """Ask this robot's history to forget the next face the fleet withdrew, if any."""
-        if not self.forget_client.service_is_ready():
-            return
-        record = self.people.next_forget(time.monotonic())
-        if record is None:
-            return
-        if self._forget_call is not None:   # never answered: the history went away
-            self.forget_client.remove_pending_request(self._forget_call)
-        self._forget_call = self.forget_client.call_async(ForgetPerson.Request(
-            query_type=ForgetPerson.Request.QUERY_EMBEDDING, embedding=list(record.embedding)))
-        self._forget_call.add_done_callback(
-            lambda future: self._on_forget_answer(future, record))
-
-    def _on_forget_answer(self, future, record: PersonRecord) -> None:
-        """Take the history's answer to a forget; ask the next one (or this one later)."""
-        self._forget_call = None
-        response = future.result()
-        codes = ForgetPerson.Response
-        result = None if response is None else response.result
-        # A request the history calls invalid will not become valid when asked again.
-        done = result in (codes.RESULT_OK, codes.RESULT_NOT_FOUND, codes.RESULT_INVALID_REQUEST)
-        # How much, never whose (an OK message names the ids): the log must not keep them.
-        face = f'a face withdrawn by {record.robot_id}'
-        if result == codes.RESULT_OK:
-            self.get_logger().info(f'forgot {face}: {response.faces_removed} faces, '
-                                   f'{response.frames_blurred} frames pixelated')
-        elif result == codes.RESULT_NOT_FOUND:
-            self.get_logger().info(f'{face}: nothing of it stored here')
-        elif result == codes.RESULT_INVALID_REQUEST:
-            self.get_logger().error(f'forget_person refused {face}: {response.message}')
-        else:
-            why = 'no answer' if response is None else response.message
-            self.get_logger().warning(f'forget_person failed for {face} ({why}); asked again '
-                                      f'in {FORGET_RETRY_S:g} s')
-        self.people.forget_answered(record, done, time.monotonic())
-        self._ask_forget()
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
