@@ -18,6 +18,7 @@ from facetrack_ros.camera_node import END_OF_SOURCE, LATEST_FRAME_KEY, LATEST_FR
 from facetrack_ros.conversions import bgr_to_image, image_to_bgr
 from facetrack_ros.graph_runner import GraphRunner
 from facetrack_ros.parameters import image_qos_profile
+from motion_jpeg import write_grey_motion_jpeg
 from rostest_utils import spin_until
 
 pytestmark = pytest.mark.ros
@@ -311,18 +312,7 @@ def test_broken_frames_of_a_motion_jpeg_file_are_skipped_and_it_plays_once(graph
     runner, executor, context = graph
     path = tmp_path / 'broken.avi'
     levels = [10 + 20 * i for i in range(12)]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 20.0, (320, 240))
-    for level in levels:
-        writer.write(np.full((240, 320, 3), level, np.uint8))
-    writer.release()
-    data = bytearray(path.read_bytes())
-    starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b'\xff\xd8\xff']
-    assert len(starts) == len(levels)
-    data[starts[4]:starts[4] + 2] = b'\0\0'               # frame 4: no JPEG
-    sof = data.index(b'\xff\xc0', starts[8])   # frame 8: all after its size zeroed
-    tables = sof + 2 + int.from_bytes(data[sof + 2:sof + 4], 'big')
-    data[tables:starts[9] - 16] = bytes(starts[9] - 16 - tables)
-    path.write_bytes(data)
+    write_grey_motion_jpeg(path, levels, (320, 240), not_jpeg=[4], undecodable=[8])
     watcher = _reader('watcher', executor, context)
     camera = runner.start('camera', source=str(path), wait_for_nodes=['watcher'],
                           wait_timeout=60.0)

@@ -12,6 +12,7 @@ from facetrack_ros.core.camera import (BadFrame, Backoff, Frame, ImageFolderSour
                                        MAX_BAD_FRAMES, open_source, reduce_image,
                                        reduced_size, SourceEnded, SourceError, V4L2Source,
                                        video_size, VideoFileSource)
+from motion_jpeg import write_grey_motion_jpeg
 
 
 @pytest.fixture(scope='session')
@@ -273,21 +274,6 @@ def test_video_size_is_that_of_the_frames(clip: Path, tmp_path: Path) -> None:
     assert video_size(written) == (320, 180)
 
 
-def _broken_motion_jpeg(path: Path, frames: int, broken: range) -> list[int]:
-    """Write a Motion-JPEG file of grey frames, those in broken not JPEGs; return the levels."""
-    levels = [(10 + 7 * i) % 250 for i in range(frames)]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 25.0, (64, 48))
-    for level in levels:
-        writer.write(np.full((48, 64, 3), level, np.uint8))
-    writer.release()
-    data = bytearray(path.read_bytes())
-    starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b'\xff\xd8\xff']
-    for index in broken:
-        data[starts[index]:starts[index] + 2] = b'\0\0'
-    path.write_bytes(data)
-    return levels
-
-
 def _level(frame: Frame, levels: list[int]) -> int:
     """Return the position in levels of the frame's grey level."""
     return min(range(len(levels)), key=lambda i: abs(levels[i] - int(frame.image[0, 0, 0])))
@@ -301,7 +287,8 @@ def test_a_broken_frame_is_skipped_and_a_reopened_file_goes_on(tmp_path: Path) -
     """
     path = tmp_path / 'broken.avi'
     bad = range(3, 3 + MAX_BAD_FRAMES)
-    levels = _broken_motion_jpeg(path, 30, bad)
+    levels = [10 + 7 * i for i in range(30)]
+    write_grey_motion_jpeg(path, levels, (64, 48), not_jpeg=bad)
     source = VideoFileSource(path)
     source.open()
     got = [source.read() for _ in range(3)]
