@@ -90,7 +90,8 @@ PARAMETERS = (
               'Nodes (names relative to the camera\'s namespace, or absolute) that must be '
               'up and subscribed before a video file or image folder plays, so that it is '
               'processed from its first frame (lifecycle nodes subscribe once active, with '
-              'their models loaded). V4L2 cameras and topic relays start at once.',
+              'their models loaded). V4L2 cameras and topic relays start at once. None: '
+              '[\'\'] (ROS 2 parameters cannot type an empty list).',
               read_only=True),
     ParamSpec('wait_for_subscribers', 0,
               'Before a video file or image folder plays, also wait until image_raw has this '

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -111,8 +112,13 @@ def declare_parameters(node: Node, specs: Sequence[ParamSpec],
     by_name = {spec.name: spec for spec in specs}
     for spec in specs:
         node.declare_parameter(spec.name, spec.default, spec.descriptor())
-    values = SimpleNamespace(**{
-        spec.name: node.get_parameter(spec.name).value for spec in specs})
+    try:
+        values = SimpleNamespace(**{
+            spec.name: node.get_parameter(spec.name).value for spec in specs})
+    except ParameterUninitializedException as error:   # given [] from a YAML or the CLI
+        raise InvalidParameterError(
+            f'{error}: ROS 2 parameters cannot type an empty list; give [\'\'] for none') \
+            from error
     for spec in specs:
         reason = spec.error(getattr(values, spec.name))
         if reason:

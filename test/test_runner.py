@@ -162,3 +162,16 @@ def test_a_folder_that_cannot_be_made_ends_the_node_with_the_reason(repo_dir, tm
     assert code == 1, log
     assert 'cannot start: [Errno 20] Not a directory' in log and 'a_file' in log, log
     assert 'Traceback' not in log, log
+
+
+def test_an_empty_list_parameter_ends_the_node_saying_how_to_give_none(repo_dir, tmp_path):
+    """wait_for_nodes: [] (the obvious way to wait for nobody) has no type in ROS 2.
+
+    The camera exits 2 saying to give [''] instead, with no traceback.
+    """
+    with GraphRunner(tmp_path / 'logs', str(repo_dir / 'config' / 'facetrack.yaml')) as runner:
+        camera = runner.start('camera', source=str(tmp_path), wait_for_nodes=[])
+        code = camera.process.wait(timeout=60)
+    log = camera.log_path.read_text()
+    assert code == 2, log
+    assert "cannot type an empty list; give [''] for none" in log and 'Traceback' not in log
