@@ -70,8 +70,9 @@ PARAMETERS = (
     ParamSpec('height', 0, 'V4L2 capture height (0 = device default) [px].', 0, 4320,
               read_only=True),
     ParamSpec('publish_compressed', True,
-              'Also publish image_raw/compressed (JPEG; encoded only while it has '
-              'subscribers: face_embedding and frame_history read it).', read_only=True),
+              'Also publish image_raw/compressed and image_detect/compressed (JPEG; encoded '
+              'only while they have subscribers). The detector, face_embedding and '
+              'frame_history read them unless their image_transport is raw.', read_only=True),
     ParamSpec('jpeg_quality', 80,
               'JPEG quality of image_raw/compressed [1..100]; a Motion-JPEG source (camera or '
               'recording) is not re-encoded: its own JPEGs go out as they are.', 1, 100),
@@ -127,6 +128,10 @@ class CameraNode(Node):
             self.create_publisher(CompressedImage, 'image_raw/compressed', qos)
             if self.params.publish_compressed else None)
         self.diagnostics = NodeDiagnostics(self)
+        if not self.params.publish_compressed:
+            self.get_logger().warning(
+                'publish_compressed is false: the detector, face_embedding and frame_history '
+                'get no frames unless their image_transport is raw')
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         source = self.params.source
