@@ -218,8 +218,10 @@ class CameraNode(Node):
                 self.get_logger().info(f'publishing {source.description}')
                 self.diagnostics.set_state(DiagnosticStatus.OK, source.description)
                 backoff.reset()
-                if self._publish_frames(source):
-                    self.get_logger().info(f'{source.description} ended; {END_OF_SOURCE}')
+                ended = self._publish_frames(source)
+                if ended is not None:
+                    (self.get_logger().warning if ended.early else
+                     self.get_logger().info)(f'{ended}; {END_OF_SOURCE}')
                     self.diagnostics.set_state(DiagnosticStatus.WARN, 'source ended')
                 return
             except Exception as error:  # SourceError, a bad spec, a decoder failure: retry
@@ -288,16 +290,16 @@ class CameraNode(Node):
         except NodeNameNonExistentError:
             return False
 
-    def _publish_frames(self, source: FrameSource) -> bool:
-        """Publish frames from an open source; return True when it ended, False when stopped.
+    def _publish_frames(self, source: FrameSource) -> SourceEnded | None:
+        """Publish frames from an open source; return its end, or None when stopped.
 
         Raises when the source fails.
         """
         while not self._stop.is_set():
             try:
                 frame = source.read()
-            except SourceEnded:
-                return True
+            except SourceEnded as ended:
+                return ended
             except BadFrame as error:   # one frame: the next may be fine
                 self._skipped(str(error))
                 continue
@@ -314,7 +316,7 @@ class CameraNode(Node):
             self.diagnostics.values.update({
                 LATEST_FRAME_KEY: str(frame.index),
                 LATEST_FRAME_STAMP_KEY: f'{frame.stamp:.6f}'})
-        return False
+        return None
 
     def _skipped(self, message: str) -> None:
         """Count and log a frame the source could not give usable (throttled)."""

@@ -147,7 +147,13 @@ class SourceEnded(Exception):
     """A non-looping file or folder has no more frames.
 
     Not a SourceError: the end of a recording is normal and must not trigger a reconnect.
+    early: why the end came sooner than the source announced, or ''.
     """
+
+    def __init__(self, description: str, early: str = '') -> None:
+        """Say that the source of description ended (early, if early says why)."""
+        super().__init__(f'{description} ended{early}')
+        self.early = early
 
 
 class FrameSource(abc.ABC):
@@ -399,8 +405,16 @@ class VideoFileSource(_CaptureSource):
             if frame is None:
                 raise SourceError(f'{self.description}: no frames to loop over')
         if frame is None:
-            raise SourceEnded(self.description)
+            raise SourceEnded(self.description, self._shortfall())
         return frame
+
+    def _shortfall(self) -> str:
+        """Return a note when the file ended well before the frames its header announces."""
+        announced = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if announced - self._grabbed > max(2, announced // 100):   # counts of some codecs: near
+            return (f' after {self._grabbed} of the {announced} frames its header announces '
+                    '(a truncated file?)')
+        return ''
 
 
 def video_size(path: str | Path) -> tuple[int, int]:

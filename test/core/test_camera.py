@@ -317,3 +317,20 @@ def test_a_slow_source_stops_waiting_when_told(tmp_path: Path) -> None:
     start = time.monotonic()
     source.read()
     assert time.monotonic() - start < 2.0
+
+
+def test_a_truncated_file_ends_saying_so(tmp_path: Path) -> None:
+    """A file cut short (a full disk, a copy stopped) ends with how many frames were missing."""
+    whole = tmp_path / 'whole.avi'
+    write_grey_motion_jpeg(whole, [10 + 7 * i for i in range(30)], (64, 48))
+    cut = tmp_path / 'cut.avi'
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    for path, early in ((whole, ''), (cut, 'of the 30 frames its header announces')):
+        with VideoFileSource(path) as source:
+            with pytest.raises(SourceEnded) as ended:
+                while True:
+                    try:
+                        source.read()
+                    except BadFrame:   # the cut may leave a frame short
+                        pass
+        assert early in ended.value.early and bool(early) == bool(ended.value.early)
