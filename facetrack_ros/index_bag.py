@@ -22,24 +22,30 @@ import time
 from typing import Iterator
 
 import numpy as np
-from mcap.reader import make_reader
+from mcap.exceptions import McapError
+from mcap.reader import make_reader, NonSeekingReader
 from rclpy.serialization import deserialize_message
+import yaml
 from sensor_msgs.msg import CompressedImage, Image
 
 from facetrack_ros import (camera_node, detector_node, face_embedding_node, frame_history_node,
                            tracker_node)
-from facetrack_ros.conversions import bgr_to_compressed, image_to_bgr, jpeg_to_bgr, sec_to_time
+from facetrack_ros.conversions import (bgr_to_compressed, image_to_bgr, ImageConversionError,
+                                       jpeg_to_bgr, sec_to_time)
 from facetrack_ros.core.camera import Frame
 from facetrack_ros.core.detection import ModelUnavailableError
 from facetrack_ros.core.history import FrameHistory
 from facetrack_ros.core.owner_lock import InUseError
 from facetrack_ros.core.pipeline import FaceSighting, PersonPipeline
 from facetrack_ros.core.private_files import FileModes
+from facetrack_ros.core.tracker_state import highest_sequence
 from facetrack_ros.core.tracking import PersonTracker
 from facetrack_ros.history_messages import HistoryRecorder
 from facetrack_ros.msg import PersonDetectionArray
 from facetrack_ros.parameters import InvalidParameterError, offline_parameters
 
+#: Unreadable frames named one by one; the count of all comes at the end.
+MAX_SKIPS_SHOWN = 5
 IMAGE_TYPES = {'sensor_msgs/msg/Image': Image, 'sensor_msgs/msg/CompressedImage': CompressedImage}
 
 
@@ -48,7 +54,11 @@ class BagError(ValueError):
 
 
 def bag_files(path: Path) -> list[Path]:
-    """Return the MCAP files of a bag folder (in order) or the one .mcap file given."""
+    """Return the MCAP files of a bag folder (in order) or the one .mcap file given.
+
+    The order is metadata.yaml's where it lists them, else by split number (name_2 before
+    name_10, as `ros2 bag record --max-bag-size` numbers them).
+    """
     if path.is_file():
         if path.suffix != '.mcap':
             raise BagError(f'{path} is not an MCAP file; record with `ros2 bag record -s mcap` '
@@ -56,11 +66,58 @@ def bag_files(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise BagError(f'{path} does not exist')
-    files = sorted(path.glob('*.mcap'))
+    files = sorted(path.glob('*.mcap'), key=_split_order)
+    listed = _metadata_files(path)
+    if listed and set(listed) == set(files):
+        files = listed
     if not files:
         raise BagError(f'{path} holds no .mcap file (a sqlite3 bag? convert it with '
                        '`ros2 bag convert`, or record with `-s mcap`)')
     return files
+
+
+def _split_order(path: Path) -> tuple[str, int]:
+    """Return a sort key putting a split bag's files in their number's order."""
+    match = re.fullmatch(r'(.*)_(\d+)', path.stem)
+    return (match.group(1), int(match.group(2))) if match else (path.stem, -1)
+
+
+def _metadata_files(path: Path) -> list[Path]:
+    """Return the files metadata.yaml lists, in its order, or [] without a usable one."""
+    try:
+        info = yaml.safe_load((path / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
+        return [path / name for name in info['relative_file_paths']]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return []
+
+
+def _records(file: Path, topics: list[str] | None = None, warn: bool = True
+             ) -> Iterator[tuple[object, object, object]]:
+    """Yield (schema, channel, message) of topics (all: None) in log-time order.
+
+    A file cut short (a recorder killed by a power loss) has no summary: it is read from its
+    start up to the cut in the order it was written (a sort would read to the cut first and
+    lose it all), with a warning (if warn), rather than refused whole.
+    """
+    with open(file, 'rb') as stream:
+        try:
+            summary = make_reader(stream).get_summary()
+        except McapError:
+            summary = None
+        stream.seek(0)
+        reader = make_reader(stream) if summary is not None else NonSeekingReader(stream)
+        read = 0
+        try:
+            for record in reader.iter_messages(topics=topics,
+                                               log_time_order=summary is not None):
+                read += 1
+                yield record
+        except McapError as error:
+            if not warn:
+                return
+            why = error or type(error).__name__
+            print(f'index_bag: {file} is cut short after {read} messages ({why}); indexed up '
+                  'to there', file=sys.stderr)
 
 
 def image_topics(files: list[Path]) -> dict[str, str]:
@@ -68,13 +125,19 @@ def image_topics(files: list[Path]) -> dict[str, str]:
     topics = {}
     for file in files:
         with open(file, 'rb') as stream:
-            summary = make_reader(stream).get_summary()
-        if summary is None:
-            continue
-        for channel in summary.channels.values():
-            schema = summary.schemas.get(channel.schema_id)
+            try:
+                summary = make_reader(stream).get_summary()
+            except McapError:
+                summary = None
+        if summary is not None:
+            channels = [(channel.topic, summary.schemas.get(channel.schema_id))
+                        for channel in summary.channels.values()]
+        else:   # a file cut short: its channels as the messages name them
+            channels = {channel.topic: schema for schema, channel, _ in
+                        _records(file, warn=False)}.items()
+        for topic, schema in channels:
             if schema is not None and schema.name in IMAGE_TYPES:
-                topics[channel.topic] = schema.name
+                topics[topic] = schema.name
     return topics
 
 
@@ -93,15 +156,18 @@ def choose_topic(files: list[Path], topic: str | None) -> str:
 
 
 def images(files: list[Path], topic: str) -> Iterator[Image | CompressedImage]:
-    """Yield the messages of topic, file after file, each file in log-time order."""
+    """Yield the image messages of topic, file after file, each file in log-time order.
+
+    Messages of another type on the topic are passed over.
+    """
     for file in files:
-        with open(file, 'rb') as stream:
-            for schema, _, message in make_reader(stream).iter_messages(
-                    topics=[topic], log_time_order=True):
-                msg = deserialize_message(message.data, IMAGE_TYPES[schema.name])
-                if msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0:
-                    msg.header.stamp = sec_to_time(message.log_time / 1e9)
-                yield msg
+        for schema, _, message in _records(file, [topic]):
+            if schema is None or schema.name not in IMAGE_TYPES:
+                continue
+            msg = deserialize_message(message.data, IMAGE_TYPES[schema.name])
+            if msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0:
+                msg.header.stamp = sec_to_time(message.log_time / 1e9)
+            yield msg
 
 
 def identified_messages(identified: list[tuple[FaceSighting, str]], frame_id: str,
@@ -178,15 +244,17 @@ def index(args: argparse.Namespace) -> int:
         print(status)
         analyzer = face_embedding_node.face_analyzer(face_p)
         camera_p = offline_parameters('camera', camera_node.PARAMETERS, args.params_file)
+        tracker = PersonTracker(tracker_node.tracker_config(tracker_p), id_prefix=robot_id)
+        # A history already holding this prefix's people (an earlier recording of the robot):
+        # its ids are never handed out again.
+        tracker.skip_sequence_to(highest_sequence(history.person_ids(), robot_id) + 1)
         pipeline = PersonPipeline(
-            detector, analyzer,
-            PersonTracker(tracker_node.tracker_config(tracker_p), id_prefix=robot_id),
-            face_embedding_node.embedding_scheduler(face_p), detect_size=camera_p.detect_size,
-            appearance=detector_p.appearance)
+            detector, analyzer, tracker, face_embedding_node.embedding_scheduler(face_p),
+            detect_size=camera_p.detect_size, appearance=detector_p.appearance)
         recorder = HistoryRecorder(history, robot_id, history_p.camera_id,
                                    lambda name: f'/{history_p.camera_id}/{name}')
         model = analyzer.embedder.name
-        frames = stored = faces = 0
+        frames = stored = faces = skipped = 0
         people = set()
         last_stored = None
         first = last = None
@@ -197,7 +265,14 @@ def index(args: argparse.Namespace) -> int:
             first = stamp_ns if first is None else first
             last, frame_id = stamp_ns, msg.header.frame_id
             compressed = isinstance(msg, CompressedImage)
-            image = jpeg_to_bgr(bytes(msg.data)) if compressed else image_to_bgr(msg)
+            try:
+                image = jpeg_to_bgr(bytes(msg.data)) if compressed else image_to_bgr(msg)
+            except ImageConversionError as error:   # one frame: the others still count
+                skipped += 1
+                if skipped <= MAX_SKIPS_SHOWN:
+                    print(f'index_bag: frame at {stamp_ns / 1e9:.3f} s skipped: {error}',
+                          file=sys.stderr)
+                continue
             result = pipeline.process(Frame(stamp_ns / 1e9, frames, image=image), stamp_ns / 1e9)
             frames += 1
             if last_stored is None or stamp_ns - last_stored >= 1e9 / history_p.store_rate \
@@ -223,7 +298,8 @@ def index(args: argparse.Namespace) -> int:
     span = (last - first) / 1e9 if frames else 0.0
     print(f'{topic}: {frames} frames ({span:.1f} s of recording) in {seconds:.1f} s '
           f'({frames / max(seconds, 1e-9):.1f} frames/s); {stored} frames, {faces} faces of '
-          f'{len(people)} people stored in {args.history_dir}')
+          f'{len(people)} people stored in {args.history_dir}'
+          + (f'; {skipped} unreadable frames skipped' if skipped else ''))
     if frames:
         age_s = time.time() - first / 1e9
         print('serve it (max_age must cover the recording\'s age, or retention deletes it):\n'

@@ -16,6 +16,7 @@ import pytest
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import get_typestore, Stores
+from sensor_msgs.msg import CompressedImage
 
 from facetrack_ros import index_bag
 from facetrack_ros.conversions import bgr_to_compressed, bgr_to_image, ns_to_time
@@ -162,9 +163,74 @@ def test_bad_recordings_are_refused_with_the_reason(own_mcap, tmp_path, capsys):
 
 
 def test_a_history_folder_in_use_is_refused_before_the_models_load(own_mcap, tmp_path, capsys):
-    """A frame_history serving the folder holds it: index_bag exits 2 naming the holder."""
+    """A frame_history serving the folder holds it: index_bag exits 2 naming the holder.
+
+    The model it is given is missing and required: loaded first, it would be refused for that.
+    """
     out = tmp_path / 'history'
+    params = tmp_path / 'params.yaml'
+    params.write_text('/**/detector:\n  ros__parameters:\n    require_model: true\n')
     with FrameHistory(out, robot_id='r1'):
-        assert index_bag.main([str(own_mcap), '--history-dir', str(out),
-                               '--model', str(tmp_path / 'never_loaded.pt')]) == 2
-    assert 'history.lock is held by the history of r1' in capsys.readouterr().err
+        assert index_bag.main([str(own_mcap), '--history-dir', str(out), '--params-file',
+                               str(params), '--model', str(tmp_path / 'never_loaded.pt')]) == 2
+    err = capsys.readouterr().err
+    assert 'history.lock is held by the history of r1' in err and 'never_loaded' not in err
+
+
+def _write_jpegs(path: Path, frames: list[tuple[int, bytes]], chunk_max_bytes: int) -> None:
+    """Write CompressedImages (stamp [ns], JPEG bytes) to one .mcap file."""
+    writer = SegmentWriter(path, 'r9', chunk_max_bytes=chunk_max_bytes)
+    definition = message_definition('sensor_msgs/msg/CompressedImage')
+    for stamp_ns, data in frames:
+        msg = _stamped(CompressedImage(format='jpeg', data=data), stamp_ns)
+        writer.write(SerializedMessage(f'{TOPIC}/compressed', 'sensor_msgs/msg/CompressedImage',
+                                       definition, serialize_message(msg), stamp_ns))
+    writer.close()
+
+
+def test_damaged_recordings_lose_only_what_is_damaged(model, tmp_path, capsys):
+    """A split bag of 12 files is read in its files' order, an unreadable frame is skipped.
+
+    A file cut short (its recorder lost power) is indexed up to the cut. Before, the split
+    bag's files came in name order (_10 before _2, time going back), the bad frame ended the
+    run with a traceback, and the cut file raised from the MCAP reader.
+    """
+    jpeg = bytes(bgr_to_compressed(np.zeros((48, 64, 3), np.uint8)).data)
+    split = tmp_path / 'split'
+    split.mkdir()
+    for index in range(12):
+        _write_jpegs(split / f'split_{index}.mcap',
+                     [(START_NS + index * 10**9, b'not a jpeg' if index == 5 else jpeg)],
+                     1024 * 1024)
+    assert index_bag.main([str(split), '--history-dir', str(tmp_path / 'h1'),
+                           '--model', str(model)]) == 0
+    out, err = capsys.readouterr()
+    assert '11 frames (11.0 s of recording)' in out and '1 unreadable frames skipped' in out
+    assert f'frame at {START_NS / 1e9 + 5:.3f} s skipped' in err, err
+    cut = tmp_path / 'cut.mcap'
+    _write_jpegs(cut, [(START_NS + i * PERIOD_NS, jpeg) for i in range(40)], 4096)
+    cut.write_bytes(cut.read_bytes()[:cut.stat().st_size * 2 // 3])
+    assert index_bag.main([str(cut), '--history-dir', str(tmp_path / 'h2'),
+                           '--model', str(model)]) == 0
+    out, err = capsys.readouterr()
+    assert 'is cut short after' in err and 'indexed up to there' in err, err
+    assert int(out.split(' frames (')[0].rsplit(' ', 1)[1]) >= 15, out
+
+
+def test_two_recordings_of_one_robot_never_share_a_person_id(own_mcap, model, tmp_path,
+                                                             capsys):
+    """Indexed into one history under one robot id, a second recording's people get new ids.
+
+    Before, every run numbered from -000001 again: Obama of one day and Biden of the next
+    were one person, and forgetting one deleted the other's faces.
+    """
+    out = tmp_path / 'history'
+
+    def indexed() -> set[str]:
+        assert index_bag.main([str(own_mcap), '--history-dir', str(out), '--model',
+                               str(model), '--robot-id', 'r9']) == 0, capsys.readouterr()
+        with FrameHistory(out, robot_id='r9', background=False) as history:
+            return set(history.person_ids())
+    first = indexed()
+    both = indexed()
+    assert first and first < both and len(both) == 2 * len(first), (first, both)

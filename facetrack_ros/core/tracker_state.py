@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 import re
 import time
-from typing import TYPE_CHECKING
+from typing import Iterable, TYPE_CHECKING
 
 import numpy as np
 
@@ -161,6 +161,13 @@ def set_aside(path: str | Path) -> Path:
     target = path.with_name(f'{path.name}.damaged-{int(time.time())}')
     os.replace(path, target)
     return target
+
+
+def highest_sequence(person_ids: Iterable[str], id_prefix: str) -> int:
+    """Return the highest number n of the ids `<id_prefix>-<n>` among person_ids, or 0."""
+    pattern = re.compile(rf'{re.escape(id_prefix)}-(\d+)')
+    return max((int(match.group(1)) for person_id in person_ids
+                if (match := pattern.fullmatch(person_id))), default=0)
 
 
 def highest_sequence_in_log(directory: str | Path, id_prefix: str,

@@ -376,6 +376,10 @@ class FrameHistory:
             query.start_ns, query.end_ns, min(query.limit or MAX_FRAMES_PER_CALL,
                                               MAX_FRAMES_PER_CALL), query.camera_id)
 
+    def person_ids(self) -> list[str]:
+        """Return the ids of the persons with faces in the history's index."""
+        return self.index.person_ids()
+
     def summary(self) -> str:
         """Return a line saying what the history holds: segments, index entries and span."""
         span = self.index.time_span()

@@ -990,6 +990,12 @@ class EmbeddingIndex:
                     inside += int(np.count_nonzero((stamps >= start) & (stamps <= end)))
         return inside
 
+    def person_ids(self) -> list[str]:
+        """Return the ids of the persons with faces in the index."""
+        with self._lock:
+            self._check_open()
+            return list(self._persons.copy()[0])
+
     def time_span(self) -> tuple[int, int] | None:
         """Return the first and last entry stamps, or None when the index is empty."""
         with self._reading(_MIN_NS, _MAX_NS) as snapshot:
