@@ -23,6 +23,9 @@ from facetrack_ros.parameters import (declare_parameters, image_cache, IMAGE_CAC
 from facetrack_ros.runner import run_node
 
 ANNOTATED_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+#: A face box is drawn on frames at most this much later than its own [s]: identified faces
+#: come a few frames late, and an older box is no longer where the face is.
+FACE_BOX_MAX_AGE_S = 0.5
 
 PARAMETERS = (
     image_transport('image_raw', 'the camera encodes each frame once for every reader; '
@@ -41,8 +44,8 @@ class AnnotatorNode(Node):
         super().__init__('annotator', **kwargs)
         self.params = declare_parameters(self, PARAMETERS)
         self.images = image_cache(self.params)
-        # Track id -> its latest face box [px]; pruned to the tracks of each frame.
-        self.faces: dict[int, np.ndarray] = {}
+        # Track id -> (stamp [s], its latest face box [px]); pruned to each frame's tracks.
+        self.faces: dict[int, tuple[float, np.ndarray]] = {}
         self.diagnostics = NodeDiagnostics(self)
         self.diagnostics.set_state(DiagnosticStatus.OK, 'annotating while subscribed')
         guarded = self.diagnostics.guarded
@@ -62,9 +65,10 @@ class AnnotatorNode(Node):
             self.images.add(msg)
 
     def on_faces(self, msg: PersonDetectionArray) -> None:
-        """Remember each track's latest face box."""
+        """Remember each track's latest face box, with its frame's stamp."""
         for face in msg.detections:
-            self.faces[face.track_id] = np.asarray(face.face_box)
+            self.faces[face.track_id] = (time_to_sec(msg.header.stamp),
+                                         np.asarray(face.face_box))
 
     def on_tracks(self, msg: PersonDetectionArray) -> None:
         """Draw the tracks onto their image and publish it."""
@@ -72,6 +76,8 @@ class AnnotatorNode(Node):
         self.faces = {k: v for k, v in self.faces.items() if k in current}
         image_msg = self.images.get(msg.header.stamp, remove=True)
         if image_msg is None:
+            if self.publisher.get_subscription_count() > 0:   # else nothing is kept
+                self.diagnostics.dropped += 1
             return
         try:
             image = message_to_bgr(image_msg)
@@ -79,11 +85,18 @@ class AnnotatorNode(Node):
             self.diagnostics.errors += 1
             self.get_logger().warning(f'skipping image: {error}', throttle_duration_sec=5.0)
             return
+        # Boxes are in the pixels of image_width x image_height (the camera's full frame);
+        # the image drawn on may be another size.
+        scale = np.tile([image.shape[1] / (msg.image_width or image.shape[1]),
+                         image.shape[0] / (msg.image_height or image.shape[0])], 2)
+        stamp = time_to_sec(msg.header.stamp)
         overlays = []
         for person in msg.detections:
             label = f'{person.person_id or "?"} #{person.track_id}'
-            overlays.append(Overlay(box=np.asarray(person.box), label=label,
-                                    face_box=self.faces.get(person.track_id),
+            seen, face_box = self.faces.get(person.track_id, (None, None))
+            recent = seen is not None and 0 <= stamp - seen <= FACE_BOX_MAX_AGE_S
+            overlays.append(Overlay(box=np.asarray(person.box) * scale, label=label,
+                                    face_box=face_box * scale if recent else None,
                                     score=person.match_similarity))
         canvas = draw_overlays(image, overlays, header=f'active: {len(msg.detections)}')
         self.publisher.publish(bgr_to_image(canvas, msg.header))
