@@ -58,9 +58,10 @@ PARAMETERS = (
               'a CPU (two single-threaded inferences at once detect more frames a second than '
               'two threads on one image), one for TensorRT or a GPU.', 0, 16, at_configure=True),
     ParamSpec('threads', 0,
-              'CPU threads of inference (torch, or ONNX Runtime for a .onnx model on the CPU) '
-              'and pre/post-processing, shared by the workers (0: the CPUs the process may use '
-              'divided among the workers, at least 1).',
+              'CPU threads of inference and pre/post-processing: torch\'s (a .pt model), '
+              'shared by the workers, or each worker\'s ONNX Runtime session\'s (a .onnx '
+              'model on the CPU). 0: the CPUs the process may use divided among the workers, '
+              'at least 1.',
               0, 1024, at_configure=True),
     ParamSpec('require_model', False,
               'Fail when the person model is unavailable, instead of the face-first fallback.',
@@ -128,10 +129,17 @@ class DetectorNode(InputLifecycleNode):
             for _ in range(workers):
                 detector, status = person_detector(self.params, workers)
                 self.detectors.append(detector)
-        except ModelUnavailableError as error:
+            kinds = {detector.name for detector in self.detectors}
+            if len(kinds) > 1:   # one worker's model failed to load (memory?), it fell back
+                raise ModelUnavailableError(
+                    f'the {workers} workers loaded different detectors ({", ".join(kinds)}): '
+                    'each needs its own copy of the model; lower `workers`')
+        except Exception as error:   # ModelUnavailableError, or a fault loading it
             self._release()
-            self.get_logger().error(str(error))
-            self.diagnostics.set_state(DiagnosticStatus.ERROR, str(error))
+            message = str(error) if isinstance(error, ModelUnavailableError) else \
+                f'cannot load the person model: {error!r}'
+            self.get_logger().error(message)
+            self.diagnostics.set_state(DiagnosticStatus.ERROR, message)
             return TransitionCallbackReturn.FAILURE
         level = DiagnosticStatus.OK if 'fallback' not in status else DiagnosticStatus.WARN
         (self.get_logger().info if level == DiagnosticStatus.OK else
@@ -141,8 +149,11 @@ class DetectorNode(InputLifecycleNode):
         self.diagnostics.values['workers'] = str(workers)
         self.publisher = self.create_lifecycle_publisher(
             PersonDetectionArray, 'detections', RELIABLE_QOS)
-        self.workers = NewestInputWorkers([self._step(d) for d in self.detectors],
-                                          self._publish, 'detector')
+        # Each session's own: a worker of an earlier configure, still detecting when its
+        # cleanup stopped waiting, must not publish through this one's publisher.
+        workers = self.workers = NewestInputWorkers(
+            [self._step(d) for d in self.detectors],
+            lambda job, out: self._publish(job, out, workers), 'detector')
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -218,16 +229,22 @@ class DetectorNode(InputLifecycleNode):
         return detect
 
     def _publish(self, job: tuple[Image | CompressedImage, CameraInfo | None],
-                 out: PersonDetectionArray | Exception | None) -> None:
-        """Publish one image's detections (called in the images' order, from a worker)."""
-        self.diagnostics.dropped = self.workers.counts.replaced if self.workers else 0
+                 out: PersonDetectionArray | Exception | None,
+                 workers: NewestInputWorkers) -> None:
+        """Publish one image's detections (called in the images' order, from a worker).
+
+        Those of workers no longer the node's (an earlier configure) are dropped.
+        """
+        if workers is not self.workers:
+            return
+        self.diagnostics.dropped = workers.counts.replaced
         if isinstance(out, Exception):  # the model failed on this image: count it, go on
             self.diagnostics.errors += 1
             self.diagnostics.set_state(DiagnosticStatus.ERROR, f'detection: {out}')
             self.get_logger().error(f'detection failed: {out!r}', throttle_duration_sec=5.0)
         elif out is not None:
             with self._publisher_lock:
-                if self.publisher is None:
+                if self.publisher is None or workers is not self.workers:
                     return
                 self.publisher.publish(out)
             self.diagnostics.processed(time.time() - time_to_sec(job[0].header.stamp))

@@ -1,5 +1,7 @@
 """detector lifecycle node over real DDS with the real YOLOv8n ONNX model on real frames."""
 
+from types import SimpleNamespace
+
 from builtin_interfaces.msg import Time
 import cv2
 import numpy as np
@@ -14,6 +16,7 @@ from std_msgs.msg import Header
 from facetrack_ros.conversions import bgr_to_compressed, bgr_to_image, camera_info
 from facetrack_ros.core.camera import reduce_image
 from facetrack_ros.core.detection import DEFAULT_CONFIDENCE
+from facetrack_ros import detector_node
 from facetrack_ros.detector_node import DetectorNode
 from facetrack_ros.msg import PersonDetectionArray
 from facetrack_ros.parameters import image_qos_profile, RELIABLE_QOS
@@ -203,3 +206,60 @@ def test_images_detected_at_once_are_published_in_their_order(ros_context, share
     executor.shutdown()
     node.destroy_node()
     helper.destroy_node()
+
+
+def test_a_worker_of_an_earlier_configure_publishes_nothing_after_it(ros_context, shared_dir):
+    """A detection still running when cleanup stopped waiting (5 s) is dropped when it ends.
+
+    Before, it came out through the next configure's publisher, an image nobody had sent it.
+    """
+    node, executor, helper, received = _active(ros_context, shared_dir, 'stale_probe',
+                                               image_transport='raw', simulated_delay=6.5,
+                                               workers=1)
+    images = helper.create_publisher(Image, 'image_detect', image_qos_profile('reliable'))
+    assert spin_until(executor, lambda: images.get_subscription_count() > 0)
+    frame = bgr_to_image(_frame(shared_dir))
+    frame.header.stamp.sec = 1_700_000_111
+    images.publish(frame)
+    assert spin_until(executor, lambda: node.workers.counts.taken == 1)
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS   # waits 5 s
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    spin_until(executor, lambda: bool(received), timeout=3.0)   # the old step ends meanwhile
+    assert not received, [msg.header.stamp.sec for msg in received]
+    executor.shutdown()
+    node.destroy_node()
+    helper.destroy_node()
+
+
+def test_workers_that_load_different_detectors_or_fail_oddly_fail_configure(
+        ros_context, shared_dir, monkeypatch):
+    """A worker's model falling back, or any fault loading it: configure fails, saying why.
+
+    The second worker's copy missing (as one that runs out of memory) would run face-first
+    beside YOLO; an exception rclpy swallows left no reason. Nothing stays half loaded.
+    """
+    loaded = []
+    real = detector_node.person_detector
+
+    def second_falls_back(p: SimpleNamespace, workers: int):
+        loaded.append(p.model)
+        return real(p if len(loaded) == 1 else SimpleNamespace(**{
+            **vars(p), 'model': 'absent.onnx'}), workers)
+
+    def broken(p: SimpleNamespace, workers: int):
+        raise RuntimeError('simulated fault')
+
+    node = DetectorNode(context=ros_context, parameter_overrides=[
+        Parameter('model', value=str(shared_dir / 'models' / 'yolov8n_int8.onnx')),
+        Parameter('workers', value=2)])
+    monkeypatch.setattr(detector_node, 'person_detector', second_falls_back)
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert 'workers loaded different detectors' in node.diagnostics.message
+    assert not node.detectors
+    monkeypatch.setattr(detector_node, 'person_detector', broken)
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert "cannot load the person model: RuntimeError('simulated fault')" in (
+        node.diagnostics.message)
+    node.destroy_node()
