@@ -1,6 +1,8 @@
 """Person detection: a YOLO model (by ultralytics or ONNX Runtime), or people found by face."""
 
 import abc
+import ast
+from collections.abc import Mapping
 from dataclasses import dataclass
 import logging
 import os
@@ -185,17 +187,38 @@ class ModelPersonDetector(PersonDetector):
         self._model = None
 
 
+def person_class(names: Mapping[int, str] | str | None, model: str) -> int:
+    """Return the id of the model's class named person: 0 (COCO's) when it names none.
+
+    names: the model's class names (ultralytics' `names`; an ONNX export keeps them as the
+    text of that dict in its metadata). A model whose class 0 is something else would report
+    cars as persons; one that names no person class is warned about.
+    """
+    if isinstance(names, str):
+        try:
+            names = ast.literal_eval(names)
+        except (ValueError, SyntaxError):
+            names = None
+    if not isinstance(names, Mapping) or not names:
+        return 0
+    for index, name in names.items():
+        if str(name).lower() == 'person':
+            return int(index)
+    _LOG.warning('person model %s names no class person (its class 0 is %r): class 0 is '
+                 'taken for persons', model, names.get(0))
+    return 0
+
+
 class YoloPersonDetector(ModelPersonDetector):
     """A YOLO detection model (.pt, .onnx, TensorRT .engine, ...) loaded by ultralytics."""
 
     def __init__(self, model: str, device: str = 'cpu', confidence: float = DEFAULT_CONFIDENCE,
                  image_size: int = DEFAULT_IMAGE_SIZE, half: bool = False,
-                 classes: Sequence[int] = (0,), allow_download: bool = False,
-                 threads: int = 0) -> None:
+                 allow_download: bool = False, threads: int = 0) -> None:
         """Load the model and run it once, so the first real frame is not slow.
 
         model is a path, or (only with allow_download) a name ultralytics fetches, such as
-        'yolo11n.pt'. classes are the model's class ids to report (0 is person in COCO).
+        'yolo11n.pt'. Boxes of its class named person are reported (person_class).
         threads is the number of CPU threads torch computes with (0: every CPU this process
         may use); it sets torch's process-wide count. Raise ModelUnavailableError if the model
         is missing or fails to load on device.
@@ -209,12 +232,14 @@ class YoloPersonDetector(ModelPersonDetector):
                 'parameter to an existing .pt, .onnx or .engine file')
         from ultralytics import YOLO
         self.name = f'yolo {path.name}'
-        self._options: dict[str, Any] = dict(
-            device=device, conf=confidence, imgsz=image_size, classes=list(classes),
-            quantize=16 if half else None, verbose=False)  # quantize=16 replaces the old half
         try:
             self._model = YOLO(str(path), task='detect')
+            self._options: dict[str, Any] = dict(
+                device=device, conf=confidence, imgsz=image_size,
+                quantize=16 if half else None, verbose=False)  # quantize=16: the old half
             self._predict(np.zeros((image_size, image_size, 3), np.uint8))
+            # After a prediction: the names of a .onnx or .engine come with its backend.
+            self._options['classes'] = [person_class(self._model.names, model)]
             # Only now: the first prediction selects the device, and ultralytics then sets
             # torch to cores - 1 threads (training's choice), half the CPU on a 2-core robot.
             import torch
@@ -246,8 +271,7 @@ class OnnxPersonDetector(ModelPersonDetector):
     """
 
     def __init__(self, model: str, confidence: float = DEFAULT_CONFIDENCE,
-                 image_size: int = DEFAULT_IMAGE_SIZE, classes: Sequence[int] = (0,),
-                 threads: int = 0) -> None:
+                 image_size: int = DEFAULT_IMAGE_SIZE, threads: int = 0) -> None:
         """Load the file and run it once, so the first real frame is not slow.
 
         threads: CPU threads of this model's inference (0: every CPU this process may use).
@@ -263,7 +287,7 @@ class OnnxPersonDetector(ModelPersonDetector):
                 '.pt, .onnx or .engine file')
         from facetrack_ros.core.onnx_cpu import cpu_session
         self.name = f'onnxruntime {path.name}'
-        self._confidence, self._classes = confidence, np.asarray(classes)
+        self._confidence = confidence
         try:
             self._model = cpu_session(path, threads or len(os.sched_getaffinity(0)))
             metadata = self._model.get_modelmeta().custom_metadata_map
@@ -271,6 +295,7 @@ class OnnxPersonDetector(ModelPersonDetector):
                 raise ValueError('not an ultralytics detection export (no task and stride '
                                  'in its metadata)')
             self._end2end = metadata.get('end2end') == 'True'
+            self._classes = np.asarray([person_class(metadata.get('names'), model)])
             inputs = self._model.get_inputs()[0]
             fixed = all(isinstance(side, int) for side in inputs.shape[2:])
             # A fixed input size is padded to in full; a dynamic one only to the stride.

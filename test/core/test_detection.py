@@ -1,5 +1,6 @@
 """Person detectors on the shared test images and video, with the real YOLOv8n ONNX model."""
 
+import logging
 import os
 from pathlib import Path
 import socket
@@ -15,7 +16,7 @@ import pytest
 from facetrack_ros.core.detection import (configure_ultralytics_offline, create_person_detector,
                                           detector_workers, FaceFirstPersonDetector,
                                           ModelUnavailableError, non_max_suppression,
-                                          OnnxPersonDetector,
+                                          OnnxPersonDetector, person_class,
                                           runs_on_onnxruntime,
                                           PersonBox, PersonDetector, scale_boxes,
                                           yolo_boxes, YoloPersonDetector)
@@ -311,3 +312,23 @@ def test_onnx_runtime_detector_refuses_other_onnx_files(shared_dir: Path) -> Non
     """A face model is no person detector: a clear error naming the parameter."""
     with pytest.raises(ModelUnavailableError, match='`model`.*not an ultralytics detection'):
         OnnxPersonDetector(str(shared_dir / 'models' / 'yunet_s_640_640.onnx'))
+
+
+def test_the_person_class_is_the_one_the_model_names_so(caplog) -> None:
+    """Person is class 0 in COCO; a model of other classes first names its own person class.
+
+    As ultralytics gives names (a dict), or as an ONNX export keeps them (its text); a model
+    naming no person class is warned about and class 0 taken.
+    """
+    assert person_class({0: 'person', 1: 'bicycle'}, 'coco.pt') == 0
+    assert person_class({0: 'car', 1: 'truck', 2: 'Person'}, 'site.pt') == 2
+    assert person_class("{0: 'forklift', 1: 'person'}", 'site.onnx') == 1
+    assert person_class(None, 'old.onnx') == 0 and person_class('{broken', 'x.onnx') == 0
+    # At the module's own logger: launch's pytest plugins stop propagation to the root's.
+    logger = logging.getLogger('facetrack_ros.core.detection')
+    logger.addHandler(caplog.handler)
+    try:
+        assert person_class({0: 'car', 1: 'truck'}, 'cars.pt') == 0
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert "cars.pt names no class person (its class 0 is 'car')" in caplog.text
