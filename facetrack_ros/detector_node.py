@@ -40,6 +40,9 @@ from facetrack_ros.runner import run_node
 
 #: CameraInfo messages kept to find the one of an image's stamp.
 CAMERA_INFO_CACHE = 30
+#: How far an image's aspect ratio may differ from its camera_info's (rounding of a reduced
+#: frame's sides) before the boxes are said to be stretched.
+ASPECT_TOLERANCE = 0.02
 
 PARAMETERS = (
     ParamSpec('model', 'yolo11n.pt',
@@ -173,8 +176,7 @@ class DetectorNode(InputLifecycleNode):
         for subscription in self.subscriptions_:
             self.destroy_subscription(subscription)
         self.subscriptions_ = []
-        self.camera_infos.clear()
-        self.latest_info = None
+        self.camera_infos.clear()   # the latest stays: the camera's size, until a new one
 
     def _release(self) -> None:
         if self.workers is not None:
@@ -213,6 +215,11 @@ class DetectorNode(InputLifecycleNode):
                 return None
             boxes = detector.detect(image)
             width, height = (info.width, info.height) if info is not None else size
+            if abs(width * size[1] - height * size[0]) > ASPECT_TOLERANCE * width * size[1]:
+                self.get_logger().warning(
+                    f'camera_info says {width}x{height}, the image is {size[0]}x{size[1]}: '
+                    'not the same shape, so the boxes are stretched (is camera_info that '
+                    'camera\'s?)', throttle_duration_sec=10.0)
             out = PersonDetectionArray(header=msg.header, image_width=width, image_height=height)
             for b, full in zip(boxes, scale_boxes(boxes, (image.shape[1], image.shape[0]),
                                                   (width, height))):
