@@ -129,6 +129,11 @@ PART_MAX_GROWTH = 1.5
 #: PART_UNION_MIN_IOU), was split in two by the detector: the new track is the other part.
 PART_MAX_SHRINK = 0.8
 PART_UNION_MIN_IOU = 0.8
+#: The two parts overlap by at most this much of the smaller one: halves of one person lie
+#: either side of what hides the middle (the alone clip's post: 0), while two people whom one
+#: box held stand partly in front of each other (the group clip: 0.33, and the next person
+#: was shown under the one beside him until a face split them).
+PART_SPLIT_MAX_OVERLAP = 0.1
 #: How long a person's widest box is kept to compare their shrunk box with [s], counted from
 #: their last box that was a shrunk part of it (PART_MAX_SHRINK, PART_MIN_OVERLAP): behind a
 #: post, one half of someone standing may go undetected for seconds before it becomes a
@@ -900,12 +905,14 @@ def _splits(earlier: np.ndarray, now: np.ndarray, other: np.ndarray) -> bool:
 
     Shrunk: to at most PART_MAX_SHRINK of its area; made up: the union of now and other has
     the size of earlier: centred on each other (the person may have moved a little since),
-    the two overlap by PART_UNION_MIN_IOU.
+    the two overlap by PART_UNION_MIN_IOU; and now and other overlap by at most
+    PART_SPLIT_MAX_OVERLAP.
     """
     union = np.concatenate([np.minimum(now[:2], other[:2]), np.maximum(now[2:], other[2:])])
     centred = earlier + np.tile(_centre(union) - _centre(earlier), 2)
     return (_area(now) <= PART_MAX_SHRINK * _area(earlier)
-            and float(box_iou(union, centred[None])[0]) >= PART_UNION_MIN_IOU)
+            and float(box_iou(union, centred[None])[0]) >= PART_UNION_MIN_IOU
+            and _overlap(now, other) <= PART_SPLIT_MAX_OVERLAP)
 
 
 def _alike_in_height(box: np.ndarray, earlier: np.ndarray) -> bool:

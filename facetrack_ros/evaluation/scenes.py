@@ -132,6 +132,59 @@ def sizes_360p() -> Scene:
                  note='faces 20-90 px at 640x360 over clutter; yaw warps and roll')
 
 
+def group() -> Scene:
+    """Three men walk in side by side, stand close for 10 s, split; one returns from the right.
+
+    From a tester's hold-out set (as the two below): a box over two of them makes a person's
+    box wider than one person, and the next one's track is born beside it.
+    """
+    actors = (
+        walk('damon', 'face_pairs/img29.jpg',
+             ((1.0, -0.25), (5.0, 0.33), (15.0, 0.34), (17.5, -0.25)), 68, depth=0),
+        walk('clooney', 'face_pairs/img40.jpg',
+             ((1.0, -0.08), (5.0, 0.50), (15.0, 0.50), (36.0, 0.47)), 78, depth=1),
+        walk('dicaprio', 'face_pairs/img36.jpg',
+             ((1.0, 0.09), (5.0, 0.67), (15.0, 0.66), (17.5, 1.25)), 72, depth=0.5),
+        walk('damon', 'face_pairs/img29.jpg',
+             ((23.5, 1.25), (26.0, 0.72), (36.0, 0.74)), 70, depth=0),
+    )
+    return Scene('group', (640, 360), 36.0, 'street', actors, seed=21,
+                 note='3 people in together, 10 s close, split; one returns from the other side')
+
+
+def group_tight() -> Scene:
+    """Three men shoulder to shoulder; one walks in front of the others; two leave, one returns."""
+    actors = (
+        walk('damon', 'face_pairs/img29.jpg',
+             ((0.5, -0.3), (4.0, 0.38), (10.0, 0.38), (12.0, 0.74), (16.0, 0.74),
+              (18.5, 1.25)), 68, depth=3),
+        walk('dicaprio', 'face_pairs/img35.jpg',
+             ((0.5, -0.16), (4.0, 0.52), (34.0, 0.52)), 72, depth=2),
+        walk('perry', 'face_pairs/img27.jpg',
+             ((0.5, -0.02), (4.0, 0.66), (16.0, 0.66), (18.5, -0.25)), 70, depth=1),
+        walk('perry', 'face_pairs/img44.jpg',
+             ((25.5, 1.25), (28.0, 0.75), (34.0, 0.74)), 74, depth=1),
+    )
+    return Scene('group_tight', (640, 360), 34.0, 'street', actors, seed=41,
+                 note='three men shoulder to shoulder, one walks in front, split, one returns')
+
+
+def swap() -> Scene:
+    """Two look-alikes swap places twice, then a third woman walks between them."""
+    actors = (
+        walk('aniston', 'face_pairs/img53.jpg',
+             ((0.5, -0.2), (3.0, 0.3), (6.0, 0.3), (8.0, 0.7), (13.0, 0.7), (15.0, 0.3),
+              (21.0, 0.3), (23.5, -0.2)), 72, depth=1),
+        walk('johansson', 'face_pairs/img9.jpg',
+             ((0.8, 1.2), (3.3, 0.7), (6.0, 0.7), (8.0, 0.3), (13.0, 0.3), (15.0, 0.7),
+              (21.0, 0.7), (23.5, 1.2)), 74),
+        walk('jolie', 'face_pairs/img1.jpg',
+             ((16.0, -0.2), (18.0, 0.5), (20.0, 0.5), (22.5, 1.25)), 66, depth=0.5),
+    )
+    return Scene('swap', (640, 360), 25.0, 'clutter', actors, seed=31,
+                 note='look-alikes swap places twice; a third walks between them')
+
+
 def short() -> Scene:
     """Return a few seconds for the test suite.
 
@@ -147,4 +200,5 @@ def short() -> Scene:
 
 #: Every composed evaluation clip by name (short is the test suite's).
 SCENES = {scene.name: scene for scene in (doorway(), alone(), crossing(), sizes_720p(),
-                                          sizes_360p(), short())}
+                                          sizes_360p(), group(), group_tight(), swap(),
+                                          short())}

@@ -3581,3 +3581,24 @@ def test_a_groups_box_no_track_took_is_no_sighting_of_someone_missing() -> None:
         persons, new = tracker.update(i / FPS, detections)
         events += new
     assert [e.kind for e in events] == [EventKind.PERSON_IN] * 2, 'nobody was reported gone'
+
+
+def test_the_one_beside_someone_whose_box_held_both_is_not_a_part_of_them() -> None:
+    """A's box held B too for a few frames as B came in beside A; then B's own box appears.
+
+    A's box of now and B's make up that wider box, as two halves of one person do, but they
+    overlap by a third (B partly in front of A): two people (the group clip: B was shown as A
+    until a face split them). B is never shown as A and gets a PERSON_IN of their own.
+    """
+    body = _body(9)
+    own, wide = np.array([200., 100., 300., 330.]), np.array([140., 100., 300., 330.])
+
+    def bodies_at(t: float) -> list[Detection]:
+        frame = round(t * FPS)
+        if frame < FPS or (frame < 1.5 * FPS and frame % 2 == 0):   # A's own box
+            return [Detection(own, 0.9, body)]
+        if frame < 1.5 * FPS:   # one box over A and B coming in beside A
+            return [Detection(wide, 0.9, body)]
+        return [Detection(own, 0.9, body),
+                Detection(np.array([140., 100., 235., 330.]), 0.8, _alike(body, 0.9, 10))]
+    _assert_b_is_someone_else(bodies_at)
