@@ -303,14 +303,19 @@ class CameraNode(Node):
             except BadFrame as error:   # one frame: the next may be fine
                 self._skipped(str(error))
                 continue
+            pixels = functools.cache(lambda: frame.image)
+            reduced = functools.cache(lambda: frame.reduced(self.params.detect_size))
             try:
-                self._publish(
-                    Header(stamp=sec_to_time(frame.stamp), frame_id=self.params.frame_id),
-                    frame.width, frame.height, lambda: frame.image,
-                    lambda: frame.reduced(self.params.detect_size), jpeg=frame.jpeg)
-            except BadFrame as error:   # its JPEG cannot be decoded where pixels are needed
+                # What the pixel topics' readers need is decoded before anything goes out: a
+                # source's JPEG that does not decode goes out on no topic.
+                for publisher, decode in ((self.image_pub, pixels), (self.detect_pub, reduced)):
+                    if _read(publisher):
+                        decode()
+            except BadFrame as error:
                 self._skipped(f'{source.description}: frame {frame.index} skipped ({error})')
                 continue
+            self._publish(Header(stamp=sec_to_time(frame.stamp), frame_id=self.params.frame_id),
+                          frame.width, frame.height, pixels, reduced, jpeg=frame.jpeg)
             self.diagnostics.processed(time.time() - frame.stamp)
             # One update, so a status never pairs one frame's position with another's stamp.
             self.diagnostics.values.update({

@@ -497,13 +497,13 @@ def open_source(spec: str, width: int = 0, height: int = 0, fps: float = 0.0,
     text = spec.strip()
     if text.isdigit():
         return V4L2Source(int(text), width, height, fps)
-    if text.startswith('/dev/'):
-        return V4L2Source(text, width, height, fps)
     path = Path(text).expanduser()
     if text and path.is_dir():
         return ImageFolderSource(path, fps, loop, warn, stop)
-    if path.is_file():
+    if path.is_file():   # a recording in /dev/shm too
         return VideoFileSource(path, loop, realtime, rate, stop)
+    if text.startswith('/dev/'):   # a device, or one not plugged in yet
+        return V4L2Source(text, width, height, fps)
     raise ValueError(f'source {spec!r} is neither a camera index, a /dev/ device, an image '
                      'folder nor a video file')
 

@@ -1,5 +1,6 @@
 """Frame sources on the shared test video and on generated image folders."""
 
+import os
 from pathlib import Path
 import threading
 import time
@@ -160,6 +161,14 @@ def test_open_source_dispatch(clip: Path, tmp_path: Path) -> None:
                    '/dev/v4l/by-path/pci-0000:00:14.0-usb-0:2:1.0-video-index0',
                    '/dev/front_camera'):
         assert isinstance(open_source(stable), V4L2Source)
+    shm = Path('/dev/shm')
+    if shm.is_dir():   # a recording kept in memory (tmpfs) is a file, not a device
+        in_memory = shm / f'facetrack_test_{os.getpid()}.mp4'
+        in_memory.write_bytes(clip.read_bytes())
+        try:
+            assert isinstance(open_source(str(in_memory)), VideoFileSource)
+        finally:
+            in_memory.unlink()
     camera = open_source('/dev/video3', width=1280, height=720, fps=30)
     assert isinstance(camera, V4L2Source) and camera.nominal_fps == 30
     folder = open_source(str(tmp_path), fps=5)
