@@ -15,6 +15,7 @@ of config/facetrack.yaml, keyed by node name), then the options given here.
 
 import argparse
 from collections import defaultdict
+import json
 from pathlib import Path
 import re
 import sys
@@ -37,13 +38,15 @@ from facetrack_ros.core.detection import ModelUnavailableError
 from facetrack_ros.core.history import FrameHistory
 from facetrack_ros.core.owner_lock import InUseError
 from facetrack_ros.core.pipeline import FaceSighting, PersonPipeline
-from facetrack_ros.core.private_files import FileModes
+from facetrack_ros.core.private_files import FileModes, replace_atomically
 from facetrack_ros.core.tracker_state import highest_sequence
 from facetrack_ros.core.tracking import PersonTracker
 from facetrack_ros.history_messages import HistoryRecorder
 from facetrack_ros.msg import PersonDetectionArray
 from facetrack_ros.parameters import InvalidParameterError, offline_parameters
 
+#: index_bag's record of the person ids it handed out, in the history folder (IdSequences).
+ID_SEQUENCES_FILE = 'index_bag_ids.json'
 #: Unreadable frames named one by one; the count of all comes at the end.
 MAX_SKIPS_SHOWN = 5
 IMAGE_TYPES = {'sensor_msgs/msg/Image': Image, 'sensor_msgs/msg/CompressedImage': CompressedImage}
@@ -115,7 +118,7 @@ def _records(file: Path, topics: list[str] | None = None, warn: bool = True
         except McapError as error:
             if not warn:
                 return
-            why = error or type(error).__name__
+            why = str(error) or type(error).__name__
             print(f'index_bag: {file} is cut short after {read} messages ({why}); indexed up '
                   'to there', file=sys.stderr)
 
@@ -156,9 +159,10 @@ def choose_topic(files: list[Path], topic: str | None) -> str:
 
 
 def images(files: list[Path], topic: str) -> Iterator[Image | CompressedImage]:
-    """Yield the image messages of topic, file after file, each file in log-time order.
+    """Yield the image messages of topic, file after file, each in log-time order.
 
-    Messages of another type on the topic are passed over.
+    A file cut short is read in written order (_records); messages of another type on the
+    topic are passed over.
     """
     for file in files:
         for schema, _, message in _records(file, [topic]):
@@ -168,6 +172,37 @@ def images(files: list[Path], topic: str) -> Iterator[Image | CompressedImage]:
             if msg.header.stamp.sec == 0 and msg.header.stamp.nanosec == 0:
                 msg.header.stamp = sec_to_time(message.log_time / 1e9)
             yield msg
+
+
+class IdSequences:
+    """The highest person id number index_bag handed out per prefix into one history folder.
+
+    The history's index holds only people with faces; people announced without one have ids
+    too, in the stored events: those must not be handed out again by the next recording.
+    """
+
+    def __init__(self, path: Path, modes: FileModes) -> None:
+        """Read path (absent: nothing handed out yet); files are written with modes."""
+        self._path, self._modes = path, modes
+        try:
+            self._highest = {str(k): int(v) for k, v in json.loads(path.read_text()).items()}
+        except FileNotFoundError:
+            self._highest = {}
+        except (ValueError, AttributeError) as error:
+            raise BagError(f'{path} is damaged ({error}); remove it only if no earlier '
+                           'recording was indexed into this history') from error
+
+    def highest(self, prefix: str) -> int:
+        """Return the highest number handed out under prefix, or 0."""
+        return self._highest.get(prefix, 0)
+
+    def handed_out(self, prefix: str, person_id: str) -> None:
+        """Note a person id of prefix that went into the history."""
+        self._highest[prefix] = max(self.highest(prefix), highest_sequence([person_id], prefix))
+
+    def save(self) -> None:
+        """Write the numbers to the history folder (atomically, private)."""
+        replace_atomically(self._path, json.dumps(self._highest).encode(), self._modes)
 
 
 def identified_messages(identified: list[tuple[FaceSighting, str]], frame_id: str,
@@ -236,9 +271,10 @@ def index(args: argparse.Namespace) -> int:
     history_p = offline_parameters('frame_history', frame_history_node.PARAMETERS,
                                    args.params_file, robot_id=robot_id, camera_id=args.camera_id)
     # First: a folder that another history has open is refused before the models load.
+    modes = FileModes.shared_with_group(history_p.share_with_group)
     history = FrameHistory(args.history_dir.expanduser(),
                            frame_history_node.history_config(history_p), robot_id=robot_id,
-                           modes=FileModes.shared_with_group(history_p.share_with_group))
+                           modes=modes)
     try:
         detector, status = detector_node.person_detector(detector_p)
         print(status)
@@ -246,8 +282,10 @@ def index(args: argparse.Namespace) -> int:
         camera_p = offline_parameters('camera', camera_node.PARAMETERS, args.params_file)
         tracker = PersonTracker(tracker_node.tracker_config(tracker_p), id_prefix=robot_id)
         # A history already holding this prefix's people (an earlier recording of the robot):
-        # its ids are never handed out again.
-        tracker.skip_sequence_to(highest_sequence(history.person_ids(), robot_id) + 1)
+        # its ids are never handed out again, those of people without a face neither.
+        sequences = IdSequences(args.history_dir.expanduser() / ID_SEQUENCES_FILE, modes)
+        tracker.skip_sequence_to(max(highest_sequence(history.person_ids(), robot_id),
+                                     sequences.highest(robot_id)) + 1)
         pipeline = PersonPipeline(
             detector, analyzer, tracker, face_embedding_node.embedding_scheduler(face_p),
             detect_size=camera_p.detect_size, appearance=detector_p.appearance)
@@ -286,12 +324,14 @@ def index(args: argparse.Namespace) -> int:
                 faces += len(identified.detections)
             for record in [*result.events]:
                 people.add(record.person_id)
+                sequences.handed_out(robot_id, record.person_id)
                 recorder.event(tracker_node.event_message(
                     record, robot_id, history_p.camera_id, frame_id), round(record.stamp * 1e9))
             history.flush_if_due()
         for record in pipeline.finish():
             recorder.event(tracker_node.event_message(
                 record, robot_id, history_p.camera_id, frame_id), round(record.stamp * 1e9))
+        sequences.save()
     finally:
         history.close()
     seconds = time.monotonic() - started

@@ -7,6 +7,7 @@ folder with metadata.yaml, as `ros2 bag record -s mcap` makes). Each is indexed 
 command (YOLOv8n, HOG + dlib), then searched as frame_history searches.
 """
 
+import json
 from pathlib import Path
 import stat
 
@@ -25,6 +26,7 @@ from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetect
 from facetrack_ros.core.history import (FrameHistory, HistorySearch, message_definition,
                                         QueryKind, SearchCode, SearchQuery, SegmentWriter,
                                         SerializedMessage)
+from facetrack_ros.core.tracker_state import highest_sequence
 from face_frames import letterbox
 
 START_NS = 1_700_000_000 * 10**9
@@ -234,3 +236,7 @@ def test_two_recordings_of_one_robot_never_share_a_person_id(own_mcap, model, tm
     first = indexed()
     both = indexed()
     assert first and first < both and len(both) == 2 * len(first), (first, both)
+    # People announced without a face are in no index: the folder keeps the numbers given.
+    given = out / index_bag.ID_SEQUENCES_FILE
+    assert json.loads(given.read_text())['r9'] >= highest_sequence(both, 'r9')
+    assert stat.S_IMODE(given.stat().st_mode) == 0o600
