@@ -23,9 +23,6 @@ from facetrack_ros.parameters import (declare_parameters, image_cache, IMAGE_CAC
 from facetrack_ros.runner import run_node
 
 ANNOTATED_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
-#: A face box is drawn on frames at most this much later than its own [s]: identified faces
-#: come a few frames late, and an older box is no longer where the face is.
-FACE_BOX_MAX_AGE_S = 0.5
 
 PARAMETERS = (
     image_transport('image_raw', 'the camera encodes each frame once for every reader; '
@@ -44,8 +41,9 @@ class AnnotatorNode(Node):
         super().__init__('annotator', **kwargs)
         self.params = declare_parameters(self, PARAMETERS)
         self.images = image_cache(self.params)
-        # Track id -> (stamp [s], its latest face box [px]); pruned to each frame's tracks.
-        self.faces: dict[int, tuple[float, np.ndarray]] = {}
+        # Track id -> its latest face box as fractions of its person box then (x1, y1, x2, y2),
+        # drawn on the track's box of each frame; pruned to each frame's tracks.
+        self.faces: dict[int, np.ndarray] = {}
         self.diagnostics = NodeDiagnostics(self)
         self.diagnostics.set_state(DiagnosticStatus.OK, 'annotating while subscribed')
         guarded = self.diagnostics.guarded
@@ -65,10 +63,17 @@ class AnnotatorNode(Node):
             self.images.add(msg)
 
     def on_faces(self, msg: PersonDetectionArray) -> None:
-        """Remember each track's latest face box, with its frame's stamp."""
+        """Remember each track's latest face box, where it lay in the track's box.
+
+        Faces come every couple of seconds, a few frames after their own: placed in the
+        track's box of each frame, the face box moves with the person.
+        """
         for face in msg.detections:
-            self.faces[face.track_id] = (time_to_sec(msg.header.stamp),
-                                         np.asarray(face.face_box))
+            box = np.asarray(face.box, np.float64)
+            size = np.tile(box[2:] - box[:2], 2)
+            if np.all(size > 0):
+                self.faces[face.track_id] = (np.asarray(face.face_box) - np.tile(box[:2], 2)
+                                             ) / size
 
     def on_tracks(self, msg: PersonDetectionArray) -> None:
         """Draw the tracks onto their image and publish it."""
@@ -89,15 +94,14 @@ class AnnotatorNode(Node):
         # the image drawn on may be another size.
         scale = np.tile([image.shape[1] / (msg.image_width or image.shape[1]),
                          image.shape[0] / (msg.image_height or image.shape[0])], 2)
-        stamp = time_to_sec(msg.header.stamp)
         overlays = []
         for person in msg.detections:
             label = f'{person.person_id or "?"} #{person.track_id}'
-            seen, face_box = self.faces.get(person.track_id, (None, None))
-            recent = seen is not None and 0 <= stamp - seen <= FACE_BOX_MAX_AGE_S
-            overlays.append(Overlay(box=np.asarray(person.box) * scale, label=label,
-                                    face_box=face_box * scale if recent else None,
-                                    score=person.match_similarity))
+            box = np.asarray(person.box) * scale
+            face = self.faces.get(person.track_id)
+            overlays.append(Overlay(box=box, label=label, score=person.match_similarity,
+                                    face_box=None if face is None else np.tile(box[:2], 2)
+                                    + face * np.tile(box[2:] - box[:2], 2)))
         canvas = draw_overlays(image, overlays, header=f'active: {len(msg.detections)}')
         self.publisher.publish(bgr_to_image(canvas, msg.header))
         self.diagnostics.processed(time.time() - time_to_sec(msg.header.stamp))

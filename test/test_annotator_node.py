@@ -1,4 +1,4 @@
-"""The annotator draws each track where it is, with a face box of its own time (real DDS)."""
+"""The annotator draws each track where it is, its face box moving with it (real DDS)."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from facetrack_ros.annotator_node import ANNOTATED_QOS, AnnotatorNode, FACE_BOX_MAX_AGE_S
+from facetrack_ros.annotator_node import ANNOTATED_QOS, AnnotatorNode
 from facetrack_ros.conversions import bgr_to_compressed, image_to_bgr, sec_to_time
 from facetrack_ros.msg import PersonDetection, PersonDetectionArray
 from rostest_utils import spin_until
@@ -28,11 +28,11 @@ def _drawn(image: Image, x: int, y: int) -> bool:
     return int(image_to_bgr(image)[y, x].max()) > 0
 
 
-def test_boxes_are_drawn_in_the_images_pixels_with_face_boxes_of_their_time(ros_context):
+def test_boxes_are_drawn_in_the_images_pixels_and_face_boxes_move_with_them(ros_context):
     """Tracks given in a 640x480 frame land where they are on a 1280x960 image.
 
-    A face box older than FACE_BOX_MAX_AGE_S is not drawn; tracks whose image is gone are
-    counted as dropped inputs.
+    A face box stays where it lay in its track's box, as the track moves on; tracks whose
+    image is gone are counted as dropped inputs.
     """
     node = AnnotatorNode(context=ros_context)
     viewer = create_node('annotated_viewer', context=ros_context)
@@ -54,13 +54,15 @@ def test_boxes_are_drawn_in_the_images_pixels_with_face_boxes_of_their_time(ros_
     # A box of x 300..340, y 200..300 in a 640x480 frame is x 600..680, y 400..600 here.
     image = draw(T0, _tracks(T0, 640, 480, [300.0, 200.0, 340.0, 300.0], 2))
     assert _drawn(image, 600, 500) and not _drawn(image, 320, 250)
+    # A face in the top left of its person's box at x 10..300; the person then walks 400 px.
     face = PersonDetectionArray(header=Header(stamp=sec_to_time(T0 + 1.0)), detections=[
-        PersonDetection(track_id=3, has_face=True, face_box=[20.0, 20.0, 60.0, 60.0])])
+        PersonDetection(track_id=3, has_face=True, box=[10.0, 10.0, 300.0, 600.0],
+                        face_box=[20.0, 20.0, 60.0, 60.0])])
     node.on_faces(face)
     box = [10.0, 10.0, 300.0, 600.0]
     assert _drawn(draw(T0 + 1.2, _tracks(T0 + 1.2, 1280, 960, box, 3)), 20, 40)
-    late = T0 + 1.0 + FACE_BOX_MAX_AGE_S + 0.5
-    assert not _drawn(draw(late, _tracks(late, 1280, 960, box, 3)), 20, 40), 'stale face box'
+    moved = draw(T0 + 3.0, _tracks(T0 + 3.0, 1280, 960, [410.0, 10.0, 700.0, 600.0], 3))
+    assert _drawn(moved, 420, 40) and not _drawn(moved, 20, 40), 'the face box walked along'
     node.on_tracks(_tracks(T0 + 9.0, 1280, 960, box, 3))   # its image never came
     assert node.diagnostics.dropped == 1
     executor.shutdown()
