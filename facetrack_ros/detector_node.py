@@ -154,9 +154,9 @@ class DetectorNode(InputLifecycleNode):
             PersonDetectionArray, 'detections', RELIABLE_QOS)
         # Each session's own: a worker of an earlier configure, still detecting when its
         # cleanup stopped waiting, must not publish through this one's publisher.
-        workers = self.workers = NewestInputWorkers(
+        session = self.workers = NewestInputWorkers(
             [self._step(d) for d in self.detectors],
-            lambda job, out: self._publish(job, out, workers), 'detector')
+            lambda job, out: self._publish(job, out, session), 'detector')
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
