@@ -15,6 +15,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from facetrack_ros.conversions import (bgr_to_image, ImageConversionError, message_to_bgr,
                                        time_to_sec, transport_topic)
 from facetrack_ros.core.annotate import draw_overlays, Overlay
+from facetrack_ros.core.tracking import usable_box
 from facetrack_ros.diagnostics import NodeDiagnostics
 from facetrack_ros.msg import PersonDetectionArray
 from facetrack_ros.parameters import (declare_parameters, image_cache, IMAGE_CACHE_MIB,
@@ -70,10 +71,9 @@ class AnnotatorNode(Node):
         """
         for face in msg.detections:
             box = np.asarray(face.box, np.float64)
-            size = np.tile(box[2:] - box[:2], 2)
-            if np.all(size > 0):
+            if usable_box(box) and usable_box(face.face_box):
                 self.faces[face.track_id] = (np.asarray(face.face_box) - np.tile(box[:2], 2)
-                                             ) / size
+                                             ) / np.tile(box[2:] - box[:2], 2)
 
     def on_tracks(self, msg: PersonDetectionArray) -> None:
         """Draw the tracks onto their image and publish it."""

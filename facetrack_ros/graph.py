@@ -132,7 +132,9 @@ FLEET = NodeInterfaces(
     serves=(Endpoint('fleet_search', 'facetrack_ros/srv/FleetSearch'),
             Endpoint('enroll_person', 'facetrack_ros/srv/EnrollPerson')),
     calls=(Endpoint('backtrack_search', 'facetrack_ros/srv/BacktrackSearch'),
-           Endpoint('forget_person', 'facetrack_ros/srv/ForgetPerson')))
+           Endpoint('forget_person', 'facetrack_ros/srv/ForgetPerson'),
+           # Its history's max_age, checked against withdrawn_face_age (own_history.py).
+           Endpoint('frame_history/get_parameters', 'rcl_interfaces/srv/GetParameters')))
 
 #: Every node of the package, by node name (= executable name).
 GRAPH: dict[str, NodeInterfaces] = {

@@ -128,7 +128,7 @@ def declare_parameters(node: Node, specs: Sequence[ParamSpec],
         for parameter in parameters:
             spec = by_name.get(parameter.name)
             reason = spec.error(parameter.value) if spec else None
-            if spec and spec.at_configure and configured():
+            if not reason and spec and spec.at_configure and configured():
                 reason = f'{spec.name} is {AT_CONFIGURE} (lifecycle cleanup)'
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
