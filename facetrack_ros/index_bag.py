@@ -20,11 +20,12 @@ from pathlib import Path
 import re
 import sys
 import time
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import numpy as np
 from mcap.exceptions import McapError
 from mcap.reader import make_reader, NonSeekingReader
+from mcap.summary import Summary
 from rclpy.serialization import deserialize_message
 import yaml
 from sensor_msgs.msg import CompressedImage, Image
@@ -94,6 +95,14 @@ def _metadata_files(path: Path) -> list[Path]:
         return []
 
 
+def _summary(stream: BinaryIO) -> Summary | None:
+    """Return an MCAP file's summary, or None for one without (a file cut short)."""
+    try:
+        return make_reader(stream).get_summary()
+    except McapError:
+        return None
+
+
 def _records(file: Path, topics: list[str] | None = None, warn: bool = True
              ) -> Iterator[tuple[object, object, object]]:
     """Yield (schema, channel, message) of topics (all: None) in log-time order.
@@ -103,10 +112,7 @@ def _records(file: Path, topics: list[str] | None = None, warn: bool = True
     lose it all), with a warning (if warn), rather than refused whole.
     """
     with open(file, 'rb') as stream:
-        try:
-            summary = make_reader(stream).get_summary()
-        except McapError:
-            summary = None
+        summary = _summary(stream)
         stream.seek(0)
         reader = make_reader(stream) if summary is not None else NonSeekingReader(stream)
         read = 0
@@ -128,10 +134,7 @@ def image_topics(files: list[Path]) -> dict[str, str]:
     topics = {}
     for file in files:
         with open(file, 'rb') as stream:
-            try:
-                summary = make_reader(stream).get_summary()
-            except McapError:
-                summary = None
+            summary = _summary(stream)
         if summary is not None:
             channels = [(channel.topic, summary.schemas.get(channel.schema_id))
                         for channel in summary.channels.values()]

@@ -88,6 +88,20 @@ def test_tracks_seconds_late_find_their_frame_at_60_fps_and_beyond_the_span_are_
     assert node.diagnostics.dropped == 1
 
 
+def _send_frame(face_node, image, stamp_ns: int,
+                boxes: dict[int, list[float]]) -> None:
+    """Publish image (as a JPEG) and, once the node holds it, tracks of it: {track id: box}."""
+    node, executor, images, tracks, _ = face_node
+    jpeg = bgr_to_compressed(image, quality=95)
+    jpeg.header.stamp = ns_to_time(stamp_ns)
+    images.publish(jpeg)
+    assert spin_until(executor, lambda: node.images.get(jpeg.header.stamp) is not None)
+    tracks.publish(PersonDetectionArray(
+        header=jpeg.header, image_width=image.shape[1], image_height=image.shape[0],
+        detections=[PersonDetection(box=box, confidence=0.9, track_id=track_id)
+                    for track_id, box in boxes.items()]))
+
+
 def test_a_box_over_a_neighbour_is_given_its_own_face_not_the_neighbours(
         face_node, shared_dir):
     """The node weighs every box of the frame (FaceAnalyzer.face_in_person's others).
@@ -95,17 +109,10 @@ def test_a_box_over_a_neighbour_is_given_its_own_face_not_the_neighbours(
     A wide box over Obama and half of Biden gets Obama's face, Biden's box his own. On its
     own, the wide box's strongest face is Biden's (test_face.py).
     """
-    node, executor, images, tracks, faces = face_node
-    image = cv2.imread(str(shared_dir / 'data/faces/two_people.jpg'))   # 1126x661
-    jpeg = bgr_to_compressed(image, quality=95)
-    jpeg.header.stamp = ns_to_time(1_800_000_000 * 10**9)
-    images.publish(jpeg)
-    assert spin_until(executor, lambda: node.images.get(jpeg.header.stamp) is not None)
-    msg = PersonDetectionArray(header=jpeg.header, image_width=1126, image_height=661)
-    msg.detections = [
-        PersonDetection(box=[200.0, 9.0, 900.0, 661.0], confidence=0.9, track_id=1),
-        PersonDetection(box=[780.0, 20.0, 1060.0, 661.0], confidence=0.9, track_id=2)]
-    tracks.publish(msg)
+    _, executor, _, _, faces = face_node
+    _send_frame(face_node, cv2.imread(str(shared_dir / 'data/faces/two_people.jpg')),   # 1126x661
+                1_800_000_000 * 10**9,
+                {1: [200.0, 9.0, 900.0, 661.0], 2: [780.0, 20.0, 1060.0, 661.0]})
     assert spin_until(executor, lambda: len(faces) == 1, timeout=30.0)
     found = {d.track_id: d for d in faces[0].detections}
     assert found[1].has_face and found[2].has_face
@@ -121,15 +128,9 @@ def test_a_malformed_box_costs_only_itself_and_models_are_changed_only_unconfigu
     change nothing), taken by the next configure.
     """
     node, executor, images, tracks, faces = face_node
-    jpeg = bgr_to_compressed(letterbox(cv2.imread(str(shared_dir / 'data/faces/obama.jpg'))))
-    jpeg.header.stamp = ns_to_time(1_800_000_000 * 10**9)
-    images.publish(jpeg)
-    assert spin_until(executor, lambda: node.images.get(jpeg.header.stamp) is not None)
-    msg = PersonDetectionArray(header=jpeg.header, image_width=640, image_height=360)
-    msg.detections = [
-        PersonDetection(box=[float('nan'), 0.0, 100.0, 100.0], confidence=0.9, track_id=1),
-        PersonDetection(box=[0.0, 0.0, 640.0, 360.0], confidence=0.9, track_id=2)]
-    tracks.publish(msg)
+    _send_frame(face_node, letterbox(cv2.imread(str(shared_dir / 'data/faces/obama.jpg'))),
+                1_800_000_000 * 10**9,
+                {1: [float('nan'), 0.0, 100.0, 100.0], 2: [0.0, 0.0, 640.0, 360.0]})
     assert spin_until(executor, lambda: len(faces) == 1, timeout=30.0)
     assert [(d.track_id, d.has_face) for d in faces[0].detections] == [(2, True)]
     assert node.diagnostics.errors == 1
@@ -143,15 +144,8 @@ def test_a_malformed_box_costs_only_itself_and_models_are_changed_only_unconfigu
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert spin_until(executor, lambda: images.get_subscription_count() > 0
                       and tracks.get_subscription_count() > 0)
-    two = bgr_to_compressed(cv2.imread(str(shared_dir / 'data/faces/two_people.jpg')),
-                            quality=95)
-    two.header.stamp = ns_to_time(1_800_000_001 * 10**9)
-    images.publish(two)
-    assert spin_until(executor, lambda: node.images.get(two.header.stamp) is not None)
-    msg = PersonDetectionArray(header=two.header, image_width=1126, image_height=661)
-    msg.detections = [
-        PersonDetection(box=[200.0, 9.0, 700.0, 661.0], confidence=0.9, track_id=5),
-        PersonDetection(box=[780.0, 20.0, 1060.0, 661.0], confidence=0.9, track_id=6)]
-    tracks.publish(msg)
+    _send_frame(face_node, cv2.imread(str(shared_dir / 'data/faces/two_people.jpg')),
+                1_800_000_001 * 10**9,
+                {5: [200.0, 9.0, 700.0, 661.0], 6: [780.0, 20.0, 1060.0, 661.0]})
     assert spin_until(executor, lambda: len(faces) == 2, timeout=30.0)
     assert len(faces[1].detections) == 1, 'one face a frame, as set'
