@@ -122,7 +122,7 @@ class FleetNode(Node):
         self.asks = FleetAsks(self.peers, p.peer_rate, p.peer_burst)
         self.people = PeopleSync(p.robot_id, DIM, p.max_people, os.path.expanduser(
             p.people_file) if p.people_file else '', p.max_clock_skew, p.withdrawn_face_age)
-        self._people_lock = threading.Lock()   # the /fleet/people writer: replaced, used
+        self._people_lock = threading.Lock()   # one publication at a time on /fleet/people
         self._asking = threading.Semaphore(MAX_ASKS)
         self.history = OwnHistory(self, self.people, p.withdrawn_face_age)
         self.diagnostics = NodeDiagnostics(self)
@@ -138,7 +138,8 @@ class FleetNode(Node):
                                                 RESULT_QOS)
         self.presence_pub = self.create_publisher(FleetPresence, '/fleet/presence',
                                                   presence_qos(p.presence_lease))
-        self.people_pub = self._people_publisher()
+        self.people_pub = self.create_publisher(EmbeddingSync, '/fleet/people',
+                                                people_qos(self.people.depth))
         self.known_pub = self.create_publisher(KnownPeople, 'known_people', KNOWN_PEOPLE_QOS)
         self.create_subscription(FleetSearchRequest, '/fleet/search_request',
                                  guarded(self.on_request), REQUEST_QOS)
@@ -423,6 +424,7 @@ class FleetNode(Node):
             return
         if change is None:
             self.get_logger().info('a face the fleet withdrew is forgotten here')
+            self.history.forget_next()   # it may have answered the forget asked (_announced)
         else:
             self._apply(change)
 
@@ -436,25 +438,19 @@ class FleetNode(Node):
             self.get_logger().info('enrolled people: ' + (', '.join(
                 record.person_id for record in change.enrolled) or 'none'))
 
-    def _people_publisher(self):
-        """Create the /fleet/people writer (transient local: late joiners get the roster)."""
-        return self.create_publisher(EmbeddingSync, '/fleet/people',
-                                     people_qos(self.people.depth))
-
     def _expire_faces(self, now_ns: int) -> None:
         """Drop withdrawn faces past withdrawn_face_age, from the roster and from DDS.
 
-        The writer keeps its last samples for late joiners, those with the faces too: a new
-        writer, which keeps nothing, publishes the roster again. Under the writer's lock
-        throughout, so an enrolment meanwhile goes out on the new writer.
+        The writer keeps its last samples for late joiners, those with the faces too: the
+        roster, published again until it fills the writer's history, pushes them out. Under
+        the writer's lock from the roster's snapshot on, so that no change published
+        meanwhile is pushed out with them.
         """
         with self._people_lock:
-            renewed = self.people.expire(now_ns)
-            if renewed is None:
+            flushed = self.people.expire(now_ns)
+            if flushed is None:
                 return
-            self.destroy_publisher(self.people_pub)
-            self.people_pub = self._people_publisher()
-            for record in renewed.publish:
+            for record in flushed.publish:
                 self.people_pub.publish(sync_of(record))
         self.get_logger().info('withdrawn faces past withdrawn_face_age dropped')
 

@@ -28,11 +28,12 @@ from std_msgs.msg import Header
 
 from facetrack_ros.conversions import bgr_to_image, ns_to_time, time_to_ns
 from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetector
-from facetrack_ros.core.fleet import (DEFAULT_PEER_BURST, DEFAULT_TIMEOUT_S, ENROLL, FleetCode,
-                                      MAX_ANSWER_BYTES, WITHDRAW)
+from facetrack_ros.core.fleet import (DEFAULT_MAX_PEOPLE, DEFAULT_PEER_BURST, DEFAULT_TIMEOUT_S,
+                                      ENROLL, FleetCode, MAX_ANSWER_BYTES, outbox_depth,
+                                      WITHDRAW)
 from facetrack_ros.core.history import (COMPRESSED_IMAGE_TYPE, FrameHistory, IndexEntry,
                                         message_definition, SerializedMessage)
-from facetrack_ros.fleet_messages import presence_qos, REQUEST_QOS, RESULT_QOS
+from facetrack_ros.fleet_messages import people_qos, presence_qos, REQUEST_QOS, RESULT_QOS
 from facetrack_ros.graph_runner import GraphRunner
 from facetrack_ros.msg import (EmbeddingSync, FleetPresence, FleetSearchRequest,
                                FleetSearchResult, KnownPeople)
@@ -54,6 +55,7 @@ VISITS = {
     'r4': [('obama3.jpg', 'person-2', 80, 82)],
 }
 LEASE_S = 3.0
+R5_MAX_PEOPLE = 8   # a small roster: a small /fleet/people writer history to read back
 Request, Response = FleetSearch.Request, FleetSearch.Response
 
 
@@ -457,11 +459,32 @@ def test_a_robot_given_another_ones_id_is_reported_by_both(fleet: Fleet):
     assert spin_until(fleet.executor, lambda: level('r2') == DiagnosticStatus.OK, 3 * LEASE_S)
 
 
+def late_joiner_gets(fleet: Fleet, gids: set[bytes], count: int) -> list[EmbeddingSync]:
+    """Return the /fleet/people samples a new reader gets from the writers gids.
+
+    Waits for count of them, 10 s at most.
+    """
+    kept: list[EmbeddingSync] = []
+
+    def take(msg: EmbeddingSync, info: dict) -> None:
+        if bytes(info['publisher_gid']['data']) in gids:
+            kept.append(msg)
+
+    # Deep enough for every robot's writer history at once: transient local sends them all.
+    late = fleet.probe.create_subscription(EmbeddingSync, '/fleet/people', take,
+                                           people_qos(8 * outbox_depth(DEFAULT_MAX_PEOPLE)))
+    try:
+        spin_until(fleet.executor, lambda: len(kept) >= count, 10.0)
+    finally:
+        fleet.probe.destroy_subscription(late)
+    return kept
+
+
 def test_a_withdrawn_face_leaves_file_and_writer_after_its_age(fleet: Fleet):
     """A robot keeps a forgotten face for withdrawn_face_age only (4 s for r5).
 
-    Then its roster file has the name only, and a new /fleet/people writer holds the roster:
-    the old one kept samples with the face for late joiners. Restarted, r5 hears its
+    Then its roster file has the name only, and so has what its /fleet/people writer keeps
+    for late joiners (with the face before). Restarted, r5 hears its
     history's announcement again (transient local): it is no news, the face stays gone.
     r5's history keeps faces a day (max_age): its fleet node warns that 4 s is too short.
     """
@@ -470,7 +493,8 @@ def test_a_withdrawn_face_leaves_file_and_writer_after_its_age(fleet: Fleet):
     fleet.start_history('r5')
     people_file = fleet.work / 'r5' / 'people.json'
     parameters = dict(robot_id='r5', camera_id='front', presence_lease=LEASE_S,
-                      people_file=str(people_file), withdrawn_face_age=4.0)
+                      people_file=str(people_file), withdrawn_face_age=4.0,
+                      max_people=R5_MAX_PEOPLE)
     runner.start('fleet', **parameters)
 
     def ghost() -> tuple[int, int] | None:
@@ -491,7 +515,6 @@ def test_a_withdrawn_face_leaves_file_and_writer_after_its_age(fleet: Fleet):
                                                  FORGOTTEN_QOS)
         assert spin_until(fleet.executor, lambda: forgotten.get_subscription_count() > 0
                           and writers(), 30.0), runner.tail()
-        first_writer = writers()
         face = np.random.default_rng(5).normal(size=128)
         forgot_at = time.time_ns()
         forgotten.publish(EmbeddingSync(header=Header(stamp=ns_to_time(forgot_at)),
@@ -502,9 +525,12 @@ def test_a_withdrawn_face_leaves_file_and_writer_after_its_age(fleet: Fleet):
             runner.tail())
         assert spin_until(fleet.executor, lambda: ghost() == (0, forgot_at),
                           4.0 + 3 * LEASE_S), runner.tail()
-        assert spin_until(fleet.executor, lambda: writers() and writers() != first_writer,
-                          10.0), runner.tail()
-        assert 'withdrawn faces past withdrawn_face_age dropped' in runner.tail()
+        assert spin_until(fleet.executor, lambda: 'withdrawn faces past withdrawn_face_age '
+                          'dropped' in runner.tail(), 10.0), runner.tail()
+        kept = late_joiner_gets(fleet, writers(), outbox_depth(R5_MAX_PEOPLE))
+        assert 'ghost' in {msg.person_id for msg in kept}
+        assert not [msg for msg in kept if msg.person_id == 'ghost' and len(msg.embedding)]
+        assert len(kept) == outbox_depth(R5_MAX_PEOPLE)   # all the writer kept, no more
         assert spin_until(fleet.executor, lambda: 'r5' in fleet.status and (
             'withdrawn_face_age (4 s) is below this robot\'s frame_history max_age (86400 s)'
             in fleet.status['r5'].message), 60.0), runner.tail()

@@ -882,6 +882,14 @@ def _as_json(record: PersonRecord) -> dict[str, Any]:
             'quality': record.quality, 'samples': record.samples}
 
 
+def outbox_depth(capacity: int) -> int:
+    """Return the samples a /fleet/people writer keeps for a roster of capacity names.
+
+    Twice the roster: after each full publication, as many single changes go out alone.
+    """
+    return 2 * capacity
+
+
 class Outbox:
     """Which records to publish so that a transient-local writer holds the whole roster.
 
@@ -904,6 +912,19 @@ class Outbox:
             return everything
         self._held += 1
         return [changed]
+
+    def flush(self, roster: PeopleRoster) -> list[PersonRecord]:
+        """Return the roster repeated to fill the writer's history, whole at its end.
+
+        Every sample published before is pushed out of the writer, those with faces since
+        dropped too, while the writer stays: deleting and creating DDS writers at run time is
+        where DDS implementations have had their deadlocks.
+        """
+        everything = roster.records()
+        if not everything:
+            return []
+        self._held = len(everything)
+        return everything * -(-self.depth // len(everything))
 
 
 class EchoGuard:
@@ -966,7 +987,7 @@ class PeopleSync:
         self.robot_id, self.dim, self.path, self.max_skew_s = robot_id, dim, path, max_skew_s
         self.face_age_s = face_age_s
         self.roster = PeopleRoster(capacity)
-        self.outbox = Outbox(2 * capacity)
+        self.outbox = Outbox(outbox_depth(capacity))
         self.echoes = EchoGuard()
         self._lock = threading.RLock()
         self._owner: OwnerLock | None = None
@@ -1067,13 +1088,13 @@ class PeopleSync:
     def expire(self, now_ns: int) -> PeopleChange | None:
         """Drop the faces withdrawn more than face_age_s before now_ns, forgotten or not.
 
-        Returns the whole roster, to publish from a new writer (the old one keeps samples
-        with those faces for late joiners), or None when no record of the roster changed.
+        Returns the roster repeated to push out of the writer the samples it keeps for late
+        joiners, those with the faces too (Outbox.flush), or None when no record changed.
         """
         with self._lock:
             if not self._expire(now_ns):
                 return None
-            return PeopleChange(self.outbox.publish(None, self.roster))
+            return PeopleChange(self.outbox.flush(self.roster))
 
     def _faces_from(self, now_ns: int) -> int:
         """Return the stamp before which a withdrawal keeps no face [ns]."""
@@ -1140,8 +1161,23 @@ class PeopleSync:
         record = check_record(PersonRecord(person_id, WITHDRAW, stamp_ns, self.robot_id,
                                            tuple(embedding)), self.dim, None)
         if record.embedding and self._withdrawn_by_fleet(record.embedding, now_s):
+            self._announced(record.embedding, now_s)
             return None
         return self._apply(record)
+
+    def _announced(self, embedding: Sequence[float], now_s: float) -> None:
+        """Take the history's announcement of the face it was asked to forget as its answer.
+
+        The history announces only a forget done. Its reply can be lost: a history just
+        started may not have met the caller's reply reader yet ("failed to send response"),
+        and the forget would then wait FORGET_ANSWER_S to be asked again.
+        """
+        with self._lock:
+            asked = self._forgets.get(self._asked[0]) if self._asked is not None else None
+            if asked is not None and float(
+                    np.asarray(asked[0].embedding, dtype=np.float32)
+                    @ np.asarray(embedding, dtype=np.float32)) >= self.echoes.min_similarity:
+                self.forget_answered(asked[0], True, now_s)
 
     def _withdrawn_by_fleet(self, embedding: Sequence[float], now_s: float) -> bool:
         """Return whether a face is one the fleet withdrew and asked this robot to forget.

@@ -455,6 +455,30 @@ def test_people_sync_shares_withdraws_and_does_not_echo(tmp_path: Path, faces) -
     assert 'starting with no enrolled people' in problems[0]
 
 
+def test_the_historys_announcement_answers_the_forget_asked(faces) -> None:
+    """The history announces a forget it did; its reply may never come (lost at its start).
+
+    The announcement of the face asked is then the answer, not FORGET_ANSWER_S later; one
+    of a face waiting to be asked, or of another face, answers nothing.
+    """
+    sync = PeopleSync('r1', DIM)
+    sync.start(NOW)
+    sync.received(PersonRecord('barack', WITHDRAW, NOW, 'r2', tuple(faces['obama.jpg'])),
+                  NOW, 10.0)
+    sync.received(PersonRecord('joe', WITHDRAW, NOW, 'r3', tuple(faces['biden.jpg'])),
+                  NOW, 20.0)
+    asked = sync.next_forget(10.0)
+    assert asked.person_id == 'barack'
+    assert sync.forgotten('r1-000003', faces['biden.jpg'], NOW + S, 11.0) is None   # joe's
+    assert sync.forgets_pending() == 2 and sync.next_forget(20.0) is None
+    # What the history announces: the face it was asked to forget, and only once done.
+    assert sync.forgotten('r1-000001', asked.embedding, NOW + S, 12.0) is None
+    assert sync.forgets_pending() == 1 and sync.next_forget(20.0).person_id == 'joe'
+    sync.forget_answered(asked, False, 13.0)   # the reply, late after all: barack is done
+    assert sync.forgets_pending() == 1
+    sync.close()
+
+
 def test_a_withdrawn_face_is_asked_until_the_history_forgets_it(tmp_path, faces) -> None:
     """A withdrawal's face stays to forget, across restarts, until the history confirms it.
 
@@ -474,8 +498,6 @@ def test_a_withdrawn_face_is_asked_until_the_history_forgets_it(tmp_path, faces)
     assert asked.person_id == 'barack' and asked.robot_id == 'r2'
     sync.received(biden, NOW, 11.0)
     assert sync.next_forget(11.0) is None   # barack's forget is not answered yet
-    # The history announces the forget before it answers, after minutes: an echo.
-    assert sync.forgotten('r1-000003', faces['obama2.jpg'], NOW + S, 710.0) is None
     sync.forget_answered(asked, False, 12.0)   # the history failed: barack waits
     assert sync.next_forget(12.0).person_id == 'joe'
     assert sync.next_forget(12.0 + FORGET_RETRY_S) is None   # joe's is not answered yet
@@ -530,26 +552,32 @@ def test_a_withdrawn_face_is_kept_for_its_age_only(tmp_path: Path, faces) -> Non
     """After face_age_s, a withdrawal keeps the name only: in the roster, file and forgets.
 
     A withdrawal that arrives older than that asks nothing; one in time is still forgotten.
-    Enrolled faces are never dropped.
+    Enrolled faces are never dropped. What the /fleet/people writer keeps for late joiners
+    (a KEEP_LAST history of the samples published) loses the face too.
     """
     day = 24 * 3600
     path = tmp_path / 'people.json'
     sync = PeopleSync('r1', DIM, path=path, face_age_s=day)
-    sync.start(NOW)
-    sync.local(PersonRecord('ada', ENROLL, NOW - 2 * day * S, 'r1', tuple(faces['biden.jpg'])))
-    sync.received(PersonRecord('barack', WITHDRAW, NOW, 'r2', tuple(faces['obama.jpg'])),
-                  NOW, 0.0)
+    writer: deque[PersonRecord] = deque(sync.start(NOW)[0].publish, maxlen=sync.depth)
+    writer.extend(sync.local(PersonRecord('ada', ENROLL, NOW - 2 * day * S, 'r1',
+                                          tuple(faces['biden.jpg']))).publish)
+    writer.extend(sync.received(PersonRecord('barack', WITHDRAW, NOW, 'r2',
+                                             tuple(faces['obama.jpg'])), NOW, 0.0).publish)
     stale = sync.received(PersonRecord('joe', WITHDRAW, NOW - day * S - 1, 'r2',
                                        tuple(faces['biden.jpg'])), NOW, 0.0)
+    writer.extend(stale.publish)
     assert stale.publish[0].embedding == () and sync.forgets_pending() == 1
     assert sync.expire(NOW + day * S) is None   # barack's is a day old: not older
     saved = json.loads(path.read_text())
     assert {r['person_id']: len(r['embedding']) for r in saved['people']} == {
         'ada': DIM, 'barack': DIM, 'joe': 0}
     assert len(saved['forget_pending'][0]['embedding']) == DIM and sync.forgets_pending() == 1
-    renewed = sync.expire(NOW + day * S + 1)
-    assert {r.person_id: len(r.embedding) for r in renewed.publish} == {
-        'ada': DIM, 'barack': 0, 'joe': 0}
+    assert any(r.person_id == 'barack' and r.embedding for r in writer)
+    flushed = sync.expire(NOW + day * S + 1)
+    writer.extend(flushed.publish)
+    assert {(r.person_id, len(r.embedding)) for r in writer} == {
+        ('ada', DIM), ('barack', 0), ('joe', 0)}
+    assert len(writer) == sync.depth and set(list(writer)[-3:]) == set(sync.roster.records())
     assert sync.forgets_pending() == 0 and sync.next_forget(1.0) is None
     saved = json.loads(path.read_text())
     assert saved['forget_pending'] == [] and [
