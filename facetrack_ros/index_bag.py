@@ -15,6 +15,7 @@ of config/facetrack.yaml, keyed by node name), then the options given here.
 
 import argparse
 from collections import defaultdict
+import hashlib
 import json
 from pathlib import Path
 import re
@@ -48,6 +49,10 @@ from facetrack_ros.parameters import InvalidParameterError, offline_parameters
 
 #: index_bag's record of the person ids it handed out, in the history folder (IdSequences).
 ID_SEQUENCES_FILE = 'index_bag_ids.json'
+#: index_bag's record of the recordings it indexed, in the history folder (IndexedRecordings).
+RECORDINGS_FILE = 'index_bag_recordings.json'
+#: Bytes read at each end of a recording's files for its fingerprint.
+FINGERPRINT_BYTES = 1 << 20
 #: Unreadable frames named one by one; the count of all comes at the end.
 MAX_SKIPS_SHOWN = 5
 IMAGE_TYPES = {'sensor_msgs/msg/Image': Image, 'sensor_msgs/msg/CompressedImage': CompressedImage}
@@ -208,6 +213,62 @@ class IdSequences:
         replace_atomically(self._path, json.dumps(self._highest).encode(), self._modes)
 
 
+def fingerprint(files: list[Path], topic: str) -> str:
+    """Return what identifies a recording's topic, wherever its files lie and however named.
+
+    The files' sizes and their first and last FINGERPRINT_BYTES: a copy of a bag is the same
+    recording, a recording split or cut otherwise is another.
+    """
+    digest = hashlib.sha256(topic.encode())
+    for file in files:
+        size = file.stat().st_size
+        digest.update(size.to_bytes(8, 'little'))
+        with open(file, 'rb') as stream:
+            digest.update(stream.read(FINGERPRINT_BYTES))
+            stream.seek(max(size - FINGERPRINT_BYTES, 0))
+            digest.update(stream.read(FINGERPRINT_BYTES))
+    return digest.hexdigest()
+
+
+class IndexedRecordings:
+    """The recordings index_bag indexed into one history folder, by fingerprint.
+
+    Indexing one again would store its frames and faces twice, its people under new ids: a
+    search would answer each appearance twice, as two people.
+    """
+
+    def __init__(self, path: Path, modes: FileModes) -> None:
+        """Read path (absent: none indexed yet); files are written with modes."""
+        self._path, self._modes = path, modes
+        try:
+            self._indexed = dict(json.loads(path.read_text()))
+            if not all(isinstance(known, dict) for known in self._indexed.values()):
+                raise TypeError('an entry is no record')
+        except FileNotFoundError:
+            self._indexed = {}
+        except (ValueError, TypeError) as error:
+            raise BagError(f'{path} is damaged ({error}); remove it to index into this '
+                           'history again (recordings indexed before are then not known)'
+                           ) from error
+
+    def refuse_known(self, key: str, bag: Path, topic: str) -> None:
+        """Raise BagError if the recording of fingerprint key was indexed here already."""
+        known = self._indexed.get(key)
+        if known is not None:
+            raise BagError(
+                f'{bag} ({topic}) is indexed in {self._path.parent} already, as '
+                f'{known.get("recording")} on {known.get("indexed_at")}: again, its frames '
+                'and faces would be stored twice and its people under new ids; give another '
+                '--history-dir')
+
+    def add(self, key: str, bag: Path, topic: str, frames: int) -> None:
+        """Note the recording of fingerprint key as indexed, and save (atomically, private)."""
+        self._indexed[key] = {'recording': str(bag), 'topic': topic, 'frames': frames,
+                              'indexed_at': time.strftime('%Y-%m-%dT%H:%M:%S%z')}
+        replace_atomically(self._path, json.dumps(self._indexed, indent=1).encode(),
+                           self._modes)
+
+
 def identified_messages(identified: list[tuple[FaceSighting, str]], frame_id: str,
                         model: str) -> list[PersonDetectionArray]:
     """Return identified_faces messages, one per frame, as the tracker publishes them."""
@@ -249,7 +310,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Index one recording; exit code 0, or 2 with the reason for a bad recording or setting.
 
-    A history folder a running frame_history (or another index_bag) has open is refused.
+    A history folder a running frame_history (or another index_bag) has open is refused, and
+    so is a recording indexed into it before (IndexedRecordings).
     """
     args = parse_args(argv)
     try:
@@ -279,6 +341,9 @@ def index(args: argparse.Namespace) -> int:
                            frame_history_node.history_config(history_p), robot_id=robot_id,
                            modes=modes)
     try:
+        recordings = IndexedRecordings(args.history_dir.expanduser() / RECORDINGS_FILE, modes)
+        key = fingerprint(files, topic)
+        recordings.refuse_known(key, args.bag, topic)
         detector, status = detector_node.person_detector(detector_p)
         print(status)
         analyzer = face_embedding_node.face_analyzer(face_p)
@@ -335,6 +400,7 @@ def index(args: argparse.Namespace) -> int:
             recorder.event(tracker_node.event_message(
                 record, robot_id, history_p.camera_id, frame_id), round(record.stamp * 1e9))
         sequences.save()
+        recordings.add(key, args.bag, topic, frames)
     finally:
         history.close()
     seconds = time.monotonic() - started

@@ -219,24 +219,37 @@ def test_damaged_recordings_lose_only_what_is_damaged(model, tmp_path, capsys):
     assert int(out.split(' frames (')[0].rsplit(' ', 1)[1]) >= 15, out
 
 
-def test_two_recordings_of_one_robot_never_share_a_person_id(own_mcap, model, tmp_path,
-                                                             capsys):
+def test_two_recordings_of_one_robot_never_share_a_person_id(own_mcap, rosbags_bag, model,
+                                                             tmp_path, capsys):
     """Indexed into one history under one robot id, a second recording's people get new ids.
 
     Before, every run numbered from -000001 again: Obama of one day and Biden of the next
-    were one person, and forgetting one deleted the other's faces.
+    were one person, and forgetting one deleted the other's faces. The same recording again,
+    even copied under another name, is refused: it would be stored twice, as other people.
     """
     out = tmp_path / 'history'
 
-    def indexed() -> set[str]:
-        assert index_bag.main([str(own_mcap), '--history-dir', str(out), '--model',
+    def indexed(recording: Path) -> set[str]:
+        assert index_bag.main([str(recording), '--history-dir', str(out), '--model',
                                str(model), '--robot-id', 'r9']) == 0, capsys.readouterr()
         with FrameHistory(out, robot_id='r9', background=False) as history:
             return set(history.person_ids())
-    first = indexed()
-    both = indexed()
+    first = indexed(own_mcap)
+    both = indexed(rosbags_bag[0])
     assert first and first < both and len(both) == 2 * len(first), (first, both)
     # People announced without a face are in no index: the folder keeps the numbers given.
     given = out / index_bag.ID_SEQUENCES_FILE
     assert json.loads(given.read_text())['r9'] >= highest_sequence(both, 'r9')
     assert stat.S_IMODE(given.stat().st_mode) == 0o600
+    files_before = sorted(out.rglob('*'))
+    capsys.readouterr()
+    copy = tmp_path / 'monday.mcap'
+    copy.write_bytes(own_mcap.read_bytes())
+    assert index_bag.main([str(copy), '--history-dir', str(out), '--model', str(model),
+                           '--robot-id', 'r9']) == 2
+    assert f'indexed in {out} already, as {own_mcap}' in capsys.readouterr().err
+    assert sorted(out.rglob('*')) == files_before
+    recordings = out / index_bag.RECORDINGS_FILE
+    assert stat.S_IMODE(recordings.stat().st_mode) == 0o600
+    assert [r['topic'] for r in json.loads(recordings.read_text()).values()] == [
+        TOPIC, f'{TOPIC}/compressed']
