@@ -117,11 +117,16 @@ class GraphRunner:
         return codes
 
     def tail(self, lines: int = 20) -> str:
-        """Return the last lines of every node's log, for failure reports."""
+        """Return the last lines of every node's log and who has exited, for failure reports.
+
+        A node killed by a signal (a crash) leaves no line in its log: its exit code says it.
+        """
         parts = []
         for path in sorted(self.log_dir.glob('*.log')):
             text = path.read_text(errors='replace').splitlines()[-lines:]
             parts.append(f'--- {path.name}\n' + '\n'.join(text))
+        parts += [f'--- {node.name} exited with {node.process.returncode}'
+                  for node in self.nodes if node.process.poll() is not None]
         return '\n'.join(parts)
 
     def __enter__(self) -> 'GraphRunner':

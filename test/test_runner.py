@@ -153,11 +153,15 @@ def test_a_second_node_on_the_same_files_exits_saying_who_holds_them(
 
 
 def test_a_folder_that_cannot_be_made_ends_the_node_with_the_reason(repo_dir, tmp_path):
-    """event_log_dir under a file: exit 1 with the path and the error, not a traceback."""
+    """event_log_dir under a file: exit 1 with the path and the error, not a traceback.
+
+    The runner's failure report says so too.
+    """
     (tmp_path / 'a_file').write_text('')
     with GraphRunner(tmp_path / 'logs', str(repo_dir / 'config' / 'facetrack.yaml')) as runner:
         tracker = runner.start('tracker', event_log_dir=str(tmp_path / 'a_file' / 'events'))
         code = tracker.process.wait(timeout=60)
+        assert runner.tail().endswith('--- tracker exited with 1')   # what failure reports say
     log = tracker.log_path.read_text()
     assert code == 1, log
     assert 'cannot start: [Errno 20] Not a directory' in log and 'a_file' in log, log
