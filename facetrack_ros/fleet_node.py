@@ -12,6 +12,7 @@ The rules (replays, deadlines, rates, liveness, merging, last writer wins) are t
 import os
 import threading
 import time
+from typing import Callable
 import uuid
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -122,7 +123,7 @@ class FleetNode(Node):
         self.asks = FleetAsks(self.peers, p.peer_rate, p.peer_burst)
         self.people = PeopleSync(p.robot_id, DIM, p.max_people, os.path.expanduser(
             p.people_file) if p.people_file else '', p.max_clock_skew, p.withdrawn_face_age)
-        self._people_lock = threading.Lock()   # one publication at a time on /fleet/people
+        self._people_lock = threading.Lock()   # roster changes made and sent one at a time
         self._asking = threading.Semaphore(MAX_ASKS)
         self.history = OwnHistory(self, self.people, p.withdrawn_face_age)
         self.diagnostics = NodeDiagnostics(self)
@@ -160,7 +161,7 @@ class FleetNode(Node):
         change, problems = self.people.start(self._now_ns())
         for problem in problems:
             self.get_logger().warning(f'people file: {problem}')
-        self._apply(change)
+        self._apply(lambda: change)
         self.on_presence_timer()
 
     # Answering peers ---------------------------------------------------------------------
@@ -374,7 +375,7 @@ class FleetNode(Node):
                 record = PersonRecord(name, ENROLL, self._now_ns(), self.robot_id,
                                       tuple(embedding), DlibResNetEmbedder.name,
                                       samples=1 if sources[0] else 0)
-            self._apply(self.people.local(record))
+            self._apply(lambda: self.people.local(record))
         except FleetInputError as error:
             return _fill(response, FleetCode.INVALID_REQUEST, str(error))
         except RosterFull as error:
@@ -405,54 +406,52 @@ class FleetNode(Node):
     def on_people(self, msg: EmbeddingSync) -> None:
         """Take an enrolment or withdrawal from the fleet (last writer wins per name)."""
         try:
-            change = self.people.received(record_of(msg), self._now_ns(), time.monotonic())
+            self._apply(lambda: self.people.received(record_of(msg), self._now_ns(),
+                                                     time.monotonic()))
         except (FleetInputError, RosterFull) as error:
             self.get_logger().warning(f'fleet people entry {msg.person_id!r:.70} from '
                                       f'{msg.robot_id!r:.70} refused: {error}',
                                       throttle_duration_sec=5.0)
             return
-        self._apply(change)
         self.history.forget_next()
 
     def on_forgotten(self, msg: EmbeddingSync) -> None:
         """Withdraw someone this robot forgot on every robot, unless the fleet asked for it."""
         try:
-            change = self.people.forgotten(msg.person_id, msg.embedding,
-                                           time_to_ns(msg.header.stamp), time.monotonic())
+            change = self._apply(lambda: self.people.forgotten(
+                msg.person_id, msg.embedding, time_to_ns(msg.header.stamp), time.monotonic()))
         except FleetInputError as error:
             self.get_logger().warning(f'person_forgotten refused: {error}')
             return
         if change is None:
             self.get_logger().info('a face the fleet withdrew is forgotten here')
             self.history.forget_next()   # it may have answered the forget asked (_announced)
-        else:
-            self._apply(change)
 
-    def _apply(self, change: PeopleChange) -> None:
-        """Publish a roster change and tell the tracker."""
+    def _apply(self, make: Callable[[], PeopleChange | None]) -> PeopleChange | None:
+        """Make a roster change (None: none) and publish it; tell the tracker who is enrolled.
+
+        Under the writer's lock from the change's making to its last publication: a change
+        made before a flush of withdrawn faces (_expire_faces) but published after it would
+        put a face it carries back into what the writer keeps for late joiners.
+        """
         with self._people_lock:
-            for record in change.publish:
+            change = make()
+            for record in [] if change is None else change.publish:
                 self.people_pub.publish(sync_of(record))
-        if change.enrolled is not None:
+        if change is not None and change.enrolled is not None:
             self.known_pub.publish(known_people(change.enrolled, self._now_ns()))
             self.get_logger().info('enrolled people: ' + (', '.join(
                 record.person_id for record in change.enrolled) or 'none'))
+        return change
 
     def _expire_faces(self, now_ns: int) -> None:
         """Drop withdrawn faces past withdrawn_face_age, from the roster and from DDS.
 
         The writer keeps its last samples for late joiners, those with the faces too: the
-        roster, published again until it fills the writer's history, pushes them out. Under
-        the writer's lock from the roster's snapshot on, so that no change published
-        meanwhile is pushed out with them.
+        roster, published again as often as it takes (Outbox.flush), pushes them out.
         """
-        with self._people_lock:
-            flushed = self.people.expire(now_ns)
-            if flushed is None:
-                return
-            for record in flushed.publish:
-                self.people_pub.publish(sync_of(record))
-        self.get_logger().info('withdrawn faces past withdrawn_face_age dropped')
+        if self._apply(lambda: self.people.expire(now_ns)) is not None:
+            self.get_logger().info('withdrawn faces past withdrawn_face_age dropped')
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds

@@ -530,7 +530,7 @@ def test_a_withdrawn_face_leaves_file_and_writer_after_its_age(fleet: Fleet):
         kept = late_joiner_gets(fleet, writers(), outbox_depth(R5_MAX_PEOPLE))
         assert 'ghost' in {msg.person_id for msg in kept}
         assert not [msg for msg in kept if msg.person_id == 'ghost' and len(msg.embedding)]
-        assert len(kept) == outbox_depth(R5_MAX_PEOPLE)   # all the writer kept, no more
+        assert len(kept) == outbox_depth(R5_MAX_PEOPLE)   # all the writer keeps
         assert spin_until(fleet.executor, lambda: 'r5' in fleet.status and (
             'withdrawn_face_age (4 s) is below this robot\'s frame_history max_age (86400 s)'
             in fleet.status['r5'].message), 60.0), runner.tail()

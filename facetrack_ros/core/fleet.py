@@ -92,6 +92,9 @@ FORGET_RETRY_S = 30.0
 #: A forget unanswered this long is taken as lost (the history died meanwhile) and asked
 #: again: a forget reads every stored segment, which takes minutes over a day's history [s].
 FORGET_ANSWER_S = 900.0
+#: Unit embeddings this alike [cosine] are one face sent twice (float32 rounding keeps it
+#: over 0.9999), not two faces of a person, which a forget's match takes from min_similarity.
+SAME_FACE = 0.999
 #: Waiting askers look at who is live at least this often [s].
 RECHECK_S = 0.1
 #: The history's span for the presence is refreshed this often [s].
@@ -902,29 +905,39 @@ class Outbox:
         """Plan for a writer history of depth samples (at least the roster's capacity)."""
         self.depth = depth
         self._held = depth + 1   # nothing published yet: the first change sends everything
+        self._since_face = depth   # samples after the last withdrawal with a face (none yet)
 
     def publish(self, changed: PersonRecord | None,
                 roster: PeopleRoster) -> list[PersonRecord]:
         """Return the records to publish after changed (None: everything, as at start)."""
         if changed is None or self._held + 1 > self.depth:
             everything = roster.records()
-            self._held = len(everything)
-            return everything
-        self._held += 1
-        return [changed]
+            self._held = 0
+            return self._sent(everything)
+        return self._sent([changed])
 
     def flush(self, roster: PeopleRoster) -> list[PersonRecord]:
-        """Return the roster repeated to fill the writer's history, whole at its end.
+        """Return the roster, repeated as needed to push withdrawn faces out of the writer.
 
-        Every sample published before is pushed out of the writer, those with faces since
-        dropped too, while the writer stays: deleting and creating DDS writers at run time is
-        where DDS implementations have had their deadlocks.
+        Whole at its end. Every sample of a withdrawal with a face is pushed out of the
+        writer's history (those of faces just dropped among them) while the writer stays:
+        deleting and creating DDS writers at run time is where DDS implementations have had
+        their deadlocks.
         """
         everything = roster.records()
         if not everything:
             return []
-        self._held = len(everything)
-        return everything * -(-self.depth // len(everything))
+        needed = max(self.depth - self._since_face, len(everything))
+        self._held = 0
+        return self._sent(everything * -(-needed // len(everything)))
+
+    def _sent(self, records: list[PersonRecord]) -> list[PersonRecord]:
+        """Count records as published; return them."""
+        self._held += len(records)
+        for record in records:
+            self._since_face = (0 if record.action == WITHDRAW and record.embedding
+                                else self._since_face + 1)
+        return records
 
 
 class EchoGuard:
@@ -1161,22 +1174,27 @@ class PeopleSync:
         record = check_record(PersonRecord(person_id, WITHDRAW, stamp_ns, self.robot_id,
                                            tuple(embedding)), self.dim, None)
         if record.embedding and self._withdrawn_by_fleet(record.embedding, now_s):
-            self._announced(record.embedding, now_s)
+            self._announced(record, now_s)
             return None
         return self._apply(record)
 
-    def _announced(self, embedding: Sequence[float], now_s: float) -> None:
-        """Take the history's announcement of the face it was asked to forget as its answer.
+    def _announced(self, announced: PersonRecord, now_s: float) -> None:
+        """Take the history's announcement of the forget it was asked as its answer.
 
-        The history announces only a forget done. Its reply can be lost: a history just
-        started may not have met the caller's reply reader yet ("failed to send response"),
-        and the forget would then wait FORGET_ANSWER_S to be asked again.
+        The history announces only a forget done, with the face it was asked to forget. Its
+        reply can be lost: a history just started may not have met the caller's reply reader
+        yet ("failed to send response"), and the forget would then wait FORGET_ANSWER_S to be
+        asked again. Not an announcement of another face, however alike (a forget by a photo
+        of the same person, one of another withdrawal), nor one made before the withdrawal
+        (heard again by a restarted fleet node).
         """
         with self._lock:
             asked = self._forgets.get(self._asked[0]) if self._asked is not None else None
-            if asked is not None and float(
-                    np.asarray(asked[0].embedding, dtype=np.float32)
-                    @ np.asarray(embedding, dtype=np.float32)) >= self.echoes.min_similarity:
+            if asked is None or announced.stamp_ns < asked[0].stamp_ns - int(
+                    self.max_skew_s * _NS):
+                return
+            if float(np.asarray(asked[0].embedding, dtype=np.float32)
+                     @ np.asarray(announced.embedding, dtype=np.float32)) >= SAME_FACE:
                 self.forget_answered(asked[0], True, now_s)
 
     def _withdrawn_by_fleet(self, embedding: Sequence[float], now_s: float) -> bool:

@@ -397,6 +397,29 @@ def test_outbox_keeps_the_whole_roster_in_a_bounded_writer_history() -> None:
     assert 0 < full < 50   # full republications happen, but rarely
 
 
+def test_outbox_flush_pushes_out_withdrawn_faces_sending_no_more_than_that_takes() -> None:
+    """After a flush the writer's history holds no withdrawn face, and the roster whole.
+
+    It sends what pushes the last sample with a withdrawn face out (the roster at least):
+    with none left, the roster once.
+    """
+    roster, depth = PeopleRoster(capacity=5), 10
+    outbox = Outbox(depth)
+    history: deque[PersonRecord] = deque(maxlen=depth)   # a KEEP_LAST writer's history
+    gone = check_record(PersonRecord('p0', WITHDRAW, NOW, 'r1', tuple(unit(3))), DIM, None)
+    for change in (record('p1'), gone, record('p2', seed=2), record('p3', seed=4)):
+        roster.apply(change)
+        history.extend(outbox.publish(change, roster))
+    assert any(r.embedding for r in history if r.action == WITHDRAW)
+    roster.drop_withdrawn_faces(NOW + 1)
+    flushed = outbox.flush(roster)
+    history.extend(flushed)
+    assert not any(r.embedding for r in history if r.action == WITHDRAW)
+    assert set(list(history)[-4:]) == set(roster.records())
+    assert len(flushed) == 8   # 10 - 2 samples after the face, in whole rosters of 4
+    assert outbox.flush(roster) == roster.records()
+
+
 @pytest.fixture(scope='module')
 def faces(shared_dir: Path) -> dict[str, np.ndarray]:
     """Return real face embeddings of labelled photos by file name."""
@@ -470,6 +493,10 @@ def test_the_historys_announcement_answers_the_forget_asked(faces) -> None:
     asked = sync.next_forget(10.0)
     assert asked.person_id == 'barack'
     assert sync.forgotten('r1-000003', faces['biden.jpg'], NOW + S, 11.0) is None   # joe's
+    # Barack by another photo (a forget by image), and his face forgotten before he was
+    # withdrawn (heard again after a restart): neither is the forget asked.
+    assert sync.forgotten('r1-000004', faces['obama2.jpg'], NOW + S, 11.0) is None
+    assert sync.forgotten('r1-000005', asked.embedding, NOW - 3600 * S, 11.0) is None
     assert sync.forgets_pending() == 2 and sync.next_forget(20.0) is None
     # What the history announces: the face it was asked to forget, and only once done.
     assert sync.forgotten('r1-000001', asked.embedding, NOW + S, 12.0) is None
