@@ -15,7 +15,6 @@ of config/facetrack.yaml, keyed by node name), then the options given here.
 
 import argparse
 from collections import defaultdict
-import hashlib
 import json
 from pathlib import Path
 import re
@@ -51,8 +50,6 @@ from facetrack_ros.parameters import InvalidParameterError, offline_parameters
 ID_SEQUENCES_FILE = 'index_bag_ids.json'
 #: index_bag's record of the recordings it indexed, in the history folder (IndexedRecordings).
 RECORDINGS_FILE = 'index_bag_recordings.json'
-#: Bytes read at each end of a recording's files for its fingerprint.
-FINGERPRINT_BYTES = 1 << 20
 #: Unreadable frames named one by one; the count of all comes at the end.
 MAX_SKIPS_SHOWN = 5
 IMAGE_TYPES = {'sensor_msgs/msg/Image': Image, 'sensor_msgs/msg/CompressedImage': CompressedImage}
@@ -213,58 +210,73 @@ class IdSequences:
         replace_atomically(self._path, json.dumps(self._highest).encode(), self._modes)
 
 
-def fingerprint(files: list[Path], topic: str) -> str:
-    """Return what identifies a recording's topic, wherever its files lie and however named.
+def camera_of(topic: str) -> str:
+    """Return the camera an image topic shows: its raw and compressed images are one."""
+    return topic.removesuffix('/compressed')
 
-    The files' sizes and their first and last FINGERPRINT_BYTES: a copy of a bag is the same
-    recording, a recording split or cut otherwise is another.
+
+def time_span(files: list[Path], topic: str) -> tuple[int, int] | None:
+    """Return the first and last log time [ns] of a recording, or None if it has no message.
+
+    From each file's summary (all its topics: a span at least the topic's), else, for a file
+    cut short, from its messages of topic.
     """
-    digest = hashlib.sha256(topic.encode())
+    spans = []
     for file in files:
-        size = file.stat().st_size
-        digest.update(size.to_bytes(8, 'little'))
         with open(file, 'rb') as stream:
-            digest.update(stream.read(FINGERPRINT_BYTES))
-            stream.seek(max(size - FINGERPRINT_BYTES, 0))
-            digest.update(stream.read(FINGERPRINT_BYTES))
-    return digest.hexdigest()
+            summary = _summary(stream)
+        statistics = None if summary is None else summary.statistics
+        if statistics is not None and statistics.message_count:
+            spans.append((statistics.message_start_time, statistics.message_end_time))
+        else:
+            times = [message.log_time for _, _, message in _records(file, [topic], warn=False)]
+            spans += [(min(times), max(times))] if times else []
+    return (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
 
 
 class IndexedRecordings:
-    """The recordings index_bag indexed into one history folder, by fingerprint.
+    """The recordings index_bag indexed into one history folder: camera, time span, files.
 
-    Indexing one again would store its frames and faces twice, its people under new ids: a
-    search would answer each appearance twice, as two people.
+    A recording whose span overlaps one indexed of the same camera would store those frames
+    and faces twice, their people under new ids: a search would answer each appearance twice,
+    as two people. That holds for the same recording copied, converted, written by another
+    tool, cut or still growing, or as its other image topic (raw or compressed).
     """
 
     def __init__(self, path: Path, modes: FileModes) -> None:
         """Read path (absent: none indexed yet); files are written with modes."""
         self._path, self._modes = path, modes
         try:
-            self._indexed = dict(json.loads(path.read_text()))
-            if not all(isinstance(known, dict) for known in self._indexed.values()):
-                raise TypeError('an entry is no record')
+            self._indexed = list(json.loads(path.read_text()))
+            if not all(isinstance(known['camera'], str) and isinstance(known['first_ns'], int)
+                       and isinstance(known['last_ns'], int) for known in self._indexed):
+                raise TypeError('an entry is no recording')
         except FileNotFoundError:
-            self._indexed = {}
-        except (ValueError, TypeError) as error:
-            raise BagError(f'{path} is damaged ({error}); remove it to index into this '
-                           'history again (recordings indexed before are then not known)'
+            self._indexed = []
+        except (ValueError, TypeError, KeyError) as error:
+            raise BagError(f'{path} is damaged ({error!r}); remove it to index into this '
+                           'history again (then the recordings indexed before are not known)'
                            ) from error
 
-    def refuse_known(self, key: str, bag: Path, topic: str) -> None:
-        """Raise BagError if the recording of fingerprint key was indexed here already."""
-        known = self._indexed.get(key)
-        if known is not None:
-            raise BagError(
-                f'{bag} ({topic}) is indexed in {self._path.parent} already, as '
-                f'{known.get("recording")} on {known.get("indexed_at")}: again, its frames '
-                'and faces would be stored twice and its people under new ids; give another '
-                '--history-dir')
+    def refuse_overlap(self, bag: Path, topic: str, span: tuple[int, int]) -> None:
+        """Raise BagError if the span [ns] of bag's topic overlaps a recording indexed here."""
+        for known in self._indexed:
+            if (known['camera'] == camera_of(topic) and span[0] <= known['last_ns']
+                    and known['first_ns'] <= span[1]):
+                raise BagError(
+                    f'{bag} ({topic}, {span[0] / 1e9:.3f}-{span[1] / 1e9:.3f} s) overlaps '
+                    f'{known.get("recording")} ({known.get("topic")}), indexed into '
+                    f'{self._path.parent} on {known.get("indexed_at")}: its frames and faces '
+                    'would be stored twice, its people under new ids. Give another '
+                    '--history-dir, or --again if that recording\'s data is gone (retention, '
+                    'forget_person)')
 
-    def add(self, key: str, bag: Path, topic: str, frames: int) -> None:
-        """Note the recording of fingerprint key as indexed, and save (atomically, private)."""
-        self._indexed[key] = {'recording': str(bag), 'topic': topic, 'frames': frames,
-                              'indexed_at': time.strftime('%Y-%m-%dT%H:%M:%S%z')}
+    def add(self, bag: Path, topic: str, span: tuple[int, int], frames: int) -> None:
+        """Note a recording as indexed, and save (atomically, private)."""
+        self._indexed.append({'camera': camera_of(topic), 'first_ns': span[0],
+                              'last_ns': span[1], 'recording': str(bag), 'topic': topic,
+                              'frames': frames,
+                              'indexed_at': time.strftime('%Y-%m-%dT%H:%M:%S%z')})
         replace_atomically(self._path, json.dumps(self._indexed, indent=1).encode(),
                            self._modes)
 
@@ -304,6 +316,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--robot-id', help='robot id and person id prefix '
                                            '(default: the recording\'s name)')
     parser.add_argument('--camera-id', help='camera id (default: the frame_history\'s)')
+    parser.add_argument('--again', action='store_true',
+                        help='index a recording whose time span overlaps one indexed into the '
+                             'history before (whose data retention or a forget removed)')
     return parser.parse_args(argv)
 
 
@@ -311,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     """Index one recording; exit code 0, or 2 with the reason for a bad recording or setting.
 
     A history folder a running frame_history (or another index_bag) has open is refused, and
-    so is a recording indexed into it before (IndexedRecordings).
+    so is a recording that overlaps one indexed into it before (IndexedRecordings).
     """
     args = parse_args(argv)
     try:
@@ -342,8 +357,9 @@ def index(args: argparse.Namespace) -> int:
                            modes=modes)
     try:
         recordings = IndexedRecordings(args.history_dir.expanduser() / RECORDINGS_FILE, modes)
-        key = fingerprint(files, topic)
-        recordings.refuse_known(key, args.bag, topic)
+        span = time_span(files, topic)
+        if span is not None and not args.again:
+            recordings.refuse_overlap(args.bag, topic, span)
         detector, status = detector_node.person_detector(detector_p)
         print(status)
         analyzer = face_embedding_node.face_analyzer(face_p)
@@ -400,7 +416,8 @@ def index(args: argparse.Namespace) -> int:
             recorder.event(tracker_node.event_message(
                 record, robot_id, history_p.camera_id, frame_id), round(record.stamp * 1e9))
         sequences.save()
-        recordings.add(key, args.bag, topic, frames)
+        if frames:
+            recordings.add(args.bag, topic, span, frames)
     finally:
         history.close()
     seconds = time.monotonic() - started

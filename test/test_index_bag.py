@@ -224,18 +224,26 @@ def test_two_recordings_of_one_robot_never_share_a_person_id(own_mcap, rosbags_b
     """Indexed into one history under one robot id, a second recording's people get new ids.
 
     Before, every run numbered from -000001 again: Obama of one day and Biden of the next
-    were one person, and forgetting one deleted the other's faces. The same recording again,
-    even copied under another name, is refused: it would be stored twice, as other people.
+    were one person, and forgetting one deleted the other's faces. A recording that overlaps
+    one indexed before of the camera (the same scene written by another tool, as its
+    compressed topic; a part of it) is refused: it would be stored twice, as other people.
     """
     out = tmp_path / 'history'
 
-    def indexed(recording: Path) -> set[str]:
-        assert index_bag.main([str(recording), '--history-dir', str(out), '--model',
-                               str(model), '--robot-id', 'r9']) == 0, capsys.readouterr()
+    def index(recording: Path, *options: str) -> int:
+        return index_bag.main([str(recording), '--history-dir', str(out), '--model', str(model),
+                               '--robot-id', 'r9', *options])
+
+    def ids() -> set[str]:
         with FrameHistory(out, robot_id='r9', background=False) as history:
             return set(history.person_ids())
-    first = indexed(own_mcap)
-    both = indexed(rosbags_bag[0])
+    assert index(own_mcap) == 0, capsys.readouterr()
+    first = ids()
+    next_day = tmp_path / 'next_day.mcap'
+    _write_jpegs(next_day, [(stamp + 86400 * 10**9, data)
+                            for stamp, data in sorted(rosbags_bag[1].items())], 1 << 20)
+    assert index(next_day) == 0, capsys.readouterr()
+    both = ids()
     assert first and first < both and len(both) == 2 * len(first), (first, both)
     # People announced without a face are in no index: the folder keeps the numbers given.
     given = out / index_bag.ID_SEQUENCES_FILE
@@ -243,13 +251,15 @@ def test_two_recordings_of_one_robot_never_share_a_person_id(own_mcap, rosbags_b
     assert stat.S_IMODE(given.stat().st_mode) == 0o600
     files_before = sorted(out.rglob('*'))
     capsys.readouterr()
-    copy = tmp_path / 'monday.mcap'
-    copy.write_bytes(own_mcap.read_bytes())
-    assert index_bag.main([str(copy), '--history-dir', str(out), '--model', str(model),
-                           '--robot-id', 'r9']) == 2
-    assert f'indexed in {out} already, as {own_mcap}' in capsys.readouterr().err
+    part = tmp_path / 'part.mcap'
+    _write_jpegs(part, [(stamp + 86400 * 10**9, data)
+                        for stamp, data in sorted(rosbags_bag[1].items())[10:20]], 1 << 20)
+    for again, indexed_before in ((rosbags_bag[0], own_mcap), (part, next_day)):
+        assert index(again) == 2
+        assert f'overlaps {indexed_before} (' in capsys.readouterr().err
     assert sorted(out.rglob('*')) == files_before
     recordings = out / index_bag.RECORDINGS_FILE
     assert stat.S_IMODE(recordings.stat().st_mode) == 0o600
-    assert [r['topic'] for r in json.loads(recordings.read_text()).values()] == [
+    assert [r['topic'] for r in json.loads(recordings.read_text())] == [
         TOPIC, f'{TOPIC}/compressed']
+    assert index(part, '--again') == 0, capsys.readouterr()   # its data gone, say
