@@ -2216,6 +2216,7 @@ class PersonTracker:
         for face in track.faces:
             face.vote = judge_face(face.vector, face.quality, gallery, self._rules,
                                    face.alone)
+        self._drop_others_new_faces(track)
         vote = decide([f.vote for f in track.faces], self._rules)
         if vote is None:
             return []
@@ -2229,6 +2230,20 @@ class PersonTracker:
         if vote.person_id in self._visible_persons(track):
             return []  # the person is in view on another track meanwhile: wait
         return self._bind(track, vote, stamp)
+
+    def _drop_others_new_faces(self, track: _Track) -> None:
+        """Drop a pending track's faces of no one known that do not match its latest such face.
+
+        Two faces of no one known agree on someone new only if they match each other: else
+        the box changed hands between them, and the earlier ones are another's (at 3/s,
+        three men walking in file gave a pending track DiCaprio's face, then Damon's, 0.92
+        to it: one person was founded on both, whose blended face then matched each of them).
+        """
+        new = [face for face in track.faces if face.vote.kind is VoteKind.NEW]
+        if len(new) > 1:
+            latest = new[-1].vector
+            track.faces = [face for face in track.faces if face.vote.kind is not VoteKind.NEW
+                           or float(np.dot(face.vector, latest)) >= self._config.min_similarity]
 
     def _in_view_match(self, track: _Track, faces: list[_Face], beside: bool
                        ) -> tuple[FaceVote | None, list[FaceVote]]:

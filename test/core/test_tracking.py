@@ -1308,6 +1308,27 @@ def test_a_face_between_contradiction_and_match_neither_splits_nor_counts() -> N
     assert np.allclose(tracker.person_embedding('person-000001'), first)
 
 
+def test_faces_of_someone_new_that_do_not_match_each_other_found_no_one_together() -> None:
+    """A pending track shows a face of no one known, then one at 0.92 to it: two people.
+
+    The box changed hands between them (three men walking in file at 3/s: group_tight). The
+    person is founded once the latest face has a match of its own, on those two only: a
+    founding on both blended two faces, which then matched each of the two men.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(5)
+    first = _face(1)
+    second = _cosine_to(first, 0.92, rng)
+    third = _cosine_to(second, 0.99, rng)
+    faces = {2: (first, 0.7), 10: (second, 0.7), 20: (third, 0.7)}
+    _, events = _one_box_with_faces(tracker, faces)
+    assert [(e.kind, e.person_id, e.stamp) for e in events if e.kind in IN_KINDS] == [
+        (EventKind.PERSON_IN, 'person-000001', 20 / FPS)]
+    embedding = tracker.person_embedding('person-000001')
+    assert float(embedding @ second) > 0.99 and float(embedding @ first) < 0.93
+    assert tracker.take_attributions() == [(10, 'person-000001'), (20, 'person-000001')]
+
+
 @pytest.mark.parametrize('like_b, quality, a_is', [
     (0.95, 0.95, 'remembered'), (0.95, 0.7, 'remembered'), (0.95, 0.95, 'founded_here'),
     (0.95, 0.95, 'enrolled'), (0.85, 0.95, 'remembered')])
