@@ -20,7 +20,7 @@ from pathlib import Path
 import re
 import sys
 import time
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator, TypeVar
 
 import numpy as np
 from mcap.exceptions import McapError
@@ -53,6 +53,7 @@ RECORDINGS_FILE = 'index_bag_recordings.json'
 #: Unreadable frames named one by one; the count of all comes at the end.
 MAX_SKIPS_SHOWN = 5
 IMAGE_TYPES = {'sensor_msgs/msg/Image': Image, 'sensor_msgs/msg/CompressedImage': CompressedImage}
+T = TypeVar('T')
 
 
 class BagError(ValueError):
@@ -179,6 +180,19 @@ def images(files: list[Path], topic: str) -> Iterator[Image | CompressedImage]:
             yield msg
 
 
+def _read_record(path: Path, parse: Callable[[Any], T], empty: T, remedy: str) -> T:
+    """Return parse(the JSON of one of index_bag's files), or empty where there is none.
+
+    A file that does not parse is a BagError saying remedy.
+    """
+    try:
+        return parse(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return empty
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise BagError(f'{path} is damaged ({error!r}); {remedy}') from error
+
+
 class IdSequences:
     """The highest person id number index_bag handed out per prefix into one history folder.
 
@@ -189,13 +203,9 @@ class IdSequences:
     def __init__(self, path: Path, modes: FileModes) -> None:
         """Read path (absent: nothing handed out yet); files are written with modes."""
         self._path, self._modes = path, modes
-        try:
-            self._highest = {str(k): int(v) for k, v in json.loads(path.read_text()).items()}
-        except FileNotFoundError:
-            self._highest = {}
-        except (ValueError, AttributeError) as error:
-            raise BagError(f'{path} is damaged ({error}); remove it only if no earlier '
-                           'recording was indexed into this history') from error
+        self._highest = _read_record(
+            path, lambda saved: {str(k): int(v) for k, v in saved.items()}, {},
+            'remove it only if no earlier recording was indexed into this history')
 
     def highest(self, prefix: str) -> int:
         """Return the highest number handed out under prefix, or 0."""
@@ -234,6 +244,14 @@ def time_span(files: list[Path], topic: str) -> tuple[int, int] | None:
     return (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
 
 
+def _recordings(saved: Any) -> list[dict]:
+    """Return the recordings of index_bag_recordings.json; TypeError if one is not one."""
+    if not all(isinstance(known['camera'], str) and isinstance(known['first_ns'], int)
+               and isinstance(known['last_ns'], int) for known in saved):
+        raise TypeError('an entry is no recording')
+    return list(saved)
+
+
 class IndexedRecordings:
     """The recordings index_bag indexed into one history folder: camera, time span, files.
 
@@ -246,17 +264,9 @@ class IndexedRecordings:
     def __init__(self, path: Path, modes: FileModes) -> None:
         """Read path (absent: none indexed yet); files are written with modes."""
         self._path, self._modes = path, modes
-        try:
-            self._indexed = list(json.loads(path.read_text()))
-            if not all(isinstance(known['camera'], str) and isinstance(known['first_ns'], int)
-                       and isinstance(known['last_ns'], int) for known in self._indexed):
-                raise TypeError('an entry is no recording')
-        except FileNotFoundError:
-            self._indexed = []
-        except (ValueError, TypeError, KeyError) as error:
-            raise BagError(f'{path} is damaged ({error!r}); remove it to index into this '
-                           'history again (then the recordings indexed before are not known)'
-                           ) from error
+        self._indexed = _read_record(
+            path, _recordings, [], 'remove it to index into this history again (then the '
+            'recordings indexed before are not known)')
 
     def refuse_overlap(self, bag: Path, topic: str, span: tuple[int, int]) -> None:
         """Raise BagError if the span [ns] of bag's topic overlaps a recording indexed here."""

@@ -26,6 +26,7 @@ from facetrack_ros.core.face import DlibResNetEmbedder, FaceAnalyzer, FaceDetect
 from facetrack_ros.core.history import (FrameHistory, HistorySearch, message_definition,
                                         QueryKind, SearchCode, SearchQuery, SegmentWriter,
                                         SerializedMessage)
+from facetrack_ros.core.private_files import FileModes
 from facetrack_ros.core.tracker_state import highest_sequence
 from face_frames import letterbox
 
@@ -177,6 +178,23 @@ def test_a_history_folder_in_use_is_refused_before_the_models_load(own_mcap, tmp
                                str(params), '--model', str(tmp_path / 'never_loaded.pt')]) == 2
     err = capsys.readouterr().err
     assert 'history.lock is held by the history of r1' in err and 'never_loaded' not in err
+
+
+@pytest.mark.parametrize('kind, text', [
+    (index_bag.IdSequences, '[1]'), (index_bag.IdSequences, 'not json'),
+    (index_bag.IndexedRecordings, '{"a": 1}'), (index_bag.IndexedRecordings, '[{"camera": 1}]')])
+def test_its_own_files_damaged_are_refused_saying_what_to_do(kind, text, tmp_path):
+    """index_bag's id and recording files that do not parse end the run (BagError).
+
+    None is overwritten; an absent one is an empty start.
+    """
+    path = tmp_path / 'record.json'
+    modes = FileModes.shared_with_group(False)
+    kind(path, modes)   # absent: nothing handed out or indexed yet
+    path.write_text(text)
+    with pytest.raises(index_bag.BagError, match=f'{path} is damaged .*; remove it'):
+        kind(path, modes)
+    assert path.read_text() == text
 
 
 def _write_jpegs(path: Path, frames: list[tuple[int, bytes]], chunk_max_bytes: int) -> None:
