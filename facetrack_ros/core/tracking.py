@@ -2074,11 +2074,16 @@ class PersonTracker:
         person id -> box, of those seen in the frame before) overlap by PART_MIN_OVERLAP of the
         smaller box, and the track looks like the person (_looks_like: at a camera cut, the
         box of someone in the next shot lies inside the adrift person's box of the frame
-        before, and in a dim room dark clothes look alike); or the person's box of this frame
-        is a shrunk part of their widest box (of the last PART_MEMORY_S, see there) and, with
-        the track's, makes it up (_splits: a post between two halves of one person; halves do
-        not look like the whole). A track that could be a part of two people waits for a face.
-        A good face unlike the person still splits the track.
+        before, and in a dim room dark clothes look alike). The box before counts only when
+        the person is not seen in this frame, or the track lies beside their box of this frame
+        (PART_SPLIT_MAX_OVERLAP: the rest of them hidden), not across it: someone walking in
+        beside a person, half in front of them, is inside where they stood a frame ago
+        (group_tight at 8-9/s: DiCaprio shown under Perry's id until his face came). Or the
+        person's box of this frame is a shrunk part of their widest box (of the last
+        PART_MEMORY_S, see there) and, with the track's, makes it up (_splits: a post between
+        two halves of one person; halves do not look like the whole). A track that could be a
+        part of two people waits for a face. A good face unlike the person still splits the
+        track.
         """
         for track in pending:
             owners = set()
@@ -2091,6 +2096,8 @@ class PersonTracker:
                     track.born_beside.add(person.person_id)
                 if person.person_id not in track.born_beside:
                     continue
+                if now is not None and _overlap(track.box, now) > PART_SPLIT_MAX_OVERLAP:
+                    boxes = [now]  # across their box of this frame: the box before is past
                 inside = (_looks_like(person, track.body, unknown=False)
                           and any(_overlap(track.box, b) >= PART_MIN_OVERLAP
                                   and _spans(track.box, b)
