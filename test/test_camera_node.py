@@ -22,7 +22,10 @@ from motion_jpeg import write_grey_motion_jpeg
 from rostest_utils import spin_until
 
 pytestmark = pytest.mark.ros
+#: The camera's image QoS (best effort), read deeper than its depth 1: a reader that keeps only
+#: the latest frame loses one whenever this test process stalls for a frame time.
 QOS = image_qos_profile('sensor_data')
+QOS.depth = 20
 #: Grey levels of the test folder's images, in name order: each frame says which one it is.
 LEVELS = (30, 90, 150, 210)
 

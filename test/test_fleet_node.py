@@ -21,6 +21,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 import pytest
 import rclpy
+from rclpy.client import Client
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CompressedImage
@@ -40,7 +41,7 @@ from facetrack_ros.msg import (EmbeddingSync, FleetPresence, FleetSearchRequest,
 from facetrack_ros.parameters import FORGOTTEN_QOS, KNOWN_PEOPLE_QOS
 from facetrack_ros.srv import BacktrackSearch, EnrollPerson, FleetSearch
 from face_frames import letterbox
-from rostest_utils import make_context, spin_until
+from rostest_utils import call_service, make_context, spin_until
 
 pytestmark = pytest.mark.ros
 S = 10 ** 9
@@ -55,6 +56,9 @@ VISITS = {
     'r4': [('obama3.jpg', 'person-2', 80, 82)],
 }
 LEASE_S = 3.0
+#: A new client waits this long after the service is ready before its first call [s]: time
+#: for the server's reply writer to match its reply reader.
+REPLY_MATCH_S = 1.0
 R5_MAX_PEOPLE = 8   # a small roster: a small /fleet/people writer history to read back
 Request, Response = FleetSearch.Request, FleetSearch.Response
 
@@ -106,6 +110,7 @@ class Fleet:
         self.requests = self.probe.create_publisher(FleetSearchRequest, '/fleet/search_request',
                                                     REQUEST_QOS)
         self.runners: dict[str, GraphRunner] = {}
+        self.clients: dict[tuple[str, str], Client] = {}   # (robot, service) -> client
         for robot in VISITS:
             build_history(work / robot / 'history', robot, analyzer, faces_dir)
         for robot in ('r1', 'r2', 'r3'):
@@ -164,16 +169,25 @@ class Fleet:
         assert spin_until(self.executor, up, timeout), f'fleet not up\n{self.tails()}'
 
     def call(self, robot: str, service: str, request, timeout: float = 60.0):
-        """Call a robot's fleet_search or enroll_person and return the response."""
-        kind = FleetSearch if service == 'fleet_search' else EnrollPerson
-        client = self.probe.create_client(kind, f'/{robot}/{service}')
-        try:
+        """Call a robot's fleet_search or enroll_person and return the response.
+
+        One client per robot and service, kept: a new client's first reply is lost when the
+        server sends it before matching the client's reply reader (CALL_ATTEMPT_S), so a new
+        one waits REPLY_MATCH_S first. A search is sent again if unanswered; an enrolment,
+        which changes what the robot knows, is not.
+        """
+        client = self.clients.get((robot, service))
+        if client is None:
+            kind = FleetSearch if service == 'fleet_search' else EnrollPerson
+            client = self.probe.create_client(kind, f'/{robot}/{service}')
             assert spin_until(self.executor, client.service_is_ready, 60.0), self.tails()
-            future = client.call_async(request)
-            assert spin_until(self.executor, future.done, timeout), self.tails()
-            return future.result()
-        finally:
-            self.probe.destroy_client(client)
+            spin_until(self.executor, lambda: False, REPLY_MATCH_S)
+            self.clients[robot, service] = client
+        assert spin_until(self.executor, client.service_is_ready, 60.0), self.tails()
+        response = call_service(self.executor, client, request, timeout,
+                                repeat=service == 'fleet_search')
+        assert response is not None, self.tails()
+        return response
 
     def answers(self, request_id: str) -> list[FleetSearchResult]:
         """Return the answers seen on /fleet/search_result for a request id."""

@@ -240,10 +240,18 @@ def test_deep_search_blocks_neither_frame_lookups_nor_recording(ros_context, tmp
                                        embedding=face.embedding.tolist(), **window))
     assert shallow.result == Response.RESULT_NO_HISTORY and shallow.frames_searched == 0
 
+    # What the deep search needs first, loaded before it is timed: the face models (loading
+    # holds the interpreter for half a second), and the lookup client's reply path (a new
+    # client's first reply may be lost: call_service sends it again).
+    by_photo = h.call(h.search, Request(query_type=Request.QUERY_IMAGE,
+                                        image=bgr_to_image(image), **window))
+    assert h.node.searcher.analyzer.embedder.loaded, by_photo.message
     other = create_node('history_other_client', context=ros_context)
     h.executor.add_node(other)
     frames = other.create_client(GetFrames, 'get_frames')
     assert spin_until(h.executor, frames.service_is_ready)
+    assert h.call(frames, GetFrames.Request(start=ns_to_time(T0))).result == (
+        GetFrames.Response.RESULT_OK)
     deep = h.search.call_async(Request(query_type=Request.QUERY_EMBEDDING,
                                        embedding=face.embedding.tolist(), deep=True,
                                        deep_budget=5.0, **window))

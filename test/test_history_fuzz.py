@@ -37,8 +37,19 @@ pytestmark = pytest.mark.ros
 PER_INPUT = 500
 REPLY_LIMIT_S = 2.0
 NAN, INF = math.nan, math.inf
-NOW = time.time_ns() // S * S
+NOW = 0  # set when each test starts: the node refuses stamps max_stamp_skew from its clock
 RELIABLE_IMAGES = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
+
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """Set NOW to the whole second of this test's start.
+
+    Set at import, it would lie minutes in the past when a whole-suite run reaches this
+    module: every good input would be refused as stamped too far from the node's clock.
+    """
+    global NOW
+    NOW = time.time_ns() // S * S
 
 
 def _stamped(message, stamp_ns: int):
@@ -193,6 +204,7 @@ def _fuzz_topic(fixture: Fixture, topic: str, kind: type, qos) -> FuzzReport:
     assert not report.crashed and fixture.target.alive
     assert sum(heard.values()) == report.sent == PER_INPUT
     assert heard.get('failed', 0) == 0 and heard.get('refused', 0) >= len(crafted) - 3
+    assert heard.get('stored', 0) >= 1, heard  # the good ones among the crafted
     return report
 
 
