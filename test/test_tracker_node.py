@@ -270,8 +270,13 @@ def test_stalled_input_ends_appearances_and_resume_brings_people_back(ros_contex
     back = rig.events[2:]
     assert [(e.kind, e.reason, e.person_id) for e in back] == [
         (PersonEvent.PERSON_RETURNED, PersonEvent.REASON_INPUT_RESUMED, person)]
-    assert rig.until(lambda: rig.diagnostics and rig.diagnostics[-1].level
-                     == DiagnosticStatus.OK, timeout=3.0)
+    # Frames go on coming while the 1 Hz status is awaited: three alone leave it OK for only
+    # input_timeout, which a late tick on a busy machine may miss.
+    deadline = time.monotonic() + 5.0
+    while not (rig.diagnostics and rig.diagnostics[-1].level == DiagnosticStatus.OK):
+        assert time.monotonic() < deadline, rig.diagnostics[-1:]
+        rig.show(time.time(), [BOX])
+        rig.until(lambda: False, timeout=0.1)
     rig.close()
 
 
@@ -317,7 +322,9 @@ def test_ids_never_repeat_across_restarts_and_people_seen_before_return(ros_cont
     """
     ids, regular = [], None
     for restart in range(5):
-        rig = _rig(ros_context, tmp_path)
+        # Frames are stamped with the wall clock: the regular, out of the newcomer's frames,
+        # stays in the scene for the whole visit however slowly the machine runs it.
+        rig = _rig(ros_context, tmp_path, absence_timeout=60.0)
         first = rig.visit(_face(7))
         rig.visit(_face(100 + restart), frames=3, box=[300.0, 50.0, 380.0, 300.0])
         kinds = {(e.kind, e.person_id) for e in rig.events}

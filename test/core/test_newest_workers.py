@@ -26,6 +26,14 @@ class _Recorder:
                 self.delivered
 
 
+def _wait_taken(workers: NewestInputWorkers, count: int, timeout: float = 10.0) -> None:
+    """Wait until workers have started on count inputs (a sleep may be too short under load)."""
+    deadline = time.monotonic() + timeout
+    while workers.counts.taken < count:
+        assert time.monotonic() < deadline, workers.counts
+        time.sleep(0.005)
+
+
 def test_a_later_input_that_finishes_first_waits_for_the_earlier_one() -> None:
     """Two workers: input 0 takes 0.3 s, input 1 0.01 s; 1 is delivered after 0."""
     recorder = _Recorder()
@@ -39,7 +47,7 @@ def test_a_later_input_that_finishes_first_waits_for_the_earlier_one() -> None:
     workers = NewestInputWorkers([step, step], recorder, 'test')
     try:
         workers.submit(0.3)
-        time.sleep(0.05)  # a worker takes it before the next comes
+        _wait_taken(workers, 1)  # a worker takes it before the next comes
         workers.submit(0.01)
         recorder.wait_for(2)
         assert recorder.delivered == [(0.3, 3.0), (0.01, 0.1)]
@@ -61,7 +69,7 @@ def test_only_the_newest_input_waits_while_every_worker_is_busy() -> None:
     workers = NewestInputWorkers([step], recorder, 'test')
     try:
         workers.submit(0)
-        time.sleep(0.05)
+        _wait_taken(workers, 1)
         for item in (1, 2, 3):
             workers.submit(item)
         release.set()
@@ -108,7 +116,7 @@ def test_every_worker_runs_inputs_and_close_stops_them() -> None:
 
     workers = NewestInputWorkers([step, step], recorder, 'detector')
     workers.submit(0)
-    time.sleep(0.05)
+    _wait_taken(workers, 1)
     workers.submit(1)
     recorder.wait_for(2)
     assert threads == {'detector_0', 'detector_1'}
