@@ -127,12 +127,14 @@ PART_MAX_GROWTH = 1.5
 #: A person's box that shrank to at most this part of their widest box of the last
 #: PART_MEMORY_S, and that makes that box up together with a new track's box (IoU at least
 #: PART_UNION_MIN_IOU), was split in two by the detector: the new track is the other part.
+#: (_join_parts: their box of the frame before counts while their box shrinks this much.)
 PART_MAX_SHRINK = 0.8
 PART_UNION_MIN_IOU = 0.8
 #: The two parts overlap by at most this much of the smaller one: halves of one person lie
 #: either side of what hides the middle (the alone clip's post: 0), while two people whom one
 #: box held stand partly in front of each other (the group clip: 0.33, and the next person
-#: was shown under the one beside him until a face split them).
+#: was shown under the one beside him until a face split them). A pending track that overlaps
+#: a person's box of this frame more is across them, not the rest of them (_join_parts).
 PART_SPLIT_MAX_OVERLAP = 0.1
 #: How long a person's widest box is kept to compare their shrunk box with [s], counted from
 #: their last box that was a shrunk part of it (PART_MAX_SHRINK, PART_MIN_OVERLAP): behind a
@@ -2075,10 +2077,11 @@ class PersonTracker:
         smaller box, and the track looks like the person (_looks_like: at a camera cut, the
         box of someone in the next shot lies inside the adrift person's box of the frame
         before, and in a dim room dark clothes look alike). The box before counts only when
-        the person is not seen in this frame, or the track lies beside their box of this frame
-        (PART_SPLIT_MAX_OVERLAP: the rest of them hidden), not across it: someone walking in
-        beside a person, half in front of them, is inside where they stood a frame ago
-        (group_tight at 8-9/s: DiCaprio shown under Perry's id until his face came). Or the
+        the person is not seen in this frame, their box of this frame shrank (PART_MAX_SHRINK:
+        part of them is hidden now), or the track lies beside that box (PART_SPLIT_MAX_OVERLAP:
+        the rest of them hidden), not across it: someone walking in beside a person, half in
+        front of them, is inside where they stood a frame ago (group_tight at 8-9/s: DiCaprio
+        shown under Perry's id until his face came). Or the
         person's box of this frame is a shrunk part of their widest box (of the last
         PART_MEMORY_S, see there) and, with the track's, makes it up (_splits: a post between
         two halves of one person; halves do not look like the whole). A track that could be a
@@ -2096,8 +2099,11 @@ class PersonTracker:
                     track.born_beside.add(person.person_id)
                 if person.person_id not in track.born_beside:
                     continue
-                if now is not None and _overlap(track.box, now) > PART_SPLIT_MAX_OVERLAP:
-                    boxes = [now]  # across their box of this frame: the box before is past
+                earlier = before.get(person.person_id)
+                if (now is not None and earlier is not None
+                        and _overlap(track.box, now) > PART_SPLIT_MAX_OVERLAP
+                        and _area(now) > PART_MAX_SHRINK * _area(earlier)):
+                    boxes = [now]  # across their whole box of this frame: the one before is past
                 inside = (_looks_like(person, track.body, unknown=False)
                           and any(_overlap(track.box, b) >= PART_MIN_OVERLAP
                                   and _spans(track.box, b)

@@ -3016,6 +3016,35 @@ def test_someone_walking_in_half_in_front_of_a_person_is_not_a_part_of_them() ->
     _assert_b_is_someone_else(bodies_at, rate=9.0)
 
 
+@pytest.mark.parametrize('rate', [5.0, 9.0])
+def test_a_part_seen_as_the_person_s_box_shrinks_is_still_a_part(rate: float) -> None:
+    """A standing person's left half gets a box of its own as their lower right is hidden.
+
+    From then on their track shows their upper two-thirds, which the half's box crosses (0.67
+    of the half): across their box of this frame, but that box shrank, so their box of the
+    frame before still says what the half is a part of. One PERSON_IN, no other id shown.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(41)
+    body = _body(11)
+    events, shown = [], set()
+    for i in range(int(6 * rate)):
+        t = i / rate
+        whole = np.array([300., 100., 400., 400.])
+        bodies = [Detection(whole, 0.9, body)]
+        if t >= 2.0:
+            bodies.append(Detection(np.array([300., 100., 350., 400.]), 0.8, body))
+            if t > 2.0 + 0.5 / rate:  # the frame after the half's first box
+                bodies[0] = Detection(np.array([300., 100., 400., 300.]), 0.9, body)
+        persons, new = tracker.update(t, bodies)
+        events += new
+        shown |= {p.person_id for p in persons}
+        if i == 2:
+            events += tracker.add_face(t, persons[0].track_id, _sighting(_face(11), rng), 0.9)
+    assert [(e.kind, e.person_id) for e in events] == [(EventKind.PERSON_IN, 'person-000001')]
+    assert shown <= {'', 'person-000001'}
+
+
 def test_someone_farther_away_seen_past_a_person_is_not_a_part_of_them() -> None:
     """B, far behind A, steps out from behind A inside A's box (sizes_360p, frames 243-255).
 
