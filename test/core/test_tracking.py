@@ -2908,28 +2908,37 @@ def test_a_person_split_in_two_by_a_post_stays_one_person(late: float, drift: fl
     showed at 5-9 detections/s (longer than PART_MEMORY_S), and they stay split; drift:
     they sway [px/s].
     """
-    tracker = PersonTracker(CONFIG)
-    rng = np.random.default_rng(22)
     whole = _body(1)
     left_half, right_half = _alike(whole, 0.45, 2), _alike(whole, 0.95, 3)
     if late:  # the half seen alone keeps the person's track: it looks like them
         left_half, right_half = right_half, left_half
-    events, shown = [], set()
-    for i in range(int(12 * FPS)):
-        t = i / FPS
+
+    def bodies_at(t: float) -> list[Detection]:
         dx = np.array([drift * t, 0, drift * t, 0])
         if 3 <= t < 6 or 8 <= t < 10 or (late and t >= 3):
             bodies = [Detection(np.array([100., 130., 180., 360.]) + dx, 0.8, left_half),
                       Detection(np.array([190., 130., 300., 360.]) + dx, 0.9, right_half)]
-            if t < 3 + late:
-                bodies = bodies[:1]
-        else:
-            bodies = [Detection(np.array([100., 130., 300., 360.]) + dx, 0.9, whole)]
-        persons, new = tracker.update(t, bodies)
+            return bodies[:1] if t < 3 + late else bodies
+        return [Detection(np.array([100., 130., 300., 360.]) + dx, 0.9, whole)]
+    _assert_one_person(bodies_at, 12.0, face=1, seed=22)
+
+
+def _assert_one_person(bodies_at: Callable[[float], list[Detection]], seconds: float,
+                       face: int, seed: int, rate: float = FPS) -> None:
+    """Run bodies_at(t) for seconds at rate [frames/s], a face on the first track at frame 2.
+
+    One PERSON_IN (of person-000001), and no other id shown.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(seed)
+    events, shown = [], set()
+    for i in range(int(seconds * rate)):
+        t = i / rate
+        persons, new = tracker.update(t, bodies_at(t))
         events += new
         shown |= {p.person_id for p in persons}
         if i == 2:
-            events += tracker.add_face(t, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+            events += tracker.add_face(t, persons[0].track_id, _sighting(_face(face), rng), 0.9)
     assert [(e.kind, e.person_id) for e in events] == [(EventKind.PERSON_IN, 'person-000001')]
     assert shown <= {'', 'person-000001'}
 
@@ -3024,25 +3033,16 @@ def test_a_part_seen_as_the_person_s_box_shrinks_is_still_a_part(rate: float) ->
     of the half): across their box of this frame, but that box shrank, so their box of the
     frame before still says what the half is a part of. One PERSON_IN, no other id shown.
     """
-    tracker = PersonTracker(CONFIG)
-    rng = np.random.default_rng(41)
     body = _body(11)
-    events, shown = [], set()
-    for i in range(int(6 * rate)):
-        t = i / rate
-        whole = np.array([300., 100., 400., 400.])
-        bodies = [Detection(whole, 0.9, body)]
+
+    def bodies_at(t: float) -> list[Detection]:
+        bodies = [Detection(np.array([300., 100., 400., 400.]), 0.9, body)]
         if t >= 2.0:
             bodies.append(Detection(np.array([300., 100., 350., 400.]), 0.8, body))
             if t > 2.0 + 0.5 / rate:  # the frame after the half's first box
                 bodies[0] = Detection(np.array([300., 100., 400., 300.]), 0.9, body)
-        persons, new = tracker.update(t, bodies)
-        events += new
-        shown |= {p.person_id for p in persons}
-        if i == 2:
-            events += tracker.add_face(t, persons[0].track_id, _sighting(_face(11), rng), 0.9)
-    assert [(e.kind, e.person_id) for e in events] == [(EventKind.PERSON_IN, 'person-000001')]
-    assert shown <= {'', 'person-000001'}
+        return bodies
+    _assert_one_person(bodies_at, 6.0, face=11, seed=41, rate=rate)
 
 
 def test_someone_farther_away_seen_past_a_person_is_not_a_part_of_them() -> None:
