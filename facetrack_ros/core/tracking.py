@@ -2081,12 +2081,11 @@ class PersonTracker:
         part of them is hidden now), or the track lies beside that box (PART_SPLIT_MAX_OVERLAP:
         the rest of them hidden), not across it: someone walking in beside a person, half in
         front of them, is inside where they stood a frame ago (group_tight at 8-9/s: DiCaprio
-        shown under Perry's id until his face came). Or the
-        person's box of this frame is a shrunk part of their widest box (of the last
-        PART_MEMORY_S, see there) and, with the track's, makes it up (_splits: a post between
-        two halves of one person; halves do not look like the whole). A track that could be a
-        part of two people waits for a face. A good face unlike the person still splits the
-        track.
+        shown under Perry's id until his face came). Or the person's box of this frame is a
+        shrunk part of their widest box (of the last PART_MEMORY_S, see there) and, with the
+        track's, makes it up (_splits: a post between two halves of one person; halves do not
+        look like the whole). A track that could be a part of two people waits for a face. A
+        good face unlike the person still splits the track.
         """
         for track in pending:
             owners = set()
@@ -2094,12 +2093,12 @@ class PersonTracker:
                 if person.state is not PersonState.PRESENT:
                     continue
                 now = person.box if person.last_seen == stamp else None
-                boxes = [b for b in (before.get(person.person_id), now) if b is not None]
+                earlier = before.get(person.person_id)
+                boxes = [b for b in (earlier, now) if b is not None]
                 if track.frames == 1 and any(_adjacent(track.box, b) for b in boxes):
                     track.born_beside.add(person.person_id)
                 if person.person_id not in track.born_beside:
                     continue
-                earlier = before.get(person.person_id)
                 if (now is not None and earlier is not None
                         and _overlap(track.box, now) > PART_SPLIT_MAX_OVERLAP
                         and _area(now) > PART_MAX_SHRINK * _area(earlier)):
