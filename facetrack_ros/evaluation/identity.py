@@ -48,6 +48,7 @@ clip) is matched to the truth of that frame by box overlap, and counted:
   ones: between two linearly, before the first and after the last at the clip's rate.
 """
 
+import bisect
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 import statistics
@@ -385,10 +386,24 @@ def evaluate(truth: Truth, tracks: Iterable[TrackBox], events: Iterable[EventRec
             expected += sum(p.visible >= 0.5 for p in persons)
             hits += len({n for n in names if n})
 
+    # track id -> the frames that showed it, ascending
+    shown_in: dict[int, list[int]] = defaultdict(list)
+    for frame in sorted(by_frame):
+        for track in by_frame[frame]:
+            shown_in[track.track_id].append(frame)
+
     def event_person(event: EventRecord) -> str | None:
-        """Return the real person an IN or RETURNED event's box shows."""
+        """Return the real person an IN or RETURNED event's box shows.
+
+        A track announced in a frame that no longer shows it (it vanished at a slow rate)
+        carries its last box: whom that box showed in its own frame.
+        """
         if not 0 <= event.frame <= last_frame:
             return None
+        frames = shown_in.get(event.track_id, [])
+        index = bisect.bisect_right(frames, event.frame)
+        if index and frames[index - 1] < event.frame:
+            return who.get((frames[index - 1], event.track_id))
         name = identify(truth.frames[event.frame], [event.box])[0]
         return name or who.get((event.frame, event.track_id))
 

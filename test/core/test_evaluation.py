@@ -215,6 +215,27 @@ def test_an_appearance_given_no_event_is_named_in_the_details() -> None:
     assert unannounced(evaluate(truth, unnamed, events, [])) == []
 
 
+def test_a_track_announced_after_it_vanished_is_whom_its_last_box_showed() -> None:
+    """B's pending track vanishes at frame 48; B walks on on a new track, shown p2 from 52.
+
+    The tracker announces p2 at frame 50 on the vanished track (a slow rate: a track is
+    known to have vanished only in the next frame), with its last box, where nobody stands
+    at frame 50. That PERSON_IN is B's: no appearance goes unannounced.
+    """
+    truth = _truth()
+    for index in range(50, 60):
+        truth.frames[index] = [replace(p, box=C_BOX) if p.identity == 'B' else p
+                               for p in truth.frames[index]]
+    tracks = [TrackBox(f, 1, 'p1', A_BOX) for f in range(0, 60, 2)]
+    tracks += [TrackBox(f, 2, '', B_BOX) for f in range(0, 50, 2)]
+    tracks += [TrackBox(f, 3, 'p2' if f >= 52 else '', C_BOX) for f in range(50, 60, 2)]
+    events = [_event(4, 'PERSON_IN', 'p1', A_BOX, 1), _event(50, 'PERSON_IN', 'p2', B_BOX, 2)]
+    report = evaluate(truth, tracks, events, [])
+    assert report.person_in == 2
+    assert not [d for d in report.details if d.startswith('unannounced')], report.details
+    assert report.merged_ids == 0 and report.wrong_returned == 0
+
+
 def test_out_after_the_clip_ended_is_no_flap() -> None:
     """People in view at the end leave with the input: their OUT is not a flap."""
     tracks = [TrackBox(f, 3, 'p3', C_BOX) for f in range(100, 140, 3)]
