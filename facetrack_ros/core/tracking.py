@@ -1457,7 +1457,8 @@ class PersonTracker:
         # he was in view).
         carried = rival is not None and person.founded_on != track.track_id
         if (track.similarity >= self._config.contradiction_similarity and not carried
-                and not elsewhere and not track.unnamed):
+                and not elsewhere and not track.unnamed
+                and not self._shown_elsewhere(track, face, stamp)):
             # Too like them to contradict, too unlike to count, and not filed under them: as
             # likely another's (at 1.7/s three men walking in file gave ByteTrack's boxes each
             # to the one behind, and the faces of the man on DiCaprio's track, 0.90-0.94 to
@@ -1478,6 +1479,20 @@ class PersonTracker:
                 or self._stepped_in(track, vote)):
             return self._split(track, stamp)
         return []
+
+    def _shown_elsewhere(self, track: _Track, face: _Face, stamp: float) -> bool:
+        """Return whether a face on a track in doubt falls short of a person seen elsewhere.
+
+        One person is not in two places: while another track shows them (not in doubt, no
+        face against it), a face alone in this box that does not match them is not theirs,
+        however alike. Between contradiction and match it would deny nothing, and a
+        look-alike who took the track of the person walking beside them kept it for good and
+        was never announced (group_tight at 0.5/s: Damon, walking in beside DiCaprio, his faces
+        0.92 to DiCaprio's, on a new track re-linked to DiCaprio, while DiCaprio's own new
+        track showed his face at 1.0).
+        """
+        return (track.doubtful and face.alone and self._confirms_now(track, stamp)
+                and track.person_id in self._visible_persons(track))
 
     def _stepped_in(self, track: _Track, vote: FaceVote | None) -> bool:
         """Return whether a face contradicting a track's guessed box shows someone new there.

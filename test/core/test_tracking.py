@@ -2897,6 +2897,45 @@ def test_a_face_of_someone_remembered_takes_a_track_in_doubt_off_its_person() ->
     assert 'person-000002' not in shown and shown[-1] == b_id
 
 
+@pytest.mark.parametrize('b_at, a_at, dressed_alike', [
+    (150, 400, 0.9), (130, 350, 0.9), (150, 400, 0.8), (120, 300, 0.95)])
+def test_a_look_alike_on_the_track_of_someone_seen_elsewhere_is_someone_new(
+        b_at: float, a_at: float, dressed_alike: float) -> None:
+    """At 0.5 detections/s A, named, walks on; B, dressed alike, steps in where A stood.
+
+    B's box takes A's track (B is where A was heading) and A's own new box waits for A's face.
+    B's faces score 0.92 to A's (quality 0.68): too like A to contradict, too unlike to match.
+    Once A's own track shows A, B's track is not A's: B is announced as someone new, and never
+    shown A's id (group_tight at 0.5/s: Damon beside DiCaprio was never announced).
+    """
+    rng = np.random.default_rng(7)
+    tracker = PersonTracker(CONFIG)
+    faces = {'a': _face(1), 'b': _alike(_face(1), 0.922, 3, _face)}
+    bodies = {'a': _body(1), 'b': _alike(_body(1), dressed_alike, 5)}
+    quality = {'a': CONFIG.strong_face_quality, 'b': 0.68}  # A is named at once
+    events, shown, held = [], [], []
+    for k in range(10):
+        stamp = 2.0 + 2.0 * k
+        boxes = {'a': _box(100).box} if k == 0 else {'b': _box(b_at).box, 'a': _box(a_at).box}
+        detections = {name: Detection(box + rng.normal(0, 1, 4), 0.9,
+                                      _alike(bodies[name], 0.98, 10 + k))
+                      for name, box in boxes.items()}
+        persons, new = tracker.update(stamp, list(detections.values()), (640, 360))
+        events += new
+        shown.append({_owner(p, detections): p.person_id for p in persons})
+        for person in persons:
+            name = _owner(person, detections)
+            if name == 'b':
+                held.append(tracker.person_of_track(person.track_id))
+            face = faces[name] if name == 'b' else _sighting(faces[name], rng)
+            events += tracker.add_face(stamp, person.track_id, face, quality[name])
+    assert 'person-000001' in held, "B's track never held A: the scene tests nothing"
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
+    assert [frame.get('b') for frame in shown[-3:]] == ['person-000002'] * 3
+    assert all(frame.get('b') != 'person-000001' for frame in shown)
+
+
 @pytest.mark.parametrize('late, drift', [(0.0, 0.0), (2.0, 10.0)])
 def test_a_person_split_in_two_by_a_post_stays_one_person(late: float, drift: float) -> None:
     """The detector sees the two halves of a person behind a post as two boxes for 3 s.
