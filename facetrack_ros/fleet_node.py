@@ -104,6 +104,11 @@ NOT_FORGOTTEN = ('{} face(s) withdrawn by the fleet not yet forgotten here: this
                  'forget_person has not confirmed it (asked again until it does)')
 #: Longest wait for the local history to embed a photo or a person id [s].
 EMBED_TIMEOUT_S = 30.0
+#: Longest wait before a fleet search is sent for the live robots' request readers to match
+#: this robot's request writer [s] (discovery matches each pair of endpoints on its own: a
+#: robot heard on the presence topic may not hear requests yet); never past the deadline.
+READER_MATCH_WAIT_S = 2.0
+READER_MATCH_POLL_S = 0.02
 #: Worker threads for the services, which wait for other callbacks: two fleet_search calls
 #: and one enroll_person at a time. Every other callback runs in the spinning thread.
 SERVICE_THREADS = MAX_ASKS + 1
@@ -324,6 +329,7 @@ class FleetNode(Node):
                         FleetCode.ERROR, f'{NO_HISTORY}: ask by embedding')),
                     [], [], [], time.monotonic() - gathering.started_s)
             embedding = own.query_embedding
+        self._await_readers(len(gathering.expected), deadline_s)
         now_ns = self._now_ns()
         request_id = gathering.request_id
         self.request_pub.publish(fleet_request(
@@ -340,6 +346,18 @@ class FleetNode(Node):
             self.result_pub.publish(answer)   # a dashboard sees this robot's answer too
             self.asks.take(request_id, peer_answer(answer))
         return self.asks.wait(gathering, deadline_s)
+
+    def _await_readers(self, peers: int, deadline_s: float) -> None:
+        """Wait until the request writer has matched a reader per live peer, and this node's.
+
+        A request is kept for no late reader (volatile): one sent before a robot just started
+        matched the writer never reaches it, and the search waits for it until its deadline.
+        Any reader counts (a recorder too): the count says how many matched, not whose.
+        """
+        until = min(time.monotonic() + READER_MATCH_WAIT_S, deadline_s)
+        while (self.request_pub.get_subscription_count() < peers + 1
+               and time.monotonic() < until):
+            time.sleep(READER_MATCH_POLL_S)
 
     def _known_embedding(self, request: FleetSearch.Request) -> list[float] | None:
         """Return the query's embedding when it is given or enrolled, else None."""

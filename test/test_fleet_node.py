@@ -360,15 +360,11 @@ def test_enrolled_name_reaches_a_robot_started_later(fleet: Fleet, faces_dir: Pa
     assert entry.action == EmbeddingSync.ACTION_ENROLL and entry.robot_id == 'r1'
     np.testing.assert_allclose(entry.embedding, enrolled.embedding, atol=1e-6)
 
-    # An enrolled name is a person id on every robot: r4, with no history, asks by it. Asked
-    # again if a robot missed the question: presence heard both ways does not prove that the
-    # others' request readers have matched r4's new writer.
-    for _ in range(3):
-        found = fleet.call('r4', 'fleet_search', Request(
-            query_type=Request.QUERY_PERSON_ID, person_id='barack', window_width=0.0,
-            timeout=20.0))
-        if sorted(found.answered) == ['r1', 'r2', 'r3']:
-            break
+    # An enrolled name is a person id on every robot: r4, with no history, asks by it, at
+    # once (r4 waits until the others' request readers have matched its new writer).
+    found = fleet.call('r4', 'fleet_search', Request(
+        query_type=Request.QUERY_PERSON_ID, person_id='barack', window_width=0.0,
+        timeout=20.0))
     assert found.result == Response.RESULT_OK, found.message
     assert {a.robot_id for a in found.appearances} == {'r2', 'r3'}, found.message
     assert sorted(found.answered) == ['r1', 'r2', 'r3']
@@ -423,6 +419,44 @@ def test_enrolled_name_reaches_a_robot_started_later(fleet: Fleet, faces_dir: Pa
     assert withdrawn.result == EnrollPerson.Response.RESULT_OK and withdrawn.known_people == 0
     assert spin_until(fleet.executor, lambda: all(
         not names(robot) for robot in everyone), 20.0)
+
+
+def test_a_search_is_sent_once_a_robot_just_heard_can_hear_it(fleet: Fleet, obama):
+    """r9 is heard on the presence topic, and its request reader comes 0.5 s after r1 is asked.
+
+    Discovery matches each pair of endpoints on its own, and a request is kept for no late
+    reader: r1 sends its search once a reader per live robot has matched, so r9 gets it.
+    (r9 is the probe; it never answers, and is listed as not answered.)
+    """
+    announce = fleet.probe.create_publisher(FleetPresence, '/fleet/presence',
+                                            presence_qos(2 * LEASE_S))
+    ghost = FleetPresence(robot_id='r9', state=FleetPresence.STATE_ONLINE, cameras=['front'],
+                          lease=2 * LEASE_S)
+    ghost.header.stamp = ns_to_time(time.time_ns())
+    announce.publish(ghost)
+    assert spin_until(fleet.executor, lambda: 'r9' in fleet.hears.get('r1', set()), 2 * LEASE_S)
+    heard: list[FleetSearchRequest] = []
+    late: list = []
+
+    def subscribe() -> None:
+        late.append(fleet.probe.create_subscription(
+            FleetSearchRequest, '/fleet/search_request', heard.append, REQUEST_QOS))
+        timer.cancel()
+
+    timer = fleet.probe.create_timer(0.5, subscribe)
+    try:
+        response = fleet.call('r1', 'fleet_search', Request(
+            query_type=Request.QUERY_EMBEDDING, embedding=obama, window_width=0.0,
+            timeout=4.0))
+    finally:
+        fleet.probe.destroy_timer(timer)
+        fleet.probe.destroy_publisher(announce)
+        for subscription in late:
+            fleet.probe.destroy_subscription(subscription)
+    assert late, 'the reader came after the search: the test tests nothing'
+    assert [m.origin_robot_id for m in heard if m.request_id == response.request_id] == ['r1']
+    assert 'r9' in response.not_answered, response.message
+    assert spin_until(fleet.executor, lambda: 'r9' not in fleet.hears['r1'], 4 * LEASE_S)
 
 
 def test_robot_killed_mid_search_is_not_waited_for(fleet: Fleet, obama):
