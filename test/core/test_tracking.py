@@ -2936,6 +2936,41 @@ def test_a_look_alike_on_the_track_of_someone_seen_elsewhere_is_someone_new(
     assert all(frame.get('b') != 'person-000001' for frame in shown)
 
 
+def test_someone_found_where_they_stood_after_a_long_gap_keeps_their_id() -> None:
+    """At 2.5 detections/s A walks towards B, who stands; then no frame is processed for 4.3 s.
+
+    A has left; B, who moved 16 px, is on a new track (ByteTrack's buffer ran out), which A's
+    walk would have reached too. Both dress alike and their faces are too small to tell
+    (sizes_720p with detections at random: Obama and Biden). B stood where the track begins:
+    it is B's. B keeps the id, no PERSON_OUT while in view, no second PERSON_IN.
+    """
+    rng = np.random.default_rng(3)
+    tracker = PersonTracker(CONFIG)
+    bodies = {'a': _body(1), 'b': _alike(_body(1), 0.9, 2)}
+    events, shown, stamp = [], [], 0.0
+
+    def frame(boxes: dict[str, list[float]]) -> None:
+        detections = {name: Detection(np.array(box) + rng.normal(0, 1, 4), 0.9,
+                                      _alike(bodies[name], 0.97, 100 + len(shown)))
+                      for name, box in boxes.items()}
+        persons, new = tracker.update(stamp, list(detections.values()), (1280, 720))
+        events.extend(new)
+        shown.append({_owner(p, detections): p.person_id for p in persons})
+
+    for i in range(10):
+        frame({'a': [300.0 + 24 * i, 300, 370 + 24 * i, 465], 'b': [740.0, 304, 816, 470]})
+        stamp += 0.4
+    stamp += 4.3 - 0.4
+    for _ in range(6):
+        frame({'b': [724.0, 303, 802, 471]})
+        stamp += 0.4
+    a_id, b_id = shown[9]['a'], shown[9]['b']
+    assert a_id and b_id and a_id != b_id
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, a_id), (EventKind.PERSON_IN, b_id), (EventKind.PERSON_OUT, a_id)]
+    assert shown[-1]['b'] == b_id
+
+
 @pytest.mark.parametrize('late, drift', [(0.0, 0.0), (2.0, 10.0)])
 def test_a_person_split_in_two_by_a_post_stays_one_person(late: float, drift: float) -> None:
     """The detector sees the two halves of a person behind a post as two boxes for 3 s.
