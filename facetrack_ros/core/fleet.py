@@ -461,7 +461,8 @@ class PeerRoster:
         self._peers: dict[str, Peer] = {}
         self._sent: deque[int] = deque(maxlen=SENT_STAMPS_KEPT)
         self._twin_until_s = -math.inf
-        self._ticked_s: float | None = None
+        self._ticked_s: float | None = None   # when prune last ran
+        self._period_s = math.inf             # how often prune runs
         self._lock = threading.Lock()
 
     def announced(self, stamp_ns: int) -> None:
@@ -505,8 +506,14 @@ class PeerRoster:
             return None if known else 'joined'
 
     def live(self, now_s: float) -> dict[str, Peer]:
-        """Return {robot id: peer} of the robots heard within their lease."""
+        """Return {robot id: peer} of the robots heard within their lease.
+
+        Silence counts until a period after the last prune: a prune overdue shows that this
+        process is not running its callbacks, and the presences sent meanwhile wait unread.
+        """
         with self._lock:
+            if self._ticked_s is not None:
+                now_s = min(now_s, self._ticked_s + self._period_s)
             return {name: peer for name, peer in self._peers.items()
                     if now_s - peer.heard_s <= peer.lease_s}
 
@@ -521,7 +528,7 @@ class PeerRoster:
             if self._ticked_s is not None and (late := now_s - self._ticked_s - period_s) > 0:
                 self._peers = {name: replace(peer, heard_s=min(peer.heard_s + late, now_s))
                                for name, peer in self._peers.items()}
-            self._ticked_s = now_s
+            self._ticked_s, self._period_s = now_s, period_s
             gone = [name for name, peer in self._peers.items()
                     if now_s - peer.heard_s > peer.lease_s]
             for name in gone:
