@@ -2040,22 +2040,31 @@ class PersonTracker:
     def _walking_on(self, track: _Track, stamp: float, missing: list[_Person]) -> list[str]:
         """Return the ids of those in missing whom a pending track seen at stamp may show.
 
-        Begun after they were last seen (by at most WALKING_ON_MAX_GAP_S), within a brisk
-        walk (WALK_MAX_SPEED) of where they were heading, and looking as much like them as
-        usual (APPEARANCE_REFIND_MAX_DROP): it may be them, too far on to re-link (_relink),
-        so it is no evidence that they left (sizes_720p at 1/s: Biden stood, then walked off
-        behind Mayer, whose box hid him for 3.3 s; seen again 2.6 heights on as a new track,
-        he was reported gone in view).
-        Only for people without a face (_face_can_decide), whom looks alone must keep: the
-        crossing's look-alikes score as much to one another as some of them to themselves,
-        and such tracks held a person with a face for 15 s while the newcomer they showed
-        was never announced.
+        Begun after they were last seen (by at most WALKING_ON_MAX_GAP_S) and within a brisk
+        walk (WALK_MAX_SPEED) of where they were heading: it may be them, too far on to
+        re-link (_relink), so it is no evidence that they left. Besides:
+        - someone without a face (_face_can_decide), whom looks alone must keep: the track
+          looks as much like them as usual (APPEARANCE_REFIND_MAX_DROP) (sizes_720p at 1/s:
+          Biden stood, then walked off behind Mayer, whose box hid him for 3.3 s; seen again
+          2.6 heights on as a new track, he was reported gone in view);
+        - someone with a face: the track is young enough for its face to be on its way
+          (identity_wait_s), and does not look unlike them (_looks_like): that face will say
+          (group_tight, frames at random: Perry, hidden behind Damon for 2.8 s, came out as a
+          new track of his upper body, unlike his whole box; he was reported gone in that
+          frame and RETURNED by its face). Not longer: the crossing's look-alikes score as
+          much to one another as some of them to themselves, and such tracks held a person
+          with a face for 15 s while the newcomer they showed was never announced.
         """
+        def may_be(person: _Person) -> bool | None:
+            if not self._face_can_decide(person.person_id):
+                return _as_alike_as_usual(person, track.body)
+            return (stamp - track.first_seen <= self._config.identity_wait_s
+                    and _looks_like(person, track.body, unknown=True))
+
         return [person.person_id for person in missing
                 if 0 < track.first_seen - person.last_seen <= WALKING_ON_MAX_GAP_S
                 and self._reaches(person, stamp, track.box, WALK_MAX_SPEED)
-                and _as_alike_as_usual(person, track.body)
-                and not self._face_can_decide(person.person_id)]
+                and may_be(person)]
 
     def _continues(self, person: _Person, stamp: float, box: np.ndarray,
                    body: np.ndarray | None) -> bool:

@@ -295,6 +295,46 @@ def test_someone_whose_box_the_track_of_a_walker_seen_elsewhere_took_is_not_gone
         (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
 
 
+@pytest.mark.parametrize('who', ['a', 'c'])
+def test_a_part_of_someone_hidden_seen_again_as_they_would_be_gone_waits_for_its_face(
+        who: str) -> None:
+    """A, named, is hidden for 2.8 s; then a new track shows the upper body of A (or C).
+
+    group_tight with frames at random (Perry behind Damon): the frame with the new track was
+    the one that made his absence evident, too late to re-link; the part looked less like
+    him than his whole boxes did. He was reported gone in that frame and RETURNED by its
+    face. The face is on its way: A is not gone until it says who the track shows. When it
+    shows C, a newcomer in A's place, A's PERSON_OUT comes late, but comes.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(3)
+    faces = {'a': _face(1), 'c': _face(3)}
+    whole, part = [356.0, 99.0, 538.0, 357.0], [371.0, 99.0, 472.0, 286.0]
+    scenes = {round(0.2 * k, 1): [whole] for k in range(11)}
+    scenes.update({3.5: [], 4.7: []})   # detector frames 1.5 and 1.2 s apart: A unseen
+    scenes.update({round(4.8 + 0.2 * k, 1): [part] for k in range(15)})
+    events, shown = [], {}
+    for stamp, boxes in scenes.items():
+        body = _alike(_body(1), 0.8, 4) if stamp >= 4.8 else _body(1, rng)
+        persons, new = tracker.update(stamp, [Detection(np.array(b), 0.9, body) for b in boxes],
+                                      (640, 360))
+        events += new
+        shown[stamp] = [p.person_id for p in persons]
+        for person in persons:   # each frame's face comes before the next frame
+            face = faces['a' if stamp < 4.8 else who]
+            events += tracker.add_face(stamp, person.track_id, _sighting(face, rng), 0.7)
+    kinds = [(e.kind, e.person_id) for e in events]
+    if who == 'a':
+        assert kinds == [(EventKind.PERSON_IN, 'person-000001')]
+        assert shown[7.6] == ['person-000001']
+    else:
+        assert sorted(kinds) == [(EventKind.PERSON_IN, 'person-000001'),
+                                 (EventKind.PERSON_IN, 'person-000002'),
+                                 (EventKind.PERSON_OUT, 'person-000001')]
+        out = next(e for e in events if e.kind is EventKind.PERSON_OUT)
+        assert out.stamp <= 4.8 + CONFIG.identity_wait_s + CONFIG.absence_timeout_s
+
+
 @pytest.mark.parametrize('group', [True, False])
 def test_the_detector_s_box_of_two_people_standing_close_is_nobody_new(group: bool) -> None:
     """Two people stand side by side; for 3 s the detector adds a box over both of them.
