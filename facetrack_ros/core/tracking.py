@@ -2066,6 +2066,25 @@ class PersonTracker:
                 and self._reaches(person, stamp, track.box, WALK_MAX_SPEED)
                 and may_be(person)]
 
+    def _stood_on(self, track: _Track, stamp: float, missing: list[_Person]) -> list[str]:
+        """Return the ids of those in missing whose PERSON_OUT waits for a face of the track.
+
+        The track is seen at stamp, in doubt since at most identity_wait_s (a face of it may
+        be on its way), on where someone with a face (_face_can_decide) stood still (_stood,
+        FOLLOW_STILL_IOU_LOOKS, _still): that face will say whether it shows them (sizes_720p,
+        frames at random: Clooney walked past Musk, hiding him for 2 s; ByteTrack carried
+        Clooney's track onto Musk's box in the frame that made his absence evident, and he
+        was reported gone there and RETURNED by its face). Their absence stays evident
+        meanwhile: held present as by a track in doubt, they could be re-linked, and at the
+        doorway the next person on the spot took the previous one's id.
+        """
+        if track.last_seen != stamp or stamp - track.doubt_since > self._config.identity_wait_s:
+            return []
+        return [person.person_id for person in missing
+                if person.person_id != track.person_id and _still(person)
+                and _stood(person, track.box, FOLLOW_STILL_IOU_LOOKS)
+                and self._face_can_decide(person.person_id)]
+
     def _continues(self, person: _Person, stamp: float, box: np.ndarray,
                    body: np.ndarray | None) -> bool:
         """Return whether a box first seen at stamp starts where the missing person went.
@@ -2764,11 +2783,13 @@ class PersonTracker:
         # A track in doubt may show its person: no evidence of their absence (_Track.doubtful),
         # unless a good face on it contradicted them (then never was, in hindsight).
         held: dict[str, float] = {}
+        waiting: set[str] = set()   # absent, but a face on its way may show them (_stood_on)
         missing = self._missing(stamp) + self._missing(stamp, evident=True)
         for track in self._tracks.values():
             if track.doubtful and not track.denied:
                 held[track.person_id] = max(held.get(track.person_id, -math.inf),
                                             track.last_seen)
+                waiting.update(self._stood_on(track, stamp, missing))
             # Nor is a group's box evidence that the people in it left (_group_of), nor a
             # new track that may be someone walking on (_walking_on).
             elif track.person_id is None and track.last_seen == stamp:
@@ -2782,7 +2803,8 @@ class PersonTracker:
                     person.missed_frames = 0
                 elif person.held_at < stamp:
                     person.missed_frames += 1
-                if self._absent(person, stamp, person.missed_frames):
+                if (self._absent(person, stamp, person.missed_frames)
+                        and person.person_id not in waiting):
                     events.append(self._leave(person, stamp, EventReason.LEFT_VIEW))
             elif abs(unseen) > self._config.reid_memory_s:
                 del self._persons[person.person_id]
