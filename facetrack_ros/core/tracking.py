@@ -120,6 +120,11 @@ PART_MIN_OVERLAP = 0.85
 #: box of one person keeps their scale (the upper body, one side), while a box small both ways
 #: inside someone's box is a person farther away, seen past them.
 PART_MIN_SPAN = 0.5
+#: ... and whose top lies at most this much [their box's height] above theirs: a part of
+#: someone is no taller than they are, while a person beside them whom the detector's box
+#: of them took in is (the group clip at 8/s: Clooney walking in beside DiCaprio, his head
+#: above DiCaprio's, was shown DiCaprio's id until his face came).
+PART_MAX_RISE = 0.05
 #: ... and whose area is at most this many times theirs: a box twice a person's size that
 #: holds them holds someone else too (sizes_720p at 9/s: a box over Mayer and Biden walking
 #: past her was taken for a part of Mayer, and carried her id onto Biden).
@@ -2171,7 +2176,8 @@ class PersonTracker:
         passer-by who walks into someone's box from elsewhere is not a part of them. A part:
         the track's box and the person's box of this frame or of the frame before (before:
         person id -> box, of those seen in the frame before) overlap by PART_MIN_OVERLAP of the
-        smaller box, and the track looks like the person (_looks_like: at a camera cut, the
+        smaller box, rising above it by at most PART_MAX_RISE, and the track looks like the
+        person (_looks_like: at a camera cut, the
         box of someone in the next shot lies inside the adrift person's box of the frame
         before, and in a dim room dark clothes look alike). The box before counts only when
         the person is not seen in this frame, their box of this frame shrank (PART_MAX_SHRINK:
@@ -2203,6 +2209,7 @@ class PersonTracker:
                 inside = (_looks_like(person, track.body, unknown=False)
                           and any(_overlap(track.box, b) >= PART_MIN_OVERLAP
                                   and _spans(track.box, b)
+                                  and track.box[1] >= b[1] - PART_MAX_RISE * _height(b)
                                   and _area(track.box) <= PART_MAX_GROWTH * _area(b)
                                   for b in boxes))
                 if (inside or (now is not None and person.widest is not None

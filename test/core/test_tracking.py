@@ -371,6 +371,36 @@ def test_a_track_whose_box_split_in_two_shows_its_person_on_neither_half_until_a
     assert all(shown[stamp].get('b') == '' for stamp in (1.9, 2.0, 2.2)), str(shown)
 
 
+def test_someone_beside_a_person_whose_box_took_them_in_is_not_a_part_of_them() -> None:
+    """B walks in at the image's side beside A; A's box widens over both, B's is inside it.
+
+    The group clip with frames at random at 8/s (boxes as there): Clooney's box lay 0.9 inside
+    the box over DiCaprio and him, which DiCaprio's track took, and was taken for a part of
+    DiCaprio: Clooney was shown DiCaprio's id until his face came. His head was above
+    DiCaprio's box: a part of someone is no taller than they are.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(6)
+    scenes = {1.1: {'a': ([0, 171, 173, 357], 0.9)}, 1.2: {'a': ([0, 170, 182, 357], 0.9)},
+              1.3: {'a': ([3, 170, 190, 358], 0.9)},
+              1.4: {'a': ([52, 171, 200, 358], 0.74), 'b': ([0, 155, 102, 357], 0.73)},
+              1.6: {'a': ([1, 169, 220, 358], 0.79), 'b': ([0, 151, 113, 356], 0.53)},
+              1.7: {'b': ([0, 151, 132, 358], 0.81), 'a': ([78, 170, 227, 357], 0.78)},
+              1.8: {'b': ([0, 151, 135, 357], 0.71), 'a': ([86, 170, 238, 358], 0.66)},
+              1.9: {'b': ([0, 151, 148, 357], 0.74), 'a': ([94, 170, 246, 358], 0.85)}}
+    suits = {'a': _body(1), 'b': _alike(_body(1), 0.97, 2)}   # dark suits alike
+    shown = {}
+    for stamp, boxes in scenes.items():
+        detections = {name: Detection(np.array(box, dtype=float), score, suits[name])
+                      for name, (box, score) in boxes.items()}
+        persons, _ = tracker.update(stamp, list(detections.values()), (640, 360))
+        shown[stamp] = {_owner(p, detections): p.person_id for p in persons}
+        if stamp <= 1.3:
+            tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng), 0.8)
+    assert shown[1.4]['a'] == 'person-000001'
+    assert not any(shown[stamp].get('b') for stamp in scenes), str(shown)
+
+
 @pytest.mark.parametrize('group', [True, False])
 def test_the_detector_s_box_of_two_people_standing_close_is_nobody_new(group: bool) -> None:
     """Two people stand side by side; for 3 s the detector adds a box over both of them.
