@@ -15,6 +15,7 @@ of config/facetrack.yaml, keyed by node name), then the options given here.
 
 import argparse
 from collections import defaultdict
+from dataclasses import dataclass
 import json
 from pathlib import Path
 import re
@@ -106,22 +107,59 @@ def _summary(stream: BinaryIO) -> Summary | None:
         return None
 
 
-def _records(file: Path, topics: list[str] | None = None, warn: bool = True
+@dataclass(frozen=True)
+class BagFile:
+    """One MCAP file of a recording, its summary read once: its image topics and time span."""
+
+    path: Path
+    #: Without a summary (a recorder killed by a power loss): read in written order.
+    cut_short: bool
+    #: {topic: message type} of its image topics.
+    image_topics: dict[str, str]
+    #: First and last log time [ns] of all its messages (key None, from the summary), or, for
+    #: a file cut short, of each image topic's; none for a file without messages.
+    spans: dict[str | None, tuple[int, int]]
+
+    def span(self, topic: str) -> tuple[int, int] | None:
+        """Return the first and last log time [ns] of a span holding topic's messages."""
+        return self.spans.get(None, self.spans.get(topic))
+
+
+def scan(file: Path) -> BagFile:
+    """Read an MCAP file's summary, or the messages of one cut short, into a BagFile."""
+    with open(file, 'rb') as stream:
+        summary = _summary(stream)
+    statistics = None if summary is None else summary.statistics
+    if summary is not None and statistics is not None:
+        schemas = [(channel.topic, summary.schemas.get(channel.schema_id))
+                   for channel in summary.channels.values()]
+        topics = {topic: schema.name for topic, schema in schemas
+                  if schema is not None and schema.name in IMAGE_TYPES}
+        return BagFile(file, False, topics, {None: (
+            statistics.message_start_time, statistics.message_end_time)}
+            if statistics.message_count else {})
+    topics, spans = {}, {}
+    for schema, channel, message in _records(file, summary is None, warn=False):
+        if schema is not None and schema.name in IMAGE_TYPES:
+            topics[channel.topic] = schema.name
+            first, last = spans.get(channel.topic, (message.log_time, message.log_time))
+            spans[channel.topic] = (min(first, message.log_time), max(last, message.log_time))
+    return BagFile(file, summary is None, topics, spans)
+
+
+def _records(file: Path, cut_short: bool, topics: list[str] | None = None, warn: bool = True
              ) -> Iterator[tuple[object, object, object]]:
     """Yield (schema, channel, message) of topics (all: None) in log-time order.
 
-    A file cut short (a recorder killed by a power loss) has no summary: it is read from its
-    start up to the cut in the order it was written (a sort would read to the cut first and
-    lose it all), with a warning (if warn), rather than refused whole.
+    A file cut short (no summary) is read from its start up to the cut in the order it was
+    written (a sort would read to the cut first and lose it all), with a warning (if warn),
+    rather than refused whole.
     """
     with open(file, 'rb') as stream:
-        summary = _summary(stream)
-        stream.seek(0)
-        reader = make_reader(stream) if summary is not None else NonSeekingReader(stream)
+        reader = NonSeekingReader(stream) if cut_short else make_reader(stream)
         read = 0
         try:
-            for record in reader.iter_messages(topics=topics,
-                                               log_time_order=summary is not None):
+            for record in reader.iter_messages(topics=topics, log_time_order=not cut_short):
                 read += 1
                 yield record
         except McapError as error:
@@ -132,27 +170,9 @@ def _records(file: Path, topics: list[str] | None = None, warn: bool = True
                   'to there', file=sys.stderr)
 
 
-def image_topics(files: list[Path]) -> dict[str, str]:
-    """Return {topic: type} of the image topics in files."""
-    topics = {}
-    for file in files:
-        with open(file, 'rb') as stream:
-            summary = _summary(stream)
-        if summary is not None:
-            channels = [(channel.topic, summary.schemas.get(channel.schema_id))
-                        for channel in summary.channels.values()]
-        else:   # a file cut short: its channels as the messages name them
-            channels = {channel.topic: schema for schema, channel, _ in
-                        _records(file, warn=False)}.items()
-        for topic, schema in channels:
-            if schema is not None and schema.name in IMAGE_TYPES:
-                topics[topic] = schema.name
-    return topics
-
-
-def choose_topic(files: list[Path], topic: str | None) -> str:
+def choose_topic(files: list[BagFile], topic: str | None) -> str:
     """Return the image topic to index: the one given, or the bag's only one."""
-    topics = image_topics(files)
+    topics = {name: kind for file in files for name, kind in file.image_topics.items()}
     if topic is None:
         if len(topics) != 1:
             raise BagError(f'give --topic: the recording has {len(topics)} image topics '
@@ -164,14 +184,14 @@ def choose_topic(files: list[Path], topic: str | None) -> str:
     return topic
 
 
-def images(files: list[Path], topic: str) -> Iterator[Image | CompressedImage]:
+def images(files: list[BagFile], topic: str) -> Iterator[Image | CompressedImage]:
     """Yield the image messages of topic, file after file, each in log-time order.
 
     A file cut short is read in written order (_records); messages of another type on the
     topic are passed over.
     """
     for file in files:
-        for schema, _, message in _records(file, [topic]):
+        for schema, _, message in _records(file.path, file.cut_short, [topic]):
             if schema is None or schema.name not in IMAGE_TYPES:
                 continue
             msg = deserialize_message(message.data, IMAGE_TYPES[schema.name])
@@ -225,22 +245,12 @@ def camera_of(topic: str) -> str:
     return topic.removesuffix('/compressed')
 
 
-def time_span(files: list[Path], topic: str) -> tuple[int, int] | None:
+def time_span(files: list[BagFile], topic: str) -> tuple[int, int] | None:
     """Return the first and last log time [ns] of a recording, or None if it has no message.
 
-    From each file's summary (all its topics: a span at least the topic's), else, for a file
-    cut short, from its messages of topic.
+    A span at least the topic's: all topics' where a file's summary tells it (BagFile.spans).
     """
-    spans = []
-    for file in files:
-        with open(file, 'rb') as stream:
-            summary = _summary(stream)
-        statistics = None if summary is None else summary.statistics
-        if statistics is not None and statistics.message_count:
-            spans.append((statistics.message_start_time, statistics.message_end_time))
-        else:
-            times = [message.log_time for _, _, message in _records(file, [topic], warn=False)]
-            spans += [(min(times), max(times))] if times else []
+    spans = [span for span in (file.span(topic) for file in files) if span is not None]
     return (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
 
 
@@ -349,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def index(args: argparse.Namespace) -> int:
     """Index args.bag into args.history_dir; return 0."""
-    files = bag_files(args.bag)
+    files = [scan(file) for file in bag_files(args.bag)]
     topic = choose_topic(files, args.topic)
     robot_id = args.robot_id or default_robot_id(args.bag)
     detector_p = offline_parameters('detector', detector_node.PARAMETERS, args.params_file,
