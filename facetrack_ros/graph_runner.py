@@ -79,6 +79,8 @@ class GraphRunner:
         self.params_file = params_file
         self.namespace = namespace
         self.nodes: list[NodeProcess] = []
+        #: Exit codes of the nodes the last stop() ended, for tail().
+        self.stopped: dict[str, int] = {}
 
     def start(self, name: str, **overrides: object) -> NodeProcess:
         """Start the node executable `name` with parameter overrides."""
@@ -113,20 +115,24 @@ class GraphRunner:
                 node.process.kill()
                 codes[node.name] = node.process.wait()
             node.log.close()
-        self.nodes = []
+        self.nodes, self.stopped = [], codes
         return codes
 
     def tail(self, lines: int = 20) -> str:
         """Return the last lines of every node's log and who has exited, for failure reports.
 
-        A node killed by a signal (a crash) leaves no line in its log: its exit code says it.
+        A node killed by a signal (a crash) leaves no line in its log: its exit code says it,
+        the last stop()'s too, unless the node was started again since.
         """
         parts = []
         for path in sorted(self.log_dir.glob('*.log')):
             text = path.read_text(errors='replace').splitlines()[-lines:]
             parts.append(f'--- {path.name}\n' + '\n'.join(text))
-        parts += [f'--- {node.name} exited with {node.process.returncode}'
-                  for node in self.nodes if node.process.poll() is not None]
+        exited = {**{name: code for name, code in self.stopped.items()
+                     if name not in {node.name for node in self.nodes}},
+                  **{node.name: node.process.returncode for node in self.nodes
+                     if node.process.poll() is not None}}
+        parts += [f'--- {name} exited with {code}' for name, code in exited.items()]
         return '\n'.join(parts)
 
     def __enter__(self) -> 'GraphRunner':

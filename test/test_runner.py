@@ -38,6 +38,7 @@ def test_a_publishing_node_exits_zero_on_a_stop_signal(signum, ros_context, shar
     log = camera.log_path.read_text()
     assert code == 0, log
     assert 'Traceback' not in log and 'never retrieved' not in log, log
+    assert runner.tail().endswith('--- camera exited with 0'), 'the report names it, stopped'
 
 
 HANGING_NODE = '''
