@@ -151,14 +151,16 @@ PART_MEMORY_S = 1.0
 #: union, is the detector's box of the two together, not a third person (crossing clip at
 #: 5/s: such a box over Mayer and Musk became a person, reported gone as they stepped apart).
 GROUP_INSIDE = 0.85
-#: A named track's box at most this fraction as wide as its person's box of the frame before,
-#: while it and another box of this frame lie at least SPLIT_MIN_INSIDE inside that box, is
-#: one of two the detector split it into: the box before held someone else too (_split_off).
-SPLIT_MAX_WIDTH = 0.75
+#: A named track's box at most this fraction as wide, or as tall, as its person's box of the
+#: frame before, while it and another box of this frame lie at least SPLIT_MIN_INSIDE inside
+#: that box, is one of two the detector split it into: the box before held someone else too
+#: (_split_off).
+SPLIT_MAX_SIZE = 0.75
 SPLIT_MIN_INSIDE = 0.5
-#: ... and the two boxes' widths add up to at least this many times its width: two people
-#: side by side overlap, while a post's two halves of one person add up to less than it.
-SPLIT_MIN_WIDTHS = 1.2
+#: ... and the two boxes' widths (heights) add up to at least this many times its width
+#: (height): two people side by side, or one before the other, overlap, while a post's two
+#: halves of one person add up to less than it.
+SPLIT_MIN_SIZES = 1.2
 #: Boxes apart by at most this [person heights] touch: a person's face on a second box this
 #: near theirs makes that box a part of them; farther away it is someone else (a twin).
 PART_MAX_GAP = 0.25
@@ -507,10 +509,6 @@ def _centre(box: np.ndarray) -> np.ndarray:
 
 def _height(box: np.ndarray) -> float:
     return max(float(box[3] - box[1]), 1.0)
-
-
-def _width(box: np.ndarray) -> float:
-    return float(box[2] - box[0])
 
 
 def _heading_box(person: '_Person | _Track', stamp: float) -> np.ndarray:
@@ -926,19 +924,23 @@ def _split_off(boxes: np.ndarray, index: int, own: np.ndarray | None) -> bool:
     """Return whether boxes[index] is one of two that the detector split a person's box into.
 
     own: the box of the track's person in the frame before. This box is at most
-    SPLIT_MAX_WIDTH as wide as it and lies inside it, as another box of this frame does
-    (SPLIT_MIN_INSIDE), the two wider together than it (SPLIT_MIN_WIDTHS): that box held
-    someone else too, and ByteTrack gives the track to whichever half overlaps
-    it more (the group clip, frames at random at 5-8/s: a box over DiCaprio and Clooney
-    walking in beside him; a frame later DiCaprio's track took Clooney's box, and showed
-    DiCaprio's id on him until his face came). It shows either of them until a face tells.
+    SPLIT_MAX_SIZE as wide, or as tall, as it and lies inside it, as another box of this frame
+    does (SPLIT_MIN_INSIDE), the two together wider (taller) than it (SPLIT_MIN_SIZES): that
+    box held someone else too, and ByteTrack gives the track to whichever part overlaps it
+    more. It shows either of them until a face tells. Side by side: the group clip, frames at
+    random at 5-8/s, a box over DiCaprio and Clooney walking in beside him; a frame later
+    DiCaprio's track took Clooney's box, and showed DiCaprio's id on him until his face came.
+    One before the other: group_tight at 5-8/s, Perry's box, which held DiCaprio in front of
+    him, was followed by DiCaprio's shorter box and a faint one of Perry; his track took
+    DiCaprio's and showed Perry's id on him for half a second.
     """
     box = boxes[index]
-    if (own is None or _width(box) > SPLIT_MAX_WIDTH * _width(own)
-            or inside_fraction(box, own) < SPLIT_MIN_INSIDE):
+    if own is None or inside_fraction(box, own) < SPLIT_MIN_INSIDE:
         return False
+    sizes, own_sizes = box[2:] - box[:2], own[2:] - own[:2]
+    shrunk = sizes <= SPLIT_MAX_SIZE * own_sizes
     return any(inside_fraction(other, own) >= SPLIT_MIN_INSIDE
-               and _width(box) + _width(other) >= SPLIT_MIN_WIDTHS * _width(own)
+               and np.any(shrunk & (sizes + other[2:] - other[:2] >= SPLIT_MIN_SIZES * own_sizes))
                for number, other in enumerate(boxes) if number != index)
 
 

@@ -371,6 +371,36 @@ def test_a_track_whose_box_split_in_two_shows_its_person_on_neither_half_until_a
     assert all(shown[stamp].get('b') == '' for stamp in (1.9, 2.0, 2.2)), str(shown)
 
 
+def test_a_track_whose_box_split_into_one_before_the_other_shows_neither_until_a_face(
+        ) -> None:
+    """A walks on behind B, a head shorter; one box held both, then the detector split it.
+
+    group_tight with frames at random at 5-8/s (boxes as there): Perry's track held the box
+    of Perry and DiCaprio in front of him, named by Perry's face; the next frame boxed
+    DiCaprio alone, and Perry faintly, and ByteTrack gave Perry's track to DiCaprio's box,
+    which showed Perry's id for half a second.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(7)
+    scenes = {1.0: {'a': ([265, 101, 480, 358], 0.9)}, 1.1: {'a': ([242, 101, 457, 358], 0.9)},
+              1.2: {'a': ([219, 103, 434, 358], 0.9)},
+              1.3: {'b': ([247, 177, 438, 358], 0.85), 'a': ([196, 100, 411, 357], 0.52)},
+              1.4: {'b': ([249, 177, 439, 358], 0.95), 'a': ([168, 98, 333, 357], 0.92)},
+              1.5: {'b': ([249, 177, 439, 358], 0.95), 'a': ([145, 98, 310, 357], 0.93)}}
+    suits = {'a': _body(1), 'b': _alike(_body(1), 0.97, 2)}
+    shown = {}
+    for stamp, boxes in scenes.items():
+        detections = {name: Detection(np.array(box, dtype=float), score, suits[name])
+                      for name, (box, score) in boxes.items()}
+        persons, _ = tracker.update(stamp, list(detections.values()), (640, 360))
+        shown[stamp] = {_owner(p, detections): p.person_id for p in persons}
+        if stamp <= 1.2:
+            tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng), 0.8)
+    assert shown[1.2] == {'a': 'person-000001'}
+    assert shown[1.3] == {'b': ''}, 'the track that took B\'s box shows no one'
+    assert not any(shown[stamp].get('b') for stamp in scenes), str(shown)
+
+
 def test_someone_beside_a_person_whose_box_took_them_in_is_not_a_part_of_them() -> None:
     """B walks in at the image's side beside A; A's box widens over both, B's is inside it.
 
