@@ -2340,14 +2340,30 @@ class PersonTracker:
             return []
         if vote.kind is VoteKind.NEW:
             twin = self._in_view_twin(track)
-            if twin is not None:
-                return self._bind(track, twin, stamp)  # a second box of a present person
+            if twin is not None:  # a second box of a present person
+                self._doubt_beside(track, twin.person_id, stamp)
+                return self._bind(track, twin, stamp)
             if self._awaits_other_track(track, stamp):
                 return []
             return self._make_new_person(track, stamp, EventReason.FACE)
         if vote.person_id in self._visible_persons(track):
             return []  # the person is in view on another track meanwhile: wait
         return self._bind(track, vote, stamp)
+
+    def _doubt_beside(self, track: _Track, person_id: str, stamp: float) -> None:
+        """Put in doubt the person's other tracks that show someone else beside the track.
+
+        Their faces on the track make it a second box of the person in view beside it; a box
+        of their height that neither holds it nor lies in it (PART_MIN_OVERLAP) is no part
+        of them but someone else's, which ByteTrack or a re-link gave their id (group_tight
+        at 0.8-2/s: Damon, walking in behind DiCaprio, was shown DiCaprio's id for seconds,
+        while DiCaprio's faces named a new track beside him).
+        """
+        for other in self._visible_tracks(track):
+            if (other.person_id == person_id and _alike_in_height(track.box, other.box)
+                    and max(inside_fraction(track.box, other.box),
+                            inside_fraction(other.box, track.box)) < PART_MIN_OVERLAP):
+                other.doubtful, other.doubt_since = True, stamp
 
     def _drop_others_new_faces(self, track: _Track) -> None:
         """Drop a pending track's faces of no one known that do not match its latest such face.
