@@ -959,6 +959,18 @@ def _splits(earlier: np.ndarray, now: np.ndarray, other: np.ndarray) -> bool:
             and _overlap(now, other) <= PART_SPLIT_MAX_OVERLAP)
 
 
+def _top_of(box: np.ndarray, whole: np.ndarray) -> bool:
+    """Return whether box is the top of whole: a head and shoulders, the rest hidden.
+
+    Inside it (PART_MIN_OVERLAP), its top at whole's (PART_MAX_RISE of whole's height) and at
+    most PART_MAX_SHRINK as tall. Such a box looks unlike the whole (its lower half shows a
+    chest, not legs), which says nothing of whose it is.
+    """
+    return (inside_fraction(box, whole) >= PART_MIN_OVERLAP
+            and abs(float(box[1] - whole[1])) <= PART_MAX_RISE * _height(whole)
+            and _height(box) <= PART_MAX_SHRINK * _height(whole))
+
+
 def _alike_in_height(box: np.ndarray, earlier: np.ndarray) -> bool:
     """Return whether box is within RELINK_MAX_HEIGHT_RATIO of earlier's height."""
     ratio = float(box[3] - box[1]) / max(float(earlier[3] - earlier[1]), 1.0)
@@ -2099,7 +2111,8 @@ class PersonTracker:
             if not self._face_can_decide(person.person_id):
                 return _as_alike_as_usual(person, track.body)
             return (stamp - track.first_seen <= self._config.identity_wait_s
-                    and _looks_like(person, track.body, unknown=True))
+                    and (_looks_like(person, track.body, unknown=True)
+                         or _top_of(track.box, person.box)))
 
         return [person.person_id for person in missing
                 if 0 < track.first_seen - person.last_seen <= WALKING_ON_MAX_GAP_S

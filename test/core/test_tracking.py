@@ -300,16 +300,19 @@ def test_someone_whose_box_the_track_of_a_walker_took_is_not_gone(walker_seen: b
         (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
 
 
+@pytest.mark.parametrize('looks', [0.8, 0.5])
 @pytest.mark.parametrize('who', ['a', 'c'])
 def test_a_part_of_someone_hidden_seen_again_as_they_would_be_gone_waits_for_its_face(
-        who: str) -> None:
+        who: str, looks: float) -> None:
     """A, named, is hidden for 2.8 s; then a new track shows the upper body of A (or C).
 
     group_tight with frames at random (Perry behind Damon): the frame with the new track was
     the one that made his absence evident, too late to re-link; the part looked less like
-    him than his whole boxes did. He was reported gone in that frame and RETURNED by its
-    face. The face is on its way: A is not gone until it says who the track shows. When it
-    shows C, a newcomer in A's place, A's PERSON_OUT comes late, but comes.
+    him than his whole boxes did (looks: its similarity to them), or unlike them: his chest
+    filled its lower half, where his whole box shows legs. He was reported gone in that
+    frame and RETURNED by its face. The face is on its way: A is not gone until it says who
+    the track shows. When it shows C, a newcomer in A's place, A's PERSON_OUT comes late,
+    but comes.
     """
     tracker = PersonTracker(CONFIG)
     rng = np.random.default_rng(3)
@@ -320,7 +323,7 @@ def test_a_part_of_someone_hidden_seen_again_as_they_would_be_gone_waits_for_its
     scenes.update({round(4.8 + 0.2 * k, 1): [part] for k in range(15)})
     events, shown = [], {}
     for stamp, boxes in scenes.items():
-        body = _alike(_body(1), 0.8, 4) if stamp >= 4.8 else _body(1, rng)
+        body = _alike(_body(1), looks, 4) if stamp >= 4.8 else _body(1, rng)
         persons, new = tracker.update(stamp, [Detection(np.array(b), 0.9, body) for b in boxes],
                                       (640, 360))
         events += new
