@@ -63,6 +63,27 @@ def _owner(person: TrackedPerson, bodies: dict[str, Detection]) -> str:
     return next(name for name, det in bodies.items() if np.allclose(person.box, det.box))
 
 
+def _shown_ids(scenes: dict[float, dict[str, tuple[list[float], float]]], named_until: float,
+               seed: int) -> dict[float, dict[str, str]]:
+    """Track scenes of scored boxes by name; return the id shown on each name's box.
+
+    A and B wear dark suits alike; A's face comes with each frame up to named_until, when A
+    is alone in view.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(seed)
+    suits = {'a': _body(1), 'b': _alike(_body(1), 0.97, 2)}
+    shown = {}
+    for stamp, boxes in scenes.items():
+        detections = {name: Detection(np.array(box, dtype=float), score, suits[name])
+                      for name, (box, score) in boxes.items()}
+        persons, _ = tracker.update(stamp, list(detections.values()), (640, 360))
+        shown[stamp] = {_owner(p, detections): p.person_id for p in persons}
+        if stamp <= named_until:
+            tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng), 0.8)
+    return shown
+
+
 def _check_pairing(events: list[PersonEventRecord], closed: bool = True) -> None:
     """Assert each person's events go IN (or RETURNED after an OUT), OUT, ... in stamp order."""
     by_person: dict[str, list[PersonEventRecord]] = {}
@@ -383,22 +404,12 @@ def test_a_track_whose_box_split_into_one_before_the_other_shows_neither_until_a
     DiCaprio alone, and Perry faintly, and ByteTrack gave Perry's track to DiCaprio's box,
     which showed Perry's id for half a second.
     """
-    tracker = PersonTracker(CONFIG)
-    rng = np.random.default_rng(7)
     scenes = {1.0: {'a': ([265, 101, 480, 358], 0.9)}, 1.1: {'a': ([242, 101, 457, 358], 0.9)},
               1.2: {'a': ([219, 103, 434, 358], 0.9)},
               1.3: {'b': ([247, 177, 438, 358], 0.85), 'a': ([196, 100, 411, 357], 0.52)},
               1.4: {'b': ([249, 177, 439, 358], 0.95), 'a': ([168, 98, 333, 357], 0.92)},
               1.5: {'b': ([249, 177, 439, 358], 0.95), 'a': ([145, 98, 310, 357], 0.93)}}
-    suits = {'a': _body(1), 'b': _alike(_body(1), 0.97, 2)}
-    shown = {}
-    for stamp, boxes in scenes.items():
-        detections = {name: Detection(np.array(box, dtype=float), score, suits[name])
-                      for name, (box, score) in boxes.items()}
-        persons, _ = tracker.update(stamp, list(detections.values()), (640, 360))
-        shown[stamp] = {_owner(p, detections): p.person_id for p in persons}
-        if stamp <= 1.2:
-            tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng), 0.8)
+    shown = _shown_ids(scenes, named_until=1.2, seed=7)
     assert shown[1.2] == {'a': 'person-000001'}
     assert shown[1.3] == {'b': ''}, 'the track that took B\'s box shows no one'
     assert not any(shown[stamp].get('b') for stamp in scenes), str(shown)
@@ -444,8 +455,6 @@ def test_someone_beside_a_person_whose_box_took_them_in_is_not_a_part_of_them() 
     DiCaprio: Clooney was shown DiCaprio's id until his face came. His head was above
     DiCaprio's box: a part of someone is no taller than they are.
     """
-    tracker = PersonTracker(CONFIG)
-    rng = np.random.default_rng(6)
     scenes = {1.1: {'a': ([0, 171, 173, 357], 0.9)}, 1.2: {'a': ([0, 170, 182, 357], 0.9)},
               1.3: {'a': ([3, 170, 190, 358], 0.9)},
               1.4: {'a': ([52, 171, 200, 358], 0.74), 'b': ([0, 155, 102, 357], 0.73)},
@@ -453,15 +462,7 @@ def test_someone_beside_a_person_whose_box_took_them_in_is_not_a_part_of_them() 
               1.7: {'b': ([0, 151, 132, 358], 0.81), 'a': ([78, 170, 227, 357], 0.78)},
               1.8: {'b': ([0, 151, 135, 357], 0.71), 'a': ([86, 170, 238, 358], 0.66)},
               1.9: {'b': ([0, 151, 148, 357], 0.74), 'a': ([94, 170, 246, 358], 0.85)}}
-    suits = {'a': _body(1), 'b': _alike(_body(1), 0.97, 2)}   # dark suits alike
-    shown = {}
-    for stamp, boxes in scenes.items():
-        detections = {name: Detection(np.array(box, dtype=float), score, suits[name])
-                      for name, (box, score) in boxes.items()}
-        persons, _ = tracker.update(stamp, list(detections.values()), (640, 360))
-        shown[stamp] = {_owner(p, detections): p.person_id for p in persons}
-        if stamp <= 1.3:
-            tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng), 0.8)
+    shown = _shown_ids(scenes, named_until=1.3, seed=6)
     assert shown[1.4]['a'] == 'person-000001'
     assert not any(shown[stamp].get('b') for stamp in scenes), str(shown)
 
