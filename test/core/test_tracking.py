@@ -372,25 +372,14 @@ def test_a_track_whose_box_split_in_two_shows_its_person_on_neither_half_until_a
     track to Clooney's half, which overlapped it more, so Clooney was shown DiCaprio's id
     until his face came.
     """
-    tracker = PersonTracker(CONFIG)
-    rng = np.random.default_rng(4)
-    scenes = {1.0: {'a': [0, 171, 164, 357]}, 1.2: {'a': [0, 170, 182, 357]},
-              1.4: {'a': [52, 171, 200, 358]}, 1.6: {'a': [1, 169, 220, 358]},  # and B
-              1.9: {'b': [0, 151, 148, 357], 'a': [94, 170, 246, 358]},
-              2.0: {'b': [0, 151, 153, 358], 'a': [106, 169, 255, 358]},
-              2.2: {'b': [0, 153, 177, 358], 'a': [122, 170, 275, 357]}}
-    scores = {'a': 0.68, 'b': 0.85}   # A's half scored low: ByteTrack matches B's first
-    suits = {'a': _body(1), 'b': _alike(_body(1), 0.97, 2)}   # dark suits alike
-    shown = {}
-    for stamp, boxes in scenes.items():
-        detections = {name: Detection(np.array(box, dtype=float),
-                                      scores[name] if 'b' in boxes else 0.9,
-                                      suits[name])
-                      for name, box in boxes.items()}
-        persons, _ = tracker.update(stamp, list(detections.values()), (640, 360))
-        shown[stamp] = {_owner(p, detections): p.person_id for p in persons}
-        if stamp <= 1.4:
-            tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng), 0.8)
+    # A's half scored low: ByteTrack matches B's first.
+    scenes = {1.0: {'a': ([0, 171, 164, 357], 0.9)}, 1.2: {'a': ([0, 170, 182, 357], 0.9)},
+              1.4: {'a': ([52, 171, 200, 358], 0.9)},
+              1.6: {'a': ([1, 169, 220, 358], 0.9)},  # and B
+              1.9: {'b': ([0, 151, 148, 357], 0.85), 'a': ([94, 170, 246, 358], 0.68)},
+              2.0: {'b': ([0, 151, 153, 358], 0.85), 'a': ([106, 169, 255, 358], 0.68)},
+              2.2: {'b': ([0, 153, 177, 358], 0.85), 'a': ([122, 170, 275, 357], 0.68)}}
+    shown = _shown_ids(scenes, named_until=1.4, seed=4)
     assert shown[1.6] == {'a': 'person-000001'}
     assert all(shown[stamp].get('b') == '' for stamp in (1.9, 2.0, 2.2)), str(shown)
 
