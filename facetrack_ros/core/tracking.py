@@ -1240,7 +1240,9 @@ class PersonTracker:
                 if track.person_id is None and track.last_seen == previous:
                     events += self._settle_by_time(track, stamp, vanished=True)
                     events += self._pass_on_withheld(track, stamp)
-        events += self._expire(stamp)
+        claimed = {idx for _, idx in matched}
+        events += self._expire(stamp, [(boxes[i], bodies[i]) for i in range(len(boxes))
+                                       if i not in claimed])
         self._note_ambiguous(stamp)
         return [TrackedPerson(t.track_id, t.shown_id, t.box, t.confidence, t.shown_similarity)
                 for t in visible], events
@@ -2089,12 +2091,18 @@ class PersonTracker:
                 if p.state is PersonState.PRESENT and p.last_seen < stamp
                 and self._absent(p, stamp, p.missed_frames + 1) == evident]
 
-    def _walking_on(self, track: _Track, stamp: float, missing: list[_Person]) -> list[str]:
+    def _walking_on(self, first_seen: float, box: np.ndarray, body: np.ndarray | None,
+                    stamp: float, missing: list[_Person]) -> list[str]:
         """Return the ids of those in missing whom a pending track seen at stamp may show.
 
-        Begun after they were last seen (by at most WALKING_ON_MAX_GAP_S) and within a brisk
-        walk (WALK_MAX_SPEED) of where they were heading: it may be them, too far on to
-        re-link (_relink), so it is no evidence that they left. Besides:
+        The track: first seen at first_seen, its box and appearance (body) at stamp; or a
+        box in no track, first seen at stamp. Begun after they were last seen (by at most
+        WALKING_ON_MAX_GAP_S) and within a brisk walk (WALK_MAX_SPEED) of where they were
+        heading: it may be them, too far on to re-link (_relink), so it is no evidence that
+        they left. A box in no track too: at a rate ByteTrack confirms tracks at their second
+        box, a walker whose boxes no longer overlap is in no track at all (sizes_720p, frames
+        at random, 1.2/s: Biden stood, then walked off; boxed 1.9, 1.4 and 0.3 s apart, each
+        too far on to overlap the last, he was reported gone in view). Besides:
         - someone without a face (_face_can_decide), whom looks alone must keep: the track
           looks as much like them as usual (APPEARANCE_REFIND_MAX_DROP) (sizes_720p at 1/s:
           Biden stood, then walked off behind Mayer, whose box hid him for 3.3 s; seen again
@@ -2109,14 +2117,13 @@ class PersonTracker:
         """
         def may_be(person: _Person) -> bool | None:
             if not self._face_can_decide(person.person_id):
-                return _as_alike_as_usual(person, track.body)
-            return (stamp - track.first_seen <= self._config.identity_wait_s
-                    and (_looks_like(person, track.body, unknown=True)
-                         or _top_of(track.box, person.box)))
+                return _as_alike_as_usual(person, body)
+            return (stamp - first_seen <= self._config.identity_wait_s
+                    and (_looks_like(person, body, unknown=True) or _top_of(box, person.box)))
 
         return [person.person_id for person in missing
-                if 0 < track.first_seen - person.last_seen <= WALKING_ON_MAX_GAP_S
-                and self._reaches(person, stamp, track.box, WALK_MAX_SPEED)
+                if 0 < first_seen - person.last_seen <= WALKING_ON_MAX_GAP_S
+                and self._reaches(person, stamp, box, WALK_MAX_SPEED)
                 and may_be(person)]
 
     def _stood_on(self, track: _Track, stamp: float, missing: list[_Person]) -> list[str]:
@@ -2848,8 +2855,12 @@ class PersonTracker:
         return (stamp - max(person.last_seen, person.held_at) >= self._config.absence_timeout_s
                 and missed_frames >= self._config.evidence_frames)
 
-    def _expire(self, stamp: float) -> list[PersonEventRecord]:
-        """Send PERSON_OUT for absent persons and forget old persons and dropped tracks."""
+    def _expire(self, stamp: float, untracked: list[tuple[np.ndarray, np.ndarray | None]]
+                ) -> list[PersonEventRecord]:
+        """Send PERSON_OUT for absent persons and forget old persons and dropped tracks.
+
+        untracked: the box and appearance of each box of the frame at stamp in no track.
+        """
         events = []
         # A track in doubt may show its person: no evidence of their absence (_Track.doubtful),
         # unless a good face on it contradicted them (then never was, in hindsight).
@@ -2862,10 +2873,13 @@ class PersonTracker:
                                             track.last_seen)
                 waiting.update(self._stood_on(track, stamp, missing))
             # Nor is a group's box evidence that the people in it left (_group_of), nor a
-            # new track that may be someone walking on (_walking_on).
+            # new track or a box in none that may be someone walking on (_walking_on).
             elif track.person_id is None and track.last_seen == stamp:
                 held.update(dict.fromkeys(track.group or [], stamp))
-                held.update(dict.fromkeys(self._walking_on(track, stamp, missing), stamp))
+                held.update(dict.fromkeys(self._walking_on(
+                    track.first_seen, track.box, track.body, stamp, missing), stamp))
+        for box, body in untracked:
+            held.update(dict.fromkeys(self._walking_on(stamp, box, body, stamp, missing), stamp))
         for person in list(self._persons.values()):
             unseen = stamp - person.last_seen
             if person.state is PersonState.PRESENT:

@@ -2745,10 +2745,10 @@ def test_someone_named_seen_a_little_off_where_they_stood_after_a_long_gap_is_no
     ByteTrack has dropped A's track. A's next box, a little aside (IoU 0.55 with the last
     one) and looking as A looked, comes in the frame that would show A absent, and starts no
     track yet (sizes_720p at 3/s: Musk, hidden by a passer-by, reported gone as his next box
-    came at 0.52 of his last, and RETURNED by his face). Someone a face named
-    (FOLLOW_STILL_IOU_LOOKS) stays in, and the next track is theirs; someone with no face,
-    whom no face could tell from the next person on the spot, only on their very spot
-    (FOLLOW_STILL_IOU).
+    came at 0.52 of his last, and RETURNED by his face). Someone a face named is seen there
+    (FOLLOW_STILL_IOU_LOOKS); someone with no face only on their very spot (FOLLOW_STILL_IOU),
+    but the box, a walk's reach from where they stood and as like them as usual, may be them
+    (_walking_on): no PERSON_OUT either way, and the next track is theirs.
     """
     shift = 80 * (1 - 0.55) / (1 + 0.55)  # of a box 80 px wide: IoU 0.55 with the last one
     assert FOLLOW_STILL_IOU_LOOKS < 0.55 < FOLLOW_STILL_IOU
@@ -2771,12 +2771,9 @@ def test_someone_named_seen_a_little_off_where_they_stood_after_a_long_gap_is_no
                                        GOOD_QUALITY)
     a = [e.person_id for e in events if e.kind is EventKind.PERSON_IN and e.box[0] < 500]
     assert len(a) == 1
-    a_events = [e.kind for e in events if e.person_id == a[0]]
-    if named:
-        assert a_events == [EventKind.PERSON_IN], 'gone while in view'
-        assert a_boxes[0].person_id == a[0]
-    else:
-        assert a_events == [EventKind.PERSON_IN, EventKind.PERSON_OUT]
+    assert [e.kind for e in events if e.person_id == a[0]] == [EventKind.PERSON_IN], \
+        'gone while in view'
+    assert a_boxes[0].person_id == a[0]
 
 
 def test_someone_seen_where_they_stood_as_their_timeout_runs_out_is_not_reported_gone(
@@ -2980,6 +2977,39 @@ def test_someone_without_a_face_who_walked_off_hidden_is_held_by_a_new_track_lik
                                         _body(1, rng)))
         events += tracker.update(10.5 + i, detections, (1280, 720))[1]
     assert (EventKind.PERSON_OUT, 'person-000002') in [(e.kind, e.person_id) for e in events]
+
+
+def test_someone_without_a_face_walking_off_in_no_track_is_not_reported_gone() -> None:
+    """At 1.4 detections/s a man stands 6 s, then walks off: boxed 1.9, 1.4 and 0.3 s apart.
+
+    Each box is too far on to overlap the one before, so ByteTrack, which confirms a track
+    at its second box at this rate, puts none of them in a track (the sizes_720p replay with
+    frames at random, 1.2/s: Biden, reported gone in the frame that showed him 3.3 s after
+    he walked off). His face was never seen; each box is within a walk of where he stood and
+    looks like him, so it may be him: no PERSON_OUT while he is in view, one after he left.
+    """
+    rng = np.random.default_rng(41)
+    tracker = PersonTracker(CONFIG)
+    seated = [970.0, 320.0, 1100.0, 426.0]
+    scenes = {round(i / 1.4, 2): [720.0, 303.0, 800.0, 470.0] for i in range(9)}
+    scenes.update({7.6: [936.0, 303.0, 1017.0, 472.0], 9.0: [1138.0, 305.0, 1217.0, 471.0],
+                   9.3: [1182.0, 302.0, 1261.0, 471.0]})
+    events, man = [], set()
+    for stamp, box in scenes.items():
+        detections = [Detection(np.array(seated), 0.8, _body(2, rng)),
+                      Detection(np.array(box), 0.8, _body(1, rng))]
+        persons, new = tracker.update(stamp, detections, (1280, 720))
+        events += new
+        man |= {p.person_id for p in persons if p.box[0] < 900.0}
+        if stamp > 6.0:
+            assert len(persons) == 1, 'a track took his box: the scene does not test the rule'
+    assert len(man - {''}) == 1
+    assert [e.kind for e in events] == [EventKind.PERSON_IN] * 2, 'gone while in view'
+    for i in range(5):
+        events += tracker.update(10.0 + i, [Detection(np.array(seated), 0.8, _body(2, rng))],
+                                 (1280, 720))[1]
+    assert [(e.kind, e.person_id) for e in events[2:]] == [
+        (EventKind.PERSON_OUT, (man - {''}).pop())]
 
 
 def test_a_new_track_is_not_given_someone_whose_own_track_in_doubt_is_in_view() -> None:
