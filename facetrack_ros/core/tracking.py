@@ -245,8 +245,9 @@ POOL_MAX_GAP_FRAMES = 2
 #: How far someone whose walk is unknown may have gone [person heights a second]: a brisk
 #: walk (the crossing at 0.5/s: Johansson, 1.03 heights from her last box 2 s later).
 WALK_MAX_SPEED = 1.0
-#: A new track begun longer than this after someone was last seen is no sign that they walk
-#: on (PersonTracker._walking_on) [s]: behind a passer-by they reappear within seconds
+#: A new track begun longer than this after someone was last seen (or maybe seen: a track of
+#: theirs in doubt, a box that held them) is no sign that they walk on
+#: (PersonTracker._walking_on) [s]: behind a passer-by they reappear within seconds
 #: (sizes_720p at 1/s: Biden, 3.3 s), while a stream of look-alikes (people in one uniform)
 #: would otherwise keep them present for ever.
 WALKING_ON_MAX_GAP_S = 4.0
@@ -614,6 +615,7 @@ class _Person:
     # less like them than their track did, or no rule lets it show them: _follow_unclaimed):
     # no sighting, nor evidence that they left.
     doubted_at: float = -math.inf
+    in_doubt_at: float = -math.inf  # latest box of a track of theirs in doubt (_walking_on)
     adrift: bool = False  # their track's box turned out to show someone else (see _relink)
     enrolled: bool = False  # the id is a name enrolled in the fleet
     # The track whose faces founded them (_new_person); -1 if none of this run's did
@@ -2096,13 +2098,17 @@ class PersonTracker:
         """Return the ids of those in missing whom a pending track seen at stamp may show.
 
         The track: first seen at first_seen, its box and appearance (body) at stamp; or a
-        box in no track, first seen at stamp. Begun after they were last seen (by at most
-        WALKING_ON_MAX_GAP_S) and within a brisk walk (WALK_MAX_SPEED) of where they were
-        heading: it may be them, too far on to re-link (_relink), so it is no evidence that
-        they left. A box in no track too: at a rate ByteTrack confirms tracks at their second
-        box, a walker whose boxes no longer overlap is in no track at all (sizes_720p, frames
-        at random, 1.2/s: Biden stood, then walked off; boxed 1.9, 1.4 and 0.3 s apart, each
-        too far on to overlap the last, he was reported gone in view). Besides:
+        box in no track, first seen at stamp. Begun after they were last seen, at most
+        WALKING_ON_MAX_GAP_S after they were last seen or maybe seen (their latest box of a
+        track in doubt, or box that held them: _follow_unclaimed; sizes_720p, frames at
+        random at 0.8/s: Dorsey, his track in doubt 2.2 s after his last sighting, came out
+        from behind two people 3.4 s later and was reported gone in view), and within a brisk
+        walk (WALK_MAX_SPEED) of where they were heading: it may be them, too far on
+        to re-link (_relink), so it is no evidence that they left. A box in no track too: at
+        a rate ByteTrack confirms tracks at their second box, a walker whose boxes no longer
+        overlap is in no track at all (sizes_720p, frames at random, 1.2/s: Biden stood, then
+        walked off; boxed 1.9, 1.4 and 0.3 s apart, each too far on to overlap the last, he
+        was reported gone in view). Besides:
         - someone without a face (_face_can_decide), whom looks alone must keep: the track
           looks as much like them as usual (APPEARANCE_REFIND_MAX_DROP) (sizes_720p at 1/s:
           Biden stood, then walked off behind Mayer, whose box hid him for 3.3 s; seen again
@@ -2122,7 +2128,9 @@ class PersonTracker:
                     and (_looks_like(person, body, unknown=True) or _top_of(box, person.box)))
 
         return [person.person_id for person in missing
-                if 0 < first_seen - person.last_seen <= WALKING_ON_MAX_GAP_S
+                if 0 < first_seen - person.last_seen
+                and first_seen - max(person.last_seen, person.doubted_at, person.in_doubt_at)
+                <= WALKING_ON_MAX_GAP_S
                 and self._reaches(person, stamp, box, WALK_MAX_SPEED)
                 and may_be(person)]
 
@@ -2872,6 +2880,8 @@ class PersonTracker:
                 held[track.person_id] = max(held.get(track.person_id, -math.inf),
                                             track.last_seen)
                 waiting.update(self._stood_on(track, stamp, missing))
+                if track.last_seen == stamp:
+                    self._persons[track.person_id].in_doubt_at = stamp
             # Nor is a group's box evidence that the people in it left (_group_of), nor a
             # new track or a box in none that may be someone walking on (_walking_on).
             elif track.person_id is None and track.last_seen == stamp:

@@ -3012,6 +3012,38 @@ def test_someone_without_a_face_walking_off_in_no_track_is_not_reported_gone() -
         (EventKind.PERSON_OUT, (man - {''}).pop())]
 
 
+def test_someone_walking_on_soon_after_their_track_was_in_doubt_is_not_reported_gone() -> None:
+    """At 0.8 detections/s a man whose face named him stands, missing from one frame.
+
+    Back on his spot, his track is in doubt (it may show someone else now). Then he is
+    unseen for two frames and comes out 3 heights on as a new track, 5 s after his last
+    sighting: longer than WALKING_ON_MAX_GAP_S after it, but not after the box in doubt that
+    may have shown him (the sizes_720p replay at 0.8/s: Dorsey, reported gone in view as he
+    came out from behind two people). It may be him: no PERSON_OUT in that frame.
+    """
+    rng = np.random.default_rng(43)
+    tracker = PersonTracker(CONFIG)
+    events, man = [], set()
+    scenes = [(i * 1.25, _box(300)) for i in range(6)] + [(7.5, None), (8.75, _box(300)),
+                                                          (10.0, None)]
+    for stamp, box in scenes:
+        persons, new = tracker.update(
+            stamp, [] if box is None else [Detection(box.box, 0.9, _body(1, rng))])
+        events += new
+        man |= {p.person_id for p in persons}
+        if persons and stamp < 5.0:
+            events += tracker.add_face(stamp, persons[0].track_id, _sighting(_face(7), rng),
+                                       GOOD_QUALITY)
+    assert [p.person_id for p in persons] == [], 'the scene does not test the rule'
+    persons, new = tracker.update(11.25, [Detection(_box(900).box, 0.9, _body(1, rng))])
+    events += new
+    assert 11.25 - 6.25 > WALKING_ON_MAX_GAP_S >= 11.25 - 8.75
+    assert [p.person_id for p in persons] == [''], 'a re-link: the scene does not test it'
+    assert len(man - {''}) == 1
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, (man - {''}).pop())], 'gone while in view'
+
+
 def test_a_new_track_is_not_given_someone_whose_own_track_in_doubt_is_in_view() -> None:
     """At 0.8 detections/s a named man stands; his track takes a box of another height.
 
