@@ -2121,11 +2121,17 @@ class PersonTracker:
           much to one another as some of them to themselves, and such tracks held a person
           with a face for 15 s while the newcomer they showed was never announced.
         """
+        # A box cut by the image's left or right edge shows a part of them, whose looks are
+        # no evidence either way (sizes_720p, frames at random: Dorsey walking out, his box
+        # 0.63 like him, was reported gone in view).
+        partial = _partial(box, self._frame_size)
+
         def may_be(person: _Person) -> bool | None:
             if not self._face_can_decide(person.person_id):
-                return _as_alike_as_usual(person, body)
+                return partial or _as_alike_as_usual(person, body)
             return (stamp - first_seen <= self._config.identity_wait_s
-                    and (_looks_like(person, body, unknown=True) or _top_of(box, person.box)))
+                    and (partial or _looks_like(person, body, unknown=True)
+                         or _top_of(box, person.box)))
 
         return [person.person_id for person in missing
                 if 0 < first_seen - person.last_seen
