@@ -252,7 +252,7 @@ WALK_MAX_SPEED = 1.0
 #: would otherwise keep them present for ever.
 WALKING_ON_MAX_GAP_S = 4.0
 #: How fast [heights/s] a walker whose track ByteTrack lost between two frames may have gone
-#: on, for whether a new track may be them (PersonTracker._continuations): twice
+#: on, for whether a new track may be them (PersonTracker._continuations, _walking_on): twice
 #: WALK_MAX_SPEED, as the composed clips' walkers cover up to 1.4 heights a second and a
 #: wrong "may be" costs little.
 CONTINUE_MAX_SPEED = 2 * WALK_MAX_SPEED
@@ -2102,9 +2102,11 @@ class PersonTracker:
         WALKING_ON_MAX_GAP_S after they were last seen or maybe seen (their latest box of a
         track in doubt, or box that held them: _follow_unclaimed; sizes_720p, frames at
         random at 0.8/s: Dorsey, his track in doubt 2.2 s after his last sighting, came out
-        from behind two people 3.4 s later and was reported gone in view), and within a brisk
-        walk (WALK_MAX_SPEED) of where they were heading: it may be them, too far on
-        to re-link (_relink), so it is no evidence that they left. A box in no track too: at
+        from behind two people 3.4 s later and was reported gone in view), and within
+        CONTINUE_MAX_SPEED of where they were heading (a wrong "may be" only holds them a
+        while; sizes_720p, frames at random: Obama walking off, 1.05 heights a second from
+        where he stood): it may be them, too far on to re-link (_relink), so it is no
+        evidence that they left. A box in no track too: at
         a rate ByteTrack confirms tracks at their second box, a walker whose boxes no longer
         overlap is in no track at all (sizes_720p, frames at random, 1.2/s: Biden stood, then
         walked off; boxed 1.9, 1.4 and 0.3 s apart, each too far on to overlap the last, he
@@ -2137,7 +2139,7 @@ class PersonTracker:
                 if 0 < first_seen - person.last_seen
                 and first_seen - max(person.last_seen, person.doubted_at, person.in_doubt_at)
                 <= WALKING_ON_MAX_GAP_S
-                and self._reaches(person, stamp, box, WALK_MAX_SPEED)
+                and self._reaches(person, stamp, box, CONTINUE_MAX_SPEED)
                 and may_be(person)]
 
     def _stood_on(self, track: _Track, stamp: float, missing: list[_Person]) -> list[str]:

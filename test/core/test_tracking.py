@@ -2979,28 +2979,33 @@ def test_someone_without_a_face_who_walked_off_hidden_is_held_by_a_new_track_lik
     assert (EventKind.PERSON_OUT, 'person-000002') in [(e.kind, e.person_id) for e in events]
 
 
-def test_someone_without_a_face_walking_off_in_no_track_is_not_reported_gone() -> None:
+@pytest.mark.parametrize('pace', [0.8, 1.5])
+def test_someone_without_a_face_walking_off_in_no_track_is_not_reported_gone(pace: float
+                                                                             ) -> None:
     """At 1.4 detections/s a man stands 6 s, then walks off: boxed 1.9, 1.4 and 0.3 s apart.
 
     Each box is too far on to overlap the one before, so ByteTrack, which confirms a track
     at its second box at this rate, puts none of them in a track (the sizes_720p replay with
     frames at random, 1.2/s: Biden, reported gone in the frame that showed him 3.3 s after
-    he walked off). His face was never seen; each box is within a walk of where he stood and
-    looks like him, so it may be him: no PERSON_OUT while he is in view, one after he left.
+    he walked off). His face was never seen; each box looks like him and is within a walk of
+    where he stood (pace: his heights a second; CONTINUE_MAX_SPEED: the same replay, Obama
+    walking off 1.05 heights a second from where he stood), so it may be him: no PERSON_OUT
+    while he is in view, one after he left.
     """
     rng = np.random.default_rng(41)
     tracker = PersonTracker(CONFIG)
-    seated = [970.0, 320.0, 1100.0, 426.0]
-    scenes = {round(i / 1.4, 2): [720.0, 303.0, 800.0, 470.0] for i in range(9)}
-    scenes.update({7.6: [936.0, 303.0, 1017.0, 472.0], 9.0: [1138.0, 305.0, 1217.0, 471.0],
-                   9.3: [1182.0, 302.0, 1261.0, 471.0]})
+    seated = [1150.0, 320.0, 1270.0, 426.0]
+    stand = np.array([150.0, 303.0, 230.0, 470.0])
+    scenes = {round(i / 1.4, 2): stand for i in range(9)}
+    scenes.update({t: stand + pace * 167.0 * (t - 8 / 1.4) * np.array([1.0, 0.0, 1.0, 0.0])
+                   for t in (7.6, 9.0, 9.3)})
     events, man = [], set()
     for stamp, box in scenes.items():
         detections = [Detection(np.array(seated), 0.8, _body(2, rng)),
-                      Detection(np.array(box), 0.8, _body(1, rng))]
+                      Detection(box, 0.8, _body(1, rng))]
         persons, new = tracker.update(stamp, detections, (1280, 720))
         events += new
-        man |= {p.person_id for p in persons if p.box[0] < 900.0}
+        man |= {p.person_id for p in persons if p.box[0] < 1140.0}
         if stamp > 6.0:
             assert len(persons) == 1, 'a track took his box: the scene does not test the rule'
     assert len(man - {''}) == 1
