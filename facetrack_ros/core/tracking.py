@@ -2098,19 +2098,18 @@ class PersonTracker:
         """Return the ids of those in missing whom a pending track seen at stamp may show.
 
         The track: first seen at first_seen, its box and appearance (body) at stamp; or a
-        box in no track, first seen at stamp. Begun after they were last seen, at most
-        WALKING_ON_MAX_GAP_S after they were last seen or maybe seen (their latest box of a
-        track in doubt, or box that held them: _follow_unclaimed; sizes_720p, frames at
-        random at 0.8/s: Dorsey, his track in doubt 2.2 s after his last sighting, came out
-        from behind two people 3.4 s later and was reported gone in view), and within
-        CONTINUE_MAX_SPEED of where they were heading (a wrong "may be" only holds them a
-        while; sizes_720p, frames at random: Obama walking off, 1.05 heights a second from
-        where he stood): it may be them, too far on to re-link (_relink), so it is no
-        evidence that they left. A box in no track too: at
-        a rate ByteTrack confirms tracks at their second box, a walker whose boxes no longer
-        overlap is in no track at all (sizes_720p, frames at random, 1.2/s: Biden stood, then
-        walked off; boxed 1.9, 1.4 and 0.3 s apart, each too far on to overlap the last, he
-        was reported gone in view). Besides:
+        box in no track, first seen at stamp (at a rate ByteTrack confirms tracks at their
+        second box, a walker whose boxes no longer overlap is in no track at all: sizes_720p,
+        frames at random at 1.2/s, Biden stood, then walked off, boxed 1.9, 1.4 and 0.3 s
+        apart, each too far on to overlap the last, and was reported gone in view).
+        Begun after they were last seen, at most WALKING_ON_MAX_GAP_S after they were last
+        seen or maybe seen (their latest box of a track in doubt, or box that held them:
+        _follow_unclaimed; sizes_720p, frames at random at 0.8/s: Dorsey, his track in doubt
+        2.2 s after his last sighting, came out from behind two people 3.4 s later and was
+        reported gone in view), and within CONTINUE_MAX_SPEED of where they were heading (a
+        wrong "may be" only holds them a while; sizes_720p, frames at random: Obama walking
+        off, 1.05 heights a second from where he stood): it may be them, too far on to
+        re-link (_relink), so it is no evidence that they left. Besides:
         - someone without a face (_face_can_decide), whom looks alone must keep: the track
           looks as much like them as usual (APPEARANCE_REFIND_MAX_DROP) (sizes_720p at 1/s:
           Biden stood, then walked off behind Mayer, whose box hid him for 3.3 s; seen again
