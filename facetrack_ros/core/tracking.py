@@ -2115,23 +2115,28 @@ class PersonTracker:
           Biden stood, then walked off behind Mayer, whose box hid him for 3.3 s; seen again
           2.6 heights on as a new track, he was reported gone in view);
         - someone with a face: the track is young enough for its face to be on its way
-          (identity_wait_s), and does not look unlike them (_looks_like): that face will say
-          (group_tight, frames at random: Perry, hidden behind Damon for 2.8 s, came out as a
-          new track of his upper body, unlike his whole box; he was reported gone in that
-          frame and RETURNED by its face). Not longer: the crossing's look-alikes score as
-          much to one another as some of them to themselves, and such tracks held a person
-          with a face for 15 s while the newcomer they showed was never announced.
+          (identity_wait_s), and does not look unlike them (_looks_like), or either box is
+          cut by the image's edge: that face will say (group_tight, frames at random: Perry,
+          hidden behind Damon for 2.8 s, came out as a new track of his upper body, unlike
+          his whole box; named at the edge, he came out whole, unlike his part; reported
+          gone in those frames, he was RETURNED by their faces). Not longer: the crossing's
+          look-alikes score as much to one another as some of them to themselves, and such
+          tracks held a person with a face for 15 s while the newcomer they showed was never
+          announced.
         """
         # A box cut by the image's left or right edge shows a part of them, whose looks are
         # no evidence either way (sizes_720p, frames at random: Dorsey walking out, his box
-        # 0.63 like him, was reported gone in view).
+        # 0.63 like him, was reported gone in view). Their own looks from a part are no
+        # evidence either where a face will say; without one, any box in reach would hold
+        # them, and a newcomer then re-linked to them (the crossing at 0.5/s: Musk).
         partial = _partial(box, self._frame_size)
 
         def may_be(person: _Person) -> bool | None:
             if not self._face_can_decide(person.person_id):
                 return partial or _as_alike_as_usual(person, body)
             return (stamp - first_seen <= self._config.identity_wait_s
-                    and (partial or _looks_like(person, body, unknown=True)
+                    and (partial or _partial(person.box, self._frame_size)
+                         or _looks_like(person, body, unknown=True)
                          or _top_of(box, person.box)))
 
         return [person.person_id for person in missing

@@ -3053,6 +3053,38 @@ def test_someone_hidden_who_walks_out_by_the_image_s_edge_is_not_reported_gone(n
     assert new == [], 'gone while in view'
 
 
+def test_someone_named_at_the_image_s_edge_then_seen_whole_is_not_reported_gone() -> None:
+    """At 1.25 detections/s a man walks in by the image's left edge, and a face names him.
+
+    All his boxes were cut by the edge, so his looks are those of a part. Hidden for two
+    frames, he comes out whole 2 heights on, in no track yet (ByteTrack confirms a track at
+    its second box at this rate), in the frame that would show him absent. The whole box
+    looks unlike his part, as any whole does (group_tight, frames at random: Perry, named
+    at the edge, reported gone in view and RETURNED by the next face). His looks are no
+    evidence either way: it may be him, and its face will say; no PERSON_OUT there.
+    """
+    rng = np.random.default_rng(41)
+    tracker = PersonTracker(CONFIG)
+    events = []
+    for stamp, right in ((0.0, 70.0), (0.8, 90.0)):
+        persons, new = tracker.update(
+            stamp, [Detection(np.array([0.0, 300.0, right, 470.0]), 0.9, _body(1, rng))],
+            (1280, 720))
+        events += new
+        if persons:
+            events += tracker.add_face(stamp, persons[0].track_id, _sighting(_face(8), rng),
+                                       GOOD_QUALITY)
+    assert [e.kind for e in events] == [EventKind.PERSON_IN], 'the scene names no one'
+    for stamp in (1.6, 2.4):
+        events += tracker.update(stamp, [], (1280, 720))[1]
+    persons, new = tracker.update(
+        3.2, [Detection(np.array([250.0, 300.0, 350.0, 470.0]), 0.9, _body(3, rng))],
+        (1280, 720))
+    assert 3.2 - 0.8 >= CONFIG.absence_timeout_s
+    assert persons == [], 'a track took it: the scene does not test the rule'
+    assert events[1:] + new == [], 'gone while in view'
+
+
 def test_someone_walking_on_soon_after_their_track_was_in_doubt_is_not_reported_gone() -> None:
     """At 0.8 detections/s a man whose face named him stands, missing from one frame.
 
