@@ -2097,11 +2097,12 @@ class PersonTracker:
                     stamp: float, missing: list[_Person]) -> list[str]:
         """Return the ids of those in missing whom a pending track seen at stamp may show.
 
-        The track: first seen at first_seen, its box and appearance (body) at stamp; or a
-        box in no track, first seen at stamp (at a rate ByteTrack confirms tracks at their
-        second box, a walker whose boxes no longer overlap is in no track at all: sizes_720p,
-        frames at random at 1.2/s, Biden stood, then walked off, boxed 1.9, 1.4 and 0.3 s
-        apart, each too far on to overlap the last, and was reported gone in view).
+        The track: first seen (or in doubt: _expire) at first_seen, its box and appearance
+        (body) at stamp; or a box in no track, first seen at stamp (at a rate ByteTrack
+        confirms tracks at their second box, a walker whose boxes no longer overlap is in no
+        track at all: sizes_720p, frames at random at 1.2/s, Biden stood, then walked off,
+        boxed 1.9, 1.4 and 0.3 s apart, each too far on to overlap the last, and was reported
+        gone in view).
         Begun after they were last seen, at most WALKING_ON_MAX_GAP_S after they were last
         seen or maybe seen (their latest box of a track in doubt, or box that held them:
         _follow_unclaimed; sizes_720p, frames at random at 0.8/s: Dorsey, his track in doubt
@@ -2894,6 +2895,13 @@ class PersonTracker:
                 waiting.update(self._stood_on(track, stamp, missing))
                 if track.last_seen == stamp:
                     self._persons[track.person_id].in_doubt_at = stamp
+                    # Its box may show someone else walking on, as a new track's may; their
+                    # absence stays evident, as under _stood_on (group_tight, frames at
+                    # random: Damon, missed twice, walked onto Perry's spot as Perry's track
+                    # took his box; he was reported gone there and RETURNED by its face).
+                    waiting.update(self._walking_on(
+                        track.doubt_since, track.box, track.body, stamp,
+                        [p for p in missing if p.person_id != track.person_id]))
             # Nor is a group's box evidence that the people in it left (_group_of), nor a
             # new track or a box in none that may be someone walking on (_walking_on).
             elif track.person_id is None and track.last_seen == stamp:

@@ -3085,6 +3085,39 @@ def test_someone_named_at_the_image_s_edge_then_seen_whole_is_not_reported_gone(
     assert events[1:] + new == [], 'gone while in view'
 
 
+def test_someone_who_walked_onto_the_track_of_someone_hidden_waits_for_its_face() -> None:
+    """At 1.7 detections/s B walks onto the spot of A, whom B hides; A's track takes B's box.
+
+    B, named, is missed for two frames on the way, and A's track, carried onto B's box,
+    is in doubt: B looks unlike A (HANDED_OVER). A frame later B's absence would be evident,
+    and B was reported gone there, in view on that track (group_tight, frames at random:
+    Damon on Perry's track, reported gone and RETURNED by its face 0.2 s later). B may be
+    on it, so B's PERSON_OUT waits for its face while the doubt is young enough for one.
+    """
+    rng = np.random.default_rng(44)
+    tracker = PersonTracker(CONFIG)
+    faces = {'a': _face(1), 'b': _face(2)}
+    bodies = {'a': _body(1), 'b': _alike(_body(1), HANDED_OVER, 7)}
+    stood = {'a': _box(400.0).box, 'b': _box(100.0).box}
+    scenes = [(0.6 * i, dict(stood)) for i in range(5)]
+    scenes += [(3.0, {'a': stood['a']}), (3.6, {'a': stood['a']}),
+               (4.2, {'b': _box(390.0).box}), (4.8, {'b': _box(392.0).box})]
+    events, shown = [], {}
+    for stamp, boxes in scenes:
+        detections = {name: Detection(box, 0.9, bodies[name]) for name, box in boxes.items()}
+        persons, new = tracker.update(stamp, list(detections.values()))
+        events += new
+        shown[stamp] = {_owner(p, detections): (p.track_id, p.person_id) for p in persons}
+        if stamp < 2.0:
+            for name, (track_id, _) in shown[stamp].items():
+                events += tracker.add_face(stamp, track_id, _sighting(faces[name], rng),
+                                           GOOD_QUALITY)
+    assert shown[4.2] == {'b': (shown[3.6]['a'][0], '')}, \
+        "the scene no longer puts A's track, in doubt, on B"
+    assert 4.8 - 2.4 >= CONFIG.absence_timeout_s
+    assert [e.kind for e in events] == [EventKind.PERSON_IN] * 2, 'gone while in view'
+
+
 def test_someone_walking_on_soon_after_their_track_was_in_doubt_is_not_reported_gone() -> None:
     """At 0.8 detections/s a man whose face named him stands, missing from one frame.
 
