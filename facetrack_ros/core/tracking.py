@@ -616,6 +616,7 @@ class _Person:
     # no sighting, nor evidence that they left.
     doubted_at: float = -math.inf
     in_doubt_at: float = -math.inf  # latest box of a track of theirs in doubt (_walking_on)
+    unseen_since: float = -math.inf  # first processed frame after their last sighting
     adrift: bool = False  # their track's box turned out to show someone else (see _relink)
     enrolled: bool = False  # the id is a name enrolled in the fleet
     # The track whose faces founded them (_new_person); -1 if none of this run's did
@@ -2094,7 +2095,8 @@ class PersonTracker:
                 and self._absent(p, stamp, p.missed_frames + 1) == evident]
 
     def _walking_on(self, first_seen: float, box: np.ndarray, body: np.ndarray | None,
-                    stamp: float, missing: list[_Person]) -> list[str]:
+                    stamp: float, missing: list[_Person], since_missed: bool = False
+                    ) -> list[str]:
         """Return the ids of those in missing whom a pending track seen at stamp may show.
 
         The track: first seen (or in doubt: _expire) at first_seen, its box and appearance
@@ -2104,7 +2106,8 @@ class PersonTracker:
         boxed 1.9, 1.4 and 0.3 s apart, each too far on to overlap the last, and was reported
         gone in view).
         Begun after they were last seen, at most WALKING_ON_MAX_GAP_S after they were last
-        seen or maybe seen (their latest box of a track in doubt, or box that held them:
+        seen (since_missed: after the first processed frame that missed them) or maybe seen
+        (their latest box of a track in doubt, or box that held them:
         _follow_unclaimed; sizes_720p, frames at random at 0.8/s: Dorsey, his track in doubt
         2.2 s after his last sighting, came out from behind two people 3.4 s later and was
         reported gone in view), and within CONTINUE_MAX_SPEED of where they were heading (a
@@ -2142,7 +2145,8 @@ class PersonTracker:
 
         return [person.person_id for person in missing
                 if 0 < first_seen - person.last_seen
-                and first_seen - max(person.last_seen, person.doubted_at, person.in_doubt_at)
+                and first_seen - max(person.unseen_since if since_missed else person.last_seen,
+                                     person.doubted_at, person.in_doubt_at)
                 <= WALKING_ON_MAX_GAP_S
                 and self._reaches(person, stamp, box, CONTINUE_MAX_SPEED)
                 and may_be(person)]
@@ -2888,6 +2892,9 @@ class PersonTracker:
         held: dict[str, float] = {}
         waiting: set[str] = set()   # absent, but a face on its way may show them (_stood_on)
         missing = self._missing(stamp) + self._missing(stamp, evident=True)
+        for person in missing:
+            if person.unseen_since < person.last_seen:
+                person.unseen_since = stamp
         for track in self._tracks.values():
             if track.doubtful and not track.denied:
                 held[track.person_id] = max(held.get(track.person_id, -math.inf),
@@ -2904,12 +2911,19 @@ class PersonTracker:
                         [p for p in missing if p.person_id != track.person_id]))
             # Nor is a group's box evidence that the people in it left (_group_of), nor a
             # new track or a box in none that may be someone walking on (_walking_on).
+            # Frames a stalled detector never processed are no evidence either: a box that
+            # may be them up to WALKING_ON_MAX_GAP_S after the first frame that missed them
+            # keeps their PERSON_OUT waiting, their absence evident (sizes_720p, frames at
+            # random: Obama, 4.3 s without a processed frame, reported gone in view).
             elif track.person_id is None and track.last_seen == stamp:
                 held.update(dict.fromkeys(track.group or [], stamp))
                 held.update(dict.fromkeys(self._walking_on(
                     track.first_seen, track.box, track.body, stamp, missing), stamp))
+                waiting.update(self._walking_on(
+                    track.first_seen, track.box, track.body, stamp, missing, True))
         for box, body in untracked:
             held.update(dict.fromkeys(self._walking_on(stamp, box, body, stamp, missing), stamp))
+            waiting.update(self._walking_on(stamp, box, body, stamp, missing, True))
         for person in list(self._persons.values()):
             unseen = stamp - person.last_seen
             if person.state is PersonState.PRESENT:
