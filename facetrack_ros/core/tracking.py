@@ -164,6 +164,12 @@ SPLIT_MIN_SIZES = 1.2
 #: Boxes apart by at most this [person heights] touch: a person's face on a second box this
 #: near theirs makes that box a part of them; farther away it is someone else (a twin).
 PART_MAX_GAP = 0.25
+#: A pending track that walks across a present person this fast or faster [their heights a
+#: second] is someone passing them, not a part of them: a part walks with its person (the
+#: swap clip at the camera's rate: Jolie, walking in front of Aniston standing at 1.2 of
+#: Aniston's heights a second, was shown under Aniston's id until her face came). Half a
+#: brisk walk (WALK_MAX_SPEED): a part's box shifts as what hides the rest moves.
+PART_CROSS_SPEED = 0.5
 
 #: Weight of a zero-quality face in a running embedding, so the weighted mean stays defined.
 _MIN_SAMPLE_WEIGHT = 1e-3
@@ -2219,8 +2225,9 @@ class PersonTracker:
                     stamp: float) -> None:
         """Give pending tracks that are a part of one present person that person's id.
 
-        Only a person whose box touched the track's first box (PART_MAX_GAP) can own it: a
-        passer-by who walks into someone's box from elsewhere is not a part of them. A part:
+        Only a person whose box touched the track's first box (PART_MAX_GAP), and whom it
+        does not walk across (PART_CROSS_SPEED), can own it: a passer-by who walks into
+        someone's box from elsewhere, or past them, is not a part of them. A part:
         the track's box and the person's box of this frame or of the frame before (before:
         person id -> box, of those seen in the frame before) overlap by PART_MIN_OVERLAP of the
         smaller box, rising above it by at most PART_MAX_RISE, and the track looks like the
@@ -2247,7 +2254,9 @@ class PersonTracker:
                 boxes = [b for b in (earlier, now) if b is not None]
                 if track.frames == 1 and any(_adjacent(track.box, b) for b in boxes):
                     track.born_beside.add(person.person_id)
-                if person.person_id not in track.born_beside:
+                if person.person_id not in track.born_beside or (
+                        track.walked and float(np.linalg.norm(track.velocity - person.velocity))
+                        >= PART_CROSS_SPEED * _height(person.box)):
                     continue
                 if (now is not None and earlier is not None
                         and _overlap(track.box, now) > PART_SPLIT_MAX_OVERLAP

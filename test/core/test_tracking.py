@@ -3465,6 +3465,26 @@ def test_someone_walking_in_half_in_front_of_a_person_is_not_a_part_of_them() ->
     _assert_b_is_someone_else(bodies_at, rate=9.0)
 
 
+def test_someone_walking_across_in_front_of_a_person_is_not_a_part_of_them() -> None:
+    """A stands; B walks in beside A and on across A, 1.2 of A's heights a second.
+
+    B's track is born beside A, and its box then lies inside A's, spans most of A's height
+    and looks like A (dressed alike), as a part of A would; but a part walks with its
+    person, and B walks across A (the swap clip at the camera's rate: Jolie, walking in
+    front of Aniston standing, shown under Aniston's id until her face came).
+    """
+    body = _body(12)
+
+    def bodies_at(t: float) -> list[Detection]:
+        bodies = [Detection(np.array([300., 100., 420., 300.]), 0.9, body)]
+        if t >= 1.0:
+            b_x = 220. + 240. * (t - 1.0)
+            bodies.append(Detection(np.array([b_x, 130., b_x + 80., 300.]), 0.8,
+                                    _alike(body, 0.9, 13)))
+        return bodies
+    _assert_b_is_someone_else(bodies_at)
+
+
 @pytest.mark.parametrize('rate', [5.0, 9.0])
 def test_a_part_seen_as_the_person_s_box_shrinks_is_still_a_part(rate: float) -> None:
     """A standing person's left half gets a box of its own as their lower right is hidden.
