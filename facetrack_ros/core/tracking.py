@@ -2101,9 +2101,15 @@ class PersonTracker:
                 and self._absent(p, stamp, p.missed_frames + 1) == evident]
 
     def _walking_on(self, first_seen: float, box: np.ndarray, body: np.ndarray | None,
-                    stamp: float, missing: list[_Person], since_missed: bool = False
-                    ) -> list[str]:
+                    stamp: float, missing: list[_Person]) -> tuple[list[str], list[str]]:
         """Return the ids of those in missing whom a pending track seen at stamp may show.
+
+        As (held, waiting): held, within WALKING_ON_MAX_GAP_S of their last sighting, count
+        as maybe seen; waiting, within it only of the first processed frame that missed them
+        (a stalled detector's unprocessed frames are no evidence that they walked off:
+        sizes_720p, frames at random: Obama, 4.3 s without a processed frame, reported gone
+        in view), keep their PERSON_OUT waiting, their absence evident (held present, a
+        newcomer's track was re-linked to them: a merged id in the crossing).
 
         The track: first seen (or in doubt: _expire) at first_seen, its box and appearance
         (body) at stamp; or a box in no track, first seen at stamp (at a rate ByteTrack
@@ -2112,14 +2118,13 @@ class PersonTracker:
         boxed 1.9, 1.4 and 0.3 s apart, each too far on to overlap the last, and was reported
         gone in view).
         Begun after they were last seen, at most WALKING_ON_MAX_GAP_S after they were last
-        seen (since_missed: after the first processed frame that missed them) or maybe seen
-        (their latest box of a track in doubt, or box that held them:
-        _follow_unclaimed; sizes_720p, frames at random at 0.8/s: Dorsey, his track in doubt
-        2.2 s after his last sighting, came out from behind two people 3.4 s later and was
-        reported gone in view), and within CONTINUE_MAX_SPEED of where they were heading (a
-        wrong "may be" only holds them a while; sizes_720p, frames at random: Obama walking
-        off, 1.05 heights a second from where he stood): it may be them, too far on to
-        re-link (_relink), so it is no evidence that they left. Besides:
+        seen (see above) or maybe seen (their latest box of a track in doubt, or box that
+        held them: _follow_unclaimed; sizes_720p, frames at random at 0.8/s: Dorsey, his
+        track in doubt 2.2 s after his last sighting, came out from behind two people 3.4 s
+        later and was reported gone in view), and within CONTINUE_MAX_SPEED of where they
+        were heading (a wrong "may be" only holds them a while; sizes_720p, frames at random:
+        Obama walking off, 1.05 heights a second from where he stood): it may be them, too
+        far on to re-link (_relink), so it is no evidence that they left. Besides:
         - someone without a face (_face_can_decide), whom looks alone must keep: the track
           looks as much like them as usual (APPEARANCE_REFIND_MAX_DROP) (sizes_720p at 1/s:
           Biden stood, then walked off behind Mayer, whose box hid him for 3.3 s; seen again
@@ -2149,13 +2154,16 @@ class PersonTracker:
                          or _looks_like(person, body, unknown=True)
                          or _top_of(box, person.box)))
 
-        return [person.person_id for person in missing
-                if 0 < first_seen - person.last_seen
-                and first_seen - max(person.unseen_since if since_missed else person.last_seen,
-                                     person.doubted_at, person.in_doubt_at)
-                <= WALKING_ON_MAX_GAP_S
-                and self._reaches(person, stamp, box, CONTINUE_MAX_SPEED)
-                and may_be(person)]
+        held, waiting = [], []
+        for person in missing:
+            maybe_seen = max(person.doubted_at, person.in_doubt_at)
+            if (0 < first_seen - person.last_seen
+                    and first_seen - max(person.unseen_since, maybe_seen) <= WALKING_ON_MAX_GAP_S
+                    and self._reaches(person, stamp, box, CONTINUE_MAX_SPEED)
+                    and may_be(person)):
+                (held if first_seen - max(person.last_seen, maybe_seen) <= WALKING_ON_MAX_GAP_S
+                 else waiting).append(person.person_id)
+        return held, waiting
 
     def _stood_on(self, track: _Track, stamp: float, missing: list[_Person]) -> list[str]:
         """Return the ids of those in missing whose PERSON_OUT waits for a face of the track.
@@ -2904,6 +2912,8 @@ class PersonTracker:
         for person in missing:
             if person.unseen_since < person.last_seen:
                 person.unseen_since = stamp
+        # Boxes that may show someone walking on: first sighting, box, appearance.
+        pending = [(stamp, box, body) for box, body in untracked]
         for track in self._tracks.values():
             if track.doubtful and not track.denied:
                 held[track.person_id] = max(held.get(track.person_id, -math.inf),
@@ -2915,24 +2925,19 @@ class PersonTracker:
                     # absence stays evident, as under _stood_on (group_tight, frames at
                     # random: Damon, missed twice, walked onto Perry's spot as Perry's track
                     # took his box; he was reported gone there and RETURNED by its face).
-                    waiting.update(self._walking_on(
+                    walking, _ = self._walking_on(
                         track.doubt_since, track.box, track.body, stamp,
-                        [p for p in missing if p.person_id != track.person_id]))
+                        [p for p in missing if p.person_id != track.person_id])
+                    waiting.update(walking)
             # Nor is a group's box evidence that the people in it left (_group_of), nor a
             # new track or a box in none that may be someone walking on (_walking_on).
-            # Frames a stalled detector never processed are no evidence either: a box that
-            # may be them up to WALKING_ON_MAX_GAP_S after the first frame that missed them
-            # keeps their PERSON_OUT waiting, their absence evident (sizes_720p, frames at
-            # random: Obama, 4.3 s without a processed frame, reported gone in view).
             elif track.person_id is None and track.last_seen == stamp:
                 held.update(dict.fromkeys(track.group or [], stamp))
-                held.update(dict.fromkeys(self._walking_on(
-                    track.first_seen, track.box, track.body, stamp, missing), stamp))
-                waiting.update(self._walking_on(
-                    track.first_seen, track.box, track.body, stamp, missing, True))
-        for box, body in untracked:
-            held.update(dict.fromkeys(self._walking_on(stamp, box, body, stamp, missing), stamp))
-            waiting.update(self._walking_on(stamp, box, body, stamp, missing, True))
+                pending.append((track.first_seen, track.box, track.body))
+        for first_seen, box, body in pending:
+            walking, unprocessed = self._walking_on(first_seen, box, body, stamp, missing)
+            held.update(dict.fromkeys(walking, stamp))
+            waiting.update(unprocessed)
         for person in list(self._persons.values()):
             unseen = stamp - person.last_seen
             if person.state is PersonState.PRESENT:
