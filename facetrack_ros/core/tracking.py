@@ -2009,9 +2009,17 @@ class PersonTracker:
             self._persons[person_id].doubted_at = stamp
 
     def _seen_elsewhere(self, person_id: str | None, stamp: float) -> bool:
-        """Return whether the person a box in doubt was given to is seen at stamp elsewhere."""
+        """Return whether the person a box in doubt was given to shows at stamp elsewhere.
+
+        Seen, or on another track in view too: one person has one box, so at least one of
+        them shows someone else (sizes_720p, frames at random: a passer-by's track, carried
+        onto Musk's box as the passer-by walked on as a new track, both in doubt under the
+        passer-by's id; Musk, unseen, was reported gone and RETURNED by his face a frame later).
+        """
         person = self._persons.get(person_id) if person_id is not None else None
-        return person is not None and person.last_seen == stamp
+        return person is not None and (person.last_seen == stamp or sum(
+            track.person_id == person_id and track.last_seen == stamp
+            for track in self._tracks.values()) > 1)
 
     def _follows(self, person: _Person, stamp: float, box: np.ndarray, doubted: bool) -> bool:
         """Return whether box is where the missing person may be (see _follow_unclaimed).
