@@ -222,7 +222,8 @@ FOLLOW_STILL_IOU = 0.7
 #: (sizes_720p at 3/s: Musk, seen again at 0.52 of his last box, was reported gone).
 FOLLOW_STILL_IOU_LOOKS = 0.5
 #: ... or a box within this distance [person heights] of where their walk would have taken
-#: them: a replay at 5 detections/s lost a walker seen again 1.0 s later 0.02 heights off.
+#: them (for someone without a face, of their way there: _off_path): a replay at 5
+#: detections/s lost a walker seen again 1.0 s later 0.02 heights off.
 #: After a gap longer than FOLLOW_MAX_GAP_S the distance grows with it, up to the absence
 #: timeout: a walking speed known roughly sends them farther astray the longer they are
 #: unseen (sizes_720p replay at 5.5/s: Biden, seen again 1.9 s later 0.32 heights off, was
@@ -2027,12 +2028,18 @@ class PersonTracker:
         A box in doubt only where their walk took them: on their last box it is more likely
         its own track's person, standing where they were hidden. Nor, soon after, a box
         behind a walker (_behind): the next person through the door they walked out of.
+        Where their walk took them is on their way on (_off_path) for someone without a face,
+        whom nothing else could find again; for someone with one, a box short of where their
+        walk pointed may be the next person through the door they came in by (the doorway at
+        0.5/s: Dicaprio shown Obama's id for a frame), and their face will say.
         """
         gap = stamp - person.last_seen
         # Up to the absence timeout, when an unseen person used to be reported gone: a box
         # that held them since (_follow_unclaimed) is no sighting, and widens nothing.
         drift = min(gap, self._config.absence_timeout_s) / FOLLOW_MAX_GAP_S
-        on_course = (self._off_course(person, stamp, box) <= FOLLOW_ON_COURSE * max(1.0, drift))
+        off = (self._off_course(person, stamp, box) if self._face_can_decide(person.person_id)
+               else self._off_path(person, stamp, box))
+        on_course = off <= FOLLOW_ON_COURSE * max(1.0, drift)
         return on_course or not doubted and (
             gap <= FOLLOW_MAX_GAP_S and not _behind(person, box)
             or self._where_stood(person, box))
@@ -2209,6 +2216,23 @@ class PersonTracker:
         """Return how far box at stamp is from where the person was heading [their heights]."""
         heading = _centre(_heading_box(person, stamp))
         return float(np.linalg.norm(_centre(box) - heading)) / _height(person.box)
+
+    @staticmethod
+    def _off_path(person: _Person, stamp: float, box: np.ndarray) -> float:
+        """Return how far box at stamp is from the person's way on [their heights].
+
+        Their way runs from their last box to where their walk would have taken them by stamp
+        (_off_course): a walker may slow down or stop on it (sizes_720p, frames at random:
+        Biden, walking at 0.3 heights a second, slowed and stopped; seen again 3.9 s later
+        0.7 heights short of where his walk pointed, and by the next frame too far from it
+        to re-link, he was reported gone in view).
+        """
+        start = _centre(person.box)
+        way = _centre(_heading_box(person, stamp)) - start
+        length = float(np.dot(way, way))
+        along = 0.0 if length == 0.0 else float(
+            np.clip(np.dot(_centre(box) - start, way) / length, 0.0, 1.0))
+        return float(np.linalg.norm(_centre(box) - start - along * way)) / _height(person.box)
 
     def _less_alike(self, person: _Person, body: np.ndarray | None) -> bool:
         """Return whether a box looks less like the person than their track usually did.

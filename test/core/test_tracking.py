@@ -3050,6 +3050,31 @@ def test_someone_walking_on_while_the_detector_stalled_is_not_reported_gone(
     assert shown[3] == (man.pop() if named else ''), 'his face finds him'
 
 
+def test_a_walker_who_stopped_while_the_detector_stalled_is_not_reported_gone() -> None:
+    """At 1.2 detections/s a man walks left, 0.3 heights a second; then a 3.9 s stall.
+
+    He slowed and stopped in it: the next frame shows him 0.7 heights short of where his
+    walk pointed, a box in no track (ByteTrack confirms a track at its second box at this
+    rate), and the one after, 1.9 s later, 1.3 heights short, too far to re-link (the
+    sizes_720p replay with frames at random: Biden, reported gone in view and announced
+    again under a new id). The first box lies on his way on: it shows him, and his track
+    then continues him.
+    """
+    rng = np.random.default_rng(48)
+    tracker = PersonTracker(CONFIG)
+    walk = [(0.83 * i, 800.0 - 60.0 * 0.83 * i) for i in range(7)]   # last at 4.98, x 501
+    stood = [(8.88, 407.0)] + [(10.78 + 0.83 * i, 407.0) for i in range(7)]
+    events, man = [], set()
+    for stamp, x in walk + stood:
+        persons, new = tracker.update(stamp, [Detection(_box(x).box, 0.9, _body(1, rng))])
+        events += new
+        man |= {p.person_id for p in persons}
+    pointed = {stamp: 501.0 - 60.0 * (stamp - 4.98) for stamp in (8.88, 10.78)}
+    assert [round((407.0 - pointed[t]) / 200.0, 1) for t in pointed] == [0.7, 1.3]
+    assert len(man - {''}) == 1 and [e.kind for e in events] == [EventKind.PERSON_IN], \
+        'gone while in view'
+
+
 def _passer_by_carried_onto(looks: np.ndarray, steps: list[float], face_at: float
                             ) -> tuple[list[tuple[EventKind, str]], dict[float, dict]]:
     """At 0.8 detections/s B steps in front of A, who stands, and walks on; return the events.
