@@ -2031,7 +2031,7 @@ class PersonTracker:
         Where their walk took them is on their way on (_off_path) for someone without a face,
         whom nothing else could find again; for someone with one, a box short of where their
         walk pointed may be the next person through the door they came in by (the doorway at
-        0.5/s: Dicaprio shown Obama's id for a frame), and their face will say.
+        0.5/s: DiCaprio shown Obama's id for a frame), and their face will say.
         """
         gap = stamp - person.last_seen
         # Up to the absence timeout, when an unseen person used to be reported gone: a box
@@ -2228,11 +2228,10 @@ class PersonTracker:
         to re-link, he was reported gone in view).
         """
         start = _centre(person.box)
-        way = _centre(_heading_box(person, stamp)) - start
+        way, offset = _centre(_heading_box(person, stamp)) - start, _centre(box) - start
         length = float(np.dot(way, way))
-        along = 0.0 if length == 0.0 else float(
-            np.clip(np.dot(_centre(box) - start, way) / length, 0.0, 1.0))
-        return float(np.linalg.norm(_centre(box) - start - along * way)) / _height(person.box)
+        along = 0.0 if length == 0.0 else float(np.clip(np.dot(offset, way) / length, 0.0, 1.0))
+        return float(np.linalg.norm(offset - along * way)) / _height(person.box)
 
     def _less_alike(self, person: _Person, body: np.ndarray | None) -> bool:
         """Return whether a box looks less like the person than their track usually did.
@@ -2708,7 +2707,7 @@ class PersonTracker:
         that one all along, come in facing away (the crossing replay, seed 8: Johansson kept
         a new id in view for seconds, her faces matching her own). A face that decides for
         someone in view beside the box makes it a second box of theirs, as a pending track's
-        (_in_view_twin; the alone replay at 0.48/s: the detector split Dicaprio into two
+        (_in_view_twin; the alone replay at 0.48/s: the detector split DiCaprio into two
         boxes side by side, and his own face made the half-box's new id his, which went on
         when his first box ended while he was reported gone). Unless the box is in doubt or
         shared with another person's (it may show them).
