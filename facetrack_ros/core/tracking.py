@@ -65,6 +65,7 @@ from collections import Counter, deque
 import copy
 from dataclasses import dataclass, field
 import enum
+import itertools
 import math
 import statistics
 from typing import Sequence
@@ -82,7 +83,8 @@ from facetrack_ros.core.identity import (APPEARANCE_ADRIFT_RELINK_SIMILARITY,
                                          APPEARANCE_PENDING_MIN_SIMILARITY,
                                          APPEARANCE_REFIND_MAX_DROP,
                                          APPEARANCE_RELINK_MIN_SIMILARITY,
-                                         APPEARANCE_STABILITY_SMOOTHING, appearance_similarity,
+                                         APPEARANCE_STABILITY_SMOOTHING,
+                                         APPEARANCE_SWAP_MIN_GAIN, appearance_similarity,
                                          blend_appearance, CONTRADICTION_MAX_SIMILARITY,
                                          decide, FaceVote, Gallery, HANDOVER_GAP_S,
                                          IdentityRules, judge_face, MATCH_MARGIN,
@@ -696,6 +698,7 @@ class _Track:
     walked: bool = False  # velocity measured: two boxes alike in shape (_walk) have shown it
     growth: float = 0.0  # smoothed rate of change of the box's log height [1/s]
     body: np.ndarray | None = None  # running body appearance
+    last_body: np.ndarray | None = None  # body appearance of its latest box
     body_partial: bool = False  # body is of boxes cut by the image's left or right edge only
     body_stability: float | None = None  # usual similarity of its boxes to body
     frames: int = 0  # processed frames that showed the track
@@ -781,6 +784,7 @@ class _Track:
             # blended from boxes that showed him walking in, were unlike his box 2 s later).
             self.body = None
         self.body = blend_appearance(self.body, body)
+        self.last_body = body
         if body is not None:
             self.body_partial = partial and (self.body is body or self.body_partial)
         self.frames += 1
@@ -1183,6 +1187,7 @@ class PersonTracker:
                           if stamp - previous <= FOLLOW_MAX_GAP_S else box)
                     for pid, box in before.items() if pid not in still}
         torn = self._torn([m for m, _ in matched])
+        swapped = self._swapped(matched, bodies)
         for motion_id, idx in matched:
             body = bodies[idx]
             track = self._by_motion.get(motion_id)
@@ -1204,7 +1209,7 @@ class PersonTracker:
                     [pid for pid in track.engulfed if pid not in still] + engulfed))
                 if (track.refound_unlike(stamp, boxes[idx], body, self._frame_interval)
                         or missed or track.rescaled(boxes[idx])
-                        or engulfed or motion_id in torn
+                        or engulfed or motion_id in torn or motion_id in swapped
                         or _split_off(boxes, idx, before.get(track.person_id))
                         or self._guessed(track, stamp, idx, boxes, bodies, still)):
                     if not track.doubtful:
@@ -1256,6 +1261,27 @@ class PersonTracker:
         self._note_ambiguous(stamp)
         return [TrackedPerson(t.track_id, t.shown_id, t.box, t.confidence, t.shown_similarity)
                 for t in visible], events
+
+    def _swapped(self, matched: list[tuple[int, int]], bodies: list[np.ndarray | None]
+                 ) -> set[int]:
+        """Return the motion ids of named tracks ByteTrack swapped: boxes that look crossed.
+
+        matched: (motion id, box index) pairs of this frame; bodies: the boxes' appearances.
+        Two tracks of different people whose boxes look more like the other track's latest
+        box than like their own, by APPEARANCE_SWAP_MIN_GAIN over the two, traded people:
+        two people who traded places between frames, the box that overlaps a track most is
+        the other's (the swap clip at 0.5/s: each shown under the other's id for a frame).
+        """
+        named = [(m, self._by_motion[m], idx) for m, idx in matched
+                 if m in self._by_motion and self._by_motion[m].person_id is not None]
+        swapped = set()
+        for (m, one, mine), (n, other, theirs) in itertools.combinations(named, 2):
+            alike = [appearance_similarity(track.last_body, bodies[idx]) for track, idx in
+                     ((one, mine), (other, theirs), (one, theirs), (other, mine))]
+            if (one.person_id != other.person_id and None not in alike
+                    and alike[2] + alike[3] > alike[0] + alike[1] + APPEARANCE_SWAP_MIN_GAIN):
+                swapped |= {m, n}
+        return swapped
 
     def _torn(self, motion_ids: list[int]) -> set[int]:
         """Return the motion ids of tracks that show a person another track shows walking apart.

@@ -234,6 +234,36 @@ def test_faces_undo_a_swap_of_two_tracks_in_doubt() -> None:
     assert [e.kind for e in events] == [EventKind.PERSON_IN] * 2
 
 
+def test_two_people_who_traded_places_between_frames_show_no_id_until_their_faces() -> None:
+    """Two people trade places between two frames, at 2 detections/s.
+
+    ByteTrack matches boxes by overlap, so each track goes on on the other's box, with no miss
+    and no jump to put it in doubt. Each box looks more like the other track's latest box than
+    its own: neither shows an id (before, each showed the other's for a frame, as in the swap
+    clip at 0.5/s) until their faces give them their own back.
+    """
+    tracker = PersonTracker(CONFIG)
+    faces = {'a': _face(1), 'b': _face(2)}
+    bodies = {'a': _body(1)}
+    bodies['b'] = _alike(bodies['a'], 0.75, 5)
+    places = {'a': 100.0, 'b': 220.0}
+    shown, tracks = [], {}
+    for i in range(8):
+        if i == 4:
+            places = {'a': 220.0, 'b': 100.0}
+        detections = {k: Detection(_box(x).box, 0.9, bodies[k]) for k, x in places.items()}
+        persons, _ = tracker.update(i / 2, list(detections.values()))
+        owners = {_owner(p, detections): p for p in persons}
+        shown.append({k: p.person_id for k, p in owners.items()})
+        tracks[i] = {k: p.track_id for k, p in owners.items()}
+        for owner, person in owners.items():
+            tracker.add_face(i / 2, person.track_id, faces[owner], 0.8)
+    assert shown[3] == {'a': 'person-000001', 'b': 'person-000002'}
+    assert tracks[4] == {'a': 2, 'b': 1}, 'the scene no longer makes ByteTrack swap'
+    assert shown[4] == {'a': '', 'b': ''}
+    assert shown[-1] == {'a': 'person-000001', 'b': 'person-000002'}
+
+
 def test_a_person_whose_track_a_passer_by_took_gets_their_id_back_on_their_new_track() -> None:
     """A passer-by steps in front of someone standing and ByteTrack gives them his track.
 
