@@ -28,7 +28,9 @@ IoU. PersonTracker puts person ids on its tracks and says when people come and g
   it shows no person id and does not count as a sighting until a face confirms it or splits
   it off, so the next person through a door is never shown under the previous one's id on
   looks alone. Nor is it evidence of their absence, until a good face on it fails to confirm
-  them: faces too poor to decide never end the doubt of someone who is still there.
+  them: faces too poor to decide never end the doubt of someone who is still there. So are
+  two named tracks whose new boxes look crossed, each more like the other's latest box:
+  ByteTrack, matching by overlap alone, swapped two people who traded places.
 - A slow detector loses walkers: a box that moved more than its width between two frames
   overlaps nothing, and ByteTrack never confirms a track of such boxes; nor does ByteTrack
   find a lost track again on boxes of low score. A box no track took that continues a
