@@ -1270,18 +1270,20 @@ class PersonTracker:
 
         matched: (motion id, box index) pairs of this frame; bodies: the boxes' appearances.
         Two tracks of different people whose boxes look more like the other track's latest
-        box than like their own, by APPEARANCE_SWAP_MIN_GAIN over the two, traded people:
-        two people who traded places between frames, the box that overlaps a track most is
+        box than like their own, by APPEARANCE_SWAP_MIN_GAIN over the two, were swapped:
+        when two people trade places between frames, the box that overlaps each track most is
         the other's (the swap clip at 0.5/s: each shown under the other's id for a frame).
         """
         named = [(m, self._by_motion[m], idx) for m, idx in matched
                  if m in self._by_motion and self._by_motion[m].person_id is not None]
         swapped = set()
         for (m, one, mine), (n, other, theirs) in itertools.combinations(named, 2):
-            alike = [appearance_similarity(track.last_body, bodies[idx]) for track, idx in
-                     ((one, mine), (other, theirs), (one, theirs), (other, mine))]
-            if (one.person_id != other.person_id and None not in alike
-                    and alike[2] + alike[3] > alike[0] + alike[1] + APPEARANCE_SWAP_MIN_GAIN):
+            own = [appearance_similarity(one.last_body, bodies[mine]),
+                   appearance_similarity(other.last_body, bodies[theirs])]
+            crossed = [appearance_similarity(one.last_body, bodies[theirs]),
+                       appearance_similarity(other.last_body, bodies[mine])]
+            if (one.person_id != other.person_id and None not in own + crossed
+                    and sum(crossed) > sum(own) + APPEARANCE_SWAP_MIN_GAIN):
                 swapped |= {m, n}
         return swapped
 
