@@ -960,6 +960,18 @@ def _split_off(boxes: np.ndarray, index: int, own: np.ndarray | None) -> bool:
                for number, other in enumerate(boxes) if number != index)
 
 
+def _may_be_part_of(track: _Track, person: _Person) -> bool:
+    """Return whether a pending track may be a part of a person: born beside, not passing them.
+
+    Only a person whose box touched the track's first box (born_beside, PART_MAX_GAP), and
+    whom it does not walk across (PART_CROSS_SPEED): a passer-by who walks into someone's box
+    from elsewhere, or past them, is not a part of them.
+    """
+    return person.person_id in track.born_beside and not (
+        track.walked and float(np.linalg.norm(track.velocity - person.velocity))
+        >= PART_CROSS_SPEED * _height(person.box))
+
+
 def _splits(earlier: np.ndarray, now: np.ndarray, other: np.ndarray) -> bool:
     """Return whether a box shrank from earlier to now and now with other makes up earlier.
 
@@ -1079,6 +1091,7 @@ class PersonTracker:
             config.track_high_thresh, config.track_low_thresh, config.new_track_thresh,
             config.match_thresh, config.fuse_score), self._buffer_frames())
         self._now = -math.inf  # stamp of the latest update
+        self._before = -math.inf  # stamp of the update before it
         self._frame_size: tuple[int, int] | None = None  # its image's width, height [px]
         self._tracks: dict[int, _Track] = {}     # by our track id, unique for ever
         self._ended: list[_Track] = []  # pending tracks with faces that ByteTrack dropped
@@ -1169,7 +1182,7 @@ class PersonTracker:
         bodies = [body for body, weak in zip(bodies, faint) if not weak]
         if stamp < self._now:
             return self._fold_late(stamp, boxes, conf), []
-        previous = self._now
+        previous = self._before = self._now
         self._advance_clock(stamp)
         self._frame_size = frame_size
         if self._stalled_at is not None:
@@ -2294,9 +2307,8 @@ class PersonTracker:
                     stamp: float) -> None:
         """Give pending tracks that are a part of one present person that person's id.
 
-        Only a person whose box touched the track's first box (PART_MAX_GAP), and whom it
-        does not walk across (PART_CROSS_SPEED), can own it: a passer-by who walks into
-        someone's box from elsewhere, or past them, is not a part of them. A part:
+        Only a person it may be a part of can own it (_may_be_part_of: born beside them, not
+        walking across them). A part:
         the track's box and the person's box of this frame or of the frame before (before:
         person id -> box, of those seen in the frame before) overlap by PART_MIN_OVERLAP of the
         smaller box, rising above it by at most PART_MAX_RISE, and the track looks like the
@@ -2323,9 +2335,7 @@ class PersonTracker:
                 boxes = [b for b in (earlier, now) if b is not None]
                 if track.frames == 1 and any(_adjacent(track.box, b) for b in boxes):
                     track.born_beside.add(person.person_id)
-                if person.person_id not in track.born_beside or (
-                        track.walked and float(np.linalg.norm(track.velocity - person.velocity))
-                        >= PART_CROSS_SPEED * _height(person.box)):
+                if not _may_be_part_of(track, person):
                     continue
                 if (now is not None and earlier is not None
                         and _overlap(track.box, now) > PART_SPLIT_MAX_OVERLAP
@@ -2610,6 +2620,8 @@ class PersonTracker:
             self._relink([track], stamp)
             return []
         votes = [f.vote for f in track.faces]
+        if not votes and self._beside_its_person(track):
+            return []
         leaning = (any(v.kind is VoteKind.MATCH for v in votes)
                    or (bool(votes) and self._awaits_other_track(track, stamp)))
         wait = self._config.identity_max_wait_s if leaning else self._config.identity_wait_s
@@ -2626,6 +2638,28 @@ class PersonTracker:
         return self._make_new_person(track, stamp,
                                      EventReason.FACE if deciding else EventReason.NO_FACE,
                                      vanished)
+
+    def _beside_its_person(self, track: _Track) -> bool:
+        """Return whether a faceless pending track may be a part of a named person beside it.
+
+        At a slow rate the detector may box one person in two beside a post for seconds, their
+        face on one box (the alone clip at 0.5-2 detections/s: the other half, announced as
+        someone new, was DiCaprio by its first face, in 26 of 200 draws). Such a half is born
+        beside them and walks with them (_may_be_part_of), touches their box of this frame or
+        the one before, and is as tall; it need not look like them (the halves: 0.44-0.53).
+        Until a face tells, it is nobody new. Someone faceless who came in beside a person
+        is announced once they part. Only beside people whose face can decide
+        (_face_can_decide): with no face to wait for, motion and looks decide.
+        """
+        for other in self._tracks.values():
+            person = self._persons.get(other.person_id) if other is not track else None
+            if (person is not None and other.last_seen >= self._before
+                    and _may_be_part_of(track, person)
+                    and _adjacent(track.box, other.box)
+                    and _alike_in_height(track.box, other.box)
+                    and self._face_can_decide(person.person_id)):
+                return True
+        return False
 
     def _continuations(self, track: _Track, stamp: float) -> set[int]:
         """Return the ids of the tracks new at stamp that may show a vanished track's person.
