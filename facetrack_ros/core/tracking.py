@@ -335,7 +335,8 @@ class TrackerConfig:
     #: A new track continues a present person whose track was lost if it starts within this
     #: distance [person heights] of where that person was heading; 0 disables re-linking.
     relink_distance: float = 1.0
-    #: How long a confirmed track waits for a face before its PERSON_IN is decided [s].
+    #: How long a confirmed track waits for a face before its PERSON_IN is decided [s]; a
+    #: faceless one beside someone it may be a part of waits until they part.
     identity_wait_s: float = 1.0
     #: How long a track whose faces point at a remembered person waits for the confirming
     #: face before it is taken for someone new [s].
@@ -2308,22 +2309,21 @@ class PersonTracker:
         """Give pending tracks that are a part of one present person that person's id.
 
         Only a person it may be a part of can own it (_may_be_part_of: born beside them, not
-        walking across them). A part:
-        the track's box and the person's box of this frame or of the frame before (before:
-        person id -> box, of those seen in the frame before) overlap by PART_MIN_OVERLAP of the
-        smaller box, rising above it by at most PART_MAX_RISE, and the track looks like the
-        person (_looks_like: at a camera cut, the
-        box of someone in the next shot lies inside the adrift person's box of the frame
-        before, and in a dim room dark clothes look alike). The box before counts only when
-        the person is not seen in this frame, their box of this frame shrank (PART_MAX_SHRINK:
-        part of them is hidden now), or the track lies beside that box (PART_SPLIT_MAX_OVERLAP:
-        the rest of them hidden), not across it: someone walking in beside a person, half in
-        front of them, is inside where they stood a frame ago (group_tight at 8-9/s: DiCaprio
-        shown under Perry's id until his face came). Or the person's box of this frame is a
-        shrunk part of their widest box (of the last PART_MEMORY_S, see there) and, with the
-        track's, makes it up (_splits: a post between two halves of one person; halves do not
-        look like the whole). A track that could be a part of two people waits for a face. A
-        good face unlike the person still splits the track.
+        walking across them). A part: the track's box and the person's box of this frame or of
+        the frame before (before: person id -> box, of those seen in the frame before) overlap
+        by PART_MIN_OVERLAP of the smaller box, rising above it by at most PART_MAX_RISE, and
+        the track looks like the person (_looks_like: at a camera cut, the box of someone in
+        the next shot lies inside the adrift person's box of the frame before, and in a dim
+        room dark clothes look alike). The box before counts only when the person is not seen
+        in this frame, their box of this frame shrank (PART_MAX_SHRINK: part of them is hidden
+        now), or the track lies beside that box (PART_SPLIT_MAX_OVERLAP: the rest of them
+        hidden), not across it: someone walking in beside a person, half in front of them, is
+        inside where they stood a frame ago (group_tight at 8-9/s: DiCaprio shown under Perry's
+        id until his face came). Or the person's box of this frame is a shrunk part of their
+        widest box (of the last PART_MEMORY_S, see there) and, with the track's, makes it up
+        (_splits: a post between two halves of one person; halves do not look like the whole).
+        A track that could be a part of two people waits for a face. A good face unlike the
+        person still splits the track.
         """
         for track in pending:
             owners = set()
@@ -2599,6 +2599,7 @@ class PersonTracker:
         A box that is the union of two other tracks' boxes is the detector's box of a group
         (two people standing close, _group_of): it is nobody new, however long it stays. Once
         it shows one of them, it starts anew there, and may continue a missing one (_relink).
+        Nor, while faceless, is a track beside someone it may be a part of (_beside_its_person).
 
         vanished: the track, seen in the frame before, is missing from this one at a slow
         rate (it will hardly be seen again): two boxes are enough if it has a face that may
@@ -2645,15 +2646,19 @@ class PersonTracker:
         At a slow rate the detector may box one person in two beside a post for seconds, their
         face on one box (the alone clip at 0.5-2 detections/s: the other half, announced as
         someone new, was DiCaprio by its first face, in 26 of 200 draws). Such a half is born
-        beside them and walks with them (_may_be_part_of), touches their box of this frame or
-        the one before, and is as tall; it need not look like them (the halves: 0.44-0.53).
-        Until a face tells, it is nobody new. Someone faceless who came in beside a person
-        is announced once they part. Only beside people whose face can decide
-        (_face_can_decide): with no face to wait for, motion and looks decide.
+        beside them and walks with them (_may_be_part_of); the latest box of a track of theirs
+        (named or in doubt), seen in this frame or the one before, touches it (PART_MAX_GAP)
+        and is as tall (RELINK_MAX_HEIGHT_RATIO); it need not look like them (the halves:
+        0.44-0.53). Until a face tells, it is nobody new, however long: someone faceless who
+        came in beside a present person is announced once they part. Only beside people
+        whose face can decide (_face_can_decide): with no face to wait for, motion and looks
+        decide.
         """
         for other in self._tracks.values():
-            person = self._persons.get(other.person_id) if other is not track else None
-            if (person is not None and other.last_seen >= self._before
+            if other.person_id is None:
+                continue
+            person = self._persons[other.person_id]
+            if (person.state is PersonState.PRESENT and other.last_seen >= self._before
                     and _may_be_part_of(track, person)
                     and _adjacent(track.box, other.box)
                     and _alike_in_height(track.box, other.box)
