@@ -3504,6 +3504,35 @@ def test_someone_faceless_who_came_in_beside_a_person_is_announced_once_they_par
     assert events[1].stamp == 8.0
 
 
+def test_the_faceless_half_a_face_took_a_person_off_waits_as_a_part_of_them() -> None:
+    """At 0.5 detections/s a named person's box splits in two beside a post, for two frames.
+
+    ByteTrack carries their track onto the faceless half; their face names the other half's
+    new track, which puts the faceless half in doubt and takes it off them. Beside them it
+    may be a part of them, as a track born beside them: it waits as nobody new, and takes
+    their id once the halves join again (the alone clip at 0.8/s: the half, split off, was
+    announced as someone new, then RECOGNISED as DiCaprio). One PERSON_IN, no other id.
+    """
+    whole = {0: [207, 135, 436, 357], 10: [130, 157, 400, 358], 12: [123, 160, 390, 358]}
+    halves = {6: ([150, 144, 260, 357], [270, 151, 436, 357]),  # the face on the first
+              8: ([140, 148, 250, 358], [262, 168, 420, 357])}
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(63)
+    events, shown = [], set()
+    for stamp in range(0, 14, 2):
+        boxes = halves.get(stamp) or [whole.get(stamp, whole[0])]
+        persons, new = tracker.update(float(stamp), [Detection(np.array(b, np.float32), 0.9)
+                                                     for b in boxes])
+        events += new
+        shown |= {p.person_id for p in persons}
+        with_face = next(p for p in persons if np.allclose(p.box, boxes[0]))
+        events += tracker.add_face(float(stamp), with_face.track_id,
+                                   _sighting(_face(1), rng), 0.9)
+    assert [(e.kind, e.person_id) for e in events] == [(EventKind.PERSON_IN, 'person-000001')]
+    assert shown <= {'', 'person-000001'}
+    assert [p.person_id for p in persons] == ['person-000001']
+
+
 def _assert_one_person(bodies_at: Callable[[float], list[Detection]], seconds: float,
                        face: int, seed: int, rate: float = FPS) -> None:
     """Run bodies_at(t) for seconds at rate [frames/s], a face on the first track at frame 2.
@@ -3972,6 +4001,49 @@ def test_at_a_slow_rate_two_walkers_who_cross_show_no_id_until_their_faces_tell(
     shown = {1 if p.box[0] > 200 else 2: p.person_id for p in persons}
     assert shown == names
     assert [e.kind for e in events] == [EventKind.PERSON_IN] * 2
+
+
+@pytest.mark.parametrize('b_first', [False, True])
+@pytest.mark.parametrize('b_to_a', [None, 0.92])
+def test_at_a_slow_rate_the_nearest_new_box_to_someone_of_no_walk_shows_no_id(
+        b_to_a: float | None, b_first: bool) -> None:
+    """A, named on one box, walks on between frames 2 s apart; B comes in behind A.
+
+    ByteTrack loses A's track. B's new box lies half a height from A's last one, where A
+    would be re-linked; A's own, 1.3 heights on, is in A's reach too (WALK_MAX_SPEED). A's
+    walk being unknown, either box may be A's, so B's shows no id (group_tight at 0.5/s:
+    Damon shown DiCaprio's id). A's face then names A's box, which takes A off B's: B's face
+    of the same frame, arriving after A's, announces B (swap at 0.5/s: such a face was
+    dropped, and Jolie never announced). A is never reported gone.
+
+    b_to_a: B's faces as alike A's as Damon's were DiCaprio's (0.92), neither a match nor a
+    contradiction. Once A's face named A's box, B's, in doubt in the same frame, is not A's
+    (one person, one box). If B's face came first (b_first) it decided nothing, and B's next
+    face announces them (before, B's box stayed in doubt under A one frame longer).
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(62)
+    b_face = _face(2) if b_to_a is None else _alike(_face(1), b_to_a, 2, _face)
+    faces = [('b', b_face), ('a', _face(1))] if b_first else [('a', _face(1)), ('b', b_face)]
+    stamp, events, a = _named_at_a_slow_rate(tracker, 100.0, rng)
+    stamp += 2.0
+    bodies = {'a': _box(360), 'b': _box(200)}
+    persons, new = tracker.update(stamp, list(bodies.values()))
+    events += new
+    assert {_owner(p, bodies): p.person_id for p in persons}['b'] == ''
+    for _ in range(3):
+        tracks = {_owner(p, bodies): p for p in persons}
+        for who, face in faces:
+            events += tracker.add_face(stamp, tracks[who].track_id, _sighting(face, rng), 0.9)
+        stamp += 2.0
+        bodies = {who: _box(det.box[0] + 20) for who, det in bodies.items()}
+        persons, new = tracker.update(stamp, list(bodies.values()))
+        events += new
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, a), (EventKind.PERSON_IN, 'person-000002')]
+    assert cosine_similarity(events[1].embedding, b_face[None])[0] > 0.95
+    assert events[1].stamp == (10.0 if b_first and b_to_a else 8.0)
+    assert {_owner(p, bodies): p.person_id for p in persons} == {'a': a, 'b': 'person-000002'}
 
 
 def _named_at_a_slow_rate(tracker: PersonTracker, x: float, rng: np.random.Generator
