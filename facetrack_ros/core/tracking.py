@@ -740,7 +740,8 @@ class _Track:
     # Re-linked to its person (_relink): the person as they were before, to go back to if a
     # face shows the box was someone else's (_split); None once a face confirmed it.
     took_over: '_Person | None' = None
-    # Persons whose box touched the track's first box: the only ones it can be a part of.
+    # Persons whose box touched the track's first box, or whom it was split off (_split):
+    # the only ones it can be a part of.
     born_beside: set[str] = field(default_factory=set)
     # Faces while pending (with their votes), or matching someone known while bound to a
     # person without a face (_first_face); good faces contradicting the bound person since
@@ -1095,9 +1096,9 @@ class PersonTracker:
         self._before = -math.inf  # stamp of the update before it
         self._frame_size: tuple[int, int] | None = None  # its image's width, height [px]
         self._tracks: dict[int, _Track] = {}     # by our track id, unique for ever
-        # Tracks split off a person (_split) by their old ids: faces of those still in
-        # flight are the new track's (the same box).
-        self._succeeded_by: dict[int, _Track] = {}
+        # Tracks split off a person (_split), by their old ids: the track that replaced each
+        # (the same box: faces still in flight for the old id are its) and that person.
+        self._succeeded_by: dict[int, tuple[_Track, str | None]] = {}
         self._ended: list[_Track] = []  # pending tracks with faces that ByteTrack dropped
         self._by_motion: dict[int, _Track] = {}  # by ByteTrack's id
         self._persons: dict[str, _Person] = {}
@@ -1388,7 +1389,7 @@ class PersonTracker:
         """
         vector = validate_embedding(embedding, self._config.embedding_dim)
         if track_id not in self._tracks and track_id in self._succeeded_by:
-            track_id = self._succeeded_by[track_id].track_id
+            track_id = self._succeeded_by[track_id][0].track_id
         if not 0 <= quality <= 1:
             raise ValueError(f'face quality must be in [0, 1], got {quality}')
         if face_box is not None:
@@ -1696,6 +1697,9 @@ class PersonTracker:
         for motion_id, track in list(self._by_motion.items()):
             if track.person_id == person.person_id:
                 self._by_motion[motion_id] = self._restart_track(track)
+        # Faces still in flight for tracks split off them may be theirs: not kept either.
+        self._succeeded_by = {old_id: entry for old_id, entry in self._succeeded_by.items()
+                              if entry[1] != person.person_id}
         del self._persons[person.person_id]
         return events
 
@@ -1826,8 +1830,8 @@ class PersonTracker:
                        and self._now - t.last_seen
                        <= (POOL_MAX_GAP_FRAMES + 1) * self._frame_interval]
         self._tracks = tracks
-        self._succeeded_by = {old_id: t for old_id, t in self._succeeded_by.items()
-                              if tracks.get(t.track_id) is t}
+        self._succeeded_by = {old_id: entry for old_id, entry in self._succeeded_by.items()
+                              if tracks.get(entry[0].track_id) is entry[0]}
 
     def _pool(self, track: _Track, face: _Face) -> None:
         """Give a pending track's first face the faces of the walker's previous track.
@@ -1919,9 +1923,10 @@ class PersonTracker:
             track, person = self._tracks[track_id], self._persons[person_id]
             track.person_id = person_id
             # Less alike than the person's track usually was, or behind where they walked:
-            # maybe the next person through the same door; or their own track, in doubt, is
-            # in view, and may show them (the crossing at 0.5 Hz: Dorsey beside Musk). A face
-            # must confirm it (see _Track.doubtful).
+            # maybe the next person through the same door; or a guess among people or boxes
+            # of no known walk; or their own track, in doubt, is in view, and may show them
+            # (the crossing at 0.5 Hz: Dorsey beside Musk). A face must confirm it (see
+            # _Track.doubtful).
             track.doubtful = (self._less_alike(person, track.body)
                               or _behind(person, track.first_box)
                               or self._guess_of_no_walk(person, track, missing, pending, stamp)
@@ -1972,9 +1977,9 @@ class PersonTracker:
         return any(
             other is not person and not np.any(other.velocity)  # never measured
             and self._in_reach(other, stamp, track.first_box, track.body) for other in missing
-        ) or not np.any(person.velocity) and any(
+        ) or (not np.any(person.velocity) and any(
             other is not track and other.first_seen == stamp
-            and self._in_reach(person, stamp, other.first_box, other.body) for other in pending)
+            and self._in_reach(person, stamp, other.first_box, other.body) for other in pending))
 
     def _missed(self, person: _Person, stamp: float) -> bool:
         """Return whether a person has been missing from whole processed frames for a while.
@@ -2766,7 +2771,8 @@ class PersonTracker:
         # slow rate, does one in doubt seen in the same frame as this track (group_tight at
         # 0.5/s: Damon's box, re-linked to DiCaprio in doubt, kept Damon's faces, 0.92 to
         # DiCaprio's, neither a match nor a contradiction, once DiCaprio's face named his
-        # own). At the camera's rate that may be a part of them the detector boxed apart.
+        # own), or a part of them: _split lets it wait as one. At the camera's rate it stays
+        # in doubt: a box beside theirs for a frame or two is mostly a part of them.
         slow = self._frame_interval >= SLOW_INTERVAL_S
         for other in [t for t in self._tracks.values()
                       if t is not track and t.person_id == person_id and (
@@ -2799,11 +2805,29 @@ class PersonTracker:
         fresh.faces += track.contradictions
         if track.person_id is not None:  # it may yet be a part of them (_beside_its_person)
             fresh.born_beside.add(track.person_id)
-        for old_id, successor in self._succeeded_by.items():
-            if successor is track:
-                self._succeeded_by[old_id] = fresh
-        self._succeeded_by[track.track_id] = fresh
+        self._succeed(track, fresh)
         return self._settle_by_faces(fresh, stamp)
+
+    def _succeed(self, track: _Track, fresh: _Track) -> None:
+        """Make fresh, split off track's person, the track that faces of track are for.
+
+        Only faces of the frame of the split on: before it, the box was taken for the person
+        (_Track.since). What the recent frames keep of track's box (boxes that overlapped it,
+        faces set aside) is fresh's.
+        """
+        fresh.since = track.last_seen
+        for old_id, (successor, former) in list(self._succeeded_by.items()):
+            if successor is track:
+                self._succeeded_by[old_id] = (fresh, former)
+        self._succeeded_by[track.track_id] = (fresh, track.person_id)
+        for others in self._ambiguous_in.values():
+            if track.track_id in others:
+                others[fresh.track_id] = others.pop(track.track_id)
+        for frame in self._faces_in.values():
+            if track.track_id in frame.boxes:
+                frame.boxes[fresh.track_id] = frame.boxes.pop(track.track_id)
+            frame.aside = [(fresh.track_id if track_id == track.track_id else track_id, *rest)
+                           for track_id, *rest in frame.aside]
 
     def _first_face(self, track: _Track, person: _Person, face: _Face, stamp: float,
                     shared: bool) -> list[PersonEventRecord]:
