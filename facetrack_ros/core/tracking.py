@@ -1967,10 +1967,12 @@ class PersonTracker:
         box only) may be anywhere within their reach (_in_reach). So the track may show
         another such person who can reach it (the crossing at 0.5/s: Johansson's box,
         re-linked to Aniston walking past her), or, if the person's own walk is unknown,
-        they may be on another track new in this frame within their reach (group_tight at
-        0.5/s: three walking in file, 220 px in 2 s; DiCaprio, seen on one box, was re-linked
-        to the nearest new box, Damon's, half a height from his last, while his own was 1.3
-        heights away).
+        they may be on another pending track within their reach whose box in this frame is
+        its first or its second (ByteTrack's guess: _guessed). group_tight at 0.5/s: three
+        walking in file, 220 px in 2 s, DiCaprio, seen on one box, was re-linked to the
+        nearest new box, Damon's, half a height from his last, while his own was 1.3 heights
+        away; group at 0.33/s: ByteTrack carried DiCaprio's one-box track onto Clooney, who
+        was re-linked to DiCaprio's new box.
         """
         if self._frame_interval < SLOW_INTERVAL_S:
             return False
@@ -1978,8 +1980,8 @@ class PersonTracker:
             other is not person and not np.any(other.velocity)  # never measured
             and self._in_reach(other, stamp, track.first_box, track.body) for other in missing
         ) or (not np.any(person.velocity) and any(
-            other is not track and other.first_seen == stamp
-            and self._in_reach(person, stamp, other.first_box, other.body) for other in pending))
+            other is not track and other.frames <= 2
+            and self._in_reach(person, stamp, other.box, other.body) for other in pending))
 
     def _missed(self, person: _Person, stamp: float) -> bool:
         """Return whether a person has been missing from whole processed frames for a while.

@@ -4096,6 +4096,35 @@ def test_a_face_for_a_split_track_from_a_box_over_another_is_set_aside() -> None
     assert list(tracker.persons) == [a]
 
 
+def test_at_a_slow_rate_a_box_that_may_be_someone_of_no_walk_on_another_s_track_shows_no_id(
+        ) -> None:
+    """A, named on one box, and B beside A, new and faceless, both walk on 2 s later.
+
+    ByteTrack carries B's one-box track onto A's new box (the nearest) and loses A's track.
+    A is re-linked to B's new box, 0.9 heights on; but A's walk is unknown and A's own box,
+    on B's track (a guess: its second box), is in A's reach too, so B's box shows no id
+    (group at 0.5/s: DiCaprio's track carried onto Clooney, and DiCaprio's new box shown
+    Clooney's id). The faces then tell who is who.
+    """
+    tracker = PersonTracker(CONFIG)
+    rng = np.random.default_rng(67)
+    events = _run_empty_at(tracker, 0.0, 0.5, 3)
+    stamp = 6.0
+    persons, _ = tracker.update(stamp, [_box(100), _box(200)])
+    events += tracker.add_face(stamp, persons[0].track_id, _sighting(_face(1), rng), 0.9)
+    bodies = {'a': _box(190), 'b': _box(280)}
+    persons, new = tracker.update(stamp + 2.0, list(bodies.values()))
+    events += new
+    tracks = {_owner(p, bodies): p for p in persons}
+    assert tracks['b'].person_id == ''
+    for who, face in (('a', 1), ('b', 2)):
+        events += tracker.add_face(stamp + 2.0, tracks[who].track_id,
+                                   _sighting(_face(face), rng), 0.9)
+    assert [(e.kind, e.person_id) for e in events] == [
+        (EventKind.PERSON_IN, 'person-000001'), (EventKind.PERSON_IN, 'person-000002')]
+    assert tracker.person_of_track(tracks['a'].track_id) == 'person-000001'
+
+
 def _named_at_a_slow_rate(tracker: PersonTracker, x: float, rng: np.random.Generator
                           ) -> tuple[float, list[PersonEventRecord], str]:
     """Name A (face 1) on one box at x, frames 2 s apart; return (stamp, events, A's id)."""
